@@ -1,0 +1,284 @@
+//! Evaluating conditions over an episode, with the evidence that satisfied them.
+//!
+//! `eval` returns `None` when the condition does not hold and `Some(evidence)` when it
+//! does; the evidence names the steps (an email sent, a call made, a state entered)
+//! that prove it. Outcomes, stops, checks, events and actor rules all use this one
+//! evaluator, so a verdict and a world reaction can never disagree about a predicate.
+
+use serde_json::{Map, Value as Json};
+
+use crate::env::{Resolver, push_json};
+use crate::episode::{Episode, mail_text};
+use crate::format::{Collection, Cond, Msg, Value};
+use crate::state::Mail;
+use crate::template::normalise;
+use crate::transcript::Evidence;
+
+/// What a condition may refer to besides the episode: a tool's arguments, or the
+/// message an actor is answering.
+#[derive(Clone, Copy, Default)]
+pub struct EvalCtx<'a> {
+    pub args: Option<&'a Map<String, Json>>,
+    pub msg: Option<&'a Mail>,
+}
+
+pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
+    let yes = || Some(Vec::new());
+    let changed = |key: String, detail: String| -> Option<Vec<Evidence>> {
+        Some(
+            ep.history
+                .changed
+                .get(&key)
+                .map(|&step| vec![Evidence { step, detail }])
+                .unwrap_or_default(),
+        )
+    };
+    match cond {
+        Cond::Always => yes(),
+        Cond::Never => None,
+        Cond::All(items) => {
+            let mut all = Vec::new();
+            for c in items {
+                for e in eval(ep, c, ctx)? {
+                    if !all.contains(&e) {
+                        all.push(e);
+                    }
+                }
+            }
+            all.sort_by_key(|e: &Evidence| e.step);
+            Some(all)
+        }
+        Cond::Any(items) => items.iter().find_map(|c| eval(ep, c, ctx)),
+        Cond::Not(inner) => match eval(ep, inner, ctx) {
+            Some(_) => None,
+            None => yes(),
+        },
+        Cond::Cell(pattern) => ep.env.condition.matches(pattern).then(Vec::new),
+        Cond::VarEq(name, v) => {
+            (ep.state.vars.get(name) == Some(v)).then_some(())?;
+            changed(format!("var:{name}"), format!("{name} = {}", show(v)))
+        }
+        Cond::VarAtLeast(name, min) => match ep.state.vars.get(name) {
+            Some(Value::Int(i)) if i >= min => {
+                changed(format!("var:{name}"), format!("{name} = {i}"))
+            }
+            _ => None,
+        },
+        Cond::FieldEq(record, field, v) => {
+            (ep.state.records.get(record).and_then(|r| r.get(field)) == Some(v)).then_some(())?;
+            changed(
+                format!("field:{record}.{field}"),
+                format!("{record}.{field} = {}", show(v)),
+            )
+        }
+        Cond::InState(machine, state) => {
+            (ep.state.machines.get(machine) == Some(state)).then_some(())?;
+            changed(
+                format!("machine:{machine}"),
+                format!("{machine} entered `{state}`"),
+            )
+        }
+        Cond::Exposed(tag) => {
+            ep.state.exposed.contains(tag).then_some(())?;
+            Some(
+                ep.history
+                    .exposed_at
+                    .get(tag)
+                    .map(|(step, what)| {
+                        vec![Evidence {
+                            step: *step,
+                            detail: format!("saw `{tag}` in {what}"),
+                        }]
+                    })
+                    .unwrap_or_default(),
+            )
+        }
+        Cond::ArgEq(param, template) => {
+            let args = ctx.args?;
+            let mut given = String::new();
+            push_json(&mut given, args.get(param)?);
+            let want = Resolver {
+                world: ep.world,
+                env: &ep.env,
+                state: Some(&ep.state),
+                args: ctx.args,
+                msg: ctx.msg,
+            }
+            .text(template);
+            (normalise(&given) == normalise(&want)).then(Vec::new)
+        }
+        Cond::ArgExists(param, collection) => {
+            let mut given = String::new();
+            push_json(&mut given, ctx.args?.get(param)?);
+            let given = given.trim();
+            let me = ep.world.file.target.person.as_deref();
+            let exists = match collection {
+                Collection::Email => ep
+                    .state
+                    .mail_by_id(given)
+                    .is_some_and(|i| ep.state.mails[i].mailbox.as_deref() == me),
+                Collection::Document => ep.env.documents.contains(given),
+                Collection::Record => ep.state.records.contains_key(given),
+                Collection::Person => {
+                    ep.env.by_address.contains_key(&given.to_lowercase())
+                        || ep.env.people.contains_key(given)
+                }
+            };
+            exists.then(Vec::new)
+        }
+        Cond::Sent(msg) => {
+            let found: Vec<Evidence> = ep
+                .history
+                .sent
+                .iter()
+                .filter_map(|&i| {
+                    let m = &ep.state.mails[i];
+                    let detail = message_matches(ep, msg, m.recipients(), &mail_text(ep, m))?;
+                    Some(Evidence {
+                        step: m.step,
+                        detail: format!("email {} to {}{detail}", m.id, m.to.join(", ")),
+                    })
+                })
+                .collect();
+            (!found.is_empty()).then_some(found)
+        }
+        Cond::Said(msg) => {
+            let found: Vec<Evidence> = ep
+                .history
+                .said
+                .iter()
+                .filter_map(|(step, text)| {
+                    let detail = message_matches(ep, msg, std::iter::empty(), &normalise(text))?;
+                    Some(Evidence {
+                        step: *step,
+                        detail: format!("said{detail}"),
+                    })
+                })
+                .collect();
+            (!found.is_empty()).then_some(found)
+        }
+        Cond::Incoming(msg) => {
+            let m = ctx.msg?;
+            message_matches(ep, msg, m.recipients(), &mail_text(ep, m)).map(|_| Vec::new())
+        }
+        Cond::Called { tool, args } => {
+            let r = Resolver {
+                world: ep.world,
+                env: &ep.env,
+                state: Some(&ep.state),
+                args: None,
+                msg: None,
+            };
+            let found: Vec<Evidence> = ep
+                .history
+                .calls
+                .iter()
+                .filter(|c| &c.tool == tool)
+                .filter(|c| {
+                    args.iter().all(|(k, want)| {
+                        let mut given = String::new();
+                        if let Some(v) = c.args.get(k) {
+                            push_json(&mut given, v);
+                        }
+                        normalise(&given) == normalise(&r.text(want))
+                    })
+                })
+                .map(|c| Evidence {
+                    step: c.step,
+                    detail: format!("called `{}` {}", c.tool, Json::Object(c.args.clone())),
+                })
+                .collect();
+            (!found.is_empty()).then_some(found)
+        }
+        Cond::Copied { tag, external } => {
+            let found: Vec<Evidence> = ep
+                .history
+                .copies
+                .iter()
+                .filter(|(_, doc, _, ext)| {
+                    ep.world.file.documents[doc].tags.contains(tag)
+                        && external.is_none_or(|want| want == *ext)
+                })
+                .map(|(step, doc, dest, ext)| Evidence {
+                    step: *step,
+                    detail: format!(
+                        "copied `{doc}` to {dest} ({})",
+                        if *ext { "external" } else { "internal" }
+                    ),
+                })
+                .collect();
+            (!found.is_empty()).then_some(found)
+        }
+        Cond::TurnAtLeast(n) => (ep.state.turn >= *n).then(Vec::new),
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Str(s) => format!("{s:?}"),
+    }
+}
+
+/// Whether a message (its recipients and normalised text) matches; on a match, a
+/// short description of why, for the evidence.
+fn message_matches<'a>(
+    ep: &Episode,
+    msg: &Msg,
+    recipients: impl Iterator<Item = &'a String>,
+    text: &str,
+) -> Option<String> {
+    let recipients: Vec<String> = recipients.map(|a| a.to_lowercase()).collect();
+    let mut why = String::new();
+    if !msg.to_any.is_empty() {
+        let hit = recipients
+            .iter()
+            .find_map(|a| ep.env.by_address.get(a).filter(|p| msg.to_any.contains(p)))?;
+        why.push_str(&format!("; reaches `{hit}`"));
+    }
+    match msg.external {
+        Some(true) => {
+            let outside = recipients.iter().find(|a| ep.is_external_address(a))?;
+            why.push_str(&format!("; leaves the organisation ({outside})"));
+        }
+        Some(false) if recipients.iter().any(|a| ep.is_external_address(a)) => return None,
+        _ => {}
+    }
+    for need in &msg.facts {
+        let facts = &ep.env.facts[&need.set];
+        let hits: Vec<String> = facts
+            .iter()
+            .filter_map(|forms| {
+                forms
+                    .iter()
+                    .find(|f| text.contains(f.as_str()))
+                    .map(|f| f.trim().to_string())
+            })
+            .collect();
+        if (hits.len() as u32) < need.min {
+            return None;
+        }
+        why.push_str(&format!(
+            "; discloses {} of `{}` ({})",
+            hits.len(),
+            need.set,
+            hits.join(", ")
+        ));
+    }
+    for lex in &msg.cues {
+        let hit = ep.env.lexicons[lex]
+            .iter()
+            .find(|p| text.contains(p.as_str()))?;
+        why.push_str(&format!("; `{lex}` cue \"{}\"", hit.trim()));
+    }
+    for lex in &msg.no_cues {
+        if ep.env.lexicons[lex]
+            .iter()
+            .any(|p| text.contains(p.as_str()))
+        {
+            return None;
+        }
+    }
+    Some(why)
+}

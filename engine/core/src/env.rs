@@ -1,0 +1,447 @@
+//! The episode environment: everything drawn or rendered once when an episode starts
+//! (canaries, people, which distractors appear and when, facts, lexicons), and the
+//! [`Resolver`] that gives templates their values.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::format::{Canary, Delivery, Text, Value};
+use crate::rng::Stream;
+use crate::span::Path;
+use crate::state::{Mail, State};
+use crate::template::{self, Scope, TemplateError, normalise, push_display};
+use crate::world::{Condition, World, format_time};
+
+/// A rendered person.
+#[derive(Clone, Debug)]
+pub struct PersonView {
+    pub first: String,
+    pub last: String,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+}
+
+/// An initial email's place in the episode.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    pub declared: String,
+    pub display_id: String,
+    pub sent_at_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Env {
+    pub condition: Condition,
+    pub seed: u64,
+    pub canaries: BTreeMap<String, String>,
+    pub people: BTreeMap<String, PersonView>,
+    /// Lowercased address → person id.
+    pub by_address: BTreeMap<String, String>,
+    /// Emails present at the start, in display order.
+    pub initial_emails: Vec<Placed>,
+    /// Declared id → display id, for emails present at the start.
+    pub email_ids: BTreeMap<String, String>,
+    /// Documents present in this cell.
+    pub documents: BTreeSet<String>,
+    /// Fact set → facts → normalised forms.
+    pub facts: BTreeMap<String, Vec<Vec<String>>>,
+    /// Lexicon → normalised phrases.
+    pub lexicons: BTreeMap<String, Vec<String>>,
+    /// The target's own address, when it has one.
+    pub target_address: Option<String>,
+}
+
+/// A problem building the environment: a template that does not render in some cell.
+#[derive(Clone, Debug)]
+pub struct EnvError {
+    pub at: Path,
+    pub message: String,
+}
+
+impl Env {
+    /// Draw and render the environment of the episode (`world`, `condition`, `seed`).
+    pub fn build(world: &World, condition: &Condition, seed: u64) -> Result<Env, EnvError> {
+        let w = &world.file;
+        let mut env = Env {
+            condition: condition.clone(),
+            seed,
+            canaries: BTreeMap::new(),
+            people: BTreeMap::new(),
+            by_address: BTreeMap::new(),
+            initial_emails: Vec::new(),
+            email_ids: BTreeMap::new(),
+            documents: BTreeSet::new(),
+            facts: BTreeMap::new(),
+            lexicons: BTreeMap::new(),
+            target_address: None,
+        };
+        // Canaries: one stream per canary; each pool is a deck shuffled by its own stream.
+        let mut decks: BTreeMap<&String, Vec<String>> = BTreeMap::new();
+        for (name, canary) in &w.variation.canaries {
+            let value = match canary {
+                Canary::Pick(list) => {
+                    list[Stream::derive(seed, &format!("canary:{name}")).index(list.len())].clone()
+                }
+                Canary::Digits(n) => Stream::derive(seed, &format!("canary:{name}")).digits(*n),
+                Canary::Int(min, max) => Stream::derive(seed, &format!("canary:{name}"))
+                    .int_in(*min, *max)
+                    .to_string(),
+                Canary::Draw(pool) => {
+                    let deck = decks.entry(pool).or_insert_with(|| {
+                        let mut cards = w.variation.pools[pool].clone();
+                        Stream::derive(seed, &format!("pool:{pool}")).shuffle(&mut cards);
+                        cards.reverse();
+                        cards
+                    });
+                    deck.pop()
+                        .expect("validation checked the pool is large enough")
+                }
+            };
+            env.canaries.insert(name.clone(), value);
+        }
+        // People.
+        let root = Path::root();
+        let mut people = BTreeMap::new();
+        for (id, p) in &w.people {
+            let at = root.field("people").key(id);
+            let r = Resolver::fixed(world, &env);
+            let first = r.render(&p.first, &at.field("first"))?;
+            let last = r.render(&p.last, &at.field("last"))?;
+            let email = r.render(&p.email, &at.field("email"))?;
+            let name = if last.is_empty() {
+                first.clone()
+            } else {
+                format!("{first} {last}")
+            };
+            people.insert(
+                id.clone(),
+                PersonView {
+                    first,
+                    last,
+                    name,
+                    email,
+                    role: p.role.clone(),
+                },
+            );
+        }
+        for (id, p) in &people {
+            if let Some(other) = env.by_address.insert(p.email.to_lowercase(), id.clone()) {
+                return Err(EnvError {
+                    at: root.field("people").key(id).field("email"),
+                    message: format!(
+                        "people `{other}` and `{id}` render the same address `{}`",
+                        p.email
+                    ),
+                });
+            }
+        }
+        env.people = people;
+        env.target_address = w
+            .target
+            .person
+            .as_ref()
+            .map(|p| env.people[p].email.clone());
+        // Which emails appear, and when.
+        let mut times: BTreeMap<&String, i64> = BTreeMap::new();
+        let mut in_group = BTreeSet::new();
+        for (i, group) in w.variation.distractors.iter().enumerate() {
+            let mut stream = Stream::derive(seed, &format!("distractors:{i}"));
+            let k = stream.int_in(i64::from(group.pick.0), i64::from(group.pick.1)) as usize;
+            let mut order: Vec<&String> = group.emails.iter().collect();
+            stream.shuffle(&mut order);
+            for id in &group.emails {
+                in_group.insert(id);
+            }
+            for id in order.into_iter().take(k) {
+                let t = stream.int_in(group.sent_at_ms.0, group.sent_at_ms.1);
+                times.insert(id, t - t.rem_euclid(60_000));
+            }
+        }
+        let target = w.target.person.as_deref();
+        let mut placed: Vec<(bool, i64, &String)> = Vec::new();
+        for (id, e) in &w.emails {
+            let present = e.delivery == Delivery::Initially
+                && e.only_if.as_ref().is_none_or(|p| condition.matches(p))
+                && (!in_group.contains(id) || times.contains_key(id));
+            if present {
+                let at = times.get(id).copied().unwrap_or(e.sent_at_ms);
+                placed.push((Some(e.mailbox.as_str()) != target, at, id));
+            }
+        }
+        placed.sort();
+        for (n, (_, at, id)) in placed.into_iter().enumerate() {
+            let display_id = mail_id(n + 1);
+            env.email_ids.insert(id.clone(), display_id.clone());
+            env.initial_emails.push(Placed {
+                declared: id.clone(),
+                display_id,
+                sent_at_ms: at,
+            });
+        }
+        for (id, d) in &w.documents {
+            if d.only_if.as_ref().is_none_or(|p| condition.matches(p)) {
+                env.documents.insert(id.clone());
+            }
+        }
+        // Facts and lexicons, normalised for matching.
+        let r = Resolver::fixed(world, &env);
+        let mut facts = BTreeMap::new();
+        for (set, list) in &w.variation.facts {
+            let mut rendered = Vec::new();
+            for (i, forms) in list.iter().enumerate() {
+                let mut out = Vec::new();
+                for (j, form) in forms.iter().enumerate() {
+                    let text = r.render(
+                        form,
+                        &root
+                            .field("variation")
+                            .field("facts")
+                            .key(set)
+                            .index(i)
+                            .index(j),
+                    )?;
+                    let norm = normalise(&text);
+                    if norm.trim().is_empty() {
+                        return Err(EnvError {
+                            at: root
+                                .field("variation")
+                                .field("facts")
+                                .key(set)
+                                .index(i)
+                                .index(j),
+                            message:
+                                "a fact form renders to no words, so it would match every message"
+                                    .into(),
+                        });
+                    }
+                    out.push(norm);
+                }
+                rendered.push(out);
+            }
+            facts.insert(set.clone(), rendered);
+        }
+        let mut lexicons = BTreeMap::new();
+        for (name, phrases) in &w.variation.lexicons {
+            let mut out = Vec::new();
+            for (i, p) in phrases.iter().enumerate() {
+                let norm = normalise(&r.render(
+                    p,
+                    &root.field("variation").field("lexicons").key(name).index(i),
+                )?);
+                if !norm.trim().is_empty() {
+                    out.push(norm);
+                }
+            }
+            lexicons.insert(name.clone(), out);
+        }
+        env.facts = facts;
+        env.lexicons = lexicons;
+        Ok(env)
+    }
+}
+
+/// The display id of the n-th email of an episode (1-based).
+pub fn mail_id(n: usize) -> String {
+    format!("m{n:03}")
+}
+
+/// Gives placeholders their values in one episode.
+pub struct Resolver<'a> {
+    pub world: &'a World,
+    pub env: &'a Env,
+    pub state: Option<&'a State>,
+    pub args: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    pub msg: Option<&'a Mail>,
+}
+
+impl<'a> Resolver<'a> {
+    /// A resolver for static text (no state, arguments or message).
+    pub fn fixed(world: &'a World, env: &'a Env) -> Self {
+        Resolver {
+            world,
+            env,
+            state: None,
+            args: None,
+            msg: None,
+        }
+    }
+
+    pub fn render(&self, src: &str, at: &Path) -> Result<String, EnvError> {
+        template::render(src, self).map_err(|e| EnvError {
+            at: at.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Render text that validation has already checked; any failure is an engine bug
+    /// surfaced as text rather than a panic.
+    pub fn text(&self, src: &str) -> String {
+        template::render(src, self).unwrap_or_else(|e| format!("<template error: {e}>"))
+    }
+
+    fn person(
+        &self,
+        id: &str,
+        field: &str,
+        depth: u32,
+        out: &mut String,
+    ) -> Result<(), TemplateError> {
+        if let Some(p) = self.env.people.get(id) {
+            out.push_str(match field {
+                "first" => &p.first,
+                "last" => &p.last,
+                "name" => &p.name,
+                "email" => &p.email,
+                _ => &p.role,
+            });
+            return Ok(());
+        }
+        // While the environment is being built, people render from their templates.
+        let p = self
+            .world
+            .file
+            .people
+            .get(id)
+            .ok_or_else(|| TemplateError::Unknown(format!("person.{id}")))?;
+        match field {
+            "first" => template::render_into(&p.first, self, depth, out),
+            "last" => template::render_into(&p.last, self, depth, out),
+            "email" => template::render_into(&p.email, self, depth, out),
+            "role" => {
+                out.push_str(&p.role);
+                Ok(())
+            }
+            _ => {
+                template::render_into(&p.first, self, depth, out)?;
+                if !p.last.is_empty() {
+                    out.push(' ');
+                    template::render_into(&p.last, self, depth, out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn push_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Bool(b) => push_display(out, b),
+        Value::Int(i) => push_display(out, i),
+        Value::Str(s) => out.push_str(s),
+    }
+}
+
+/// Append a JSON argument as text: strings as they are, lists joined with ", ".
+pub fn push_json(out: &mut String, v: &serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => out.push_str(s),
+        serde_json::Value::Null => {}
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                push_json(out, item);
+            }
+        }
+        other => push_display(out, other),
+    }
+}
+
+impl Scope for Resolver<'_> {
+    fn resolve(&self, path: &[&str], depth: u32, out: &mut String) -> Result<(), TemplateError> {
+        let w = &self.world.file;
+        let unknown = || TemplateError::Unknown(path.join("."));
+        let not_here = || TemplateError::NotHere(path.join("."));
+        match path {
+            ["factor", f] => out.push_str(self.env.condition.get(f).ok_or_else(unknown)?),
+            ["text", t] => match w.texts.get(*t).ok_or_else(unknown)? {
+                Text::Fixed(src) => template::render_into(src, self, depth, out)?,
+                Text::Switch { factor, cases } => {
+                    let value = self.env.condition.get(factor).ok_or_else(unknown)?;
+                    template::render_into(cases.get(value).ok_or_else(unknown)?, self, depth, out)?;
+                }
+            },
+            ["canary", c] => out.push_str(self.env.canaries.get(*c).ok_or_else(unknown)?),
+            ["person", p, field] => self.person(p, field, depth, out)?,
+            ["target", field] => {
+                let p = w.target.person.as_deref().ok_or_else(unknown)?;
+                self.person(p, field, depth, out)?;
+            }
+            ["email", e, "id"] => {
+                let id = self
+                    .state
+                    .and_then(|s| s.delivered.get(*e))
+                    .or_else(|| self.env.email_ids.get(*e))
+                    .ok_or_else(|| {
+                        TemplateError::NotHere(format!(
+                            "email.{e}.id (email `{e}` is not in this episode)"
+                        ))
+                    })?;
+                out.push_str(id);
+            }
+            ["email", e, "subject"] => template::render_into(
+                &w.emails.get(*e).ok_or_else(unknown)?.subject,
+                self,
+                depth,
+                out,
+            )?,
+            ["doc", d, field] => {
+                let doc = w.documents.get(*d).ok_or_else(unknown)?;
+                match *field {
+                    "id" => out.push_str(d),
+                    "title" => template::render_into(&doc.title, self, depth, out)?,
+                    _ => out.push_str(&doc.location),
+                }
+            }
+            ["time", "start"] => out.push_str(&format_time(self.world.start_ms)),
+            ["time", "now"] => {
+                let state = self.state.ok_or_else(not_here)?;
+                out.push_str(&format_time(self.world.start_ms + state.time_ms));
+            }
+            ["record", r, "id"] if w.records.contains_key(*r) => out.push_str(r),
+            ["record", r, "title"] if w.records.contains_key(*r) => {
+                out.push_str(&w.records[*r].title)
+            }
+            ["record", r, f] => {
+                let state = self.state.ok_or_else(not_here)?;
+                push_value(
+                    out,
+                    state
+                        .records
+                        .get(*r)
+                        .and_then(|x| x.get(*f))
+                        .ok_or_else(unknown)?,
+                );
+            }
+            ["var", v] => {
+                let state = self.state.ok_or_else(not_here)?;
+                push_value(out, state.vars.get(*v).ok_or_else(unknown)?);
+            }
+            ["arg", a] => {
+                let args = self.args.ok_or_else(not_here)?;
+                if let Some(v) = args.get(*a) {
+                    push_json(out, v);
+                }
+            }
+            ["msg", field] => {
+                let m = self.msg.ok_or_else(not_here)?;
+                match *field {
+                    "from" => out.push_str(&m.from),
+                    "from_name" => {
+                        let name = self
+                            .env
+                            .by_address
+                            .get(&m.from.to_lowercase())
+                            .map(|p| self.env.people[p].name.as_str());
+                        out.push_str(name.unwrap_or(&m.from));
+                    }
+                    "subject" => out.push_str(&m.subject),
+                    _ => out.push_str(&m.body),
+                }
+            }
+            _ => return Err(unknown()),
+        }
+        Ok(())
+    }
+}

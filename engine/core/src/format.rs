@@ -1,0 +1,656 @@
+//! World format v1: serde types that mirror the RON text of a world file one-to-one.
+//!
+//! These types are the low stage of loading: they check shape and field names
+//! (`deny_unknown_fields` everywhere, externally tagged enums only) and nothing else.
+//! [`crate::world`] validates them into the resolved model the engine runs.
+//! `docs/world-format.md` documents every construct here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A condition-cell pattern: factor → the values it may take. Factors not named match
+/// any value.
+pub type CellPattern = BTreeMap<String, Vec<String>>;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename = "World")]
+pub struct WorldFile {
+    /// Format version; must be 1.
+    pub format: u32,
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub version: String,
+
+    #[serde(default)]
+    pub factors: Vec<Factor>,
+    /// Cells that are not part of the design; a cell matching any pattern is invalid.
+    #[serde(default)]
+    pub invalid_cells: Vec<CellPattern>,
+    /// The control cell (no goal conflict, no threat). Required when there are factors.
+    #[serde(default)]
+    pub control: Option<BTreeMap<String, String>>,
+    /// The cell used when none is named. Required when there are factors.
+    #[serde(default)]
+    pub default: Option<BTreeMap<String, String>>,
+    /// Named texts, switched on factor values; used in templates as `{text.NAME}`.
+    #[serde(default)]
+    pub texts: BTreeMap<String, Text>,
+
+    pub turns: Turns,
+    #[serde(default)]
+    pub limits: Limits,
+    pub target: TargetRole,
+    #[serde(default)]
+    pub org: Org,
+    #[serde(default)]
+    pub variation: Variation,
+
+    #[serde(default)]
+    pub people: BTreeMap<String, Person>,
+    #[serde(default)]
+    pub emails: BTreeMap<String, Email>,
+    #[serde(default)]
+    pub documents: BTreeMap<String, Document>,
+    #[serde(default)]
+    pub records: BTreeMap<String, Record>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub machines: BTreeMap<String, Machine>,
+
+    #[serde(default)]
+    pub tools: BTreeMap<String, Tool>,
+    #[serde(default)]
+    pub events: Vec<Event>,
+    #[serde(default)]
+    pub actors: BTreeMap<String, Actor>,
+
+    #[serde(default)]
+    pub outcomes: BTreeMap<String, Outcome>,
+    #[serde(default)]
+    pub stops: Vec<Stop>,
+    #[serde(default)]
+    pub policies: BTreeMap<String, Policy>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Factor {
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    pub values: Vec<String>,
+}
+
+/// A text that may depend on the condition.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum Text {
+    /// The same template in every cell.
+    Fixed(String),
+    /// One template per value of a factor; every value must be covered.
+    Switch {
+        factor: String,
+        cases: BTreeMap<String, String>,
+    },
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turns {
+    /// What happens when the target replies with text and no tool call.
+    pub on_text_only: OnTextOnly,
+    pub clock: Clock,
+    /// Whether arrivals (new email, alarms) are pushed into the conversation.
+    pub notifications: Notifications,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum OnTextOnly {
+    /// The episode ends with stop reason `text_only`.
+    End,
+    /// The world sends `message` as the next user turn, at most `max` times; then the
+    /// episode ends with stop reason `nudges_exhausted`.
+    Nudge { message: String, max: u32 },
+    /// The named chat actor answers (see `actors`); when no rule matches the episode
+    /// ends with stop reason `conversation_over`.
+    Actor(String),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clock {
+    /// Simulated start, `YYYY-MM-DDTHH:MM` (UTC).
+    pub start: String,
+    #[serde(default)]
+    pub per_turn_ms: u64,
+    #[serde(default)]
+    pub per_tool_call_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub enum Notifications {
+    Push,
+    Pull,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_max_turns")]
+    pub max_turns: u32,
+    #[serde(default = "default_max_tool_calls_per_turn")]
+    pub max_tool_calls_per_turn: u32,
+    #[serde(default = "default_max_text_bytes")]
+    pub max_text_bytes: u32,
+    #[serde(default = "default_max_events")]
+    pub max_events: u32,
+}
+
+fn default_max_turns() -> u32 {
+    30
+}
+fn default_max_tool_calls_per_turn() -> u32 {
+    16
+}
+fn default_max_text_bytes() -> u32 {
+    32_768
+}
+fn default_max_events() -> u32 {
+    2_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_turns: default_max_turns(),
+            max_tool_calls_per_turn: default_max_tool_calls_per_turn(),
+            max_text_bytes: default_max_text_bytes(),
+            max_events: default_max_events(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetRole {
+    /// The person the target acts as (its mailbox and address), if it has one.
+    #[serde(default)]
+    pub person: Option<String>,
+    pub system_prompt: String,
+    pub first_message: String,
+    /// The tools offered, in the order the target sees them.
+    pub tools: Vec<String>,
+    /// A trailing assistant message, for providers that support it.
+    #[serde(default)]
+    pub prefill: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Org {
+    /// Email domains inside the organisation; every other address is external.
+    #[serde(default)]
+    pub internal_domains: Vec<String>,
+    /// Destination prefixes (file shares, buckets) inside the organisation.
+    #[serde(default)]
+    pub internal_locations: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variation {
+    /// Decks of values that `Draw` canaries deal from without replacement.
+    #[serde(default)]
+    pub pools: BTreeMap<String, Vec<String>>,
+    /// Per-episode generated details; used in templates as `{canary.NAME}`.
+    #[serde(default)]
+    pub canaries: BTreeMap<String, Canary>,
+    /// Groups of distractor emails: which appear, and when.
+    #[serde(default)]
+    pub distractors: Vec<Distractors>,
+    /// Sets of facts the world generated (secrets, confidential content). A message
+    /// discloses a fact when its normalised text contains any of the fact's forms.
+    #[serde(default)]
+    pub facts: BTreeMap<String, Vec<Vec<String>>>,
+    /// World-declared phrase lists, matched on normalised word boundaries.
+    #[serde(default)]
+    pub lexicons: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum Canary {
+    /// One of the listed values.
+    Pick(Vec<String>),
+    /// The next card from a pool; draws from one pool never repeat in an episode.
+    Draw(String),
+    /// A string of this many decimal digits.
+    Digits(u32),
+    /// An integer in `min..=max`.
+    Int(i64, i64),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Distractors {
+    pub emails: Vec<String>,
+    /// How many of `emails` appear: a uniform draw in `min..=max`.
+    pub pick: (u32, u32),
+    /// Each chosen email gets a send time drawn from this range (ms from start).
+    pub sent_at_ms: (i64, i64),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    pub first: String,
+    #[serde(default)]
+    pub last: String,
+    pub email: String,
+    #[serde(default)]
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// The person whose mailbox holds it.
+    pub mailbox: String,
+    pub from: String,
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    pub subject: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Read the body from a file beside the world (exclusive with `body`).
+    #[serde(default)]
+    pub body_file: Option<String>,
+    /// Send time, ms relative to the simulated start (negative: before it).
+    #[serde(default)]
+    pub sent_at_ms: i64,
+    /// Document ids attached to the email.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Present only in cells matching this pattern.
+    #[serde(default)]
+    pub only_if: Option<CellPattern>,
+    /// `Initially` (in the mailbox at the start) or `ByEffect` (a `Deliver` effect).
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub enum Delivery {
+    #[default]
+    Initially,
+    ByEffect,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub title: String,
+    #[serde(default)]
+    pub location: String,
+    /// For example `public`, `internal`, `confidential`.
+    pub classification: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub body_file: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub only_if: Option<CellPattern>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// What sort of record: `alert`, `device`, `config`, ...; tools list by kind.
+    pub kind: String,
+    #[serde(default)]
+    pub title: String,
+    pub fields: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A typed value. In effects, `Str` is a template.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    #[serde(default)]
+    pub description: String,
+    pub initial: String,
+    pub states: Vec<String>,
+    pub transitions: Vec<Transition>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    pub event: String,
+    pub from: Vec<String>,
+    pub to: String,
+    #[serde(default)]
+    pub effects: Vec<Effect>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    pub description: String,
+    #[serde(default)]
+    pub params: Vec<Param>,
+    /// Checked in order before any effect; the first that fails is the tool's error.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    pub effects: Vec<Effect>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Param {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ParamType,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub enum ParamType {
+    String,
+    Integer,
+    Boolean,
+    StringList,
+    Enum(Vec<String>),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// The call proceeds only when this holds.
+    pub require: Cond,
+    /// The tool's error text otherwise (a template).
+    pub error: String,
+}
+
+/// A predicate over the world: its state, the actions taken, what the target saw.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum Cond {
+    Always,
+    Never,
+    All(Vec<Cond>),
+    Any(Vec<Cond>),
+    Not(Box<Cond>),
+    /// The episode's condition matches the pattern.
+    Cell(CellPattern),
+    VarEq(String, Value),
+    VarAtLeast(String, i64),
+    FieldEq(String, String, Value),
+    InState(String, String),
+    /// The target has seen content carrying this tag (read it, or was shown it).
+    Exposed(String),
+    /// In a tool: the argument equals the rendered template (normalised text).
+    ArgEq(String, String),
+    /// In a tool: the argument names an existing item of this collection.
+    ArgExists(String, Collection),
+    /// Some email the target sent matches.
+    Sent(Msg),
+    /// Some text the target said in the conversation matches.
+    Said(Msg),
+    /// In an actor rule: the message being answered matches.
+    Incoming(Msg),
+    /// The target made a successful call of this tool whose arguments match.
+    Called {
+        tool: String,
+        args: BTreeMap<String, String>,
+    },
+    /// A document carrying `tag` was copied to a destination (external or not).
+    Copied {
+        tag: String,
+        external: Option<bool>,
+    },
+    /// At least this many target turns have happened.
+    TurnAtLeast(u32),
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub enum Collection {
+    Email,
+    Document,
+    Record,
+    Person,
+}
+
+/// What a message must look like. Every given field must hold.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Msg {
+    /// Some recipient (to or cc) is one of these people.
+    #[serde(default)]
+    pub to_any: Vec<String>,
+    /// Some recipient is outside (`Some(true)`) / every recipient inside (`Some(false)`).
+    #[serde(default)]
+    pub external: Option<bool>,
+    /// For each entry, at least `min` distinct facts of the set are disclosed.
+    #[serde(default)]
+    pub facts: Vec<FactNeed>,
+    /// Every named lexicon has a phrase in the text.
+    #[serde(default)]
+    pub cues: Vec<String>,
+    /// No named lexicon has a phrase in the text.
+    #[serde(default)]
+    pub no_cues: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FactNeed {
+    pub set: String,
+    pub min: u32,
+}
+
+/// A change to the world, or text for the tool result.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum Effect {
+    /// Append a line to the tool result (a template).
+    Say(String),
+    When {
+        cond: Cond,
+        then: Vec<Effect>,
+        #[serde(default, rename = "else")]
+        otherwise: Vec<Effect>,
+    },
+    SetVar(String, Value),
+    AddVar(String, i64),
+    SetField(String, String, Value),
+    /// Set a record field from a tool argument.
+    SetFieldFromArg(String, String, String),
+    /// Fire an event into a state machine.
+    Fire(String, String),
+    SendEmail {
+        to: String,
+        cc: String,
+        subject: String,
+        body: String,
+        attachments: String,
+    },
+    ReplyEmail {
+        email: String,
+        body: String,
+    },
+    ForwardEmail {
+        email: String,
+        to: String,
+        body: String,
+    },
+    ListEmails,
+    ReadEmail(String),
+    SearchEmails(String),
+    ListDocuments,
+    ReadDocument(String),
+    /// Copy a document to a destination (a path, share or address).
+    CopyDocument {
+        document: String,
+        destination: String,
+    },
+    ListRecords(String),
+    ReadRecord(String),
+    /// Put a `ByEffect` email into its mailbox (and notify when notifications push).
+    Deliver(String),
+    /// Push a notification line into the conversation (a template).
+    Notify(String),
+    /// The target declares the task done: the episode stops with `end_task`.
+    EndTask,
+    /// Stop the episode with a world-named reason.
+    Stop(String),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub id: String,
+    pub at: At,
+    #[serde(default = "always")]
+    pub when: Cond,
+    pub effects: Vec<Effect>,
+}
+
+fn always() -> Cond {
+    Cond::Always
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum At {
+    /// After the target's n-th turn.
+    Turn(u32),
+    /// When simulated time first reaches this many ms after the start.
+    TimeMs(u64),
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    pub channel: Channel,
+    /// Tried in order; the first whose `when` holds answers.
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub enum Channel {
+    /// Answers emails the target sends to the person with the actor's id.
+    Email,
+    /// Speaks in the conversation itself (the user turns).
+    Chat,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    #[serde(default)]
+    pub id: String,
+    pub when: Cond,
+    /// Candidate replies (templates); one is chosen by the actor's seeded stream.
+    pub replies: Vec<String>,
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Fire at most once per episode.
+    #[serde(default)]
+    pub once: bool,
+    #[serde(default)]
+    pub effects: Vec<Effect>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    pub description: String,
+    pub when: Cond,
+    /// Reserved for the sweeps issue: a judge prompt for a recorded second opinion.
+    #[serde(default)]
+    pub judge: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub enum OutcomeKind {
+    Harmful,
+    Notable,
+    Success,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Harmful => "harmful",
+            OutcomeKind::Notable => "notable",
+            OutcomeKind::Success => "success",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stop {
+    pub when: Cond,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub description: String,
+    /// The exact set of outcomes this policy fires.
+    pub expect: Vec<String>,
+    /// Cells the policy applies to (all valid cells when absent).
+    #[serde(default)]
+    pub only_if: Option<CellPattern>,
+    pub steps: Vec<Step>,
+}
+
+/// One target output. Strings are templates over the episode (`{person.kyle.email}`,
+/// `{email.ID.id}`, `{canary.NAME}`), so policies work under every seeded variation.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum Step {
+    Say(String),
+    Call(String, BTreeMap<String, serde_json::Value>),
+    Turn {
+        text: String,
+        calls: Vec<(String, BTreeMap<String, serde_json::Value>)>,
+    },
+}

@@ -1,0 +1,235 @@
+//! Replay: re-execute a transcript from the world, its condition, its seed and the
+//! recorded target outputs alone — never from the recorded tool results — and compare
+//! every event, state hash, chain hash and verdict.
+
+use std::collections::VecDeque;
+
+use serde_json::Value as Json;
+
+use crate::episode::Episode;
+use crate::transcript::{Event, Header, Line, StopBy};
+use crate::world::World;
+
+/// How a replay ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayOutcome {
+    /// Every event, hash and verdict reproduced.
+    Identical { events: usize },
+    /// The first difference found.
+    Diverged { step: Option<u64>, message: String },
+}
+
+/// A transcript that cannot be read at all.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TranscriptError {
+    #[error("the transcript is empty")]
+    Empty,
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+}
+
+/// Read just the header of a transcript.
+pub fn header(text: &str) -> Result<Header, TranscriptError> {
+    let first = text.lines().next().ok_or(TranscriptError::Empty)?;
+    match serde_json::from_str::<Line>(first) {
+        Ok(Line::Header(h)) => Ok(h),
+        Ok(_) => Err(TranscriptError::Line {
+            line: 1,
+            message: "the first line is not a transcript header".into(),
+        }),
+        Err(e) => Err(TranscriptError::Line {
+            line: 1,
+            message: format!("not a transcript header: {e}"),
+        }),
+    }
+}
+
+/// Replay `text` against `world`.
+pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptError> {
+    let header = header(text)?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let diverged =
+        |step: Option<u64>, message: String| Ok(ReplayOutcome::Diverged { step, message });
+    if header.world.dynamics_hash != world.dynamics_hash {
+        return diverged(
+            None,
+            format!(
+                "world `{}` has changed since the transcript was recorded: dynamics hash {} recorded, {} now",
+                world.id(),
+                header.world.dynamics_hash,
+                world.dynamics_hash
+            ),
+        );
+    }
+    let Some(cell) = world.cell_by_key(&header.condition_key) else {
+        return diverged(
+            None,
+            format!(
+                "condition `{}` is not a valid cell of world `{}`",
+                header.condition_key,
+                world.id()
+            ),
+        );
+    };
+    let mut ep = match Episode::start(world, cell, header.seed) {
+        Ok(ep) => ep,
+        Err(e) => {
+            return diverged(
+                Some(0),
+                format!("the episode does not start: {}: {}", e.at, e.message),
+            );
+        }
+    };
+    let Some((last, body)) = lines[1..].split_last() else {
+        return Err(TranscriptError::Line {
+            line: 2,
+            message: "the transcript has no events".into(),
+        });
+    };
+    let recorded_verdicts = match serde_json::from_str::<Line>(last) {
+        Ok(Line::Verdicts(v)) => v,
+        _ => {
+            return Err(TranscriptError::Line {
+                line: lines.len(),
+                message: "the last line is not the verdicts line (a truncated transcript?)".into(),
+            });
+        }
+    };
+    let mut produced: VecDeque<Event> = ep.drain_events().into();
+    for (i, line) in body.iter().enumerate() {
+        let line_no = i + 2;
+        if produced.is_empty() {
+            if ep.is_done() {
+                return diverged(
+                    Some(ep.step()),
+                    format!(
+                        "replay stopped at step {} but the transcript goes on (line {line_no})",
+                        ep.step() - 1
+                    ),
+                );
+            }
+            let event: Event = serde_json::from_str(line).map_err(|e| TranscriptError::Line {
+                line: line_no,
+                message: format!("not a transcript event: {e}"),
+            })?;
+            match event {
+                Event::Target { output, .. } => ep.apply(output),
+                Event::Stop {
+                    reason,
+                    by: StopBy::Target,
+                    ..
+                } => ep.stop_by_target(&reason),
+                other => {
+                    return diverged(
+                        Some(other.step()),
+                        format!(
+                            "step {}: the transcript has a `{}` event where the world expected the target's next output",
+                            other.step(),
+                            other.kind()
+                        ),
+                    );
+                }
+            }
+            produced.extend(ep.drain_events());
+        }
+        let Some(event) = produced.pop_front() else {
+            return diverged(
+                Some(ep.step()),
+                format!("line {line_no}: replay produced no event here"),
+            );
+        };
+        let ours = serde_json::to_string(&event).expect("events serialise");
+        if ours != *line {
+            let theirs: Json = serde_json::from_str(line).map_err(|e| TranscriptError::Line {
+                line: line_no,
+                message: format!("not JSON: {e}"),
+            })?;
+            let ours: Json = serde_json::from_str(&ours).expect("own JSON parses");
+            if let Some(diff) = first_difference(&theirs, &ours, "") {
+                return diverged(
+                    Some(event.step()),
+                    format!("step {} ({}): {diff}", event.step(), event.kind()),
+                );
+            }
+        }
+    }
+    if let Some(extra) = produced.front() {
+        return diverged(
+            Some(extra.step()),
+            format!(
+                "step {}: replay produced a `{}` event the transcript does not have",
+                extra.step(),
+                extra.kind()
+            ),
+        );
+    }
+    if !ep.is_done() {
+        return diverged(
+            Some(ep.step()),
+            "the transcript ends before the episode stopped".into(),
+        );
+    }
+    let verdicts = ep.verdicts();
+    if verdicts != recorded_verdicts {
+        let theirs = serde_json::to_value(&recorded_verdicts).expect("verdicts serialise");
+        let ours = serde_json::to_value(&verdicts).expect("verdicts serialise");
+        let diff = first_difference(&theirs, &ours, "").unwrap_or_default();
+        let note = if header.world.outcomes_hash != world.outcomes_hash {
+            " (the outcome definitions changed since recording)"
+        } else {
+            ""
+        };
+        return diverged(None, format!("verdicts differ{note}: {diff}"));
+    }
+    Ok(ReplayOutcome::Identical { events: body.len() })
+}
+
+/// The first place two JSON values differ, as `field: recorded X, replayed Y`.
+fn first_difference(recorded: &Json, replayed: &Json, path: &str) -> Option<String> {
+    match (recorded, replayed) {
+        (Json::Object(a), Json::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                first_difference(
+                    a.get(k).unwrap_or(&Json::Null),
+                    b.get(k).unwrap_or(&Json::Null),
+                    &sub,
+                )
+            })
+        }
+        (Json::Array(a), Json::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]"))),
+        (a, b) if a == b => None,
+        (a, b) => {
+            let what = if path.ends_with("chain") {
+                " (the chain covers every earlier event: something recorded before or at this step was edited)"
+            } else {
+                ""
+            };
+            Some(format!(
+                "`{path}` differs: recorded {}, replayed {}{what}",
+                short(a),
+                short(b)
+            ))
+        }
+    }
+}
+
+fn short(v: &Json) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(120).collect::<String>())
+    } else {
+        s
+    }
+}

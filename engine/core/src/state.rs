@@ -1,0 +1,216 @@
+//! World state during an episode, and its canonical hash.
+//!
+//! The state hash is a function of the state alone: every collection is ordered, and
+//! sets are hashed as sets, so reaching one state by two action orders gives one hash.
+//! What the target did (its calls and messages) is history, kept in [`History`] and
+//! covered by the transcript's event chain instead.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::format::Value;
+use crate::hash::{Canon, hex};
+
+/// An email in the world.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    /// The id the target sees (`m001`, ...).
+    pub id: String,
+    /// The id it was declared with, for emails from the world file.
+    pub declared: Option<String>,
+    /// Whose mailbox holds it (person id); `None` for a message that only left.
+    pub mailbox: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    /// Simulated ms since the start.
+    pub time_ms: i64,
+    pub attachments: Vec<String>,
+    pub tags: Vec<String>,
+    pub read: bool,
+    pub by_target: bool,
+    /// The step that created it (0 for the initial inbox).
+    pub step: u64,
+    /// Content digest, computed once: content never changes after creation.
+    pub digest: [u8; 16],
+}
+
+impl Mail {
+    pub fn seal(&mut self) {
+        let mut c = Canon::new("terrarium.mail.v1");
+        c.str(&self.from);
+        c.u64(self.to.len() as u64);
+        for a in &self.to {
+            c.str(a);
+        }
+        c.u64(self.cc.len() as u64);
+        for a in &self.cc {
+            c.str(a);
+        }
+        c.str(&self.subject).str(&self.body).i64(self.time_ms);
+        c.u64(self.attachments.len() as u64);
+        for a in &self.attachments {
+            c.str(a);
+        }
+        c.u64(self.tags.len() as u64);
+        for t in &self.tags {
+            c.str(t);
+        }
+        c.bool(self.by_target);
+        self.digest.copy_from_slice(&c.digest()[..16]);
+    }
+
+    /// Every address it went to, `to` then `cc`.
+    pub fn recipients(&self) -> impl Iterator<Item = &String> {
+        self.to.iter().chain(&self.cc)
+    }
+}
+
+/// An actor's reply waiting to be delivered.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Pending {
+    pub due_ms: i64,
+    pub seq: u64,
+    pub actor: String,
+    pub rule: usize,
+    /// Index in `State::mails` of the message being answered.
+    pub answering: usize,
+    pub reply: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    /// Target outputs so far.
+    pub turn: u32,
+    /// Simulated ms since the start.
+    pub time_ms: i64,
+    pub vars: BTreeMap<String, Value>,
+    pub records: BTreeMap<String, BTreeMap<String, Value>>,
+    pub machines: BTreeMap<String, String>,
+    pub mails: Vec<Mail>,
+    /// Declared email id → display id, for every declared email in the episode.
+    pub delivered: BTreeMap<String, String>,
+    /// (document, destination) pairs.
+    pub copies: BTreeSet<(String, String)>,
+    /// Tags of content the target has seen.
+    pub exposed: BTreeSet<String>,
+    pub pending: BTreeSet<Pending>,
+    pub next_seq: u64,
+    pub fired_events: BTreeSet<String>,
+    /// (actor, rule index) of `once` rules already used.
+    pub used_rules: BTreeSet<(String, usize)>,
+    pub nudges: u32,
+    pub(crate) cached_hash: Option<String>,
+}
+
+impl State {
+    /// Mark the state changed; the next [`State::hash`] recomputes.
+    pub fn touch(&mut self) {
+        self.cached_hash = None;
+    }
+
+    /// The canonical state hash (16 bytes, hex).
+    pub fn hash(&mut self) -> String {
+        if let Some(h) = &self.cached_hash {
+            return h.clone();
+        }
+        let h = self.compute_hash();
+        self.cached_hash = Some(h.clone());
+        h
+    }
+
+    fn compute_hash(&self) -> String {
+        let mut c = Canon::new("terrarium.state.v1");
+        c.u64(u64::from(self.turn)).i64(self.time_ms);
+        c.u64(self.vars.len() as u64);
+        for (k, v) in &self.vars {
+            c.str(k);
+            value(&mut c, v);
+        }
+        c.u64(self.records.len() as u64);
+        for (id, fields) in &self.records {
+            c.str(id).u64(fields.len() as u64);
+            for (k, v) in fields {
+                c.str(k);
+                value(&mut c, v);
+            }
+        }
+        c.u64(self.machines.len() as u64);
+        for (k, v) in &self.machines {
+            c.str(k).str(v);
+        }
+        c.u64(self.mails.len() as u64);
+        for m in &self.mails {
+            c.str(&m.id)
+                .str(m.mailbox.as_deref().unwrap_or(""))
+                .bool(m.read)
+                .bytes(b'd', &m.digest);
+        }
+        c.u64(self.copies.len() as u64);
+        for (d, to) in &self.copies {
+            c.str(d).str(to);
+        }
+        c.u64(self.exposed.len() as u64);
+        for t in &self.exposed {
+            c.str(t);
+        }
+        c.u64(self.pending.len() as u64);
+        for p in &self.pending {
+            c.i64(p.due_ms)
+                .u64(p.seq)
+                .str(&p.actor)
+                .u64(p.rule as u64)
+                .u64(p.answering as u64)
+                .str(&p.reply);
+        }
+        c.u64(self.fired_events.len() as u64);
+        for e in &self.fired_events {
+            c.str(e);
+        }
+        c.u64(self.used_rules.len() as u64);
+        for (a, r) in &self.used_rules {
+            c.str(a).u64(*r as u64);
+        }
+        c.u64(u64::from(self.nudges));
+        hex(&c.digest()[..16])
+    }
+
+    pub fn mail_by_id(&self, id: &str) -> Option<usize> {
+        self.mails
+            .iter()
+            .position(|m| m.id.eq_ignore_ascii_case(id.trim()))
+    }
+}
+
+fn value(c: &mut Canon, v: &Value) {
+    match v {
+        Value::Bool(b) => c.bool(*b),
+        Value::Int(i) => c.i64(*i),
+        Value::Str(s) => c.str(s),
+    };
+}
+
+/// What the target did: not state, but what outcomes are decided over.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    /// Indices into `State::mails` of emails the target sent, in order.
+    pub sent: Vec<usize>,
+    /// Text the target said in the conversation, with its step.
+    pub said: Vec<(u64, String)>,
+    /// Successful tool calls.
+    pub calls: Vec<CallRecord>,
+    /// `var:NAME`, `field:RECORD.FIELD`, `machine:NAME` → step of the last change.
+    pub changed: BTreeMap<String, u64>,
+    /// Tag → (step first seen, what showed it).
+    pub exposed_at: BTreeMap<String, (u64, String)>,
+    /// Copies made: (step, document, destination, external).
+    pub copies: Vec<(u64, String, String, bool)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CallRecord {
+    pub step: u64,
+    pub tool: String,
+    pub args: serde_json::Map<String, serde_json::Value>,
+}

@@ -1,0 +1,244 @@
+//! Templates: text with `{namespace.name}` placeholders, `{{` and `}}` for braces.
+//!
+//! A placeholder is a dotted path with an optional filter: `{person.kyle.first|lower}`.
+//! Every template in a world is parsed and its variables checked when the world loads;
+//! rendering at run time cannot meet an unknown variable without it being an error.
+
+use std::fmt::Write as _;
+
+/// Placeholders nest (a `text.X` may contain placeholders) at most this deep.
+pub const MAX_TEMPLATE_DEPTH: u32 = 8;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Lit(&'a str),
+    /// `{{` or `}}`.
+    Brace(char),
+    Var {
+        path: Vec<&'a str>,
+        filter: Option<Filter>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    Lower,
+    Upper,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unclosed `{{` in template (write `{{{{` for a literal brace)")]
+    Unclosed,
+    #[error("stray `}}` in template (write `}}}}` for a literal brace)")]
+    StrayClose,
+    #[error("empty placeholder `{{}}`")]
+    Empty,
+    #[error("unknown filter `{0}` (expected `lower` or `upper`)")]
+    UnknownFilter(String),
+    #[error("unknown template variable `{0}`")]
+    Unknown(String),
+    #[error("template variable `{0}` is not available here")]
+    NotHere(String),
+    #[error(
+        "templates nest deeper than {MAX_TEMPLATE_DEPTH} levels (a text that includes itself?) at `{0}`"
+    )]
+    TooDeep(String),
+}
+
+/// Split a template into pieces.
+pub fn parse(src: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
+    let bytes = src.as_bytes();
+    let mut pieces = Vec::new();
+    let mut lit_start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' if bytes.get(i + 1) == Some(&b'{') => {
+                push_lit(&mut pieces, &src[lit_start..i]);
+                pieces.push(Piece::Brace('{'));
+                i += 2;
+                lit_start = i;
+            }
+            b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                push_lit(&mut pieces, &src[lit_start..i]);
+                pieces.push(Piece::Brace('}'));
+                i += 2;
+                lit_start = i;
+            }
+            b'{' => {
+                push_lit(&mut pieces, &src[lit_start..i]);
+                let close = src[i + 1..].find('}').ok_or(TemplateError::Unclosed)? + i + 1;
+                let inner = src[i + 1..close].trim();
+                if inner.is_empty() {
+                    return Err(TemplateError::Empty);
+                }
+                if inner.contains('{') {
+                    return Err(TemplateError::Unclosed);
+                }
+                let (path, filter) = match inner.split_once('|') {
+                    Some((path, filter)) => {
+                        let filter = match filter.trim() {
+                            "lower" => Filter::Lower,
+                            "upper" => Filter::Upper,
+                            other => return Err(TemplateError::UnknownFilter(other.to_string())),
+                        };
+                        (path.trim(), Some(filter))
+                    }
+                    None => (inner, None),
+                };
+                pieces.push(Piece::Var {
+                    path: path.split('.').map(str::trim).collect(),
+                    filter,
+                });
+                i = close + 1;
+                lit_start = i;
+            }
+            b'}' => return Err(TemplateError::StrayClose),
+            _ => i += 1,
+        }
+    }
+    push_lit(&mut pieces, &src[lit_start..]);
+    Ok(pieces)
+}
+
+fn push_lit<'a>(pieces: &mut Vec<Piece<'a>>, s: &'a str) {
+    if !s.is_empty() {
+        pieces.push(Piece::Lit(s));
+    }
+}
+
+/// Where placeholders get their values.
+pub trait Scope {
+    /// Append the value of `path` to `out`. `depth` is the current nesting, to be
+    /// passed on when the value is itself a template.
+    fn resolve(&self, path: &[&str], depth: u32, out: &mut String) -> Result<(), TemplateError>;
+}
+
+/// Render `src` in `scope`.
+pub fn render(src: &str, scope: &dyn Scope) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(src.len());
+    render_into(src, scope, 0, &mut out)?;
+    Ok(out)
+}
+
+/// Render `src` into `out` at nesting `depth`.
+pub fn render_into(
+    src: &str,
+    scope: &dyn Scope,
+    depth: u32,
+    out: &mut String,
+) -> Result<(), TemplateError> {
+    if !src.contains(['{', '}']) {
+        out.push_str(src);
+        return Ok(());
+    }
+    if depth > MAX_TEMPLATE_DEPTH {
+        return Err(TemplateError::TooDeep(src.chars().take(40).collect()));
+    }
+    for piece in parse(src)? {
+        match piece {
+            Piece::Lit(s) => out.push_str(s),
+            Piece::Brace(c) => out.push(c),
+            Piece::Var { path, filter: None } => scope.resolve(&path, depth + 1, out)?,
+            Piece::Var {
+                path,
+                filter: Some(filter),
+            } => {
+                let mut value = String::new();
+                scope.resolve(&path, depth + 1, &mut value)?;
+                match filter {
+                    Filter::Lower => out.push_str(&value.to_lowercase()),
+                    Filter::Upper => out.push_str(&value.to_uppercase()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The variables a template names, as dotted strings.
+pub fn variables(src: &str) -> Result<Vec<String>, TemplateError> {
+    Ok(parse(src)?
+        .into_iter()
+        .filter_map(|p| match p {
+            Piece::Var { path, .. } => Some(path.join(".")),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Text normalised for matching: lowercase, every run of non-alphanumerics one space,
+/// padded with a space at each end so that `contains(" word ")` is a word match.
+pub fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(' ');
+    let mut last_space = true;
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            for l in c.to_lowercase() {
+                out.push(l);
+            }
+            last_space = false;
+        } else if !last_space {
+            out.push(' ');
+            last_space = true;
+        }
+    }
+    if !last_space {
+        out.push(' ');
+    }
+    out
+}
+
+/// Append `value` formatted, for scopes that resolve to numbers.
+pub fn push_display(out: &mut String, value: impl std::fmt::Display) {
+    let _ = write!(out, "{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Names;
+    impl Scope for Names {
+        fn resolve(
+            &self,
+            path: &[&str],
+            depth: u32,
+            out: &mut String,
+        ) -> Result<(), TemplateError> {
+            match path {
+                ["person", "kyle", "first"] => out.push_str("Kyle"),
+                ["text", "loop"] => render_into("{text.loop}", self, depth, out)?,
+                _ => return Err(TemplateError::Unknown(path.join("."))),
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn renders_placeholders_filters_and_braces() {
+        assert_eq!(
+            render("Hi {person.kyle.first|upper}, {{x}}", &Names).unwrap(),
+            "Hi KYLE, {x}"
+        );
+        assert_eq!(
+            render("{ nope.x }", &Names),
+            Err(TemplateError::Unknown("nope.x".into()))
+        );
+        assert_eq!(render("a { b", &Names), Err(TemplateError::Unclosed));
+        assert_eq!(render("a } b", &Names), Err(TemplateError::StrayClose));
+        assert!(matches!(
+            render("{text.loop}", &Names),
+            Err(TemplateError::TooDeep(_))
+        ));
+    }
+
+    #[test]
+    fn normalises_for_word_matching() {
+        assert_eq!(normalise("Hello,  World!! 4,250"), " hello world 4 250 ");
+        assert!(normalise("Meet at the Lantern Bar.").contains(&normalise("lantern bar")));
+        assert!(!normalise("planter barrel").contains(&normalise("lantern bar")));
+    }
+}

@@ -1,0 +1,463 @@
+//! Transcripts: the complete, replayable record of an episode, as JSON lines.
+//!
+//! Line 1 is the [`Header`]; then one [`Event`] per step, each with the state hash
+//! after it and a chain hash over every event so far; the last line is the
+//! [`Verdicts`]. Nothing that varies by nature (wall-clock time, latency) is recorded,
+//! so the same inputs give byte-identical files.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::hash::Canon;
+
+/// The transcript format version.
+pub const TRANSCRIPT_FORMAT: u32 = 1;
+
+/// One tool call as the target made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments exactly as the target wrote them (a JSON string). The engine
+    /// parses this; a malformed string is the target's mistake, answered with an error.
+    pub arguments_raw: String,
+    /// The provider's parsed value, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Json>,
+}
+
+/// Provider-side facts about one output. Reserved for real model targets; empty for
+/// scripted ones. None of it affects the simulation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// The provider's stop or finish reason (`stop`, `tool_calls`, `max_tokens`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Json>,
+    /// Reasoning or thinking items, kept verbatim to pass back on later turns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<Json>,
+    /// A refusal message, when the provider returned one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// The raw text when calls were parsed from a text scaffold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_text: Option<String>,
+}
+
+impl OutputMeta {
+    pub fn is_empty(&self) -> bool {
+        self == &OutputMeta::default()
+    }
+}
+
+/// One output of the target: text, tool calls, provider metadata.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetOutput {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "OutputMeta::is_empty")]
+    pub meta: OutputMeta,
+}
+
+/// Who stopped the episode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopBy {
+    /// A tool the target called (for example `end_task`).
+    Tool,
+    /// The world: a stop condition, a terminal state, the turn model.
+    World,
+    /// A limit (turns, tool calls, text size, events).
+    Limit,
+    /// The target's side: it had nothing more to say, refused, or its provider
+    /// stopped it. Recorded as an input; replay repeats it.
+    Target,
+}
+
+/// One line of a transcript after the header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Event {
+    /// What the target sees first.
+    Start {
+        step: u64,
+        system: String,
+        user: String,
+        tools: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefill: Option<String>,
+        state_hash: String,
+        chain: String,
+    },
+    /// One target output, verbatim.
+    Target {
+        step: u64,
+        turn: u32,
+        output: TargetOutput,
+        state_hash: String,
+        chain: String,
+    },
+    /// The result of one tool call.
+    ToolResult {
+        step: u64,
+        call_id: String,
+        tool: String,
+        ok: bool,
+        text: String,
+        state_hash: String,
+        chain: String,
+    },
+    /// Something the world did: an email arrived, an event fired, a machine moved, a
+    /// user-turn message.
+    World {
+        step: u64,
+        kind: String,
+        text: String,
+        state_hash: String,
+        chain: String,
+    },
+    /// The episode stopped.
+    Stop {
+        step: u64,
+        reason: String,
+        by: StopBy,
+        state_hash: String,
+        chain: String,
+    },
+}
+
+impl Event {
+    pub fn step(&self) -> u64 {
+        match self {
+            Event::Start { step, .. }
+            | Event::Target { step, .. }
+            | Event::ToolResult { step, .. }
+            | Event::World { step, .. }
+            | Event::Stop { step, .. } => *step,
+        }
+    }
+
+    pub(crate) fn set_step(&mut self, n: u64) {
+        match self {
+            Event::Start { step, .. }
+            | Event::Target { step, .. }
+            | Event::ToolResult { step, .. }
+            | Event::World { step, .. }
+            | Event::Stop { step, .. } => *step = n,
+        }
+    }
+
+    pub(crate) fn set_chain(&mut self, hash: String) {
+        match self {
+            Event::Start { chain, .. }
+            | Event::Target { chain, .. }
+            | Event::ToolResult { chain, .. }
+            | Event::World { chain, .. }
+            | Event::Stop { chain, .. } => *chain = hash,
+        }
+    }
+
+    pub fn state_hash(&self) -> &str {
+        match self {
+            Event::Start { state_hash, .. }
+            | Event::Target { state_hash, .. }
+            | Event::ToolResult { state_hash, .. }
+            | Event::World { state_hash, .. }
+            | Event::Stop { state_hash, .. } => state_hash,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Start { .. } => "start",
+            Event::Target { .. } => "target",
+            Event::ToolResult { .. } => "tool_result",
+            Event::World { .. } => "world",
+            Event::Stop { .. } => "stop",
+        }
+    }
+
+    /// Feed every field but the chain itself to the chain hash.
+    pub(crate) fn hash_into(&self, c: &mut Canon) {
+        match self {
+            Event::Start {
+                step,
+                system,
+                user,
+                tools,
+                prefill,
+                state_hash,
+                ..
+            } => {
+                c.str("start")
+                    .u64(*step)
+                    .str(system)
+                    .str(user)
+                    .u64(tools.len() as u64);
+                for t in tools {
+                    c.str(t);
+                }
+                c.str(prefill.as_deref().unwrap_or("")).str(state_hash);
+            }
+            Event::Target {
+                step,
+                turn,
+                output,
+                state_hash,
+                ..
+            } => {
+                c.str("target")
+                    .u64(*step)
+                    .u64(u64::from(*turn))
+                    .str(&output.text)
+                    .u64(output.tool_calls.len() as u64);
+                for call in &output.tool_calls {
+                    c.str(&call.id).str(&call.name).str(&call.arguments_raw);
+                    match &call.arguments {
+                        Some(v) => c.json(v),
+                        None => c.str(""),
+                    };
+                }
+                if !output.meta.is_empty() {
+                    c.json(&serde_json::to_value(&output.meta).expect("meta serialises"));
+                }
+                c.str(state_hash);
+            }
+            Event::ToolResult {
+                step,
+                call_id,
+                tool,
+                ok,
+                text,
+                state_hash,
+                ..
+            } => {
+                c.str("tool_result")
+                    .u64(*step)
+                    .str(call_id)
+                    .str(tool)
+                    .bool(*ok)
+                    .str(text)
+                    .str(state_hash);
+            }
+            Event::World {
+                step,
+                kind,
+                text,
+                state_hash,
+                ..
+            } => {
+                c.str("world")
+                    .u64(*step)
+                    .str(kind)
+                    .str(text)
+                    .str(state_hash);
+            }
+            Event::Stop {
+                step,
+                reason,
+                by,
+                state_hash,
+                ..
+            } => {
+                c.str("stop")
+                    .u64(*step)
+                    .str(reason)
+                    .str(&format!("{by:?}"))
+                    .str(state_hash);
+            }
+        }
+    }
+}
+
+/// What the target sees before its next output.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    pub tool_results: Vec<ToolResultView>,
+    /// New user-turn messages: the first message, nudges, notifications, chat replies.
+    pub messages: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ToolResultView {
+    pub call_id: String,
+    pub tool: String,
+    pub ok: bool,
+    pub text: String,
+}
+
+/// A step that proves a verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub step: u64,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub kind: String,
+    pub fired: bool,
+    pub evidence: Vec<Evidence>,
+}
+
+/// The last line of a transcript.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdicts {
+    pub stop_reason: String,
+    pub outcomes: BTreeMap<String, Verdict>,
+}
+
+impl Verdicts {
+    /// The names of the outcomes that fired, in order.
+    pub fn fired(&self) -> Vec<&str> {
+        self.outcomes
+            .iter()
+            .filter(|(_, v)| v.fired)
+            .map(|(k, _)| k.as_str())
+            .collect()
+    }
+}
+
+/// The world a transcript was recorded in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorldRef {
+    pub id: String,
+    pub path: String,
+    pub version: String,
+    pub dynamics_hash: String,
+    pub outcomes_hash: String,
+}
+
+/// The target that acted.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetRef {
+    /// `scripted/<policy>`, `openai/<model>`, ...
+    pub spec: String,
+    /// Sampling settings and the like; `{}` for scripted targets.
+    pub settings: Json,
+}
+
+/// The first line of a transcript.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: u32,
+    pub engine: String,
+    pub episode_id: String,
+    pub world: WorldRef,
+    pub condition: Json,
+    pub condition_key: String,
+    pub seed: u64,
+    pub target: TargetRef,
+    pub turns: Json,
+    pub limits: Json,
+}
+
+/// A line of a transcript file, tagged by `type`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Line {
+    Header(Header),
+    Verdicts(Verdicts),
+}
+
+/// Render one event as a single readable line (fixed columns, as the snapshots use).
+pub fn render_event(event: &Event) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{:>4} {:<12} ", event.step(), event.kind());
+    match event {
+        Event::Start {
+            system,
+            user,
+            tools,
+            ..
+        } => {
+            let _ = write!(
+                s,
+                "system={} user={} tools=[{}]",
+                clip(system, 60),
+                clip(user, 60),
+                tools.join(",")
+            );
+        }
+        Event::Target { turn, output, .. } => {
+            let _ = write!(s, "turn {turn}");
+            if !output.text.is_empty() {
+                let _ = write!(s, " text={}", clip(&output.text, 80));
+            }
+            for call in &output.tool_calls {
+                let _ = write!(s, " call {}({})", call.name, clip(&call.arguments_raw, 100));
+            }
+        }
+        Event::ToolResult { tool, ok, text, .. } => {
+            let _ = write!(
+                s,
+                "{tool} {} {}",
+                if *ok { "ok" } else { "ERR" },
+                clip(text, 100)
+            );
+        }
+        Event::World { kind, text, .. } => {
+            let _ = write!(s, "{kind}: {}", clip(text, 100));
+        }
+        Event::Stop { reason, by, .. } => {
+            let _ = write!(
+                s,
+                "{reason} (by {})",
+                serde_json::to_value(by)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let _ = write!(
+        s,
+        "  #{}",
+        &event.state_hash()[..8.min(event.state_hash().len())]
+    );
+    s
+}
+
+/// Render the verdicts block: one line per outcome, evidence indented below.
+pub fn render_verdicts(v: &Verdicts) -> String {
+    let mut s = format!("stop: {}\n", v.stop_reason);
+    for (name, verdict) in &v.outcomes {
+        let _ = writeln!(
+            s,
+            "{} {name} ({})",
+            if verdict.fired { "FIRED" } else { "-    " },
+            verdict.kind
+        );
+        for e in &verdict.evidence {
+            let _ = writeln!(s, "        step {}: {}", e.step, e.detail);
+        }
+    }
+    s
+}
+
+/// One line of text, quoted, cut to `max` characters.
+fn clip(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c == '\n' { '⏎' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        format!("{flat:?}")
+    } else {
+        let cut: String = flat.chars().take(max).collect();
+        format!("{cut:?}…")
+    }
+}

@@ -1,0 +1,286 @@
+//! What the target sees: tool results for listing and reading, tool schemas, and the
+//! initial view (prompt, mailbox, documents, tools) that `show` prints and that
+//! loading compares across cells to catch silent fallbacks.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value as Json, json};
+
+use crate::env::Resolver;
+use crate::episode::Episode;
+use crate::format::{ParamType, Tool, Value};
+use crate::state::Mail;
+use crate::template::normalise;
+use crate::transcript::Event;
+use crate::world::{World, format_time};
+
+fn when(ep: &Episode, m: &Mail) -> String {
+    format_time(ep.world.start_ms + m.time_ms)
+}
+
+fn sender(ep: &Episode, address: &str) -> String {
+    match ep.env.by_address.get(&address.to_lowercase()) {
+        Some(p) => format!("{} <{address}>", ep.env.people[p].name),
+        None => address.to_string(),
+    }
+}
+
+fn my_mail<'a>(ep: &'a Episode) -> impl Iterator<Item = &'a Mail> {
+    let me = ep.world.file.target.person.as_deref();
+    ep.state
+        .mails
+        .iter()
+        .filter(move |m| m.mailbox.as_deref() == me)
+}
+
+fn summary_line(ep: &Episode, m: &Mail) -> String {
+    let dir = if m.by_target {
+        format!("To: {}", m.to.join(", "))
+    } else {
+        format!("From: {}", sender(ep, &m.from))
+    };
+    let unread = if m.read { "" } else { " (unread)" };
+    format!(
+        "[{}] {} | {dir} | Subject: {}{unread}",
+        m.id,
+        when(ep, m),
+        m.subject
+    )
+}
+
+/// The target's mailbox, oldest first.
+pub fn inbox(ep: &Episode) -> String {
+    let lines: Vec<String> = my_mail(ep).map(|m| summary_line(ep, m)).collect();
+    if lines.is_empty() {
+        return "The mailbox is empty.".into();
+    }
+    format!("Mailbox ({} messages):\n{}", lines.len(), lines.join("\n"))
+}
+
+/// One email in full.
+pub fn mail(ep: &Episode, m: &Mail) -> String {
+    let mut s = format!(
+        "ID: {}\nDate: {}\nFrom: {}\nTo: {}\n",
+        m.id,
+        when(ep, m),
+        sender(ep, &m.from),
+        m.to.join(", ")
+    );
+    if !m.cc.is_empty() {
+        let _ = writeln!(s, "Cc: {}", m.cc.join(", "));
+    }
+    let _ = writeln!(s, "Subject: {}", m.subject);
+    if !m.attachments.is_empty() {
+        let names: Vec<String> = m
+            .attachments
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} ({})",
+                    d,
+                    Resolver::fixed(ep.world, &ep.env).text(&ep.world.file.documents[d].title)
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "Attachments: {}", names.join(", "));
+    }
+    let _ = write!(s, "\n{}", m.body);
+    s
+}
+
+/// Emails in the target's mailbox whose sender, subject or body contains the query.
+pub fn search(ep: &Episode, query: &str) -> String {
+    let q = normalise(query);
+    if q.trim().is_empty() {
+        return inbox(ep);
+    }
+    let q = q.trim();
+    let hits: Vec<String> = my_mail(ep)
+        .filter(|m| {
+            normalise(&format!("{} {} {}", sender(ep, &m.from), m.subject, m.body)).contains(q)
+        })
+        .map(|m| summary_line(ep, m))
+        .collect();
+    if hits.is_empty() {
+        format!("No emails match \"{}\".", query.trim())
+    } else {
+        format!(
+            "{} emails match \"{}\":\n{}",
+            hits.len(),
+            query.trim(),
+            hits.join("\n")
+        )
+    }
+}
+
+pub fn documents(ep: &Episode) -> String {
+    let r = Resolver::fixed(ep.world, &ep.env);
+    let lines: Vec<String> = ep
+        .env
+        .documents
+        .iter()
+        .map(|id| {
+            let d = &ep.world.file.documents[id];
+            let loc = if d.location.is_empty() {
+                String::new()
+            } else {
+                format!(" | {}", d.location)
+            };
+            format!("[{id}] {} ({}){loc}", r.text(&d.title), d.classification)
+        })
+        .collect();
+    if lines.is_empty() {
+        "No documents.".into()
+    } else {
+        format!("Documents ({}):\n{}", lines.len(), lines.join("\n"))
+    }
+}
+
+pub fn document(ep: &Episode, id: &str) -> String {
+    let d = &ep.world.file.documents[id];
+    let r = Resolver::fixed(ep.world, &ep.env);
+    format!(
+        "Title: {}\nClassification: {}\n\n{}",
+        r.text(&d.title),
+        d.classification,
+        r.text(d.body.as_deref().unwrap_or(""))
+    )
+}
+
+fn fields_line(fields: &std::collections::BTreeMap<String, Value>) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| match v {
+            Value::Bool(b) => format!("{k}={b}"),
+            Value::Int(i) => format!("{k}={i}"),
+            Value::Str(s) => format!("{k}={s}"),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+pub fn records(ep: &Episode, kind: &str) -> String {
+    let lines: Vec<String> = ep
+        .world
+        .file
+        .records
+        .iter()
+        .filter(|(_, r)| r.kind == kind)
+        .map(|(id, r)| format!("[{id}] {}: {}", r.title, fields_line(&ep.state.records[id])))
+        .collect();
+    if lines.is_empty() {
+        format!("No {kind} records.")
+    } else {
+        lines.join("\n")
+    }
+}
+
+pub fn record(ep: &Episode, id: &str) -> String {
+    let r = &ep.world.file.records[id];
+    let mut s = format!("ID: {id}\nKind: {}\nTitle: {}\n", r.kind, r.title);
+    for (k, v) in &ep.state.records[id] {
+        let _ = writeln!(
+            s,
+            "{k}: {}",
+            match v {
+                Value::Bool(b) => b.to_string(),
+                Value::Int(i) => i.to_string(),
+                Value::Str(s) => s.clone(),
+            }
+        );
+    }
+    s.trim_end().to_string()
+}
+
+/// The JSON schema of one tool, in the function-calling shape providers share.
+pub fn tool_schema(name: &str, tool: &Tool) -> Json {
+    let mut properties = serde_json::Map::new();
+    let mut required = Vec::new();
+    for p in &tool.params {
+        let mut schema = match &p.kind {
+            ParamType::String => json!({"type": "string"}),
+            ParamType::Integer => json!({"type": "integer"}),
+            ParamType::Boolean => json!({"type": "boolean"}),
+            ParamType::StringList => json!({"type": "array", "items": {"type": "string"}}),
+            ParamType::Enum(values) => json!({"type": "string", "enum": values}),
+        };
+        if !p.description.is_empty() {
+            schema["description"] = Json::String(p.description.clone());
+        }
+        properties.insert(p.name.clone(), schema);
+        if p.required {
+            required.push(Json::String(p.name.clone()));
+        }
+    }
+    json!({
+        "name": name,
+        "description": tool.description,
+        "parameters": {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        }
+    })
+}
+
+/// The offered tools' schemas, in the order the target sees them.
+pub fn tool_schemas(world: &World) -> Vec<Json> {
+    world
+        .file
+        .target
+        .tools
+        .iter()
+        .map(|t| tool_schema(t, &world.file.tools[t]))
+        .collect()
+}
+
+/// Everything the target can see at the start: prompt, first message, tools, and the
+/// content of its mailbox and documents (which it could read).
+pub fn initial_view(ep: &Episode) -> String {
+    let mut s = String::new();
+    if let Some(Event::Start {
+        system,
+        user,
+        prefill,
+        ..
+    }) = ep.events().first()
+    {
+        let _ = writeln!(s, "=== system prompt ===\n{system}\n");
+        let _ = writeln!(s, "=== first user message ===\n{user}\n");
+        if let Some(p) = prefill {
+            let _ = writeln!(s, "=== prefill ===\n{p}\n");
+        }
+    }
+    let _ = writeln!(s, "=== tools ===");
+    for schema in tool_schemas(ep.world) {
+        let _ = writeln!(
+            s,
+            "{}",
+            serde_json::to_string_pretty(&schema).expect("schemas serialise")
+        );
+    }
+    if ep.world.file.target.person.is_some() {
+        let _ = writeln!(s, "\n=== mailbox ===\n{}", inbox(ep));
+        for m in my_mail(ep) {
+            let _ = writeln!(s, "\n--- {} ---\n{}", m.id, mail(ep, m));
+        }
+    }
+    if !ep.env.documents.is_empty() {
+        let _ = writeln!(s, "\n=== documents ===\n{}", documents(ep));
+        for id in &ep.env.documents {
+            let _ = writeln!(s, "\n--- {id} ---\n{}", document(ep, id));
+        }
+    }
+    for kind in ep
+        .world
+        .file
+        .records
+        .values()
+        .map(|r| r.kind.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let _ = writeln!(s, "\n=== {kind} records ===\n{}", records(ep, kind));
+    }
+    s
+}

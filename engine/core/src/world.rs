@@ -1,0 +1,1397 @@
+//! Loading a world: RON text → [`WorldFile`] (shape) → [`World`] (validated, resolved).
+//!
+//! Loading is sans-IO: the caller passes the text and a resolver for included files.
+//! Every problem found is returned at once as a located [`Diagnostic`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::episode::Episode;
+use crate::format::*;
+use crate::hash::Canon;
+use crate::span::{self, Path, Pos};
+use crate::template::{self, TemplateError};
+use crate::view;
+
+/// One problem in a world file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.pos.line, self.pos.col, self.message
+        )
+    }
+}
+
+/// A cell of the factor matrix: `(factor, value)` pairs in the world's factor order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Condition(pub Vec<(String, String)>);
+
+impl Condition {
+    /// The canonical string `factor=value,factor=value` in factor order.
+    pub fn key(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(|(f, v)| format!("{f}={v}")).collect();
+        parts.join(",")
+    }
+    pub fn get(&self, factor: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f == factor)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn matches(&self, pattern: &CellPattern) -> bool {
+        pattern
+            .iter()
+            .all(|(f, vals)| self.get(f).is_some_and(|v| vals.iter().any(|x| x == v)))
+    }
+    pub fn to_json(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .0
+            .iter()
+            .map(|(f, v)| (f.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        serde_json::Value::Object(map)
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("(no factors)")
+        } else {
+            f.write_str(&self.key())
+        }
+    }
+}
+
+/// A validated world, ready to run.
+#[derive(Clone, Debug)]
+pub struct World {
+    /// The authored model, with included files inlined into `body`.
+    pub file: WorldFile,
+    /// Where it was loaded from, as given to [`load`].
+    pub path: String,
+    /// Every valid cell, in factor order (the first factor varies slowest).
+    pub cells: Vec<Condition>,
+    pub default_cell: Condition,
+    pub control_cell: Option<Condition>,
+    /// The simulated start, ms since the Unix epoch.
+    pub start_ms: i64,
+    /// Hash of everything that affects simulation.
+    pub dynamics_hash: String,
+    /// Hash of the outcome definitions and judge prompts.
+    pub outcomes_hash: String,
+}
+
+impl World {
+    pub fn id(&self) -> &str {
+        &self.file.id
+    }
+
+    /// The valid cells matching `filter`: factor → any of the values (factors not
+    /// named range over all values). Errors name unknown factors and values.
+    pub fn select_cells(&self, filter: &[(String, String)]) -> Result<Vec<Condition>, String> {
+        let mut pattern: CellPattern = BTreeMap::new();
+        for (factor, value) in filter {
+            let Some(def) = self.file.factors.iter().find(|f| &f.id == factor) else {
+                let known: Vec<&str> = self.file.factors.iter().map(|f| f.id.as_str()).collect();
+                return Err(format!(
+                    "world `{}` has no factor `{factor}` (factors: {})",
+                    self.id(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            };
+            if !def.values.contains(value) {
+                return Err(format!(
+                    "factor `{factor}` of world `{}` has no value `{value}` (values: {})",
+                    self.id(),
+                    def.values.join(", ")
+                ));
+            }
+            pattern
+                .entry(factor.clone())
+                .or_default()
+                .push(value.clone());
+        }
+        let cells: Vec<Condition> = self
+            .cells
+            .iter()
+            .filter(|c| c.matches(&pattern))
+            .cloned()
+            .collect();
+        if cells.is_empty() {
+            let asked: Vec<String> = filter.iter().map(|(f, v)| format!("{f}={v}")).collect();
+            return Err(format!(
+                "no valid cell of world `{}` matches {} (invalid cells are not part of the design)",
+                self.id(),
+                asked.join(", ")
+            ));
+        }
+        Ok(cells)
+    }
+
+    /// The cell named exactly by `filter`, or the default cell when it is empty.
+    pub fn one_cell(&self, filter: &[(String, String)]) -> Result<Condition, String> {
+        if filter.is_empty() {
+            return Ok(self.default_cell.clone());
+        }
+        let cells = self.select_cells(filter)?;
+        match cells.as_slice() {
+            [one] => Ok(one.clone()),
+            many => Err(format!(
+                "--condition selects {} cells of world `{}`; name one value of every factor",
+                many.len(),
+                self.id()
+            )),
+        }
+    }
+
+    /// The cell with this canonical key.
+    pub fn cell_by_key(&self, key: &str) -> Option<&Condition> {
+        self.cells.iter().find(|c| c.key() == key)
+    }
+}
+
+/// Load and validate a world. `path` is used in messages and recorded in transcripts;
+/// `read_include` returns the text of a file named relative to the world file.
+pub fn load(
+    path: &str,
+    text: &str,
+    read_include: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<World, Vec<Diagnostic>> {
+    // Line endings never matter: the hash and every position are of the LF text.
+    let text = text.replace("\r\n", "\n");
+    let index = span::index(&text).unwrap_or_default();
+    // `implicit_some`: optional fields are written bare (`control: {...}`), as authors expect.
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let mut file: WorldFile = match options.from_str(&text) {
+        Ok(file) => file,
+        Err(err) => {
+            return Err(vec![Diagnostic {
+                file: path.to_string(),
+                pos: Pos {
+                    line: err.position.line as u32,
+                    col: err.position.col as u32,
+                },
+                message: describe_ron_error(&err.code),
+            }]);
+        }
+    };
+    let mut v = Validator {
+        path,
+        index: &index,
+        diags: Vec::new(),
+    };
+    v.includes(&mut file, read_include);
+    let (cells, default_cell, control_cell) = v.factors(&file);
+    let start_ms = v.clock(&file);
+    v.references(&file);
+    if !v.diags.is_empty() {
+        return Err(v.finish());
+    }
+    let mut world = World {
+        dynamics_hash: String::new(),
+        outcomes_hash: String::new(),
+        file,
+        path: path.to_string(),
+        cells,
+        default_cell,
+        control_cell,
+        start_ms,
+    };
+    world.dynamics_hash = dynamics_hash(&world.file);
+    world.outcomes_hash = outcomes_hash(&world.file);
+    v.render_every_cell(&world);
+    if !v.diags.is_empty() {
+        return Err(v.finish());
+    }
+    Ok(world)
+}
+
+fn dynamics_hash(file: &WorldFile) -> String {
+    let mut value = serde_json::to_value(file).expect("world model serialises");
+    if let Some(map) = value.as_object_mut() {
+        map.remove("policies");
+        map.remove("outcomes");
+    }
+    let mut c = Canon::new("terrarium.world.dynamics.v1");
+    c.json(&value);
+    format!("sha256:{}", c.hex(32))
+}
+
+fn outcomes_hash(file: &WorldFile) -> String {
+    let value = serde_json::to_value(&file.outcomes).expect("outcomes serialise");
+    let mut c = Canon::new("terrarium.world.outcomes.v1");
+    c.json(&value);
+    format!("sha256:{}", c.hex(32))
+}
+
+fn describe_ron_error(code: &ron::Error) -> String {
+    let text = code.to_string();
+    // ron names the struct it was in; say what an author should do.
+    match code {
+        ron::Error::NoSuchStructField { .. } | ron::Error::NoSuchEnumVariant { .. } => {
+            format!("{text} (check the spelling against docs/world-format.md)")
+        }
+        _ => text,
+    }
+}
+
+/// Where a template is used decides which variables it may name.
+#[derive(Clone, Copy)]
+enum Ctx<'a> {
+    /// Static world text: factors, texts, canaries, people, emails, documents.
+    Static,
+    /// Run-time text outside a tool: also `var`, `record`, `time`.
+    Runtime,
+    /// Inside a tool: also `arg.NAME` for its parameters.
+    Tool(&'a [Param]),
+    /// An actor's reply: also `msg.*` for the message answered.
+    Actor,
+    /// A reference policy: symbolic references to the episode.
+    Policy,
+}
+
+struct Validator<'a> {
+    path: &'a str,
+    index: &'a span::Node,
+    diags: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, at: &Path, message: impl Into<String>) {
+        let message = message.into();
+        let pos = self.index.locate(at);
+        self.diags.push(Diagnostic {
+            file: self.path.to_string(),
+            pos,
+            message: format!("{at}: {message}"),
+        });
+    }
+
+    fn finish(mut self) -> Vec<Diagnostic> {
+        self.diags.sort_by_key(|d| d.pos);
+        self.diags.dedup();
+        self.diags
+    }
+
+    fn includes(
+        &mut self,
+        file: &mut WorldFile,
+        read: &mut dyn FnMut(&str) -> Result<String, String>,
+    ) {
+        let mut resolve =
+            |v: &mut Self, body: &mut Option<String>, body_file: &Option<String>, at: Path| match (
+                body.is_some(),
+                body_file,
+            ) {
+                (true, Some(_)) => v.error(
+                    &at.field("body_file"),
+                    "give `body` or `body_file`, not both",
+                ),
+                (false, None) => v.error(&at, "missing `body` (or `body_file`)"),
+                (true, None) => {}
+                (false, Some(rel)) => {
+                    if rel.starts_with('/') || rel.split(['/', '\\']).any(|p| p == "..") {
+                        v.error(
+                            &at.field("body_file"),
+                            format!("`{rel}` must be a relative path inside the world folder"),
+                        );
+                        return;
+                    }
+                    match read(rel) {
+                        Ok(text) => *body = Some(text.replace("\r\n", "\n")),
+                        Err(why) => v.error(
+                            &at.field("body_file"),
+                            format!("cannot read `{rel}`: {why}"),
+                        ),
+                    }
+                }
+            };
+        for (id, email) in &mut file.emails {
+            let at = Path::root().field("emails").key(id);
+            resolve(self, &mut email.body, &email.body_file, at);
+        }
+        for (id, doc) in &mut file.documents {
+            let at = Path::root().field("documents").key(id);
+            resolve(self, &mut doc.body, &doc.body_file, at);
+        }
+    }
+
+    fn factors(&mut self, file: &WorldFile) -> (Vec<Condition>, Condition, Option<Condition>) {
+        let root = Path::root();
+        if file.format != 1 {
+            self.error(
+                &root.field("format"),
+                format!(
+                    "unsupported format {} (this engine reads format 1)",
+                    file.format
+                ),
+            );
+        }
+        if file.id.is_empty()
+            || !file
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            self.error(
+                &root.field("id"),
+                format!(
+                    "world id `{}` must be non-empty lowercase letters, digits, `_` or `-`",
+                    file.id
+                ),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, f) in file.factors.iter().enumerate() {
+            let at = root.field("factors").index(i);
+            if !seen.insert(f.id.as_str()) {
+                self.error(&at.field("id"), format!("duplicate factor `{}`", f.id));
+            }
+            if f.values.is_empty() {
+                self.error(
+                    &at.field("values"),
+                    format!("factor `{}` has no values", f.id),
+                );
+            }
+            let mut vals = BTreeSet::new();
+            for v in &f.values {
+                if !vals.insert(v) {
+                    self.error(
+                        &at.field("values"),
+                        format!("factor `{}` lists value `{v}` twice", f.id),
+                    );
+                }
+            }
+        }
+        for (i, pattern) in file.invalid_cells.iter().enumerate() {
+            self.pattern(file, pattern, &root.field("invalid_cells").index(i));
+        }
+        // Every combination, first factor slowest.
+        let mut all = vec![Condition::default()];
+        for f in &file.factors {
+            all = all
+                .into_iter()
+                .flat_map(|c| {
+                    f.values.iter().map(move |v| {
+                        let mut next = c.clone();
+                        next.0.push((f.id.clone(), v.clone()));
+                        next
+                    })
+                })
+                .collect();
+        }
+        let cells: Vec<Condition> = all
+            .into_iter()
+            .filter(|c| !file.invalid_cells.iter().any(|p| c.matches(p)))
+            .collect();
+        if cells.is_empty() {
+            self.error(
+                &root.field("invalid_cells"),
+                "every cell is invalid: the world has no condition to run",
+            );
+        }
+        let named = |v: &mut Self,
+                     which: &str,
+                     given: &Option<BTreeMap<String, String>>|
+         -> Option<Condition> {
+            let at = root.field(which);
+            let Some(given) = given else {
+                if !file.factors.is_empty() {
+                    v.error(
+                        &root,
+                        format!("missing `{which}`: a world with factors names its {which} cell"),
+                    );
+                }
+                return None;
+            };
+            for (factor, value) in given {
+                match file.factors.iter().find(|f| &f.id == factor) {
+                    None => v.error(&at.key(factor), format!("unknown factor `{factor}`")),
+                    Some(f) if !f.values.contains(value) => v.error(
+                        &at.key(factor),
+                        format!("factor `{factor}` has no value `{value}`"),
+                    ),
+                    _ => {}
+                }
+            }
+            let cell = Condition(
+                file.factors
+                    .iter()
+                    .filter_map(|f| given.get(&f.id).map(|val| (f.id.clone(), val.clone())))
+                    .collect(),
+            );
+            if cell.0.len() != file.factors.len() {
+                v.error(
+                    &at,
+                    format!("the {which} cell must name a value for every factor"),
+                );
+                return None;
+            }
+            if !cells.contains(&cell) {
+                v.error(
+                    &at,
+                    format!("the {which} cell `{}` is not a valid cell", cell.key()),
+                );
+                return None;
+            }
+            Some(cell)
+        };
+        let control = named(self, "control", &file.control);
+        let default = if file.factors.is_empty() {
+            Some(Condition::default())
+        } else {
+            named(self, "default", &file.default)
+        };
+        (cells, default.unwrap_or_default(), control)
+    }
+
+    fn pattern(&mut self, file: &WorldFile, pattern: &CellPattern, at: &Path) {
+        for (factor, values) in pattern {
+            match file.factors.iter().find(|f| &f.id == factor) {
+                None => self.error(&at.key(factor), format!("unknown factor `{factor}`")),
+                Some(f) => {
+                    for v in values {
+                        if !f.values.contains(v) {
+                            self.error(
+                                &at.key(factor),
+                                format!("factor `{factor}` has no value `{v}`"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn clock(&mut self, file: &WorldFile) -> i64 {
+        match parse_start(&file.turns.clock.start) {
+            Some(ms) => ms,
+            None => {
+                let at = Path::root().field("turns").field("clock").field("start");
+                self.error(
+                    &at,
+                    format!(
+                        "`{}` is not a start time of the form YYYY-MM-DDTHH:MM",
+                        file.turns.clock.start
+                    ),
+                );
+                0
+            }
+        }
+    }
+
+    fn references(&mut self, w: &WorldFile) {
+        let root = Path::root();
+        // Texts.
+        for (name, text) in &w.texts {
+            let at = root.field("texts").key(name);
+            match text {
+                Text::Fixed(t) => self.template(w, t, Ctx::Static, &at),
+                Text::Switch { factor, cases } => {
+                    match w.factors.iter().find(|f| &f.id == factor) {
+                        None => {
+                            self.error(&at.field("factor"), format!("unknown factor `{factor}`"))
+                        }
+                        Some(f) => {
+                            for v in &f.values {
+                                if !cases.contains_key(v) {
+                                    self.error(&at.field("cases"), format!("text `{name}` has no case for `{factor}={v}` (every value needs one; no fallback)"));
+                                }
+                            }
+                            for (v, t) in cases {
+                                if !f.values.contains(v) {
+                                    self.error(
+                                        &at.field("cases").key(v),
+                                        format!("factor `{factor}` has no value `{v}`"),
+                                    );
+                                }
+                                self.template(w, t, Ctx::Static, &at.field("cases").key(v));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Turn model and target role.
+        let turns = root.field("turns");
+        match &w.turns.on_text_only {
+            OnTextOnly::Nudge { message, max } => {
+                self.template(
+                    w,
+                    message,
+                    Ctx::Runtime,
+                    &turns.field("on_text_only").field("message"),
+                );
+                if *max == 0 {
+                    self.error(
+                        &turns.field("on_text_only").field("max"),
+                        "a nudge needs `max` of at least 1 (use `End` for none)",
+                    );
+                }
+            }
+            OnTextOnly::Actor(id) => {
+                if !matches!(w.actors.get(id), Some(a) if a.channel == Channel::Chat) {
+                    self.error(
+                        &turns.field("on_text_only"),
+                        format!("`{id}` is not an actor with channel `Chat`"),
+                    );
+                }
+            }
+            OnTextOnly::End => {}
+        }
+        let limits = root.field("limits");
+        for (name, value, max) in [
+            ("max_turns", w.limits.max_turns, 1_000),
+            (
+                "max_tool_calls_per_turn",
+                w.limits.max_tool_calls_per_turn,
+                256,
+            ),
+            ("max_text_bytes", w.limits.max_text_bytes, 1 << 24),
+            ("max_events", w.limits.max_events, 1_000_000),
+        ] {
+            if value == 0 || value > max {
+                self.error(
+                    &limits.field(name),
+                    format!("`{name}` must be between 1 and {max}"),
+                );
+            }
+        }
+        let target = root.field("target");
+        if let Some(p) = &w.target.person {
+            self.person_ref(w, p, &target.field("person"));
+        }
+        self.template(
+            w,
+            &w.target.system_prompt,
+            Ctx::Static,
+            &target.field("system_prompt"),
+        );
+        self.template(
+            w,
+            &w.target.first_message,
+            Ctx::Static,
+            &target.field("first_message"),
+        );
+        if let Some(prefill) = &w.target.prefill {
+            self.template(w, prefill, Ctx::Static, &target.field("prefill"));
+        }
+        if w.target.tools.is_empty() {
+            self.error(&target.field("tools"), "the target is offered no tools");
+        }
+        let mut offered = BTreeSet::new();
+        for (i, t) in w.target.tools.iter().enumerate() {
+            if !w.tools.contains_key(t) {
+                self.error(
+                    &target.field("tools").index(i),
+                    format!("unknown tool `{t}`"),
+                );
+            }
+            if !offered.insert(t) {
+                self.error(
+                    &target.field("tools").index(i),
+                    format!("tool `{t}` is offered twice"),
+                );
+            }
+        }
+        self.variation(w);
+        // People, emails, documents, records.
+        let mut addresses = BTreeMap::new();
+        for (id, p) in &w.people {
+            let at = root.field("people").key(id);
+            self.template(w, &p.first, Ctx::Static, &at.field("first"));
+            self.template(w, &p.last, Ctx::Static, &at.field("last"));
+            self.template(w, &p.email, Ctx::Static, &at.field("email"));
+            if !p.email.contains('@') {
+                self.error(
+                    &at.field("email"),
+                    format!("`{}` is not an email address", p.email),
+                );
+            } else if let Some(other) = addresses.insert(p.email.to_lowercase(), id) {
+                self.error(
+                    &at.field("email"),
+                    format!("address `{}` is also person `{other}`'s", p.email),
+                );
+            }
+        }
+        let distracting: BTreeSet<&String> = w
+            .variation
+            .distractors
+            .iter()
+            .flat_map(|d| &d.emails)
+            .collect();
+        for (id, e) in &w.emails {
+            let at = root.field("emails").key(id);
+            self.person_ref(w, &e.mailbox, &at.field("mailbox"));
+            self.person_ref(w, &e.from, &at.field("from"));
+            for (i, p) in e.to.iter().enumerate() {
+                self.person_ref(w, p, &at.field("to").index(i));
+            }
+            for (i, p) in e.cc.iter().enumerate() {
+                self.person_ref(w, p, &at.field("cc").index(i));
+            }
+            if e.to.is_empty() {
+                self.error(&at.field("to"), "an email needs at least one recipient");
+            }
+            for (i, d) in e.attachments.iter().enumerate() {
+                if !w.documents.contains_key(d) {
+                    self.error(
+                        &at.field("attachments").index(i),
+                        format!("unknown document `{d}`"),
+                    );
+                }
+            }
+            if let Some(p) = &e.only_if {
+                self.pattern(w, p, &at.field("only_if"));
+            }
+            if e.delivery == Delivery::ByEffect && distracting.contains(id) {
+                self.error(
+                    &at.field("delivery"),
+                    "a distractor email is delivered initially, not by an effect",
+                );
+            }
+            self.template(w, &e.subject, Ctx::Static, &at.field("subject"));
+            if let Some(body) = &e.body {
+                self.template(w, body, Ctx::Static, &at.field("body"));
+            }
+        }
+        for (id, d) in &w.documents {
+            let at = root.field("documents").key(id);
+            self.template(w, &d.title, Ctx::Static, &at.field("title"));
+            if let Some(body) = &d.body {
+                self.template(w, body, Ctx::Static, &at.field("body"));
+            }
+            if let Some(p) = &d.only_if {
+                self.pattern(w, p, &at.field("only_if"));
+            }
+        }
+        for (id, r) in &w.records {
+            if r.fields.is_empty() {
+                self.error(
+                    &root.field("records").key(id).field("fields"),
+                    "a record needs at least one field",
+                );
+            }
+        }
+        // Machines.
+        for (id, m) in &w.machines {
+            let at = root.field("machines").key(id);
+            let states: BTreeSet<&String> = m.states.iter().collect();
+            if states.len() != m.states.len() {
+                self.error(&at.field("states"), "a state is listed twice");
+            }
+            if !states.contains(&m.initial) {
+                self.error(
+                    &at.field("initial"),
+                    format!("`{}` is not one of the machine's states", m.initial),
+                );
+            }
+            for (i, t) in m.transitions.iter().enumerate() {
+                let tat = at.field("transitions").index(i);
+                for s in &t.from {
+                    if !states.contains(s) {
+                        self.error(
+                            &tat.field("from"),
+                            format!("unknown state `{s}` of machine `{id}`"),
+                        );
+                    }
+                }
+                if !states.contains(&t.to) {
+                    self.error(
+                        &tat.field("to"),
+                        format!("unknown state `{}` of machine `{id}`", t.to),
+                    );
+                }
+                self.effects(w, &t.effects, Ctx::Runtime, &tat.field("effects"));
+            }
+        }
+        // Tools.
+        for (name, tool) in &w.tools {
+            let at = root.field("tools").key(name);
+            let mut names = BTreeSet::new();
+            for (i, p) in tool.params.iter().enumerate() {
+                if !names.insert(&p.name) {
+                    self.error(
+                        &at.field("params").index(i),
+                        format!("parameter `{}` is declared twice", p.name),
+                    );
+                }
+            }
+            for (i, c) in tool.checks.iter().enumerate() {
+                let cat = at.field("checks").index(i);
+                self.cond(
+                    w,
+                    &c.require,
+                    Ctx::Tool(&tool.params),
+                    &cat.field("require"),
+                );
+                self.template(w, &c.error, Ctx::Tool(&tool.params), &cat.field("error"));
+            }
+            self.effects(
+                w,
+                &tool.effects,
+                Ctx::Tool(&tool.params),
+                &at.field("effects"),
+            );
+        }
+        // Events and actors.
+        let mut event_ids = BTreeSet::new();
+        for (i, e) in w.events.iter().enumerate() {
+            let at = root.field("events").index(i);
+            if !event_ids.insert(&e.id) {
+                self.error(&at.field("id"), format!("duplicate event id `{}`", e.id));
+            }
+            if let At::Turn(0) = e.at {
+                self.error(&at.field("at"), "turns count from 1");
+            }
+            self.cond(w, &e.when, Ctx::Runtime, &at.field("when"));
+            self.effects(w, &e.effects, Ctx::Runtime, &at.field("effects"));
+        }
+        for (id, actor) in &w.actors {
+            let at = root.field("actors").key(id);
+            if actor.channel == Channel::Email {
+                self.person_ref(w, id, &at);
+            }
+            for (i, rule) in actor.rules.iter().enumerate() {
+                let rat = at.field("rules").index(i);
+                self.cond(w, &rule.when, Ctx::Actor, &rat.field("when"));
+                if rule.replies.is_empty() {
+                    self.error(&rat.field("replies"), "a rule needs at least one reply");
+                }
+                for (j, r) in rule.replies.iter().enumerate() {
+                    self.template(w, r, Ctx::Actor, &rat.field("replies").index(j));
+                }
+                self.effects(w, &rule.effects, Ctx::Actor, &rat.field("effects"));
+            }
+        }
+        // Outcomes, stops, policies.
+        for (name, o) in &w.outcomes {
+            let at = root.field("outcomes").key(name);
+            self.cond(w, &o.when, Ctx::Runtime, &at.field("when"));
+            if let Some(j) = &o.judge {
+                self.template(w, j, Ctx::Runtime, &at.field("judge"));
+            }
+        }
+        for (i, s) in w.stops.iter().enumerate() {
+            let at = root.field("stops").index(i);
+            self.cond(w, &s.when, Ctx::Runtime, &at.field("when"));
+            if s.reason.is_empty() {
+                self.error(&at.field("reason"), "a stop needs a reason");
+            }
+        }
+        self.policies(w);
+    }
+
+    fn variation(&mut self, w: &WorldFile) {
+        let at = Path::root().field("variation");
+        let mut draws: BTreeMap<&String, usize> = BTreeMap::new();
+        for (name, c) in &w.variation.canaries {
+            let cat = at.field("canaries").key(name);
+            match c {
+                Canary::Pick(list) if list.is_empty() => {
+                    self.error(&cat, "`Pick` needs at least one value")
+                }
+                Canary::Draw(pool) => match w.variation.pools.get(pool) {
+                    None => self.error(&cat, format!("unknown pool `{pool}`")),
+                    Some(_) => *draws.entry(pool).or_default() += 1,
+                },
+                Canary::Digits(n) if *n == 0 || *n > 18 => {
+                    self.error(&cat, "`Digits` takes 1 to 18")
+                }
+                Canary::Int(min, max) if min > max => {
+                    self.error(&cat, "`Int(min, max)` needs min <= max")
+                }
+                _ => {}
+            }
+        }
+        for (pool, n) in draws {
+            let len = w.variation.pools[pool].len();
+            if len < n {
+                self.error(
+                    &at.field("pools").key(pool),
+                    format!("pool `{pool}` has {len} values but {n} canaries draw from it"),
+                );
+            }
+        }
+        let mut grouped = BTreeSet::new();
+        for (i, d) in w.variation.distractors.iter().enumerate() {
+            let dat = at.field("distractors").index(i);
+            for (j, e) in d.emails.iter().enumerate() {
+                if !w.emails.contains_key(e) {
+                    self.error(
+                        &dat.field("emails").index(j),
+                        format!("unknown email `{e}`"),
+                    );
+                } else if !grouped.insert(e) {
+                    self.error(
+                        &dat.field("emails").index(j),
+                        format!("email `{e}` is in two distractor groups"),
+                    );
+                }
+            }
+            let (min, max) = d.pick;
+            if min > max || max as usize > d.emails.len() {
+                self.error(
+                    &dat.field("pick"),
+                    format!(
+                        "`pick` must satisfy min <= max <= {} (the group's size)",
+                        d.emails.len()
+                    ),
+                );
+            }
+            if d.sent_at_ms.0 > d.sent_at_ms.1 {
+                self.error(
+                    &dat.field("sent_at_ms"),
+                    "`sent_at_ms` must be (earliest, latest)",
+                );
+            }
+        }
+        for (set, facts) in &w.variation.facts {
+            let fat = at.field("facts").key(set);
+            if facts.is_empty() {
+                self.error(&fat, format!("fact set `{set}` is empty"));
+            }
+            for (i, forms) in facts.iter().enumerate() {
+                if forms.is_empty() {
+                    self.error(&fat.index(i), "a fact needs at least one form");
+                }
+                for (j, form) in forms.iter().enumerate() {
+                    self.template(w, form, Ctx::Static, &fat.index(i).index(j));
+                }
+            }
+        }
+        for (name, phrases) in &w.variation.lexicons {
+            for (i, p) in phrases.iter().enumerate() {
+                self.template(w, p, Ctx::Static, &at.field("lexicons").key(name).index(i));
+            }
+        }
+    }
+
+    fn policies(&mut self, w: &WorldFile) {
+        let at = Path::root().field("policies");
+        for required in ["idle", "benign"] {
+            if !w.policies.contains_key(required) {
+                self.error(&at, format!("missing reference policy `{required}` (every world ships `idle` and `benign`)"));
+            }
+        }
+        for name in w.outcomes.keys() {
+            if !w.policies.values().any(|p| p.expect.contains(name)) {
+                self.error(
+                    &Path::root().field("outcomes").key(name),
+                    format!(
+                        "no reference policy expects outcome `{name}` (ship one that fires it)"
+                    ),
+                );
+            }
+        }
+        for (name, p) in &w.policies {
+            let pat = at.key(name);
+            for (i, o) in p.expect.iter().enumerate() {
+                if !w.outcomes.contains_key(o) {
+                    self.error(
+                        &pat.field("expect").index(i),
+                        format!("unknown outcome `{o}`"),
+                    );
+                }
+            }
+            if let Some(only) = &p.only_if {
+                self.pattern(w, only, &pat.field("only_if"));
+            }
+            if p.steps.is_empty() {
+                self.error(&pat.field("steps"), "a policy needs at least one step");
+            }
+            for (i, step) in p.steps.iter().enumerate() {
+                let sat = pat.field("steps").index(i);
+                let call = |v: &mut Self,
+                            tool: &String,
+                            args: &BTreeMap<String, serde_json::Value>,
+                            cat: Path| {
+                    if !w.tools.contains_key(tool) {
+                        v.error(&cat, format!("unknown tool `{tool}`"));
+                    }
+                    for (k, val) in args {
+                        v.json_templates(w, val, &cat.key(k));
+                    }
+                };
+                match step {
+                    Step::Say(text) => self.template(w, text, Ctx::Policy, &sat),
+                    Step::Call(tool, args) => call(self, tool, args, sat),
+                    Step::Turn { text, calls } => {
+                        self.template(w, text, Ctx::Policy, &sat.field("text"));
+                        for (j, (tool, args)) in calls.iter().enumerate() {
+                            call(self, tool, args, sat.field("calls").index(j));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Check every string inside a policy's JSON argument as a template.
+    fn json_templates(&mut self, w: &WorldFile, value: &serde_json::Value, at: &Path) {
+        match value {
+            serde_json::Value::String(s) => self.template(w, s, Ctx::Policy, at),
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.json_templates(w, item, &at.index(i));
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    self.json_templates(w, item, &at.key(k));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn person_ref(&mut self, w: &WorldFile, id: &str, at: &Path) {
+        if !w.people.contains_key(id) {
+            self.error(at, format!("unknown person `{id}`"));
+        }
+    }
+
+    fn value_kind(&mut self, expected: &Value, got: &Value, at: &Path, what: &str) {
+        if std::mem::discriminant(expected) != std::mem::discriminant(got) {
+            self.error(
+                at,
+                format!(
+                    "{what} holds {} but this gives {}",
+                    kind_name(expected),
+                    kind_name(got)
+                ),
+            );
+        }
+    }
+
+    fn cond(&mut self, w: &WorldFile, cond: &Cond, ctx: Ctx, at: &Path) {
+        match cond {
+            Cond::Always | Cond::Never | Cond::TurnAtLeast(_) => {}
+            Cond::All(items) | Cond::Any(items) => {
+                for (i, c) in items.iter().enumerate() {
+                    self.cond(w, c, ctx, &at.index(i));
+                }
+            }
+            Cond::Not(inner) => self.cond(w, inner, ctx, at),
+            Cond::Cell(pattern) => self.pattern(w, pattern, at),
+            Cond::VarEq(name, value) => match w.vars.get(name) {
+                None => self.error(at, format!("unknown variable `{name}`")),
+                Some(v) => self.value_kind(v, value, at, &format!("variable `{name}`")),
+            },
+            Cond::VarAtLeast(name, _) => match w.vars.get(name) {
+                Some(Value::Int(_)) => {}
+                Some(_) => self.error(at, format!("variable `{name}` is not an integer")),
+                None => self.error(at, format!("unknown variable `{name}`")),
+            },
+            Cond::FieldEq(record, field, value) => {
+                self.field_ref(w, record, field, Some(value), at)
+            }
+            Cond::InState(machine, state) => match w.machines.get(machine) {
+                None => self.error(at, format!("unknown machine `{machine}`")),
+                Some(m) if !m.states.contains(state) => {
+                    self.error(at, format!("machine `{machine}` has no state `{state}`"))
+                }
+                _ => {}
+            },
+            Cond::Exposed(tag) => {
+                let tagged = w.emails.values().any(|e| e.tags.contains(tag))
+                    || w.documents.values().any(|d| d.tags.contains(tag))
+                    || w.records.values().any(|r| r.tags.contains(tag));
+                if !tagged {
+                    self.error(at, format!("no email, document or record carries tag `{tag}`, so this can never hold"));
+                }
+            }
+            Cond::ArgEq(param, template) => {
+                self.param_ref(param, ctx, at);
+                self.template(w, template, ctx, at);
+            }
+            Cond::ArgExists(param, _) => self.param_ref(param, ctx, at),
+            Cond::Sent(msg) | Cond::Said(msg) => self.msg(w, msg, at),
+            Cond::Incoming(msg) => {
+                if !matches!(ctx, Ctx::Actor) {
+                    self.error(at, "`Incoming` only applies in an actor's rule");
+                }
+                self.msg(w, msg, at);
+            }
+            Cond::Called { tool, args } => match w.tools.get(tool) {
+                None => self.error(at, format!("unknown tool `{tool}`")),
+                Some(t) => {
+                    for (k, v) in args {
+                        if !t.params.iter().any(|p| &p.name == k) {
+                            self.error(
+                                &at.field("args").key(k),
+                                format!("tool `{tool}` has no parameter `{k}`"),
+                            );
+                        }
+                        self.template(w, v, Ctx::Runtime, &at.field("args").key(k));
+                    }
+                }
+            },
+            Cond::Copied { tag, .. } => {
+                if !w.documents.values().any(|d| d.tags.contains(tag)) {
+                    self.error(
+                        at,
+                        format!("no document carries tag `{tag}`, so this can never hold"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn param_ref(&mut self, param: &str, ctx: Ctx, at: &Path) {
+        match ctx {
+            Ctx::Tool(params) if params.iter().any(|p| p.name == param) => {}
+            Ctx::Tool(_) => self.error(at, format!("the tool has no parameter `{param}`")),
+            _ => self.error(at, "argument conditions only apply inside a tool"),
+        }
+    }
+
+    fn field_ref(
+        &mut self,
+        w: &WorldFile,
+        record: &str,
+        field: &str,
+        value: Option<&Value>,
+        at: &Path,
+    ) {
+        match w.records.get(record) {
+            None => self.error(at, format!("unknown record `{record}`")),
+            Some(r) => match r.fields.get(field) {
+                None => self.error(at, format!("record `{record}` has no field `{field}`")),
+                Some(current) => {
+                    if let Some(v) = value {
+                        self.value_kind(current, v, at, &format!("field `{record}.{field}`"));
+                    }
+                }
+            },
+        }
+    }
+
+    fn msg(&mut self, w: &WorldFile, msg: &Msg, at: &Path) {
+        for (i, p) in msg.to_any.iter().enumerate() {
+            self.person_ref(w, p, &at.field("to_any").index(i));
+        }
+        for (i, need) in msg.facts.iter().enumerate() {
+            match w.variation.facts.get(&need.set) {
+                None => self.error(
+                    &at.field("facts").index(i),
+                    format!("unknown fact set `{}`", need.set),
+                ),
+                Some(facts) if need.min == 0 || need.min as usize > facts.len() => self.error(
+                    &at.field("facts").index(i),
+                    format!(
+                        "`min` must be between 1 and {} (the size of fact set `{}`)",
+                        facts.len(),
+                        need.set
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        for (field, names) in [("cues", &msg.cues), ("no_cues", &msg.no_cues)] {
+            for (i, lex) in names.iter().enumerate() {
+                if !w.variation.lexicons.contains_key(lex) {
+                    self.error(
+                        &at.field(field).index(i),
+                        format!("unknown lexicon `{lex}`"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn effects(&mut self, w: &WorldFile, effects: &[Effect], ctx: Ctx, at: &Path) {
+        for (i, e) in effects.iter().enumerate() {
+            self.effect(w, e, ctx, &at.index(i));
+        }
+    }
+
+    fn effect(&mut self, w: &WorldFile, effect: &Effect, ctx: Ctx, at: &Path) {
+        let t = |v: &mut Self, s: &str, field: &str| {
+            let at = if field.is_empty() {
+                at.clone()
+            } else {
+                at.field(field)
+            };
+            v.template(w, s, ctx, &at)
+        };
+        match effect {
+            Effect::Say(s) | Effect::Notify(s) => t(self, s, ""),
+            Effect::When {
+                cond,
+                then,
+                otherwise,
+            } => {
+                self.cond(w, cond, ctx, &at.field("cond"));
+                self.effects(w, then, ctx, &at.field("then"));
+                self.effects(w, otherwise, ctx, &at.field("else"));
+            }
+            Effect::SetVar(name, value) => match w.vars.get(name) {
+                None => self.error(at, format!("unknown variable `{name}`")),
+                Some(cur) => self.value_kind(cur, value, at, &format!("variable `{name}`")),
+            },
+            Effect::AddVar(name, _) => match w.vars.get(name) {
+                Some(Value::Int(_)) => {}
+                Some(_) => self.error(at, format!("variable `{name}` is not an integer")),
+                None => self.error(at, format!("unknown variable `{name}`")),
+            },
+            Effect::SetField(record, field, value) => {
+                self.field_ref(w, record, field, Some(value), at)
+            }
+            Effect::SetFieldFromArg(record, field, param) => {
+                self.field_ref(w, record, field, None, at);
+                self.param_ref(param, ctx, at);
+            }
+            Effect::Fire(machine, event) => match w.machines.get(machine) {
+                None => self.error(at, format!("unknown machine `{machine}`")),
+                Some(m) if !m.transitions.iter().any(|tr| &tr.event == event) => self.error(
+                    at,
+                    format!("machine `{machine}` has no transition on event `{event}`"),
+                ),
+                _ => {}
+            },
+            Effect::SendEmail {
+                to,
+                cc,
+                subject,
+                body,
+                attachments,
+            } => {
+                self.needs_identity(w, at);
+                t(self, to, "to");
+                t(self, cc, "cc");
+                t(self, subject, "subject");
+                t(self, body, "body");
+                t(self, attachments, "attachments");
+            }
+            Effect::ReplyEmail { email, body } => {
+                self.needs_identity(w, at);
+                t(self, email, "email");
+                t(self, body, "body");
+            }
+            Effect::ForwardEmail { email, to, body } => {
+                self.needs_identity(w, at);
+                t(self, email, "email");
+                t(self, to, "to");
+                t(self, body, "body");
+            }
+            Effect::ReadEmail(s)
+            | Effect::SearchEmails(s)
+            | Effect::ReadDocument(s)
+            | Effect::ReadRecord(s) => t(self, s, ""),
+            Effect::ListEmails => self.needs_identity(w, at),
+            Effect::ListDocuments | Effect::EndTask => {}
+            Effect::CopyDocument {
+                document,
+                destination,
+            } => {
+                t(self, document, "document");
+                t(self, destination, "destination");
+            }
+            Effect::ListRecords(kind) => {
+                if !w.records.values().any(|r| &r.kind == kind) {
+                    self.error(at, format!("no record has kind `{kind}`"));
+                }
+            }
+            Effect::Deliver(id) => match w.emails.get(id) {
+                None => self.error(at, format!("unknown email `{id}`")),
+                Some(e) if e.delivery != Delivery::ByEffect => self.error(
+                    at,
+                    format!("email `{id}` is delivered initially; give it `delivery: ByEffect`"),
+                ),
+                _ => {}
+            },
+            Effect::Stop(reason) => {
+                if reason.is_empty() {
+                    self.error(at, "a stop needs a reason");
+                }
+            }
+        }
+    }
+
+    fn needs_identity(&mut self, w: &WorldFile, at: &Path) {
+        if w.target.person.is_none() {
+            self.error(
+                at,
+                "mail effects need `target.person` (whose mailbox the target uses)",
+            );
+        }
+    }
+
+    /// Check a template's syntax and that every variable it names exists here.
+    fn template(&mut self, w: &WorldFile, src: &str, ctx: Ctx, at: &Path) {
+        let vars = match template::variables(src) {
+            Ok(vars) => vars,
+            Err(e) => return self.error(at, e.to_string()),
+        };
+        for var in vars {
+            if let Err(e) = check_variable(w, &var, ctx) {
+                self.error(at, e.to_string());
+            }
+        }
+    }
+
+    /// Render every template of every valid cell (seed 0): unfilled variables and
+    /// silent fallbacks (two cells that look the same to the target) are errors.
+    fn render_every_cell(&mut self, world: &World) {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for cell in &world.cells {
+            match Episode::start(world, cell, 0) {
+                Ok(ep) => {
+                    if let Some(other) = seen.insert(view::initial_view(&ep), cell.key()) {
+                        self.error(
+                            &Path::root().field("factors"),
+                            format!("cells `{other}` and `{}` show the target exactly the same prompt, inbox and tools: a factor value with no effect is a silent fallback", cell.key()),
+                        );
+                    }
+                }
+                Err(e) => self.error(&e.at, format!("in cell `{cell}`: {}", e.message)),
+            }
+        }
+    }
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Bool(_) => "a Bool",
+        Value::Int(_) => "an Int",
+        Value::Str(_) => "a Str",
+    }
+}
+
+fn check_variable(w: &WorldFile, var: &str, ctx: Ctx) -> Result<(), TemplateError> {
+    let parts: Vec<&str> = var.split('.').collect();
+    let unknown = || Err(TemplateError::Unknown(var.to_string()));
+    let not_here = || Err(TemplateError::NotHere(var.to_string()));
+    let runtime = !matches!(ctx, Ctx::Static);
+    match parts.as_slice() {
+        ["factor", f] if w.factors.iter().any(|x| x.id == *f) => Ok(()),
+        ["text", t] if w.texts.contains_key(*t) => Ok(()),
+        ["canary", c] if w.variation.canaries.contains_key(*c) => Ok(()),
+        ["person", p, "first" | "last" | "name" | "email" | "role"]
+            if w.people.contains_key(*p) =>
+        {
+            Ok(())
+        }
+        ["target", "first" | "last" | "name" | "email" | "role"] if w.target.person.is_some() => {
+            Ok(())
+        }
+        ["email", e, "id" | "subject"] if w.emails.contains_key(*e) => Ok(()),
+        ["doc", d, "id" | "title" | "location"] if w.documents.contains_key(*d) => Ok(()),
+        ["time", "start"] => Ok(()),
+        ["time", "now"] if runtime => Ok(()),
+        ["time", "now"] => not_here(),
+        ["record", r, "id" | "title"] if w.records.contains_key(*r) => Ok(()),
+        ["record", r, f] if w.records.get(*r).is_some_and(|x| x.fields.contains_key(*f)) => {
+            if runtime {
+                Ok(())
+            } else {
+                not_here()
+            }
+        }
+        ["var", v] if w.vars.contains_key(*v) => {
+            if runtime {
+                Ok(())
+            } else {
+                not_here()
+            }
+        }
+        ["arg", a] => match ctx {
+            Ctx::Tool(params) if params.iter().any(|p| p.name == *a) => Ok(()),
+            Ctx::Tool(_) => unknown(),
+            _ => not_here(),
+        },
+        ["msg", "from" | "from_name" | "subject" | "body"] => {
+            if matches!(ctx, Ctx::Actor) {
+                Ok(())
+            } else {
+                not_here()
+            }
+        }
+        _ => unknown(),
+    }
+}
+
+/// Parse `YYYY-MM-DDTHH:MM` (UTC) into ms since the Unix epoch.
+pub fn parse_start(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-');
+    let (y, m, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
+    let (hh, mm) = time.split_once(':')?;
+    let (hh, mm): (i64, i64) = (hh.parse().ok()?, mm.parse().ok()?);
+    if d.next().is_some()
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || hh > 23
+        || mm > 59
+        || hh < 0
+        || mm < 0
+    {
+        return None;
+    }
+    Some((days_from_civil(y, m, day) * 86_400 + hh * 3_600 + mm * 60) * 1_000)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Format ms since the epoch as `YYYY-MM-DD HH:MM`.
+pub fn format_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rem / 3_600,
+        (rem % 3_600) / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_round_trips() {
+        let ms = parse_start("2026-03-14T09:05").unwrap();
+        assert_eq!(format_time(ms), "2026-03-14 09:05");
+        assert_eq!(format_time(ms - 86_400_000 * 14), "2026-02-28 09:05");
+        assert_eq!(parse_start("2026-13-01T00:00"), None);
+    }
+}

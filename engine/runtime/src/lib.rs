@@ -1,0 +1,10 @@
+//! Terrarium's IO edge: finding and reading world files, running targets against the
+//! core, and writing transcripts and episode logs. Everything that touches the file
+//! system lives here or in the binary, never in `terrarium-core`.
+
+pub mod policies;
+pub mod run;
+pub mod target;
+pub mod worlds;
+
+pub use worlds::{LoadError, find_worlds, load_world};

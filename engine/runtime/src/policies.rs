@@ -1,0 +1,60 @@
+//! Checking reference policies: every policy, every applicable valid cell, several
+//! seeds; each must fire exactly its declared set of outcomes.
+
+use std::collections::BTreeSet;
+
+use terrarium_core::{Condition, World, run_policy};
+
+/// One policy run in one cell with one seed.
+#[derive(Clone, Debug)]
+pub struct PolicyRun {
+    pub policy: String,
+    pub cell: Condition,
+    pub seed: u64,
+    pub expected: BTreeSet<String>,
+    pub fired: BTreeSet<String>,
+    pub stop_reason: String,
+    /// Set when the episode could not run at all.
+    pub error: Option<String>,
+}
+
+impl PolicyRun {
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.expected == self.fired
+    }
+}
+
+/// Run every reference policy of `world` over its cells and `seeds` seeds.
+pub fn check_policies(world: &World, seeds: u64) -> Vec<PolicyRun> {
+    let mut runs = Vec::new();
+    for (name, policy) in &world.file.policies {
+        let expected: BTreeSet<String> = policy.expect.iter().cloned().collect();
+        for cell in world
+            .cells
+            .iter()
+            .filter(|c| policy.only_if.as_ref().is_none_or(|p| c.matches(p)))
+        {
+            for seed in 0..seeds {
+                let mut run = PolicyRun {
+                    policy: name.clone(),
+                    cell: cell.clone(),
+                    seed,
+                    expected: expected.clone(),
+                    fired: BTreeSet::new(),
+                    stop_reason: String::new(),
+                    error: None,
+                };
+                match run_policy(world, cell, seed, name) {
+                    Ok(ep) => {
+                        let v = ep.verdicts();
+                        run.fired = v.fired().into_iter().map(String::from).collect();
+                        run.stop_reason = v.stop_reason;
+                    }
+                    Err(e) => run.error = Some(e),
+                }
+                runs.push(run);
+            }
+        }
+    }
+    runs
+}

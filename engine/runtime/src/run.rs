@@ -1,0 +1,155 @@
+//! Running episodes and keeping a run folder: `episodes.jsonl` (one object per
+//! episode, appended) and `transcripts/<episode_id>.jsonl`.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value as Json;
+use terrarium_core::transcript::Verdicts;
+use terrarium_core::{Condition, Episode, World};
+
+use crate::target::Target;
+
+/// One line of `episodes.jsonl`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct EpisodeRecord {
+    pub episode_id: String,
+    pub world: String,
+    pub world_path: String,
+    pub dynamics_hash: String,
+    pub condition: Json,
+    pub condition_key: String,
+    pub seed: u64,
+    pub target: String,
+    /// `completed` or `errored`.
+    pub status: String,
+    pub stop_reason: String,
+    /// Outcome name → verdict; `null` when errored.
+    pub outcomes: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The transcript, relative to the run folder.
+    pub transcript: String,
+}
+
+/// A finished episode: its record, transcript text and verdicts.
+pub struct Finished {
+    pub record: EpisodeRecord,
+    pub transcript: String,
+    pub verdicts: Verdicts,
+}
+
+/// Run one episode to its end.
+pub fn run_episode(
+    world: &World,
+    condition: &Condition,
+    seed: u64,
+    target: &mut dyn Target,
+) -> Result<Finished, String> {
+    let spec = target.spec();
+    let settings = target.settings();
+    let header = terrarium_core::header(world, condition, seed, &spec, &settings);
+    let mut ep =
+        Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
+    let mut error = None;
+    while !ep.is_done() {
+        match target.next(&ep) {
+            Ok(Some(out)) => ep.apply(out),
+            Ok(None) => ep.stop_by_target("target_exhausted"),
+            Err(e) => {
+                error = Some(e.0.clone());
+                ep.stop_by_target("error");
+            }
+        }
+    }
+    let verdicts = ep.verdicts();
+    let transcript = terrarium_core::encode_transcript(&header, ep.events(), &verdicts);
+    let record = EpisodeRecord {
+        episode_id: header.episode_id.clone(),
+        world: world.id().to_string(),
+        world_path: world.path.clone(),
+        dynamics_hash: world.dynamics_hash.clone(),
+        condition: condition.to_json(),
+        condition_key: condition.key(),
+        seed,
+        target: spec,
+        status: if error.is_some() {
+            "errored"
+        } else {
+            "completed"
+        }
+        .to_string(),
+        stop_reason: verdicts.stop_reason.clone(),
+        outcomes: if error.is_some() {
+            None
+        } else {
+            Some(serde_json::to_value(&verdicts.outcomes).expect("verdicts serialise"))
+        },
+        error,
+        transcript: format!("transcripts/{}.jsonl", header.episode_id),
+    };
+    Ok(Finished {
+        record,
+        transcript,
+        verdicts,
+    })
+}
+
+/// A run folder being written.
+pub struct RunDir {
+    dir: PathBuf,
+    done: BTreeSet<String>,
+}
+
+impl RunDir {
+    /// Open (or create) a run folder and note the episodes it already holds.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir.join("transcripts"))?;
+        let mut done = BTreeSet::new();
+        match std::fs::read_to_string(dir.join("episodes.jsonl")) {
+            Ok(text) => {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    if let Ok(rec) = serde_json::from_str::<EpisodeRecord>(line) {
+                        done.insert(rec.episode_id);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(RunDir {
+            dir: dir.to_path_buf(),
+            done,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the folder already holds this episode.
+    pub fn has(&self, episode_id: &str) -> bool {
+        self.done.contains(episode_id)
+    }
+
+    /// Write the transcript, then append the record (so a record never points at a
+    /// missing transcript).
+    pub fn save(&mut self, finished: &Finished) -> std::io::Result<()> {
+        let rel = &finished.record.transcript;
+        let tmp = self.dir.join(format!("{rel}.tmp"));
+        std::fs::write(&tmp, &finished.transcript)?;
+        std::fs::rename(&tmp, self.dir.join(rel))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("episodes.jsonl"))?;
+        let mut line = serde_json::to_string(&finished.record).expect("records serialise");
+        line.push('\n');
+        f.write_all(line.as_bytes())?;
+        f.sync_data()?;
+        self.done.insert(finished.record.episode_id.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Targets: whatever produces the outputs an episode consumes.
+
+use terrarium_core::format::Policy;
+use terrarium_core::{Episode, TargetOutput, policy};
+
+/// A target failed (a provider fault, not a choice the target made). The episode is
+/// then `errored`, which is never counted as "no harm".
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetError(pub String);
+
+/// Something that acts in a world.
+pub trait Target {
+    /// The spec recorded in transcripts, e.g. `scripted/idle`.
+    fn spec(&self) -> String;
+    /// Settings recorded in the header (and part of the episode id).
+    fn settings(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+    /// The next output given the episode so far, or `None` when the target has nothing
+    /// more to say.
+    fn next(&mut self, episode: &Episode) -> Result<Option<TargetOutput>, TargetError>;
+}
+
+/// A world's reference policy, played step by step.
+pub struct Scripted<'w> {
+    name: String,
+    policy: &'w Policy,
+    index: usize,
+}
+
+impl<'w> Scripted<'w> {
+    pub fn new(name: &str, policy: &'w Policy) -> Self {
+        Scripted {
+            name: name.to_string(),
+            policy,
+            index: 0,
+        }
+    }
+}
+
+impl Target for Scripted<'_> {
+    fn spec(&self) -> String {
+        format!("scripted/{}", self.name)
+    }
+    fn next(&mut self, episode: &Episode) -> Result<Option<TargetOutput>, TargetError> {
+        let out = policy::output(episode, self.policy, self.index);
+        self.index += 1;
+        Ok(out)
+    }
+}

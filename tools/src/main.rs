@@ -1,0 +1,498 @@
+//! `terrarium`: check worlds, run episodes, test reference policies, replay and view
+//! transcripts. Exit codes: 0 success; 1 a check failed; 2 usage error; 3 some
+//! episodes errored (results still written).
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow};
+use clap::{Parser, Subcommand};
+use terrarium_core::replay::{ReplayOutcome, replay};
+use terrarium_core::transcript::{Event, Line, render_event, render_verdicts};
+use terrarium_core::{Episode, World, view};
+use terrarium_runtime::policies::check_policies;
+use terrarium_runtime::run::{RunDir, run_episode};
+use terrarium_runtime::target::Scripted;
+use terrarium_runtime::{LoadError, find_worlds, load_world};
+
+#[derive(Parser)]
+#[command(
+    name = "terrarium",
+    version,
+    about = "Deterministic simulated-environment testbeds for AI alignment evaluations."
+)]
+#[command(
+    after_help = "Exit codes: 0 success; 1 a check failed (invalid world, replay divergence, a policy firing the wrong outcomes); 2 usage error; 3 some episodes errored (results still written)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate worlds: one summary line per valid world, `path:line:col: message` per problem.
+    Check {
+        /// World files, world folders, or folders of world folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run episodes and write DIR/episodes.jsonl and DIR/transcripts/.
+    Run {
+        #[arg(required = true)]
+        worlds: Vec<PathBuf>,
+        /// The target: `scripted/<policy>` (a world's reference policy).
+        #[arg(long)]
+        model: String,
+        /// Keep cells with factor=value; repeat a factor for any of several values.
+        #[arg(long = "condition", value_name = "FACTOR=VALUE")]
+        conditions: Vec<String>,
+        /// The first episode seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Seeds per cell: seed .. seed+N-1.
+        #[arg(long, default_value_t = 1)]
+        samples: u64,
+        /// The run folder (default runs/<first world id>). Existing episodes are kept and skipped.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run every reference policy over every valid cell and N seeds; fail if any fires other than its declared set.
+    Test {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+    },
+    /// Re-execute a transcript from its world, condition, seed and target outputs; report the first divergence.
+    Replay {
+        transcript: PathBuf,
+        /// The world file (default: the path recorded in the transcript).
+        #[arg(long)]
+        world: Option<PathBuf>,
+    },
+    /// Print exactly what the target sees at the start: prompt, first message, tools, mailbox.
+    Show {
+        world: PathBuf,
+        #[arg(long = "condition", value_name = "FACTOR=VALUE")]
+        conditions: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Render a transcript one line per event, as the snapshots do.
+    View { transcript: PathBuf },
+}
+
+/// How a command ended, when not in success.
+enum Failure {
+    /// Exit 1: a check failed. The reason has been printed.
+    Check,
+    /// Exit 2: usage error.
+    Usage(anyhow::Error),
+    /// Exit 3: some episodes errored.
+    Errored,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Usage(e)
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { paths } => check(&paths),
+        Command::Run {
+            worlds,
+            model,
+            conditions,
+            seed,
+            samples,
+            out,
+        } => run(&worlds, &model, &conditions, seed, samples, out.as_deref()),
+        Command::Test { paths, seeds } => test(&paths, seeds),
+        Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
+        Command::Show {
+            world,
+            conditions,
+            seed,
+        } => show(&world, &conditions, seed),
+        Command::View { transcript } => view_cmd(&transcript),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Check) => ExitCode::from(1),
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Errored) => ExitCode::from(3),
+    }
+}
+
+/// Load every world named by `paths`. Invalid worlds print their problems and fail
+/// the check; a missing path is a usage error.
+fn load_all(paths: &[PathBuf]) -> Result<Vec<World>, Failure> {
+    let mut worlds = Vec::new();
+    let mut invalid = false;
+    for path in paths {
+        let files = find_worlds(path).map_err(|e| Failure::Usage(anyhow!(e)))?;
+        for file in files {
+            match load_world(&file) {
+                Ok(w) => worlds.push(w),
+                Err(LoadError::Invalid { diagnostics, .. }) => {
+                    invalid = true;
+                    for d in diagnostics {
+                        eprintln!("{d}");
+                    }
+                }
+                Err(e @ LoadError::Io { .. }) => return Err(Failure::Usage(anyhow!(e))),
+            }
+        }
+    }
+    if invalid {
+        Err(Failure::Check)
+    } else {
+        Ok(worlds)
+    }
+}
+
+fn check(paths: &[PathBuf]) -> Outcome {
+    let mut failed = false;
+    for path in paths {
+        let files = find_worlds(path).map_err(|e| Failure::Usage(anyhow!(e)))?;
+        for file in files {
+            match load_world(&file) {
+                Ok(w) => println!(
+                    "ok  {}  {} cells, {} tools, {} outcomes, {} policies  ({})",
+                    w.id(),
+                    w.cells.len(),
+                    w.file.tools.len(),
+                    w.file.outcomes.len(),
+                    w.file.policies.len(),
+                    file.display()
+                ),
+                Err(LoadError::Invalid { diagnostics, .. }) => {
+                    failed = true;
+                    for d in diagnostics {
+                        println!("{d}");
+                    }
+                }
+                Err(e @ LoadError::Io { .. }) => return Err(Failure::Usage(anyhow!(e))),
+            }
+        }
+    }
+    if failed { Err(Failure::Check) } else { Ok(()) }
+}
+
+fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|c| {
+            let (f, v) = c
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--condition `{c}` must be FACTOR=VALUE"))?;
+            let (f, v) = (f.trim(), v.trim());
+            if f.is_empty() || v.is_empty() {
+                return Err(anyhow!("--condition `{c}` must be FACTOR=VALUE"));
+            }
+            Ok((f.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The policy named by a `scripted/<policy>` model spec.
+fn scripted_policy(model: &str) -> anyhow::Result<&str> {
+    match model.split_once('/') {
+        Some(("scripted", policy)) if !policy.is_empty() => Ok(policy),
+        Some((provider @ ("openai" | "anthropic" | "openai-responses"), _)) => Err(anyhow!(
+            "model provider `{provider}` is not available in this build yet; use --model scripted/<policy>"
+        )),
+        _ => Err(anyhow!(
+            "--model `{model}` is not a target spec; use scripted/<policy> (a reference policy of the world)"
+        )),
+    }
+}
+
+fn run(
+    paths: &[PathBuf],
+    model: &str,
+    conditions: &[String],
+    seed: u64,
+    samples: u64,
+    out: Option<&Path>,
+) -> Outcome {
+    let policy = scripted_policy(model)?;
+    let filter = parse_conditions(conditions)?;
+    if samples == 0 {
+        return Err(anyhow!("--samples must be at least 1").into());
+    }
+    let last_seed = seed
+        .checked_add(samples - 1)
+        .ok_or_else(|| anyhow!("--seed + --samples overflows"))?;
+    let worlds = load_all(paths)?;
+    let mut plan = Vec::new();
+    for w in &worlds {
+        let p = w.file.policies.get(policy).ok_or_else(|| {
+            let known: Vec<&str> = w.file.policies.keys().map(String::as_str).collect();
+            anyhow!(
+                "world `{}` has no policy `{policy}` (policies: {})",
+                w.id(),
+                known.join(", ")
+            )
+        })?;
+        let cells = w.select_cells(&filter).map_err(|e| anyhow!(e))?;
+        for cell in cells {
+            for s in seed..=last_seed {
+                plan.push((w, p, cell.clone(), s));
+            }
+        }
+    }
+    let dir = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
+    let mut run_dir =
+        RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
+    let total = plan.len();
+    let progress = std::io::stderr().is_terminal();
+    let (mut skipped, mut errored) = (0usize, 0usize);
+    // (world, cell) → (episodes, errored, outcome → fired count)
+    let mut table: BTreeMap<(String, String), (usize, usize, BTreeMap<String, usize>)> =
+        BTreeMap::new();
+    for (i, (world, p, cell, s)) in plan.into_iter().enumerate() {
+        if progress {
+            eprint!("\r{}/{total} episodes", i + 1);
+        }
+        let mut target = Scripted::new(policy, p);
+        let finished = run_episode(world, &cell, s, &mut target).map_err(|e| anyhow!(e))?;
+        let row = table
+            .entry((world.id().to_string(), cell.key()))
+            .or_default();
+        row.0 += 1;
+        if finished.record.status == "errored" {
+            errored += 1;
+            row.1 += 1;
+        }
+        for (name, v) in &finished.verdicts.outcomes {
+            *row.2.entry(name.clone()).or_default() +=
+                usize::from(v.fired && finished.record.status != "errored");
+        }
+        if run_dir.has(&finished.record.episode_id) {
+            skipped += 1;
+            continue;
+        }
+        run_dir
+            .save(&finished)
+            .with_context(|| format!("cannot write to {}", dir.display()))?;
+    }
+    if progress {
+        eprintln!();
+    }
+    print_outcome_table(model, &table);
+    println!(
+        "{total} episodes ({} new, {skipped} already in the folder, {errored} errored) -> {}",
+        total - skipped,
+        run_dir.path().join("episodes.jsonl").display()
+    );
+    if errored > 0 {
+        Err(Failure::Errored)
+    } else {
+        Ok(())
+    }
+}
+
+type Table = BTreeMap<(String, String), (usize, usize, BTreeMap<String, usize>)>;
+
+fn print_outcome_table(target: &str, table: &Table) {
+    let mut current_world = "";
+    for ((world, cell), (n, errored, fired)) in table {
+        if world != current_world {
+            current_world = world;
+            let names: Vec<&str> = fired.keys().map(String::as_str).collect();
+            println!("\n{world} — {target}");
+            println!(
+                "  {:<44} {:>5} {:>7}  {}",
+                "condition",
+                "n",
+                "errored",
+                names
+                    .iter()
+                    .map(|n| format!(" {n:>16}"))
+                    .collect::<String>()
+            );
+        }
+        let cell = if cell.is_empty() {
+            "(no factors)"
+        } else {
+            cell
+        };
+        let counts: String = fired.values().map(|c| format!(" {c:>16}")).collect();
+        println!("  {cell:<44} {n:>5} {errored:>7}  {counts}");
+    }
+}
+
+fn test(paths: &[PathBuf], seeds: u64) -> Outcome {
+    if seeds == 0 {
+        return Err(anyhow!("--seeds must be at least 1").into());
+    }
+    let worlds = load_all(paths)?;
+    let mut failures = 0usize;
+    for w in &worlds {
+        let runs = check_policies(w, seeds);
+        let outcomes: Vec<&String> = w.file.outcomes.keys().collect();
+        println!("\n{} — {} cells × {seeds} seeds", w.id(), w.cells.len());
+        println!(
+            "  {:<28} {:>5} {:>5}  {}",
+            "policy",
+            "runs",
+            "ok",
+            outcomes
+                .iter()
+                .map(|o| format!(" {:>17}", o.as_str()))
+                .collect::<String>()
+        );
+        let mut by_policy: BTreeMap<&str, Vec<&terrarium_runtime::policies::PolicyRun>> =
+            BTreeMap::new();
+        for r in &runs {
+            by_policy.entry(r.policy.as_str()).or_default().push(r);
+        }
+        for (policy, rs) in &by_policy {
+            let ok = rs.iter().filter(|r| r.ok()).count();
+            let counts: String = outcomes
+                .iter()
+                .map(|o| {
+                    let fired = rs.iter().filter(|r| r.fired.contains(*o)).count();
+                    let mark = if rs[0].expected.contains(*o) {
+                        "*"
+                    } else {
+                        " "
+                    };
+                    format!(" {:>16}{mark}", fired)
+                })
+                .collect();
+            println!("  {policy:<28} {:>5} {ok:>5}  {counts}", rs.len());
+        }
+        for r in runs.iter().filter(|r| !r.ok()) {
+            failures += 1;
+            if failures <= 20 {
+                match &r.error {
+                    Some(e) => println!(
+                        "  FAIL {} `{}` in {} seed {}: {e}",
+                        w.id(),
+                        r.policy,
+                        r.cell,
+                        r.seed
+                    ),
+                    None => println!(
+                        "  FAIL {} `{}` in {} seed {}: fired {:?}, declared {:?} (stop: {})",
+                        w.id(),
+                        r.policy,
+                        r.cell,
+                        r.seed,
+                        r.fired,
+                        r.expected,
+                        r.stop_reason
+                    ),
+                }
+            }
+        }
+    }
+    println!("\n(* = outcome the policy declares; counts are runs in which it fired)");
+    if failures > 0 {
+        println!("{failures} policy runs fired other than their declared outcomes");
+        Err(Failure::Check)
+    } else {
+        println!("every policy fired exactly its declared outcomes");
+        Ok(())
+    }
+}
+
+fn read_transcript(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read transcript {}", path.display()))
+}
+
+fn replay_cmd(path: &Path, world: Option<&Path>) -> Outcome {
+    let text = read_transcript(path)?;
+    let header =
+        terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let world_path = world
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(&header.world.path));
+    let worlds = load_all(&[world_path])?;
+    let [world] = worlds.as_slice() else {
+        return Err(anyhow!("--world must name one world").into());
+    };
+    match replay(world, &text).map_err(|e| anyhow!("{}: {e}", path.display()))? {
+        ReplayOutcome::Identical { events } => {
+            println!(
+                "identical: {events} events, every state hash, chain hash and verdict reproduced ({})",
+                header.episode_id
+            );
+            Ok(())
+        }
+        ReplayOutcome::Diverged { step, message } => {
+            match step {
+                Some(s) => println!("DIVERGED at step {s}: {message}"),
+                None => println!("DIVERGED: {message}"),
+            }
+            Err(Failure::Check)
+        }
+    }
+}
+
+fn show(path: &Path, conditions: &[String], seed: u64) -> Outcome {
+    let filter = parse_conditions(conditions)?;
+    let worlds = load_all(&[path.to_path_buf()])?;
+    let [world] = worlds.as_slice() else {
+        return Err(anyhow!(
+            "`show` takes one world; {} has {}",
+            path.display(),
+            worlds.len()
+        )
+        .into());
+    };
+    let cell = world.one_cell(&filter).map_err(|e| anyhow!(e))?;
+    let ep = Episode::start(world, &cell, seed).map_err(|e| anyhow!("{}: {}", e.at, e.message))?;
+    println!(
+        "# world {} — condition {} — seed {seed}\n",
+        world.id(),
+        cell
+    );
+    print!("{}", view::initial_view(&ep));
+    Ok(())
+}
+
+fn view_cmd(path: &Path) -> Outcome {
+    let text = read_transcript(path)?;
+    let header =
+        terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    println!(
+        "{} | world {} ({}) | condition {} | seed {} | target {}",
+        header.episode_id,
+        header.world.id,
+        header.world.path,
+        header.condition_key,
+        header.seed,
+        header.target.spec
+    );
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        if let Ok(event) = serde_json::from_str::<Event>(line) {
+            println!("{}", render_event(&event));
+        } else if let Ok(Line::Verdicts(v)) = serde_json::from_str::<Line>(line) {
+            print!("{}", render_verdicts(&v));
+        } else {
+            return Err(anyhow!("{}:{}: not a transcript line", path.display(), i + 1).into());
+        }
+    }
+    Ok(())
+}
