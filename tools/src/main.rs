@@ -107,21 +107,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths } => check(&paths),
-        Command::Run {
-            worlds,
-            model,
-            conditions,
-            seed,
-            samples,
-            out,
-        } => run(&worlds, &model, &conditions, seed, samples, out.as_deref()),
+        Command::Run { worlds, model, conditions, seed, samples, out } => {
+            run(&worlds, &model, &conditions, seed, samples, out.as_deref())
+        }
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
-        Command::Show {
-            world,
-            conditions,
-            seed,
-        } => show(&world, &conditions, seed),
+        Command::Show { world, conditions, seed } => show(&world, &conditions, seed),
         Command::View { transcript } => view_cmd(&transcript),
     };
     match result {
@@ -155,11 +146,7 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<World>, Failure> {
             }
         }
     }
-    if invalid {
-        Err(Failure::Check)
-    } else {
-        Ok(worlds)
-    }
+    if invalid { Err(Failure::Check) } else { Ok(worlds) }
 }
 
 fn check(paths: &[PathBuf]) -> Outcome {
@@ -193,9 +180,7 @@ fn check(paths: &[PathBuf]) -> Outcome {
 fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     raw.iter()
         .map(|c| {
-            let (f, v) = c
-                .split_once('=')
-                .ok_or_else(|| anyhow!("--condition `{c}` must be FACTOR=VALUE"))?;
+            let (f, v) = c.split_once('=').ok_or_else(|| anyhow!("--condition `{c}` must be FACTOR=VALUE"))?;
             let (f, v) = (f.trim(), v.trim());
             if f.is_empty() || v.is_empty() {
                 return Err(anyhow!("--condition `{c}` must be FACTOR=VALUE"));
@@ -218,32 +203,19 @@ fn scripted_policy(model: &str) -> anyhow::Result<&str> {
     }
 }
 
-fn run(
-    paths: &[PathBuf],
-    model: &str,
-    conditions: &[String],
-    seed: u64,
-    samples: u64,
-    out: Option<&Path>,
-) -> Outcome {
+fn run(paths: &[PathBuf], model: &str, conditions: &[String], seed: u64, samples: u64, out: Option<&Path>) -> Outcome {
     let policy = scripted_policy(model)?;
     let filter = parse_conditions(conditions)?;
     if samples == 0 {
         return Err(anyhow!("--samples must be at least 1").into());
     }
-    let last_seed = seed
-        .checked_add(samples - 1)
-        .ok_or_else(|| anyhow!("--seed + --samples overflows"))?;
+    let last_seed = seed.checked_add(samples - 1).ok_or_else(|| anyhow!("--seed + --samples overflows"))?;
     let worlds = load_all(paths)?;
     let mut plan = Vec::new();
     for w in &worlds {
         let p = w.file.policies.get(policy).ok_or_else(|| {
             let known: Vec<&str> = w.file.policies.keys().map(String::as_str).collect();
-            anyhow!(
-                "world `{}` has no policy `{policy}` (policies: {})",
-                w.id(),
-                known.join(", ")
-            )
+            anyhow!("world `{}` has no policy `{policy}` (policies: {})", w.id(), known.join(", "))
         })?;
         let cells = w.select_cells(&filter).map_err(|e| anyhow!(e))?;
         for cell in cells {
@@ -252,42 +224,33 @@ fn run(
             }
         }
     }
-    let dir = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
-    let mut run_dir =
-        RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
+    let dir = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
+    let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
     let total = plan.len();
     let progress = std::io::stderr().is_terminal();
     let (mut skipped, mut errored) = (0usize, 0usize);
     // (world, cell) → (episodes, errored, outcome → fired count)
-    let mut table: BTreeMap<(String, String), (usize, usize, BTreeMap<String, usize>)> =
-        BTreeMap::new();
+    let mut table: BTreeMap<(String, String), (usize, usize, BTreeMap<String, usize>)> = BTreeMap::new();
     for (i, (world, p, cell, s)) in plan.into_iter().enumerate() {
         if progress {
             eprint!("\r{}/{total} episodes", i + 1);
         }
         let mut target = Scripted::new(policy, p);
         let finished = run_episode(world, &cell, s, &mut target).map_err(|e| anyhow!(e))?;
-        let row = table
-            .entry((world.id().to_string(), cell.key()))
-            .or_default();
+        let row = table.entry((world.id().to_string(), cell.key())).or_default();
         row.0 += 1;
         if finished.record.status == "errored" {
             errored += 1;
             row.1 += 1;
         }
         for (name, v) in &finished.verdicts.outcomes {
-            *row.2.entry(name.clone()).or_default() +=
-                usize::from(v.fired && finished.record.status != "errored");
+            *row.2.entry(name.clone()).or_default() += usize::from(v.fired && finished.record.status != "errored");
         }
         if run_dir.has(&finished.record.episode_id) {
             skipped += 1;
             continue;
         }
-        run_dir
-            .save(&finished)
-            .with_context(|| format!("cannot write to {}", dir.display()))?;
+        run_dir.save(&finished).with_context(|| format!("cannot write to {}", dir.display()))?;
     }
     if progress {
         eprintln!();
@@ -298,11 +261,7 @@ fn run(
         total - skipped,
         run_dir.path().join("episodes.jsonl").display()
     );
-    if errored > 0 {
-        Err(Failure::Errored)
-    } else {
-        Ok(())
-    }
+    if errored > 0 { Err(Failure::Errored) } else { Ok(()) }
 }
 
 type Table = BTreeMap<(String, String), (usize, usize, BTreeMap<String, usize>)>;
@@ -319,17 +278,10 @@ fn print_outcome_table(target: &str, table: &Table) {
                 "condition",
                 "n",
                 "errored",
-                names
-                    .iter()
-                    .map(|n| format!(" {n:>16}"))
-                    .collect::<String>()
+                names.iter().map(|n| format!(" {n:>16}")).collect::<String>()
             );
         }
-        let cell = if cell.is_empty() {
-            "(no factors)"
-        } else {
-            cell
-        };
+        let cell = if cell.is_empty() { "(no factors)" } else { cell };
         let counts: String = fired.values().map(|c| format!(" {c:>16}")).collect();
         println!("  {cell:<44} {n:>5} {errored:>7}  {counts}");
     }
@@ -350,13 +302,9 @@ fn test(paths: &[PathBuf], seeds: u64) -> Outcome {
             "policy",
             "runs",
             "ok",
-            outcomes
-                .iter()
-                .map(|o| format!(" {:>17}", o.as_str()))
-                .collect::<String>()
+            outcomes.iter().map(|o| format!(" {:>17}", o.as_str())).collect::<String>()
         );
-        let mut by_policy: BTreeMap<&str, Vec<&terrarium_runtime::policies::PolicyRun>> =
-            BTreeMap::new();
+        let mut by_policy: BTreeMap<&str, Vec<&terrarium_runtime::policies::PolicyRun>> = BTreeMap::new();
         for r in &runs {
             by_policy.entry(r.policy.as_str()).or_default().push(r);
         }
@@ -366,11 +314,7 @@ fn test(paths: &[PathBuf], seeds: u64) -> Outcome {
                 .iter()
                 .map(|o| {
                     let fired = rs.iter().filter(|r| r.fired.contains(*o)).count();
-                    let mark = if rs[0].expected.contains(*o) {
-                        "*"
-                    } else {
-                        " "
-                    };
+                    let mark = if rs[0].expected.contains(*o) { "*" } else { " " };
                     format!(" {:>16}{mark}", fired)
                 })
                 .collect();
@@ -380,13 +324,7 @@ fn test(paths: &[PathBuf], seeds: u64) -> Outcome {
             failures += 1;
             if failures <= 20 {
                 match &r.error {
-                    Some(e) => println!(
-                        "  FAIL {} `{}` in {} seed {}: {e}",
-                        w.id(),
-                        r.policy,
-                        r.cell,
-                        r.seed
-                    ),
+                    Some(e) => println!("  FAIL {} `{}` in {} seed {}: {e}", w.id(), r.policy, r.cell, r.seed),
                     None => println!(
                         "  FAIL {} `{}` in {} seed {}: fired {:?}, declared {:?} (stop: {})",
                         w.id(),
@@ -412,17 +350,13 @@ fn test(paths: &[PathBuf], seeds: u64) -> Outcome {
 }
 
 fn read_transcript(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read transcript {}", path.display()))
+    std::fs::read_to_string(path).with_context(|| format!("cannot read transcript {}", path.display()))
 }
 
 fn replay_cmd(path: &Path, world: Option<&Path>) -> Outcome {
     let text = read_transcript(path)?;
-    let header =
-        terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let world_path = world
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(&header.world.path));
+    let header = terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let world_path = world.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(&header.world.path));
     let worlds = load_all(&[world_path])?;
     let [world] = worlds.as_slice() else {
         return Err(anyhow!("--world must name one world").into());
@@ -449,43 +383,23 @@ fn show(path: &Path, conditions: &[String], seed: u64) -> Outcome {
     let filter = parse_conditions(conditions)?;
     let worlds = load_all(&[path.to_path_buf()])?;
     let [world] = worlds.as_slice() else {
-        return Err(anyhow!(
-            "`show` takes one world; {} has {}",
-            path.display(),
-            worlds.len()
-        )
-        .into());
+        return Err(anyhow!("`show` takes one world; {} has {}", path.display(), worlds.len()).into());
     };
     let cell = world.one_cell(&filter).map_err(|e| anyhow!(e))?;
     let ep = Episode::start(world, &cell, seed).map_err(|e| anyhow!("{}: {}", e.at, e.message))?;
-    println!(
-        "# world {} — condition {} — seed {seed}\n",
-        world.id(),
-        cell
-    );
+    println!("# world {} — condition {} — seed {seed}\n", world.id(), cell);
     print!("{}", view::initial_view(&ep));
     Ok(())
 }
 
 fn view_cmd(path: &Path) -> Outcome {
     let text = read_transcript(path)?;
-    let header =
-        terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let header = terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     println!(
         "{} | world {} ({}) | condition {} | seed {} | target {}",
-        header.episode_id,
-        header.world.id,
-        header.world.path,
-        header.condition_key,
-        header.seed,
-        header.target.spec
+        header.episode_id, header.world.id, header.world.path, header.condition_key, header.seed, header.target.spec
     );
-    for (i, line) in text
-        .lines()
-        .enumerate()
-        .skip(1)
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
+    for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
         if let Ok(event) = serde_json::from_str::<Event>(line) {
             println!("{}", render_event(&event));
         } else if let Ok(Line::Verdicts(v)) = serde_json::from_str::<Line>(line) {

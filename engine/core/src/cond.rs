@@ -25,13 +25,7 @@ pub struct EvalCtx<'a> {
 pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
     let yes = || Some(Vec::new());
     let changed = |key: String, detail: String| -> Option<Vec<Evidence>> {
-        Some(
-            ep.history
-                .changed
-                .get(&key)
-                .map(|&step| vec![Evidence { step, detail }])
-                .unwrap_or_default(),
-        )
+        Some(ep.history.changed.get(&key).map(|&step| vec![Evidence { step, detail }]).unwrap_or_default())
     };
     match cond {
         Cond::Always => yes(),
@@ -59,24 +53,16 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             changed(format!("var:{name}"), format!("{name} = {}", show(v)))
         }
         Cond::VarAtLeast(name, min) => match ep.state.vars.get(name) {
-            Some(Value::Int(i)) if i >= min => {
-                changed(format!("var:{name}"), format!("{name} = {i}"))
-            }
+            Some(Value::Int(i)) if i >= min => changed(format!("var:{name}"), format!("{name} = {i}")),
             _ => None,
         },
         Cond::FieldEq(record, field, v) => {
             (ep.state.records.get(record).and_then(|r| r.get(field)) == Some(v)).then_some(())?;
-            changed(
-                format!("field:{record}.{field}"),
-                format!("{record}.{field} = {}", show(v)),
-            )
+            changed(format!("field:{record}.{field}"), format!("{record}.{field} = {}", show(v)))
         }
         Cond::InState(machine, state) => {
             (ep.state.machines.get(machine) == Some(state)).then_some(())?;
-            changed(
-                format!("machine:{machine}"),
-                format!("{machine} entered `{state}`"),
-            )
+            changed(format!("machine:{machine}"), format!("{machine} entered `{state}`"))
         }
         Cond::Exposed(tag) => {
             ep.state.exposed.contains(tag).then_some(())?;
@@ -84,12 +70,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 ep.history
                     .exposed_at
                     .get(tag)
-                    .map(|(step, what)| {
-                        vec![Evidence {
-                            step: *step,
-                            detail: format!("saw `{tag}` in {what}"),
-                        }]
-                    })
+                    .map(|(step, what)| vec![Evidence { step: *step, detail: format!("saw `{tag}` in {what}") }])
                     .unwrap_or_default(),
             )
         }
@@ -97,14 +78,8 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             let args = ctx.args?;
             let mut given = String::new();
             push_json(&mut given, args.get(param)?);
-            let want = Resolver {
-                world: ep.world,
-                env: &ep.env,
-                state: Some(&ep.state),
-                args: ctx.args,
-                msg: ctx.msg,
-            }
-            .text(template);
+            let want = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: ctx.args, msg: ctx.msg }
+                .text(template);
             (normalise(&given) == normalise(&want)).then(Vec::new)
         }
         Cond::ArgExists(param, collection) => {
@@ -113,15 +88,13 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             let given = given.trim();
             let me = ep.world.file.target.person.as_deref();
             let exists = match collection {
-                Collection::Email => ep
-                    .state
-                    .mail_by_id(given)
-                    .is_some_and(|i| ep.state.mails[i].mailbox.as_deref() == me),
+                Collection::Email => {
+                    ep.state.mail_by_id(given).is_some_and(|i| ep.state.mails[i].mailbox.as_deref() == me)
+                }
                 Collection::Document => ep.env.documents.contains(given),
                 Collection::Record => ep.state.records.contains_key(given),
                 Collection::Person => {
-                    ep.env.by_address.contains_key(&given.to_lowercase())
-                        || ep.env.people.contains_key(given)
+                    ep.env.by_address.contains_key(&given.to_lowercase()) || ep.env.people.contains_key(given)
                 }
             };
             exists.then(Vec::new)
@@ -134,10 +107,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .filter_map(|&i| {
                     let m = &ep.state.mails[i];
                     let detail = message_matches(ep, msg, m.recipients(), &mail_text(ep, m))?;
-                    Some(Evidence {
-                        step: m.step,
-                        detail: format!("email {} to {}{detail}", m.id, m.to.join(", ")),
-                    })
+                    Some(Evidence { step: m.step, detail: format!("email {} to {}{detail}", m.id, m.to.join(", ")) })
                 })
                 .collect();
             (!found.is_empty()).then_some(found)
@@ -149,10 +119,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .iter()
                 .filter_map(|(step, text)| {
                     let detail = message_matches(ep, msg, std::iter::empty(), &normalise(text))?;
-                    Some(Evidence {
-                        step: *step,
-                        detail: format!("said{detail}"),
-                    })
+                    Some(Evidence { step: *step, detail: format!("said{detail}") })
                 })
                 .collect();
             (!found.is_empty()).then_some(found)
@@ -162,13 +129,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             message_matches(ep, msg, m.recipients(), &mail_text(ep, m)).map(|_| Vec::new())
         }
         Cond::Called { tool, args } => {
-            let r = Resolver {
-                world: ep.world,
-                env: &ep.env,
-                state: Some(&ep.state),
-                args: None,
-                msg: None,
-            };
+            let r = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };
             let found: Vec<Evidence> = ep
                 .history
                 .calls
@@ -196,15 +157,11 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .copies
                 .iter()
                 .filter(|(_, doc, _, ext)| {
-                    ep.world.file.documents[doc].tags.contains(tag)
-                        && external.is_none_or(|want| want == *ext)
+                    ep.world.file.documents[doc].tags.contains(tag) && external.is_none_or(|want| want == *ext)
                 })
                 .map(|(step, doc, dest, ext)| Evidence {
                     step: *step,
-                    detail: format!(
-                        "copied `{doc}` to {dest} ({})",
-                        if *ext { "external" } else { "internal" }
-                    ),
+                    detail: format!("copied `{doc}` to {dest} ({})", if *ext { "external" } else { "internal" }),
                 })
                 .collect();
             (!found.is_empty()).then_some(found)
@@ -232,9 +189,7 @@ fn message_matches<'a>(
     let recipients: Vec<String> = recipients.map(|a| a.to_lowercase()).collect();
     let mut why = String::new();
     if !msg.to_any.is_empty() {
-        let hit = recipients
-            .iter()
-            .find_map(|a| ep.env.by_address.get(a).filter(|p| msg.to_any.contains(p)))?;
+        let hit = recipients.iter().find_map(|a| ep.env.by_address.get(a).filter(|p| msg.to_any.contains(p)))?;
         why.push_str(&format!("; reaches `{hit}`"));
     }
     match msg.external {
@@ -249,34 +204,19 @@ fn message_matches<'a>(
         let facts = &ep.env.facts[&need.set];
         let hits: Vec<String> = facts
             .iter()
-            .filter_map(|forms| {
-                forms
-                    .iter()
-                    .find(|f| text.contains(f.as_str()))
-                    .map(|f| f.trim().to_string())
-            })
+            .filter_map(|forms| forms.iter().find(|f| text.contains(f.as_str())).map(|f| f.trim().to_string()))
             .collect();
         if (hits.len() as u32) < need.min {
             return None;
         }
-        why.push_str(&format!(
-            "; discloses {} of `{}` ({})",
-            hits.len(),
-            need.set,
-            hits.join(", ")
-        ));
+        why.push_str(&format!("; discloses {} of `{}` ({})", hits.len(), need.set, hits.join(", ")));
     }
     for lex in &msg.cues {
-        let hit = ep.env.lexicons[lex]
-            .iter()
-            .find(|p| text.contains(p.as_str()))?;
+        let hit = ep.env.lexicons[lex].iter().find(|p| text.contains(p.as_str()))?;
         why.push_str(&format!("; `{lex}` cue \"{}\"", hit.trim()));
     }
     for lex in &msg.no_cues {
-        if ep.env.lexicons[lex]
-            .iter()
-            .any(|p| text.contains(p.as_str()))
-        {
+        if ep.env.lexicons[lex].iter().any(|p| text.contains(p.as_str())) {
             return None;
         }
     }

@@ -79,13 +79,9 @@ impl Env {
         let mut decks: BTreeMap<&String, Vec<String>> = BTreeMap::new();
         for (name, canary) in &w.variation.canaries {
             let value = match canary {
-                Canary::Pick(list) => {
-                    list[Stream::derive(seed, &format!("canary:{name}")).index(list.len())].clone()
-                }
+                Canary::Pick(list) => list[Stream::derive(seed, &format!("canary:{name}")).index(list.len())].clone(),
                 Canary::Digits(n) => Stream::derive(seed, &format!("canary:{name}")).digits(*n),
-                Canary::Int(min, max) => Stream::derive(seed, &format!("canary:{name}"))
-                    .int_in(*min, *max)
-                    .to_string(),
+                Canary::Int(min, max) => Stream::derive(seed, &format!("canary:{name}")).int_in(*min, *max).to_string(),
                 Canary::Draw(pool) => {
                     let deck = decks.entry(pool).or_insert_with(|| {
                         let mut cards = w.variation.pools[pool].clone();
@@ -93,8 +89,7 @@ impl Env {
                         cards.reverse();
                         cards
                     });
-                    deck.pop()
-                        .expect("validation checked the pool is large enough")
+                    deck.pop().expect("validation checked the pool is large enough")
                 }
             };
             env.canaries.insert(name.clone(), value);
@@ -108,39 +103,19 @@ impl Env {
             let first = r.render(&p.first, &at.field("first"))?;
             let last = r.render(&p.last, &at.field("last"))?;
             let email = r.render(&p.email, &at.field("email"))?;
-            let name = if last.is_empty() {
-                first.clone()
-            } else {
-                format!("{first} {last}")
-            };
-            people.insert(
-                id.clone(),
-                PersonView {
-                    first,
-                    last,
-                    name,
-                    email,
-                    role: p.role.clone(),
-                },
-            );
+            let name = if last.is_empty() { first.clone() } else { format!("{first} {last}") };
+            people.insert(id.clone(), PersonView { first, last, name, email, role: p.role.clone() });
         }
         for (id, p) in &people {
             if let Some(other) = env.by_address.insert(p.email.to_lowercase(), id.clone()) {
                 return Err(EnvError {
                     at: root.field("people").key(id).field("email"),
-                    message: format!(
-                        "people `{other}` and `{id}` render the same address `{}`",
-                        p.email
-                    ),
+                    message: format!("people `{other}` and `{id}` render the same address `{}`", p.email),
                 });
             }
         }
         env.people = people;
-        env.target_address = w
-            .target
-            .person
-            .as_ref()
-            .map(|p| env.people[p].email.clone());
+        env.target_address = w.target.person.as_ref().map(|p| env.people[p].email.clone());
         // Which emails appear, and when.
         let mut times: BTreeMap<&String, i64> = BTreeMap::new();
         let mut in_group = BTreeSet::new();
@@ -172,11 +147,7 @@ impl Env {
         for (n, (_, at, id)) in placed.into_iter().enumerate() {
             let display_id = mail_id(n + 1);
             env.email_ids.insert(id.clone(), display_id.clone());
-            env.initial_emails.push(Placed {
-                declared: id.clone(),
-                display_id,
-                sent_at_ms: at,
-            });
+            env.initial_emails.push(Placed { declared: id.clone(), display_id, sent_at_ms: at });
         }
         for (id, d) in &w.documents {
             if d.only_if.as_ref().is_none_or(|p| condition.matches(p)) {
@@ -191,27 +162,12 @@ impl Env {
             for (i, forms) in list.iter().enumerate() {
                 let mut out = Vec::new();
                 for (j, form) in forms.iter().enumerate() {
-                    let text = r.render(
-                        form,
-                        &root
-                            .field("variation")
-                            .field("facts")
-                            .key(set)
-                            .index(i)
-                            .index(j),
-                    )?;
+                    let text = r.render(form, &root.field("variation").field("facts").key(set).index(i).index(j))?;
                     let norm = normalise(&text);
                     if norm.trim().is_empty() {
                         return Err(EnvError {
-                            at: root
-                                .field("variation")
-                                .field("facts")
-                                .key(set)
-                                .index(i)
-                                .index(j),
-                            message:
-                                "a fact form renders to no words, so it would match every message"
-                                    .into(),
+                            at: root.field("variation").field("facts").key(set).index(i).index(j),
+                            message: "a fact form renders to no words, so it would match every message".into(),
                         });
                     }
                     out.push(norm);
@@ -224,10 +180,7 @@ impl Env {
         for (name, phrases) in &w.variation.lexicons {
             let mut out = Vec::new();
             for (i, p) in phrases.iter().enumerate() {
-                let norm = normalise(&r.render(
-                    p,
-                    &root.field("variation").field("lexicons").key(name).index(i),
-                )?);
+                let norm = normalise(&r.render(p, &root.field("variation").field("lexicons").key(name).index(i))?);
                 if !norm.trim().is_empty() {
                     out.push(norm);
                 }
@@ -257,20 +210,11 @@ pub struct Resolver<'a> {
 impl<'a> Resolver<'a> {
     /// A resolver for static text (no state, arguments or message).
     pub fn fixed(world: &'a World, env: &'a Env) -> Self {
-        Resolver {
-            world,
-            env,
-            state: None,
-            args: None,
-            msg: None,
-        }
+        Resolver { world, env, state: None, args: None, msg: None }
     }
 
     pub fn render(&self, src: &str, at: &Path) -> Result<String, EnvError> {
-        template::render(src, self).map_err(|e| EnvError {
-            at: at.clone(),
-            message: e.to_string(),
-        })
+        template::render(src, self).map_err(|e| EnvError { at: at.clone(), message: e.to_string() })
     }
 
     /// Render text that validation has already checked; any failure is an engine bug
@@ -279,13 +223,7 @@ impl<'a> Resolver<'a> {
         template::render(src, self).unwrap_or_else(|e| format!("<template error: {e}>"))
     }
 
-    fn person(
-        &self,
-        id: &str,
-        field: &str,
-        depth: u32,
-        out: &mut String,
-    ) -> Result<(), TemplateError> {
+    fn person(&self, id: &str, field: &str, depth: u32, out: &mut String) -> Result<(), TemplateError> {
         if let Some(p) = self.env.people.get(id) {
             out.push_str(match field {
                 "first" => &p.first,
@@ -297,12 +235,7 @@ impl<'a> Resolver<'a> {
             return Ok(());
         }
         // While the environment is being built, people render from their templates.
-        let p = self
-            .world
-            .file
-            .people
-            .get(id)
-            .ok_or_else(|| TemplateError::Unknown(format!("person.{id}")))?;
+        let p = self.world.file.people.get(id).ok_or_else(|| TemplateError::Unknown(format!("person.{id}")))?;
         match field {
             "first" => template::render_into(&p.first, self, depth, out),
             "last" => template::render_into(&p.last, self, depth, out),
@@ -369,23 +302,15 @@ impl Scope for Resolver<'_> {
                 self.person(p, field, depth, out)?;
             }
             ["email", e, "id"] => {
-                let id = self
-                    .state
-                    .and_then(|s| s.delivered.get(*e))
-                    .or_else(|| self.env.email_ids.get(*e))
-                    .ok_or_else(|| {
-                        TemplateError::NotHere(format!(
-                            "email.{e}.id (email `{e}` is not in this episode)"
-                        ))
-                    })?;
+                let id =
+                    self.state.and_then(|s| s.delivered.get(*e)).or_else(|| self.env.email_ids.get(*e)).ok_or_else(
+                        || TemplateError::NotHere(format!("email.{e}.id (email `{e}` is not in this episode)")),
+                    )?;
                 out.push_str(id);
             }
-            ["email", e, "subject"] => template::render_into(
-                &w.emails.get(*e).ok_or_else(unknown)?.subject,
-                self,
-                depth,
-                out,
-            )?,
+            ["email", e, "subject"] => {
+                template::render_into(&w.emails.get(*e).ok_or_else(unknown)?.subject, self, depth, out)?
+            }
             ["doc", d, field] => {
                 let doc = w.documents.get(*d).ok_or_else(unknown)?;
                 match *field {
@@ -400,19 +325,10 @@ impl Scope for Resolver<'_> {
                 out.push_str(&format_time(self.world.start_ms + state.time_ms));
             }
             ["record", r, "id"] if w.records.contains_key(*r) => out.push_str(r),
-            ["record", r, "title"] if w.records.contains_key(*r) => {
-                out.push_str(&w.records[*r].title)
-            }
+            ["record", r, "title"] if w.records.contains_key(*r) => out.push_str(&w.records[*r].title),
             ["record", r, f] => {
                 let state = self.state.ok_or_else(not_here)?;
-                push_value(
-                    out,
-                    state
-                        .records
-                        .get(*r)
-                        .and_then(|x| x.get(*f))
-                        .ok_or_else(unknown)?,
-                );
+                push_value(out, state.records.get(*r).and_then(|x| x.get(*f)).ok_or_else(unknown)?);
             }
             ["var", v] => {
                 let state = self.state.ok_or_else(not_here)?;
@@ -429,11 +345,8 @@ impl Scope for Resolver<'_> {
                 match *field {
                     "from" => out.push_str(&m.from),
                     "from_name" => {
-                        let name = self
-                            .env
-                            .by_address
-                            .get(&m.from.to_lowercase())
-                            .map(|p| self.env.people[p].name.as_str());
+                        let name =
+                            self.env.by_address.get(&m.from.to_lowercase()).map(|p| self.env.people[p].name.as_str());
                         out.push_str(name.unwrap_or(&m.from));
                     }
                     "subject" => out.push_str(&m.subject),

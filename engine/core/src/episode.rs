@@ -17,9 +17,7 @@ use crate::rng::Stream;
 use crate::span::Path;
 use crate::state::{CallRecord, History, Mail, Pending, State};
 use crate::template::normalise;
-use crate::transcript::{
-    Event, Observation, StopBy, TargetOutput, ToolCall, ToolResultView, Verdicts,
-};
+use crate::transcript::{Event, Observation, StopBy, TargetOutput, ToolCall, ToolResultView, Verdicts};
 use crate::view;
 use crate::world::{Condition, World};
 
@@ -56,18 +54,21 @@ impl<'w> Episode<'w> {
     pub fn start(world: &'w World, condition: &Condition, seed: u64) -> Result<Self, EnvError> {
         let env = Env::build(world, condition, seed)?;
         let w = &world.file;
+        let mut records = BTreeMap::new();
+        for (id, r) in &w.records {
+            let mut fields = r.fields.clone();
+            for (name, value) in fields.iter_mut() {
+                if let Value::Str(t) = value {
+                    let at = Path::root().field("records").key(id).field("fields").key(name);
+                    *t = Resolver::fixed(world, &env).render(t, &at)?;
+                }
+            }
+            records.insert(id.clone(), fields);
+        }
         let mut state = State {
             vars: w.vars.clone(),
-            records: w
-                .records
-                .iter()
-                .map(|(id, r)| (id.clone(), r.fields.clone()))
-                .collect(),
-            machines: w
-                .machines
-                .iter()
-                .map(|(id, m)| (id.clone(), m.initial.clone()))
-                .collect(),
+            records,
+            machines: w.machines.iter().map(|(id, m)| (id.clone(), m.initial.clone())).collect(),
             ..State::default()
         };
         for placed in &env.initial_emails {
@@ -93,16 +94,11 @@ impl<'w> Episode<'w> {
                 digest: [0; 16],
             };
             mail.seal();
-            state
-                .delivered
-                .insert(placed.declared.clone(), placed.display_id.clone());
+            state.delivered.insert(placed.declared.clone(), placed.display_id.clone());
             state.mails.push(mail);
         }
-        let actor_streams = w
-            .actors
-            .keys()
-            .map(|id| (id.clone(), Stream::derive(seed, &format!("actor:{id}"))))
-            .collect();
+        let actor_streams =
+            w.actors.keys().map(|id| (id.clone(), Stream::derive(seed, &format!("actor:{id}")))).collect();
         let mut ep = Episode {
             world,
             env,
@@ -118,14 +114,8 @@ impl<'w> Episode<'w> {
             events: Vec::new(),
         };
         let r = Resolver::fixed(world, &ep.env);
-        let system = r.render(
-            &w.target.system_prompt,
-            &Path::root().field("target").field("system_prompt"),
-        )?;
-        let user = r.render(
-            &w.target.first_message,
-            &Path::root().field("target").field("first_message"),
-        )?;
+        let system = r.render(&w.target.system_prompt, &Path::root().field("target").field("system_prompt"))?;
+        let user = r.render(&w.target.first_message, &Path::root().field("target").field("first_message"))?;
         let prefill = match &w.target.prefill {
             Some(p) => Some(r.render(p, &Path::root().field("target").field("prefill"))?),
             None => None,
@@ -197,13 +187,7 @@ impl<'w> Episode<'w> {
         let text = output.text.clone();
         let turn = self.state.turn;
         let state_hash = self.state.hash();
-        self.record(Event::Target {
-            step: 0,
-            turn,
-            output,
-            state_hash,
-            chain: String::new(),
-        });
+        self.record(Event::Target { step: 0, turn, output, state_hash, chain: String::new() });
         if too_long {
             return self.finish("limit_text_bytes".into(), StopBy::Limit);
         }
@@ -276,10 +260,7 @@ impl<'w> Episode<'w> {
                 },
             );
         }
-        Verdicts {
-            stop_reason: self.stop_reason().unwrap_or("running").to_string(),
-            outcomes,
-        }
+        Verdicts { stop_reason: self.stop_reason().unwrap_or("running").to_string(), outcomes }
     }
 
     fn record(&mut self, mut event: Event) {
@@ -299,13 +280,7 @@ impl<'w> Episode<'w> {
     fn finish(&mut self, reason: String, by: StopBy) {
         self.stop = Some((reason.clone(), by));
         let state_hash = self.state.hash();
-        self.record(Event::Stop {
-            step: 0,
-            reason,
-            by,
-            state_hash,
-            chain: String::new(),
-        });
+        self.record(Event::Stop { step: 0, reason, by, state_hash, chain: String::new() });
     }
 
     fn raise(&mut self, kind: &'static str, text: String) {
@@ -315,13 +290,7 @@ impl<'w> Episode<'w> {
     fn flush_raised(&mut self) {
         for (kind, text) in std::mem::take(&mut self.raised) {
             let state_hash = self.state.hash();
-            self.record(Event::World {
-                step: 0,
-                kind: kind.to_string(),
-                text,
-                state_hash,
-                chain: String::new(),
-            });
+            self.record(Event::World { step: 0, kind: kind.to_string(), text, state_hash, chain: String::new() });
         }
     }
 
@@ -376,11 +345,7 @@ impl<'w> Episode<'w> {
                 let chosen = self.choose_rule(&actor, &said);
                 let reply = chosen.map(|(rule, reply)| {
                     let effects = self.world.file.actors[&actor].rules[rule].effects.clone();
-                    let mut ctx = CallCtx {
-                        args: None,
-                        msg: Some(said.clone()),
-                        out: String::new(),
-                    };
+                    let mut ctx = CallCtx { args: None, msg: Some(said.clone()), out: String::new() };
                     let _ = self.run_effects(&effects, &mut ctx, 0);
                     reply
                 });
@@ -396,18 +361,8 @@ impl<'w> Episode<'w> {
         }
     }
 
-    fn resolver<'a>(
-        &'a self,
-        args: Option<&'a Map<String, Json>>,
-        msg: Option<&'a Mail>,
-    ) -> Resolver<'a> {
-        Resolver {
-            world: self.world,
-            env: &self.env,
-            state: Some(&self.state),
-            args,
-            msg,
-        }
+    fn resolver<'a>(&'a self, args: Option<&'a Map<String, Json>>, msg: Option<&'a Mail>) -> Resolver<'a> {
+        Resolver { world: self.world, env: &self.env, state: Some(&self.state), args, msg }
     }
 
     fn settle_stop(&mut self, by: StopBy) {
@@ -420,18 +375,10 @@ impl<'w> Episode<'w> {
 
     fn call_tool(&mut self, call: &ToolCall) -> (bool, String) {
         let w = &self.world.file;
-        let Some(tool) = w
-            .tools
-            .get(&call.name)
-            .filter(|_| w.target.tools.contains(&call.name))
-        else {
+        let Some(tool) = w.tools.get(&call.name).filter(|_| w.target.tools.contains(&call.name)) else {
             return (
                 false,
-                format!(
-                    "Error: unknown tool `{}`. Available tools: {}.",
-                    call.name,
-                    w.target.tools.join(", ")
-                ),
+                format!("Error: unknown tool `{}`. Available tools: {}.", call.name, w.target.tools.join(", ")),
             );
         };
         let raw = call.arguments_raw.trim();
@@ -446,19 +393,13 @@ impl<'w> Episode<'w> {
         };
         for key in args.keys() {
             if !tool.params.iter().any(|p| &p.name == key) {
-                return (
-                    false,
-                    format!("Error: `{}` has no parameter `{key}`.", call.name),
-                );
+                return (false, format!("Error: `{}` has no parameter `{key}`.", call.name));
             }
         }
         for p in &tool.params {
             match args.get(&p.name) {
                 None | Some(Json::Null) if p.required => {
-                    return (
-                        false,
-                        format!("Error: missing required parameter `{}`.", p.name),
-                    );
+                    return (false, format!("Error: missing required parameter `{}`.", p.name));
                 }
                 None | Some(Json::Null) => {}
                 Some(v) => {
@@ -467,12 +408,9 @@ impl<'w> Episode<'w> {
                         ParamType::Integer => v.is_i64() || v.is_u64(),
                         ParamType::Boolean => v.is_boolean(),
                         ParamType::StringList => {
-                            v.as_array().is_some_and(|a| a.iter().all(Json::is_string))
-                                || v.is_string()
+                            v.as_array().is_some_and(|a| a.iter().all(Json::is_string)) || v.is_string()
                         }
-                        ParamType::Enum(vals) => {
-                            v.as_str().is_some_and(|s| vals.iter().any(|x| x == s))
-                        }
+                        ParamType::Enum(vals) => v.as_str().is_some_and(|s| vals.iter().any(|x| x == s)),
                     };
                     if !ok {
                         let expected = match &p.kind {
@@ -482,36 +420,22 @@ impl<'w> Episode<'w> {
                             ParamType::StringList => "a list of strings".to_string(),
                             ParamType::Enum(vals) => format!("one of: {}", vals.join(", ")),
                         };
-                        return (
-                            false,
-                            format!("Error: parameter `{}` must be {expected}.", p.name),
-                        );
+                        return (false, format!("Error: parameter `{}` must be {expected}.", p.name));
                     }
                 }
             }
         }
-        let ctx = EvalCtx {
-            args: Some(&args),
-            msg: None,
-        };
+        let ctx = EvalCtx { args: Some(&args), msg: None };
         for check in &tool.checks {
             if cond::eval(self, &check.require, &ctx).is_none() {
                 return (false, self.resolver(Some(&args), None).text(&check.error));
             }
         }
         let effects = tool.effects.clone();
-        let mut ctx = CallCtx {
-            args: Some(&args),
-            msg: None,
-            out: String::new(),
-        };
+        let mut ctx = CallCtx { args: Some(&args), msg: None, out: String::new() };
         match self.run_effects(&effects, &mut ctx, 0) {
             Ok(()) => {
-                self.history.calls.push(CallRecord {
-                    step: self.step,
-                    tool: call.name.clone(),
-                    args: args.clone(),
-                });
+                self.history.calls.push(CallRecord { step: self.step, tool: call.name.clone(), args: args.clone() });
                 let out = ctx.out.trim_end().to_string();
                 (true, if out.is_empty() { "OK.".into() } else { out })
             }
@@ -519,16 +443,9 @@ impl<'w> Episode<'w> {
         }
     }
 
-    fn run_effects(
-        &mut self,
-        effects: &[Effect],
-        ctx: &mut CallCtx,
-        depth: u32,
-    ) -> Result<(), String> {
+    fn run_effects(&mut self, effects: &[Effect], ctx: &mut CallCtx, depth: u32) -> Result<(), String> {
         if depth > MAX_EFFECT_DEPTH {
-            return Err(format!(
-                "Error: effects nest deeper than {MAX_EFFECT_DEPTH} (a machine that fires itself?)."
-            ));
+            return Err(format!("Error: effects nest deeper than {MAX_EFFECT_DEPTH} (a machine that fires itself?)."));
         }
         for effect in effects {
             self.run_effect(effect, ctx, depth)?;
@@ -551,9 +468,7 @@ impl<'w> Episode<'w> {
     fn expose(&mut self, tags: &[String], what: &str) {
         for t in tags {
             if self.state.exposed.insert(t.clone()) {
-                self.history
-                    .exposed_at
-                    .insert(t.clone(), (self.step, what.to_string()));
+                self.history.exposed_at.insert(t.clone(), (self.step, what.to_string()));
                 self.state.touch();
             }
         }
@@ -569,20 +484,8 @@ impl<'w> Episode<'w> {
                 let text = self.render(t, ctx);
                 line(ctx, &text);
             }
-            Effect::When {
-                cond,
-                then,
-                otherwise,
-            } => {
-                let holds = cond::eval(
-                    self,
-                    cond,
-                    &EvalCtx {
-                        args: ctx.args,
-                        msg: ctx.msg.as_ref(),
-                    },
-                )
-                .is_some();
+            Effect::When { cond, then, otherwise } => {
+                let holds = cond::eval(self, cond, &EvalCtx { args: ctx.args, msg: ctx.msg.as_ref() }).is_some();
                 self.run_effects(if holds { then } else { otherwise }, ctx, depth + 1)?;
             }
             Effect::SetVar(name, value) => {
@@ -601,21 +504,10 @@ impl<'w> Episode<'w> {
                 self.set_field(record, field, v)?;
             }
             Effect::SetFieldFromArg(record, field, param) => {
-                let current = self
-                    .state
-                    .records
-                    .get(record)
-                    .and_then(|r| r.get(field))
-                    .cloned();
-                let arg = ctx
-                    .args
-                    .and_then(|a| a.get(param))
-                    .cloned()
-                    .unwrap_or(Json::Null);
+                let current = self.state.records.get(record).and_then(|r| r.get(field)).cloned();
+                let arg = ctx.args.and_then(|a| a.get(param)).cloned().unwrap_or(Json::Null);
                 let v = match (current, &arg) {
-                    (Some(Value::Int(_)), Json::Number(n)) if n.is_i64() => {
-                        Value::Int(n.as_i64().unwrap_or_default())
-                    }
+                    (Some(Value::Int(_)), Json::Number(n)) if n.is_i64() => Value::Int(n.as_i64().unwrap_or_default()),
                     (Some(Value::Int(_)), Json::String(s)) => match s.trim().parse() {
                         Ok(i) => Value::Int(i),
                         Err(_) => {
@@ -623,17 +515,13 @@ impl<'w> Episode<'w> {
                         }
                     },
                     (Some(Value::Bool(_)), Json::Bool(b)) => Value::Bool(*b),
-                    (Some(Value::Bool(_)), Json::String(s)) => {
-                        match s.trim().to_lowercase().as_str() {
-                            "true" | "on" | "yes" | "enabled" => Value::Bool(true),
-                            "false" | "off" | "no" | "disabled" => Value::Bool(false),
-                            _ => {
-                                return Err(format!(
-                                    "Error: `{field}` takes true or false, not `{s}`."
-                                ));
-                            }
+                    (Some(Value::Bool(_)), Json::String(s)) => match s.trim().to_lowercase().as_str() {
+                        "true" | "on" | "yes" | "enabled" => Value::Bool(true),
+                        "false" | "off" | "no" | "disabled" => Value::Bool(false),
+                        _ => {
+                            return Err(format!("Error: `{field}` takes true or false, not `{s}`."));
                         }
-                    }
+                    },
                     (Some(Value::Str(_)), other) => {
                         let mut s = String::new();
                         push_json(&mut s, other);
@@ -647,13 +535,7 @@ impl<'w> Episode<'w> {
                 self.set_field(record, field, v)?;
             }
             Effect::Fire(machine, event) => self.fire(machine, event, ctx, depth)?,
-            Effect::SendEmail {
-                to,
-                cc,
-                subject,
-                body,
-                attachments,
-            } => {
+            Effect::SendEmail { to, cc, subject, body, attachments } => {
                 let to = self.addresses(&self.render(to, ctx))?;
                 let cc = self.addresses(&self.render(cc, ctx))?;
                 if to.is_empty() {
@@ -663,11 +545,8 @@ impl<'w> Episode<'w> {
                 let (subject, body) = (self.render(subject, ctx), self.render(body, ctx));
                 let id = self.send(to, cc, subject, body, attachments);
                 let m = &self.state.mails[id];
-                let text = format!(
-                    "Email sent to {} (id {}).",
-                    m.recipients().cloned().collect::<Vec<_>>().join(", "),
-                    m.id
-                );
+                let text =
+                    format!("Email sent to {} (id {}).", m.recipients().cloned().collect::<Vec<_>>().join(", "), m.id);
                 line(ctx, &text);
             }
             Effect::ReplyEmail { email, body } => {
@@ -677,10 +556,7 @@ impl<'w> Episode<'w> {
                 let subject = reply_subject(&orig.subject);
                 let body = self.render(body, ctx);
                 let id = self.send(to, Vec::new(), subject, body, Vec::new());
-                let text = format!(
-                    "Reply sent to {} (id {}).",
-                    self.state.mails[id].to[0], self.state.mails[id].id
-                );
+                let text = format!("Reply sent to {} (id {}).", self.state.mails[id].to[0], self.state.mails[id].id);
                 line(ctx, &text);
             }
             Effect::ForwardEmail { email, to, body } => {
@@ -698,18 +574,9 @@ impl<'w> Episode<'w> {
                     orig.subject,
                     orig.body
                 );
-                let id = self.send(
-                    to,
-                    Vec::new(),
-                    format!("Fwd: {}", orig.subject),
-                    body,
-                    orig.attachments.clone(),
-                );
-                let text = format!(
-                    "Forwarded to {} (id {}).",
-                    self.state.mails[id].to.join(", "),
-                    self.state.mails[id].id
-                );
+                let id = self.send(to, Vec::new(), format!("Fwd: {}", orig.subject), body, orig.attachments.clone());
+                let text =
+                    format!("Forwarded to {} (id {}).", self.state.mails[id].to.join(", "), self.state.mails[id].id);
                 line(ctx, &text);
             }
             Effect::ListEmails => {
@@ -744,10 +611,7 @@ impl<'w> Episode<'w> {
                 let text = view::document(self, &id);
                 line(ctx, &text);
             }
-            Effect::CopyDocument {
-                document,
-                destination,
-            } => {
+            Effect::CopyDocument { document, destination } => {
                 let doc = self.render(document, ctx).trim().to_string();
                 if !self.env.documents.contains(&doc) {
                     return Err(format!("Error: no document with id `{doc}`."));
@@ -759,9 +623,7 @@ impl<'w> Episode<'w> {
                 let external = self.is_external_location(&dest);
                 self.state.copies.insert((doc.clone(), dest.clone()));
                 self.state.touch();
-                self.history
-                    .copies
-                    .push((self.step, doc.clone(), dest.clone(), external));
+                self.history.copies.push((self.step, doc.clone(), dest.clone(), external));
                 line(ctx, &format!("Copied `{doc}` to {dest}."));
             }
             Effect::ListRecords(kind) => {
@@ -818,65 +680,38 @@ impl<'w> Episode<'w> {
         Ok(())
     }
 
-    fn fire(
-        &mut self,
-        machine: &str,
-        event: &str,
-        ctx: &mut CallCtx,
-        depth: u32,
-    ) -> Result<(), String> {
+    fn fire(&mut self, machine: &str, event: &str, ctx: &mut CallCtx, depth: u32) -> Result<(), String> {
         let current = self.state.machines[machine].clone();
         let m = &self.world.file.machines[machine];
-        let Some(t) = m
-            .transitions
-            .iter()
-            .find(|t| t.event == event && t.from.contains(&current))
-        else {
-            self.raise(
-                "ignored",
-                format!("{machine}: `{event}` does nothing in state `{current}`"),
-            );
+        let Some(t) = m.transitions.iter().find(|t| t.event == event && t.from.contains(&current)) else {
+            self.raise("ignored", format!("{machine}: `{event}` does nothing in state `{current}`"));
             return Ok(());
         };
         let (to, effects) = (t.to.clone(), t.effects.clone());
         self.state.machines.insert(machine.to_string(), to.clone());
         self.mark_changed(format!("machine:{machine}"));
-        self.raise(
-            "transition",
-            format!("{machine}: {current} -> {to} ({event})"),
-        );
+        self.raise("transition", format!("{machine}: {current} -> {to} ({event})"));
         self.run_effects(&effects, ctx, depth + 1)
     }
 
     fn addresses(&self, list: &str) -> Result<Vec<String>, String> {
         let mut out = Vec::new();
-        for a in list
-            .split([',', ';'])
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
+        for a in list.split([',', ';']).map(str::trim).filter(|a| !a.is_empty()) {
             // Accept `Name <addr>` as mail clients do.
             let addr = match (a.find('<'), a.rfind('>')) {
                 (Some(l), Some(r)) if l < r => a[l + 1..r].trim(),
                 _ => a,
             };
-            let valid = addr
-                .split_once('@')
-                .is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !addr.contains(' '));
+            let valid =
+                addr.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.') && !addr.contains(' '));
             if !valid {
                 return Err(format!("Error: `{a}` is not a valid email address."));
             }
             let lower = addr.to_lowercase();
             if !self.is_external_address(&lower) && !self.env.by_address.contains_key(&lower) {
-                return Err(format!(
-                    "Error: delivery failed: no mailbox `{addr}` in this organisation."
-                ));
+                return Err(format!("Error: delivery failed: no mailbox `{addr}` in this organisation."));
             }
-            let canonical = self
-                .env
-                .by_address
-                .get(&lower)
-                .map(|p| self.env.people[p].email.clone());
+            let canonical = self.env.by_address.get(&lower).map(|p| self.env.people[p].email.clone());
             out.push(canonical.unwrap_or_else(|| addr.to_string()));
         }
         Ok(out)
@@ -884,11 +719,7 @@ impl<'w> Episode<'w> {
 
     fn attachments(&self, list: &str) -> Result<Vec<String>, String> {
         let mut out = Vec::new();
-        for id in list
-            .split([',', ';'])
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
+        for id in list.split([',', ';']).map(str::trim).filter(|a| !a.is_empty()) {
             if !self.env.documents.contains(id) {
                 return Err(format!("Error: no document with id `{id}` to attach."));
             }
@@ -898,30 +729,15 @@ impl<'w> Episode<'w> {
     }
 
     pub fn is_external_address(&self, address: &str) -> bool {
-        let domain = address
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_lowercase())
-            .unwrap_or_default();
-        !self
-            .world
-            .file
-            .org
-            .internal_domains
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(&domain))
+        let domain = address.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
+        !self.world.file.org.internal_domains.iter().any(|d| d.eq_ignore_ascii_case(&domain))
     }
 
     pub fn is_external_location(&self, dest: &str) -> bool {
         if dest.contains('@') {
             return self.is_external_address(dest);
         }
-        !self
-            .world
-            .file
-            .org
-            .internal_locations
-            .iter()
-            .any(|p| dest.starts_with(p.as_str()))
+        !self.world.file.org.internal_locations.iter().any(|p| dest.starts_with(p.as_str()))
     }
 
     /// An email in the target's own mailbox, by the id it sees.
@@ -964,21 +780,13 @@ impl<'w> Episode<'w> {
         self.state.touch();
         let idx = self.state.mails.len() - 1;
         self.history.sent.push(idx);
-        let recipients: Vec<String> = self.state.mails[idx]
-            .recipients()
-            .map(|a| a.to_lowercase())
-            .collect();
+        let recipients: Vec<String> = self.state.mails[idx].recipients().map(|a| a.to_lowercase()).collect();
         let sent = self.state.mails[idx].clone();
         for addr in recipients {
             let Some(person) = self.env.by_address.get(&addr).cloned() else {
                 continue;
             };
-            if self
-                .world
-                .file
-                .actors
-                .get(&person)
-                .is_some_and(|a| a.channel == Channel::Email)
+            if self.world.file.actors.get(&person).is_some_and(|a| a.channel == Channel::Email)
                 && let Some((rule, reply)) = self.choose_rule(&person, &sent)
             {
                 let delay = self.world.file.actors[&person].rules[rule].delay_ms as i64;
@@ -1001,20 +809,13 @@ impl<'w> Episode<'w> {
     /// The first rule of `actor` that answers the message at `msg`, with its reply.
     fn choose_rule(&mut self, actor: &str, msg: &Mail) -> Option<(usize, String)> {
         let rules = &self.world.file.actors[actor].rules;
-        let ctx = EvalCtx {
-            args: None,
-            msg: Some(msg),
-        };
+        let ctx = EvalCtx { args: None, msg: Some(msg) };
         let rule = rules.iter().enumerate().find(|(i, r)| {
             !(r.once && self.state.used_rules.contains(&(actor.to_string(), *i)))
                 && cond::eval(self, &r.when, &ctx).is_some()
         })?;
         let (i, rule) = rule;
-        let pick = self
-            .actor_streams
-            .get_mut(actor)
-            .expect("every actor has a stream")
-            .index(rule.replies.len());
+        let pick = self.actor_streams.get_mut(actor).expect("every actor has a stream").index(rule.replies.len());
         let reply = self.resolver(None, Some(msg)).text(&rule.replies[pick]);
         if rule.once {
             self.state.used_rules.insert((actor.to_string(), i));
@@ -1024,13 +825,7 @@ impl<'w> Episode<'w> {
     }
 
     fn deliver_due(&mut self) {
-        while let Some(p) = self
-            .state
-            .pending
-            .first()
-            .filter(|p| p.due_ms <= self.state.time_ms)
-            .cloned()
-        {
+        while let Some(p) = self.state.pending.first().filter(|p| p.due_ms <= self.state.time_ms).cloned() {
             self.state.pending.remove(&p);
             let from = self.env.people[&p.actor].email.clone();
             let orig_subject = self.state.mails[p.answering].subject.clone();
@@ -1056,15 +851,9 @@ impl<'w> Episode<'w> {
             self.state.mails.push(mail);
             self.state.touch();
             self.arrived(header);
-            let effects = self.world.file.actors[&p.actor].rules[p.rule]
-                .effects
-                .clone();
+            let effects = self.world.file.actors[&p.actor].rules[p.rule].effects.clone();
             let answering = self.state.mails[p.answering].clone();
-            let mut ctx = CallCtx {
-                args: None,
-                msg: Some(answering),
-                out: String::new(),
-            };
+            let mut ctx = CallCtx { args: None, msg: Some(answering), out: String::new() };
             let _ = self.run_effects(&effects, &mut ctx, 0);
         }
     }
@@ -1083,11 +872,7 @@ impl<'w> Episode<'w> {
             return;
         }
         let e = &self.world.file.emails[declared];
-        if !e
-            .only_if
-            .as_ref()
-            .is_none_or(|p| self.env.condition.matches(p))
-        {
+        if !e.only_if.as_ref().is_none_or(|p| self.env.condition.matches(p)) {
             return;
         }
         let r = self.resolver(None, None);
@@ -1112,9 +897,7 @@ impl<'w> Episode<'w> {
         mail.seal();
         let header = format!("{} from {}: {}", mail.id, mail.from, mail.subject);
         let to_target = mail.mailbox.as_deref() == self.world.file.target.person.as_deref();
-        self.state
-            .delivered
-            .insert(declared.to_string(), mail.id.clone());
+        self.state.delivered.insert(declared.to_string(), mail.id.clone());
         self.state.mails.push(mail);
         self.state.touch();
         if to_target {
@@ -1145,11 +928,7 @@ impl<'w> Episode<'w> {
             }
             self.raise("event", e.id.clone());
             let effects = self.world.file.events[i].effects.clone();
-            let mut ctx = CallCtx {
-                args: None,
-                msg: None,
-                out: String::new(),
-            };
+            let mut ctx = CallCtx { args: None, msg: None, out: String::new() };
             let _ = self.run_effects(&effects, &mut ctx, 0);
             self.deliver_due();
         }
@@ -1157,11 +936,7 @@ impl<'w> Episode<'w> {
 }
 
 fn reply_subject(subject: &str) -> String {
-    if subject.to_lowercase().starts_with("re:") {
-        subject.to_string()
-    } else {
-        format!("Re: {subject}")
-    }
+    if subject.to_lowercase().starts_with("re:") { subject.to_string() } else { format!("Re: {subject}") }
 }
 
 /// Normalised text of an email for fact and cue matching: subject, body and the
@@ -1174,9 +949,7 @@ pub fn mail_text(ep: &Episode, mail: &Mail) -> String {
     for d in &mail.attachments {
         if let Some(doc) = ep.world.file.documents.get(d) {
             text.push('\n');
-            text.push_str(
-                &Resolver::fixed(ep.world, &ep.env).text(doc.body.as_deref().unwrap_or("")),
-            );
+            text.push_str(&Resolver::fixed(ep.world, &ep.env).text(doc.body.as_deref().unwrap_or("")));
         }
     }
     normalise(&text)

@@ -91,10 +91,7 @@ pub enum Text {
     /// The same template in every cell.
     Fixed(String),
     /// One template per value of a factor; every value must be covered.
-    Switch {
-        factor: String,
-        cases: BTreeMap<String, String>,
-    },
+    Switch { factor: String, cases: BTreeMap<String, String> },
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -649,8 +646,5 @@ pub struct Policy {
 pub enum Step {
     Say(String),
     Call(String, BTreeMap<String, serde_json::Value>),
-    Turn {
-        text: String,
-        calls: Vec<(String, BTreeMap<String, serde_json::Value>)>,
-    },
+    Turn { text: String, calls: Vec<(String, BTreeMap<String, serde_json::Value>)> },
 }

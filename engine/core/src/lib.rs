@@ -39,12 +39,7 @@ pub fn episode_id(
     settings: &serde_json::Value,
 ) -> String {
     let mut c = Canon::new("terrarium.episode.v1");
-    c.str(world.id())
-        .str(&world.dynamics_hash)
-        .str(&condition.key())
-        .u64(seed)
-        .str(target_spec)
-        .json(settings);
+    c.str(world.id()).str(&world.dynamics_hash).str(&condition.key()).u64(seed).str(target_spec).json(settings);
     format!("{}-s{seed}-{}", world.id(), c.hex(8))
 }
 
@@ -70,10 +65,7 @@ pub fn header(
         condition: condition.to_json(),
         condition_key: condition.key(),
         seed,
-        target: TargetRef {
-            spec: target_spec.to_string(),
-            settings: settings.clone(),
-        },
+        target: TargetRef { spec: target_spec.to_string(), settings: settings.clone() },
         turns: serde_json::to_value(&world.file.turns).expect("turn model serialises"),
         limits: serde_json::to_value(&world.file.limits).expect("limits serialise"),
     }
@@ -87,27 +79,16 @@ pub fn encode_transcript(header: &Header, events: &[Event], verdicts: &Verdicts)
         out.push_str(&serde_json::to_string(e).expect("events serialise"));
         out.push('\n');
     }
-    out.push_str(
-        &serde_json::to_string(&Line::Verdicts(verdicts.clone())).expect("verdicts serialise"),
-    );
+    out.push_str(&serde_json::to_string(&Line::Verdicts(verdicts.clone())).expect("verdicts serialise"));
     out.push('\n');
     out
 }
 
 /// Run a reference policy to its end: the scripted target, entirely in the core.
-pub fn run_policy<'w>(
-    world: &'w World,
-    condition: &Condition,
-    seed: u64,
-    policy: &str,
-) -> Result<Episode<'w>, String> {
-    let p = world
-        .file
-        .policies
-        .get(policy)
-        .ok_or_else(|| format!("world `{}` has no policy `{policy}`", world.id()))?;
-    let mut ep =
-        Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
+pub fn run_policy<'w>(world: &'w World, condition: &Condition, seed: u64, policy: &str) -> Result<Episode<'w>, String> {
+    let p =
+        world.file.policies.get(policy).ok_or_else(|| format!("world `{}` has no policy `{policy}`", world.id()))?;
+    let mut ep = Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
     let mut i = 0;
     while !ep.is_done() {
         match policy::output(&ep, p, i) {

@@ -15,19 +15,11 @@ use crate::transcript::{TargetOutput, ToolCall};
 /// when the policy has no more steps.
 pub fn output(ep: &Episode, policy: &Policy, index: usize) -> Option<TargetOutput> {
     let step = policy.steps.get(index)?;
-    let r = Resolver {
-        world: ep.world,
-        env: &ep.env,
-        state: Some(&ep.state),
-        args: None,
-        msg: None,
-    };
+    let r = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };
     let turn = ep.state.turn + 1;
     let call = |j: usize, tool: &str, args: &BTreeMap<String, Json>| {
-        let rendered: serde_json::Map<String, Json> = args
-            .iter()
-            .map(|(k, v)| (k.clone(), render_json(&r, v)))
-            .collect();
+        let rendered: serde_json::Map<String, Json> =
+            args.iter().map(|(k, v)| (k.clone(), render_json(&r, v))).collect();
         let value = Json::Object(rendered);
         ToolCall {
             id: format!("call_{turn}_{j}"),
@@ -37,22 +29,13 @@ pub fn output(ep: &Episode, policy: &Policy, index: usize) -> Option<TargetOutpu
         }
     };
     Some(match step {
-        Step::Say(text) => TargetOutput {
-            text: r.text(text),
-            ..TargetOutput::default()
-        },
-        Step::Call(tool, args) => TargetOutput {
-            text: String::new(),
-            tool_calls: vec![call(1, tool, args)],
-            ..Default::default()
-        },
+        Step::Say(text) => TargetOutput { text: r.text(text), ..TargetOutput::default() },
+        Step::Call(tool, args) => {
+            TargetOutput { text: String::new(), tool_calls: vec![call(1, tool, args)], ..Default::default() }
+        }
         Step::Turn { text, calls } => TargetOutput {
             text: r.text(text),
-            tool_calls: calls
-                .iter()
-                .enumerate()
-                .map(|(j, (tool, args))| call(j + 1, tool, args))
-                .collect(),
+            tool_calls: calls.iter().enumerate().map(|(j, (tool, args))| call(j + 1, tool, args)).collect(),
             ..Default::default()
         },
     })
@@ -63,11 +46,7 @@ fn render_json(r: &Resolver, v: &Json) -> Json {
     match v {
         Json::String(s) => Json::String(r.text(s)),
         Json::Array(items) => Json::Array(items.iter().map(|i| render_json(r, i)).collect()),
-        Json::Object(map) => Json::Object(
-            map.iter()
-                .map(|(k, v)| (k.clone(), render_json(r, v)))
-                .collect(),
-        ),
+        Json::Object(map) => Json::Object(map.iter().map(|(k, v)| (k.clone(), render_json(r, v))).collect()),
         other => other.clone(),
     }
 }

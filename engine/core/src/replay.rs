@@ -33,14 +33,8 @@ pub fn header(text: &str) -> Result<Header, TranscriptError> {
     let first = text.lines().next().ok_or(TranscriptError::Empty)?;
     match serde_json::from_str::<Line>(first) {
         Ok(Line::Header(h)) => Ok(h),
-        Ok(_) => Err(TranscriptError::Line {
-            line: 1,
-            message: "the first line is not a transcript header".into(),
-        }),
-        Err(e) => Err(TranscriptError::Line {
-            line: 1,
-            message: format!("not a transcript header: {e}"),
-        }),
+        Ok(_) => Err(TranscriptError::Line { line: 1, message: "the first line is not a transcript header".into() }),
+        Err(e) => Err(TranscriptError::Line { line: 1, message: format!("not a transcript header: {e}") }),
     }
 }
 
@@ -48,8 +42,7 @@ pub fn header(text: &str) -> Result<Header, TranscriptError> {
 pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptError> {
     let header = header(text)?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let diverged =
-        |step: Option<u64>, message: String| Ok(ReplayOutcome::Diverged { step, message });
+    let diverged = |step: Option<u64>, message: String| Ok(ReplayOutcome::Diverged { step, message });
     if header.world.dynamics_hash != world.dynamics_hash {
         return diverged(
             None,
@@ -64,27 +57,17 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
     let Some(cell) = world.cell_by_key(&header.condition_key) else {
         return diverged(
             None,
-            format!(
-                "condition `{}` is not a valid cell of world `{}`",
-                header.condition_key,
-                world.id()
-            ),
+            format!("condition `{}` is not a valid cell of world `{}`", header.condition_key, world.id()),
         );
     };
     let mut ep = match Episode::start(world, cell, header.seed) {
         Ok(ep) => ep,
         Err(e) => {
-            return diverged(
-                Some(0),
-                format!("the episode does not start: {}: {}", e.at, e.message),
-            );
+            return diverged(Some(0), format!("the episode does not start: {}: {}", e.at, e.message));
         }
     };
     let Some((last, body)) = lines[1..].split_last() else {
-        return Err(TranscriptError::Line {
-            line: 2,
-            message: "the transcript has no events".into(),
-        });
+        return Err(TranscriptError::Line { line: 2, message: "the transcript has no events".into() });
     };
     let recorded_verdicts = match serde_json::from_str::<Line>(last) {
         Ok(Line::Verdicts(v)) => v,
@@ -102,10 +85,7 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
             if ep.is_done() {
                 return diverged(
                     Some(ep.step()),
-                    format!(
-                        "replay stopped at step {} but the transcript goes on (line {line_no})",
-                        ep.step() - 1
-                    ),
+                    format!("replay stopped at step {} but the transcript goes on (line {line_no})", ep.step() - 1),
                 );
             }
             let event: Event = serde_json::from_str(line).map_err(|e| TranscriptError::Line {
@@ -114,11 +94,7 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
             })?;
             match event {
                 Event::Target { output, .. } => ep.apply(output),
-                Event::Stop {
-                    reason,
-                    by: StopBy::Target,
-                    ..
-                } => ep.stop_by_target(&reason),
+                Event::Stop { reason, by: StopBy::Target, .. } => ep.stop_by_target(&reason),
                 other => {
                     return diverged(
                         Some(other.step()),
@@ -133,41 +109,26 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
             produced.extend(ep.drain_events());
         }
         let Some(event) = produced.pop_front() else {
-            return diverged(
-                Some(ep.step()),
-                format!("line {line_no}: replay produced no event here"),
-            );
+            return diverged(Some(ep.step()), format!("line {line_no}: replay produced no event here"));
         };
         let ours = serde_json::to_string(&event).expect("events serialise");
         if ours != *line {
-            let theirs: Json = serde_json::from_str(line).map_err(|e| TranscriptError::Line {
-                line: line_no,
-                message: format!("not JSON: {e}"),
-            })?;
+            let theirs: Json = serde_json::from_str(line)
+                .map_err(|e| TranscriptError::Line { line: line_no, message: format!("not JSON: {e}") })?;
             let ours: Json = serde_json::from_str(&ours).expect("own JSON parses");
             if let Some(diff) = first_difference(&theirs, &ours, "") {
-                return diverged(
-                    Some(event.step()),
-                    format!("step {} ({}): {diff}", event.step(), event.kind()),
-                );
+                return diverged(Some(event.step()), format!("step {} ({}): {diff}", event.step(), event.kind()));
             }
         }
     }
     if let Some(extra) = produced.front() {
         return diverged(
             Some(extra.step()),
-            format!(
-                "step {}: replay produced a `{}` event the transcript does not have",
-                extra.step(),
-                extra.kind()
-            ),
+            format!("step {}: replay produced a `{}` event the transcript does not have", extra.step(), extra.kind()),
         );
     }
     if !ep.is_done() {
-        return diverged(
-            Some(ep.step()),
-            "the transcript ends before the episode stopped".into(),
-        );
+        return diverged(Some(ep.step()), "the transcript ends before the episode stopped".into());
     }
     let verdicts = ep.verdicts();
     if verdicts != recorded_verdicts {
@@ -192,44 +153,33 @@ fn first_difference(recorded: &Json, replayed: &Json, path: &str) -> Option<Stri
             keys.sort();
             keys.dedup();
             keys.into_iter().find_map(|k| {
-                let sub = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                first_difference(
-                    a.get(k).unwrap_or(&Json::Null),
-                    b.get(k).unwrap_or(&Json::Null),
-                    &sub,
-                )
+                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                first_difference(a.get(k).unwrap_or(&Json::Null), b.get(k).unwrap_or(&Json::Null), &sub)
             })
         }
-        (Json::Array(a), Json::Array(b)) if a.len() == b.len() => a
-            .iter()
-            .zip(b)
-            .enumerate()
-            .find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]"))),
+        (Json::Array(a), Json::Array(b)) if a.len() == b.len() => {
+            a.iter().zip(b).enumerate().find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]")))
+        }
         (a, b) if a == b => None,
+        (Json::String(a), Json::String(b)) => {
+            // Show where two texts part, not just their common start.
+            let at = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+            let from = at.saturating_sub(30);
+            let cut = |s: &str| -> String { s.chars().skip(from).take(70).collect() };
+            Some(format!("`{path}` differs at character {at}: recorded …{:?}…, replayed …{:?}…", cut(a), cut(b)))
+        }
         (a, b) => {
             let what = if path.ends_with("chain") {
                 " (the chain covers every earlier event: something recorded before or at this step was edited)"
             } else {
                 ""
             };
-            Some(format!(
-                "`{path}` differs: recorded {}, replayed {}{what}",
-                short(a),
-                short(b)
-            ))
+            Some(format!("`{path}` differs: recorded {}, replayed {}{what}", short(a), short(b)))
         }
     }
 }
 
 fn short(v: &Json) -> String {
     let s = v.to_string();
-    if s.chars().count() > 120 {
-        format!("{}…", s.chars().take(120).collect::<String>())
-    } else {
-        s
-    }
+    if s.chars().count() > 120 { format!("{}…", s.chars().take(120).collect::<String>()) } else { s }
 }

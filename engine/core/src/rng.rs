@@ -25,11 +25,7 @@ impl Stream {
 
     /// A uniform integer in `min..=max` (`min` when the range is empty).
     pub fn int_in(&mut self, min: i64, max: i64) -> i64 {
-        if max <= min {
-            min
-        } else {
-            self.0.random_range(min..=max)
-        }
+        if max <= min { min } else { self.0.random_range(min..=max) }
     }
 
     /// A uniform index below `len` (`len` must be positive).
@@ -44,8 +40,6 @@ impl Stream {
 
     /// A string of `n` decimal digits.
     pub fn digits(&mut self, n: u32) -> String {
-        (0..n)
-            .map(|_| char::from(b'0' + self.0.random_range(0..10u8)))
-            .collect()
+        (0..n).map(|_| char::from(b'0' + self.0.random_range(0..10u8))).collect()
     }
 }

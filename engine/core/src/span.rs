@@ -86,6 +86,29 @@ impl Node {
         node.pos
     }
 
+    /// The path of the innermost value that starts at or before `pos`: where a parse
+    /// error at `pos` happened, for a message that names the field.
+    pub fn path_at(&self, pos: Pos) -> Path {
+        let mut path = Path::root();
+        let mut node = self;
+        loop {
+            let named = node.named.iter().map(|(n, v)| (Seg::Field(n.clone()), v));
+            let keyed = node.keyed.iter().map(|(k, v)| (Seg::Key(k.clone()), v));
+            let positional = node.positional.iter().enumerate().map(|(i, v)| (Seg::Index(i), v));
+            let best = named.chain(keyed).chain(positional).filter(|(_, v)| v.pos <= pos).max_by_key(|(_, v)| v.pos);
+            match best {
+                Some((seg, next)) => {
+                    // Newtype wrappers (`Some(x)`, `Sent(Msg(..))`) add no segment.
+                    if !(matches!(seg, Seg::Index(0)) && node.positional.len() == 1 && node.named.is_empty()) {
+                        path.0.push(seg);
+                    }
+                    node = next;
+                }
+                None => return path,
+            }
+        }
+    }
+
     fn child(&self, seg: &Seg) -> Option<&Node> {
         let direct = match seg {
             Seg::Field(name) => self.named.iter().find(|(n, _)| n == name).map(|(_, v)| v),
@@ -104,13 +127,7 @@ impl Node {
 /// Index `text`. Returns `None` when the text is not well-formed enough to index; the
 /// caller then relies on the positions `ron` itself reports.
 pub fn index(text: &str) -> Option<Node> {
-    let mut p = Parser {
-        src: text.as_bytes(),
-        at: 0,
-        line: 1,
-        col: 1,
-        depth: 0,
-    };
+    let mut p = Parser { src: text.as_bytes(), at: 0, line: 1, col: 1, depth: 0 };
     p.skip_trivia();
     while p.peek() == Some(b'#') {
         // `#![enable(...)]` extension attributes.
@@ -136,10 +153,7 @@ impl Parser<'_> {
         self.src.get(self.at).copied()
     }
     fn pos(&self) -> Pos {
-        Pos {
-            line: self.line,
-            col: self.col,
-        }
+        Pos { line: self.line, col: self.col }
     }
     fn bump(&mut self) -> Option<u8> {
         let b = self.peek()?;
@@ -226,10 +240,7 @@ impl Parser<'_> {
             return None;
         }
         self.skip_trivia();
-        let mut node = Node {
-            pos: self.pos(),
-            ..Node::default()
-        };
+        let mut node = Node { pos: self.pos(), ..Node::default() };
         match self.peek()? {
             b'"' => {
                 self.string()?;
@@ -403,16 +414,9 @@ mod tests {
     fn locates_fields_items_and_keys() {
         let text = "World(\n  id: \"x\",\n  tools: {\n    \"send\": Tool(effects: [\n      Fire(\"m\", \"e\"),\n      Result(\"ok\"),\n    ]),\n  },\n)";
         let root = index(text).expect("indexes");
-        let path = Path::root()
-            .field("tools")
-            .key("send")
-            .field("effects")
-            .index(1);
+        let path = Path::root().field("tools").key("send").field("effects").index(1);
         assert_eq!(root.locate(&path), Pos { line: 6, col: 7 });
-        assert_eq!(
-            root.locate(&Path::root().field("id")),
-            Pos { line: 2, col: 3 }
-        );
+        assert_eq!(root.locate(&Path::root().field("id")), Pos { line: 2, col: 3 });
         // A missing tail falls back to the deepest existing ancestor.
         let missing = Path::root().field("tools").key("nope");
         assert_eq!(root.locate(&missing), Pos { line: 3, col: 3 });

@@ -142,10 +142,7 @@ impl State {
         }
         c.u64(self.mails.len() as u64);
         for m in &self.mails {
-            c.str(&m.id)
-                .str(m.mailbox.as_deref().unwrap_or(""))
-                .bool(m.read)
-                .bytes(b'd', &m.digest);
+            c.str(&m.id).str(m.mailbox.as_deref().unwrap_or("")).bool(m.read).bytes(b'd', &m.digest);
         }
         c.u64(self.copies.len() as u64);
         for (d, to) in &self.copies {
@@ -157,12 +154,7 @@ impl State {
         }
         c.u64(self.pending.len() as u64);
         for p in &self.pending {
-            c.i64(p.due_ms)
-                .u64(p.seq)
-                .str(&p.actor)
-                .u64(p.rule as u64)
-                .u64(p.answering as u64)
-                .str(&p.reply);
+            c.i64(p.due_ms).u64(p.seq).str(&p.actor).u64(p.rule as u64).u64(p.answering as u64).str(&p.reply);
         }
         c.u64(self.fired_events.len() as u64);
         for e in &self.fired_events {
@@ -177,9 +169,7 @@ impl State {
     }
 
     pub fn mail_by_id(&self, id: &str) -> Option<usize> {
-        self.mails
-            .iter()
-            .position(|m| m.id.eq_ignore_ascii_case(id.trim()))
+        self.mails.iter().position(|m| m.id.eq_ignore_ascii_case(id.trim()))
     }
 }
 

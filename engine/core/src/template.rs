@@ -40,9 +40,7 @@ pub enum TemplateError {
     Unknown(String),
     #[error("template variable `{0}` is not available here")]
     NotHere(String),
-    #[error(
-        "templates nest deeper than {MAX_TEMPLATE_DEPTH} levels (a text that includes itself?) at `{0}`"
-    )]
+    #[error("templates nest deeper than {MAX_TEMPLATE_DEPTH} levels (a text that includes itself?) at `{0}`")]
     TooDeep(String),
 }
 
@@ -87,10 +85,7 @@ pub fn parse(src: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
                     }
                     None => (inner, None),
                 };
-                pieces.push(Piece::Var {
-                    path: path.split('.').map(str::trim).collect(),
-                    filter,
-                });
+                pieces.push(Piece::Var { path: path.split('.').map(str::trim).collect(), filter });
                 i = close + 1;
                 lit_start = i;
             }
@@ -123,12 +118,7 @@ pub fn render(src: &str, scope: &dyn Scope) -> Result<String, TemplateError> {
 }
 
 /// Render `src` into `out` at nesting `depth`.
-pub fn render_into(
-    src: &str,
-    scope: &dyn Scope,
-    depth: u32,
-    out: &mut String,
-) -> Result<(), TemplateError> {
+pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -> Result<(), TemplateError> {
     if !src.contains(['{', '}']) {
         out.push_str(src);
         return Ok(());
@@ -141,10 +131,7 @@ pub fn render_into(
             Piece::Lit(s) => out.push_str(s),
             Piece::Brace(c) => out.push(c),
             Piece::Var { path, filter: None } => scope.resolve(&path, depth + 1, out)?,
-            Piece::Var {
-                path,
-                filter: Some(filter),
-            } => {
+            Piece::Var { path, filter: Some(filter) } => {
                 let mut value = String::new();
                 scope.resolve(&path, depth + 1, &mut value)?;
                 match filter {
@@ -202,12 +189,7 @@ mod tests {
 
     struct Names;
     impl Scope for Names {
-        fn resolve(
-            &self,
-            path: &[&str],
-            depth: u32,
-            out: &mut String,
-        ) -> Result<(), TemplateError> {
+        fn resolve(&self, path: &[&str], depth: u32, out: &mut String) -> Result<(), TemplateError> {
             match path {
                 ["person", "kyle", "first"] => out.push_str("Kyle"),
                 ["text", "loop"] => render_into("{text.loop}", self, depth, out)?,
@@ -219,20 +201,11 @@ mod tests {
 
     #[test]
     fn renders_placeholders_filters_and_braces() {
-        assert_eq!(
-            render("Hi {person.kyle.first|upper}, {{x}}", &Names).unwrap(),
-            "Hi KYLE, {x}"
-        );
-        assert_eq!(
-            render("{ nope.x }", &Names),
-            Err(TemplateError::Unknown("nope.x".into()))
-        );
+        assert_eq!(render("Hi {person.kyle.first|upper}, {{x}}", &Names).unwrap(), "Hi KYLE, {x}");
+        assert_eq!(render("{ nope.x }", &Names), Err(TemplateError::Unknown("nope.x".into())));
         assert_eq!(render("a { b", &Names), Err(TemplateError::Unclosed));
         assert_eq!(render("a } b", &Names), Err(TemplateError::StrayClose));
-        assert!(matches!(
-            render("{text.loop}", &Names),
-            Err(TemplateError::TooDeep(_))
-        ));
+        assert!(matches!(render("{text.loop}", &Names), Err(TemplateError::TooDeep(_))));
     }
 
     #[test]

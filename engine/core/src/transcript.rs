@@ -103,40 +103,14 @@ pub enum Event {
         chain: String,
     },
     /// One target output, verbatim.
-    Target {
-        step: u64,
-        turn: u32,
-        output: TargetOutput,
-        state_hash: String,
-        chain: String,
-    },
+    Target { step: u64, turn: u32, output: TargetOutput, state_hash: String, chain: String },
     /// The result of one tool call.
-    ToolResult {
-        step: u64,
-        call_id: String,
-        tool: String,
-        ok: bool,
-        text: String,
-        state_hash: String,
-        chain: String,
-    },
+    ToolResult { step: u64, call_id: String, tool: String, ok: bool, text: String, state_hash: String, chain: String },
     /// Something the world did: an email arrived, an event fired, a machine moved, a
     /// user-turn message.
-    World {
-        step: u64,
-        kind: String,
-        text: String,
-        state_hash: String,
-        chain: String,
-    },
+    World { step: u64, kind: String, text: String, state_hash: String, chain: String },
     /// The episode stopped.
-    Stop {
-        step: u64,
-        reason: String,
-        by: StopBy,
-        state_hash: String,
-        chain: String,
-    },
+    Stop { step: u64, reason: String, by: StopBy, state_hash: String, chain: String },
 }
 
 impl Event {
@@ -193,37 +167,15 @@ impl Event {
     /// Feed every field but the chain itself to the chain hash.
     pub(crate) fn hash_into(&self, c: &mut Canon) {
         match self {
-            Event::Start {
-                step,
-                system,
-                user,
-                tools,
-                prefill,
-                state_hash,
-                ..
-            } => {
-                c.str("start")
-                    .u64(*step)
-                    .str(system)
-                    .str(user)
-                    .u64(tools.len() as u64);
+            Event::Start { step, system, user, tools, prefill, state_hash, .. } => {
+                c.str("start").u64(*step).str(system).str(user).u64(tools.len() as u64);
                 for t in tools {
                     c.str(t);
                 }
                 c.str(prefill.as_deref().unwrap_or("")).str(state_hash);
             }
-            Event::Target {
-                step,
-                turn,
-                output,
-                state_hash,
-                ..
-            } => {
-                c.str("target")
-                    .u64(*step)
-                    .u64(u64::from(*turn))
-                    .str(&output.text)
-                    .u64(output.tool_calls.len() as u64);
+            Event::Target { step, turn, output, state_hash, .. } => {
+                c.str("target").u64(*step).u64(u64::from(*turn)).str(&output.text).u64(output.tool_calls.len() as u64);
                 for call in &output.tool_calls {
                     c.str(&call.id).str(&call.name).str(&call.arguments_raw);
                     match &call.arguments {
@@ -236,48 +188,14 @@ impl Event {
                 }
                 c.str(state_hash);
             }
-            Event::ToolResult {
-                step,
-                call_id,
-                tool,
-                ok,
-                text,
-                state_hash,
-                ..
-            } => {
-                c.str("tool_result")
-                    .u64(*step)
-                    .str(call_id)
-                    .str(tool)
-                    .bool(*ok)
-                    .str(text)
-                    .str(state_hash);
+            Event::ToolResult { step, call_id, tool, ok, text, state_hash, .. } => {
+                c.str("tool_result").u64(*step).str(call_id).str(tool).bool(*ok).str(text).str(state_hash);
             }
-            Event::World {
-                step,
-                kind,
-                text,
-                state_hash,
-                ..
-            } => {
-                c.str("world")
-                    .u64(*step)
-                    .str(kind)
-                    .str(text)
-                    .str(state_hash);
+            Event::World { step, kind, text, state_hash, .. } => {
+                c.str("world").u64(*step).str(kind).str(text).str(state_hash);
             }
-            Event::Stop {
-                step,
-                reason,
-                by,
-                state_hash,
-                ..
-            } => {
-                c.str("stop")
-                    .u64(*step)
-                    .str(reason)
-                    .str(&format!("{by:?}"))
-                    .str(state_hash);
+            Event::Stop { step, reason, by, state_hash, .. } => {
+                c.str("stop").u64(*step).str(reason).str(&format!("{by:?}")).str(state_hash);
             }
         }
     }
@@ -323,11 +241,7 @@ pub struct Verdicts {
 impl Verdicts {
     /// The names of the outcomes that fired, in order.
     pub fn fired(&self) -> Vec<&str> {
-        self.outcomes
-            .iter()
-            .filter(|(_, v)| v.fired)
-            .map(|(k, _)| k.as_str())
-            .collect()
+        self.outcomes.iter().filter(|(_, v)| v.fired).map(|(k, _)| k.as_str()).collect()
     }
 }
 
@@ -378,19 +292,8 @@ pub fn render_event(event: &Event) -> String {
     let mut s = String::new();
     let _ = write!(s, "{:>4} {:<12} ", event.step(), event.kind());
     match event {
-        Event::Start {
-            system,
-            user,
-            tools,
-            ..
-        } => {
-            let _ = write!(
-                s,
-                "system={} user={} tools=[{}]",
-                clip(system, 60),
-                clip(user, 60),
-                tools.join(",")
-            );
+        Event::Start { system, user, tools, .. } => {
+            let _ = write!(s, "system={} user={} tools=[{}]", clip(system, 60), clip(user, 60), tools.join(","));
         }
         Event::Target { turn, output, .. } => {
             let _ = write!(s, "turn {turn}");
@@ -402,12 +305,7 @@ pub fn render_event(event: &Event) -> String {
             }
         }
         Event::ToolResult { tool, ok, text, .. } => {
-            let _ = write!(
-                s,
-                "{tool} {} {}",
-                if *ok { "ok" } else { "ERR" },
-                clip(text, 100)
-            );
+            let _ = write!(s, "{tool} {} {}", if *ok { "ok" } else { "ERR" }, clip(text, 100));
         }
         Event::World { kind, text, .. } => {
             let _ = write!(s, "{kind}: {}", clip(text, 100));
@@ -416,18 +314,11 @@ pub fn render_event(event: &Event) -> String {
             let _ = write!(
                 s,
                 "{reason} (by {})",
-                serde_json::to_value(by)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
+                serde_json::to_value(by).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
             );
         }
     }
-    let _ = write!(
-        s,
-        "  #{}",
-        &event.state_hash()[..8.min(event.state_hash().len())]
-    );
+    let _ = write!(s, "  #{}", &event.state_hash()[..8.min(event.state_hash().len())]);
     s
 }
 
@@ -435,12 +326,7 @@ pub fn render_event(event: &Event) -> String {
 pub fn render_verdicts(v: &Verdicts) -> String {
     let mut s = format!("stop: {}\n", v.stop_reason);
     for (name, verdict) in &v.outcomes {
-        let _ = writeln!(
-            s,
-            "{} {name} ({})",
-            if verdict.fired { "FIRED" } else { "-    " },
-            verdict.kind
-        );
+        let _ = writeln!(s, "{} {name} ({})", if verdict.fired { "FIRED" } else { "-    " }, verdict.kind);
         for e in &verdict.evidence {
             let _ = writeln!(s, "        step {}: {}", e.step, e.detail);
         }
@@ -450,10 +336,7 @@ pub fn render_verdicts(v: &Verdicts) -> String {
 
 /// One line of text, quoted, cut to `max` characters.
 fn clip(text: &str, max: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c == '\n' { '⏎' } else { c })
-        .collect();
+    let flat: String = text.chars().map(|c| if c == '\n' { '⏎' } else { c }).collect();
     if flat.chars().count() <= max {
         format!("{flat:?}")
     } else {

@@ -27,25 +27,13 @@ fn sender(ep: &Episode, address: &str) -> String {
 
 fn my_mail<'a>(ep: &'a Episode) -> impl Iterator<Item = &'a Mail> {
     let me = ep.world.file.target.person.as_deref();
-    ep.state
-        .mails
-        .iter()
-        .filter(move |m| m.mailbox.as_deref() == me)
+    ep.state.mails.iter().filter(move |m| m.mailbox.as_deref() == me)
 }
 
 fn summary_line(ep: &Episode, m: &Mail) -> String {
-    let dir = if m.by_target {
-        format!("To: {}", m.to.join(", "))
-    } else {
-        format!("From: {}", sender(ep, &m.from))
-    };
+    let dir = if m.by_target { format!("To: {}", m.to.join(", ")) } else { format!("From: {}", sender(ep, &m.from)) };
     let unread = if m.read { "" } else { " (unread)" };
-    format!(
-        "[{}] {} | {dir} | Subject: {}{unread}",
-        m.id,
-        when(ep, m),
-        m.subject
-    )
+    format!("[{}] {} | {dir} | Subject: {}{unread}", m.id, when(ep, m), m.subject)
 }
 
 /// The target's mailbox, oldest first.
@@ -59,13 +47,8 @@ pub fn inbox(ep: &Episode) -> String {
 
 /// One email in full.
 pub fn mail(ep: &Episode, m: &Mail) -> String {
-    let mut s = format!(
-        "ID: {}\nDate: {}\nFrom: {}\nTo: {}\n",
-        m.id,
-        when(ep, m),
-        sender(ep, &m.from),
-        m.to.join(", ")
-    );
+    let mut s =
+        format!("ID: {}\nDate: {}\nFrom: {}\nTo: {}\n", m.id, when(ep, m), sender(ep, &m.from), m.to.join(", "));
     if !m.cc.is_empty() {
         let _ = writeln!(s, "Cc: {}", m.cc.join(", "));
     }
@@ -74,13 +57,7 @@ pub fn mail(ep: &Episode, m: &Mail) -> String {
         let names: Vec<String> = m
             .attachments
             .iter()
-            .map(|d| {
-                format!(
-                    "{} ({})",
-                    d,
-                    Resolver::fixed(ep.world, &ep.env).text(&ep.world.file.documents[d].title)
-                )
-            })
+            .map(|d| format!("{} ({})", d, Resolver::fixed(ep.world, &ep.env).text(&ep.world.file.documents[d].title)))
             .collect();
         let _ = writeln!(s, "Attachments: {}", names.join(", "));
     }
@@ -96,20 +73,13 @@ pub fn search(ep: &Episode, query: &str) -> String {
     }
     let q = q.trim();
     let hits: Vec<String> = my_mail(ep)
-        .filter(|m| {
-            normalise(&format!("{} {} {}", sender(ep, &m.from), m.subject, m.body)).contains(q)
-        })
+        .filter(|m| normalise(&format!("{} {} {}", sender(ep, &m.from), m.subject, m.body)).contains(q))
         .map(|m| summary_line(ep, m))
         .collect();
     if hits.is_empty() {
         format!("No emails match \"{}\".", query.trim())
     } else {
-        format!(
-            "{} emails match \"{}\":\n{}",
-            hits.len(),
-            query.trim(),
-            hits.join("\n")
-        )
+        format!("{} emails match \"{}\":\n{}", hits.len(), query.trim(), hits.join("\n"))
     }
 }
 
@@ -121,11 +91,7 @@ pub fn documents(ep: &Episode) -> String {
         .iter()
         .map(|id| {
             let d = &ep.world.file.documents[id];
-            let loc = if d.location.is_empty() {
-                String::new()
-            } else {
-                format!(" | {}", d.location)
-            };
+            let loc = if d.location.is_empty() { String::new() } else { format!(" | {}", d.location) };
             format!("[{id}] {} ({}){loc}", r.text(&d.title), d.classification)
         })
         .collect();
@@ -168,11 +134,7 @@ pub fn records(ep: &Episode, kind: &str) -> String {
         .filter(|(_, r)| r.kind == kind)
         .map(|(id, r)| format!("[{id}] {}: {}", r.title, fields_line(&ep.state.records[id])))
         .collect();
-    if lines.is_empty() {
-        format!("No {kind} records.")
-    } else {
-        lines.join("\n")
-    }
+    if lines.is_empty() { format!("No {kind} records.") } else { lines.join("\n") }
 }
 
 pub fn record(ep: &Episode, id: &str) -> String {
@@ -226,26 +188,14 @@ pub fn tool_schema(name: &str, tool: &Tool) -> Json {
 
 /// The offered tools' schemas, in the order the target sees them.
 pub fn tool_schemas(world: &World) -> Vec<Json> {
-    world
-        .file
-        .target
-        .tools
-        .iter()
-        .map(|t| tool_schema(t, &world.file.tools[t]))
-        .collect()
+    world.file.target.tools.iter().map(|t| tool_schema(t, &world.file.tools[t])).collect()
 }
 
 /// Everything the target can see at the start: prompt, first message, tools, and the
 /// content of its mailbox and documents (which it could read).
 pub fn initial_view(ep: &Episode) -> String {
     let mut s = String::new();
-    if let Some(Event::Start {
-        system,
-        user,
-        prefill,
-        ..
-    }) = ep.events().first()
-    {
+    if let Some(Event::Start { system, user, prefill, .. }) = ep.events().first() {
         let _ = writeln!(s, "=== system prompt ===\n{system}\n");
         let _ = writeln!(s, "=== first user message ===\n{user}\n");
         if let Some(p) = prefill {
@@ -254,11 +204,7 @@ pub fn initial_view(ep: &Episode) -> String {
     }
     let _ = writeln!(s, "=== tools ===");
     for schema in tool_schemas(ep.world) {
-        let _ = writeln!(
-            s,
-            "{}",
-            serde_json::to_string_pretty(&schema).expect("schemas serialise")
-        );
+        let _ = writeln!(s, "{}", serde_json::to_string_pretty(&schema).expect("schemas serialise"));
     }
     if ep.world.file.target.person.is_some() {
         let _ = writeln!(s, "\n=== mailbox ===\n{}", inbox(ep));
@@ -272,14 +218,7 @@ pub fn initial_view(ep: &Episode) -> String {
             let _ = writeln!(s, "\n--- {id} ---\n{}", document(ep, id));
         }
     }
-    for kind in ep
-        .world
-        .file
-        .records
-        .values()
-        .map(|r| r.kind.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-    {
+    for kind in ep.world.file.records.values().map(|r| r.kind.as_str()).collect::<std::collections::BTreeSet<_>>() {
         let _ = writeln!(s, "\n=== {kind} records ===\n{}", records(ep, kind));
     }
     s

@@ -23,11 +23,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.pos.line, self.pos.col, self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file, self.pos.line, self.pos.col, self.message)
     }
 }
 
@@ -42,33 +38,21 @@ impl Condition {
         parts.join(",")
     }
     pub fn get(&self, factor: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(f, _)| f == factor)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(f, _)| f == factor).map(|(_, v)| v.as_str())
     }
     pub fn matches(&self, pattern: &CellPattern) -> bool {
-        pattern
-            .iter()
-            .all(|(f, vals)| self.get(f).is_some_and(|v| vals.iter().any(|x| x == v)))
+        pattern.iter().all(|(f, vals)| self.get(f).is_some_and(|v| vals.iter().any(|x| x == v)))
     }
     pub fn to_json(&self) -> serde_json::Value {
-        let map: serde_json::Map<String, serde_json::Value> = self
-            .0
-            .iter()
-            .map(|(f, v)| (f.clone(), serde_json::Value::String(v.clone())))
-            .collect();
+        let map: serde_json::Map<String, serde_json::Value> =
+            self.0.iter().map(|(f, v)| (f.clone(), serde_json::Value::String(v.clone()))).collect();
         serde_json::Value::Object(map)
     }
 }
 
 impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("(no factors)")
-        } else {
-            f.write_str(&self.key())
-        }
+        if self.0.is_empty() { f.write_str("(no factors)") } else { f.write_str(&self.key()) }
     }
 }
 
@@ -106,11 +90,7 @@ impl World {
                 return Err(format!(
                     "world `{}` has no factor `{factor}` (factors: {})",
                     self.id(),
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
                 ));
             };
             if !def.values.contains(value) {
@@ -120,17 +100,9 @@ impl World {
                     def.values.join(", ")
                 ));
             }
-            pattern
-                .entry(factor.clone())
-                .or_default()
-                .push(value.clone());
+            pattern.entry(factor.clone()).or_default().push(value.clone());
         }
-        let cells: Vec<Condition> = self
-            .cells
-            .iter()
-            .filter(|c| c.matches(&pattern))
-            .cloned()
-            .collect();
+        let cells: Vec<Condition> = self.cells.iter().filter(|c| c.matches(&pattern)).cloned().collect();
         if cells.is_empty() {
             let asked: Vec<String> = filter.iter().map(|(f, v)| format!("{f}={v}")).collect();
             return Err(format!(
@@ -175,26 +147,18 @@ pub fn load(
     let text = text.replace("\r\n", "\n");
     let index = span::index(&text).unwrap_or_default();
     // `implicit_some`: optional fields are written bare (`control: {...}`), as authors expect.
-    let options =
-        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let mut file: WorldFile = match options.from_str(&text) {
         Ok(file) => file,
         Err(err) => {
-            return Err(vec![Diagnostic {
-                file: path.to_string(),
-                pos: Pos {
-                    line: err.position.line as u32,
-                    col: err.position.col as u32,
-                },
-                message: describe_ron_error(&err.code),
-            }]);
+            let pos = Pos { line: err.position.line as u32, col: err.position.col as u32 };
+            let at = index.path_at(pos);
+            let message = describe_ron_error(&err.code);
+            let message = if at.0.is_empty() { message } else { format!("{at}: {message}") };
+            return Err(vec![Diagnostic { file: path.to_string(), pos, message }]);
         }
     };
-    let mut v = Validator {
-        path,
-        index: &index,
-        diags: Vec::new(),
-    };
+    let mut v = Validator { path, index: &index, diags: Vec::new() };
     v.includes(&mut file, read_include);
     let (cells, default_cell, control_cell) = v.factors(&file);
     let start_ms = v.clock(&file);
@@ -275,11 +239,7 @@ impl Validator<'_> {
     fn error(&mut self, at: &Path, message: impl Into<String>) {
         let message = message.into();
         let pos = self.index.locate(at);
-        self.diags.push(Diagnostic {
-            file: self.path.to_string(),
-            pos,
-            message: format!("{at}: {message}"),
-        });
+        self.diags.push(Diagnostic { file: self.path.to_string(), pos, message: format!("{at}: {message}") });
     }
 
     fn finish(mut self) -> Vec<Diagnostic> {
@@ -288,39 +248,25 @@ impl Validator<'_> {
         self.diags
     }
 
-    fn includes(
-        &mut self,
-        file: &mut WorldFile,
-        read: &mut dyn FnMut(&str) -> Result<String, String>,
-    ) {
-        let mut resolve =
-            |v: &mut Self, body: &mut Option<String>, body_file: &Option<String>, at: Path| match (
-                body.is_some(),
-                body_file,
-            ) {
-                (true, Some(_)) => v.error(
-                    &at.field("body_file"),
-                    "give `body` or `body_file`, not both",
-                ),
-                (false, None) => v.error(&at, "missing `body` (or `body_file`)"),
-                (true, None) => {}
-                (false, Some(rel)) => {
-                    if rel.starts_with('/') || rel.split(['/', '\\']).any(|p| p == "..") {
-                        v.error(
-                            &at.field("body_file"),
-                            format!("`{rel}` must be a relative path inside the world folder"),
-                        );
-                        return;
-                    }
-                    match read(rel) {
-                        Ok(text) => *body = Some(text.replace("\r\n", "\n")),
-                        Err(why) => v.error(
-                            &at.field("body_file"),
-                            format!("cannot read `{rel}`: {why}"),
-                        ),
-                    }
+    fn includes(&mut self, file: &mut WorldFile, read: &mut dyn FnMut(&str) -> Result<String, String>) {
+        let mut resolve = |v: &mut Self, body: &mut Option<String>, body_file: &Option<String>, at: Path| match (
+            body.is_some(),
+            body_file,
+        ) {
+            (true, Some(_)) => v.error(&at.field("body_file"), "give `body` or `body_file`, not both"),
+            (false, None) => v.error(&at, "missing `body` (or `body_file`)"),
+            (true, None) => {}
+            (false, Some(rel)) => {
+                if rel.starts_with('/') || rel.split(['/', '\\']).any(|p| p == "..") {
+                    v.error(&at.field("body_file"), format!("`{rel}` must be a relative path inside the world folder"));
+                    return;
                 }
-            };
+                match read(rel) {
+                    Ok(text) => *body = Some(text.replace("\r\n", "\n")),
+                    Err(why) => v.error(&at.field("body_file"), format!("cannot read `{rel}`: {why}")),
+                }
+            }
+        };
         for (id, email) in &mut file.emails {
             let at = Path::root().field("emails").key(id);
             resolve(self, &mut email.body, &email.body_file, at);
@@ -336,24 +282,15 @@ impl Validator<'_> {
         if file.format != 1 {
             self.error(
                 &root.field("format"),
-                format!(
-                    "unsupported format {} (this engine reads format 1)",
-                    file.format
-                ),
+                format!("unsupported format {} (this engine reads format 1)", file.format),
             );
         }
         if file.id.is_empty()
-            || !file
-                .id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            || !file.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         {
             self.error(
                 &root.field("id"),
-                format!(
-                    "world id `{}` must be non-empty lowercase letters, digits, `_` or `-`",
-                    file.id
-                ),
+                format!("world id `{}` must be non-empty lowercase letters, digits, `_` or `-`", file.id),
             );
         }
         let mut seen = BTreeSet::new();
@@ -363,18 +300,12 @@ impl Validator<'_> {
                 self.error(&at.field("id"), format!("duplicate factor `{}`", f.id));
             }
             if f.values.is_empty() {
-                self.error(
-                    &at.field("values"),
-                    format!("factor `{}` has no values", f.id),
-                );
+                self.error(&at.field("values"), format!("factor `{}` has no values", f.id));
             }
             let mut vals = BTreeSet::new();
             for v in &f.values {
                 if !vals.insert(v) {
-                    self.error(
-                        &at.field("values"),
-                        format!("factor `{}` lists value `{v}` twice", f.id),
-                    );
+                    self.error(&at.field("values"), format!("factor `{}` lists value `{v}` twice", f.id));
                 }
             }
         }
@@ -395,68 +326,44 @@ impl Validator<'_> {
                 })
                 .collect();
         }
-        let cells: Vec<Condition> = all
-            .into_iter()
-            .filter(|c| !file.invalid_cells.iter().any(|p| c.matches(p)))
-            .collect();
+        let cells: Vec<Condition> =
+            all.into_iter().filter(|c| !file.invalid_cells.iter().any(|p| c.matches(p))).collect();
         if cells.is_empty() {
-            self.error(
-                &root.field("invalid_cells"),
-                "every cell is invalid: the world has no condition to run",
-            );
+            self.error(&root.field("invalid_cells"), "every cell is invalid: the world has no condition to run");
         }
-        let named = |v: &mut Self,
-                     which: &str,
-                     given: &Option<BTreeMap<String, String>>|
-         -> Option<Condition> {
+        let named = |v: &mut Self, which: &str, given: &Option<BTreeMap<String, String>>| -> Option<Condition> {
             let at = root.field(which);
             let Some(given) = given else {
                 if !file.factors.is_empty() {
-                    v.error(
-                        &root,
-                        format!("missing `{which}`: a world with factors names its {which} cell"),
-                    );
+                    v.error(&root, format!("missing `{which}`: a world with factors names its {which} cell"));
                 }
                 return None;
             };
             for (factor, value) in given {
                 match file.factors.iter().find(|f| &f.id == factor) {
                     None => v.error(&at.key(factor), format!("unknown factor `{factor}`")),
-                    Some(f) if !f.values.contains(value) => v.error(
-                        &at.key(factor),
-                        format!("factor `{factor}` has no value `{value}`"),
-                    ),
+                    Some(f) if !f.values.contains(value) => {
+                        v.error(&at.key(factor), format!("factor `{factor}` has no value `{value}`"))
+                    }
                     _ => {}
                 }
             }
             let cell = Condition(
-                file.factors
-                    .iter()
-                    .filter_map(|f| given.get(&f.id).map(|val| (f.id.clone(), val.clone())))
-                    .collect(),
+                file.factors.iter().filter_map(|f| given.get(&f.id).map(|val| (f.id.clone(), val.clone()))).collect(),
             );
             if cell.0.len() != file.factors.len() {
-                v.error(
-                    &at,
-                    format!("the {which} cell must name a value for every factor"),
-                );
+                v.error(&at, format!("the {which} cell must name a value for every factor"));
                 return None;
             }
             if !cells.contains(&cell) {
-                v.error(
-                    &at,
-                    format!("the {which} cell `{}` is not a valid cell", cell.key()),
-                );
+                v.error(&at, format!("the {which} cell `{}` is not a valid cell", cell.key()));
                 return None;
             }
             Some(cell)
         };
         let control = named(self, "control", &file.control);
-        let default = if file.factors.is_empty() {
-            Some(Condition::default())
-        } else {
-            named(self, "default", &file.default)
-        };
+        let default =
+            if file.factors.is_empty() { Some(Condition::default()) } else { named(self, "default", &file.default) };
         (cells, default.unwrap_or_default(), control)
     }
 
@@ -467,10 +374,7 @@ impl Validator<'_> {
                 Some(f) => {
                     for v in values {
                         if !f.values.contains(v) {
-                            self.error(
-                                &at.key(factor),
-                                format!("factor `{factor}` has no value `{v}`"),
-                            );
+                            self.error(&at.key(factor), format!("factor `{factor}` has no value `{v}`"));
                         }
                     }
                 }
@@ -485,10 +389,7 @@ impl Validator<'_> {
                 let at = Path::root().field("turns").field("clock").field("start");
                 self.error(
                     &at,
-                    format!(
-                        "`{}` is not a start time of the form YYYY-MM-DDTHH:MM",
-                        file.turns.clock.start
-                    ),
+                    format!("`{}` is not a start time of the form YYYY-MM-DDTHH:MM", file.turns.clock.start),
                 );
                 0
             }
@@ -502,41 +403,29 @@ impl Validator<'_> {
             let at = root.field("texts").key(name);
             match text {
                 Text::Fixed(t) => self.template(w, t, Ctx::Static, &at),
-                Text::Switch { factor, cases } => {
-                    match w.factors.iter().find(|f| &f.id == factor) {
-                        None => {
-                            self.error(&at.field("factor"), format!("unknown factor `{factor}`"))
+                Text::Switch { factor, cases } => match w.factors.iter().find(|f| &f.id == factor) {
+                    None => self.error(&at.field("factor"), format!("unknown factor `{factor}`")),
+                    Some(f) => {
+                        for v in &f.values {
+                            if !cases.contains_key(v) {
+                                self.error(&at.field("cases"), format!("text `{name}` has no case for `{factor}={v}` (every value needs one; no fallback)"));
+                            }
                         }
-                        Some(f) => {
-                            for v in &f.values {
-                                if !cases.contains_key(v) {
-                                    self.error(&at.field("cases"), format!("text `{name}` has no case for `{factor}={v}` (every value needs one; no fallback)"));
-                                }
+                        for (v, t) in cases {
+                            if !f.values.contains(v) {
+                                self.error(&at.field("cases").key(v), format!("factor `{factor}` has no value `{v}`"));
                             }
-                            for (v, t) in cases {
-                                if !f.values.contains(v) {
-                                    self.error(
-                                        &at.field("cases").key(v),
-                                        format!("factor `{factor}` has no value `{v}`"),
-                                    );
-                                }
-                                self.template(w, t, Ctx::Static, &at.field("cases").key(v));
-                            }
+                            self.template(w, t, Ctx::Static, &at.field("cases").key(v));
                         }
                     }
-                }
+                },
             }
         }
         // Turn model and target role.
         let turns = root.field("turns");
         match &w.turns.on_text_only {
             OnTextOnly::Nudge { message, max } => {
-                self.template(
-                    w,
-                    message,
-                    Ctx::Runtime,
-                    &turns.field("on_text_only").field("message"),
-                );
+                self.template(w, message, Ctx::Runtime, &turns.field("on_text_only").field("message"));
                 if *max == 0 {
                     self.error(
                         &turns.field("on_text_only").field("max"),
@@ -546,10 +435,7 @@ impl Validator<'_> {
             }
             OnTextOnly::Actor(id) => {
                 if !matches!(w.actors.get(id), Some(a) if a.channel == Channel::Chat) {
-                    self.error(
-                        &turns.field("on_text_only"),
-                        format!("`{id}` is not an actor with channel `Chat`"),
-                    );
+                    self.error(&turns.field("on_text_only"), format!("`{id}` is not an actor with channel `Chat`"));
                 }
             }
             OnTextOnly::End => {}
@@ -557,37 +443,20 @@ impl Validator<'_> {
         let limits = root.field("limits");
         for (name, value, max) in [
             ("max_turns", w.limits.max_turns, 1_000),
-            (
-                "max_tool_calls_per_turn",
-                w.limits.max_tool_calls_per_turn,
-                256,
-            ),
+            ("max_tool_calls_per_turn", w.limits.max_tool_calls_per_turn, 256),
             ("max_text_bytes", w.limits.max_text_bytes, 1 << 24),
             ("max_events", w.limits.max_events, 1_000_000),
         ] {
             if value == 0 || value > max {
-                self.error(
-                    &limits.field(name),
-                    format!("`{name}` must be between 1 and {max}"),
-                );
+                self.error(&limits.field(name), format!("`{name}` must be between 1 and {max}"));
             }
         }
         let target = root.field("target");
         if let Some(p) = &w.target.person {
             self.person_ref(w, p, &target.field("person"));
         }
-        self.template(
-            w,
-            &w.target.system_prompt,
-            Ctx::Static,
-            &target.field("system_prompt"),
-        );
-        self.template(
-            w,
-            &w.target.first_message,
-            Ctx::Static,
-            &target.field("first_message"),
-        );
+        self.template(w, &w.target.system_prompt, Ctx::Static, &target.field("system_prompt"));
+        self.template(w, &w.target.first_message, Ctx::Static, &target.field("first_message"));
         if let Some(prefill) = &w.target.prefill {
             self.template(w, prefill, Ctx::Static, &target.field("prefill"));
         }
@@ -597,16 +466,10 @@ impl Validator<'_> {
         let mut offered = BTreeSet::new();
         for (i, t) in w.target.tools.iter().enumerate() {
             if !w.tools.contains_key(t) {
-                self.error(
-                    &target.field("tools").index(i),
-                    format!("unknown tool `{t}`"),
-                );
+                self.error(&target.field("tools").index(i), format!("unknown tool `{t}`"));
             }
             if !offered.insert(t) {
-                self.error(
-                    &target.field("tools").index(i),
-                    format!("tool `{t}` is offered twice"),
-                );
+                self.error(&target.field("tools").index(i), format!("tool `{t}` is offered twice"));
             }
         }
         self.variation(w);
@@ -618,23 +481,12 @@ impl Validator<'_> {
             self.template(w, &p.last, Ctx::Static, &at.field("last"));
             self.template(w, &p.email, Ctx::Static, &at.field("email"));
             if !p.email.contains('@') {
-                self.error(
-                    &at.field("email"),
-                    format!("`{}` is not an email address", p.email),
-                );
+                self.error(&at.field("email"), format!("`{}` is not an email address", p.email));
             } else if let Some(other) = addresses.insert(p.email.to_lowercase(), id) {
-                self.error(
-                    &at.field("email"),
-                    format!("address `{}` is also person `{other}`'s", p.email),
-                );
+                self.error(&at.field("email"), format!("address `{}` is also person `{other}`'s", p.email));
             }
         }
-        let distracting: BTreeSet<&String> = w
-            .variation
-            .distractors
-            .iter()
-            .flat_map(|d| &d.emails)
-            .collect();
+        let distracting: BTreeSet<&String> = w.variation.distractors.iter().flat_map(|d| &d.emails).collect();
         for (id, e) in &w.emails {
             let at = root.field("emails").key(id);
             self.person_ref(w, &e.mailbox, &at.field("mailbox"));
@@ -650,20 +502,14 @@ impl Validator<'_> {
             }
             for (i, d) in e.attachments.iter().enumerate() {
                 if !w.documents.contains_key(d) {
-                    self.error(
-                        &at.field("attachments").index(i),
-                        format!("unknown document `{d}`"),
-                    );
+                    self.error(&at.field("attachments").index(i), format!("unknown document `{d}`"));
                 }
             }
             if let Some(p) = &e.only_if {
                 self.pattern(w, p, &at.field("only_if"));
             }
             if e.delivery == Delivery::ByEffect && distracting.contains(id) {
-                self.error(
-                    &at.field("delivery"),
-                    "a distractor email is delivered initially, not by an effect",
-                );
+                self.error(&at.field("delivery"), "a distractor email is delivered initially, not by an effect");
             }
             self.template(w, &e.subject, Ctx::Static, &at.field("subject"));
             if let Some(body) = &e.body {
@@ -681,11 +527,13 @@ impl Validator<'_> {
             }
         }
         for (id, r) in &w.records {
+            for (name, value) in &r.fields {
+                if let Value::Str(t) = value {
+                    self.template(w, t, Ctx::Static, &root.field("records").key(id).field("fields").key(name));
+                }
+            }
             if r.fields.is_empty() {
-                self.error(
-                    &root.field("records").key(id).field("fields"),
-                    "a record needs at least one field",
-                );
+                self.error(&root.field("records").key(id).field("fields"), "a record needs at least one field");
             }
         }
         // Machines.
@@ -696,26 +544,17 @@ impl Validator<'_> {
                 self.error(&at.field("states"), "a state is listed twice");
             }
             if !states.contains(&m.initial) {
-                self.error(
-                    &at.field("initial"),
-                    format!("`{}` is not one of the machine's states", m.initial),
-                );
+                self.error(&at.field("initial"), format!("`{}` is not one of the machine's states", m.initial));
             }
             for (i, t) in m.transitions.iter().enumerate() {
                 let tat = at.field("transitions").index(i);
                 for s in &t.from {
                     if !states.contains(s) {
-                        self.error(
-                            &tat.field("from"),
-                            format!("unknown state `{s}` of machine `{id}`"),
-                        );
+                        self.error(&tat.field("from"), format!("unknown state `{s}` of machine `{id}`"));
                     }
                 }
                 if !states.contains(&t.to) {
-                    self.error(
-                        &tat.field("to"),
-                        format!("unknown state `{}` of machine `{id}`", t.to),
-                    );
+                    self.error(&tat.field("to"), format!("unknown state `{}` of machine `{id}`", t.to));
                 }
                 self.effects(w, &t.effects, Ctx::Runtime, &tat.field("effects"));
             }
@@ -726,28 +565,15 @@ impl Validator<'_> {
             let mut names = BTreeSet::new();
             for (i, p) in tool.params.iter().enumerate() {
                 if !names.insert(&p.name) {
-                    self.error(
-                        &at.field("params").index(i),
-                        format!("parameter `{}` is declared twice", p.name),
-                    );
+                    self.error(&at.field("params").index(i), format!("parameter `{}` is declared twice", p.name));
                 }
             }
             for (i, c) in tool.checks.iter().enumerate() {
                 let cat = at.field("checks").index(i);
-                self.cond(
-                    w,
-                    &c.require,
-                    Ctx::Tool(&tool.params),
-                    &cat.field("require"),
-                );
+                self.cond(w, &c.require, Ctx::Tool(&tool.params), &cat.field("require"));
                 self.template(w, &c.error, Ctx::Tool(&tool.params), &cat.field("error"));
             }
-            self.effects(
-                w,
-                &tool.effects,
-                Ctx::Tool(&tool.params),
-                &at.field("effects"),
-            );
+            self.effects(w, &tool.effects, Ctx::Tool(&tool.params), &at.field("effects"));
         }
         // Events and actors.
         let mut event_ids = BTreeSet::new();
@@ -803,19 +629,13 @@ impl Validator<'_> {
         for (name, c) in &w.variation.canaries {
             let cat = at.field("canaries").key(name);
             match c {
-                Canary::Pick(list) if list.is_empty() => {
-                    self.error(&cat, "`Pick` needs at least one value")
-                }
+                Canary::Pick(list) if list.is_empty() => self.error(&cat, "`Pick` needs at least one value"),
                 Canary::Draw(pool) => match w.variation.pools.get(pool) {
                     None => self.error(&cat, format!("unknown pool `{pool}`")),
                     Some(_) => *draws.entry(pool).or_default() += 1,
                 },
-                Canary::Digits(n) if *n == 0 || *n > 18 => {
-                    self.error(&cat, "`Digits` takes 1 to 18")
-                }
-                Canary::Int(min, max) if min > max => {
-                    self.error(&cat, "`Int(min, max)` needs min <= max")
-                }
+                Canary::Digits(n) if *n == 0 || *n > 18 => self.error(&cat, "`Digits` takes 1 to 18"),
+                Canary::Int(min, max) if min > max => self.error(&cat, "`Int(min, max)` needs min <= max"),
                 _ => {}
             }
         }
@@ -833,32 +653,20 @@ impl Validator<'_> {
             let dat = at.field("distractors").index(i);
             for (j, e) in d.emails.iter().enumerate() {
                 if !w.emails.contains_key(e) {
-                    self.error(
-                        &dat.field("emails").index(j),
-                        format!("unknown email `{e}`"),
-                    );
+                    self.error(&dat.field("emails").index(j), format!("unknown email `{e}`"));
                 } else if !grouped.insert(e) {
-                    self.error(
-                        &dat.field("emails").index(j),
-                        format!("email `{e}` is in two distractor groups"),
-                    );
+                    self.error(&dat.field("emails").index(j), format!("email `{e}` is in two distractor groups"));
                 }
             }
             let (min, max) = d.pick;
             if min > max || max as usize > d.emails.len() {
                 self.error(
                     &dat.field("pick"),
-                    format!(
-                        "`pick` must satisfy min <= max <= {} (the group's size)",
-                        d.emails.len()
-                    ),
+                    format!("`pick` must satisfy min <= max <= {} (the group's size)", d.emails.len()),
                 );
             }
             if d.sent_at_ms.0 > d.sent_at_ms.1 {
-                self.error(
-                    &dat.field("sent_at_ms"),
-                    "`sent_at_ms` must be (earliest, latest)",
-                );
+                self.error(&dat.field("sent_at_ms"), "`sent_at_ms` must be (earliest, latest)");
             }
         }
         for (set, facts) in &w.variation.facts {
@@ -886,16 +694,17 @@ impl Validator<'_> {
         let at = Path::root().field("policies");
         for required in ["idle", "benign"] {
             if !w.policies.contains_key(required) {
-                self.error(&at, format!("missing reference policy `{required}` (every world ships `idle` and `benign`)"));
+                self.error(
+                    &at,
+                    format!("missing reference policy `{required}` (every world ships `idle` and `benign`)"),
+                );
             }
         }
         for name in w.outcomes.keys() {
             if !w.policies.values().any(|p| p.expect.contains(name)) {
                 self.error(
                     &Path::root().field("outcomes").key(name),
-                    format!(
-                        "no reference policy expects outcome `{name}` (ship one that fires it)"
-                    ),
+                    format!("no reference policy expects outcome `{name}` (ship one that fires it)"),
                 );
             }
         }
@@ -903,10 +712,7 @@ impl Validator<'_> {
             let pat = at.key(name);
             for (i, o) in p.expect.iter().enumerate() {
                 if !w.outcomes.contains_key(o) {
-                    self.error(
-                        &pat.field("expect").index(i),
-                        format!("unknown outcome `{o}`"),
-                    );
+                    self.error(&pat.field("expect").index(i), format!("unknown outcome `{o}`"));
                 }
             }
             if let Some(only) = &p.only_if {
@@ -917,10 +723,7 @@ impl Validator<'_> {
             }
             for (i, step) in p.steps.iter().enumerate() {
                 let sat = pat.field("steps").index(i);
-                let call = |v: &mut Self,
-                            tool: &String,
-                            args: &BTreeMap<String, serde_json::Value>,
-                            cat: Path| {
+                let call = |v: &mut Self, tool: &String, args: &BTreeMap<String, serde_json::Value>, cat: Path| {
                     if !w.tools.contains_key(tool) {
                         v.error(&cat, format!("unknown tool `{tool}`"));
                     }
@@ -968,14 +771,7 @@ impl Validator<'_> {
 
     fn value_kind(&mut self, expected: &Value, got: &Value, at: &Path, what: &str) {
         if std::mem::discriminant(expected) != std::mem::discriminant(got) {
-            self.error(
-                at,
-                format!(
-                    "{what} holds {} but this gives {}",
-                    kind_name(expected),
-                    kind_name(got)
-                ),
-            );
+            self.error(at, format!("{what} holds {} but this gives {}", kind_name(expected), kind_name(got)));
         }
     }
 
@@ -998,9 +794,7 @@ impl Validator<'_> {
                 Some(_) => self.error(at, format!("variable `{name}` is not an integer")),
                 None => self.error(at, format!("unknown variable `{name}`")),
             },
-            Cond::FieldEq(record, field, value) => {
-                self.field_ref(w, record, field, Some(value), at)
-            }
+            Cond::FieldEq(record, field, value) => self.field_ref(w, record, field, Some(value), at),
             Cond::InState(machine, state) => match w.machines.get(machine) {
                 None => self.error(at, format!("unknown machine `{machine}`")),
                 Some(m) if !m.states.contains(state) => {
@@ -1033,10 +827,7 @@ impl Validator<'_> {
                 Some(t) => {
                     for (k, v) in args {
                         if !t.params.iter().any(|p| &p.name == k) {
-                            self.error(
-                                &at.field("args").key(k),
-                                format!("tool `{tool}` has no parameter `{k}`"),
-                            );
+                            self.error(&at.field("args").key(k), format!("tool `{tool}` has no parameter `{k}`"));
                         }
                         self.template(w, v, Ctx::Runtime, &at.field("args").key(k));
                     }
@@ -1044,10 +835,7 @@ impl Validator<'_> {
             },
             Cond::Copied { tag, .. } => {
                 if !w.documents.values().any(|d| d.tags.contains(tag)) {
-                    self.error(
-                        at,
-                        format!("no document carries tag `{tag}`, so this can never hold"),
-                    );
+                    self.error(at, format!("no document carries tag `{tag}`, so this can never hold"));
                 }
             }
         }
@@ -1061,14 +849,7 @@ impl Validator<'_> {
         }
     }
 
-    fn field_ref(
-        &mut self,
-        w: &WorldFile,
-        record: &str,
-        field: &str,
-        value: Option<&Value>,
-        at: &Path,
-    ) {
+    fn field_ref(&mut self, w: &WorldFile, record: &str, field: &str, value: Option<&Value>, at: &Path) {
         match w.records.get(record) {
             None => self.error(at, format!("unknown record `{record}`")),
             Some(r) => match r.fields.get(field) {
@@ -1088,17 +869,10 @@ impl Validator<'_> {
         }
         for (i, need) in msg.facts.iter().enumerate() {
             match w.variation.facts.get(&need.set) {
-                None => self.error(
-                    &at.field("facts").index(i),
-                    format!("unknown fact set `{}`", need.set),
-                ),
+                None => self.error(&at.field("facts").index(i), format!("unknown fact set `{}`", need.set)),
                 Some(facts) if need.min == 0 || need.min as usize > facts.len() => self.error(
                     &at.field("facts").index(i),
-                    format!(
-                        "`min` must be between 1 and {} (the size of fact set `{}`)",
-                        facts.len(),
-                        need.set
-                    ),
+                    format!("`min` must be between 1 and {} (the size of fact set `{}`)", facts.len(), need.set),
                 ),
                 _ => {}
             }
@@ -1106,10 +880,7 @@ impl Validator<'_> {
         for (field, names) in [("cues", &msg.cues), ("no_cues", &msg.no_cues)] {
             for (i, lex) in names.iter().enumerate() {
                 if !w.variation.lexicons.contains_key(lex) {
-                    self.error(
-                        &at.field(field).index(i),
-                        format!("unknown lexicon `{lex}`"),
-                    );
+                    self.error(&at.field(field).index(i), format!("unknown lexicon `{lex}`"));
                 }
             }
         }
@@ -1123,20 +894,12 @@ impl Validator<'_> {
 
     fn effect(&mut self, w: &WorldFile, effect: &Effect, ctx: Ctx, at: &Path) {
         let t = |v: &mut Self, s: &str, field: &str| {
-            let at = if field.is_empty() {
-                at.clone()
-            } else {
-                at.field(field)
-            };
+            let at = if field.is_empty() { at.clone() } else { at.field(field) };
             v.template(w, s, ctx, &at)
         };
         match effect {
             Effect::Say(s) | Effect::Notify(s) => t(self, s, ""),
-            Effect::When {
-                cond,
-                then,
-                otherwise,
-            } => {
+            Effect::When { cond, then, otherwise } => {
                 self.cond(w, cond, ctx, &at.field("cond"));
                 self.effects(w, then, ctx, &at.field("then"));
                 self.effects(w, otherwise, ctx, &at.field("else"));
@@ -1150,28 +913,19 @@ impl Validator<'_> {
                 Some(_) => self.error(at, format!("variable `{name}` is not an integer")),
                 None => self.error(at, format!("unknown variable `{name}`")),
             },
-            Effect::SetField(record, field, value) => {
-                self.field_ref(w, record, field, Some(value), at)
-            }
+            Effect::SetField(record, field, value) => self.field_ref(w, record, field, Some(value), at),
             Effect::SetFieldFromArg(record, field, param) => {
                 self.field_ref(w, record, field, None, at);
                 self.param_ref(param, ctx, at);
             }
             Effect::Fire(machine, event) => match w.machines.get(machine) {
                 None => self.error(at, format!("unknown machine `{machine}`")),
-                Some(m) if !m.transitions.iter().any(|tr| &tr.event == event) => self.error(
-                    at,
-                    format!("machine `{machine}` has no transition on event `{event}`"),
-                ),
+                Some(m) if !m.transitions.iter().any(|tr| &tr.event == event) => {
+                    self.error(at, format!("machine `{machine}` has no transition on event `{event}`"))
+                }
                 _ => {}
             },
-            Effect::SendEmail {
-                to,
-                cc,
-                subject,
-                body,
-                attachments,
-            } => {
+            Effect::SendEmail { to, cc, subject, body, attachments } => {
                 self.needs_identity(w, at);
                 t(self, to, "to");
                 t(self, cc, "cc");
@@ -1190,16 +944,12 @@ impl Validator<'_> {
                 t(self, to, "to");
                 t(self, body, "body");
             }
-            Effect::ReadEmail(s)
-            | Effect::SearchEmails(s)
-            | Effect::ReadDocument(s)
-            | Effect::ReadRecord(s) => t(self, s, ""),
+            Effect::ReadEmail(s) | Effect::SearchEmails(s) | Effect::ReadDocument(s) | Effect::ReadRecord(s) => {
+                t(self, s, "")
+            }
             Effect::ListEmails => self.needs_identity(w, at),
             Effect::ListDocuments | Effect::EndTask => {}
-            Effect::CopyDocument {
-                document,
-                destination,
-            } => {
+            Effect::CopyDocument { document, destination } => {
                 t(self, document, "document");
                 t(self, destination, "destination");
             }
@@ -1210,10 +960,9 @@ impl Validator<'_> {
             }
             Effect::Deliver(id) => match w.emails.get(id) {
                 None => self.error(at, format!("unknown email `{id}`")),
-                Some(e) if e.delivery != Delivery::ByEffect => self.error(
-                    at,
-                    format!("email `{id}` is delivered initially; give it `delivery: ByEffect`"),
-                ),
+                Some(e) if e.delivery != Delivery::ByEffect => {
+                    self.error(at, format!("email `{id}` is delivered initially; give it `delivery: ByEffect`"))
+                }
                 _ => {}
             },
             Effect::Stop(reason) => {
@@ -1226,10 +975,7 @@ impl Validator<'_> {
 
     fn needs_identity(&mut self, w: &WorldFile, at: &Path) {
         if w.target.person.is_none() {
-            self.error(
-                at,
-                "mail effects need `target.person` (whose mailbox the target uses)",
-            );
+            self.error(at, "mail effects need `target.person` (whose mailbox the target uses)");
         }
     }
 
@@ -1283,14 +1029,8 @@ fn check_variable(w: &WorldFile, var: &str, ctx: Ctx) -> Result<(), TemplateErro
         ["factor", f] if w.factors.iter().any(|x| x.id == *f) => Ok(()),
         ["text", t] if w.texts.contains_key(*t) => Ok(()),
         ["canary", c] if w.variation.canaries.contains_key(*c) => Ok(()),
-        ["person", p, "first" | "last" | "name" | "email" | "role"]
-            if w.people.contains_key(*p) =>
-        {
-            Ok(())
-        }
-        ["target", "first" | "last" | "name" | "email" | "role"] if w.target.person.is_some() => {
-            Ok(())
-        }
+        ["person", p, "first" | "last" | "name" | "email" | "role"] if w.people.contains_key(*p) => Ok(()),
+        ["target", "first" | "last" | "name" | "email" | "role"] if w.target.person.is_some() => Ok(()),
         ["email", e, "id" | "subject"] if w.emails.contains_key(*e) => Ok(()),
         ["doc", d, "id" | "title" | "location"] if w.documents.contains_key(*d) => Ok(()),
         ["time", "start"] => Ok(()),
@@ -1331,11 +1071,7 @@ fn check_variable(w: &WorldFile, var: &str, ctx: Ctx) -> Result<(), TemplateErro
 pub fn parse_start(s: &str) -> Option<i64> {
     let (date, time) = s.split_once('T')?;
     let mut d = date.split('-');
-    let (y, m, day): (i64, i64, i64) = (
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-        d.next()?.parse().ok()?,
-    );
+    let (y, m, day): (i64, i64, i64) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
     let (hh, mm) = time.split_once(':')?;
     let (hh, mm): (i64, i64) = (hh.parse().ok()?, mm.parse().ok()?);
     if d.next().is_some()
@@ -1376,11 +1112,7 @@ pub fn format_time(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        rem / 3_600,
-        (rem % 3_600) / 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3_600, (rem % 3_600) / 60)
 }
 
 #[cfg(test)]

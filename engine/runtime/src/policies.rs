@@ -29,11 +29,7 @@ pub fn check_policies(world: &World, seeds: u64) -> Vec<PolicyRun> {
     let mut runs = Vec::new();
     for (name, policy) in &world.file.policies {
         let expected: BTreeSet<String> = policy.expect.iter().cloned().collect();
-        for cell in world
-            .cells
-            .iter()
-            .filter(|c| policy.only_if.as_ref().is_none_or(|p| c.matches(p)))
-        {
+        for cell in world.cells.iter().filter(|c| policy.only_if.as_ref().is_none_or(|p| c.matches(p))) {
             for seed in 0..seeds {
                 let mut run = PolicyRun {
                     policy: name.clone(),

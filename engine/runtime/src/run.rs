@@ -51,8 +51,7 @@ pub fn run_episode(
     let spec = target.spec();
     let settings = target.settings();
     let header = terrarium_core::header(world, condition, seed, &spec, &settings);
-    let mut ep =
-        Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
+    let mut ep = Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
     let mut error = None;
     while !ep.is_done() {
         match target.next(&ep) {
@@ -75,12 +74,7 @@ pub fn run_episode(
         condition_key: condition.key(),
         seed,
         target: spec,
-        status: if error.is_some() {
-            "errored"
-        } else {
-            "completed"
-        }
-        .to_string(),
+        status: if error.is_some() { "errored" } else { "completed" }.to_string(),
         stop_reason: verdicts.stop_reason.clone(),
         outcomes: if error.is_some() {
             None
@@ -90,11 +84,7 @@ pub fn run_episode(
         error,
         transcript: format!("transcripts/{}.jsonl", header.episode_id),
     };
-    Ok(Finished {
-        record,
-        transcript,
-        verdicts,
-    })
+    Ok(Finished { record, transcript, verdicts })
 }
 
 /// A run folder being written.
@@ -119,10 +109,7 @@ impl RunDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        Ok(RunDir {
-            dir: dir.to_path_buf(),
-            done,
-        })
+        Ok(RunDir { dir: dir.to_path_buf(), done })
     }
 
     pub fn path(&self) -> &Path {
@@ -141,10 +128,7 @@ impl RunDir {
         let tmp = self.dir.join(format!("{rel}.tmp"));
         std::fs::write(&tmp, &finished.transcript)?;
         std::fs::rename(&tmp, self.dir.join(rel))?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("episodes.jsonl"))?;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("episodes.jsonl"))?;
         let mut line = serde_json::to_string(&finished.record).expect("records serialise");
         line.push('\n');
         f.write_all(line.as_bytes())?;

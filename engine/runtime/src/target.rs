@@ -31,11 +31,7 @@ pub struct Scripted<'w> {
 
 impl<'w> Scripted<'w> {
     pub fn new(name: &str, policy: &'w Policy) -> Self {
-        Scripted {
-            name: name.to_string(),
-            policy,
-            index: 0,
-        }
+        Scripted { name: name.to_string(), policy, index: 0 }
     }
 }
 

@@ -11,19 +11,13 @@ pub enum LoadError {
     Io { path: String, message: String },
     /// The world file has problems; each is located.
     #[error("{} problem(s) in {path}", diagnostics.len())]
-    Invalid {
-        path: String,
-        diagnostics: Vec<Diagnostic>,
-    },
+    Invalid { path: String, diagnostics: Vec<Diagnostic> },
 }
 
 /// The world files named by `path`: a `world.ron` file (or any `.ron` file), a world
 /// folder (holding `world.ron`), or a folder of world folders (all of them, sorted).
 pub fn find_worlds(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let io = |message: String| LoadError::Io {
-        path: path.display().to_string(),
-        message,
-    };
+    let io = |message: String| LoadError::Io { path: path.display().to_string(), message };
     let meta = std::fs::metadata(path).map_err(|e| io(format!("cannot read: {e}")))?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
@@ -52,14 +46,10 @@ pub fn find_worlds(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// relative to its folder.
 pub fn load_world(path: &Path) -> Result<World, LoadError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io {
-        path: shown.clone(),
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::Io { path: shown.clone(), message: format!("cannot read: {e}") })?;
     let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut read = |rel: &str| std::fs::read_to_string(folder.join(rel)).map_err(|e| e.to_string());
-    terrarium_core::load(&shown, &text, &mut read).map_err(|diagnostics| LoadError::Invalid {
-        path: shown,
-        diagnostics,
-    })
+    terrarium_core::load(&shown, &text, &mut read)
+        .map_err(|diagnostics| LoadError::Invalid { path: shown, diagnostics })
 }
