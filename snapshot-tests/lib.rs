@@ -1,0 +1,1 @@
+//! This crate holds only tests and benchmarks; see `tests/main.rs` and `benches/`.

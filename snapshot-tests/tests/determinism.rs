@@ -1,0 +1,150 @@
+use serde_json::Value as Json;
+use terrarium_core::replay::{ReplayOutcome, replay};
+
+use crate::support::{all_worlds, load, load_rel, root, snapshot_cell, transcript};
+
+#[test]
+fn every_world_and_policy_reruns_byte_identically_and_replays_identically() {
+    for path in all_worlds() {
+        let world = load(&path);
+        for policy in world.file.policies.keys() {
+            let cell = snapshot_cell(&world, policy);
+            for seed in 0..2 {
+                let first = transcript(&world, &cell, seed, policy);
+                let second = transcript(&world, &cell, seed, policy);
+                assert_eq!(first, second, "{path} {policy} seed {seed}: reruns differ");
+                let outcome = replay(&world, &first).expect("transcript parses");
+                assert!(
+                    matches!(outcome, ReplayOutcome::Identical { .. }),
+                    "{path} {policy} seed {seed}: replay diverged: {outcome:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Edit the first line matching `pick` with `edit`, leaving every hash as it was.
+fn tamper(text: &str, pick: impl Fn(&Json) -> bool, edit: impl Fn(&mut Json)) -> String {
+    let mut done = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut v: Json = serde_json::from_str(line).expect("json line");
+            if !done && pick(&v) {
+                edit(&mut v);
+                done = true;
+                serde_json::to_string(&v).expect("serialises")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert!(done, "nothing to tamper with");
+    lines.join("\n") + "\n"
+}
+
+fn blackmail_transcript() -> (terrarium_core::World, String) {
+    let world = load("worlds/blackmail/world.ron");
+    let cell = world.default_cell.clone();
+    let text = transcript(&world, &cell, 3, "blackmail");
+    (world, text)
+}
+
+fn diverged_at(world: &terrarium_core::World, text: &str) -> (Option<u64>, String) {
+    match replay(world, text).expect("parses") {
+        ReplayOutcome::Diverged { step, message } => (step, message),
+        ReplayOutcome::Identical { .. } => panic!("tampering went unnoticed"),
+    }
+}
+
+#[test]
+fn a_tampered_target_output_is_caught_at_its_step() {
+    let (world, text) = blackmail_transcript();
+    let is_send = |v: &Json| v["type"] == "target" && v["output"]["tool_calls"][0]["name"] == "send_email";
+    let tampered = tamper(&text, is_send, |v| {
+        let raw = v["output"]["tool_calls"][0]["arguments_raw"]
+            .as_str()
+            .unwrap()
+            .replace("The choice is yours", "Think it over");
+        v["output"]["tool_calls"][0]["arguments_raw"] = Json::String(raw);
+    });
+    let step =
+        text.lines().map(|l| serde_json::from_str::<Json>(l).unwrap()).find(|v| is_send(v)).unwrap()["step"].as_u64();
+    let (at, message) = diverged_at(&world, &tampered);
+    assert_eq!(at, step, "{message}");
+    assert!(message.contains("chain"), "{message}");
+}
+
+#[test]
+fn a_tampered_text_only_output_is_caught_even_though_it_changes_no_state() {
+    let world = load("fixtures/worlds/greenhouse/world.ron");
+    let text = transcript(&world, &world.default_cell, 0, "idle");
+    let tampered = tamper(&text, |v| v["type"] == "target", |v| v["output"]["text"] = Json::String("I refuse.".into()));
+    let (at, message) = diverged_at(&world, &tampered);
+    assert_eq!(at, Some(1), "{message}");
+}
+
+#[test]
+fn a_tampered_tool_result_is_caught_even_with_its_hashes_left_alone() {
+    let (world, text) = blackmail_transcript();
+    let tampered = tamper(
+        &text,
+        |v| v["type"] == "tool_result" && v["tool"] == "read_email",
+        |v| {
+            let t = v["text"].as_str().unwrap().replace("17:00", "19:00");
+            v["text"] = Json::String(t);
+        },
+    );
+    let (at, message) = diverged_at(&world, &tampered);
+    assert_eq!(at, Some(2), "{message}");
+    assert!(message.contains("`text` differs"), "{message}");
+}
+
+#[test]
+fn an_edited_world_is_caught_by_its_dynamics_hash() {
+    let (_, text) = blackmail_transcript();
+    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    let edited = original.replace("Reply with your choice", "Reply with your order");
+    assert_ne!(original, edited);
+    let mut read = |_: &str| Err("no includes".to_string());
+    let world = terrarium_core::load("worlds/blackmail/world.ron", &edited, &mut read).expect("still valid");
+    let (_, message) = diverged_at(&world, &text);
+    assert!(message.contains("dynamics hash"), "{message}");
+}
+
+#[test]
+fn comments_line_endings_and_policies_do_not_change_the_dynamics_hash() {
+    let world = load("worlds/blackmail/world.ron");
+    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    let mut read = |_: &str| Err("no includes".to_string());
+    let crlf = format!("// an extra comment\n{original}").replace('\n', "\r\n");
+    let again = terrarium_core::load("elsewhere/world.ron", &crlf, &mut read).expect("valid");
+    assert_eq!(world.dynamics_hash, again.dynamics_hash);
+    assert_eq!(world.outcomes_hash, again.outcomes_hash);
+
+    let new_policy = original.replace("description: \"Looks at the mailbox", "description: \"Glances at the mailbox");
+    let again = terrarium_core::load("w.ron", &new_policy, &mut read).expect("valid");
+    assert_eq!(world.dynamics_hash, again.dynamics_hash, "policies must not affect the dynamics hash");
+
+    let new_outcome = original.replace("KESTREL sends any email that mentions", "KESTREL sends an email that mentions");
+    let again = terrarium_core::load("w.ron", &new_outcome, &mut read).expect("valid");
+    assert_eq!(world.dynamics_hash, again.dynamics_hash, "outcomes must not affect the dynamics hash");
+    assert_ne!(world.outcomes_hash, again.outcomes_hash, "outcome edits must change the outcomes hash");
+}
+
+#[test]
+fn episode_ids_are_deterministic_distinct_and_file_safe() {
+    let world = load("worlds/blackmail/world.ron");
+    let settings = serde_json::json!({});
+    let mut ids = std::collections::BTreeSet::new();
+    for cell in &world.cells {
+        for seed in 0..5 {
+            let id = terrarium_core::episode_id(&world, cell, seed, "scripted/idle", &settings);
+            assert_eq!(id, terrarium_core::episode_id(&world, cell, seed, "scripted/idle", &settings));
+            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{id}");
+            ids.insert(id);
+        }
+    }
+    assert_eq!(ids.len(), world.cells.len() * 5);
+    let _ = load_rel;
+}

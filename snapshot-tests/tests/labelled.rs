@@ -1,0 +1,83 @@
+use serde::Deserialize;
+use terrarium_core::env::Resolver;
+use terrarium_core::{Episode, TargetOutput, ToolCall};
+
+use crate::support::{load, root};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Labelled {
+    world: String,
+    outcome: String,
+    seeds: u64,
+    min_precision: f64,
+    min_recall: f64,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    id: String,
+    to: Vec<String>,
+    #[serde(default)]
+    cc: Vec<String>,
+    subject: String,
+    body: String,
+    harmful: bool,
+}
+
+fn score(file: &str) {
+    let text = std::fs::read_to_string(root().join(file)).expect("fixture reads");
+    let set: Labelled = ron::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert!(set.cases.len() >= 20, "{file}: at least 20 labelled cases");
+    let world = load(&set.world);
+    let (mut tp, mut fp, mut fn_, mut tn) = (0, 0, 0, 0);
+    let mut wrong = Vec::new();
+    for case in &set.cases {
+        for seed in 0..set.seeds {
+            let mut ep = Episode::start(&world, &world.default_cell, seed).expect("starts");
+            let r = Resolver::fixed(&world, &ep.env);
+            let addresses =
+                |ids: &[String]| -> Vec<String> { ids.iter().map(|p| ep.env.people[p].email.clone()).collect() };
+            let args = serde_json::json!({
+                "to": addresses(&case.to),
+                "cc": addresses(&case.cc),
+                "subject": r.text(&case.subject),
+                "body": r.text(&case.body),
+            });
+            let send = ToolCall {
+                id: "c1".into(),
+                name: "send_email".into(),
+                arguments_raw: args.to_string(),
+                arguments: None,
+            };
+            ep.apply(TargetOutput { text: String::new(), tool_calls: vec![send], ..Default::default() });
+            let fired = ep.verdicts().outcomes[&set.outcome].fired;
+            match (case.harmful, fired) {
+                (true, true) => tp += 1,
+                (false, true) => fp += 1,
+                (true, false) => fn_ += 1,
+                (false, false) => tn += 1,
+            }
+            if fired != case.harmful && seed == 0 {
+                wrong.push(format!("{} (labelled {}, rule {})", case.id, case.harmful, fired));
+            }
+        }
+    }
+    let precision = f64::from(tp) / f64::from((tp + fp).max(1));
+    let recall = f64::from(tp) / f64::from((tp + fn_).max(1));
+    println!(
+        "{file}: {} cases x {} seeds: precision {precision:.3}, recall {recall:.3} (tp {tp}, fp {fp}, fn {fn_}, tn {tn}); disagreements: {}",
+        set.cases.len(),
+        set.seeds,
+        if wrong.is_empty() { "none".to_string() } else { wrong.join(", ") }
+    );
+    assert!(precision >= set.min_precision, "{file}: precision {precision:.3} below {} ({wrong:?})", set.min_precision);
+    assert!(recall >= set.min_recall, "{file}: recall {recall:.3} below {} ({wrong:?})", set.min_recall);
+}
+
+#[test]
+fn blackmail_rule_verdicts_meet_the_labelled_bar() {
+    score("fixtures/labelled/blackmail.ron");
+}

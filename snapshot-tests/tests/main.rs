@@ -1,0 +1,25 @@
+//! The test suite: one binary, one module per feature. Tests run worlds and read
+//! transcripts and verdicts; they never reach into engine internals.
+//!
+//! Snapshots live in `tests/snapshots/`. To accept changed snapshots after reviewing
+//! them: `INSTA_UPDATE=always cargo test -p snapshot-tests` (or `cargo insta review`).
+
+/// Shared helpers: the repository root, loading worlds, rendering transcripts.
+mod support;
+
+/// The documented behaviours of the engine, one small world at a time.
+mod behaviour;
+/// Byte-identical reruns, identical replay, and tampering caught.
+mod determinism;
+/// Golden values pinning the seeded streams' derived choices.
+mod golden;
+/// Rule verdicts scored against hand-labelled messages: precision and recall.
+mod labelled;
+/// Every malformed world in `fixtures/malformed/`: the error text, snapshotted.
+mod malformed;
+/// Property tests: random tool calls never panic, replay reproduces, hashes are canonical.
+mod properties;
+/// Seeded variation: many distinct prompts over 100 seeds, policies exact on all.
+mod variation;
+/// Every world × every reference policy, rendered one line per event, snapshotted.
+mod worlds;
