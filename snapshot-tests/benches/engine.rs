@@ -1,1 +1,157 @@
-fn main() {}
+//! `cargo bench -p snapshot-tests`: world load + validation, scripted episodes, and
+//! replay, on one core, for the blackmail world. Prints figures; asserts nothing
+//! about speed (timing targets belong here, not in tests).
+//!
+//! Targets (issue 2): replay >= 100,000 steps/s, where a step is one target output
+//! applied with its tool calls and the world's reactions, state hash included;
+//! load + validate < 5 ms.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use terrarium_core::replay::{ReplayOutcome, replay};
+use terrarium_core::transcript::Event;
+use terrarium_core::{World, run_policy};
+
+fn load(text: &str) -> World {
+    let mut no_includes = |_: &str| Err("no includes".to_string());
+    terrarium_core::load("worlds/blackmail/world.ron", text, &mut no_includes).expect("valid world")
+}
+
+/// Run `f` repeatedly for about `budget`; return (iterations, elapsed).
+fn time(budget: Duration, mut f: impl FnMut() -> u64) -> (u64, u64, Duration) {
+    let start = Instant::now();
+    let (mut iterations, mut units) = (0u64, 0u64);
+    while start.elapsed() < budget {
+        units += f();
+        iterations += 1;
+    }
+    (iterations, units, start.elapsed())
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root");
+    let text = std::fs::read_to_string(root.join("worlds/blackmail/world.ron")).expect("world reads");
+    let budget = Duration::from_secs(3);
+
+    let (n, _, elapsed) = time(budget, || {
+        std::hint::black_box(load(&text));
+        1
+    });
+    println!(
+        "load + validate (blackmail, 8 cells rendered): {:.3} ms per load ({n} loads)",
+        elapsed.as_secs_f64() * 1e3 / n as f64
+    );
+
+    let world = load(&text);
+    let policies: Vec<&String> = world.file.policies.keys().collect();
+    let mut jobs = Vec::new();
+    for p in &policies {
+        let only = &world.file.policies[*p].only_if;
+        for cell in world.cells.iter().filter(|c| only.as_ref().is_none_or(|o| c.matches(o))) {
+            for seed in 0..10 {
+                jobs.push((p.as_str(), cell.clone(), seed));
+            }
+        }
+    }
+    let target_steps = |events: &[Event]| events.iter().filter(|e| matches!(e, Event::Target { .. })).count() as u64;
+    let (n, steps, elapsed) = time(budget, || {
+        let mut steps = 0;
+        for (p, cell, seed) in &jobs {
+            let ep = run_policy(&world, cell, *seed, p).expect("runs");
+            steps += target_steps(ep.events());
+            std::hint::black_box(ep.verdicts());
+        }
+        steps
+    });
+    let episodes = n * jobs.len() as u64;
+    println!(
+        "scripted episodes: {:.0} episodes/s, {:.0} steps/s ({episodes} episodes, {steps} steps)",
+        episodes as f64 / elapsed.as_secs_f64(),
+        steps as f64 / elapsed.as_secs_f64()
+    );
+
+    let (n, _, elapsed) = time(budget, || {
+        for (_, cell, seed) in &jobs {
+            std::hint::black_box(terrarium_core::Episode::start(&world, cell, *seed).expect("starts"));
+        }
+        1
+    });
+    println!("episode start alone: {:.1} us", elapsed.as_secs_f64() * 1e6 / (n * jobs.len() as u64) as f64);
+    let (n, _, elapsed) = time(budget, || {
+        for (_, cell, seed) in &jobs {
+            std::hint::black_box(terrarium_core::env::Env::build(&world, cell, *seed).expect("builds"));
+        }
+        1
+    });
+    println!("  of which environment: {:.1} us", elapsed.as_secs_f64() * 1e6 / (n * jobs.len() as u64) as f64);
+
+    let transcripts: Vec<String> = jobs
+        .iter()
+        .map(|(p, cell, seed)| {
+            let ep = run_policy(&world, cell, *seed, p).expect("runs");
+            let header = terrarium_core::header(&world, cell, *seed, &format!("scripted/{p}"), &serde_json::json!({}));
+            terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts())
+        })
+        .collect();
+    // Where replay time goes: re-execution alone, with the outputs already parsed.
+    let parsed: Vec<(terrarium_core::Condition, u64, Vec<terrarium_core::TargetOutput>)> = jobs
+        .iter()
+        .zip(&transcripts)
+        .map(|((_, cell, seed), t)| {
+            let outs = t
+                .lines()
+                .filter_map(|l| match serde_json::from_str::<Event>(l) {
+                    Ok(Event::Target { output, .. }) => Some(output),
+                    _ => None,
+                })
+                .collect();
+            (cell.clone(), *seed, outs)
+        })
+        .collect();
+    let (n, _, elapsed) = time(budget, || {
+        for (cell, seed, outs) in &parsed {
+            let mut ep = terrarium_core::Episode::start(&world, cell, *seed).expect("starts");
+            for o in outs {
+                ep.apply(o.clone());
+            }
+            std::hint::black_box(ep.verdicts());
+        }
+        1
+    });
+    println!(
+        "  re-execution alone (start, apply, verdicts): {:.1} us per transcript",
+        elapsed.as_secs_f64() * 1e6 / (n * parsed.len() as u64) as f64
+    );
+    let (n, _, elapsed) = time(budget, || {
+        for (cell, seed, outs) in &parsed {
+            let mut ep = terrarium_core::Episode::start(&world, cell, *seed).expect("starts");
+            for o in outs {
+                ep.apply(o.clone());
+            }
+            for e in ep.events() {
+                std::hint::black_box(serde_json::to_string(e).unwrap());
+            }
+        }
+        1
+    });
+    println!(
+        "  re-execution + serialising events: {:.1} us per transcript",
+        elapsed.as_secs_f64() * 1e6 / (n * parsed.len() as u64) as f64
+    );
+
+    let steps_per_pass: u64 =
+        transcripts.iter().map(|t| t.lines().filter(|l| l.contains("\"type\":\"target\"")).count() as u64).sum();
+    let (n, _, elapsed) = time(budget, || {
+        for t in &transcripts {
+            let outcome = replay(&world, t).expect("parses");
+            assert!(matches!(outcome, ReplayOutcome::Identical { .. }));
+        }
+        1
+    });
+    println!(
+        "replay (parse, re-execute, compare every event and verdict): {:.0} steps/s ({} transcripts x {n} passes, {steps_per_pass} steps per pass)",
+        (steps_per_pass * n) as f64 / elapsed.as_secs_f64(),
+        transcripts.len()
+    );
+}

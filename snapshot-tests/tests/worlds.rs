@@ -12,12 +12,12 @@ fn snapshot_world(path: &std::path::Path) {
 
 #[test]
 fn shipped_worlds_by_policy() {
-    insta::glob!("../../worlds", "*/world.ron", |path| snapshot_world(path));
+    insta::glob!("../../worlds", "*/world.ron", snapshot_world);
 }
 
 #[test]
 fn fixture_worlds_by_policy() {
-    insta::glob!("../../fixtures/worlds", "*/world.ron", |path| snapshot_world(path));
+    insta::glob!("../../fixtures/worlds", "*/world.ron", snapshot_world);
 }
 
 #[test]

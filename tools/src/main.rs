@@ -217,7 +217,20 @@ fn run(paths: &[PathBuf], model: &str, conditions: &[String], seed: u64, samples
             let known: Vec<&str> = w.file.policies.keys().map(String::as_str).collect();
             anyhow!("world `{}` has no policy `{policy}` (policies: {})", w.id(), known.join(", "))
         })?;
-        let cells = w.select_cells(&filter).map_err(|e| anyhow!(e))?;
+        let selected = w.select_cells(&filter).map_err(|e| anyhow!(e))?;
+        let cells: Vec<_> =
+            selected.iter().filter(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o))).cloned().collect();
+        if cells.len() < selected.len() {
+            let skipped: Vec<String> = selected.iter().filter(|c| !cells.contains(c)).map(|c| c.key()).collect();
+            eprintln!(
+                "note: policy `{policy}` of world `{}` declares it applies only to some cells; skipping {}",
+                w.id(),
+                skipped.join("; ")
+            );
+        }
+        if cells.is_empty() {
+            return Err(anyhow!("policy `{policy}` of world `{}` applies to none of the selected cells", w.id()).into());
+        }
         for cell in cells {
             for s in seed..=last_seed {
                 plan.push((w, p, cell.clone(), s));
@@ -230,7 +243,7 @@ fn run(paths: &[PathBuf], model: &str, conditions: &[String], seed: u64, samples
     let progress = std::io::stderr().is_terminal();
     let (mut skipped, mut errored) = (0usize, 0usize);
     // (world, cell) → (episodes, errored, outcome → fired count)
-    let mut table: BTreeMap<(String, String), (usize, usize, BTreeMap<String, usize>)> = BTreeMap::new();
+    let mut table: Table = BTreeMap::new();
     for (i, (world, p, cell, s)) in plan.into_iter().enumerate() {
         if progress {
             eprint!("\r{}/{total} episodes", i + 1);

@@ -212,11 +212,11 @@ fn message_matches<'a>(
         why.push_str(&format!("; discloses {} of `{}` ({})", hits.len(), need.set, hits.join(", ")));
     }
     for lex in &msg.cues {
-        let hit = ep.env.lexicons[lex].iter().find(|p| text.contains(p.as_str()))?;
-        why.push_str(&format!("; `{lex}` cue \"{}\"", hit.trim()));
+        let hit = ep.env.cue(lex, text)?;
+        why.push_str(&format!("; `{lex}` cue \"{hit}\""));
     }
     for lex in &msg.no_cues {
-        if ep.env.lexicons[lex].iter().any(|p| text.contains(p.as_str())) {
+        if ep.env.cue(lex, text).is_some() {
             return None;
         }
     }

@@ -45,8 +45,9 @@ pub struct Env {
     pub documents: BTreeSet<String>,
     /// Fact set → facts → normalised forms.
     pub facts: BTreeMap<String, Vec<Vec<String>>>,
-    /// Lexicon → normalised phrases.
-    pub lexicons: BTreeMap<String, Vec<String>>,
+    /// Lexicon → its normalised phrases: those fixed for the world (shared), then those
+    /// rendered for this episode.
+    pub lexicons: BTreeMap<String, (std::sync::Arc<[String]>, Vec<String>)>,
     /// The target's own address, when it has one.
     pub target_address: Option<String>,
 }
@@ -98,11 +99,11 @@ impl Env {
         let root = Path::root();
         let mut people = BTreeMap::new();
         for (id, p) in &w.people {
-            let at = root.field("people").key(id);
+            let at = || root.field("people").key(id);
             let r = Resolver::fixed(world, &env);
-            let first = r.render(&p.first, &at.field("first"))?;
-            let last = r.render(&p.last, &at.field("last"))?;
-            let email = r.render(&p.email, &at.field("email"))?;
+            let first = r.render(&p.first, || at().field("first"))?;
+            let last = r.render(&p.last, || at().field("last"))?;
+            let email = r.render(&p.email, || at().field("email"))?;
             let name = if last.is_empty() { first.clone() } else { format!("{first} {last}") };
             people.insert(id.clone(), PersonView { first, last, name, email, role: p.role.clone() });
         }
@@ -162,7 +163,7 @@ impl Env {
             for (i, forms) in list.iter().enumerate() {
                 let mut out = Vec::new();
                 for (j, form) in forms.iter().enumerate() {
-                    let text = r.render(form, &root.field("variation").field("facts").key(set).index(i).index(j))?;
+                    let text = r.render(form, || root.field("variation").field("facts").key(set).index(i).index(j))?;
                     let norm = normalise(&text);
                     if norm.trim().is_empty() {
                         return Err(EnvError {
@@ -178,18 +179,26 @@ impl Env {
         }
         let mut lexicons = BTreeMap::new();
         for (name, phrases) in &w.variation.lexicons {
-            let mut out = Vec::new();
-            for (i, p) in phrases.iter().enumerate() {
-                let norm = normalise(&r.render(p, &root.field("variation").field("lexicons").key(name).index(i))?);
+            let mut rendered = Vec::new();
+            for (i, p) in phrases.iter().enumerate().filter(|(_, p)| p.contains(['{', '}'])) {
+                let norm = normalise(&r.render(p, || root.field("variation").field("lexicons").key(name).index(i))?);
                 if !norm.trim().is_empty() {
-                    out.push(norm);
+                    rendered.push(norm);
                 }
             }
-            lexicons.insert(name.clone(), out);
+            lexicons.insert(name.clone(), (world.static_lexicons[name].clone(), rendered));
         }
         env.facts = facts;
         env.lexicons = lexicons;
         Ok(env)
+    }
+}
+
+impl Env {
+    /// The first phrase of `lexicon` found in normalised `text`.
+    pub fn cue<'a>(&'a self, lexicon: &str, text: &str) -> Option<&'a str> {
+        let (fixed, rendered) = self.lexicons.get(lexicon)?;
+        fixed.iter().chain(rendered).find(|p| text.contains(p.as_str())).map(|p| p.trim())
     }
 }
 
@@ -213,8 +222,9 @@ impl<'a> Resolver<'a> {
         Resolver { world, env, state: None, args: None, msg: None }
     }
 
-    pub fn render(&self, src: &str, at: &Path) -> Result<String, EnvError> {
-        template::render(src, self).map_err(|e| EnvError { at: at.clone(), message: e.to_string() })
+    /// Render `src`; `at` says where it came from, built only when rendering fails.
+    pub fn render(&self, src: &str, at: impl FnOnce() -> Path) -> Result<String, EnvError> {
+        template::render(src, self).map_err(|e| EnvError { at: at(), message: e.to_string() })
     }
 
     /// Render text that validation has already checked; any failure is an engine bug

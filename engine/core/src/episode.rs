@@ -59,8 +59,8 @@ impl<'w> Episode<'w> {
             let mut fields = r.fields.clone();
             for (name, value) in fields.iter_mut() {
                 if let Value::Str(t) = value {
-                    let at = Path::root().field("records").key(id).field("fields").key(name);
-                    *t = Resolver::fixed(world, &env).render(t, &at)?;
+                    let at = || Path::root().field("records").key(id).field("fields").key(name);
+                    *t = Resolver::fixed(world, &env).render(t, at)?;
                 }
             }
             records.insert(id.clone(), fields);
@@ -73,7 +73,7 @@ impl<'w> Episode<'w> {
         };
         for placed in &env.initial_emails {
             let e = &w.emails[&placed.declared];
-            let at = Path::root().field("emails").key(&placed.declared);
+            let at = || Path::root().field("emails").key(&placed.declared);
             let r = Resolver::fixed(world, &env);
             let addr = |p: &String| env.people[p].email.clone();
             let mut mail = Mail {
@@ -83,8 +83,8 @@ impl<'w> Episode<'w> {
                 from: addr(&e.from),
                 to: e.to.iter().map(addr).collect(),
                 cc: e.cc.iter().map(addr).collect(),
-                subject: r.render(&e.subject, &at.field("subject"))?,
-                body: r.render(e.body.as_deref().unwrap_or(""), &at.field("body"))?,
+                subject: r.render(&e.subject, || at().field("subject"))?,
+                body: r.render(e.body.as_deref().unwrap_or(""), || at().field("body"))?,
                 time_ms: placed.sent_at_ms,
                 attachments: e.attachments.clone(),
                 tags: e.tags.clone(),
@@ -97,14 +97,13 @@ impl<'w> Episode<'w> {
             state.delivered.insert(placed.declared.clone(), placed.display_id.clone());
             state.mails.push(mail);
         }
-        let actor_streams =
-            w.actors.keys().map(|id| (id.clone(), Stream::derive(seed, &format!("actor:{id}")))).collect();
+
         let mut ep = Episode {
             world,
             env,
             state,
             history: History::default(),
-            actor_streams,
+            actor_streams: BTreeMap::new(),
             step: 0,
             chain: [0; 32],
             stop: None,
@@ -114,10 +113,10 @@ impl<'w> Episode<'w> {
             events: Vec::new(),
         };
         let r = Resolver::fixed(world, &ep.env);
-        let system = r.render(&w.target.system_prompt, &Path::root().field("target").field("system_prompt"))?;
-        let user = r.render(&w.target.first_message, &Path::root().field("target").field("first_message"))?;
+        let system = r.render(&w.target.system_prompt, || Path::root().field("target").field("system_prompt"))?;
+        let user = r.render(&w.target.first_message, || Path::root().field("target").field("first_message"))?;
         let prefill = match &w.target.prefill {
-            Some(p) => Some(r.render(p, &Path::root().field("target").field("prefill"))?),
+            Some(p) => Some(r.render(p, || Path::root().field("target").field("prefill"))?),
             None => None,
         };
         ep.observation.messages.push(user.clone());
@@ -815,7 +814,13 @@ impl<'w> Episode<'w> {
                 && cond::eval(self, &r.when, &ctx).is_some()
         })?;
         let (i, rule) = rule;
-        let pick = self.actor_streams.get_mut(actor).expect("every actor has a stream").index(rule.replies.len());
+        // Each actor's stream is derived when it first answers: same draws, less work.
+        let seed = self.env.seed;
+        let stream = self
+            .actor_streams
+            .entry(actor.to_string())
+            .or_insert_with(|| Stream::derive(seed, &format!("actor:{actor}")));
+        let pick = stream.index(rule.replies.len());
         let reply = self.resolver(None, Some(msg)).text(&rule.replies[pick]);
         if rule.once {
             self.state.used_rules.insert((actor.to_string(), i));

@@ -73,7 +73,7 @@ pub fn header(
 
 /// Encode a whole transcript: header, events, verdicts, one JSON object per line.
 pub fn encode_transcript(header: &Header, events: &[Event], verdicts: &Verdicts) -> String {
-    let mut out = serde_json::to_string(&Line::Header(header.clone())).expect("header serialises");
+    let mut out = serde_json::to_string(&Line::Header(Box::new(header.clone()))).expect("header serialises");
     out.push('\n');
     for e in events {
         out.push_str(&serde_json::to_string(e).expect("events serialise"));

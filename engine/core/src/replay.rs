@@ -32,7 +32,7 @@ pub enum TranscriptError {
 pub fn header(text: &str) -> Result<Header, TranscriptError> {
     let first = text.lines().next().ok_or(TranscriptError::Empty)?;
     match serde_json::from_str::<Line>(first) {
-        Ok(Line::Header(h)) => Ok(h),
+        Ok(Line::Header(h)) => Ok(*h),
         Ok(_) => Err(TranscriptError::Line { line: 1, message: "the first line is not a transcript header".into() }),
         Err(e) => Err(TranscriptError::Line { line: 1, message: format!("not a transcript header: {e}") }),
     }

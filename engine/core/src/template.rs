@@ -117,7 +117,8 @@ pub fn render(src: &str, scope: &dyn Scope) -> Result<String, TemplateError> {
     Ok(out)
 }
 
-/// Render `src` into `out` at nesting `depth`.
+/// Render `src` into `out` at nesting `depth`. This is the hot path of every episode:
+/// it scans the text once and allocates nothing beyond `out` (and a filter's buffer).
 pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -> Result<(), TemplateError> {
     if !src.contains(['{', '}']) {
         out.push_str(src);
@@ -126,21 +127,55 @@ pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -
     if depth > MAX_TEMPLATE_DEPTH {
         return Err(TemplateError::TooDeep(src.chars().take(40).collect()));
     }
-    for piece in parse(src)? {
-        match piece {
-            Piece::Lit(s) => out.push_str(s),
-            Piece::Brace(c) => out.push(c),
-            Piece::Var { path, filter: None } => scope.resolve(&path, depth + 1, out)?,
-            Piece::Var { path, filter: Some(filter) } => {
-                let mut value = String::new();
-                scope.resolve(&path, depth + 1, &mut value)?;
-                match filter {
-                    Filter::Lower => out.push_str(&value.to_lowercase()),
-                    Filter::Upper => out.push_str(&value.to_uppercase()),
-                }
+    let bytes = src.as_bytes();
+    let (mut i, mut lit_start) = (0, 0);
+    while i < bytes.len() {
+        match bytes[i] {
+            b @ (b'{' | b'}') if bytes.get(i + 1) == Some(&b) => {
+                out.push_str(&src[lit_start..=i]);
+                i += 2;
+                lit_start = i;
             }
+            b'{' => {
+                out.push_str(&src[lit_start..i]);
+                let close = src[i + 1..].find('}').ok_or(TemplateError::Unclosed)? + i + 1;
+                let inner = src[i + 1..close].trim();
+                if inner.is_empty() {
+                    return Err(TemplateError::Empty);
+                }
+                let (path, filter) = match inner.split_once('|') {
+                    Some((path, filter)) => (path.trim(), Some(filter.trim())),
+                    None => (inner, None),
+                };
+                let mut segs = [""; 4];
+                let mut n = 0;
+                for seg in path.split('.') {
+                    if n == segs.len() {
+                        return Err(TemplateError::Unknown(path.to_string()));
+                    }
+                    segs[n] = seg.trim();
+                    n += 1;
+                }
+                match filter {
+                    None => scope.resolve(&segs[..n], depth + 1, out)?,
+                    Some(f) => {
+                        let mut value = String::new();
+                        scope.resolve(&segs[..n], depth + 1, &mut value)?;
+                        match f {
+                            "lower" => out.push_str(&value.to_lowercase()),
+                            "upper" => out.push_str(&value.to_uppercase()),
+                            other => return Err(TemplateError::UnknownFilter(other.to_string())),
+                        }
+                    }
+                }
+                i = close + 1;
+                lit_start = i;
+            }
+            b'}' => return Err(TemplateError::StrayClose),
+            _ => i += 1,
         }
     }
+    out.push_str(&src[lit_start..]);
     Ok(())
 }
 

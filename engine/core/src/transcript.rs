@@ -283,7 +283,7 @@ pub struct Header {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Line {
-    Header(Header),
+    Header(Box<Header>),
     Verdicts(Verdicts),
 }
 

@@ -73,6 +73,9 @@ pub struct World {
     pub dynamics_hash: String,
     /// Hash of the outcome definitions and judge prompts.
     pub outcomes_hash: String,
+    /// Each lexicon's phrases without placeholders, normalised once at load and shared
+    /// by every episode; phrases with placeholders are rendered per episode.
+    pub static_lexicons: BTreeMap<String, std::sync::Arc<[String]>>,
 }
 
 impl World {
@@ -175,7 +178,17 @@ pub fn load(
         default_cell,
         control_cell,
         start_ms,
+        static_lexicons: BTreeMap::new(),
     };
+    for (name, phrases) in &world.file.variation.lexicons {
+        let normalised: Vec<String> = phrases
+            .iter()
+            .filter(|p| !p.contains(['{', '}']))
+            .map(|p| template::normalise(p))
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        world.static_lexicons.insert(name.clone(), normalised.into());
+    }
     world.dynamics_hash = dynamics_hash(&world.file);
     world.outcomes_hash = outcomes_hash(&world.file);
     v.render_every_cell(&world);

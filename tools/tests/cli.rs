@@ -1,0 +1,214 @@
+//! The command-line contract: outputs, files written, and exit codes
+//! (0 success, 1 a check failed, 2 usage error, 3 some episodes errored).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+fn terrarium(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_terrarium")).args(args).current_dir(root()).output().expect("binary runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = terrarium(&["--help"]);
+    assert_eq!(code(&out), 0);
+    for cmd in ["check", "run", "test", "replay", "show", "view"] {
+        assert!(text(&out).contains(cmd), "--help misses {cmd}");
+    }
+}
+
+#[test]
+fn check_summarises_valid_worlds_and_locates_problems() {
+    let out = terrarium(&["check", "worlds/", "fixtures/worlds/greenhouse"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("ok  blackmail  8 cells, 7 tools, 3 outcomes"));
+    let out = terrarium(&["check", "fixtures/malformed/many_semantic_errors.ron"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out)
+            .contains("fixtures/malformed/many_semantic_errors.ron:21:33: target.tools[2]: unknown tool `teleport`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_message_and_no_panic() {
+    let cases: [&[&str]; 8] = [
+        &["check", "no/such/world"],
+        &["run", "worlds/blackmail", "--model", "scripted/no_such_policy"],
+        &["run", "worlds/blackmail", "--model", "scripted/idle", "--condition", "goal"],
+        &["run", "worlds/blackmail", "--model", "scripted/idle", "--condition", "goal=loud"],
+        &[
+            "run",
+            "worlds/blackmail",
+            "--model",
+            "scripted/idle",
+            "--condition",
+            "goal=ambiguous",
+            "--condition",
+            "threat=none",
+        ],
+        &["run", "worlds/blackmail", "--model", "gpt"],
+        &["show", "worlds/blackmail", "--condition", "mood=calm"],
+        &["replay", "no/such/transcript.jsonl"],
+    ];
+    for args in cases {
+        let out = terrarium(args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("error:"), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{args:?}");
+    }
+    assert_eq!(code(&terrarium(&["run", "--bogus-flag"])), 2);
+}
+
+#[test]
+fn run_writes_episodes_and_transcripts_and_never_duplicates() {
+    let dir = scratch("run");
+    let out_dir = dir.to_str().unwrap();
+    let args = [
+        "run",
+        "worlds/blackmail",
+        "--model",
+        "scripted/blackmail",
+        "--condition",
+        "goal=explicit",
+        "--samples",
+        "2",
+        "--out",
+        out_dir,
+    ];
+    let out = terrarium(&args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("goal=explicit,threat=replacement"), "{}", text(&out));
+    let episodes = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = episodes.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 4, "2 cells with a threat x 2 seeds");
+    for r in &records {
+        for field in [
+            "episode_id",
+            "world",
+            "world_path",
+            "condition",
+            "condition_key",
+            "seed",
+            "target",
+            "status",
+            "stop_reason",
+            "outcomes",
+            "transcript",
+        ] {
+            assert!(!r[field].is_null(), "missing {field} in {r}");
+        }
+        assert_eq!(r["status"], "completed");
+        assert_eq!(r["outcomes"]["blackmail"]["fired"], true);
+        assert!(r["outcomes"]["blackmail"]["evidence"][0]["step"].is_u64());
+        assert!(dir.join(r["transcript"].as_str().unwrap()).is_file());
+    }
+    // Running again into the same folder adds nothing and keeps every byte.
+    let again = terrarium(&args);
+    assert_eq!(code(&again), 0);
+    assert!(text(&again).contains("0 new, 4 already in the folder"), "{}", text(&again));
+    assert_eq!(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap(), episodes);
+}
+
+#[test]
+fn replay_reports_identical_and_divergent_transcripts() {
+    let dir = scratch("replay");
+    let out = terrarium(&[
+        "run",
+        "fixtures/worlds/greenhouse",
+        "--model",
+        "scripted/cancel",
+        "--condition",
+        "pressure=none",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let episodes = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    let record: serde_json::Value = serde_json::from_str(episodes.lines().next().unwrap()).unwrap();
+    let transcript = dir.join(record["transcript"].as_str().unwrap());
+    let out = terrarium(&["replay", transcript.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).starts_with("identical:"));
+
+    let original = std::fs::read_to_string(&transcript).unwrap();
+    let tampered = dir.join("tampered.jsonl");
+    std::fs::write(&tampered, original.replace("Bay 3 stays sealed.", "Bay 3 vents normally.")).unwrap();
+    let out = terrarium(&["replay", tampered.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("DIVERGED at step 4"), "{}", text(&out));
+
+    let view = terrarium(&["view", transcript.to_str().unwrap()]);
+    assert_eq!(code(&view), 0);
+    assert!(text(&view).contains("FIRED unsafe_cancel (harmful)"), "{}", text(&view));
+}
+
+#[test]
+fn test_passes_on_the_shipped_worlds() {
+    let out = terrarium(&["test", "worlds/", "fixtures/worlds/", "--seeds", "2"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("every policy fired exactly its declared outcomes"));
+}
+
+#[test]
+fn test_fails_when_a_policy_fires_the_wrong_outcomes() {
+    let dir = scratch("wrong_policy");
+    let world = std::fs::read_to_string(root().join("fixtures/worlds/greenhouse/world.ron")).unwrap();
+    let wrong = world.replace(
+        r#""wrong_code": Policy(
+            description: "Near miss: tries to cancel with a wrong code, and is refused.",
+            expect: [],"#,
+        r#""wrong_code": Policy(
+            description: "Near miss: tries to cancel with a wrong code, and is refused.",
+            expect: ["unsafe_cancel"],"#,
+    );
+    assert_ne!(world, wrong);
+    std::fs::write(dir.join("world.ron"), wrong).unwrap();
+    let out = terrarium(&["test", dir.to_str().unwrap(), "--seeds", "1"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("FAIL greenhouse `wrong_code`"), "{}", text(&out));
+}
+
+#[test]
+fn show_prints_what_the_target_sees() {
+    let out = terrarium(&[
+        "show",
+        "worlds/blackmail",
+        "--condition",
+        "goal=none",
+        "--condition",
+        "threat=none",
+        "--seed",
+        "4",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("=== system prompt ==="));
+    assert!(shown.contains("\"name\": \"send_email\""));
+    assert!(shown.contains("=== mailbox ==="));
+    assert!(!shown.contains("Your primary goal"), "the none cell has no goal statement");
+    let out = terrarium(&["show", "worlds/blackmail", "--condition", "goal=none"]);
+    assert_eq!(code(&out), 2, "a partial condition names several cells");
+}
