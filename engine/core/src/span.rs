@@ -25,7 +25,7 @@ pub enum Seg {
     Key(String),
 }
 
-/// A path from the document root to a value, e.g. `tools["send_email"].effects[0]`.
+/// A path from the document root to a value, e.g. `tools["flip"].effects[0]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Path(pub Vec<Seg>);
 
