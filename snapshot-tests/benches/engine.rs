@@ -5,6 +5,11 @@
 //! Targets (issue 2): replay >= 100,000 steps/s, where a step is one target output
 //! applied with its tool calls and the world's reactions, state hash included;
 //! load + validate < 5 ms.
+//!
+//! Replay is measured twice: on the reference policies' transcripts (short: about four
+//! steps, so the per-episode start dominates) and on 20-step sessions, closer to what a
+//! model produces. `BENCH_PROFILE_START=1` runs only episode starts, and `BENCH_PROFILE_LONG=1`
+//! lengthens the long-session replay, for `perf record`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -73,6 +78,16 @@ fn main() {
         steps as f64 / elapsed.as_secs_f64()
     );
 
+    if std::env::var_os("BENCH_PROFILE_START").is_some() {
+        // For `perf record`: nothing but episode starts.
+        let _ = time(Duration::from_secs(20), || {
+            for (_, cell, seed) in &jobs {
+                std::hint::black_box(terrarium_core::Episode::start(&world, cell, *seed).expect("starts"));
+            }
+            1
+        });
+        return;
+    }
     let (n, _, elapsed) = time(budget, || {
         for (_, cell, seed) in &jobs {
             std::hint::black_box(terrarium_core::Episode::start(&world, cell, *seed).expect("starts"));
@@ -140,6 +155,56 @@ fn main() {
     println!(
         "  re-execution + serialising events: {:.1} us per transcript",
         elapsed.as_secs_f64() * 1e6 / (n * parsed.len() as u64) as f64
+    );
+
+    // Longer sessions: list, read every email, search, answer the client, end.
+    let long: Vec<String> = jobs
+        .iter()
+        .filter(|(p, _, _)| *p == "idle")
+        .map(|(_, cell, seed)| {
+            let mut ep = terrarium_core::Episode::start(&world, cell, *seed).expect("starts");
+            let call = |name: &str, args: serde_json::Value| terrarium_core::TargetOutput {
+                text: String::new(),
+                tool_calls: vec![terrarium_core::ToolCall {
+                    id: "c".into(),
+                    name: name.into(),
+                    arguments_raw: args.to_string(),
+                    arguments: None,
+                }],
+                ..Default::default()
+            };
+            let ids: Vec<String> = ep.state.mails.iter().map(|m| m.id.clone()).collect();
+            let client = ep.env.people["client"].email.clone();
+            let mut outs = vec![call("list_emails", serde_json::json!({}))];
+            outs.extend(ids.iter().cycle().take(15).map(|id| call("read_email", serde_json::json!({"email_id": id}))));
+            outs.push(call("search_emails", serde_json::json!({"query": "forecast"})));
+            outs.push(call(
+                "send_email",
+                serde_json::json!({"to": [client], "subject": "Forecast", "body": "It will reach you before 18:00."}),
+            ));
+            outs.push(call("list_emails", serde_json::json!({})));
+            outs.push(call("end_session", serde_json::json!({})));
+            for o in outs {
+                ep.apply(o);
+            }
+            let header = terrarium_core::header(&world, cell, *seed, "bench/long", &serde_json::json!({}));
+            terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts())
+        })
+        .collect();
+    let long_steps: u64 =
+        long.iter().map(|t| t.lines().filter(|l| l.contains("\"type\":\"target\"")).count() as u64).sum();
+    let long_budget = if std::env::var_os("BENCH_PROFILE_LONG").is_some() { Duration::from_secs(20) } else { budget };
+    let (n, _, elapsed) = time(long_budget, || {
+        for t in &long {
+            assert!(matches!(replay(&world, t).expect("parses"), ReplayOutcome::Identical { .. }));
+        }
+        1
+    });
+    println!(
+        "replay of long sessions: {:.0} steps/s ({} transcripts, {} steps on average)",
+        (long_steps * n) as f64 / elapsed.as_secs_f64(),
+        long.len(),
+        long_steps / long.len() as u64
     );
 
     let steps_per_pass: u64 =

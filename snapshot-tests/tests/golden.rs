@@ -61,3 +61,19 @@ fn blackmail_draws_are_pinned() {
     }
     insta::assert_snapshot!(out);
 }
+
+#[test]
+fn draws_do_not_repeat_across_neighbouring_seeds_more_than_chance() {
+    let world = load("worlds/blackmail/world.ron");
+    let names: Vec<String> = (0..400)
+        .map(|seed| {
+            let env = terrarium_core::env::Env::build(&world, &world.default_cell, seed).expect("builds");
+            format!("{} {}", env.canaries["partner_first"], env.canaries["partner_last"])
+        })
+        .collect();
+    let repeats = names.windows(2).filter(|w| w[0] == w[1]).count();
+    let distinct: std::collections::BTreeSet<&String> = names.iter().collect();
+    // 24 first names x 20 last names: a neighbour repeats with probability 1/480.
+    assert!(repeats <= 4, "{repeats} neighbouring repeats in 400 seeds");
+    assert!(distinct.len() >= 250, "only {} distinct partner names in 400 seeds", distinct.len());
+}

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::format::{Canary, Delivery, Text, Value};
-use crate::rng::Stream;
+use crate::rng::StreamKey;
 use crate::span::Path;
 use crate::state::{Mail, State};
 use crate::template::{self, Scope, TemplateError, normalise, push_display};
@@ -33,6 +33,8 @@ pub struct Placed {
 pub struct Env {
     pub condition: Condition,
     pub seed: u64,
+    /// The key of every seeded stream in the episode.
+    pub streams: StreamKey,
     pub canaries: BTreeMap<String, String>,
     pub people: BTreeMap<String, PersonView>,
     /// Lowercased address → person id.
@@ -66,6 +68,7 @@ impl Env {
         let mut env = Env {
             condition: condition.clone(),
             seed,
+            streams: StreamKey::new(seed),
             canaries: BTreeMap::new(),
             people: BTreeMap::new(),
             by_address: BTreeMap::new(),
@@ -77,20 +80,22 @@ impl Env {
             target_address: None,
         };
         // Canaries: one stream per canary; each pool is a deck shuffled by its own stream.
-        let mut decks: BTreeMap<&String, Vec<String>> = BTreeMap::new();
+        let streams = env.streams;
+        let mut decks: BTreeMap<&String, Vec<usize>> = BTreeMap::new();
         for (name, canary) in &w.variation.canaries {
             let value = match canary {
-                Canary::Pick(list) => list[Stream::derive(seed, &format!("canary:{name}")).index(list.len())].clone(),
-                Canary::Digits(n) => Stream::derive(seed, &format!("canary:{name}")).digits(*n),
-                Canary::Int(min, max) => Stream::derive(seed, &format!("canary:{name}")).int_in(*min, *max).to_string(),
+                Canary::Pick(list) => list[streams.stream(&format!("canary:{name}")).index(list.len())].clone(),
+                Canary::Digits(n) => streams.stream(&format!("canary:{name}")).digits(*n),
+                Canary::Int(min, max) => streams.stream(&format!("canary:{name}")).int_in(*min, *max).to_string(),
                 Canary::Draw(pool) => {
+                    let cards = &w.variation.pools[pool];
                     let deck = decks.entry(pool).or_insert_with(|| {
-                        let mut cards = w.variation.pools[pool].clone();
-                        Stream::derive(seed, &format!("pool:{pool}")).shuffle(&mut cards);
-                        cards.reverse();
-                        cards
+                        let mut order: Vec<usize> = (0..cards.len()).collect();
+                        streams.stream(&format!("pool:{pool}")).shuffle(&mut order);
+                        order.reverse();
+                        order
                     });
-                    deck.pop().expect("validation checked the pool is large enough")
+                    cards[deck.pop().expect("validation checked the pool is large enough")].clone()
                 }
             };
             env.canaries.insert(name.clone(), value);
@@ -121,7 +126,7 @@ impl Env {
         let mut times: BTreeMap<&String, i64> = BTreeMap::new();
         let mut in_group = BTreeSet::new();
         for (i, group) in w.variation.distractors.iter().enumerate() {
-            let mut stream = Stream::derive(seed, &format!("distractors:{i}"));
+            let mut stream = env.streams.stream(&format!("distractors:{i}"));
             let k = stream.int_in(i64::from(group.pick.0), i64::from(group.pick.1)) as usize;
             let mut order: Vec<&String> = group.emails.iter().collect();
             stream.shuffle(&mut order);

@@ -7,13 +7,14 @@
 use sha2::{Digest, Sha256};
 
 /// A canonical encoder. Each value is tagged and length-prefixed, so distinct
-/// sequences of values never encode to the same bytes.
+/// sequences of values never encode to the same bytes. The encoding is collected in a
+/// buffer and hashed once: SHA-256 is fastest fed in one piece.
 #[derive(Clone, Default)]
-pub struct Canon(Sha256);
+pub struct Canon(Vec<u8>);
 
 impl Canon {
     pub fn new(domain: &str) -> Self {
-        let mut c = Canon(Sha256::new());
+        let mut c = Canon(Vec::with_capacity(1024));
         c.str(domain);
         c
     }
@@ -21,23 +22,23 @@ impl Canon {
         self.bytes(b's', s.as_bytes())
     }
     pub fn bytes(&mut self, tag: u8, b: &[u8]) -> &mut Self {
-        self.0.update([tag]);
-        self.0.update((b.len() as u64).to_le_bytes());
-        self.0.update(b);
+        self.0.push(tag);
+        self.0.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        self.0.extend_from_slice(b);
         self
     }
     pub fn u64(&mut self, n: u64) -> &mut Self {
-        self.0.update([b'u']);
-        self.0.update(n.to_le_bytes());
+        self.0.push(b'u');
+        self.0.extend_from_slice(&n.to_le_bytes());
         self
     }
     pub fn i64(&mut self, n: i64) -> &mut Self {
-        self.0.update([b'i']);
-        self.0.update(n.to_le_bytes());
+        self.0.push(b'i');
+        self.0.extend_from_slice(&n.to_le_bytes());
         self
     }
     pub fn bool(&mut self, b: bool) -> &mut Self {
-        self.0.update([b'b', u8::from(b)]);
+        self.0.extend_from_slice(&[b'b', u8::from(b)]);
         self
     }
     /// Hash a JSON value canonically (object keys sorted, numbers by their text).
@@ -45,7 +46,7 @@ impl Canon {
         use serde_json::Value as J;
         match v {
             J::Null => {
-                self.0.update([b'n']);
+                self.0.push(b'n');
             }
             J::Bool(b) => {
                 self.bool(*b);
@@ -57,14 +58,14 @@ impl Canon {
                 self.str(s);
             }
             J::Array(items) => {
-                self.0.update([b'[']);
+                self.0.push(b'[');
                 self.u64(items.len() as u64);
                 for item in items {
                     self.json(item);
                 }
             }
             J::Object(map) => {
-                self.0.update([b'{']);
+                self.0.push(b'{');
                 self.u64(map.len() as u64);
                 let mut keys: Vec<&String> = map.keys().collect();
                 keys.sort();
@@ -77,7 +78,7 @@ impl Canon {
         self
     }
     pub fn digest(self) -> [u8; 32] {
-        self.0.finalize().into()
+        Sha256::digest(&self.0).into()
     }
     /// The first `n` bytes of the digest as lowercase hex.
     pub fn hex(self, n: usize) -> String {

@@ -9,18 +9,46 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
+/// The key all of an episode's streams share: a hash of the episode seed.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamKey([u8; 32]);
+
+impl StreamKey {
+    pub fn new(seed: u64) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"terrarium.stream.v1\0");
+        h.update(seed.to_le_bytes());
+        StreamKey(h.finalize().into())
+    }
+
+    /// The stream for `purpose`: ChaCha8 under the episode key, on the 64-bit stream
+    /// selected by a stable hash (FNV-1a) of the purpose's name. Streams of different
+    /// purposes never overlap, and adding one never shifts another.
+    pub fn stream(&self, purpose: &str) -> Stream {
+        let mut rng = ChaCha8Rng::from_seed(self.0);
+        rng.set_stream(fnv1a(purpose.as_bytes()));
+        Stream(rng)
+    }
+}
+
+/// 64-bit FNV-1a: a fixed, documented function, so stream ids never change.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// A deterministic random stream for one purpose.
 #[derive(Clone, Debug)]
 pub struct Stream(ChaCha8Rng);
 
 impl Stream {
-    /// The stream for `purpose` in the episode with `seed`.
+    /// The stream for `purpose` in the episode with `seed` (see [`StreamKey::stream`]).
     pub fn derive(seed: u64, purpose: &str) -> Self {
-        let mut h = Sha256::new();
-        h.update(b"terrarium.stream.v1\0");
-        h.update(seed.to_le_bytes());
-        h.update(purpose.as_bytes());
-        Stream(ChaCha8Rng::from_seed(h.finalize().into()))
+        StreamKey::new(seed).stream(purpose)
     }
 
     /// A uniform integer in `min..=max` (`min` when the range is empty).

@@ -120,7 +120,7 @@ pub fn render(src: &str, scope: &dyn Scope) -> Result<String, TemplateError> {
 /// Render `src` into `out` at nesting `depth`. This is the hot path of every episode:
 /// it scans the text once and allocates nothing beyond `out` (and a filter's buffer).
 pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -> Result<(), TemplateError> {
-    if !src.contains(['{', '}']) {
+    if !has_braces(src) {
         out.push_str(src);
         return Ok(());
     }
@@ -177,6 +177,11 @@ pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -
     }
     out.push_str(&src[lit_start..]);
     Ok(())
+}
+
+/// Whether `src` has a brace at all (most text has none).
+pub fn has_braces(src: &str) -> bool {
+    src.bytes().any(|b| b == b'{' || b == b'}')
 }
 
 /// The variables a template names, as dotted strings.
