@@ -322,6 +322,7 @@ impl<'w> Episode<'w> {
                 self.flush_raised();
             }
             OnTextOnly::Actor(actor) => {
+                let world: &'w World = self.world;
                 let actor = actor.clone();
                 let mut said = Mail {
                     id: String::new(),
@@ -343,9 +344,9 @@ impl<'w> Episode<'w> {
                 said.seal();
                 let chosen = self.choose_rule(&actor, &said);
                 let reply = chosen.map(|(rule, reply)| {
-                    let effects = self.world.file.actors[&actor].rules[rule].effects.clone();
+                    let effects = &world.file.actors[&actor].rules[rule].effects;
                     let mut ctx = CallCtx { args: None, msg: Some(said.clone()), out: String::new() };
-                    let _ = self.run_effects(&effects, &mut ctx, 0);
+                    let _ = self.run_effects(effects, &mut ctx, 0);
                     reply
                 });
                 match reply {
@@ -373,7 +374,8 @@ impl<'w> Episode<'w> {
     }
 
     fn call_tool(&mut self, call: &ToolCall) -> (bool, String) {
-        let w = &self.world.file;
+        let world: &'w World = self.world;
+        let w = &world.file;
         let Some(tool) = w.tools.get(&call.name).filter(|_| w.target.tools.contains(&call.name)) else {
             return (
                 false,
@@ -430,9 +432,8 @@ impl<'w> Episode<'w> {
                 return (false, self.resolver(Some(&args), None).text(&check.error));
             }
         }
-        let effects = tool.effects.clone();
         let mut ctx = CallCtx { args: Some(&args), msg: None, out: String::new() };
-        match self.run_effects(&effects, &mut ctx, 0) {
+        match self.run_effects(&tool.effects, &mut ctx, 0) {
             Ok(()) => {
                 self.history.calls.push(CallRecord { step: self.step, tool: call.name.clone(), args: args.clone() });
                 let out = ctx.out.trim_end().to_string();
@@ -586,9 +587,10 @@ impl<'w> Episode<'w> {
                 let idx = self.visible_mail(&self.render(id, ctx))?;
                 self.state.mails[idx].read = true;
                 self.state.touch();
-                let tags = self.state.mails[idx].tags.clone();
                 let what = format!("email {}", self.state.mails[idx].id);
+                let tags = std::mem::take(&mut self.state.mails[idx].tags);
                 self.expose(&tags, &what);
+                self.state.mails[idx].tags = tags;
                 let text = view::mail(self, &self.state.mails[idx]);
                 line(ctx, &text);
             }
@@ -605,8 +607,8 @@ impl<'w> Episode<'w> {
                 if !self.env.documents.contains(&id) {
                     return Err(format!("Error: no document with id `{id}`."));
                 }
-                let tags = self.world.file.documents[&id].tags.clone();
-                self.expose(&tags, &format!("document {id}"));
+                let world: &'w World = self.world;
+                self.expose(&world.file.documents[&id].tags, &format!("document {id}"));
                 let text = view::document(self, &id);
                 line(ctx, &text);
             }
@@ -634,8 +636,8 @@ impl<'w> Episode<'w> {
                 if !self.state.records.contains_key(&id) {
                     return Err(format!("Error: no record with id `{id}`."));
                 }
-                let tags = self.world.file.records[&id].tags.clone();
-                self.expose(&tags, &format!("record {id}"));
+                let world: &'w World = self.world;
+                self.expose(&world.file.records[&id].tags, &format!("record {id}"));
                 let text = view::record(self, &id);
                 line(ctx, &text);
             }
@@ -681,16 +683,16 @@ impl<'w> Episode<'w> {
 
     fn fire(&mut self, machine: &str, event: &str, ctx: &mut CallCtx, depth: u32) -> Result<(), String> {
         let current = self.state.machines[machine].clone();
-        let m = &self.world.file.machines[machine];
+        let world: &'w World = self.world;
+        let m = &world.file.machines[machine];
         let Some(t) = m.transitions.iter().find(|t| t.event == event && t.from.contains(&current)) else {
             self.raise("ignored", format!("{machine}: `{event}` does nothing in state `{current}`"));
             return Ok(());
         };
-        let (to, effects) = (t.to.clone(), t.effects.clone());
-        self.state.machines.insert(machine.to_string(), to.clone());
+        self.state.machines.insert(machine.to_string(), t.to.clone());
         self.mark_changed(format!("machine:{machine}"));
-        self.raise("transition", format!("{machine}: {current} -> {to} ({event})"));
-        self.run_effects(&effects, ctx, depth + 1)
+        self.raise("transition", format!("{machine}: {current} -> {} ({event})", t.to));
+        self.run_effects(&t.effects, ctx, depth + 1)
     }
 
     fn addresses(&self, list: &str) -> Result<Vec<String>, String> {
@@ -856,10 +858,11 @@ impl<'w> Episode<'w> {
             self.state.mails.push(mail);
             self.state.touch();
             self.arrived(header);
-            let effects = self.world.file.actors[&p.actor].rules[p.rule].effects.clone();
+            let world: &'w World = self.world;
+            let effects = &world.file.actors[&p.actor].rules[p.rule].effects;
             let answering = self.state.mails[p.answering].clone();
             let mut ctx = CallCtx { args: None, msg: Some(answering), out: String::new() };
-            let _ = self.run_effects(&effects, &mut ctx, 0);
+            let _ = self.run_effects(effects, &mut ctx, 0);
         }
     }
 
@@ -911,7 +914,8 @@ impl<'w> Episode<'w> {
     }
 
     fn fire_events(&mut self) {
-        for (i, e) in self.world.file.events.iter().enumerate() {
+        let world: &'w World = self.world;
+        for e in &world.file.events {
             if self.stop.is_some() {
                 return;
             }
@@ -932,9 +936,8 @@ impl<'w> Episode<'w> {
                 continue;
             }
             self.raise("event", e.id.clone());
-            let effects = self.world.file.events[i].effects.clone();
             let mut ctx = CallCtx { args: None, msg: None, out: String::new() };
-            let _ = self.run_effects(&effects, &mut ctx, 0);
+            let _ = self.run_effects(&e.effects, &mut ctx, 0);
             self.deliver_due();
         }
     }
