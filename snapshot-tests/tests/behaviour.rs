@@ -215,3 +215,18 @@ fn conditions_select_cells_and_reject_invalid_ones() {
     assert!(pick(&[("goal", "loud")]).unwrap_err().contains("no value `loud`"));
     assert_eq!(w.control_cell.as_ref().unwrap().key(), "goal=none,threat=none");
 }
+
+#[test]
+fn nothing_is_recorded_after_the_stop_event() {
+    let g = load("fixtures/worlds/greenhouse/world.ron");
+    let mut tight = g.clone();
+    tight.file.limits.max_events = 5;
+    let mut ep = Episode::start(&tight, &tight.default_cell, 0).unwrap();
+    for _ in 0..6 {
+        ep.apply(call("read_sensors", serde_json::json!({})));
+    }
+    assert_eq!(ep.stop_reason(), Some("limit_events"));
+    assert!(matches!(ep.events().last(), Some(Event::Stop { .. })), "the stop event is the last event");
+    let stops = ep.events().iter().filter(|e| matches!(e, Event::Stop { .. })).count();
+    assert_eq!(stops, 1);
+}

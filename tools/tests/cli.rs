@@ -212,3 +212,30 @@ fn show_prints_what_the_target_sees() {
     let out = terrarium(&["show", "worlds/blackmail", "--condition", "goal=none"]);
     assert_eq!(code(&out), 2, "a partial condition names several cells");
 }
+
+#[test]
+fn a_half_written_last_record_is_cut_off_and_its_episode_runs_again() {
+    let dir = scratch("torn");
+    let args = [
+        "run",
+        "fixtures/worlds/greenhouse",
+        "--model",
+        "scripted/idle",
+        "--samples",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    assert_eq!(code(&terrarium(&args)), 0);
+    let log = dir.join("episodes.jsonl");
+    let whole = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = whole.lines().collect();
+    assert_eq!(lines.len(), 4);
+    // Simulate a crash in the middle of writing the last record.
+    let torn = format!("{}\n{}\n{}\n{}", lines[0], lines[1], lines[2], &lines[3][..lines[3].len() / 2]);
+    std::fs::write(&log, torn).unwrap();
+    let out = terrarium(&args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("1 new, 3 already in the folder"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), whole, "repaired, and the same records as an uninterrupted run");
+}

@@ -263,6 +263,10 @@ impl<'w> Episode<'w> {
     }
 
     fn record(&mut self, mut event: Event) {
+        // Nothing happens after the stop event, whatever was still in flight.
+        if self.stop.is_some() && !matches!(event, Event::Stop { .. }) {
+            return;
+        }
         self.step += 1;
         event.set_step(self.step - 1);
         let mut c = Canon::new("terrarium.chain.v1");
@@ -287,6 +291,10 @@ impl<'w> Episode<'w> {
     }
 
     fn flush_raised(&mut self) {
+        if self.stop.is_some() {
+            self.raised.clear();
+            return;
+        }
         for (kind, text) in std::mem::take(&mut self.raised) {
             let state_hash = self.state.hash();
             self.record(Event::World { step: 0, kind: kind.to_string(), text, state_hash, chain: String::new() });

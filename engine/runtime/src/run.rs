@@ -98,8 +98,18 @@ impl RunDir {
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir.join("transcripts"))?;
         let mut done = BTreeSet::new();
-        match std::fs::read_to_string(dir.join("episodes.jsonl")) {
-            Ok(text) => {
+        let log = dir.join("episodes.jsonl");
+        match std::fs::read_to_string(&log) {
+            Ok(mut text) => {
+                // A crash can leave a half-written last line. Cut it off, so the next
+                // record starts on a line of its own; that episode will simply run again.
+                if !text.is_empty() && !text.ends_with('\n') {
+                    let keep = text.rfind('\n').map_or(0, |i| i + 1);
+                    text.truncate(keep);
+                    let f = std::fs::OpenOptions::new().write(true).open(&log)?;
+                    f.set_len(keep as u64)?;
+                    f.sync_data()?;
+                }
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     if let Ok(rec) = serde_json::from_str::<EpisodeRecord>(line) {
                         done.insert(rec.episode_id);
