@@ -19,6 +19,8 @@ mod labelled;
 mod malformed;
 /// Property tests: random tool calls never panic, replay reproduces, hashes are canonical.
 mod properties;
+/// Committed recordings and tampered copies in `fixtures/transcripts/`.
+mod recorded;
 /// Seeded variation: many distinct prompts over 100 seeds, policies exact on all.
 mod variation;
 /// Every world × every reference policy, rendered one line per event, snapshotted.
