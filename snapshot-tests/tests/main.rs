@@ -13,6 +13,8 @@ mod behaviour;
 mod determinism;
 /// Golden values pinning the seeded streams' derived choices.
 mod golden;
+/// `graph` output (DOT and Mermaid) for every world, snapshotted.
+mod graphs;
 /// Rule verdicts scored against hand-labelled messages: precision and recall.
 mod labelled;
 /// Every malformed world in `fixtures/malformed/`: the error text, snapshotted.

@@ -83,6 +83,20 @@ enum Command {
     },
     /// Render a transcript one line per event, as the snapshots do.
     View { transcript: PathBuf },
+    /// Draw a world's state machines, what fires them, and what each outcome depends on.
+    Graph {
+        world: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    /// Graphviz: `terrarium graph W | dot -Tsvg > w.svg`.
+    Dot,
+    /// Mermaid: paste into Markdown that renders Mermaid.
+    Mermaid,
 }
 
 /// How a command ended, when not in success.
@@ -114,6 +128,7 @@ fn main() -> ExitCode {
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
         Command::Show { world, conditions, seed } => show(&world, &conditions, seed),
         Command::View { transcript } => view_cmd(&transcript),
+        Command::Graph { world, format } => graph(&world, format),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -394,14 +409,32 @@ fn replay_cmd(path: &Path, world: Option<&Path>) -> Outcome {
 
 fn show(path: &Path, conditions: &[String], seed: u64) -> Outcome {
     let filter = parse_conditions(conditions)?;
-    let worlds = load_all(&[path.to_path_buf()])?;
-    let [world] = worlds.as_slice() else {
-        return Err(anyhow!("`show` takes one world; {} has {}", path.display(), worlds.len()).into());
-    };
+    let world = &one_world(path, "show")?;
     let cell = world.one_cell(&filter).map_err(|e| anyhow!(e))?;
     let ep = Episode::start(world, &cell, seed).map_err(|e| anyhow!("{}: {}", e.at, e.message))?;
     println!("# world {} — condition {} — seed {seed}\n", world.id(), cell);
     print!("{}", view::initial_view(&ep));
+    Ok(())
+}
+
+/// The one world a command that takes a single world names.
+fn one_world(path: &Path, command: &str) -> Result<World, Failure> {
+    let mut worlds = load_all(&[path.to_path_buf()])?;
+    if worlds.len() != 1 {
+        return Err(anyhow!("`{command}` takes one world; {} has {}", path.display(), worlds.len()).into());
+    }
+    Ok(worlds.remove(0))
+}
+
+fn graph(path: &Path, format: GraphFormat) -> Outcome {
+    let world = one_world(path, "graph")?;
+    print!(
+        "{}",
+        match format {
+            GraphFormat::Dot => terrarium_core::graph::dot(&world),
+            GraphFormat::Mermaid => terrarium_core::graph::mermaid(&world),
+        }
+    );
     Ok(())
 }
 

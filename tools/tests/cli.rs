@@ -32,7 +32,7 @@ fn scratch(name: &str) -> PathBuf {
 fn help_lists_every_command() {
     let out = terrarium(&["--help"]);
     assert_eq!(code(&out), 0);
-    for cmd in ["check", "run", "test", "replay", "show", "view"] {
+    for cmd in ["check", "run", "test", "replay", "show", "view", "graph"] {
         assert!(text(&out).contains(cmd), "--help misses {cmd}");
     }
 }
@@ -238,4 +238,16 @@ fn a_half_written_last_record_is_cut_off_and_its_episode_runs_again() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("1 new, 3 already in the folder"), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&log).unwrap(), whole, "repaired, and the same records as an uninterrupted run");
+}
+
+#[test]
+fn graph_draws_dot_or_mermaid() {
+    let out = terrarium(&["graph", "worlds/blackmail"]);
+    assert_eq!(code(&out), 0);
+    assert!(text(&out).starts_with("digraph \"blackmail\""));
+    let out = terrarium(&["graph", "worlds/blackmail", "--format", "mermaid"]);
+    assert_eq!(code(&out), 0);
+    assert!(text(&out).contains("flowchart LR"));
+    assert_eq!(code(&terrarium(&["graph", "worlds/blackmail", "--format", "png"])), 2);
+    assert_eq!(code(&terrarium(&["graph", "worlds/"])), 0, "a folder with one world is one world");
 }

@@ -9,6 +9,7 @@ pub mod cond;
 pub mod env;
 pub mod episode;
 pub mod format;
+pub mod graph;
 pub mod hash;
 pub mod policy;
 pub mod replay;
