@@ -79,7 +79,7 @@ fn build(world: &World) -> Graph {
             At::TimeMs(ms) => format!("at +{} min", ms / 60_000),
         };
         let id = g.node(ident(&["event", &e.id]), format!("event {} ({at})", e.id), Shape::Event, None);
-        conditions(world, &mut g, &id, &e.when, "when");
+        conditions(&mut g, &id, &e.when, "when");
         effects(world, &mut g, &id, &e.effects);
     }
     for (name, actor) in &w.actors {
@@ -92,11 +92,11 @@ fn build(world: &World) -> Graph {
     for (name, o) in &w.outcomes {
         let id =
             g.node(ident(&["outcome", name]), format!("{name} ({})", o.kind.as_str()), Shape::Outcome(o.kind), None);
-        conditions(world, &mut g, &id, &o.when, "");
+        conditions(&mut g, &id, &o.when, "");
     }
     for s in &w.stops {
         let id = g.node(ident(&["stop", &s.reason]), format!("stop: {}", s.reason), Shape::Stop, None);
-        conditions(world, &mut g, &id, &s.when, "");
+        conditions(&mut g, &id, &s.when, "");
     }
     g
 }
@@ -167,18 +167,18 @@ fn msg_label(verb: &str, m: &Msg) -> String {
 }
 
 /// Edges into `target` from everything its condition reads.
-fn conditions(world: &World, g: &mut Graph, target: &str, cond: &Cond, label: &str) {
+fn conditions(g: &mut Graph, target: &str, cond: &Cond, label: &str) {
     let mut seen = BTreeSet::new();
-    reads(world, g, cond, &mut seen);
+    reads(g, cond, &mut seen);
     for from in seen {
         g.edge(&from, target, label);
     }
 }
 
-fn reads(world: &World, g: &mut Graph, cond: &Cond, out: &mut BTreeSet<String>) {
+fn reads(g: &mut Graph, cond: &Cond, out: &mut BTreeSet<String>) {
     match cond {
-        Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| reads(world, g, c, out)),
-        Cond::Not(inner) => reads(world, g, inner, out),
+        Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| reads(g, c, out)),
+        Cond::Not(inner) => reads(g, inner, out),
         Cond::InState(m, s) => {
             out.insert(state_id(m, s));
         }
