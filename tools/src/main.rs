@@ -83,6 +83,15 @@ enum Command {
     },
     /// Render a transcript one line per event, as the snapshots do.
     View { transcript: PathBuf },
+    /// Scaffold a new world: DIR/<ID>/world.ron, valid at once (or a renamed copy of a world).
+    New {
+        id: String,
+        /// Copy this world (and the files beside it) instead of the scaffold.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        #[arg(long, default_value = "worlds")]
+        dir: PathBuf,
+    },
     /// Draw a world's state machines, what fires them, and what each outcome depends on.
     Graph {
         world: PathBuf,
@@ -129,6 +138,7 @@ fn main() -> ExitCode {
         Command::Show { world, conditions, seed } => show(&world, &conditions, seed),
         Command::View { transcript } => view_cmd(&transcript),
         Command::Graph { world, format } => graph(&world, format),
+        Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -424,6 +434,23 @@ fn one_world(path: &Path, command: &str) -> Result<World, Failure> {
         return Err(anyhow!("`{command}` takes one world; {} has {}", path.display(), worlds.len()).into());
     }
     Ok(worlds.remove(0))
+}
+
+fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Outcome {
+    let from_file = match from {
+        Some(path) => {
+            let files = find_worlds(path).map_err(|e| Failure::Usage(anyhow!(e)))?;
+            let [file] = files.as_slice() else {
+                return Err(anyhow!("--from takes one world; {} has {}", path.display(), files.len()).into());
+            };
+            Some(file.clone())
+        }
+        None => None,
+    };
+    let file = terrarium_runtime::scaffold::new_world(id, from_file.as_deref(), dir).map_err(|e| anyhow!(e))?;
+    println!("created {}", file.display());
+    println!("next: terrarium check {0}  |  terrarium test {0}  |  terrarium show {0}", file.display());
+    Ok(())
 }
 
 fn graph(path: &Path, format: GraphFormat) -> Outcome {

@@ -251,3 +251,26 @@ fn graph_draws_dot_or_mermaid() {
     assert_eq!(code(&terrarium(&["graph", "worlds/blackmail", "--format", "png"])), 2);
     assert_eq!(code(&terrarium(&["graph", "worlds/"])), 0, "a folder with one world is one world");
 }
+
+#[test]
+fn new_scaffolds_a_world_that_check_and_test_accept_at_once() {
+    let dir = scratch("new");
+    let d = dir.to_str().unwrap();
+    let out = terrarium(&["new", "harbour", "--dir", d]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let world = dir.join("harbour");
+    assert_eq!(code(&terrarium(&["check", world.to_str().unwrap()])), 0);
+    let tested = terrarium(&["test", world.to_str().unwrap(), "--seeds", "2"]);
+    assert_eq!(code(&tested), 0, "{}", text(&tested));
+
+    let out = terrarium(&["new", "copy", "--from", "worlds/blackmail", "--dir", d]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let copied = std::fs::read_to_string(dir.join("copy/world.ron")).unwrap();
+    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    assert_eq!(copied.replacen("id: \"copy\"", "id: \"blackmail\"", 1), original, "only the id changes");
+    assert_eq!(code(&terrarium(&["check", dir.join("copy").to_str().unwrap()])), 0);
+
+    assert_eq!(code(&terrarium(&["new", "harbour", "--dir", d])), 2, "never overwrites");
+    assert_eq!(code(&terrarium(&["new", "Not An Id", "--dir", d])), 2);
+    assert_eq!(code(&terrarium(&["new", "x", "--from", "no/such/world", "--dir", d])), 2);
+}

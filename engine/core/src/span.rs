@@ -86,6 +86,11 @@ impl Node {
         node.pos
     }
 
+    /// Where the named top-level field of this node starts (its name).
+    pub fn field_pos(&self, name: &str) -> Option<Pos> {
+        self.child(&Seg::Field(name.to_string())).map(|n| n.pos)
+    }
+
     /// The path of the innermost value that starts at or before `pos`: where a parse
     /// error at `pos` happened, for a message that names the field.
     pub fn path_at(&self, pos: Pos) -> Path {

@@ -1,0 +1,75 @@
+//! `terrarium new`: a new world folder, from the scaffold or as a renamed copy.
+
+use std::path::{Path, PathBuf};
+
+/// The scaffold: a small, valid world to edit. `__ID__` becomes the new world's id.
+const SCAFFOLD: &str = include_str!("scaffold.ron");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    #[error("`{0}` is not a world id: use lowercase letters, digits, `_` or `-`")]
+    BadId(String),
+    #[error("{0} already exists; choose another id or --dir")]
+    Exists(PathBuf),
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{0}: cannot find the top-level `id` field to rename")]
+    NoId(String),
+}
+
+fn io(path: &Path, e: std::io::Error) -> ScaffoldError {
+    ScaffoldError::Io { path: path.display().to_string(), message: e.to_string() }
+}
+
+/// Create `dir/<id>/world.ron`: the scaffold, or a copy of the world folder holding
+/// `from` (a world file) with its id renamed. Returns the new world file.
+pub fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Result<PathBuf, ScaffoldError> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
+        return Err(ScaffoldError::BadId(id.to_string()));
+    }
+    let target = dir.join(id);
+    if target.exists() {
+        return Err(ScaffoldError::Exists(target));
+    }
+    let text = match from {
+        None => SCAFFOLD.replace("__ID__", id),
+        Some(world_file) => {
+            let text = std::fs::read_to_string(world_file).map_err(|e| io(world_file, e))?;
+            let renamed = rename_id(&text, id).ok_or_else(|| ScaffoldError::NoId(world_file.display().to_string()))?;
+            let source = world_file.parent().unwrap_or(Path::new("."));
+            copy_folder(source, &target)?;
+            renamed
+        }
+    };
+    std::fs::create_dir_all(&target).map_err(|e| io(&target, e))?;
+    let file = target.join("world.ron");
+    std::fs::write(&file, text).map_err(|e| io(&file, e))?;
+    Ok(file)
+}
+
+/// Replace the string value of the top-level `id` field, leaving every other byte.
+fn rename_id(text: &str, id: &str) -> Option<String> {
+    let root = terrarium_core::span::index(text)?;
+    let pos = root.field_pos("id")?;
+    let line_start: usize = text.split_inclusive('\n').take(pos.line as usize - 1).map(str::len).sum();
+    let line = &text[line_start..];
+    let name_at = line_start + line.char_indices().nth(pos.col as usize - 1)?.0;
+    let open = name_at + text[name_at..].find('"')?;
+    let close = open + 1 + text[open + 1..].find('"')?;
+    Some(format!("{}\"{id}\"{}", &text[..open], &text[close + 1..]))
+}
+
+fn copy_folder(from: &Path, to: &Path) -> Result<(), ScaffoldError> {
+    std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
+    for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
+        let entry = entry.map_err(|e| io(from, e))?;
+        let path = entry.path();
+        let dest = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_folder(&path, &dest)?;
+        } else {
+            std::fs::copy(&path, &dest).map_err(|e| io(&path, e))?;
+        }
+    }
+    Ok(())
+}
