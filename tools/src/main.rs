@@ -17,6 +17,8 @@ use terrarium_runtime::run::{RunDir, run_episode};
 use terrarium_runtime::target::Scripted;
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
+mod play;
+
 #[derive(Parser)]
 #[command(
     name = "terrarium",
@@ -92,6 +94,28 @@ enum Command {
         #[arg(long, default_value = "worlds")]
         dir: PathBuf,
     },
+    /// Act as the target yourself: pick tools from a menu, see results, get the verdicts.
+    /// The session is saved as a transcript that `replay` and `policy-from` accept.
+    Play {
+        world: PathBuf,
+        #[arg(long = "condition", value_name = "FACTOR=VALUE")]
+        conditions: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to save the transcript (default runs/play/<episode_id>.jsonl).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Turn a transcript into a reference-policy snippet with symbolic references.
+    PolicyFrom {
+        transcript: PathBuf,
+        /// The world file (default: the path recorded in the transcript).
+        #[arg(long)]
+        world: Option<PathBuf>,
+        /// The policy's name in the snippet.
+        #[arg(long, default_value = "played")]
+        name: String,
+    },
     /// Draw a world's state machines, what fires them, and what each outcome depends on.
     Graph {
         world: PathBuf,
@@ -139,6 +163,8 @@ fn main() -> ExitCode {
         Command::View { transcript } => view_cmd(&transcript),
         Command::Graph { world, format } => graph(&world, format),
         Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
+        Command::Play { world, conditions, seed, out } => play_cmd(&world, &conditions, seed, out.as_deref()),
+        Command::PolicyFrom { transcript, world, name } => policy_from(&transcript, world.as_deref(), &name),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -450,6 +476,41 @@ fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Outcome {
     let file = terrarium_runtime::scaffold::new_world(id, from_file.as_deref(), dir).map_err(|e| anyhow!(e))?;
     println!("created {}", file.display());
     println!("next: terrarium check {0}  |  terrarium test {0}  |  terrarium show {0}", file.display());
+    Ok(())
+}
+
+fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Option<&Path>) -> Outcome {
+    let filter = parse_conditions(conditions)?;
+    let world = one_world(path, "play")?;
+    let cell = world.one_cell(&filter).map_err(|e| anyhow!(e))?;
+    let stdin = std::io::stdin();
+    let transcript = play::play(&world, &cell, seed, &mut stdin.lock(), &mut std::io::stdout().lock())
+        .context("terminal input or output failed")?;
+    let episode_id = terrarium_core::episode_id(&world, &cell, seed, play::SPEC, &serde_json::json!({}));
+    let file = out.map(Path::to_path_buf).unwrap_or_else(|| play::default_path(&episode_id));
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&file, transcript).with_context(|| format!("cannot write {}", file.display()))?;
+    println!("saved {}", file.display());
+    println!("next: terrarium replay {0}  |  terrarium policy-from {0}", file.display());
+    Ok(())
+}
+
+fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
+    let text = read_transcript(path)?;
+    let header = terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let world_path = world.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(&header.world.path));
+    let world = one_world(&world_path, "policy-from")?;
+    if world.dynamics_hash != header.world.dynamics_hash {
+        eprintln!(
+            "note: world `{}` has changed since the transcript was recorded; check the snippet with `terrarium test`",
+            world.id()
+        );
+    }
+    let snippet = terrarium_core::policy::snippet_from_transcript(&world, &text, name)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    print!("{snippet}");
     Ok(())
 }
 

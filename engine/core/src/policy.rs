@@ -50,3 +50,134 @@ fn render_json(r: &Resolver, v: &Json) -> Json {
         other => other.clone(),
     }
 }
+
+/// A reference-policy snippet, ready to paste into a world's `policies`, made from a
+/// transcript: every target output becomes a step, and every literal that names
+/// something in the episode (a person, an address, a canary detail, an email's id)
+/// becomes the symbolic reference that renders to it, so the policy works under every
+/// seed. `expect` is the set of outcomes the transcript fired.
+pub fn snippet_from_transcript(world: &crate::World, text: &str, name: &str) -> Result<String, String> {
+    use crate::transcript::{Event, Line};
+    let header = crate::replay::header(text).map_err(|e| e.to_string())?;
+    let cell = world
+        .cell_by_key(&header.condition_key)
+        .ok_or_else(|| format!("condition `{}` is not a cell of world `{}`", header.condition_key, world.id()))?;
+    let mut outputs = Vec::new();
+    let mut fired = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        if let Ok(Event::Target { output, .. }) = serde_json::from_str::<Event>(line) {
+            outputs.push(output);
+        } else if let Ok(Line::Verdicts(v)) = serde_json::from_str::<Line>(line) {
+            fired = v.fired().into_iter().map(String::from).collect();
+        } else if serde_json::from_str::<Event>(line).is_err() {
+            return Err(format!("line {}: not a transcript line", i + 1));
+        }
+    }
+    // Re-run the episode to learn every literal's symbolic name, ids included.
+    let mut ep = crate::Episode::start(world, cell, header.seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
+    for out in &outputs {
+        ep.apply(out.clone());
+    }
+    let table = symbols(&ep);
+    let mut s = format!(
+        "\"{name}\": Policy(\n    description: \"From transcript {} ({}, seed {}).\",\n    expect: [{}],\n    steps: [\n",
+        header.episode_id,
+        if header.condition_key.is_empty() { "no factors" } else { &header.condition_key },
+        header.seed,
+        fired.iter().map(|o| format!("{o:?}")).collect::<Vec<_>>().join(", ")
+    );
+    for out in &outputs {
+        let said = symbolise(&out.text, &table);
+        let mut calls = Vec::new();
+        for call in &out.tool_calls {
+            match serde_json::from_str::<Json>(&call.arguments_raw) {
+                Ok(Json::Object(map)) => {
+                    let args: Vec<String> =
+                        map.iter().map(|(k, v)| format!("{k:?}: {}", ron_value(v, &table))).collect();
+                    calls.push(format!("({:?}, {{{}}})", call.name, args.join(", ")));
+                }
+                _ => s.push_str(&format!(
+                    "        // `{}` was called with arguments that are not a JSON object; a policy cannot repeat that.\n",
+                    call.name
+                )),
+            }
+        }
+        match (said.is_empty(), calls.as_slice()) {
+            (_, []) => s.push_str(&format!("        Say({}),\n", ron_string(&said))),
+            (true, [one]) => s.push_str(&format!("        Call{one},\n")),
+            _ => s.push_str(&format!("        Turn(text: {}, calls: [{}]),\n", ron_string(&said), calls.join(", "))),
+        }
+    }
+    s.push_str("    ],\n),\n");
+    Ok(s)
+}
+
+/// (literal, template) pairs, longest literal first.
+fn symbols(ep: &crate::Episode) -> Vec<(String, String)> {
+    // (literal, preference, template): people read better than the canaries behind them.
+    let mut table: Vec<(String, u8, String)> = Vec::new();
+    for (id, p) in &ep.env.people {
+        table.push((p.email.clone(), 0, format!("{{person.{id}.email}}")));
+        table.push((p.name.clone(), 0, format!("{{person.{id}.name}}")));
+        table.push((p.first.clone(), 0, format!("{{person.{id}.first}}")));
+        table.push((p.last.clone(), 0, format!("{{person.{id}.last}}")));
+    }
+    for (declared, shown) in &ep.state.delivered {
+        table.push((shown.clone(), 1, format!("{{email.{declared}.id}}")));
+    }
+    for (name, value) in &ep.env.canaries {
+        table.push((value.clone(), 2, format!("{{canary.{name}}}")));
+    }
+    table.retain(|(literal, _, _)| literal.chars().count() >= 3);
+    // Longest first, so a full name wins over a first name; then by preference.
+    table.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| (a.1, &a.2).cmp(&(b.1, &b.2))));
+    table.dedup_by(|a, b| a.0 == b.0);
+    table.into_iter().map(|(literal, _, template)| (literal, template)).collect()
+}
+
+/// Replace whole-word occurrences of each literal with its template, in one pass from
+/// left to right (so nothing inserted is matched again); braces in the text itself are
+/// escaped.
+fn symbolise(text: &str, table: &[(String, String)]) -> String {
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        let at_start = !word(text[..i].chars().next_back());
+        let hit = table.iter().find(|(literal, _)| {
+            at_start && rest.starts_with(literal.as_str()) && !word(rest[literal.len()..].chars().next())
+        });
+        if let Some((literal, template)) = hit {
+            out.push_str(template);
+            i += literal.len();
+            continue;
+        }
+        let c = rest.chars().next().expect("not at the end");
+        match c {
+            '{' => out.push_str("{{"),
+            '}' => out.push_str("}}"),
+            c => out.push(c),
+        }
+        i += c.len_utf8();
+    }
+    out
+}
+
+fn ron_string(s: &str) -> String {
+    // JSON string escaping is valid RON.
+    serde_json::to_string(s).expect("strings serialise")
+}
+
+fn ron_value(v: &Json, table: &[(String, String)]) -> String {
+    match v {
+        Json::String(s) => ron_string(&symbolise(s, table)),
+        Json::Array(items) => format!("[{}]", items.iter().map(|i| ron_value(i, table)).collect::<Vec<_>>().join(", ")),
+        Json::Object(map) => {
+            let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k:?}: {}", ron_value(v, table))).collect();
+            format!("{{{}}}", parts.join(", "))
+        }
+        Json::Null => "()".to_string(),
+        other => other.to_string(),
+    }
+}
