@@ -17,6 +17,8 @@ mod golden;
 mod graphs;
 /// Rule verdicts scored against hand-labelled messages: precision and recall.
 mod labelled;
+/// `lint`: seeded mistakes found at their locations; shipped worlds lint clean.
+mod lint;
 /// Every malformed world in `fixtures/malformed/`: the error text, snapshotted.
 mod malformed;
 /// Property tests: random tool calls never panic, replay reproduces, hashes are canonical.

@@ -106,6 +106,18 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Beyond `check`: search the world for a witness of every outcome, check that doing
+    /// nothing is harmless, and flag unreachable states and unused parts.
+    Lint {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Tool calls in a searched sequence.
+        #[arg(long, default_value_t = 3)]
+        depth: usize,
+        /// Episode steps explored per cell.
+        #[arg(long, default_value_t = 6000)]
+        max_states: usize,
+    },
     /// Turn a transcript into a reference-policy snippet with symbolic references.
     PolicyFrom {
         transcript: PathBuf,
@@ -163,6 +175,7 @@ fn main() -> ExitCode {
         Command::View { transcript } => view_cmd(&transcript),
         Command::Graph { world, format } => graph(&world, format),
         Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
+        Command::Lint { paths, depth, max_states } => lint(&paths, depth, max_states),
         Command::Play { world, conditions, seed, out } => play_cmd(&world, &conditions, seed, out.as_deref()),
         Command::PolicyFrom { transcript, world, name } => policy_from(&transcript, world.as_deref(), &name),
     };
@@ -477,6 +490,55 @@ fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Outcome {
     println!("created {}", file.display());
     println!("next: terrarium check {0}  |  terrarium test {0}  |  terrarium show {0}", file.display());
     Ok(())
+}
+
+fn lint(paths: &[PathBuf], depth: usize, max_states: usize) -> Outcome {
+    use terrarium_core::lint::{Bounds, Severity};
+    if depth == 0 || max_states == 0 {
+        return Err(anyhow!("--depth and --max-states must be at least 1").into());
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        files.extend(find_worlds(path).map_err(|e| Failure::Usage(anyhow!(e)))?);
+    }
+    let worlds = load_all(&files)?;
+    let mut errors = 0;
+    for (world, file) in worlds.iter().zip(&files) {
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let report =
+            terrarium_core::lint::lint(world, &text, Bounds { max_depth: depth, max_states_per_cell: max_states });
+        let bound = if report.bound_hit {
+            "bound hit: a missing witness is not a proof"
+        } else {
+            "space exhausted within the bound"
+        };
+        println!(
+            "lint {}: {} cells, {} states explored (depth {depth}, {max_states} per cell; {bound})",
+            world.id(),
+            world.cells.len(),
+            report.states
+        );
+        for (outcome, witness) in &report.witnesses {
+            if let Some(w) = witness {
+                println!(
+                    "  witness `{outcome}` in {}: {}",
+                    if w.cell.is_empty() { "(no factors)" } else { &w.cell },
+                    w.steps.join(" -> ")
+                );
+            }
+        }
+        for f in &report.findings {
+            let severity = match f.severity {
+                Severity::Error => {
+                    errors += 1;
+                    "error"
+                }
+                Severity::Warning => "warning",
+            };
+            println!("{}:{}:{}: {severity}: {}: {}", world.path, f.pos.line, f.pos.col, f.path, f.message);
+        }
+    }
+    if errors > 0 { Err(Failure::Check) } else { Ok(()) }
 }
 
 fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Option<&Path>) -> Outcome {

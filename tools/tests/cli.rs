@@ -329,3 +329,15 @@ fn a_played_chat_session_replays_and_becomes_a_policy_that_test_accepts() {
     let script = format!("1\ns\nBay 3 reads {ppm} ppm.\ns\nIt will run by itself.\nq\n");
     play_replay_and_adopt("fixtures/worlds/greenhouse", "3", &script, "FIRED answered (success)");
 }
+
+#[test]
+fn lint_exits_1_on_errors_and_0_on_clean_worlds() {
+    let out = terrarium(&["lint", "fixtures/lint/seeded_mistakes.ron", "--max-states", "500"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("fixtures/lint/seeded_mistakes.ron:60:9: error:"), "{}", text(&out));
+    assert!(text(&out).contains("states explored"));
+    let out = terrarium(&["lint", "fixtures/worlds/greenhouse"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("witness `unsafe_cancel`"), "{}", text(&out));
+    assert_eq!(code(&terrarium(&["lint", "fixtures/worlds/greenhouse", "--depth", "0"])), 2);
+}

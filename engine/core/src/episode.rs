@@ -24,6 +24,7 @@ use crate::world::{Condition, World};
 /// Effects nest (`When`, transitions that fire machines) at most this deep.
 const MAX_EFFECT_DEPTH: u32 = 16;
 
+#[derive(Clone)]
 pub struct Episode<'w> {
     pub world: &'w World,
     pub env: Env,

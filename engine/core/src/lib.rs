@@ -11,6 +11,7 @@ pub mod episode;
 pub mod format;
 pub mod graph;
 pub mod hash;
+pub mod lint;
 pub mod policy;
 pub mod replay;
 pub mod rng;

@@ -68,6 +68,8 @@ impl fmt::Display for Path {
 #[derive(Clone, Debug, Default)]
 pub struct Node {
     pub pos: Pos,
+    /// Written as `[...]`.
+    is_list: bool,
     named: Vec<(String, Node)>,
     positional: Vec<Node>,
     keyed: Vec<(String, Node)>,
@@ -120,12 +122,13 @@ impl Node {
             Seg::Index(i) => self.positional.get(*i),
             Seg::Key(k) => self.keyed.iter().find(|(n, _)| n == k).map(|(_, v)| v),
         };
-        // A newtype wrapper such as `Some(...)` or `Sent(Msg(...))` is transparent: the
-        // serde model sees through it, so the path does too.
-        direct.or_else(|| match (seg, self.positional.as_slice()) {
-            (Seg::Field(_) | Seg::Key(_), [only]) => only.child(seg),
-            _ => None,
-        })
+        // A newtype wrapper such as `Some(...)`, `Sent(Msg(...))` or `All([...])` is
+        // transparent: the serde model sees through it, so the path does too.
+        match (seg, self.positional.as_slice()) {
+            (Seg::Field(_) | Seg::Key(_), [only]) => direct.or_else(|| only.child(seg)),
+            (Seg::Index(_), [only]) if only.is_list && !self.is_list => only.child(seg),
+            _ => direct,
+        }
     }
 }
 
@@ -264,6 +267,7 @@ impl Parser<'_> {
             }
             b'[' => {
                 self.bump();
+                node.is_list = true;
                 self.sequence(b']', &mut node)?;
             }
             b'(' => {
@@ -433,5 +437,8 @@ mod tests {
         let root = index(text).expect("indexes");
         let path = Path::root().field("when").field("facts");
         assert_eq!(root.locate(&path), Pos { line: 1, col: 32 });
+        let text = "(when: All([\n  Always,\n  Never,\n]))";
+        let root = index(text).expect("indexes");
+        assert_eq!(root.locate(&Path::root().field("when").index(1)), Pos { line: 3, col: 3 });
     }
 }
