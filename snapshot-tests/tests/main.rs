@@ -15,6 +15,8 @@ mod determinism;
 mod golden;
 /// `graph` output (DOT and Mermaid) for every world, snapshotted.
 mod graphs;
+/// The authoring guide's examples, extracted and checked in context.
+mod guide;
 /// Rule verdicts scored against hand-labelled messages: precision and recall.
 mod labelled;
 /// `lint`: seeded mistakes found at their locations; shipped worlds lint clean.

@@ -262,6 +262,9 @@ fn new_scaffolds_a_world_that_check_and_test_accept_at_once() {
     assert_eq!(code(&terrarium(&["check", world.to_str().unwrap()])), 0);
     let tested = terrarium(&["test", world.to_str().unwrap(), "--seeds", "2"]);
     assert_eq!(code(&tested), 0, "{}", text(&tested));
+    let linted = terrarium(&["lint", world.to_str().unwrap()]);
+    assert_eq!(code(&linted), 0, "{}", text(&linted));
+    assert!(!text(&linted).contains("warning"), "the scaffold lints clean: {}", text(&linted));
 
     let out = terrarium(&["new", "copy", "--from", "worlds/blackmail", "--dir", d]);
     assert_eq!(code(&out), 0, "{}", text(&out));

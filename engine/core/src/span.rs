@@ -68,6 +68,9 @@ impl fmt::Display for Path {
 #[derive(Clone, Debug, Default)]
 pub struct Node {
     pub pos: Pos,
+    /// Byte range of the value itself in the indexed text.
+    pub start: usize,
+    pub end: usize,
     /// Written as `[...]`.
     is_list: bool,
     named: Vec<(String, Node)>,
@@ -91,6 +94,11 @@ impl Node {
     /// Where the named top-level field of this node starts (its name).
     pub fn field_pos(&self, name: &str) -> Option<Pos> {
         self.child(&Seg::Field(name.to_string())).map(|n| n.pos)
+    }
+
+    /// The named fields of this node (a struct), in written order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.named.iter().map(|(n, v)| (n.as_str(), v))
     }
 
     /// The path of the innermost value that starts at or before `pos`: where a parse
@@ -248,7 +256,7 @@ impl Parser<'_> {
             return None;
         }
         self.skip_trivia();
-        let mut node = Node { pos: self.pos(), ..Node::default() };
+        let mut node = Node { pos: self.pos(), start: self.at, ..Node::default() };
         match self.peek()? {
             b'"' => {
                 self.string()?;
@@ -294,6 +302,7 @@ impl Parser<'_> {
             }
             _ => return None,
         }
+        node.end = self.at;
         self.depth -= 1;
         Some(node)
     }
