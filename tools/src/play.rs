@@ -67,13 +67,10 @@ pub fn play(
             };
             let mut args = serde_json::Map::new();
             for p in &world.file.tools[tool].params {
-                let kind = match &p.kind {
-                    ParamType::String => "text".to_string(),
-                    ParamType::Integer => "integer".to_string(),
-                    ParamType::Boolean => "true/false".to_string(),
-                    ParamType::StringList => "comma-separated list".to_string(),
-                    ParamType::Enum(v) => format!("one of {}", v.join("/")),
-                };
+                let mut kind = p.kind.expected();
+                if p.kind == ParamType::StringList {
+                    kind.push_str(", separated by commas");
+                }
                 let optional = if p.required { "" } else { ", optional" };
                 let Some(raw) = next(out, &format!("  {} ({kind}{optional}): ", p.name))? else { break };
                 if raw.is_empty() && !p.required {

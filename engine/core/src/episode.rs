@@ -423,14 +423,7 @@ impl<'w> Episode<'w> {
                         ParamType::Enum(vals) => v.as_str().is_some_and(|s| vals.iter().any(|x| x == s)),
                     };
                     if !ok {
-                        let expected = match &p.kind {
-                            ParamType::String => "a string".to_string(),
-                            ParamType::Integer => "an integer".to_string(),
-                            ParamType::Boolean => "true or false".to_string(),
-                            ParamType::StringList => "a list of strings".to_string(),
-                            ParamType::Enum(vals) => format!("one of: {}", vals.join(", ")),
-                        };
-                        return (false, format!("Error: parameter `{}` must be {expected}.", p.name));
+                        return (false, format!("Error: parameter `{}` must be {}.", p.name, p.kind.expected()));
                     }
                 }
             }

@@ -389,6 +389,19 @@ pub enum ParamType {
     Enum(Vec<String>),
 }
 
+impl ParamType {
+    /// What a value of this type is, as a tool's error message says it.
+    pub fn expected(&self) -> String {
+        match self {
+            ParamType::String => "a string".to_string(),
+            ParamType::Integer => "an integer".to_string(),
+            ParamType::Boolean => "true or false".to_string(),
+            ParamType::StringList => "a list of strings".to_string(),
+            ParamType::Enum(values) => format!("one of: {}", values.join(", ")),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {

@@ -412,31 +412,36 @@ impl Linter<'_> {
                 }
             }
         }
-        for name in w.vars.keys() {
-            if !refs.state_vars.contains(name) && !refs.vars.contains(&format!("var.{name}")) {
-                self.find(
-                    Severity::Warning,
-                    Path::root().field("vars").key(name),
-                    format!("variable `{name}` is never used"),
-                );
-            }
-        }
-        for set in w.variation.facts.keys() {
-            if !refs.fact_sets.contains(set) {
-                self.find(
-                    Severity::Warning,
-                    Path::root().field("variation").field("facts").key(set),
-                    format!("fact set `{set}` is never matched"),
-                );
-            }
-        }
-        for lex in w.variation.lexicons.keys() {
-            if !refs.lexicons.contains(lex) {
-                self.find(
-                    Severity::Warning,
-                    Path::root().field("variation").field("lexicons").key(lex),
-                    format!("lexicon `{lex}` is never matched"),
-                );
+        // (names used, names declared, where declared, template namespace, message)
+        let named: [(&BTreeSet<String>, Vec<&String>, Path, Option<&str>, &str); 3] = [
+            (
+                &refs.state_vars,
+                w.vars.keys().collect(),
+                Path::root().field("vars"),
+                Some("var"),
+                "variable `{}` is never used",
+            ),
+            (
+                &refs.fact_sets,
+                w.variation.facts.keys().collect(),
+                Path::root().field("variation").field("facts"),
+                None,
+                "fact set `{}` is never matched",
+            ),
+            (
+                &refs.lexicons,
+                w.variation.lexicons.keys().collect(),
+                Path::root().field("variation").field("lexicons"),
+                None,
+                "lexicon `{}` is never matched",
+            ),
+        ];
+        for (used, names, at, namespace, message) in named {
+            for name in names {
+                let in_template = namespace.is_some_and(|ns| refs.vars.contains(&format!("{ns}.{name}")));
+                if !used.contains(name) && !in_template {
+                    self.find(Severity::Warning, at.key(name), message.replace("{}", name));
+                }
             }
         }
         for (i, f) in w.factors.iter().enumerate() {
