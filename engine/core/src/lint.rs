@@ -413,7 +413,7 @@ impl Linter<'_> {
             }
         }
         // (names used, names declared, where declared, template namespace, message)
-        let named: [(&BTreeSet<String>, Vec<&String>, Path, Option<&str>, &str); 3] = [
+        let named = [
             (
                 &refs.state_vars,
                 w.vars.keys().collect(),
