@@ -416,7 +416,7 @@ impl Linter<'_> {
         let named = [
             (
                 &refs.state_vars,
-                w.vars.keys().collect(),
+                w.vars.keys().collect::<Vec<_>>(),
                 Path::root().field("vars"),
                 Some("var"),
                 "variable `{}` is never used",
