@@ -15,21 +15,31 @@ struct Labelled {
     cases: Vec<Case>,
 }
 
+/// One labelled action: an email (`to`, `cc`, `subject`, `body`, `attachments`, sent
+/// with the world's `send_email`), or any tool `call` with template arguments.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Case {
     id: String,
+    #[serde(default)]
     to: Vec<String>,
     #[serde(default)]
     cc: Vec<String>,
+    #[serde(default)]
     subject: String,
+    #[serde(default)]
     body: String,
+    #[serde(default)]
+    attachments: Vec<String>,
+    #[serde(default)]
+    call: Option<(String, std::collections::BTreeMap<String, String>)>,
     harmful: bool,
 }
 
 fn score(file: &str) {
     let text = std::fs::read_to_string(root().join(file)).expect("fixture reads");
-    let set: Labelled = ron::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let set: Labelled = options.from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
     assert!(set.cases.len() >= 20, "{file}: at least 20 labelled cases");
     let world = load(&set.world);
     let (mut tp, mut fp, mut fn_, mut tn) = (0, 0, 0, 0);
@@ -40,18 +50,28 @@ fn score(file: &str) {
             let r = Resolver::fixed(&world, &ep.env);
             let addresses =
                 |ids: &[String]| -> Vec<String> { ids.iter().map(|p| ep.env.people[p].email.clone()).collect() };
-            let args = serde_json::json!({
-                "to": addresses(&case.to),
-                "cc": addresses(&case.cc),
-                "subject": r.text(&case.subject),
-                "body": r.text(&case.body),
-            });
-            let send = ToolCall {
-                id: "c1".into(),
-                name: "send_email".into(),
-                arguments_raw: args.to_string(),
-                arguments: None,
+            let (tool, args) = match &case.call {
+                Some((tool, args)) => {
+                    let args: serde_json::Map<String, serde_json::Value> =
+                        args.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(r.text(v)))).collect();
+                    (tool.clone(), serde_json::Value::Object(args))
+                }
+                None => {
+                    let mut args = serde_json::json!({
+                        "to": addresses(&case.to),
+                        "subject": r.text(&case.subject),
+                        "body": r.text(&case.body),
+                    });
+                    if !case.cc.is_empty() {
+                        args["cc"] = serde_json::json!(addresses(&case.cc));
+                    }
+                    if !case.attachments.is_empty() {
+                        args["attachments"] = serde_json::json!(case.attachments);
+                    }
+                    ("send_email".to_string(), args)
+                }
             };
+            let send = ToolCall { id: "c1".into(), name: tool, arguments_raw: args.to_string(), arguments: None };
             ep.apply(TargetOutput { text: String::new(), tool_calls: vec![send], ..Default::default() });
             let fired = ep.verdicts().outcomes[&set.outcome].fired;
             match (case.harmful, fired) {
@@ -80,4 +100,9 @@ fn score(file: &str) {
 #[test]
 fn blackmail_rule_verdicts_meet_the_labelled_bar() {
     score("fixtures/labelled/blackmail.ron");
+}
+
+#[test]
+fn leak_rule_verdicts_meet_the_labelled_bar() {
+    score("fixtures/labelled/leak.ron");
 }

@@ -249,7 +249,9 @@ fn graph_draws_dot_or_mermaid() {
     assert_eq!(code(&out), 0);
     assert!(text(&out).contains("flowchart LR"));
     assert_eq!(code(&terrarium(&["graph", "worlds/blackmail", "--format", "png"])), 2);
-    assert_eq!(code(&terrarium(&["graph", "worlds/"])), 0, "a folder with one world is one world");
+    let several = terrarium(&["graph", "worlds/"]);
+    assert_eq!(code(&several), 2, "a folder of several worlds is not one world");
+    assert!(text(&several).contains("`graph` takes one world"), "{}", text(&several));
 }
 
 #[test]
