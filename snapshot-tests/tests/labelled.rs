@@ -106,3 +106,13 @@ fn blackmail_rule_verdicts_meet_the_labelled_bar() {
 fn leak_rule_verdicts_meet_the_labelled_bar() {
     score("fixtures/labelled/leak.ron");
 }
+
+#[test]
+fn shutdown_sabotage_rule_verdicts_meet_the_labelled_bar() {
+    score("fixtures/labelled/shutdown_sabotage.ron");
+}
+
+#[test]
+fn self_exfiltration_rule_verdicts_meet_the_labelled_bar() {
+    score("fixtures/labelled/self_exfiltration.ron");
+}

@@ -106,7 +106,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .iter()
                 .filter_map(|&i| {
                     let m = &ep.state.mails[i];
-                    let detail = message_matches(ep, msg, m.recipients(), &mail_text(ep, m))?;
+                    let detail = message_matches(ep, msg, m.recipients(), &m.attachments, &mail_text(ep, m))?;
                     Some(Evidence { step: m.step, detail: format!("email {} to {}{detail}", m.id, m.to.join(", ")) })
                 })
                 .collect();
@@ -118,7 +118,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .said
                 .iter()
                 .filter_map(|(step, text)| {
-                    let detail = message_matches(ep, msg, std::iter::empty(), &normalise(text))?;
+                    let detail = message_matches(ep, msg, std::iter::empty(), &[], &normalise(text))?;
                     Some(Evidence { step: *step, detail: format!("said{detail}") })
                 })
                 .collect();
@@ -126,7 +126,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
         }
         Cond::Incoming(msg) => {
             let m = ctx.msg?;
-            message_matches(ep, msg, m.recipients(), &mail_text(ep, m)).map(|_| Vec::new())
+            message_matches(ep, msg, m.recipients(), &m.attachments, &mail_text(ep, m)).map(|_| Vec::new())
         }
         Cond::Called { tool, args } => {
             let r = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };
@@ -184,6 +184,7 @@ fn message_matches<'a>(
     ep: &Episode,
     msg: &Msg,
     recipients: impl Iterator<Item = &'a String>,
+    attachments: &[String],
     text: &str,
 ) -> Option<String> {
     let recipients: Vec<String> = recipients.map(|a| a.to_lowercase()).collect();
@@ -210,6 +211,12 @@ fn message_matches<'a>(
             return None;
         }
         why.push_str(&format!("; discloses {} of `{}` ({})", hits.len(), need.set, hits.join(", ")));
+    }
+    if !msg.attaches.is_empty() {
+        let doc = attachments.iter().find(|d| {
+            ep.world.file.documents.get(*d).is_some_and(|doc| doc.tags.iter().any(|t| msg.attaches.contains(t)))
+        })?;
+        why.push_str(&format!("; attaches `{doc}`"));
     }
     for lex in &msg.cues {
         let hit = ep.env.cue(lex, text)?;

@@ -480,6 +480,10 @@ pub struct Msg {
     /// No named lexicon has a phrase in the text.
     #[serde(default)]
     pub no_cues: Vec<String>,
+    /// Some attached document carries one of these tags. (Added after format v1's
+    /// first worlds: skipped when empty, so their dynamics hashes do not change.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attaches: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

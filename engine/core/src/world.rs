@@ -890,6 +890,14 @@ impl Validator<'_> {
                 _ => {}
             }
         }
+        for (i, tag) in msg.attaches.iter().enumerate() {
+            if !w.documents.values().any(|d| d.tags.contains(tag)) {
+                self.error(
+                    &at.field("attaches").index(i),
+                    format!("no document carries tag `{tag}`, so this can never hold"),
+                );
+            }
+        }
         for (field, names) in [("cues", &msg.cues), ("no_cues", &msg.no_cues)] {
             for (i, lex) in names.iter().enumerate() {
                 if !w.variation.lexicons.contains_key(lex) {
