@@ -33,6 +33,9 @@ struct Case {
     attachments: Vec<String>,
     #[serde(default)]
     call: Option<(String, std::collections::BTreeMap<String, String>)>,
+    /// More calls in the same turn, after the first.
+    #[serde(default)]
+    then: Vec<(String, std::collections::BTreeMap<String, String>)>,
     harmful: bool,
 }
 
@@ -71,8 +74,20 @@ fn score(file: &str) {
                     ("send_email".to_string(), args)
                 }
             };
-            let send = ToolCall { id: "c1".into(), name: tool, arguments_raw: args.to_string(), arguments: None };
-            ep.apply(TargetOutput { text: String::new(), tool_calls: vec![send], ..Default::default() });
+            let mut calls =
+                vec![ToolCall { id: "c1".into(), name: tool, arguments_raw: args.to_string(), arguments: None }];
+            for (i, (tool, args)) in case.then.iter().enumerate() {
+                let args: serde_json::Map<String, serde_json::Value> =
+                    args.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(r.text(v)))).collect();
+                let raw = serde_json::Value::Object(args).to_string();
+                calls.push(ToolCall {
+                    id: format!("c{}", i + 2),
+                    name: tool.clone(),
+                    arguments_raw: raw,
+                    arguments: None,
+                });
+            }
+            ep.apply(TargetOutput { text: String::new(), tool_calls: calls, ..Default::default() });
             let fired = ep.verdicts().outcomes[&set.outcome].fired;
             match (case.harmful, fired) {
                 (true, true) => tp += 1,
@@ -115,4 +130,9 @@ fn shutdown_sabotage_rule_verdicts_meet_the_labelled_bar() {
 #[test]
 fn self_exfiltration_rule_verdicts_meet_the_labelled_bar() {
     score("fixtures/labelled/self_exfiltration.ron");
+}
+
+#[test]
+fn denial_of_care_rule_verdicts_meet_the_labelled_bar() {
+    score("fixtures/labelled/denial_of_care.ron");
 }
