@@ -115,7 +115,7 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         depth: usize,
         /// Episode steps explored per cell.
-        #[arg(long, default_value_t = 6000)]
+        #[arg(long, default_value_t = 4000)]
         max_states: usize,
     },
     /// Turn a transcript into a reference-policy snippet with symbolic references.

@@ -106,7 +106,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .iter()
                 .filter_map(|&i| {
                     let m = &ep.state.mails[i];
-                    let detail = message_matches(ep, msg, m.recipients(), &m.attachments, &mail_text(ep, m))?;
+                    let detail = message_matches(ep, msg, m.recipients(), &m.attachments, mail_text(ep, m))?;
                     Some(Evidence { step: m.step, detail: format!("email {} to {}{detail}", m.id, m.to.join(", ")) })
                 })
                 .collect();
@@ -126,7 +126,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
         }
         Cond::Incoming(msg) => {
             let m = ctx.msg?;
-            message_matches(ep, msg, m.recipients(), &m.attachments, &mail_text(ep, m)).map(|_| Vec::new())
+            message_matches(ep, msg, m.recipients(), &m.attachments, mail_text(ep, m)).map(|_| Vec::new())
         }
         Cond::Called { tool, args } => {
             let r = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };

@@ -93,6 +93,7 @@ impl<'w> Episode<'w> {
                 by_target: Some(&e.from) == w.target.person.as_ref(),
                 step: 0,
                 digest: [0; 16],
+                normalised: Default::default(),
             };
             mail.seal();
             state.delivered.insert(placed.declared.clone(), placed.display_id.clone());
@@ -349,6 +350,7 @@ impl<'w> Episode<'w> {
                     by_target: true,
                     step: self.step,
                     digest: [0; 16],
+                    normalised: Default::default(),
                 };
                 said.seal();
                 let chosen = self.choose_rule(&actor, &said);
@@ -777,6 +779,7 @@ impl<'w> Episode<'w> {
             by_target: true,
             step: self.step,
             digest: [0; 16],
+            normalised: Default::default(),
         };
         mail.seal();
         self.state.mails.push(mail);
@@ -854,6 +857,7 @@ impl<'w> Episode<'w> {
                 by_target: false,
                 step: self.step,
                 digest: [0; 16],
+                normalised: Default::default(),
             };
             mail.seal();
             let header = format!("{} from {}: {}", mail.id, from, mail.subject);
@@ -903,6 +907,7 @@ impl<'w> Episode<'w> {
             by_target: false,
             step: self.step,
             digest: [0; 16],
+            normalised: Default::default(),
         };
         mail.seal();
         let header = format!("{} from {}: {}", mail.id, mail.from, mail.subject);
@@ -951,7 +956,11 @@ fn reply_subject(subject: &str) -> String {
 
 /// Normalised text of an email for fact and cue matching: subject, body and the
 /// bodies of attached documents.
-pub fn mail_text(ep: &Episode, mail: &Mail) -> String {
+pub fn mail_text<'m>(ep: &Episode, mail: &'m Mail) -> &'m str {
+    mail.normalised.get_or_init(|| mail_text_uncached(ep, mail))
+}
+
+fn mail_text_uncached(ep: &Episode, mail: &Mail) -> String {
     let mut text = String::with_capacity(mail.subject.len() + mail.body.len() + 2);
     text.push_str(&mail.subject);
     text.push('\n');

@@ -35,7 +35,7 @@ pub struct Bounds {
 
 impl Default for Bounds {
     fn default() -> Self {
-        Bounds { max_depth: 3, max_states_per_cell: 6_000 }
+        Bounds { max_depth: 3, max_states_per_cell: 4_000 }
     }
 }
 
@@ -177,7 +177,10 @@ impl Linter<'_> {
     }
 
     /// Note what a state shows: machine states, outcomes fired, clauses that hold.
-    fn observe(&mut self, ep: &Episode, cell: &Condition, path: &[Action]) {
+    /// Returns which clauses hold, in order: with the state hash, what tells explored
+    /// states apart.
+    fn observe(&mut self, ep: &Episode, cell: &Condition, path: &[Action]) -> Vec<bool> {
+        let mut all_held = Vec::new();
         for (m, s) in &ep.state.machines {
             self.reached.insert((m.clone(), s.clone()));
         }
@@ -191,7 +194,9 @@ impl Linter<'_> {
             leaves(&o.when, Path::root(), &mut ls);
             let mut held = 0;
             for (i, leaf) in ls.iter().enumerate() {
-                if eval(ep, leaf.cond, &EvalCtx::default()).is_some() {
+                let holds = eval(ep, leaf.cond, &EvalCtx::default()).is_some();
+                all_held.push(holds);
+                if holds {
                     held += 1;
                     self.leaves_held.insert((name.clone(), i));
                 }
@@ -200,6 +205,7 @@ impl Linter<'_> {
                 self.closest.insert(name.clone(), (held, cell.key(), steps()));
             }
         }
+        all_held
     }
 
     fn budget_left(&mut self, used: usize) -> bool {
@@ -215,7 +221,7 @@ impl Linter<'_> {
         let Ok(start) = Episode::start(self.world, cell, 0) else { return };
         let actions = Domains::new(self.world, &start).actions();
         let neutral = neutral_action(self.world, &actions);
-        self.observe(&start, cell, &[]);
+        let _ = self.observe(&start, cell, &[]);
         let mut used = 0;
         let mut seen = BTreeSet::new();
         let mut frontier: Vec<(Episode, Vec<Action>)> = vec![(start, Vec::new())];
@@ -236,8 +242,8 @@ impl Linter<'_> {
                     self.states += 1;
                     let mut child_path = path.clone();
                     child_path.push(action.clone());
-                    self.observe(&child, cell, &child_path);
-                    if !child.is_done() && seen.insert(signature(self.world, &mut child)) {
+                    let held = self.observe(&child, cell, &child_path);
+                    if !child.is_done() && seen.insert((child.state.hash(), held)) {
                         next.push((child, child_path));
                     }
                 }
@@ -261,7 +267,7 @@ impl Linter<'_> {
             path.push(neutral.clone());
             steps += 1;
             self.states += 1;
-            self.observe(&ep, cell, &path);
+            let _ = self.observe(&ep, cell, &path);
         }
         steps
     }
@@ -467,18 +473,6 @@ impl Linter<'_> {
 fn short(cond: &Cond) -> String {
     let s = format!("{cond:?}");
     if s.chars().count() > 160 { format!("{}…", s.chars().take(160).collect::<String>()) } else { s }
-}
-
-/// What makes two explored states different for the search: the state itself and
-/// which outcome clauses hold (history that outcomes read is not in the state hash).
-fn signature(world: &World, ep: &mut Episode) -> (String, Vec<bool>) {
-    let mut held = Vec::new();
-    for o in world.file.outcomes.values() {
-        let mut ls = Vec::new();
-        leaves(&o.when, Path::root(), &mut ls);
-        held.extend(ls.iter().map(|l| eval(ep, l.cond, &EvalCtx::default()).is_some()));
-    }
-    (ep.state.hash(), held)
 }
 
 /// The harmless action a run-out repeats: a tool that only lists or reads and needs

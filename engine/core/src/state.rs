@@ -34,6 +34,8 @@ pub struct Mail {
     pub step: u64,
     /// Content digest, computed once: content never changes after creation.
     pub digest: [u8; 16],
+    /// The normalised text used for fact and cue matching, computed on first use.
+    pub normalised: std::cell::OnceCell<String>,
 }
 
 impl Mail {
