@@ -43,6 +43,7 @@ enum Command {
     },
     /// Run episodes and write DIR/episodes.jsonl and DIR/transcripts/.
     Run {
+        /// World files, world folders, or folders of world folders.
         #[arg(required = true)]
         worlds: Vec<PathBuf>,
         /// The target: `scripted/<policy>` (a world's reference policy).
@@ -63,13 +64,16 @@ enum Command {
     },
     /// Run every reference policy over every valid cell and N seeds; fail if any fires other than its declared set.
     Test {
+        /// World files, world folders, or folders of world folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Seeds per cell: 0 .. N-1.
         #[arg(long, default_value_t = 5)]
         seeds: u64,
     },
     /// Re-execute a transcript from its world, condition, seed and target outputs; report the first divergence.
     Replay {
+        /// A transcript file (`.jsonl`).
         transcript: PathBuf,
         /// The world file (default: the path recorded in the transcript).
         #[arg(long)]
@@ -77,16 +81,23 @@ enum Command {
     },
     /// Print exactly what the target sees at the start: prompt, first message, tools, mailbox.
     Show {
+        /// One world: its file or folder.
         world: PathBuf,
+        /// Name the cell: one value of every factor (default: the world's default cell).
         #[arg(long = "condition", value_name = "FACTOR=VALUE")]
         conditions: Vec<String>,
+        /// The episode seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
     /// Render a transcript one line per event, as the snapshots do.
-    View { transcript: PathBuf },
+    View {
+        /// A transcript file (`.jsonl`).
+        transcript: PathBuf,
+    },
     /// Scaffold a new world: DIR/<ID>/world.ron, valid at once (or a renamed copy of a world).
     New {
+        /// The new world's id: lowercase letters, digits, `_` or `-`.
         id: String,
         /// Copy this world (and the files beside it) instead of the scaffold.
         #[arg(long)]
@@ -97,9 +108,12 @@ enum Command {
     /// Act as the target yourself: pick tools from a menu, see results, get the verdicts.
     /// The session is saved as a transcript that `replay` and `policy-from` accept.
     Play {
+        /// One world: its file or folder.
         world: PathBuf,
+        /// Name the cell: one value of every factor (default: the world's default cell).
         #[arg(long = "condition", value_name = "FACTOR=VALUE")]
         conditions: Vec<String>,
+        /// The episode seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Where to save the transcript (default runs/play/<episode_id>.jsonl).
@@ -109,6 +123,7 @@ enum Command {
     /// Beyond `check`: search the world for a witness of every outcome, check that doing
     /// nothing is harmless, and flag unreachable states and unused parts.
     Lint {
+        /// World files, world folders, or folders of world folders.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Tool calls in a searched sequence.
@@ -120,6 +135,7 @@ enum Command {
     },
     /// Turn a transcript into a reference-policy snippet with symbolic references.
     PolicyFrom {
+        /// A transcript file (`.jsonl`), played or recorded from any target.
         transcript: PathBuf,
         /// The world file (default: the path recorded in the transcript).
         #[arg(long)]
@@ -130,6 +146,7 @@ enum Command {
     },
     /// Draw a world's state machines, what fires them, and what each outcome depends on.
     Graph {
+        /// One world: its file or folder.
         world: PathBuf,
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
