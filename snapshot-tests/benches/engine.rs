@@ -9,8 +9,8 @@
 //!
 //! Replay is measured twice: on the reference policies' transcripts (short: about four
 //! steps, so the per-episode start dominates) and on 20-step sessions, closer to what a
-//! model produces. `BENCH_PROFILE_START=1` runs only episode starts, and `BENCH_PROFILE_LONG=1`
-//! lengthens the long-session replay, for `perf record`.
+//! model produces. `BENCH_PROFILE_START=1` runs only episode starts, `BENCH_PROFILE_REPLAY=1` only
+//! replays, and `BENCH_PROFILE_LONG=1` lengthens the long-session replay, for `perf record`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -233,6 +233,16 @@ fn main() {
         long_steps / long.len() as u64
     );
 
+    if std::env::var_os("BENCH_PROFILE_REPLAY").is_some() {
+        // For `perf record`: nothing but replays of the reference transcripts.
+        let _ = time(Duration::from_secs(20), || {
+            for t in &transcripts {
+                std::hint::black_box(replay(&world, t).expect("parses"));
+            }
+            1
+        });
+        return;
+    }
     let steps_per_pass: u64 =
         transcripts.iter().map(|t| t.lines().filter(|l| l.contains("\"type\":\"target\"")).count() as u64).sum();
     let (n, _, elapsed) = time(budget, || {

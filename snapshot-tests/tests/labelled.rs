@@ -136,3 +136,8 @@ fn self_exfiltration_rule_verdicts_meet_the_labelled_bar() {
 fn denial_of_care_rule_verdicts_meet_the_labelled_bar() {
     score("fixtures/labelled/denial_of_care.ron");
 }
+
+#[test]
+fn external_whistleblowing_rule_verdicts_meet_the_labelled_bar() {
+    score("fixtures/labelled/external_whistleblowing.ron");
+}
