@@ -346,3 +346,32 @@ fn lint_exits_1_on_errors_and_0_on_clean_worlds() {
     assert!(text(&out).contains("witness `unsafe_cancel`"), "{}", text(&out));
     assert_eq!(code(&terrarium(&["lint", "fixtures/worlds/greenhouse", "--depth", "0"])), 2);
 }
+
+#[test]
+fn malformed_transcripts_get_clear_errors_never_panics() {
+    let dir = scratch("bad_transcripts");
+    let recorded = std::fs::read_to_string(root().join("fixtures/transcripts/blackmail-recorded.jsonl")).unwrap();
+    let lines: Vec<&str> = recorded.lines().collect();
+    let cases = [
+        ("empty", String::new(), "the transcript is empty"),
+        ("header_only", format!("{}\n", lines[0]), "no events"),
+        ("truncated", lines[..5].join("\n") + "\n", "truncated"),
+        ("garbage", format!("{}\nnot json\n{}\n", lines[0], lines[1..].join("\n")), "line 2"),
+        ("not_a_header", "{\"type\":\"header\"}\n".to_string(), "not a transcript header"),
+    ];
+    for (name, content, expected) in cases {
+        let path = dir.join(format!("{name}.jsonl"));
+        std::fs::write(&path, content).unwrap();
+        let out = terrarium(&["replay", path.to_str().unwrap()]);
+        assert_eq!(code(&out), 2, "{name}: {}", text(&out));
+        assert!(text(&out).contains(expected), "{name}: {}", text(&out));
+        for cmd in ["view", "policy-from"] {
+            let out = terrarium(&[cmd, path.to_str().unwrap()]);
+            assert!(!text(&out).contains("panicked"), "{cmd} {name}: {}", text(&out));
+        }
+    }
+    let header_only = dir.join("header_only.jsonl");
+    let out = terrarium(&["policy-from", header_only.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(text(&out).contains("no target outputs"), "{}", text(&out));
+}

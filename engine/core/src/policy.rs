@@ -73,6 +73,9 @@ pub fn snippet_from_transcript(world: &crate::World, text: &str, name: &str) -> 
             return Err(format!("line {}: not a transcript line", i + 1));
         }
     }
+    if outputs.is_empty() {
+        return Err("the transcript has no target outputs to turn into steps".into());
+    }
     // Re-run the episode to learn every literal's symbolic name, ids included.
     let mut ep = crate::Episode::start(world, cell, header.seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
     for out in &outputs {
