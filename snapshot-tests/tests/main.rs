@@ -9,6 +9,8 @@ mod support;
 
 /// The documented behaviours of the engine, one small world at a time.
 mod behaviour;
+/// The conversation rebuilt from events, and the provider requests made from it.
+mod conversation;
 /// Byte-identical reruns, identical replay, and tampering caught.
 mod determinism;
 /// Golden values pinning the seeded streams' derived choices.

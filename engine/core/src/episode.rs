@@ -877,7 +877,8 @@ impl<'w> Episode<'w> {
         if self.world.file.turns.notifications == crate::format::Notifications::Push {
             self.tell("email", format!("New email: {header}"));
         } else {
-            self.raise("email", header);
+            // Not shown to the target: it finds the email only by looking.
+            self.raise("email_unseen", header);
         }
     }
 

@@ -6,6 +6,7 @@
 //! touches tokio; `clippy.toml` keeps it so.
 
 pub mod cond;
+pub mod conversation;
 pub mod env;
 pub mod episode;
 pub mod format;

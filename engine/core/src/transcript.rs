@@ -107,7 +107,8 @@ pub enum Event {
     /// The result of one tool call.
     ToolResult { step: u64, call_id: String, tool: String, ok: bool, text: String, state_hash: String, chain: String },
     /// Something the world did: an email arrived, an event fired, a machine moved, a
-    /// user-turn message.
+    /// user-turn message. Kinds shown to the target as a user turn: `email` (a pushed
+    /// arrival), `notification`, `nudge`, `user`; see [`SHOWN_TO_TARGET`].
     World { step: u64, kind: String, text: String, state_hash: String, chain: String },
     /// The episode stopped.
     Stop { step: u64, reason: String, by: StopBy, state_hash: String, chain: String },
@@ -200,6 +201,10 @@ impl Event {
         }
     }
 }
+
+/// The `World` event kinds that reached the target as user-turn messages; every other
+/// kind (`email_unseen`, `event`, `transition`, ...) is recorded but not shown.
+pub const SHOWN_TO_TARGET: [&str; 4] = ["email", "notification", "nudge", "user"];
 
 /// What the target sees before its next output.
 #[derive(Clone, Debug, Default)]

@@ -1,0 +1,66 @@
+//! Model providers: wire formats written by hand over serde, so the exact request and
+//! response bytes are known (they matter for replay and caching) and servers that send
+//! values a closed enum would reject are still understood.
+//!
+//! This module holds the pure part: building requests from the conversation and turning
+//! responses into target outputs. Sending them (HTTP, retries, the cache) is separate.
+
+pub mod openai_chat;
+
+use serde::Serialize;
+
+/// Sampling settings passed through to the provider and recorded in the transcript
+/// header. `sampling_seed` is the provider's seed, distinct from the episode seed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Settings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling_seed: Option<u64>,
+}
+
+/// Why a reply ends the episode from the target's side, kept apart so a report can
+/// tell "declined" from "did no harm".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetStop {
+    /// The model refused (a refusal field, with no tool call).
+    Refusal,
+    /// The reply had neither text nor a tool call.
+    Empty,
+    /// The provider's content filter stopped the reply.
+    ContentFilter,
+    /// The reply was cut off at the token limit, with no tool call.
+    MaxTokens,
+}
+
+impl TargetStop {
+    /// The stop reason recorded in the transcript.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TargetStop::Refusal => "refusal",
+            TargetStop::Empty => "empty_reply",
+            TargetStop::ContentFilter => "content_filter",
+            TargetStop::MaxTokens => "max_tokens",
+        }
+    }
+}
+
+/// A response the client could not use at all (not a model's choice).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("the response is not JSON: {0}")]
+    NotJson(String),
+    #[error("the response has no choices")]
+    NoChoices,
+}
+
+/// One reply: the output to apply (when there is one) and whether it ends the episode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub output: terrarium_core::TargetOutput,
+    pub stop: Option<TargetStop>,
+}
