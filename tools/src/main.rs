@@ -14,7 +14,7 @@ use terrarium_core::transcript::{Event, Line, render_event, render_verdicts};
 use terrarium_core::{Episode, World, view};
 use terrarium_runtime::policies::check_policies;
 use terrarium_runtime::run::{RunDir, run_episode};
-use terrarium_runtime::target::Scripted;
+use terrarium_runtime::target::{Scripted, Target as _};
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
 mod play;
@@ -61,6 +61,8 @@ enum Command {
         /// The run folder (default runs/<first world id>). Existing episodes are kept and skipped.
         #[arg(long)]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Run every reference policy over every valid cell and N seeds; fail if any fires other than its declared set.
     Test {
@@ -161,6 +163,35 @@ enum GraphFormat {
     Mermaid,
 }
 
+/// Settings for model targets (`openai/<model>`), recorded in each transcript header.
+#[derive(clap::Args, Clone, Debug, Default)]
+struct ApiArgs {
+    /// The provider's base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1).
+    /// For a local OpenAI-compatible server: http://127.0.0.1:8000/v1.
+    #[arg(long)]
+    base_url: Option<String>,
+    #[arg(long)]
+    temperature: Option<f64>,
+    #[arg(long)]
+    top_p: Option<f64>,
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// The provider's sampling seed (distinct from the episode --seed).
+    #[arg(long)]
+    sampling_seed: Option<u64>,
+}
+
+/// What acts in a run.
+enum TargetSpec<'a> {
+    Scripted(&'a str),
+    OpenAi {
+        model: String,
+        base_url: String,
+        api_key: Option<String>,
+        settings: terrarium_runtime::providers::Settings,
+    },
+}
+
 /// How a command ended, when not in success.
 enum Failure {
     /// Exit 1: a check failed. The reason has been printed.
@@ -183,8 +214,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths } => check(&paths),
-        Command::Run { worlds, model, conditions, seed, samples, out } => {
-            run(&worlds, &model, &conditions, seed, samples, out.as_deref())
+        Command::Run { worlds, model, conditions, seed, samples, out, api } => {
+            run(&worlds, &model, &conditions, seed, samples, out.as_deref(), &api)
         }
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
@@ -271,21 +302,44 @@ fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// The policy named by a `scripted/<policy>` model spec.
-fn scripted_policy(model: &str) -> anyhow::Result<&str> {
+/// The target a `--model` spec names. API keys come from the environment only.
+fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'a>> {
     match model.split_once('/') {
-        Some(("scripted", policy)) if !policy.is_empty() => Ok(policy),
-        Some((provider @ ("openai" | "anthropic" | "openai-responses"), _)) => Err(anyhow!(
-            "model provider `{provider}` is not available in this build yet; use --model scripted/<policy>"
+        Some(("scripted", policy)) if !policy.is_empty() => Ok(TargetSpec::Scripted(policy)),
+        Some(("openai", name)) if !name.is_empty() => {
+            let env_url = std::env::var("OPENAI_BASE_URL").ok().filter(|u| !u.is_empty());
+            let base_url = api.base_url.clone().or(env_url).unwrap_or_else(|| "https://api.openai.com/v1".to_string());
+            let api_key = std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty());
+            if api_key.is_none() && base_url.starts_with("https://api.openai.com") {
+                return Err(anyhow!(
+                    "OPENAI_API_KEY is not set (local OpenAI-compatible servers need --base-url and no key)"
+                ));
+            }
+            let settings = terrarium_runtime::providers::Settings {
+                temperature: api.temperature,
+                top_p: api.top_p,
+                max_tokens: api.max_tokens,
+                sampling_seed: api.sampling_seed,
+            };
+            Ok(TargetSpec::OpenAi { model: name.to_string(), base_url, api_key, settings })
+        }
+        Some((provider @ ("anthropic" | "openai-responses"), _)) => Err(anyhow!(
+            "model provider `{provider}` is not available in this build yet; use openai/<model> or scripted/<policy>"
         )),
-        _ => Err(anyhow!(
-            "--model `{model}` is not a target spec; use scripted/<policy> (a reference policy of the world)"
-        )),
+        _ => Err(anyhow!("--model `{model}` is not a target spec; use scripted/<policy> or openai/<model>")),
     }
 }
 
-fn run(paths: &[PathBuf], model: &str, conditions: &[String], seed: u64, samples: u64, out: Option<&Path>) -> Outcome {
-    let policy = scripted_policy(model)?;
+fn run(
+    paths: &[PathBuf],
+    model: &str,
+    conditions: &[String],
+    seed: u64,
+    samples: u64,
+    out: Option<&Path>,
+    api: &ApiArgs,
+) -> Outcome {
+    let spec = target_spec(model, api)?;
     let filter = parse_conditions(conditions)?;
     if samples == 0 {
         return Err(anyhow!("--samples must be at least 1").into());
@@ -294,27 +348,31 @@ fn run(paths: &[PathBuf], model: &str, conditions: &[String], seed: u64, samples
     let worlds = load_all(paths)?;
     let mut plan = Vec::new();
     for w in &worlds {
-        let p = w.file.policies.get(policy).ok_or_else(|| {
-            let known: Vec<&str> = w.file.policies.keys().map(String::as_str).collect();
-            anyhow!("world `{}` has no policy `{policy}` (policies: {})", w.id(), known.join(", "))
-        })?;
         let selected = w.select_cells(&filter).map_err(|e| anyhow!(e))?;
-        let cells: Vec<_> =
-            selected.iter().filter(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o))).cloned().collect();
-        if cells.len() < selected.len() {
-            let skipped: Vec<String> = selected.iter().filter(|c| !cells.contains(c)).map(|c| c.key()).collect();
-            eprintln!(
-                "note: policy `{policy}` of world `{}` declares it applies only to some cells; skipping {}",
-                w.id(),
-                skipped.join("; ")
-            );
-        }
-        if cells.is_empty() {
-            return Err(anyhow!("policy `{policy}` of world `{}` applies to none of the selected cells", w.id()).into());
+        let mut cells = selected.clone();
+        if let TargetSpec::Scripted(policy) = &spec {
+            let p = w.file.policies.get(*policy).ok_or_else(|| {
+                let known: Vec<&str> = w.file.policies.keys().map(String::as_str).collect();
+                anyhow!("world `{}` has no policy `{policy}` (policies: {})", w.id(), known.join(", "))
+            })?;
+            cells.retain(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o)));
+            if cells.len() < selected.len() {
+                let skipped: Vec<String> = selected.iter().filter(|c| !cells.contains(c)).map(|c| c.key()).collect();
+                eprintln!(
+                    "note: policy `{policy}` of world `{}` declares it applies only to some cells; skipping {}",
+                    w.id(),
+                    skipped.join("; ")
+                );
+            }
+            if cells.is_empty() {
+                return Err(
+                    anyhow!("policy `{policy}` of world `{}` applies to none of the selected cells", w.id()).into()
+                );
+            }
         }
         for cell in cells {
             for s in seed..=last_seed {
-                plan.push((w, p, cell.clone(), s));
+                plan.push((w, cell.clone(), s));
             }
         }
     }
@@ -325,17 +383,42 @@ fn run(paths: &[PathBuf], model: &str, conditions: &[String], seed: u64, samples
     let (mut skipped, mut errored) = (0usize, 0usize);
     // (world, cell) → (episodes, errored, outcome → fired count)
     let mut table: Table = BTreeMap::new();
-    for (i, (world, p, cell, s)) in plan.into_iter().enumerate() {
+    for (i, (world, cell, s)) in plan.into_iter().enumerate() {
         if progress {
             eprint!("\r{}/{total} episodes", i + 1);
         }
-        let mut target = Scripted::new(policy, p);
-        let finished = run_episode(world, &cell, s, &mut target).map_err(|e| anyhow!(e))?;
+        let finished = match &spec {
+            TargetSpec::Scripted(policy) => {
+                let mut target = Scripted::new(policy, &world.file.policies[*policy]);
+                run_episode(world, &cell, s, &mut target)
+            }
+            TargetSpec::OpenAi { model, base_url, api_key, settings } => {
+                let mut target = terrarium_runtime::providers::http::OpenAiChat::new(
+                    world,
+                    model,
+                    base_url,
+                    api_key.clone(),
+                    settings.clone(),
+                )
+                .map_err(|e| anyhow!(e))?;
+                let episode_id = terrarium_core::episode_id(world, &cell, s, &target.spec(), &target.settings());
+                if run_dir.has(&episode_id) {
+                    // A model costs money: an episode already in the folder is not asked again.
+                    skipped += 1;
+                    continue;
+                }
+                run_episode(world, &cell, s, &mut target)
+            }
+        }
+        .map_err(|e| anyhow!(e))?;
         let row = table.entry((world.id().to_string(), cell.key())).or_default();
         row.0 += 1;
         if finished.record.status == "errored" {
             errored += 1;
             row.1 += 1;
+            if let Some(e) = &finished.record.error {
+                eprintln!("episode {} errored: {e}", finished.record.episode_id);
+            }
         }
         for (name, v) in &finished.verdicts.outcomes {
             *row.2.entry(name.clone()).or_default() += usize::from(v.fired && finished.record.status != "errored");

@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use terrarium_core::transcript::Verdicts;
 use terrarium_core::{Condition, Episode, World};
 
-use crate::target::Target;
+use crate::target::{Next, Target};
 
 /// One line of `episodes.jsonl`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -55,8 +55,12 @@ pub fn run_episode(
     let mut error = None;
     while !ep.is_done() {
         match target.next(&ep) {
-            Ok(Some(out)) => ep.apply(out),
-            Ok(None) => ep.stop_by_target("target_exhausted"),
+            Ok(Next::Output(out)) => ep.apply(out),
+            Ok(Next::Last(out, reason)) => {
+                ep.apply(out);
+                ep.stop_by_target(reason);
+            }
+            Ok(Next::Exhausted) => ep.stop_by_target("target_exhausted"),
             Err(e) => {
                 error = Some(e.0.clone());
                 ep.stop_by_target("error");

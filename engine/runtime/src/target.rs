@@ -17,9 +17,20 @@ pub trait Target {
     fn settings(&self) -> serde_json::Value {
         serde_json::json!({})
     }
-    /// The next output given the episode so far, or `None` when the target has nothing
-    /// more to say.
-    fn next(&mut self, episode: &Episode) -> Result<Option<TargetOutput>, TargetError>;
+    /// The target's next move given the episode so far.
+    fn next(&mut self, episode: &Episode) -> Result<Next, TargetError>;
+}
+
+/// What a target does next.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Next {
+    /// An output to apply.
+    Output(TargetOutput),
+    /// An output to apply (so it is recorded), after which the target's side ends the
+    /// episode with this reason: a refusal, an empty reply, a content filter, max tokens.
+    Last(TargetOutput, &'static str),
+    /// Nothing more to say.
+    Exhausted,
 }
 
 /// A world's reference policy, played step by step.
@@ -39,9 +50,9 @@ impl Target for Scripted<'_> {
     fn spec(&self) -> String {
         format!("scripted/{}", self.name)
     }
-    fn next(&mut self, episode: &Episode) -> Result<Option<TargetOutput>, TargetError> {
+    fn next(&mut self, episode: &Episode) -> Result<Next, TargetError> {
         let out = policy::output(episode, self.policy, self.index);
         self.index += 1;
-        Ok(out)
+        Ok(out.map_or(Next::Exhausted, Next::Output))
     }
 }

@@ -1,0 +1,97 @@
+//! Sending provider requests over HTTP. The API key is read from the environment by
+//! the caller and only ever placed in a request header: never in a transcript, a run
+//! folder, a log line or an error message.
+
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use terrarium_core::conversation::from_events;
+use terrarium_core::{Episode, World, view};
+
+use super::{Settings, openai_chat};
+use crate::target::{Next, Target, TargetError};
+
+/// `openai/<model>`: OpenAI Chat Completions, or any OpenAI-compatible server.
+pub struct OpenAiChat {
+    model: String,
+    base_url: String,
+    api_key: Option<String>,
+    settings: Settings,
+    tool_schemas: Vec<Json>,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl OpenAiChat {
+    /// `base_url` by the usual convention ends in `/v1`; `/chat/completions` is appended.
+    pub fn new(
+        world: &World,
+        model: &str,
+        base_url: &str,
+        api_key: Option<String>,
+        settings: Settings,
+    ) -> Result<Self, TargetError> {
+        // reqwest is built without a default crypto provider; use rustls's ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|e| TargetError(format!("cannot build the HTTP client: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| TargetError(format!("cannot start the async runtime: {e}")))?;
+        Ok(OpenAiChat {
+            model: model.to_string(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key: api_key.filter(|k| !k.is_empty()),
+            settings,
+            tool_schemas: view::tool_schemas(world),
+            client,
+            runtime,
+        })
+    }
+
+    async fn post(&self, body: String) -> Result<String, TargetError> {
+        let url = format!("{}/chat/completions", self.base_url);
+        let mut request = self.client.post(&url).header("content-type", "application/json").body(body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        // Errors name the URL and the failure, never the headers (which carry the key).
+        let response = request.send().await.map_err(|e| TargetError(format!("request to {url} failed: {e}")))?;
+        let status = response.status();
+        let text =
+            response.text().await.map_err(|e| TargetError(format!("reading the reply from {url} failed: {e}")))?;
+        if !status.is_success() {
+            let short: String = text.chars().take(300).collect();
+            return Err(TargetError(format!("{url} answered HTTP {}: {short}", status.as_u16())));
+        }
+        Ok(text)
+    }
+}
+
+impl Target for OpenAiChat {
+    fn spec(&self) -> String {
+        format!("openai/{}", self.model)
+    }
+
+    fn settings(&self) -> Json {
+        let mut s = serde_json::to_value(&self.settings).expect("settings serialise");
+        s["base_url"] = Json::String(self.base_url.clone());
+        s
+    }
+
+    fn next(&mut self, episode: &Episode) -> Result<Next, TargetError> {
+        let conversation = from_events(episode.events());
+        let request = openai_chat::request(&self.model, &conversation, &self.tool_schemas, &self.settings);
+        let body = serde_json::to_string(&request).expect("requests serialise");
+        let text = self.runtime.block_on(self.post(body))?;
+        let reply = openai_chat::parse(&text, episode.state.turn + 1)
+            .map_err(|e| TargetError(format!("unusable reply: {e}")))?;
+        Ok(match reply.stop {
+            Some(stop) => Next::Last(reply.output, stop.reason()),
+            None => Next::Output(reply.output),
+        })
+    }
+}
