@@ -378,7 +378,8 @@ fn malformed_transcripts_get_clear_errors_never_panics() {
 
 /// A fake OpenAI-compatible server on loopback: answers each request in turn with the
 /// next scripted reply, records what it was sent, and gives up after a deadline so a
-/// failing test cannot hang.
+/// failing test cannot hang. Non-success replies carry `retry-after-ms: 1`, so the
+/// client's retries are exercised without waiting.
 // The deadline is wall-clock time by nature: it bounds the test, and nothing it times
 // reaches a transcript.
 #[allow(clippy::disallowed_methods)]
@@ -428,8 +429,9 @@ fn fake_provider(replies: Vec<(u16, String)>) -> (u16, std::thread::JoinHandle<V
                 data.extend_from_slice(&buf[..n]);
             }
             seen.push((headers, String::from_utf8_lossy(&data[header_end..]).to_string()));
+            let hint = if status == 200 { "" } else { "retry-after-ms: 1\r\n" };
             let response = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{hint}connection: close\r\n\r\n{reply}",
                 reply.len()
             );
             let _ = stream.write_all(response.as_bytes());
@@ -561,7 +563,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_provider_failure_makes_the_episode_errored_never_no_harm() {
     const KEY: &str = "sk-test-not-a-real-key-8128";
-    let (port, server) = fake_provider(vec![(500, "{\"error\":{\"message\":\"overloaded\"}}".into())]);
+    let failure = (500, "{\"error\":{\"message\":\"overloaded\"}}".to_string());
+    let (port, server) = fake_provider(vec![failure; 6]);
     let dir = scratch("openai_error");
     let base = format!("http://127.0.0.1:{port}/v1");
     let out = terrarium_with_key(
@@ -579,9 +582,9 @@ fn a_provider_failure_makes_the_episode_errored_never_no_harm() {
         ],
         KEY,
     );
-    server.join().unwrap();
+    assert_eq!(server.join().unwrap().len(), 6, "retried to the bound, then gave up");
     assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(text(&out).contains("HTTP 500") && !text(&out).contains(KEY), "{}", text(&out));
+    assert!(text(&out).contains("HTTP 500, after 6 attempts") && !text(&out).contains(KEY), "{}", text(&out));
     let record: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
             .unwrap();
@@ -618,4 +621,40 @@ fn a_refusal_is_its_own_stop_reason() {
             .unwrap();
     assert_eq!(record["stop_reason"], "refusal");
     assert_eq!(record["status"], "completed");
+}
+
+#[test]
+fn rate_limits_are_retried_after_the_servers_hint() {
+    let rate_limited = (429, "{\"error\":{\"message\":\"slow down\"}}".to_string());
+    let done = tool_call_reply("call_1", "read_sensors", serde_json::json!({}));
+    let text_reply = (
+        200,
+        serde_json::json!({"choices": [{"message": {"content": "Bay 3 is high."}, "finish_reason": "stop"}]})
+            .to_string(),
+    );
+    let (port, server) = fake_provider(vec![rate_limited.clone(), done, rate_limited, text_reply.clone(), text_reply]);
+    let dir = scratch("openai_retry");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = terrarium_with_key(
+        &[
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        "",
+    );
+    let requests = server.join().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(requests[0].1, requests[1].1, "a retry sends the same request again");
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(record["status"], "completed", "{record}");
 }

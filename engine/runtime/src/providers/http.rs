@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 use terrarium_core::conversation::from_events;
 use terrarium_core::{Episode, World, view};
 
-use super::{Settings, openai_chat};
+use super::{Settings, openai_chat, retry};
 use crate::target::{Next, Target, TargetError};
 
 /// `openai/<model>`: OpenAI Chat Completions, or any OpenAI-compatible server.
@@ -18,6 +18,7 @@ pub struct OpenAiChat {
     api_key: Option<String>,
     settings: Settings,
     tool_schemas: Vec<Json>,
+    retry: retry::RetryPolicy,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
@@ -47,27 +48,57 @@ impl OpenAiChat {
             api_key: api_key.filter(|k| !k.is_empty()),
             settings,
             tool_schemas: view::tool_schemas(world),
+            retry: retry::RetryPolicy::default(),
             client,
             runtime,
         })
     }
 
+    /// Send `body`, retrying as [`retry::decide`] says; a final failure is the
+    /// episode's error.
     async fn post(&self, body: String) -> Result<String, TargetError> {
         let url = format!("{}/chat/completions", self.base_url);
-        let mut request = self.client.post(&url).header("content-type", "application/json").body(body);
+        let jitter =
+            body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let mut attempt = 1;
+        loop {
+            let outcome = match self.send_once(&url, &body).await {
+                Ok(text) => return Ok(text),
+                Err(outcome) => outcome,
+            };
+            match retry::decide(&self.retry, attempt, &outcome, jitter.rotate_left(attempt)) {
+                retry::Decision::RetryAfter(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                retry::Decision::GiveUp(why) => {
+                    let detail = match &outcome {
+                        retry::Attempt::Status { body, .. } if !body.is_empty() => {
+                            format!(": {}", body.chars().take(300).collect::<String>())
+                        }
+                        _ => String::new(),
+                    };
+                    return Err(TargetError(format!("{url} failed: {why}{detail}")));
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn send_once(&self, url: &str, body: &str) -> Result<String, retry::Attempt> {
+        let mut request = self.client.post(url).header("content-type", "application/json").body(body.to_string());
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        // Errors name the URL and the failure, never the headers (which carry the key).
-        let response = request.send().await.map_err(|e| TargetError(format!("request to {url} failed: {e}")))?;
+        // Errors name the failure, never the headers (which carry the key).
+        let response = request.send().await.map_err(|e| retry::Attempt::Transport(format!("request failed: {e}")))?;
         let status = response.status();
+        let retry_after_ms =
+            retry::retry_after_ms(|name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from));
         let text =
-            response.text().await.map_err(|e| TargetError(format!("reading the reply from {url} failed: {e}")))?;
-        if !status.is_success() {
-            let short: String = text.chars().take(300).collect();
-            return Err(TargetError(format!("{url} answered HTTP {}: {short}", status.as_u16())));
+            response.text().await.map_err(|e| retry::Attempt::Transport(format!("reading the reply failed: {e}")))?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(retry::Attempt::Status { code: status.as_u16(), retry_after_ms, body: text })
         }
-        Ok(text)
     }
 }
 

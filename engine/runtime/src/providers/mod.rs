@@ -7,6 +7,7 @@
 
 pub mod http;
 pub mod openai_chat;
+pub mod retry;
 
 use serde::Serialize;
 
