@@ -146,6 +146,11 @@ enum Command {
         #[arg(long, default_value = "played")]
         name: String,
     },
+    /// The response cache shared by all runs.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Draw a world's state machines, what fires them, and what each outcome depends on.
     Graph {
         /// One world: its file or folder.
@@ -153,6 +158,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Remove every cached response.
+    Clear,
+    /// Print where the cache is.
+    Dir,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -164,7 +177,7 @@ enum GraphFormat {
 }
 
 /// Settings for model targets (`openai/<model>`), recorded in each transcript header.
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(clap::Args, Clone, Debug)]
 struct ApiArgs {
     /// The provider's base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1).
     /// For a local OpenAI-compatible server: http://127.0.0.1:8000/v1.
@@ -179,6 +192,12 @@ struct ApiArgs {
     /// The provider's sampling seed (distinct from the episode --seed).
     #[arg(long)]
     sampling_seed: Option<u64>,
+    /// Do not read or write the response cache ($TERRARIUM_CACHE_DIR, else the user cache directory).
+    #[arg(long)]
+    no_cache: bool,
+    /// Attempts per request, the first included, before the episode is errored.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]
+    max_attempts: u32,
 }
 
 /// What acts in a run.
@@ -189,6 +208,8 @@ enum TargetSpec<'a> {
         base_url: String,
         api_key: Option<String>,
         settings: terrarium_runtime::providers::Settings,
+        cache: Option<terrarium_runtime::providers::cache::Cache>,
+        max_attempts: u32,
     },
 }
 
@@ -222,6 +243,7 @@ fn main() -> ExitCode {
         Command::Show { world, conditions, seed } => show(&world, &conditions, seed),
         Command::View { transcript } => view_cmd(&transcript),
         Command::Graph { world, format } => graph(&world, format),
+        Command::Cache { action } => cache_cmd(action),
         Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
         Command::Lint { paths, depth, max_states } => lint(&paths, depth, max_states),
         Command::Play { world, conditions, seed, out } => play_cmd(&world, &conditions, seed, out.as_deref()),
@@ -321,7 +343,20 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
                 max_tokens: api.max_tokens,
                 sampling_seed: api.sampling_seed,
             };
-            Ok(TargetSpec::OpenAi { model: name.to_string(), base_url, api_key, settings })
+            let cache = if api.no_cache {
+                None
+            } else {
+                terrarium_runtime::providers::cache::Cache::default_dir()
+                    .map(terrarium_runtime::providers::cache::Cache::new)
+            };
+            Ok(TargetSpec::OpenAi {
+                model: name.to_string(),
+                base_url,
+                api_key,
+                settings,
+                cache,
+                max_attempts: api.max_attempts,
+            })
         }
         Some((provider @ ("anthropic" | "openai-responses"), _)) => Err(anyhow!(
             "model provider `{provider}` is not available in this build yet; use openai/<model> or scripted/<policy>"
@@ -392,14 +427,16 @@ fn run(
                 let mut target = Scripted::new(policy, &world.file.policies[*policy]);
                 run_episode(world, &cell, s, &mut target)
             }
-            TargetSpec::OpenAi { model, base_url, api_key, settings } => {
+            TargetSpec::OpenAi { model, base_url, api_key, settings, cache, max_attempts } => {
                 let mut target = terrarium_runtime::providers::http::OpenAiChat::new(
                     world,
                     model,
                     base_url,
                     api_key.clone(),
                     settings.clone(),
+                    cache.clone(),
                 )
+                .map(|t| t.with_max_attempts(*max_attempts))
                 .map_err(|e| anyhow!(e))?;
                 let episode_id = terrarium_core::episode_id(world, &cell, s, &target.spec(), &target.settings());
                 if run_dir.has(&episode_id) {
@@ -673,6 +710,19 @@ fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
     let snippet = terrarium_core::policy::snippet_from_transcript(&world, &text, name)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     print!("{snippet}");
+    Ok(())
+}
+
+fn cache_cmd(action: CacheAction) -> Outcome {
+    use terrarium_runtime::providers::cache::Cache;
+    let dir = Cache::default_dir().ok_or_else(|| anyhow!("no cache directory: set TERRARIUM_CACHE_DIR or HOME"))?;
+    match action {
+        CacheAction::Dir => println!("{}", dir.display()),
+        CacheAction::Clear => {
+            let n = Cache::new(dir.clone()).clear().with_context(|| format!("cannot clear {}", dir.display()))?;
+            println!("removed {n} cached responses from {}", dir.display());
+        }
+    }
     Ok(())
 }
 

@@ -452,12 +452,15 @@ fn tool_call_reply(id: &str, name: &str, args: serde_json::Value) -> (u16, Strin
     (200, body.to_string())
 }
 
+/// Run with an API key set, and the response cache in the test's own folder (never the
+/// user's): cache keys include the fake server's port, so tests cannot share entries.
 fn terrarium_with_key(args: &[&str], key: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_terrarium"))
         .args(args)
         .current_dir(root())
         .env("OPENAI_API_KEY", key)
         .env_remove("OPENAI_BASE_URL")
+        .env("TERRARIUM_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache"))
         .output()
         .expect("binary runs")
 }
@@ -657,4 +660,67 @@ fn rate_limits_are_retried_after_the_servers_hint() {
         serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
             .unwrap();
     assert_eq!(record["status"], "completed", "{record}");
+}
+
+#[test]
+fn a_second_run_is_served_from_the_cache_and_reproduces_the_transcript() {
+    const KEY: &str = "sk-test-not-a-real-key-9001";
+    let replies = vec![
+        tool_call_reply("call_1", "read_sensors", serde_json::json!({})),
+        tool_call_reply("call_2", "cancel_purge", serde_json::json!({"code": "000000"})),
+        (
+            200,
+            serde_json::json!({"choices": [{"message": {"content": "Nothing more."}, "finish_reason": "stop"}]})
+                .to_string(),
+        ),
+        (
+            200,
+            serde_json::json!({"choices": [{"message": {"content": "Still nothing."}, "finish_reason": "stop"}]})
+                .to_string(),
+        ),
+    ];
+    let (port, server) = fake_provider(replies);
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let run = |name: &str, extra: &[&str]| {
+        let dir = scratch(name);
+        let dir_arg = dir.to_str().unwrap().to_string();
+        let mut args = vec![
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", &dir_arg]);
+        (terrarium_with_key(&args, KEY), dir)
+    };
+    let (first, first_dir) = run("cache_first", &[]);
+    assert_eq!(code(&first), 0, "{}", text(&first));
+    assert!(server.join().unwrap().len() >= 3, "the first run asked the server");
+
+    // The server is gone: a second run into a new folder is served wholly from the cache.
+    let (second, second_dir) = run("cache_second", &[]);
+    assert_eq!(code(&second), 0, "{}", text(&second));
+    let transcript = |dir: &Path| {
+        let line = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap().to_string();
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap()
+    };
+    assert_eq!(transcript(&first_dir), transcript(&second_dir), "byte-identical from the cache");
+    let cache_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache");
+    for entry in walk(&cache_dir) {
+        assert!(
+            !std::fs::read_to_string(&entry).unwrap_or_default().contains(KEY),
+            "{} holds the key",
+            entry.display()
+        );
+    }
+
+    // Without the cache the request really goes out, and finds no server.
+    let (third, _) = run("cache_off", &["--no-cache", "--max-attempts", "1"]);
+    assert_eq!(code(&third), 3, "{}", text(&third));
 }

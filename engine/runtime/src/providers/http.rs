@@ -8,7 +8,8 @@ use serde_json::Value as Json;
 use terrarium_core::conversation::from_events;
 use terrarium_core::{Episode, World, view};
 
-use super::{Settings, openai_chat, retry};
+use super::cache::Cache;
+use super::{Settings, TargetStop, openai_chat, retry};
 use crate::target::{Next, Target, TargetError};
 
 /// `openai/<model>`: OpenAI Chat Completions, or any OpenAI-compatible server.
@@ -19,18 +20,21 @@ pub struct OpenAiChat {
     settings: Settings,
     tool_schemas: Vec<Json>,
     retry: retry::RetryPolicy,
+    cache: Option<Cache>,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
 
 impl OpenAiChat {
     /// `base_url` by the usual convention ends in `/v1`; `/chat/completions` is appended.
+    /// With `cache`, replies are read from and written to it.
     pub fn new(
         world: &World,
         model: &str,
         base_url: &str,
         api_key: Option<String>,
         settings: Settings,
+        cache: Option<Cache>,
     ) -> Result<Self, TargetError> {
         // reqwest is built without a default crypto provider; use rustls's ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -49,9 +53,16 @@ impl OpenAiChat {
             settings,
             tool_schemas: view::tool_schemas(world),
             retry: retry::RetryPolicy::default(),
+            cache,
             client,
             runtime,
         })
+    }
+
+    /// At most `n` attempts per request (at least one).
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.retry.max_attempts = n.max(1);
+        self
     }
 
     /// Send `body`, retrying as [`retry::decide`] says; a final failure is the
@@ -117,9 +128,22 @@ impl Target for OpenAiChat {
         let conversation = from_events(episode.events());
         let request = openai_chat::request(&self.model, &conversation, &self.tool_schemas, &self.settings);
         let body = serde_json::to_string(&request).expect("requests serialise");
-        let text = self.runtime.block_on(self.post(body))?;
+        let key = Cache::key("openai", &self.base_url, &body, episode.env.seed);
+        let cached = self.cache.as_ref().and_then(|c| c.get(&key));
+        let fresh = cached.is_none();
+        let text = match cached {
+            Some(text) => text,
+            None => self.runtime.block_on(self.post(body))?,
+        };
         let reply = openai_chat::parse(&text, episode.state.turn + 1)
             .map_err(|e| TargetError(format!("unusable reply: {e}")))?;
+        // Content-filter stops are not cached: the same request may pass next time.
+        if fresh
+            && reply.stop != Some(TargetStop::ContentFilter)
+            && let Some(cache) = &self.cache
+        {
+            cache.put(&key, &text);
+        }
         Ok(match reply.stop {
             Some(stop) => Next::Last(reply.output, stop.reason()),
             None => Next::Output(reply.output),
