@@ -203,7 +203,8 @@ struct ApiArgs {
 /// What acts in a run.
 enum TargetSpec<'a> {
     Scripted(&'a str),
-    OpenAi {
+    Api {
+        provider: terrarium_runtime::providers::http::Provider,
         model: String,
         base_url: String,
         api_key: Option<String>,
@@ -328,14 +329,18 @@ fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'a>> {
     match model.split_once('/') {
         Some(("scripted", policy)) if !policy.is_empty() => Ok(TargetSpec::Scripted(policy)),
-        Some(("openai", name)) if !name.is_empty() => {
-            let env_url = std::env::var("OPENAI_BASE_URL").ok().filter(|u| !u.is_empty());
-            let base_url = api.base_url.clone().or(env_url).unwrap_or_else(|| "https://api.openai.com/v1".to_string());
-            let api_key = std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty());
-            if api_key.is_none() && base_url.starts_with("https://api.openai.com") {
-                return Err(anyhow!(
-                    "OPENAI_API_KEY is not set (local OpenAI-compatible servers need --base-url and no key)"
-                ));
+        Some((provider @ ("openai" | "anthropic"), name)) if !name.is_empty() => {
+            use terrarium_runtime::providers::http::Provider;
+            let (kind, key_var, url_var, default_url) = if provider == "openai" {
+                (Provider::OpenAiChat, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
+            } else {
+                (Provider::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+            };
+            let env_url = std::env::var(url_var).ok().filter(|u| !u.is_empty());
+            let base_url = api.base_url.clone().or(env_url).unwrap_or_else(|| default_url.to_string());
+            let api_key = std::env::var(key_var).ok().filter(|k| !k.is_empty());
+            if api_key.is_none() && base_url == default_url {
+                return Err(anyhow!("{key_var} is not set (a local compatible server needs --base-url and no key)"));
             }
             let settings = terrarium_runtime::providers::Settings {
                 temperature: api.temperature,
@@ -349,7 +354,8 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
                 terrarium_runtime::providers::cache::Cache::default_dir()
                     .map(terrarium_runtime::providers::cache::Cache::new)
             };
-            Ok(TargetSpec::OpenAi {
+            Ok(TargetSpec::Api {
+                provider: kind,
                 model: name.to_string(),
                 base_url,
                 api_key,
@@ -358,10 +364,12 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
                 max_attempts: api.max_attempts,
             })
         }
-        Some((provider @ ("anthropic" | "openai-responses"), _)) => Err(anyhow!(
-            "model provider `{provider}` is not available in this build yet; use openai/<model> or scripted/<policy>"
+        Some(("openai-responses", _)) => Err(anyhow!(
+            "model provider `openai-responses` is not available in this build yet; use openai/<model>, anthropic/<model> or scripted/<policy>"
         )),
-        _ => Err(anyhow!("--model `{model}` is not a target spec; use scripted/<policy> or openai/<model>")),
+        _ => Err(anyhow!(
+            "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model> or anthropic/<model>"
+        )),
     }
 }
 
@@ -427,8 +435,9 @@ fn run(
                 let mut target = Scripted::new(policy, &world.file.policies[*policy]);
                 run_episode(world, &cell, s, &mut target)
             }
-            TargetSpec::OpenAi { model, base_url, api_key, settings, cache, max_attempts } => {
-                let mut target = terrarium_runtime::providers::http::OpenAiChat::new(
+            TargetSpec::Api { provider, model, base_url, api_key, settings, cache, max_attempts } => {
+                let mut target = terrarium_runtime::providers::http::ApiTarget::new(
+                    *provider,
                     world,
                     model,
                     base_url,

@@ -724,3 +724,89 @@ fn a_second_run_is_served_from_the_cache_and_reproduces_the_transcript() {
     let (third, _) = run("cache_off", &["--no-cache", "--max-attempts", "1"]);
     assert_eq!(code(&third), 3, "{}", text(&third));
 }
+
+#[test]
+fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
+    const KEY: &str = "sk-ant-test-not-a-real-key-77";
+    let message = |content: serde_json::Value, stop: &str| {
+        (200, serde_json::json!({"id": "msg_x", "type": "message", "role": "assistant", "content": content, "stop_reason": stop, "usage": {"input_tokens": 9, "output_tokens": 3}}).to_string())
+    };
+    let replies = vec![
+        message(
+            serde_json::json!([{"type": "thinking", "thinking": "check the sensors", "signature": "sig1"}, {"type": "tool_use", "id": "toolu_1", "name": "read_sensors", "input": {}}]),
+            "tool_use",
+        ),
+        message(serde_json::json!([{"type": "text", "text": "Bay 3 is high."}]), "end_turn"),
+        message(serde_json::json!([{"type": "text", "text": "Still checking."}]), "end_turn"),
+    ];
+    let (port, server) = fake_provider(replies);
+    let dir = scratch("anthropic_run");
+    let base = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .args([
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "anthropic/fake-model",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("TERRARIUM_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache"))
+        .output()
+        .expect("binary runs");
+    let requests = server.join().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(requests.len(), 3);
+    for (headers, body) in &requests {
+        assert!(headers.starts_with("POST /v1/messages "), "{headers}");
+        let lower = headers.to_lowercase();
+        assert!(
+            lower.contains(&format!("x-api-key: {}", KEY.to_lowercase()))
+                && lower.contains("anthropic-version: 2023-06-01"),
+            "{headers}"
+        );
+        let req: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(req["system"].as_str().unwrap().contains("greenhouse"));
+        let messages = req["messages"].as_array().unwrap();
+        for pair in messages.windows(2) {
+            assert_ne!(pair[0]["role"], pair[1]["role"], "roles alternate");
+        }
+        let mut open = std::collections::BTreeSet::new();
+        for m in messages {
+            for block in m["content"].as_array().unwrap() {
+                match block["type"].as_str() {
+                    Some("tool_use") => {
+                        open.insert(block["id"].as_str().unwrap().to_string());
+                    }
+                    Some("tool_result") => assert!(open.remove(block["tool_use_id"].as_str().unwrap()), "{block}"),
+                    _ => {}
+                }
+            }
+        }
+        assert!(open.is_empty());
+    }
+    // The thinking block went back unchanged on the next turn.
+    let second: serde_json::Value = serde_json::from_str(&requests[1].1).unwrap();
+    assert_eq!(second["messages"][1]["content"][0]["signature"], "sig1");
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["target"], "anthropic/fake-model");
+    assert_eq!(record["stop_reason"], "conversation_over");
+    for entry in walk(&dir) {
+        assert!(
+            !std::fs::read_to_string(&entry).unwrap_or_default().contains(KEY),
+            "{} holds the key",
+            entry.display()
+        );
+    }
+    let transcript = dir.join(record["transcript"].as_str().unwrap());
+    assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);
+}

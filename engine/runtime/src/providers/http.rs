@@ -12,8 +12,37 @@ use super::cache::Cache;
 use super::{Settings, TargetStop, openai_chat, retry};
 use crate::target::{Next, Target, TargetError};
 
-/// `openai/<model>`: OpenAI Chat Completions, or any OpenAI-compatible server.
-pub struct OpenAiChat {
+/// Which wire format a target speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// `openai/<model>`: OpenAI Chat Completions, or any OpenAI-compatible server.
+    OpenAiChat,
+    /// `anthropic/<model>`: Anthropic Messages.
+    Anthropic,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::OpenAiChat => "openai",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+
+    /// By convention an OpenAI base URL ends in `/v1`, an Anthropic one is the bare origin.
+    fn endpoint(self, base_url: &str) -> String {
+        match self {
+            Provider::OpenAiChat => format!("{base_url}/chat/completions"),
+            Provider::Anthropic => format!("{base_url}/v1/messages"),
+        }
+    }
+}
+
+/// A model behind an HTTP API.
+pub struct ApiTarget {
+    provider: Provider,
+    /// The world's prefill, for providers that support one.
+    prefill: Option<String>,
     model: String,
     base_url: String,
     api_key: Option<String>,
@@ -25,10 +54,11 @@ pub struct OpenAiChat {
     runtime: tokio::runtime::Runtime,
 }
 
-impl OpenAiChat {
+impl ApiTarget {
     /// `base_url` by the usual convention ends in `/v1`; `/chat/completions` is appended.
     /// With `cache`, replies are read from and written to it.
     pub fn new(
+        provider: Provider,
         world: &World,
         model: &str,
         base_url: &str,
@@ -46,7 +76,9 @@ impl OpenAiChat {
             .enable_all()
             .build()
             .map_err(|e| TargetError(format!("cannot start the async runtime: {e}")))?;
-        Ok(OpenAiChat {
+        Ok(ApiTarget {
+            provider,
+            prefill: world.file.target.prefill.clone(),
             model: model.to_string(),
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key: api_key.filter(|k| !k.is_empty()),
@@ -68,7 +100,7 @@ impl OpenAiChat {
     /// Send `body`, retrying as [`retry::decide`] says; a final failure is the
     /// episode's error.
     async fn post(&self, body: String) -> Result<String, TargetError> {
-        let url = format!("{}/chat/completions", self.base_url);
+        let url = self.provider.endpoint(&self.base_url);
         let jitter =
             body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         let mut attempt = 1;
@@ -95,8 +127,13 @@ impl OpenAiChat {
 
     async fn send_once(&self, url: &str, body: &str) -> Result<String, retry::Attempt> {
         let mut request = self.client.post(url).header("content-type", "application/json").body(body.to_string());
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
+        request = match (self.provider, &self.api_key) {
+            (Provider::OpenAiChat, Some(key)) => request.bearer_auth(key),
+            (Provider::Anthropic, Some(key)) => request.header("x-api-key", key),
+            (_, None) => request,
+        };
+        if self.provider == Provider::Anthropic {
+            request = request.header("anthropic-version", "2023-06-01");
         }
         // Errors name the failure, never the headers (which carry the key).
         let response = request.send().await.map_err(|e| retry::Attempt::Transport(format!("request failed: {e}")))?;
@@ -113,30 +150,56 @@ impl OpenAiChat {
     }
 }
 
-impl Target for OpenAiChat {
+impl Target for ApiTarget {
     fn spec(&self) -> String {
-        format!("openai/{}", self.model)
+        format!("{}/{}", self.provider.name(), self.model)
     }
 
     fn settings(&self) -> Json {
         let mut s = serde_json::to_value(&self.settings).expect("settings serialise");
         s["base_url"] = Json::String(self.base_url.clone());
+        // Capabilities are explicit: a feature the world asks for that this provider
+        // cannot honour is recorded, never silently dropped.
+        if self.prefill.is_some() && self.provider == Provider::OpenAiChat {
+            s["unsupported"] = serde_json::json!(["prefill"]);
+        }
         s
     }
 
     fn next(&mut self, episode: &Episode) -> Result<Next, TargetError> {
         let conversation = from_events(episode.events());
-        let request = openai_chat::request(&self.model, &conversation, &self.tool_schemas, &self.settings);
-        let body = serde_json::to_string(&request).expect("requests serialise");
-        let key = Cache::key("openai", &self.base_url, &body, episode.env.seed);
+        let body = match self.provider {
+            Provider::OpenAiChat => {
+                let request = openai_chat::request(&self.model, &conversation, &self.tool_schemas, &self.settings);
+                serde_json::to_string(&request).expect("requests serialise")
+            }
+            Provider::Anthropic => {
+                let prefill = match episode.events().first() {
+                    Some(terrarium_core::Event::Start { prefill, .. }) => prefill.clone(),
+                    _ => None,
+                };
+                let request = super::anthropic::request(
+                    &self.model,
+                    &conversation,
+                    &self.tool_schemas,
+                    &self.settings,
+                    prefill.as_deref(),
+                );
+                request.to_string()
+            }
+        };
+        let key = Cache::key(self.provider.name(), &self.base_url, &body, episode.env.seed);
         let cached = self.cache.as_ref().and_then(|c| c.get(&key));
         let fresh = cached.is_none();
         let text = match cached {
             Some(text) => text,
             None => self.runtime.block_on(self.post(body))?,
         };
-        let reply = openai_chat::parse(&text, episode.state.turn + 1)
-            .map_err(|e| TargetError(format!("unusable reply: {e}")))?;
+        let reply = match self.provider {
+            Provider::OpenAiChat => openai_chat::parse(&text, episode.state.turn + 1),
+            Provider::Anthropic => super::anthropic::parse(&text),
+        }
+        .map_err(|e| TargetError(format!("unusable reply: {e}")))?;
         // Content-filter stops are not cached: the same request may pass next time.
         if fresh
             && reply.stop != Some(TargetStop::ContentFilter)

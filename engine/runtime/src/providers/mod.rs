@@ -5,6 +5,7 @@
 //! This module holds the pure part: building requests from the conversation and turning
 //! responses into target outputs. Sending them (HTTP, retries, the cache) is separate.
 
+pub mod anthropic;
 pub mod cache;
 pub mod http;
 pub mod openai_chat;
