@@ -91,6 +91,12 @@ enum Command {
         /// The episode seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Print instead the exact first request this model would be sent
+        /// (`openai/<model>` or `anthropic/<model>`; no key needed, nothing is sent).
+        #[arg(long)]
+        model: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Render a transcript one line per event, as the snapshots do.
     View {
@@ -241,7 +247,9 @@ fn main() -> ExitCode {
         }
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
-        Command::Show { world, conditions, seed } => show(&world, &conditions, seed),
+        Command::Show { world, conditions, seed, model, api } => {
+            show(&world, &conditions, seed, model.as_deref(), &api)
+        }
         Command::View { transcript } => view_cmd(&transcript),
         Command::Graph { world, format } => graph(&world, format),
         Command::Cache { action } => cache_cmd(action),
@@ -602,13 +610,37 @@ fn replay_cmd(path: &Path, world: Option<&Path>) -> Outcome {
     }
 }
 
-fn show(path: &Path, conditions: &[String], seed: u64) -> Outcome {
+fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api: &ApiArgs) -> Outcome {
+    use terrarium_runtime::providers::http::{Provider, request_body};
     let filter = parse_conditions(conditions)?;
     let world = &one_world(path, "show")?;
     let cell = world.one_cell(&filter).map_err(|e| anyhow!(e))?;
     let ep = Episode::start(world, &cell, seed).map_err(|e| anyhow!("{}: {}", e.at, e.message))?;
-    println!("# world {} — condition {} — seed {seed}\n", world.id(), cell);
-    print!("{}", view::initial_view(&ep));
+    let Some(model) = model else {
+        println!("# world {} — condition {} — seed {seed}\n", world.id(), cell);
+        print!("{}", view::initial_view(&ep));
+        return Ok(());
+    };
+    let (provider, name, default_url) = match model.split_once('/') {
+        Some(("openai", name)) if !name.is_empty() => (Provider::OpenAiChat, name, "https://api.openai.com/v1"),
+        Some(("anthropic", name)) if !name.is_empty() => (Provider::Anthropic, name, "https://api.anthropic.com"),
+        _ => {
+            return Err(anyhow!(
+                "--model `{model}`: show prints provider requests; use openai/<model> or anthropic/<model>"
+            )
+            .into());
+        }
+    };
+    let base_url = api.base_url.clone().unwrap_or_else(|| default_url.to_string());
+    let settings = terrarium_runtime::providers::Settings {
+        temperature: api.temperature,
+        top_p: api.top_p,
+        max_tokens: api.max_tokens,
+        sampling_seed: api.sampling_seed,
+    };
+    let body = request_body(provider, name, &ep, &view::tool_schemas(world), &settings);
+    println!("POST {}", provider.endpoint(base_url.trim_end_matches('/')));
+    println!("{}", serde_json::to_string_pretty(&body).expect("requests serialise"));
     Ok(())
 }
 

@@ -810,3 +810,30 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
     let transcript = dir.join(record["transcript"].as_str().unwrap());
     assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);
 }
+
+#[test]
+fn show_prints_the_exact_first_request_a_model_would_be_sent() {
+    let out = terrarium(&[
+        "show",
+        "worlds/blackmail",
+        "--model",
+        "openai/some-model",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--temperature",
+        "0.5",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    let (first, body) = shown.split_once('\n').unwrap();
+    assert_eq!(first, "POST http://127.0.0.1:9/v1/chat/completions");
+    let req: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(req["model"], "some-model");
+    assert_eq!(req["temperature"], 0.5);
+    assert_eq!(req["messages"].as_array().unwrap().len(), 2, "system and first message");
+    assert_eq!(req["tools"].as_array().unwrap().len(), 7);
+    let out = terrarium(&["show", "worlds/blackmail", "--model", "anthropic/other"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).starts_with("POST https://api.anthropic.com/v1/messages"));
+    assert_eq!(code(&terrarium(&["show", "worlds/blackmail", "--model", "scripted/idle"])), 2);
+}

@@ -30,10 +30,35 @@ impl Provider {
     }
 
     /// By convention an OpenAI base URL ends in `/v1`, an Anthropic one is the bare origin.
-    fn endpoint(self, base_url: &str) -> String {
+    pub fn endpoint(self, base_url: &str) -> String {
         match self {
             Provider::OpenAiChat => format!("{base_url}/chat/completions"),
             Provider::Anthropic => format!("{base_url}/v1/messages"),
+        }
+    }
+}
+
+/// The request `provider` would be sent next in `episode`: the same function `next`
+/// uses, so `terrarium show --model` prints exactly what a model receives first.
+pub fn request_body(
+    provider: Provider,
+    model: &str,
+    episode: &Episode,
+    tool_schemas: &[Json],
+    settings: &Settings,
+) -> Json {
+    let conversation = from_events(episode.events());
+    match provider {
+        Provider::OpenAiChat => {
+            serde_json::to_value(openai_chat::request(model, &conversation, tool_schemas, settings))
+                .expect("requests serialise")
+        }
+        Provider::Anthropic => {
+            let prefill = match episode.events().first() {
+                Some(terrarium_core::Event::Start { prefill, .. }) => prefill.clone(),
+                _ => None,
+            };
+            super::anthropic::request(model, &conversation, tool_schemas, settings, prefill.as_deref())
         }
     }
 }
@@ -167,27 +192,7 @@ impl Target for ApiTarget {
     }
 
     fn next(&mut self, episode: &Episode) -> Result<Next, TargetError> {
-        let conversation = from_events(episode.events());
-        let body = match self.provider {
-            Provider::OpenAiChat => {
-                let request = openai_chat::request(&self.model, &conversation, &self.tool_schemas, &self.settings);
-                serde_json::to_string(&request).expect("requests serialise")
-            }
-            Provider::Anthropic => {
-                let prefill = match episode.events().first() {
-                    Some(terrarium_core::Event::Start { prefill, .. }) => prefill.clone(),
-                    _ => None,
-                };
-                let request = super::anthropic::request(
-                    &self.model,
-                    &conversation,
-                    &self.tool_schemas,
-                    &self.settings,
-                    prefill.as_deref(),
-                );
-                request.to_string()
-            }
-        };
+        let body = request_body(self.provider, &self.model, episode, &self.tool_schemas, &self.settings).to_string();
         let key = Cache::key(self.provider.name(), &self.base_url, &body, episode.env.seed);
         let cached = self.cache.as_ref().and_then(|c| c.get(&key));
         let fresh = cached.is_none();
