@@ -166,6 +166,21 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ScaffoldArg {
+    Native,
+    Text,
+}
+
+impl ScaffoldArg {
+    fn scaffold(self) -> terrarium_runtime::providers::Scaffold {
+        match self {
+            ScaffoldArg::Native => terrarium_runtime::providers::Scaffold::Native,
+            ScaffoldArg::Text => terrarium_runtime::providers::Scaffold::Text,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum CacheAction {
     /// Remove every cached response.
@@ -201,6 +216,10 @@ struct ApiArgs {
     /// Do not read or write the response cache ($TERRARIUM_CACHE_DIR, else the user cache directory).
     #[arg(long)]
     no_cache: bool,
+    /// How tools reach the model: native tool calling, or described in the prompt and
+    /// called by tags in the text (for comparison with text-based testbeds).
+    #[arg(long, value_enum, default_value_t = ScaffoldArg::Native)]
+    scaffold: ScaffoldArg,
     /// Attempts per request, the first included, before the episode is errored.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]
     max_attempts: u32,
@@ -217,6 +236,7 @@ enum TargetSpec<'a> {
         settings: terrarium_runtime::providers::Settings,
         cache: Option<terrarium_runtime::providers::cache::Cache>,
         max_attempts: u32,
+        scaffold: terrarium_runtime::providers::Scaffold,
     },
 }
 
@@ -370,6 +390,7 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
                 settings,
                 cache,
                 max_attempts: api.max_attempts,
+                scaffold: api.scaffold.scaffold(),
             })
         }
         Some(("openai-responses", _)) => Err(anyhow!(
@@ -443,7 +464,7 @@ fn run(
                 let mut target = Scripted::new(policy, &world.file.policies[*policy]);
                 run_episode(world, &cell, s, &mut target)
             }
-            TargetSpec::Api { provider, model, base_url, api_key, settings, cache, max_attempts } => {
+            TargetSpec::Api { provider, model, base_url, api_key, settings, cache, max_attempts, scaffold } => {
                 let mut target = terrarium_runtime::providers::http::ApiTarget::new(
                     *provider,
                     world,
@@ -453,7 +474,7 @@ fn run(
                     settings.clone(),
                     cache.clone(),
                 )
-                .map(|t| t.with_max_attempts(*max_attempts))
+                .map(|t| t.with_max_attempts(*max_attempts).with_scaffold(*scaffold))
                 .map_err(|e| anyhow!(e))?;
                 let episode_id = terrarium_core::episode_id(world, &cell, s, &target.spec(), &target.settings());
                 if run_dir.has(&episode_id) {
@@ -638,7 +659,7 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
         max_tokens: api.max_tokens,
         sampling_seed: api.sampling_seed,
     };
-    let body = request_body(provider, name, &ep, &view::tool_schemas(world), &settings);
+    let body = request_body(provider, api.scaffold.scaffold(), name, &ep, &view::tool_schemas(world), &settings);
     println!("POST {}", provider.endpoint(base_url.trim_end_matches('/')));
     println!("{}", serde_json::to_string_pretty(&body).expect("requests serialise"));
     Ok(())

@@ -837,3 +837,60 @@ fn show_prints_the_exact_first_request_a_model_would_be_sent() {
     assert!(text(&out).starts_with("POST https://api.anthropic.com/v1/messages"));
     assert_eq!(code(&terrarium(&["show", "worlds/blackmail", "--model", "scripted/idle"])), 2);
 }
+
+#[test]
+fn the_text_scaffold_parses_calls_from_tags_and_records_malformed_ones() {
+    let say = |text: &str| {
+        (200, serde_json::json!({"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}).to_string())
+    };
+    let replies = vec![
+        say("I'll read the sensors.<tool_call>{\"name\": \"read_sensors\", \"arguments\": {}}</tool_call>"),
+        say("<tool_call>{oops</tool_call>"),
+        say("It is high."),
+        say("That is all."),
+    ];
+    let (port, server) = fake_provider(replies);
+    let dir = scratch("scaffold_text");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = terrarium_with_key(
+        &[
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            &base,
+            "--scaffold",
+            "text",
+            "--condition",
+            "pressure=none",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        "",
+    );
+    let requests = server.join().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let first: serde_json::Value = serde_json::from_str(&requests[0].1).unwrap();
+    assert!(first.get("tools").is_none(), "no native tools in text mode");
+    assert!(first["messages"][0]["content"].as_str().unwrap().contains("<tool_call>"), "tools described in the prompt");
+    let second: serde_json::Value = serde_json::from_str(&requests[1].1).unwrap();
+    let messages = second["messages"].as_array().unwrap();
+    assert!(messages[2]["content"].as_str().unwrap().contains("<tool_call>"), "the call goes back in the model's text");
+    assert!(messages[3]["content"].as_str().unwrap().starts_with("<tool_result"), "results come back tagged");
+
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    let transcript = std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap();
+    let lines: Vec<serde_json::Value> = transcript.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["target"]["settings"]["scaffold"], "text", "the scaffold is recorded");
+    let targets: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "target").collect();
+    assert_eq!(targets[0]["output"]["tool_calls"][0]["name"], "read_sensors");
+    assert_eq!(targets[0]["output"]["text"], "I'll read the sensors.");
+    assert!(targets[0]["output"]["meta"]["raw_text"].as_str().unwrap().contains("<tool_call>"));
+    assert_eq!(targets[1]["output"]["tool_calls"][0]["arguments_raw"], "{oops", "the malformed tag is recorded");
+    let results: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "tool_result").collect();
+    assert_eq!(results[1]["ok"], false, "and answered with an error, not a crash");
+    assert_eq!(code(&terrarium(&["replay", dir.join(record["transcript"].as_str().unwrap()).to_str().unwrap()])), 0);
+}

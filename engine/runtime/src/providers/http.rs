@@ -9,7 +9,7 @@ use terrarium_core::conversation::from_events;
 use terrarium_core::{Episode, World, view};
 
 use super::cache::Cache;
-use super::{Settings, TargetStop, openai_chat, retry};
+use super::{Scaffold, Settings, TargetStop, openai_chat, retry, scaffold};
 use crate::target::{Next, Target, TargetError};
 
 /// Which wire format a target speaks.
@@ -42,12 +42,18 @@ impl Provider {
 /// uses, so `terrarium show --model` prints exactly what a model receives first.
 pub fn request_body(
     provider: Provider,
+    scaffold: Scaffold,
     model: &str,
     episode: &Episode,
     tool_schemas: &[Json],
     settings: &Settings,
 ) -> Json {
-    let conversation = from_events(episode.events());
+    let mut conversation = from_events(episode.events());
+    let mut tool_schemas = tool_schemas;
+    if scaffold == Scaffold::Text {
+        conversation = scaffold::conversation(&conversation, tool_schemas);
+        tool_schemas = &[];
+    }
     match provider {
         Provider::OpenAiChat => {
             serde_json::to_value(openai_chat::request(model, &conversation, tool_schemas, settings))
@@ -66,6 +72,7 @@ pub fn request_body(
 /// A model behind an HTTP API.
 pub struct ApiTarget {
     provider: Provider,
+    scaffold: Scaffold,
     /// The world's prefill, for providers that support one.
     prefill: Option<String>,
     model: String,
@@ -103,6 +110,7 @@ impl ApiTarget {
             .map_err(|e| TargetError(format!("cannot start the async runtime: {e}")))?;
         Ok(ApiTarget {
             provider,
+            scaffold: Scaffold::Native,
             prefill: world.file.target.prefill.clone(),
             model: model.to_string(),
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -114,6 +122,12 @@ impl ApiTarget {
             client,
             runtime,
         })
+    }
+
+    /// Describe the tools in the prompt and parse calls from tags, instead of native calling.
+    pub fn with_scaffold(mut self, scaffold: Scaffold) -> Self {
+        self.scaffold = scaffold;
+        self
     }
 
     /// At most `n` attempts per request (at least one).
@@ -188,11 +202,15 @@ impl Target for ApiTarget {
         if self.prefill.is_some() && self.provider == Provider::OpenAiChat {
             s["unsupported"] = serde_json::json!(["prefill"]);
         }
+        if self.scaffold == Scaffold::Text {
+            s["scaffold"] = Json::String("text".into());
+        }
         s
     }
 
     fn next(&mut self, episode: &Episode) -> Result<Next, TargetError> {
-        let body = request_body(self.provider, &self.model, episode, &self.tool_schemas, &self.settings).to_string();
+        let body = request_body(self.provider, self.scaffold, &self.model, episode, &self.tool_schemas, &self.settings)
+            .to_string();
         let key = Cache::key(self.provider.name(), &self.base_url, &body, episode.env.seed);
         let cached = self.cache.as_ref().and_then(|c| c.get(&key));
         let fresh = cached.is_none();
@@ -205,6 +223,17 @@ impl Target for ApiTarget {
             Provider::Anthropic => super::anthropic::parse(&text),
         }
         .map_err(|e| TargetError(format!("unusable reply: {e}")))?;
+        let mut reply = reply;
+        if self.scaffold == Scaffold::Text {
+            let (clean, calls) = scaffold::parse(&reply.output.text, episode.state.turn + 1);
+            if !calls.is_empty() {
+                reply.output.meta.raw_text = Some(std::mem::replace(&mut reply.output.text, clean));
+                reply.output.tool_calls = calls;
+                if matches!(reply.stop, Some(TargetStop::Empty | TargetStop::MaxTokens)) {
+                    reply.stop = None;
+                }
+            }
+        }
         // Content-filter stops are not cached: the same request may pass next time.
         if fresh
             && reply.stop != Some(TargetStop::ContentFilter)

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod http;
 pub mod openai_chat;
 pub mod retry;
+pub mod scaffold;
 
 use serde::Serialize;
 
@@ -25,6 +26,15 @@ pub struct Settings {
     pub max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampling_seed: Option<u64>,
+}
+
+/// How tools reach the model: its provider's native tool calling (the default), or
+/// described in the prompt and called by tags in the text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scaffold {
+    #[default]
+    Native,
+    Text,
 }
 
 /// Why a reply ends the episode from the target's side, kept apart so a report can
