@@ -510,11 +510,7 @@ fn an_openai_compatible_model_acts_in_a_world_and_its_transcript_replays_offline
     // Every request was well formed: the key only in the header, tool results linked to calls.
     assert_eq!(requests.len(), 3);
     for (headers, body) in &requests {
-        assert!(
-            headers.lines().any(|l| l.to_lowercase().starts_with("authorization:") && l.contains(KEY)),
-            "{headers}"
-        );
-        assert!(headers.starts_with("POST /v1/chat/completions "), "{headers}");
+        validate_openai(headers, body, Some(KEY)).unwrap_or_else(|e| panic!("{e}: {body}"));
         let req: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
         assert_eq!(req["model"], "fake-model");
         assert_eq!(req["temperature"], 0.0);
@@ -764,7 +760,7 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(requests.len(), 3);
     for (headers, body) in &requests {
-        assert!(headers.starts_with("POST /v1/messages "), "{headers}");
+        validate_anthropic(headers, body, KEY).unwrap_or_else(|e| panic!("{e}: {body}"));
         let lower = headers.to_lowercase();
         assert!(
             lower.contains(&format!("x-api-key: {}", KEY.to_lowercase()))
@@ -893,4 +889,190 @@ fn the_text_scaffold_parses_calls_from_tags_and_records_malformed_ones() {
     let results: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "tool_result").collect();
     assert_eq!(results[1]["ok"], false, "and answered with an error, not a crash");
     assert_eq!(code(&terrarium(&["replay", dir.join(record["transcript"].as_str().unwrap()).to_str().unwrap()])), 0);
+}
+
+/// Strict checks of a Chat Completions request, as a real server would make them.
+fn validate_openai(headers: &str, body: &str, key: Option<&str>) -> Result<(), String> {
+    if !headers.starts_with("POST /v1/chat/completions ") {
+        return Err("wrong method or path".into());
+    }
+    let auth = headers.lines().find(|l| l.to_lowercase().starts_with("authorization:"));
+    match (key, auth) {
+        (Some(k), Some(line)) if line.trim_end().ends_with(&format!("Bearer {k}")) => {}
+        (None, None) => {}
+        _ => return Err("authorization header does not match the key".into()),
+    }
+    let req: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    if !req["model"].is_string() {
+        return Err("no model".into());
+    }
+    for t in req["tools"].as_array().into_iter().flatten() {
+        if t["type"] != "function"
+            || !t["function"]["name"].is_string()
+            || t["function"]["parameters"]["type"] != "object"
+        {
+            return Err(format!("malformed tool {t}"));
+        }
+    }
+    let messages = req["messages"].as_array().ok_or("no messages")?;
+    if messages.first().map(|m| &m["role"]) != Some(&serde_json::json!("system")) {
+        return Err("the first message is not the system prompt".into());
+    }
+    let mut open: Vec<String> = Vec::new();
+    for m in messages {
+        let role = m["role"].as_str().ok_or("a message without a role")?;
+        if !open.is_empty() && role != "tool" {
+            return Err(format!("tool calls {open:?} have no results before a {role} message"));
+        }
+        match role {
+            "system" | "user" => {
+                if !m["content"].is_string() {
+                    return Err(format!("{role} content is not a string"));
+                }
+            }
+            "assistant" => {
+                for c in m["tool_calls"].as_array().into_iter().flatten() {
+                    c["function"]["arguments"].as_str().ok_or("tool call arguments are not a string")?;
+                    open.push(c["id"].as_str().ok_or("a tool call without an id")?.to_string());
+                }
+            }
+            "tool" => {
+                let id = m["tool_call_id"].as_str().ok_or("a tool message without tool_call_id")?;
+                let i = open.iter().position(|o| o == id).ok_or(format!("tool result for unknown call {id}"))?;
+                open.remove(i);
+            }
+            other => return Err(format!("unknown role {other}")),
+        }
+    }
+    if !open.is_empty() {
+        return Err(format!("tool calls {open:?} have no results"));
+    }
+    Ok(())
+}
+
+/// Strict checks of an Anthropic Messages request.
+fn validate_anthropic(headers: &str, body: &str, key: &str) -> Result<(), String> {
+    if !headers.starts_with("POST /v1/messages ") {
+        return Err("wrong method or path".into());
+    }
+    let lower = headers.to_lowercase();
+    if !lower.contains(&format!("x-api-key: {}", key.to_lowercase())) || !lower.contains("anthropic-version:") {
+        return Err("missing x-api-key or anthropic-version".into());
+    }
+    let req: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    if !req["model"].is_string() || !req["max_tokens"].is_u64() {
+        return Err("no model or max_tokens".into());
+    }
+    let messages = req["messages"].as_array().ok_or("no messages")?;
+    if messages.first().map(|m| &m["role"]) != Some(&serde_json::json!("user")) {
+        return Err("the first message is not the user's".into());
+    }
+    let mut open: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 && messages[i - 1]["role"] == m["role"] {
+            return Err("roles do not alternate".into());
+        }
+        let blocks = m["content"].as_array().ok_or("content is not a list of blocks")?;
+        if m["role"] == "user" && !open.is_empty() {
+            for id in &open {
+                if !blocks.iter().any(|b| b["type"] == "tool_result" && b["tool_use_id"] == *id.as_str()) {
+                    return Err(format!("tool_use {id} has no tool_result in the next user turn"));
+                }
+            }
+            open.clear();
+        }
+        for b in blocks {
+            match b["type"].as_str() {
+                Some("tool_use") if m["role"] == "assistant" => {
+                    open.push(b["id"].as_str().ok_or("tool_use without id")?.to_string())
+                }
+                Some("tool_result") if m["role"] != "user" => return Err("tool_result outside a user turn".into()),
+                Some(_) => {}
+                None => return Err("a block without a type".into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_request_validators_reject_malformed_requests() {
+    let h = "POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer k\r\n";
+    let ok = serde_json::json!({"model": "m", "messages": [
+        {"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "t", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "r"}
+    ]});
+    assert_eq!(validate_openai(h, &ok.to_string(), Some("k")), Ok(()));
+    let broken = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = ok.clone();
+        f(&mut v);
+        v.to_string()
+    };
+    let rejected = [
+        broken(&|v| v["messages"][3]["tool_call_id"] = "c9".into()),
+        broken(&|v| {
+            v["messages"].as_array_mut().unwrap().pop();
+        }),
+        broken(&|v| v["messages"][0]["role"] = "user".into()),
+        broken(&|v| v["model"] = serde_json::Value::Null),
+        broken(&|v| v["messages"][2]["tool_calls"][0]["function"]["arguments"] = serde_json::json!({})),
+        broken(&|v| v["tools"] = serde_json::json!([{"type": "function", "function": {"name": "t"}}])),
+        "{not json".to_string(),
+    ];
+    for body in &rejected {
+        assert!(validate_openai(h, body, Some("k")).is_err(), "accepted {body}");
+    }
+    assert!(validate_openai(h, &ok.to_string(), Some("other")).is_err(), "wrong key");
+    assert!(validate_openai("GET /v1/models HTTP/1.1\r\n", &ok.to_string(), None).is_err());
+
+    let ah = "POST /v1/messages HTTP/1.1\r\nx-api-key: k\r\nanthropic-version: 2023-06-01\r\n";
+    let a_ok = serde_json::json!({"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "u"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "x", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}]}
+    ]});
+    assert_eq!(validate_anthropic(ah, &a_ok.to_string(), "k"), Ok(()));
+    let a_broken = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = a_ok.clone();
+        f(&mut v);
+        v.to_string()
+    };
+    for body in [
+        a_broken(&|v| v["messages"][2]["content"][0]["tool_use_id"] = "t2".into()),
+        a_broken(&|v| v["messages"][1]["role"] = "user".into()),
+        a_broken(&|v| v["max_tokens"] = serde_json::Value::Null),
+        a_broken(&|v| v["messages"][0]["content"] = "plain".into()),
+    ] {
+        assert!(validate_anthropic(ah, &body, "k").is_err(), "accepted {body}");
+    }
+    assert!(
+        validate_anthropic("POST /v1/messages HTTP/1.1\r\nx-api-key: k\r\n", &a_ok.to_string(), "k").is_err(),
+        "no version"
+    );
+}
+
+#[test]
+fn an_unusable_reply_errors_the_episode_with_a_clear_reason() {
+    let (port, server) = fake_provider(vec![(200, "{\"choices\": [{\"message\": {\"content\": \"trunc".to_string())]);
+    let dir = scratch("openai_truncated");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = terrarium_with_key(
+        &[
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        "",
+    );
+    server.join().unwrap();
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    assert!(text(&out).contains("unusable reply: the response is not JSON"), "{}", text(&out));
 }
