@@ -429,7 +429,11 @@ fn fake_provider(replies: Vec<(u16, String)>) -> (u16, std::thread::JoinHandle<V
                 data.extend_from_slice(&buf[..n]);
             }
             seen.push((headers, String::from_utf8_lossy(&data[header_end..]).to_string()));
-            let hint = if status == 200 { "" } else { "retry-after-ms: 1\r\n" };
+            let hint = if status == 200 {
+                format!("x-request-id: req-{}\r\n", seen.len())
+            } else {
+                "retry-after-ms: 1\r\n".to_string()
+            };
             let response = format!(
                 "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{hint}connection: close\r\n\r\n{reply}",
                 reply.len()
@@ -533,6 +537,8 @@ fn an_openai_compatible_model_acts_in_a_world_and_its_transcript_replays_offline
     assert_eq!(record["status"], "completed");
     assert_eq!(record["target"], "openai/fake-model");
     assert_eq!(record["outcomes"]["blackmail"]["fired"], true, "{record}");
+    let recorded = std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap();
+    assert!(recorded.contains("\"request_id\":\"req-1\""), "provider request ids are recorded per turn");
     for entry in walk(&dir) {
         assert!(
             !std::fs::read_to_string(&entry).unwrap_or_default().contains(KEY),

@@ -47,13 +47,16 @@ impl Cache {
         self.dir.join(&key[..2]).join(format!("{key}.json"))
     }
 
-    /// The cached response body, if there is one.
-    pub fn get(&self, key: &str) -> Option<String> {
-        std::fs::read_to_string(self.path(key)).ok()
+    /// The cached reply (the provider's request id and the response body), if any.
+    pub fn get(&self, key: &str) -> Option<(Option<String>, String)> {
+        let entry: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(self.path(key)).ok()?).ok()?;
+        let body = entry.get("body")?.as_str()?.to_string();
+        Some((entry.get("request_id").and_then(|v| v.as_str()).map(String::from), body))
     }
 
-    /// Store a response body. A failure to cache never fails the episode.
-    pub fn put(&self, key: &str, body: &str) {
+    /// Store a reply. A failure to cache never fails the episode.
+    pub fn put(&self, key: &str, request_id: Option<&str>, body: &str) {
+        let entry = serde_json::json!({"request_id": request_id, "body": body}).to_string();
         let path = self.path(key);
         let Some(folder) = path.parent() else { return };
         if std::fs::create_dir_all(folder).is_err() {
@@ -61,7 +64,7 @@ impl Cache {
         }
         let n = WRITES.fetch_add(1, Ordering::Relaxed);
         let tmp = folder.join(format!(".{key}.{}.{n}.tmp", std::process::id()));
-        if std::fs::write(&tmp, body).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+        if std::fs::write(&tmp, entry).is_ok() && std::fs::rename(&tmp, &path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
     }
@@ -105,8 +108,8 @@ mod tests {
         let cache = Cache::new(dir.clone());
         let key = Cache::key("openai", "u", "b", 3);
         assert_eq!(cache.get(&key), None);
-        cache.put(&key, "{\"reply\":1}");
-        assert_eq!(cache.get(&key).as_deref(), Some("{\"reply\":1}"));
+        cache.put(&key, Some("req-1"), "{\"reply\":1}");
+        assert_eq!(cache.get(&key), Some((Some("req-1".to_string()), "{\"reply\":1}".to_string())));
         assert_eq!(cache.clear().unwrap(), 1);
         assert_eq!(cache.get(&key), None);
         let _ = std::fs::remove_dir_all(dir);

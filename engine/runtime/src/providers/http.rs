@@ -138,14 +138,14 @@ impl ApiTarget {
 
     /// Send `body`, retrying as [`retry::decide`] says; a final failure is the
     /// episode's error.
-    async fn post(&self, body: String) -> Result<String, TargetError> {
+    async fn post(&self, body: String) -> Result<(Option<String>, String), TargetError> {
         let url = self.provider.endpoint(&self.base_url);
         let jitter =
             body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         let mut attempt = 1;
         loop {
             let outcome = match self.send_once(&url, &body).await {
-                Ok(text) => return Ok(text),
+                Ok(reply) => return Ok(reply),
                 Err(outcome) => outcome,
             };
             match retry::decide(&self.retry, attempt, &outcome, jitter.rotate_left(attempt)) {
@@ -164,7 +164,7 @@ impl ApiTarget {
         }
     }
 
-    async fn send_once(&self, url: &str, body: &str) -> Result<String, retry::Attempt> {
+    async fn send_once(&self, url: &str, body: &str) -> Result<(Option<String>, String), retry::Attempt> {
         let mut request = self.client.post(url).header("content-type", "application/json").body(body.to_string());
         request = match (self.provider, &self.api_key) {
             (Provider::OpenAiChat, Some(key)) => request.bearer_auth(key),
@@ -179,10 +179,13 @@ impl ApiTarget {
         let status = response.status();
         let retry_after_ms =
             retry::retry_after_ms(|name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from));
+        let request_id = ["x-request-id", "request-id"]
+            .iter()
+            .find_map(|h| response.headers().get(*h).and_then(|v| v.to_str().ok()).map(String::from));
         let text =
             response.text().await.map_err(|e| retry::Attempt::Transport(format!("reading the reply failed: {e}")))?;
         if status.is_success() {
-            Ok(text)
+            Ok((request_id, text))
         } else {
             Err(retry::Attempt::Status { code: status.as_u16(), retry_after_ms, body: text })
         }
@@ -214,8 +217,8 @@ impl Target for ApiTarget {
         let key = Cache::key(self.provider.name(), &self.base_url, &body, episode.env.seed);
         let cached = self.cache.as_ref().and_then(|c| c.get(&key));
         let fresh = cached.is_none();
-        let text = match cached {
-            Some(text) => text,
+        let (request_id, text) = match cached {
+            Some(reply) => reply,
             None => self.runtime.block_on(self.post(body))?,
         };
         let reply = match self.provider {
@@ -224,6 +227,7 @@ impl Target for ApiTarget {
         }
         .map_err(|e| TargetError(format!("unusable reply: {e}")))?;
         let mut reply = reply;
+        reply.output.meta.request_id.clone_from(&request_id);
         if self.scaffold == Scaffold::Text {
             let (clean, calls) = scaffold::parse(&reply.output.text, episode.state.turn + 1);
             if !calls.is_empty() {
@@ -239,7 +243,7 @@ impl Target for ApiTarget {
             && reply.stop != Some(TargetStop::ContentFilter)
             && let Some(cache) = &self.cache
         {
-            cache.put(&key, &text);
+            cache.put(&key, request_id.as_deref(), &text);
         }
         Ok(match reply.stop {
             Some(stop) => Next::Last(reply.output, stop.reason()),
