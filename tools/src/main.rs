@@ -357,12 +357,14 @@ fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'a>> {
     match model.split_once('/') {
         Some(("scripted", policy)) if !policy.is_empty() => Ok(TargetSpec::Scripted(policy)),
-        Some((provider @ ("openai" | "anthropic"), name)) if !name.is_empty() => {
+        Some((provider @ ("openai" | "anthropic" | "openai-responses"), name)) if !name.is_empty() => {
             use terrarium_runtime::providers::http::Provider;
-            let (kind, key_var, url_var, default_url) = if provider == "openai" {
-                (Provider::OpenAiChat, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
-            } else {
-                (Provider::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+            let (kind, key_var, url_var, default_url) = match provider {
+                "openai" => (Provider::OpenAiChat, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
+                "openai-responses" => {
+                    (Provider::OpenAiResponses, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
+                }
+                _ => (Provider::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
             };
             let env_url = std::env::var(url_var).ok().filter(|u| !u.is_empty());
             let base_url = api.base_url.clone().or(env_url).unwrap_or_else(|| default_url.to_string());
@@ -393,11 +395,8 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
                 scaffold: api.scaffold.scaffold(),
             })
         }
-        Some(("openai-responses", _)) => Err(anyhow!(
-            "model provider `openai-responses` is not available in this build yet; use openai/<model>, anthropic/<model> or scripted/<policy>"
-        )),
         _ => Err(anyhow!(
-            "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model> or anthropic/<model>"
+            "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model>, openai-responses/<model> or anthropic/<model>"
         )),
     }
 }
@@ -645,6 +644,9 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
     let (provider, name, default_url) = match model.split_once('/') {
         Some(("openai", name)) if !name.is_empty() => (Provider::OpenAiChat, name, "https://api.openai.com/v1"),
         Some(("anthropic", name)) if !name.is_empty() => (Provider::Anthropic, name, "https://api.anthropic.com"),
+        Some(("openai-responses", name)) if !name.is_empty() => {
+            (Provider::OpenAiResponses, name, "https://api.openai.com/v1")
+        }
         _ => {
             return Err(anyhow!(
                 "--model `{model}`: show prints provider requests; use openai/<model> or anthropic/<model>"

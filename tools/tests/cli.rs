@@ -1082,3 +1082,50 @@ fn an_unusable_reply_errors_the_episode_with_a_clear_reason() {
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(text(&out).contains("unusable reply: the response is not JSON"), "{}", text(&out));
 }
+
+#[test]
+fn the_responses_api_passes_reasoning_items_back() {
+    let reasoning =
+        serde_json::json!({"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque-blob"});
+    let first = serde_json::json!({"id": "resp_1", "status": "completed", "output": [
+        reasoning.clone(),
+        {"type": "function_call", "id": "fc_1", "call_id": "call_r1", "name": "read_sensors", "arguments": "{}"}
+    ]});
+    let say = |t: &str| {
+        serde_json::json!({"id": "resp_x", "status": "completed", "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": t}]}]}).to_string()
+    };
+    let (port, server) =
+        fake_provider(vec![(200, first.to_string()), (200, say("It is high.")), (200, say("That is all."))]);
+    let dir = scratch("responses_run");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = terrarium_with_key(
+        &[
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai-responses/o-test",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        "sk-test-responses",
+    );
+    let requests = server.join().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(requests[0].0.starts_with("POST /v1/responses "), "{}", requests[0].0);
+    let second: serde_json::Value = serde_json::from_str(&requests[1].1).unwrap();
+    let input = second["input"].as_array().unwrap();
+    assert!(input.contains(&reasoning), "the reasoning item goes back verbatim: {input:?}");
+    let call = input.iter().position(|i| i["type"] == "function_call").expect("the call");
+    assert_eq!(input[call + 1]["type"], "function_call_output");
+    assert_eq!(input[call + 1]["call_id"], "call_r1");
+    assert_eq!(second["store"], false);
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(record["target"], "openai-responses/o-test");
+    assert_eq!(code(&terrarium(&["replay", dir.join(record["transcript"].as_str().unwrap()).to_str().unwrap()])), 0);
+}

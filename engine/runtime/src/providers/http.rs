@@ -19,6 +19,8 @@ pub enum Provider {
     OpenAiChat,
     /// `anthropic/<model>`: Anthropic Messages.
     Anthropic,
+    /// `openai-responses/<model>`: the OpenAI Responses API.
+    OpenAiResponses,
 }
 
 impl Provider {
@@ -26,6 +28,7 @@ impl Provider {
         match self {
             Provider::OpenAiChat => "openai",
             Provider::Anthropic => "anthropic",
+            Provider::OpenAiResponses => "openai-responses",
         }
     }
 
@@ -34,6 +37,7 @@ impl Provider {
         match self {
             Provider::OpenAiChat => format!("{base_url}/chat/completions"),
             Provider::Anthropic => format!("{base_url}/v1/messages"),
+            Provider::OpenAiResponses => format!("{base_url}/responses"),
         }
     }
 }
@@ -66,6 +70,7 @@ pub fn request_body(
             };
             super::anthropic::request(model, &conversation, tool_schemas, settings, prefill.as_deref())
         }
+        Provider::OpenAiResponses => super::openai_responses::request(model, &conversation, tool_schemas, settings),
     }
 }
 
@@ -167,7 +172,7 @@ impl ApiTarget {
     async fn send_once(&self, url: &str, body: &str) -> Result<(Option<String>, String), retry::Attempt> {
         let mut request = self.client.post(url).header("content-type", "application/json").body(body.to_string());
         request = match (self.provider, &self.api_key) {
-            (Provider::OpenAiChat, Some(key)) => request.bearer_auth(key),
+            (Provider::OpenAiChat | Provider::OpenAiResponses, Some(key)) => request.bearer_auth(key),
             (Provider::Anthropic, Some(key)) => request.header("x-api-key", key),
             (_, None) => request,
         };
@@ -202,7 +207,7 @@ impl Target for ApiTarget {
         s["base_url"] = Json::String(self.base_url.clone());
         // Capabilities are explicit: a feature the world asks for that this provider
         // cannot honour is recorded, never silently dropped.
-        if self.prefill.is_some() && self.provider == Provider::OpenAiChat {
+        if self.prefill.is_some() && self.provider != Provider::Anthropic {
             s["unsupported"] = serde_json::json!(["prefill"]);
         }
         if self.scaffold == Scaffold::Text {
@@ -224,6 +229,7 @@ impl Target for ApiTarget {
         let reply = match self.provider {
             Provider::OpenAiChat => openai_chat::parse(&text, episode.state.turn + 1),
             Provider::Anthropic => super::anthropic::parse(&text),
+            Provider::OpenAiResponses => super::openai_responses::parse(&text, episode.state.turn + 1),
         }
         .map_err(|e| TargetError(format!("unusable reply: {e}")))?;
         let mut reply = reply;

@@ -9,6 +9,7 @@ pub mod anthropic;
 pub mod cache;
 pub mod http;
 pub mod openai_chat;
+pub mod openai_responses;
 pub mod retry;
 pub mod scaffold;
 
