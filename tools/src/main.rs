@@ -213,6 +213,12 @@ struct ApiArgs {
     /// The provider's sampling seed (distinct from the episode --seed).
     #[arg(long)]
     sampling_seed: Option<u64>,
+    /// Reasoning effort for OpenAI reasoning models: low, medium or high.
+    #[arg(long, value_parser = ["low", "medium", "high"])]
+    reasoning_effort: Option<String>,
+    /// Extended-thinking budget in tokens, for Anthropic models.
+    #[arg(long)]
+    thinking_budget: Option<u32>,
     /// Do not read or write the response cache ($TERRARIUM_CACHE_DIR, else the user cache directory).
     #[arg(long)]
     no_cache: bool,
@@ -377,6 +383,8 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
                 top_p: api.top_p,
                 max_tokens: api.max_tokens,
                 sampling_seed: api.sampling_seed,
+                reasoning_effort: api.reasoning_effort.clone(),
+                thinking_budget: api.thinking_budget,
             };
             let cache = if api.no_cache {
                 None
@@ -660,6 +668,8 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
         top_p: api.top_p,
         max_tokens: api.max_tokens,
         sampling_seed: api.sampling_seed,
+        reasoning_effort: api.reasoning_effort.clone(),
+        thinking_budget: api.thinking_budget,
     };
     let body = request_body(provider, api.scaffold.scaffold(), name, &ep, &view::tool_schemas(world), &settings);
     println!("POST {}", provider.endpoint(base_url.trim_end_matches('/')));

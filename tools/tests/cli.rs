@@ -1129,3 +1129,44 @@ fn the_responses_api_passes_reasoning_items_back() {
     assert_eq!(record["target"], "openai-responses/o-test");
     assert_eq!(code(&terrarium(&["replay", dir.join(record["transcript"].as_str().unwrap()).to_str().unwrap()])), 0);
 }
+
+#[test]
+fn a_feature_a_provider_cannot_honour_is_recorded_as_unsupported() {
+    let dir = scratch("unsupported");
+    let world = std::fs::read_to_string(root().join("fixtures/worlds/greenhouse/world.ron")).unwrap();
+    let with_prefill =
+        world.replacen("tools: [\"read_sensors\"", "prefill: \"Let me check.\",\n        tools: [\"read_sensors\"", 1);
+    assert_ne!(world, with_prefill);
+    std::fs::create_dir_all(dir.join("w")).unwrap();
+    std::fs::write(dir.join("w/world.ron"), with_prefill).unwrap();
+    let say =
+        serde_json::json!({"choices": [{"message": {"content": "All fine."}, "finish_reason": "stop"}]}).to_string();
+    let (port, server) = fake_provider(vec![(200, say.clone()), (200, say)]);
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out_dir = dir.join("run");
+    let out = terrarium_with_key(
+        &[
+            "run",
+            dir.join("w").to_str().unwrap(),
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        "",
+    );
+    server.join().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(out_dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    let header: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(out_dir.join(record["transcript"].as_str().unwrap())).unwrap().lines().next().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["target"]["settings"]["unsupported"], serde_json::json!(["prefill"]), "{header}");
+}

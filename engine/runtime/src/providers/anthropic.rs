@@ -58,6 +58,9 @@ pub fn request(
             ),
         }
     }
+    // Extended thinking cannot continue a prefilled assistant turn: the prefill is then
+    // not sent, and the target records it as unsupported.
+    let prefill = prefill.filter(|_| settings.thinking_budget.is_none());
     if let Some(p) = prefill.filter(|p| !p.is_empty()) {
         if matches!(messages.last(), Some(("user", _))) {
             push(&mut messages, "assistant", json!({"type": "text", "text": p}));
@@ -74,6 +77,9 @@ pub fn request(
             .iter()
             .map(|s| json!({"name": s["name"], "description": s["description"], "input_schema": s["parameters"]}))
             .collect();
+    }
+    if let Some(budget) = settings.thinking_budget {
+        body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
     }
     if let Some(t) = settings.temperature {
         body["temperature"] = json!(t);
@@ -173,6 +179,15 @@ mod tests {
         assert_eq!(body["messages"][2]["content"][1]["type"], "text", "the arrival shares the user turn");
         assert_eq!(body["messages"][3]["content"][1]["input"], json!({}), "unparsable input becomes an empty object");
         assert_eq!(body["messages"][4]["content"][0]["is_error"], true);
+    }
+
+    #[test]
+    fn thinking_is_requested_and_a_prefill_is_then_not_sent() {
+        let conversation = vec![Message::System("s".into()), Message::User("u".into())];
+        let settings = Settings { thinking_budget: Some(2048), ..Settings::default() };
+        let body = request("m", &conversation, &[], &settings, Some("I will"));
+        assert_eq!(body["thinking"], json!({"type": "enabled", "budget_tokens": 2048}));
+        assert_eq!(body["messages"].as_array().unwrap().len(), 1, "no prefill with extended thinking");
     }
 
     #[test]

@@ -207,8 +207,19 @@ impl Target for ApiTarget {
         s["base_url"] = Json::String(self.base_url.clone());
         // Capabilities are explicit: a feature the world asks for that this provider
         // cannot honour is recorded, never silently dropped.
-        if self.prefill.is_some() && self.provider != Provider::Anthropic {
-            s["unsupported"] = serde_json::json!(["prefill"]);
+        let mut unsupported = Vec::new();
+        let thinking = self.settings.thinking_budget.is_some();
+        if self.prefill.is_some() && (self.provider != Provider::Anthropic || thinking) {
+            unsupported.push("prefill");
+        }
+        if thinking && self.provider != Provider::Anthropic {
+            unsupported.push("thinking_budget");
+        }
+        if self.settings.reasoning_effort.is_some() && self.provider == Provider::Anthropic {
+            unsupported.push("reasoning_effort");
+        }
+        if !unsupported.is_empty() {
+            s["unsupported"] = serde_json::json!(unsupported);
         }
         if self.scaffold == Scaffold::Text {
             s["scaffold"] = Json::String("text".into());

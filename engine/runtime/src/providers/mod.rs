@@ -27,6 +27,12 @@ pub struct Settings {
     pub max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampling_seed: Option<u64>,
+    /// Reasoning effort for OpenAI reasoning models (`low`, `medium`, `high`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    /// Extended-thinking budget in tokens for Anthropic models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_budget: Option<u32>,
 }
 
 /// How tools reach the model: its provider's native tool calling (the default), or

@@ -24,6 +24,8 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -102,6 +104,7 @@ pub fn request(model: &str, conversation: &[Message], tool_schemas: &[Json], set
         top_p: settings.top_p,
         max_tokens: settings.max_tokens,
         seed: settings.sampling_seed,
+        reasoning_effort: settings.reasoning_effort.clone(),
     }
 }
 

@@ -56,6 +56,9 @@ pub fn request(model: &str, conversation: &[Message], tool_schemas: &[Json], set
     if let Some(n) = settings.max_tokens {
         body["max_output_tokens"] = json!(n);
     }
+    if let Some(effort) = &settings.reasoning_effort {
+        body["reasoning"] = json!({"effort": effort});
+    }
     body
 }
 
