@@ -226,6 +226,9 @@ struct ApiArgs {
     /// called by tags in the text (for comparison with text-based testbeds).
     #[arg(long, value_enum, default_value_t = ScaffoldArg::Native)]
     scaffold: ScaffoldArg,
+    /// Seconds to wait for one reply before the attempt counts as failed (and is retried).
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
     /// Attempts per request, the first included, before the episode is errored.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]
     max_attempts: u32,
@@ -242,6 +245,7 @@ enum TargetSpec<'a> {
         settings: terrarium_runtime::providers::Settings,
         cache: Option<terrarium_runtime::providers::cache::Cache>,
         max_attempts: u32,
+        timeout_secs: u64,
         scaffold: terrarium_runtime::providers::Scaffold,
     },
 }
@@ -400,6 +404,7 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
                 settings,
                 cache,
                 max_attempts: api.max_attempts,
+                timeout_secs: api.timeout_secs,
                 scaffold: api.scaffold.scaffold(),
             })
         }
@@ -471,7 +476,17 @@ fn run(
                 let mut target = Scripted::new(policy, &world.file.policies[*policy]);
                 run_episode(world, &cell, s, &mut target)
             }
-            TargetSpec::Api { provider, model, base_url, api_key, settings, cache, max_attempts, scaffold } => {
+            TargetSpec::Api {
+                provider,
+                model,
+                base_url,
+                api_key,
+                settings,
+                cache,
+                max_attempts,
+                timeout_secs,
+                scaffold,
+            } => {
                 let mut target = terrarium_runtime::providers::http::ApiTarget::new(
                     *provider,
                     world,
@@ -481,6 +496,7 @@ fn run(
                     settings.clone(),
                     cache.clone(),
                 )
+                .and_then(|t| t.with_timeout(*timeout_secs))
                 .map(|t| t.with_max_attempts(*max_attempts).with_scaffold(*scaffold))
                 .map_err(|e| anyhow!(e))?;
                 let episode_id = terrarium_core::episode_id(world, &cell, s, &target.spec(), &target.settings());

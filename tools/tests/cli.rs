@@ -379,7 +379,8 @@ fn malformed_transcripts_get_clear_errors_never_panics() {
 /// A fake OpenAI-compatible server on loopback: answers each request in turn with the
 /// next scripted reply, records what it was sent, and gives up after a deadline so a
 /// failing test cannot hang. Non-success replies carry `retry-after-ms: 1`, so the
-/// client's retries are exercised without waiting.
+/// client's retries are exercised without waiting. Status 0 means "answer too late":
+/// wait 1.5 s, then reply 200 with the body.
 // The deadline is wall-clock time by nature: it bounds the test, and nothing it times
 // reaches a transcript.
 #[allow(clippy::disallowed_methods)]
@@ -429,6 +430,12 @@ fn fake_provider(replies: Vec<(u16, String)>) -> (u16, std::thread::JoinHandle<V
                 data.extend_from_slice(&buf[..n]);
             }
             seen.push((headers, String::from_utf8_lossy(&data[header_end..]).to_string()));
+            let status = if status == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                200
+            } else {
+                status
+            };
             let hint = if status == 200 {
                 format!("x-request-id: req-{}\r\n", seen.len())
             } else {
@@ -811,6 +818,29 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
     }
     let transcript = dir.join(record["transcript"].as_str().unwrap());
     assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);
+    // The server is gone: a second run is served wholly from the cache, byte for byte.
+    let again_dir = scratch("anthropic_run_again");
+    let again = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .args([
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "anthropic/fake-model",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+            "--out",
+            again_dir.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("TERRARIUM_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache"))
+        .output()
+        .expect("binary runs");
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    let again_transcript = again_dir.join(record["transcript"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(&transcript).unwrap(), std::fs::read_to_string(again_transcript).unwrap());
 }
 
 #[test]
@@ -1127,7 +1157,28 @@ fn the_responses_api_passes_reasoning_items_back() {
         serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
             .unwrap();
     assert_eq!(record["target"], "openai-responses/o-test");
-    assert_eq!(code(&terrarium(&["replay", dir.join(record["transcript"].as_str().unwrap()).to_str().unwrap()])), 0);
+    let transcript = dir.join(record["transcript"].as_str().unwrap());
+    assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);
+    // The server is gone: a second run is served wholly from the cache, byte for byte.
+    let again_dir = scratch("responses_run_again");
+    let again = terrarium_with_key(
+        &[
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai-responses/o-test",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+            "--out",
+            again_dir.to_str().unwrap(),
+        ],
+        "sk-test-responses",
+    );
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    let again_transcript = again_dir.join(record["transcript"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(&transcript).unwrap(), std::fs::read_to_string(again_transcript).unwrap());
 }
 
 #[test]
@@ -1169,4 +1220,33 @@ fn a_feature_a_provider_cannot_honour_is_recorded_as_unsupported() {
     )
     .unwrap();
     assert_eq!(header["target"]["settings"]["unsupported"], serde_json::json!(["prefill"]), "{header}");
+}
+
+#[test]
+fn a_slow_reply_times_out_and_is_retried() {
+    let say = serde_json::json!({"choices": [{"message": {"content": "Fine."}, "finish_reason": "stop"}]}).to_string();
+    let (port, server) = fake_provider(vec![(0, say.clone()), (200, say.clone()), (200, say)]);
+    let dir = scratch("openai_slow");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = terrarium_with_key(
+        &[
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            &base,
+            "--timeout-secs",
+            "1",
+            "--condition",
+            "pressure=none",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        "",
+    );
+    let requests = server.join().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(requests.len() >= 2, "the timed-out request was sent again");
+    assert_eq!(requests[0].1, requests[1].1);
 }

@@ -103,6 +103,29 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writers_never_leave_a_torn_entry() {
+        let dir = std::env::temp_dir().join(format!("terrarium-cache-race-{}", std::process::id()));
+        let cache = Cache::new(dir.clone());
+        let key = Cache::key("openai", "u", "race", 0);
+        let body = "x".repeat(200_000);
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let (cache, key, body) = (&cache, &key, &body);
+                scope.spawn(move || {
+                    for _ in 0..10 {
+                        cache.put(key, Some(&format!("req-{i}")), body);
+                        if let Some((_, read)) = cache.get(key) {
+                            assert_eq!(read.len(), body.len(), "a reader saw a torn entry");
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(cache.get(&key).map(|(_, b)| b.len()), Some(body.len()));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn stores_reads_and_clears() {
         let dir = std::env::temp_dir().join(format!("terrarium-cache-test-{}", std::process::id()));
         let cache = Cache::new(dir.clone());

@@ -135,6 +135,15 @@ impl ApiTarget {
         self
     }
 
+    /// Give up on a request after `secs` seconds (a timeout is retried like a 5xx).
+    pub fn with_timeout(mut self, secs: u64) -> Result<Self, TargetError> {
+        self.client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(secs.max(1)))
+            .build()
+            .map_err(|e| TargetError(format!("cannot build the HTTP client: {e}")))?;
+        Ok(self)
+    }
+
     /// At most `n` attempts per request (at least one).
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.retry.max_attempts = n.max(1);
