@@ -465,6 +465,8 @@ fn run(
     let total = plan.len();
     let progress = std::io::stderr().is_terminal();
     let (mut skipped, mut errored) = (0usize, 0usize);
+    // Worlds already told about a capability their target lacks.
+    let mut noted = std::collections::BTreeSet::new();
     // (world, cell) → (episodes, errored, outcome → fired count)
     let mut table: Table = BTreeMap::new();
     for (i, (world, cell, s)) in plan.into_iter().enumerate() {
@@ -499,7 +501,19 @@ fn run(
                 .and_then(|t| t.with_timeout(*timeout_secs))
                 .map(|t| t.with_max_attempts(*max_attempts).with_scaffold(*scaffold))
                 .map_err(|e| anyhow!(e))?;
-                let episode_id = terrarium_core::episode_id(world, &cell, s, &target.spec(), &target.settings());
+                let settings_json = target.settings();
+                if let Some(unsupported) = settings_json.get("unsupported").and_then(|u| u.as_array()) {
+                    if noted.insert(world.id().to_string()) {
+                        let names: Vec<&str> = unsupported.iter().filter_map(|u| u.as_str()).collect();
+                        eprintln!(
+                            "note: {} cannot honour {} for world `{}`; recorded as unsupported in each transcript header",
+                            target.spec(),
+                            names.join(", "),
+                            world.id()
+                        );
+                    }
+                }
+                let episode_id = terrarium_core::episode_id(world, &cell, s, &target.spec(), &settings_json);
                 if run_dir.has(&episode_id) {
                     // A model costs money: an episode already in the folder is not asked again.
                     skipped += 1;

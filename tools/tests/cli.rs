@@ -1031,8 +1031,57 @@ fn validate_anthropic(headers: &str, body: &str, key: &str) -> Result<(), String
     Ok(())
 }
 
+/// Strict checks of a Responses API request.
+fn validate_responses(headers: &str, body: &str) -> Result<(), String> {
+    if !headers.starts_with("POST /v1/responses ") {
+        return Err("wrong method or path".into());
+    }
+    let req: serde_json::Value = serde_json::from_str(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    if !req["model"].is_string() || !req["instructions"].is_string() {
+        return Err("no model or instructions".into());
+    }
+    let mut open: Vec<String> = Vec::new();
+    for item in req["input"].as_array().ok_or("no input")? {
+        match (item["type"].as_str(), item["role"].as_str()) {
+            (Some("function_call"), _) => {
+                if !item["arguments"].is_string() {
+                    return Err("function_call arguments are not a string".into());
+                }
+                open.push(item["call_id"].as_str().ok_or("function_call without call_id")?.to_string());
+            }
+            (Some("function_call_output"), _) => {
+                let id = item["call_id"].as_str().ok_or("output without call_id")?;
+                let i = open.iter().position(|o| o == id).ok_or(format!("output for unknown call {id}"))?;
+                open.remove(i);
+            }
+            (Some("reasoning"), _) => {}
+            (None, Some("user" | "assistant")) => {
+                if !open.is_empty() {
+                    return Err(format!("calls {open:?} have no output before the next message"));
+                }
+            }
+            _ => return Err(format!("unknown input item {item}")),
+        }
+    }
+    if open.is_empty() { Ok(()) } else { Err(format!("calls {open:?} have no output")) }
+}
+
 #[test]
 fn the_request_validators_reject_malformed_requests() {
+    let rh = "POST /v1/responses HTTP/1.1\r\n";
+    let r_ok = serde_json::json!({"model": "m", "instructions": "s", "input": [
+        {"role": "user", "content": "u"},
+        {"type": "function_call", "call_id": "c1", "name": "t", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "r"}
+    ]});
+    assert_eq!(validate_responses(rh, &r_ok.to_string()), Ok(()));
+    let mut orphan = r_ok.clone();
+    orphan["input"][2]["call_id"] = "c2".into();
+    assert!(validate_responses(rh, &orphan.to_string()).is_err());
+    let mut unanswered = r_ok.clone();
+    unanswered["input"].as_array_mut().unwrap().pop();
+    assert!(validate_responses(rh, &unanswered.to_string()).is_err());
+
     let h = "POST /v1/chat/completions HTTP/1.1\r\nauthorization: Bearer k\r\n";
     let ok = serde_json::json!({"model": "m", "messages": [
         {"role": "system", "content": "s"}, {"role": "user", "content": "u"},
@@ -1145,7 +1194,9 @@ fn the_responses_api_passes_reasoning_items_back() {
     );
     let requests = server.join().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(requests[0].0.starts_with("POST /v1/responses "), "{}", requests[0].0);
+    for (headers, body) in &requests {
+        validate_responses(headers, body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    }
     let second: serde_json::Value = serde_json::from_str(&requests[1].1).unwrap();
     let input = second["input"].as_array().unwrap();
     assert!(input.contains(&reasoning), "the reasoning item goes back verbatim: {input:?}");
@@ -1220,6 +1271,7 @@ fn a_feature_a_provider_cannot_honour_is_recorded_as_unsupported() {
     )
     .unwrap();
     assert_eq!(header["target"]["settings"]["unsupported"], serde_json::json!(["prefill"]), "{header}");
+    assert!(text(&out).contains("cannot honour prefill"), "the run says so: {}", text(&out));
 }
 
 #[test]
