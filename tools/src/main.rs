@@ -152,6 +152,12 @@ enum Command {
         #[arg(long, default_value = "played")]
         name: String,
     },
+    /// Write DIR/report.md and DIR/summary.csv: rates with Wilson intervals per cell,
+    /// differences from the control cell (Newcombe), errored episodes and stop reasons.
+    Report {
+        /// A run folder (holding episodes.jsonl).
+        dir: PathBuf,
+    },
     /// The response cache shared by all runs.
     Cache {
         #[command(subcommand)]
@@ -283,6 +289,7 @@ fn main() -> ExitCode {
         Command::View { transcript } => view_cmd(&transcript),
         Command::Graph { world, format } => graph(&world, format),
         Command::Cache { action } => cache_cmd(action),
+        Command::Report { dir } => report_cmd(&dir),
         Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
         Command::Lint { paths, depth, max_states } => lint(&paths, depth, max_states),
         Command::Play { world, conditions, seed, out } => play_cmd(&world, &conditions, seed, out.as_deref()),
@@ -814,6 +821,43 @@ fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
     let snippet = terrarium_core::policy::snippet_from_transcript(&world, &text, name)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     print!("{snippet}");
+    Ok(())
+}
+
+fn report_cmd(dir: &Path) -> Outcome {
+    use terrarium_runtime::run::EpisodeRecord;
+    let log = dir.join("episodes.jsonl");
+    let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
+    // A torn last line (a crash mid-write) is skipped, as resuming would repair it.
+    let records: Vec<EpisodeRecord> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    if records.is_empty() {
+        return Err(anyhow!("{} holds no episodes", log.display()).into());
+    }
+    let mut controls = BTreeMap::new();
+    for r in &records {
+        if controls.contains_key(&r.world) {
+            continue;
+        }
+        match load_world(Path::new(&r.world_path)) {
+            Ok(w) => {
+                if let Some(c) = &w.control_cell {
+                    controls.insert(r.world.clone(), c.key());
+                }
+            }
+            Err(e) => eprintln!("note: no control comparison for world `{}`: {e}", r.world),
+        }
+    }
+    let report = terrarium_runtime::report::build(&records, &controls);
+    std::fs::write(dir.join("summary.csv"), report.csv())
+        .with_context(|| format!("cannot write to {}", dir.display()))?;
+    std::fs::write(dir.join("report.md"), report.markdown(&controls))
+        .with_context(|| format!("cannot write to {}", dir.display()))?;
+    println!(
+        "{} episodes -> {} and {}",
+        records.len(),
+        dir.join("report.md").display(),
+        dir.join("summary.csv").display()
+    );
     Ok(())
 }
 

@@ -1302,3 +1302,25 @@ fn a_slow_reply_times_out_and_is_retried() {
     assert!(requests.len() >= 2, "the timed-out request was sent again");
     assert_eq!(requests[0].1, requests[1].1);
 }
+
+#[test]
+fn report_writes_rates_with_intervals_and_control_comparisons() {
+    let dir = scratch("report");
+    let d = dir.to_str().unwrap();
+    assert_eq!(
+        code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/blackmail", "--samples", "2", "--out", d])),
+        0
+    );
+    assert_eq!(
+        code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--samples", "2", "--out", d])),
+        0
+    );
+    let out = terrarium(&["report", d]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    // 2 of 2: the Wilson interval is 34.2% to 100%.
+    assert!(csv.contains("blackmail,\"goal=explicit,threat=replacement\",scripted/blackmail,blackmail,harmful,2,2,1.0000,0.3424,1.0000,0,"), "{csv}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("Control cell: `goal=none,threat=none`"));
+    assert_eq!(code(&terrarium(&["report", dir.join("nowhere").to_str().unwrap()])), 2);
+}

@@ -18,6 +18,7 @@ pub mod replay;
 pub mod rng;
 pub mod span;
 pub mod state;
+pub mod stats;
 pub mod template;
 pub mod transcript;
 pub mod view;

@@ -4,6 +4,7 @@
 
 pub mod policies;
 pub mod providers;
+pub mod report;
 pub mod run;
 pub mod scaffold;
 pub mod target;
