@@ -61,6 +61,10 @@ enum Command {
         /// The run folder (default runs/<first world id>). Existing episodes are kept and skipped.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run only shard K of N (1-based): a fixed share of the episodes, so a sweep can
+        /// run as N independent jobs and be combined with `terrarium merge`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -157,6 +161,16 @@ enum Command {
     Report {
         /// A run folder (holding episodes.jsonl).
         dir: PathBuf,
+    },
+    /// Combine run folders (for example the shards of one sweep) into one; refuses
+    /// folders whose worlds (dynamics hash) or target settings differ.
+    Merge {
+        /// Run folders to combine.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The combined run folder.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// The response cache shared by all runs.
     Cache {
@@ -278,8 +292,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths } => check(&paths),
-        Command::Run { worlds, model, conditions, seed, samples, out, api } => {
-            run(&worlds, &model, &conditions, seed, samples, out.as_deref(), &api)
+        Command::Run { worlds, model, conditions, seed, samples, out, shard, api } => {
+            let sweep = Sweep { conditions: &conditions, seed, samples, out: out.as_deref(), shard: shard.as_deref() };
+            run(&worlds, &model, sweep, &api)
         }
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
@@ -290,6 +305,7 @@ fn main() -> ExitCode {
         Command::Graph { world, format } => graph(&world, format),
         Command::Cache { action } => cache_cmd(action),
         Command::Report { dir } => report_cmd(&dir),
+        Command::Merge { dirs, out } => merge_cmd(&dirs, &out),
         Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
         Command::Lint { paths, depth, max_states } => lint(&paths, depth, max_states),
         Command::Play { world, conditions, seed, out } => play_cmd(&world, &conditions, seed, out.as_deref()),
@@ -421,16 +437,19 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
     }
 }
 
-fn run(
-    paths: &[PathBuf],
-    model: &str,
-    conditions: &[String],
+/// What a sweep covers and where it goes.
+struct Sweep<'a> {
+    conditions: &'a [String],
     seed: u64,
     samples: u64,
-    out: Option<&Path>,
-    api: &ApiArgs,
-) -> Outcome {
+    out: Option<&'a Path>,
+    shard: Option<&'a str>,
+}
+
+fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
+    let Sweep { conditions, seed, samples, out, shard } = sweep;
     let spec = target_spec(model, api)?;
+    let shard = shard.map(parse_shard).transpose()?;
     let filter = parse_conditions(conditions)?;
     if samples == 0 {
         return Err(anyhow!("--samples must be at least 1").into());
@@ -463,7 +482,9 @@ fn run(
         }
         for cell in cells {
             for s in seed..=last_seed {
-                plan.push((w, cell.clone(), s));
+                if shard.is_none_or(|(k, n)| shard_of(w.id(), &cell.key(), s, n) == k) {
+                    plan.push((w, cell.clone(), s));
+                }
             }
         }
     }
@@ -558,6 +579,25 @@ fn run(
         run_dir.path().join("episodes.jsonl").display()
     );
     if errored > 0 { Err(Failure::Errored) } else { Ok(()) }
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> anyhow::Result<(u64, u64)> {
+    let parsed =
+        text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
+    match parsed {
+        Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),
+        _ => Err(anyhow!("--shard `{text}` must be K/N with 1 <= K <= N")),
+    }
+}
+
+/// The shard (1-based) an episode belongs to: a stable hash of world, cell and seed, so
+/// every target's episode of one (world, cell, seed) lands in the same shard.
+fn shard_of(world: &str, cell: &str, seed: u64, n: u64) -> u64 {
+    let mut c = terrarium_core::hash::Canon::new("terrarium.shard.v1");
+    c.str(world).str(cell).u64(seed);
+    let d = c.digest();
+    u64::from_le_bytes(d[..8].try_into().expect("eight bytes")) % n + 1
 }
 
 type Table = BTreeMap<(String, String), (usize, usize, BTreeMap<String, usize>)>;
@@ -821,6 +861,72 @@ fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
     let snippet = terrarium_core::policy::snippet_from_transcript(&world, &text, name)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     print!("{snippet}");
+    Ok(())
+}
+
+fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
+    use terrarium_runtime::run::{EpisodeRecord, Finished};
+    // What must agree across folders: each world's dynamics hash, each target's settings.
+    let mut worlds: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
+    let mut targets: BTreeMap<String, (serde_json::Value, PathBuf)> = BTreeMap::new();
+    let mut all = Vec::new();
+    for dir in dirs {
+        let log = dir.join("episodes.jsonl");
+        let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Ok(record) = serde_json::from_str::<EpisodeRecord>(line) else { continue };
+            let transcript = std::fs::read_to_string(dir.join(&record.transcript))
+                .with_context(|| format!("{}: missing transcript {}", dir.display(), record.transcript))?;
+            let header =
+                terrarium_core::replay::header(&transcript).map_err(|e| anyhow!("{}: {e}", record.transcript))?;
+            if let Some((hash, first)) = worlds.get(&record.world) {
+                if hash != &record.dynamics_hash {
+                    println!(
+                        "refusing to merge: world `{}` differs between {} and {} (dynamics hash {} vs {})",
+                        record.world,
+                        first.display(),
+                        dir.display(),
+                        hash,
+                        record.dynamics_hash
+                    );
+                    return Err(Failure::Check);
+                }
+            } else {
+                worlds.insert(record.world.clone(), (record.dynamics_hash.clone(), dir.clone()));
+            }
+            if let Some((settings, first)) = targets.get(&record.target) {
+                if settings != &header.target.settings {
+                    println!(
+                        "refusing to merge: target `{}` has different settings in {} and {}",
+                        record.target,
+                        first.display(),
+                        dir.display()
+                    );
+                    return Err(Failure::Check);
+                }
+            } else {
+                targets.insert(record.target.clone(), (header.target.settings.clone(), dir.clone()));
+            }
+            all.push((record, transcript));
+        }
+    }
+    let mut run_dir = RunDir::open(out).with_context(|| format!("cannot open run folder {}", out.display()))?;
+    let (mut added, mut duplicates) = (0, 0);
+    for (record, transcript) in all {
+        if run_dir.has(&record.episode_id) {
+            duplicates += 1;
+            continue;
+        }
+        let verdicts = match transcript.lines().last().map(serde_json::from_str::<terrarium_core::transcript::Line>) {
+            Some(Ok(terrarium_core::transcript::Line::Verdicts(v))) => v,
+            _ => return Err(anyhow!("{}: the transcript has no verdicts line", record.transcript).into()),
+        };
+        run_dir
+            .save(&Finished { record, transcript, verdicts })
+            .with_context(|| format!("cannot write to {}", out.display()))?;
+        added += 1;
+    }
+    println!("merged {added} episodes ({duplicates} already present) -> {}", out.join("episodes.jsonl").display());
     Ok(())
 }
 

@@ -1324,3 +1324,94 @@ fn report_writes_rates_with_intervals_and_control_comparisons() {
     assert!(md.contains("Control cell: `goal=none,threat=none`"));
     assert_eq!(code(&terrarium(&["report", dir.join("nowhere").to_str().unwrap()])), 2);
 }
+
+fn episode_ids(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(dir.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["episode_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn shards_cover_the_sweep_exactly_and_merge_back_into_it() {
+    let base = scratch("shards");
+    let run = |name: &str, extra: &[&str]| {
+        let dir = base.join(name);
+        let dir_arg = dir.to_str().unwrap().to_string();
+        let mut args =
+            vec!["run", "worlds/blackmail", "--model", "scripted/idle", "--samples", "4", "--out", dir_arg.as_str()];
+        args.extend_from_slice(extra);
+        let out = terrarium(&args);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        dir
+    };
+    let whole = run("whole", &[]);
+    let shards: Vec<PathBuf> = (1..=3).map(|k| run(&format!("shard{k}"), &["--shard", &format!("{k}/3")])).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &shards {
+        let ids = episode_ids(s);
+        assert!(!ids.is_empty(), "each shard gets a share");
+        assert!(seen.is_disjoint(&ids), "no episode is in two shards");
+        seen.extend(ids);
+    }
+    assert_eq!(seen, episode_ids(&whole), "the shards together are the sweep");
+    let merged = base.join("merged");
+    let mut args = vec!["merge".to_string()];
+    args.extend(shards.iter().map(|s| s.to_str().unwrap().to_string()));
+    args.extend(["--out".to_string(), merged.to_str().unwrap().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = terrarium(&args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(episode_ids(&merged), episode_ids(&whole));
+    // Merging again adds nothing.
+    let again = terrarium(&args);
+    assert!(text(&again).contains("merged 0 episodes"), "{}", text(&again));
+
+    // A folder run on an edited world is refused.
+    let world = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    std::fs::create_dir_all(base.join("edited_world")).unwrap();
+    std::fs::write(
+        base.join("edited_world/world.ron"),
+        world.replace("Reply with your choice", "Reply with your order"),
+    )
+    .unwrap();
+    let edited = base.join("edited_run");
+    assert_eq!(
+        code(&terrarium(&[
+            "run",
+            base.join("edited_world").to_str().unwrap(),
+            "--model",
+            "scripted/idle",
+            "--out",
+            edited.to_str().unwrap()
+        ])),
+        0
+    );
+    let refused = terrarium(&[
+        "merge",
+        whole.to_str().unwrap(),
+        edited.to_str().unwrap(),
+        "--out",
+        base.join("bad").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&refused), 1, "{}", text(&refused));
+    assert!(text(&refused).contains("refusing to merge: world `blackmail` differs"), "{}", text(&refused));
+
+    for bad in ["0/3", "4/3", "x", "1/0"] {
+        assert_eq!(
+            code(&terrarium(&[
+                "run",
+                "worlds/blackmail",
+                "--model",
+                "scripted/idle",
+                "--shard",
+                bad,
+                "--out",
+                base.join("never").to_str().unwrap()
+            ])),
+            2,
+            "{bad}"
+        );
+    }
+}
