@@ -89,12 +89,8 @@ enum Command {
     Show {
         /// One world: its file or folder.
         world: PathBuf,
-        /// Name the cell: one value of every factor (default: the world's default cell).
-        #[arg(long = "condition", value_name = "FACTOR=VALUE")]
-        conditions: Vec<String>,
-        /// The episode seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        cell: CellArgs,
         /// Print instead the exact first request this model would be sent
         /// (`openai/<model>` or `anthropic/<model>`; no key needed, nothing is sent).
         #[arg(long)]
@@ -122,12 +118,8 @@ enum Command {
     Play {
         /// One world: its file or folder.
         world: PathBuf,
-        /// Name the cell: one value of every factor (default: the world's default cell).
-        #[arg(long = "condition", value_name = "FACTOR=VALUE")]
-        conditions: Vec<String>,
-        /// The episode seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        cell: CellArgs,
         /// Where to save the transcript (default runs/play/<episode_id>.jsonl).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -217,6 +209,17 @@ enum GraphFormat {
     Mermaid,
 }
 
+/// Which episode a single-episode command starts.
+#[derive(clap::Args, Clone, Debug)]
+struct CellArgs {
+    /// Name the cell: one value of every factor (default: the world's default cell).
+    #[arg(long = "condition", value_name = "FACTOR=VALUE")]
+    conditions: Vec<String>,
+    /// The episode seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
 /// Settings for model targets (`openai/<model>`), recorded in each transcript header.
 #[derive(clap::Args, Clone, Debug)]
 struct ApiArgs {
@@ -298,9 +301,7 @@ fn main() -> ExitCode {
         }
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
-        Command::Show { world, conditions, seed, model, api } => {
-            show(&world, &conditions, seed, model.as_deref(), &api)
-        }
+        Command::Show { world, cell, model, api } => show(&world, &cell.conditions, cell.seed, model.as_deref(), &api),
         Command::View { transcript } => view_cmd(&transcript),
         Command::Graph { world, format } => graph(&world, format),
         Command::Cache { action } => cache_cmd(action),
@@ -308,7 +309,7 @@ fn main() -> ExitCode {
         Command::Merge { dirs, out } => merge_cmd(&dirs, &out),
         Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
         Command::Lint { paths, depth, max_states } => lint(&paths, depth, max_states),
-        Command::Play { world, conditions, seed, out } => play_cmd(&world, &conditions, seed, out.as_deref()),
+        Command::Play { world, cell, out } => play_cmd(&world, &cell.conditions, cell.seed, out.as_deref()),
         Command::PolicyFrom { transcript, world, name } => policy_from(&transcript, world.as_deref(), &name),
     };
     match result {

@@ -466,11 +466,16 @@ fn tool_call_reply(id: &str, name: &str, args: serde_json::Value) -> (u16, Strin
 /// Run with an API key set, and the response cache in the test's own folder (never the
 /// user's): cache keys include the fake server's port, so tests cannot share entries.
 fn terrarium_with_key(args: &[&str], key: &str) -> Output {
+    terrarium_with_key_in("OPENAI_API_KEY", args, key)
+}
+
+fn terrarium_with_key_in(key_var: &str, args: &[&str], key: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_terrarium"))
         .args(args)
         .current_dir(root())
-        .env("OPENAI_API_KEY", key)
+        .env(key_var, key)
         .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_BASE_URL")
         .env("TERRARIUM_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache"))
         .output()
         .expect("binary runs")
@@ -751,8 +756,9 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
     let (port, server) = fake_provider(replies);
     let dir = scratch("anthropic_run");
     let base = format!("http://127.0.0.1:{port}");
-    let out = Command::new(env!("CARGO_BIN_EXE_terrarium"))
-        .args([
+    let out = terrarium_with_key_in(
+        "ANTHROPIC_API_KEY",
+        &[
             "run",
             "fixtures/worlds/greenhouse",
             "--model",
@@ -763,12 +769,9 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
             "pressure=none",
             "--out",
             dir.to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("ANTHROPIC_API_KEY", KEY)
-        .env("TERRARIUM_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache"))
-        .output()
-        .expect("binary runs");
+        ],
+        KEY,
+    );
     let requests = server.join().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(requests.len(), 3);
@@ -820,8 +823,9 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
     assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);
     // The server is gone: a second run is served wholly from the cache, byte for byte.
     let again_dir = scratch("anthropic_run_again");
-    let again = Command::new(env!("CARGO_BIN_EXE_terrarium"))
-        .args([
+    let again = terrarium_with_key_in(
+        "ANTHROPIC_API_KEY",
+        &[
             "run",
             "fixtures/worlds/greenhouse",
             "--model",
@@ -832,12 +836,9 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
             "pressure=none",
             "--out",
             again_dir.to_str().unwrap(),
-        ])
-        .current_dir(root())
-        .env("ANTHROPIC_API_KEY", KEY)
-        .env("TERRARIUM_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache"))
-        .output()
-        .expect("binary runs");
+        ],
+        KEY,
+    );
     assert_eq!(code(&again), 0, "{}", text(&again));
     let again_transcript = again_dir.join(record["transcript"].as_str().unwrap());
     assert_eq!(std::fs::read_to_string(&transcript).unwrap(), std::fs::read_to_string(again_transcript).unwrap());
