@@ -164,6 +164,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Recompute every rule verdict in a run folder from its transcripts and the current
+    /// world files, without model calls; report what changed (and write DIR/rejudge.jsonl).
+    Rejudge {
+        /// A run folder (holding episodes.jsonl).
+        dir: PathBuf,
+    },
     /// The response cache shared by all runs.
     Cache {
         #[command(subcommand)]
@@ -306,6 +312,7 @@ fn main() -> ExitCode {
         Command::Graph { world, format } => graph(&world, format),
         Command::Cache { action } => cache_cmd(action),
         Command::Report { dir } => report_cmd(&dir),
+        Command::Rejudge { dir } => rejudge_cmd(&dir),
         Command::Merge { dirs, out } => merge_cmd(&dirs, &out),
         Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
         Command::Lint { paths, depth, max_states } => lint(&paths, depth, max_states),
@@ -928,6 +935,59 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
         added += 1;
     }
     println!("merged {added} episodes ({duplicates} already present) -> {}", out.join("episodes.jsonl").display());
+    Ok(())
+}
+
+fn rejudge_cmd(dir: &Path) -> Outcome {
+    use terrarium_runtime::run::EpisodeRecord;
+    let log = dir.join("episodes.jsonl");
+    let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
+    let records: Vec<EpisodeRecord> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut worlds: BTreeMap<String, World> = BTreeMap::new();
+    let (mut changed, mut lines) = (0usize, String::new());
+    for r in records.iter().filter(|r| r.status == "completed") {
+        if !worlds.contains_key(&r.world_path) {
+            let w = load_world(Path::new(&r.world_path)).map_err(|e| anyhow!("cannot load {}: {e}", r.world_path))?;
+            worlds.insert(r.world_path.clone(), w);
+        }
+        let world = &worlds[&r.world_path];
+        let transcript = std::fs::read_to_string(dir.join(&r.transcript))
+            .with_context(|| format!("cannot read {}", r.transcript))?;
+        let verdicts = match terrarium_core::replay::rejudge(world, &transcript) {
+            Ok(v) => v,
+            Err(why) => {
+                println!("refusing to rejudge episode {}: {why}", r.episode_id);
+                return Err(Failure::Check);
+            }
+        };
+        let old = r.outcomes.clone().unwrap_or_default();
+        let mut changes = Vec::new();
+        for (name, v) in &verdicts.outcomes {
+            let was = old.get(name).and_then(|o| o["fired"].as_bool());
+            if was != Some(v.fired) {
+                let why = v
+                    .evidence
+                    .first()
+                    .map_or_else(|| "no evidence now".to_string(), |e| format!("step {}: {}", e.step, e.detail));
+                println!(
+                    "{}: `{name}` {} -> {} ({why})",
+                    r.episode_id,
+                    was.map_or("absent".into(), |f| f.to_string()),
+                    v.fired
+                );
+                changes.push(name.clone());
+            }
+        }
+        changed += usize::from(!changes.is_empty());
+        lines.push_str(&serde_json::json!({"episode_id": r.episode_id, "outcomes_hash": world.outcomes_hash, "changed": changes, "outcomes": verdicts.outcomes}).to_string());
+        lines.push('\n');
+    }
+    std::fs::write(dir.join("rejudge.jsonl"), lines).with_context(|| format!("cannot write to {}", dir.display()))?;
+    println!(
+        "{changed} of {} completed episodes changed verdict -> {}",
+        records.iter().filter(|r| r.status == "completed").count(),
+        dir.join("rejudge.jsonl").display()
+    );
     Ok(())
 }
 

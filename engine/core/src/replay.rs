@@ -145,6 +145,32 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
     Ok(ReplayOutcome::Identical { events: body.len() })
 }
 
+/// The verdicts the current outcome definitions give a recorded episode: its target
+/// outputs re-executed in `world` (whose dynamics must be the recording's), judged anew.
+/// Re-judging needs no model: the outputs are in the transcript.
+pub fn rejudge(world: &World, text: &str) -> Result<crate::transcript::Verdicts, String> {
+    let header = header(text).map_err(|e| e.to_string())?;
+    if header.world.dynamics_hash != world.dynamics_hash {
+        return Err(format!(
+            "world `{}` has changed since the episode was recorded (dynamics hash {} recorded, {} now): its transcript no longer describes this world",
+            world.id(),
+            header.world.dynamics_hash,
+            world.dynamics_hash
+        ));
+    }
+    let cell =
+        world.cell_by_key(&header.condition_key).ok_or_else(|| format!("`{}` is not a cell", header.condition_key))?;
+    let mut ep = Episode::start(world, cell, header.seed).map_err(|e| e.message)?;
+    for line in text.lines().skip(1) {
+        match serde_json::from_str::<Event>(line) {
+            Ok(Event::Target { output, .. }) => ep.apply(output),
+            Ok(Event::Stop { reason, by: StopBy::Target, .. }) => ep.stop_by_target(&reason),
+            _ => {}
+        }
+    }
+    Ok(ep.verdicts())
+}
+
 /// The first place two JSON values differ, as `field: recorded X, replayed Y`.
 fn first_difference(recorded: &Json, replayed: &Json, path: &str) -> Option<String> {
     match (recorded, replayed) {
