@@ -65,6 +65,10 @@ enum Command {
         /// run as N independent jobs and be combined with `terrarium merge`.
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
+        /// Print the episodes the run would do, and how many requests the cache can
+        /// already answer; send and write nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -301,8 +305,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths } => check(&paths),
-        Command::Run { worlds, model, conditions, seed, samples, out, shard, api } => {
-            let sweep = Sweep { conditions: &conditions, seed, samples, out: out.as_deref(), shard: shard.as_deref() };
+        Command::Run { worlds, model, conditions, seed, samples, out, shard, dry_run, api } => {
+            let sweep =
+                Sweep { conditions: &conditions, seed, samples, out: out.as_deref(), shard: shard.as_deref(), dry_run };
             run(&worlds, &model, sweep, &api)
         }
         Command::Test { paths, seeds } => test(&paths, seeds),
@@ -452,10 +457,11 @@ struct Sweep<'a> {
     samples: u64,
     out: Option<&'a Path>,
     shard: Option<&'a str>,
+    dry_run: bool,
 }
 
 fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
-    let Sweep { conditions, seed, samples, out, shard } = sweep;
+    let Sweep { conditions, seed, samples, out, shard, dry_run } = sweep;
     let spec = target_spec(model, api)?;
     let shard = shard.map(parse_shard).transpose()?;
     let filter = parse_conditions(conditions)?;
@@ -495,6 +501,9 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
                 }
             }
         }
+    }
+    if dry_run {
+        return dry_run_report(&spec, model, &plan);
     }
     let dir = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
     let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
@@ -587,6 +596,62 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
         run_dir.path().join("episodes.jsonl").display()
     );
     if errored > 0 { Err(Failure::Errored) } else { Ok(()) }
+}
+
+/// What a run would do: episodes per world and cell, and for model targets how many
+/// requests the cache can already answer (each episode is followed through cached
+/// replies only). Nothing is sent and nothing is written.
+fn dry_run_report(spec: &TargetSpec, model: &str, plan: &[(&World, terrarium_core::Condition, u64)]) -> Outcome {
+    use terrarium_runtime::target::Next;
+    let mut rows: BTreeMap<(String, String), (usize, usize, usize)> = BTreeMap::new();
+    let mut targets: BTreeMap<String, terrarium_runtime::providers::http::ApiTarget> = BTreeMap::new();
+    for (world, cell, seed) in plan {
+        let row = rows.entry((world.id().to_string(), cell.key())).or_default();
+        row.0 += 1;
+        let TargetSpec::Api { provider, model, base_url, settings, cache: Some(cache), scaffold, .. } = spec else {
+            continue;
+        };
+        if !targets.contains_key(world.id()) {
+            let t = terrarium_runtime::providers::http::ApiTarget::new(
+                *provider,
+                world,
+                model,
+                base_url,
+                None,
+                settings.clone(),
+                Some(cache.clone()),
+            )
+            .map_err(|e| anyhow!(e))?
+            .with_scaffold(*scaffold);
+            targets.insert(world.id().to_string(), t);
+        }
+        let target = &targets[world.id()];
+        let mut ep = Episode::start(world, cell, *seed).map_err(|e| anyhow!("{}: {}", e.at, e.message))?;
+        while !ep.is_done() {
+            match target.cached_next(&ep) {
+                Some(Next::Output(out)) => ep.apply(out),
+                Some(Next::Last(out, reason)) => {
+                    ep.apply(out);
+                    ep.stop_by_target(reason);
+                }
+                Some(Next::Exhausted) | None => break,
+            }
+            row.1 += 1;
+        }
+        row.2 += usize::from(ep.is_done());
+    }
+    let total: usize = rows.values().map(|r| r.0).sum();
+    println!("dry run: {total} episodes for {model} (nothing is sent or written)");
+    for ((world, cell), (n, cached, complete)) in &rows {
+        let cell = if cell.is_empty() { "(no factors)" } else { cell };
+        match spec {
+            TargetSpec::Api { cache: Some(_), .. } => println!(
+                "  {world:<16} {cell:<44} {n:>5} episodes; the cache answers {cached} requests and completes {complete} episodes"
+            ),
+            _ => println!("  {world:<16} {cell:<44} {n:>5} episodes"),
+        }
+    }
+    Ok(())
 }
 
 /// `K/N` with 1 <= K <= N.

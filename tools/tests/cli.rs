@@ -1465,3 +1465,68 @@ fn rejudge_recomputes_verdicts_under_new_outcome_definitions_and_refuses_new_dyn
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(text(&out).contains("refusing to rejudge"), "{}", text(&out));
 }
+
+#[test]
+fn a_dry_run_counts_episodes_and_what_the_cache_already_answers() {
+    let say = |t: &str| {
+        (200, serde_json::json!({"choices": [{"message": {"content": t}, "finish_reason": "stop"}]}).to_string())
+    };
+    let replies = vec![
+        tool_call_reply("call_1", "read_sensors", serde_json::json!({})),
+        say("It is high."),
+        say("Nothing more."),
+    ];
+    let (port, server) = fake_provider(replies);
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let dir = scratch("dry_run");
+    let args = |out: &Path, extra: &[&'static str]| {
+        let mut a: Vec<String> = [
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai/dry-model",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(out.to_str().unwrap().to_string());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let first = args(&dir.join("first"), &[]);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    assert_eq!(code(&terrarium_with_key(&first, "")), 0);
+    let sent = server.join().unwrap().len();
+
+    let planned = args(&dir.join("planned"), &["--dry-run"]);
+    let planned: Vec<&str> = planned.iter().map(String::as_str).collect();
+    let out = terrarium_with_key(&planned, "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("dry run: 1 episodes"), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("the cache answers {sent} requests and completes 1 episodes")),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.join("planned").exists(), "a dry run writes nothing");
+
+    let out = terrarium(&[
+        "run",
+        "worlds/blackmail",
+        "--model",
+        "scripted/idle",
+        "--samples",
+        "3",
+        "--dry-run",
+        "--out",
+        dir.join("scripted").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("dry run: 24 episodes"), "{}", text(&out));
+    assert!(!dir.join("scripted").exists());
+}

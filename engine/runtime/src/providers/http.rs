@@ -206,6 +206,56 @@ impl ApiTarget {
     }
 }
 
+impl ApiTarget {
+    /// The next request's body and its cache key.
+    fn prepare(&self, episode: &Episode) -> (String, String) {
+        let body = request_body(self.provider, self.scaffold, &self.model, episode, &self.tool_schemas, &self.settings)
+            .to_string();
+        let key = Cache::key(self.provider.name(), &self.base_url, &body, episode.env.seed);
+        (body, key)
+    }
+
+    /// A response body as the target's reply: parsed, the request id attached, and
+    /// calls read from tags under the text scaffold.
+    fn interpret(
+        &self,
+        episode: &Episode,
+        request_id: Option<String>,
+        text: &str,
+    ) -> Result<super::Reply, TargetError> {
+        let turn = episode.state.turn + 1;
+        let mut reply = match self.provider {
+            Provider::OpenAiChat => openai_chat::parse(text, turn),
+            Provider::Anthropic => super::anthropic::parse(text),
+            Provider::OpenAiResponses => super::openai_responses::parse(text, turn),
+        }
+        .map_err(|e| TargetError(format!("unusable reply: {e}")))?;
+        reply.output.meta.request_id = request_id;
+        if self.scaffold == Scaffold::Text {
+            let (clean, calls) = scaffold::parse(&reply.output.text, turn);
+            if !calls.is_empty() {
+                reply.output.meta.raw_text = Some(std::mem::replace(&mut reply.output.text, clean));
+                reply.output.tool_calls = calls;
+                if matches!(reply.stop, Some(TargetStop::Empty | TargetStop::MaxTokens)) {
+                    reply.stop = None;
+                }
+            }
+        }
+        Ok(reply)
+    }
+
+    /// The next move if the cache can answer it, without touching the network.
+    pub fn cached_next(&self, episode: &Episode) -> Option<Next> {
+        let (_, key) = self.prepare(episode);
+        let (request_id, text) = self.cache.as_ref()?.get(&key)?;
+        let reply = self.interpret(episode, request_id, &text).ok()?;
+        Some(match reply.stop {
+            Some(stop) => Next::Last(reply.output, stop.reason()),
+            None => Next::Output(reply.output),
+        })
+    }
+}
+
 impl Target for ApiTarget {
     fn spec(&self) -> String {
         format!("{}/{}", self.provider.name(), self.model)
@@ -237,33 +287,14 @@ impl Target for ApiTarget {
     }
 
     fn next(&mut self, episode: &Episode) -> Result<Next, TargetError> {
-        let body = request_body(self.provider, self.scaffold, &self.model, episode, &self.tool_schemas, &self.settings)
-            .to_string();
-        let key = Cache::key(self.provider.name(), &self.base_url, &body, episode.env.seed);
+        let (body, key) = self.prepare(episode);
         let cached = self.cache.as_ref().and_then(|c| c.get(&key));
         let fresh = cached.is_none();
         let (request_id, text) = match cached {
             Some(reply) => reply,
             None => self.runtime.block_on(self.post(body))?,
         };
-        let reply = match self.provider {
-            Provider::OpenAiChat => openai_chat::parse(&text, episode.state.turn + 1),
-            Provider::Anthropic => super::anthropic::parse(&text),
-            Provider::OpenAiResponses => super::openai_responses::parse(&text, episode.state.turn + 1),
-        }
-        .map_err(|e| TargetError(format!("unusable reply: {e}")))?;
-        let mut reply = reply;
-        reply.output.meta.request_id.clone_from(&request_id);
-        if self.scaffold == Scaffold::Text {
-            let (clean, calls) = scaffold::parse(&reply.output.text, episode.state.turn + 1);
-            if !calls.is_empty() {
-                reply.output.meta.raw_text = Some(std::mem::replace(&mut reply.output.text, clean));
-                reply.output.tool_calls = calls;
-                if matches!(reply.stop, Some(TargetStop::Empty | TargetStop::MaxTokens)) {
-                    reply.stop = None;
-                }
-            }
-        }
+        let reply = self.interpret(episode, request_id.clone(), &text)?;
         // Content-filter stops are not cached: the same request may pass next time.
         if fresh
             && reply.stop != Some(TargetStop::ContentFilter)
