@@ -69,6 +69,9 @@ enum Command {
         /// already answer; send and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Keep errored episodes already in the folder instead of running them again.
+        #[arg(long)]
+        no_retry_errored: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -305,9 +308,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths } => check(&paths),
-        Command::Run { worlds, model, conditions, seed, samples, out, shard, dry_run, api } => {
-            let sweep =
-                Sweep { conditions: &conditions, seed, samples, out: out.as_deref(), shard: shard.as_deref(), dry_run };
+        Command::Run { worlds, model, conditions, seed, samples, out, shard, dry_run, no_retry_errored, api } => {
+            let sweep = Sweep {
+                conditions: &conditions,
+                seed,
+                samples,
+                out: out.as_deref(),
+                shard: shard.as_deref(),
+                dry_run,
+                retry_errored: !no_retry_errored,
+            };
             run(&worlds, &model, sweep, &api)
         }
         Command::Test { paths, seeds } => test(&paths, seeds),
@@ -458,10 +468,11 @@ struct Sweep<'a> {
     out: Option<&'a Path>,
     shard: Option<&'a str>,
     dry_run: bool,
+    retry_errored: bool,
 }
 
 fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
-    let Sweep { conditions, seed, samples, out, shard, dry_run } = sweep;
+    let Sweep { conditions, seed, samples, out, shard, dry_run, retry_errored } = sweep;
     let spec = target_spec(model, api)?;
     let shard = shard.map(parse_shard).transpose()?;
     let filter = parse_conditions(conditions)?;
@@ -559,8 +570,9 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
                     }
                 }
                 let episode_id = terrarium_core::episode_id(world, &cell, s, &target.spec(), &settings_json);
-                if run_dir.has(&episode_id) {
-                    // A model costs money: an episode already in the folder is not asked again.
+                if run_dir.has_completed(&episode_id) || (!retry_errored && run_dir.has(&episode_id)) {
+                    // A model costs money: an episode already in the folder is not asked
+                    // again, unless it errored (then it is retried, by default).
                     skipped += 1;
                     continue;
                 }
@@ -580,7 +592,8 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
         for (name, v) in &finished.verdicts.outcomes {
             *row.2.entry(name.clone()).or_default() += usize::from(v.fired && finished.record.status != "errored");
         }
-        if run_dir.has(&finished.record.episode_id) {
+        let id = &finished.record.episode_id;
+        if run_dir.has_completed(id) || (!retry_errored && run_dir.has(id)) {
             skipped += 1;
             continue;
         }
@@ -938,7 +951,7 @@ fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
 }
 
 fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
-    use terrarium_runtime::run::{EpisodeRecord, Finished};
+    use terrarium_runtime::run::Finished;
     // What must agree across folders: each world's dynamics hash, each target's settings.
     let mut worlds: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
     let mut targets: BTreeMap<String, (serde_json::Value, PathBuf)> = BTreeMap::new();
@@ -946,8 +959,7 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     for dir in dirs {
         let log = dir.join("episodes.jsonl");
         let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let Ok(record) = serde_json::from_str::<EpisodeRecord>(line) else { continue };
+        for record in terrarium_runtime::run::read_records(&text) {
             let transcript = std::fs::read_to_string(dir.join(&record.transcript))
                 .with_context(|| format!("{}: missing transcript {}", dir.display(), record.transcript))?;
             let header =
@@ -986,7 +998,10 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     let mut run_dir = RunDir::open(out).with_context(|| format!("cannot open run folder {}", out.display()))?;
     let (mut added, mut duplicates) = (0, 0);
     for (record, transcript) in all {
-        if run_dir.has(&record.episode_id) {
+        // A completed record replaces an errored one; nothing else is added twice.
+        if run_dir.has_completed(&record.episode_id)
+            || (record.status != "completed" && run_dir.has(&record.episode_id))
+        {
             duplicates += 1;
             continue;
         }
@@ -1007,7 +1022,7 @@ fn rejudge_cmd(dir: &Path) -> Outcome {
     use terrarium_runtime::run::EpisodeRecord;
     let log = dir.join("episodes.jsonl");
     let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
-    let records: Vec<EpisodeRecord> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let records: Vec<EpisodeRecord> = terrarium_runtime::run::read_records(&text);
     let mut worlds: BTreeMap<String, World> = BTreeMap::new();
     let (mut changed, mut lines) = (0usize, String::new());
     for r in records.iter().filter(|r| r.status == "completed") {
@@ -1061,7 +1076,7 @@ fn report_cmd(dir: &Path) -> Outcome {
     let log = dir.join("episodes.jsonl");
     let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
     // A torn last line (a crash mid-write) is skipped, as resuming would repair it.
-    let records: Vec<EpisodeRecord> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let records: Vec<EpisodeRecord> = terrarium_runtime::run::read_records(&text);
     if records.is_empty() {
         return Err(anyhow!("{} holds no episodes", log.display()).into());
     }

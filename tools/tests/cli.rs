@@ -1530,3 +1530,52 @@ fn a_dry_run_counts_episodes_and_what_the_cache_already_answers() {
     assert!(text(&out).contains("dry run: 24 episodes"), "{}", text(&out));
     assert!(!dir.join("scripted").exists());
 }
+
+#[test]
+fn errored_episodes_are_retried_on_the_next_run_unless_asked_not_to() {
+    let dir = scratch("retry_errored");
+    // One server for all three runs (the base URL is part of the episode's identity):
+    // an outage first, then good replies.
+    let say = serde_json::json!({"choices": [{"message": {"content": "Fine."}, "finish_reason": "stop"}]}).to_string();
+    let (port, server) = fake_provider(vec![(500, "{}".into()), (200, say.clone()), (200, say)]);
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let run = |extra: &[&str]| {
+        let d = dir.to_str().unwrap().to_string();
+        let mut args = vec![
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            base.as_str(),
+            "--condition",
+            "pressure=none",
+            "--max-attempts",
+            "1",
+            "--no-cache",
+            "--out",
+            d.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        terrarium_with_key(&args, "")
+    };
+    assert_eq!(code(&run(&[])), 3, "the outage errors the episode");
+    // Told not to retry, the errored episode stays as it is and nothing is asked.
+    let kept = run(&["--no-retry-errored"]);
+    assert_eq!(code(&kept), 0, "{}", text(&kept));
+    assert!(text(&kept).contains("1 already in the folder"), "{}", text(&kept));
+    // By default it is retried, and the new record wins.
+    let retried = run(&[]);
+    assert_eq!(code(&retried), 0, "{}", text(&retried));
+    assert_eq!(server.join().unwrap().len(), 3, "the skipped run asked nothing");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().count(),
+        2,
+        "the errored line stays, the new one follows"
+    );
+    let out = terrarium(&["report", dir.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    let fields: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((fields[5], fields[10]), ("1", "0"), "one completed, none errored: the latest record counts\n{csv}");
+}

@@ -91,17 +91,37 @@ pub fn run_episode(
     Ok(Finished { record, transcript, verdicts })
 }
 
+/// The records of an `episodes.jsonl`: for each episode its latest record (an errored
+/// episode retried later has two lines; the later one counts), in order of first
+/// appearance. Lines that do not parse (a torn last line) are skipped.
+pub fn read_records(text: &str) -> Vec<EpisodeRecord> {
+    let mut order: Vec<EpisodeRecord> = Vec::new();
+    let mut at: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(rec) = serde_json::from_str::<EpisodeRecord>(line) else { continue };
+        match at.get(&rec.episode_id) {
+            Some(&i) => order[i] = rec,
+            None => {
+                at.insert(rec.episode_id.clone(), order.len());
+                order.push(rec);
+            }
+        }
+    }
+    order
+}
+
 /// A run folder being written.
 pub struct RunDir {
     dir: PathBuf,
-    done: BTreeSet<String>,
+    completed: BTreeSet<String>,
+    errored: BTreeSet<String>,
 }
 
 impl RunDir {
     /// Open (or create) a run folder and note the episodes it already holds.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir.join("transcripts"))?;
-        let mut done = BTreeSet::new();
+        let (mut completed, mut errored) = (BTreeSet::new(), BTreeSet::new());
         let log = dir.join("episodes.jsonl");
         match std::fs::read_to_string(&log) {
             Ok(mut text) => {
@@ -114,25 +134,32 @@ impl RunDir {
                     f.set_len(keep as u64)?;
                     f.sync_data()?;
                 }
-                for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    if let Ok(rec) = serde_json::from_str::<EpisodeRecord>(line) {
-                        done.insert(rec.episode_id);
+                for rec in read_records(&text) {
+                    if rec.status == "completed" {
+                        completed.insert(rec.episode_id);
+                    } else {
+                        errored.insert(rec.episode_id);
                     }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        Ok(RunDir { dir: dir.to_path_buf(), done })
+        Ok(RunDir { dir: dir.to_path_buf(), completed, errored })
     }
 
     pub fn path(&self) -> &Path {
         &self.dir
     }
 
-    /// Whether the folder already holds this episode.
+    /// Whether the folder already holds this episode, completed or errored.
     pub fn has(&self, episode_id: &str) -> bool {
-        self.done.contains(episode_id)
+        self.completed.contains(episode_id) || self.errored.contains(episode_id)
+    }
+
+    /// Whether the folder holds this episode completed (an errored one may be retried).
+    pub fn has_completed(&self, episode_id: &str) -> bool {
+        self.completed.contains(episode_id)
     }
 
     /// Write the transcript, then append the record (so a record never points at a
@@ -147,7 +174,13 @@ impl RunDir {
         line.push('\n');
         f.write_all(line.as_bytes())?;
         f.sync_data()?;
-        self.done.insert(finished.record.episode_id.clone());
+        let id = finished.record.episode_id.clone();
+        if finished.record.status == "completed" {
+            self.errored.remove(&id);
+            self.completed.insert(id);
+        } else {
+            self.errored.insert(id);
+        }
         Ok(())
     }
 }
