@@ -13,6 +13,7 @@ use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Event, Line, render_event, render_verdicts};
 use terrarium_core::{Episode, World, view};
 use terrarium_runtime::policies::check_policies;
+use terrarium_runtime::providers::budget::CallBudget;
 use terrarium_runtime::run::{RunDir, run_episode};
 use terrarium_runtime::target::{Scripted, Target as _};
 use terrarium_runtime::{LoadError, find_worlds, load_world};
@@ -72,6 +73,10 @@ enum Command {
         /// Keep errored episodes already in the folder instead of running them again.
         #[arg(long)]
         no_retry_errored: bool,
+        /// Send at most N requests to the model in this run, retries included (cached
+        /// replies are free). When they are spent the run stops with exit 4; run again to continue.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_api_calls: Option<u64>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -294,6 +299,8 @@ enum Failure {
     Usage(anyhow::Error),
     /// Exit 3: some episodes errored.
     Errored,
+    /// Exit 4: a run's --max-api-calls budget ran out before every episode finished.
+    Budget,
 }
 
 impl From<anyhow::Error> for Failure {
@@ -308,7 +315,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths } => check(&paths),
-        Command::Run { worlds, model, conditions, seed, samples, out, shard, dry_run, no_retry_errored, api } => {
+        Command::Run {
+            worlds,
+            model,
+            conditions,
+            seed,
+            samples,
+            out,
+            shard,
+            dry_run,
+            no_retry_errored,
+            max_api_calls,
+            api,
+        } => {
             let sweep = Sweep {
                 conditions: &conditions,
                 seed,
@@ -317,6 +336,7 @@ fn main() -> ExitCode {
                 shard: shard.as_deref(),
                 dry_run,
                 retry_errored: !no_retry_errored,
+                max_api_calls,
             };
             run(&worlds, &model, sweep, &api)
         }
@@ -342,6 +362,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::Errored) => ExitCode::from(3),
+        Err(Failure::Budget) => ExitCode::from(4),
     }
 }
 
@@ -469,11 +490,16 @@ struct Sweep<'a> {
     shard: Option<&'a str>,
     dry_run: bool,
     retry_errored: bool,
+    max_api_calls: Option<u64>,
 }
 
 fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
-    let Sweep { conditions, seed, samples, out, shard, dry_run, retry_errored } = sweep;
+    let Sweep { conditions, seed, samples, out, shard, dry_run, retry_errored, max_api_calls } = sweep;
     let spec = target_spec(model, api)?;
+    let budget = max_api_calls.map(CallBudget::new);
+    if budget.is_some() && matches!(spec, TargetSpec::Scripted(_)) {
+        return Err(anyhow!("--max-api-calls applies to model targets; `{model}` is a scripted policy").into());
+    }
     let shard = shard.map(parse_shard).transpose()?;
     let filter = parse_conditions(conditions)?;
     if samples == 0 {
@@ -520,7 +546,7 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
     let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
     let total = plan.len();
     let progress = std::io::stderr().is_terminal();
-    let (mut skipped, mut errored) = (0usize, 0usize);
+    let (mut skipped, mut errored, mut not_started) = (0usize, 0usize, 0usize);
     // Worlds already told about a capability their target lacks.
     let mut noted = std::collections::BTreeSet::new();
     // (world, cell) → (episodes, errored, outcome → fired count)
@@ -556,6 +582,10 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
                 )
                 .and_then(|t| t.with_timeout(*timeout_secs))
                 .map(|t| t.with_max_attempts(*max_attempts).with_scaffold(*scaffold))
+                .map(|t| match &budget {
+                    Some(b) => t.with_budget(b.clone()),
+                    None => t,
+                })
                 .map_err(|e| anyhow!(e))?;
                 let settings_json = target.settings();
                 if let Some(unsupported) = settings_json.get("unsupported").and_then(|u| u.as_array()) {
@@ -574,6 +604,10 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
                     // A model costs money: an episode already in the folder is not asked
                     // again, unless it errored (then it is retried, by default).
                     skipped += 1;
+                    continue;
+                }
+                if budget.as_ref().is_some_and(CallBudget::spent) {
+                    not_started += 1;
                     continue;
                 }
                 run_episode(world, &cell, s, &mut target)
@@ -604,10 +638,19 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
     }
     print_outcome_table(model, &table);
     println!(
-        "{total} episodes ({} new, {skipped} already in the folder, {errored} errored) -> {}",
-        total - skipped,
+        "{total} episodes ({} new, {skipped} already in the folder, {errored} errored{}) -> {}",
+        total - skipped - not_started,
+        if not_started > 0 { format!(", {not_started} not started") } else { String::new() },
         run_dir.path().join("episodes.jsonl").display()
     );
+    if let Some(b) = budget.as_ref().filter(|b| b.spent() && (not_started > 0 || errored > 0)) {
+        eprintln!(
+            "stopped: the budget of {} API calls is spent; {not_started} episodes not started. \
+             Run the same command again to continue (errored episodes are retried).",
+            b.limit()
+        );
+        return Err(Failure::Budget);
+    }
     if errored > 0 { Err(Failure::Errored) } else { Ok(()) }
 }
 

@@ -1579,3 +1579,58 @@ fn errored_episodes_are_retried_on_the_next_run_unless_asked_not_to() {
     let fields: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
     assert_eq!((fields[5], fields[10]), ("1", "0"), "one completed, none errored: the latest record counts\n{csv}");
 }
+
+#[test]
+fn a_spent_call_budget_stops_the_run_with_exit_4_and_sends_nothing_more() {
+    const KEY: &str = "sk-test-not-a-real-key-4242";
+    let replies = vec![
+        tool_call_reply("call_1", "read_sensors", serde_json::json!({})),
+        tool_call_reply("call_2", "read_sensors", serde_json::json!({})),
+        tool_call_reply("call_3", "read_sensors", serde_json::json!({})),
+    ];
+    let (port, server) = fake_provider(replies);
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let dir = scratch("budget_spent");
+    let out = terrarium_with_key(
+        &[
+            "run",
+            "fixtures/worlds/greenhouse",
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            &base,
+            "--condition",
+            "pressure=none",
+            "--samples",
+            "3",
+            "--no-cache",
+            "--max-api-calls",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        KEY,
+    );
+    // Release the fake server's unused third reply with an empty connection, so its thread ends.
+    let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+    let requests = server.join().unwrap();
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert_eq!(requests.len(), 2, "no request past the budget");
+    let all = text(&out);
+    assert!(all.contains("budget of 2 API calls is spent"), "{all}");
+    assert!(all.contains("2 episodes not started"), "{all}");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 1, "the episode cut short is kept, as errored");
+    assert_eq!(records[0]["status"], "errored");
+
+    // Scripted policies make no API calls; a budget for them is a usage error.
+    let scripted =
+        terrarium(&["run", "fixtures/worlds/greenhouse", "--model", "scripted/idle", "--max-api-calls", "5"]);
+    assert_eq!(code(&scripted), 2, "{}", text(&scripted));
+    let zero = terrarium(&["run", "worlds/blackmail", "--model", "openai/x", "--max-api-calls", "0"]);
+    assert_eq!(code(&zero), 2, "{}", text(&zero));
+}

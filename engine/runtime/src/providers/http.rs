@@ -8,6 +8,7 @@ use serde_json::Value as Json;
 use terrarium_core::conversation::from_events;
 use terrarium_core::{Episode, World, view};
 
+use super::budget::CallBudget;
 use super::cache::Cache;
 use super::{Scaffold, Settings, TargetStop, openai_chat, retry, scaffold};
 use crate::target::{Next, Target, TargetError};
@@ -87,6 +88,7 @@ pub struct ApiTarget {
     tool_schemas: Vec<Json>,
     retry: retry::RetryPolicy,
     cache: Option<Cache>,
+    budget: Option<CallBudget>,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
@@ -124,6 +126,7 @@ impl ApiTarget {
             tool_schemas: view::tool_schemas(world),
             retry: retry::RetryPolicy::default(),
             cache,
+            budget: None,
             client,
             runtime,
         })
@@ -145,6 +148,13 @@ impl ApiTarget {
     }
 
     /// At most `n` attempts per request (at least one).
+    /// Count every request sent against `budget`; once it is spent, the next request
+    /// fails the episode (as errored, so a later run retries it).
+    pub fn with_budget(mut self, budget: CallBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.retry.max_attempts = n.max(1);
         self
@@ -157,10 +167,23 @@ impl ApiTarget {
         let jitter =
             body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         let mut attempt = 1;
+        let mut last_failure = String::new();
         loop {
+            if let Some(budget) = &self.budget
+                && !budget.take()
+            {
+                return Err(TargetError(format!(
+                    "the run's budget of {} API calls is spent; this request was not sent{last_failure}",
+                    budget.limit()
+                )));
+            }
             let outcome = match self.send_once(&url, &body).await {
                 Ok(reply) => return Ok(reply),
                 Err(outcome) => outcome,
+            };
+            last_failure = match &outcome {
+                retry::Attempt::Status { code, .. } => format!(" (the previous attempt got HTTP {code})"),
+                retry::Attempt::Transport(why) => format!(" (the previous attempt failed: {why})"),
             };
             match retry::decide(&self.retry, attempt, &outcome, jitter.rotate_left(attempt)) {
                 retry::Decision::RetryAfter(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,

@@ -6,6 +6,7 @@
 //! responses into target outputs. Sending them (HTTP, retries, the cache) is separate.
 
 pub mod anthropic;
+pub mod budget;
 pub mod cache;
 pub mod http;
 pub mod openai_chat;
