@@ -633,6 +633,7 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
         }
         run_dir.save(&finished).with_context(|| format!("cannot write to {}", dir.display()))?;
     }
+    run_dir.sync().with_context(|| format!("cannot sync {}", dir.display()))?;
     if progress {
         eprintln!();
     }
@@ -1057,6 +1058,7 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
             .with_context(|| format!("cannot write to {}", out.display()))?;
         added += 1;
     }
+    run_dir.sync().with_context(|| format!("cannot sync {}", out.display()))?;
     println!("merged {added} episodes ({duplicates} already present) -> {}", out.join("episodes.jsonl").display());
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The command-line contract: outputs, files written, and exit codes
-//! (0 success, 1 a check failed, 2 usage error, 3 some episodes errored).
+//! (0 success, 1 a check failed, 2 usage error, 3 some episodes errored, 4 a call
+//! budget ran out).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -1633,4 +1634,62 @@ fn a_spent_call_budget_stops_the_run_with_exit_4_and_sends_nothing_more() {
     assert_eq!(code(&scripted), 2, "{}", text(&scripted));
     let zero = terrarium(&["run", "worlds/blackmail", "--model", "openai/x", "--max-api-calls", "0"]);
     assert_eq!(code(&zero), 2, "{}", text(&zero));
+}
+
+/// Each record of a run folder: episode id → (status, outcomes, transcript bytes); and
+/// how many record lines there were.
+fn run_contents(dir: &Path) -> (std::collections::BTreeMap<String, (String, String, String)>, usize) {
+    let text = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    let mut map = std::collections::BTreeMap::new();
+    let mut lines = 0;
+    for line in text.lines() {
+        lines += 1;
+        let r: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let transcript = std::fs::read_to_string(dir.join(r["transcript"].as_str().unwrap())).unwrap();
+        map.insert(
+            r["episode_id"].as_str().unwrap().to_string(),
+            (r["status"].to_string(), r["outcomes"].to_string(), transcript),
+        );
+    }
+    (map, lines)
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_same_results_without_duplicates() {
+    let args = |dir: &Path| -> Vec<String> {
+        ["run", "worlds/blackmail", "--model", "scripted/blackmail", "--samples", "400", "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([dir.to_str().unwrap().to_string()])
+            .collect()
+    };
+    let whole = scratch("kill_whole");
+    let out = Command::new(env!("CARGO_BIN_EXE_terrarium")).args(args(&whole)).current_dir(root()).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (expected, lines) = run_contents(&whole);
+    assert_eq!(lines, expected.len());
+
+    // Kill at several points (where each lands depends on the machine: before the
+    // first record, mid-write, or after the last; each must resume cleanly).
+    let killed = scratch("kill_resumed");
+    for ms in [30u64, 90, 200, 400] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+            .args(args(&killed))
+            .current_dir(root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_terrarium")).args(args(&killed)).current_dir(root()).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (resumed, lines) = run_contents(&killed);
+    assert_eq!(lines, resumed.len(), "no episode recorded twice");
+    assert_eq!(resumed.len(), expected.len());
+    for (id, want) in &expected {
+        assert_eq!(resumed.get(id), Some(want), "episode {id} differs after the kills");
+    }
 }
