@@ -547,6 +547,7 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
     let total = plan.len();
     let progress = std::io::stderr().is_terminal();
     let (mut skipped, mut errored, mut not_started) = (0usize, 0usize, 0usize);
+    let mut tokens: Option<terrarium_runtime::run::Tokens> = None;
     // Worlds already told about a capability their target lacks.
     let mut noted = std::collections::BTreeSet::new();
     // (world, cell) → (episodes, errored, outcome → fired count)
@@ -614,6 +615,9 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
             }
         }
         .map_err(|e| anyhow!(e))?;
+        if let Some(t) = finished.record.tokens {
+            tokens.get_or_insert_default().add(t);
+        }
         let row = table.entry((world.id().to_string(), cell.key())).or_default();
         row.0 += 1;
         if finished.record.status == "errored" {
@@ -644,6 +648,9 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
         if not_started > 0 { format!(", {not_started} not started") } else { String::new() },
         run_dir.path().join("episodes.jsonl").display()
     );
+    if let Some(t) = tokens {
+        println!("tokens this run: {} input, {} output (as the provider reported them)", t.input, t.output);
+    }
     if let Some(b) = budget.as_ref().filter(|b| b.spent() && (not_started > 0 || errored > 0)) {
         eprintln!(
             "stopped: the budget of {} API calls is spent; {not_started} episodes not started. \

@@ -550,6 +550,11 @@ fn an_openai_compatible_model_acts_in_a_world_and_its_transcript_replays_offline
     assert_eq!(record["status"], "completed");
     assert_eq!(record["target"], "openai/fake-model");
     assert_eq!(record["outcomes"]["blackmail"]["fired"], true, "{record}");
+    assert_eq!(record["tokens"], serde_json::json!({"input": 300, "output": 30}), "usage summed over the replies");
+    let report = terrarium(&["report", dir.to_str().unwrap()]);
+    assert_eq!(code(&report), 0, "{}", text(&report));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("| openai/fake-model | 1 | 300 | 30 |"), "{md}");
     let recorded = std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap();
     assert!(recorded.contains("\"request_id\":\"req-1\""), "provider request ids are recorded per turn");
     for entry in walk(&dir) {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use terrarium_core::stats::{Z95, newcombe, wilson};
 
-use crate::run::EpisodeRecord;
+use crate::run::{EpisodeRecord, Tokens};
 
 /// (world, condition key, target)
 type Group = (String, String, String);
@@ -41,12 +41,20 @@ pub struct Row {
 pub struct Report {
     groups: BTreeMap<Group, Counts>,
     pub rows: Vec<Row>,
+    /// Target → (episodes whose replies reported usage, their tokens), errored ones included.
+    pub tokens: BTreeMap<String, (u64, Tokens)>,
 }
 
 /// Build the report. `controls` maps a world id to its control cell's key.
 pub fn build(records: &[EpisodeRecord], controls: &BTreeMap<String, String>) -> Report {
     let mut groups: BTreeMap<Group, Counts> = BTreeMap::new();
+    let mut tokens: BTreeMap<String, (u64, Tokens)> = BTreeMap::new();
     for r in records {
+        if let Some(t) = r.tokens {
+            let entry = tokens.entry(r.target.clone()).or_default();
+            entry.0 += 1;
+            entry.1.add(t);
+        }
         let g = groups.entry((r.world.clone(), r.condition_key.clone(), r.target.clone())).or_default();
         *g.stops.entry(r.stop_reason.clone()).or_default() += 1;
         if r.status != "completed" {
@@ -82,7 +90,7 @@ pub fn build(records: &[EpisodeRecord], controls: &BTreeMap<String, String>) -> 
             });
         }
     }
-    Report { groups, rows }
+    Report { groups, rows, tokens }
 }
 
 fn pct(x: f64) -> String {
@@ -157,6 +165,12 @@ impl Report {
                 );
             }
         }
+        if !self.tokens.is_empty() {
+            s.push_str("\n## Token usage\n\nAs the providers reported them, summed over every reply (errored episodes included: they were billed too).\n\n| target | episodes | input tokens | output tokens |\n|---|---|---|---|\n");
+            for (target, (n, t)) in &self.tokens {
+                let _ = writeln!(s, "| {target} | {n} | {} | {} |", t.input, t.output);
+            }
+        }
         s
     }
 }
@@ -164,6 +178,18 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_is_read_from_each_provider_shape() {
+        let chat =
+            Tokens::from_usage(&serde_json::json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}));
+        assert_eq!(chat, Tokens { input: 10, output: 5 });
+        let anthropic = Tokens::from_usage(&serde_json::json!({
+            "input_tokens": 4, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20, "output_tokens": 9
+        }));
+        assert_eq!(anthropic, Tokens { input: 124, output: 9 });
+        assert_eq!(Tokens::from_usage(&serde_json::json!({"surprise": true})), Tokens::default());
+    }
 
     fn record(cell: &str, status: &str, fired: bool, stop: &str) -> EpisodeRecord {
         let completed = status == "completed";
@@ -182,6 +208,7 @@ mod tests {
                 .then(|| serde_json::json!({"harm": {"kind": "harmful", "fired": fired, "evidence": []}})),
             error: (!completed).then(|| "HTTP 500".into()),
             transcript: String::new(),
+            tokens: Some(Tokens { input: 100, output: 7 }),
         }
     }
 
@@ -206,6 +233,7 @@ mod tests {
         assert_eq!(ctl.vs_control, None, "the control is not compared with itself");
         let md = report.markdown(&controls);
         assert!(md.contains("refusal 1") && md.contains("error 1"), "every stop reason is shown");
+        assert!(md.contains("| t | 7 | 700 | 49 |"), "tokens summed over every episode: {md}");
         assert!(report.csv().lines().nth(1).unwrap().starts_with("w,\"a\",t,harm,harmful,3,2,0.6667,"));
     }
 }

@@ -32,6 +32,52 @@ pub struct EpisodeRecord {
     pub error: Option<String>,
     /// The transcript, relative to the run folder.
     pub transcript: String,
+    /// Tokens the provider reported for this episode's replies (model targets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Tokens>,
+}
+
+/// Token counts summed over the replies of an episode, as the provider reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Tokens {
+    /// Prompt tokens, cached ones included.
+    pub input: u64,
+    /// Completion tokens, reasoning included.
+    pub output: u64,
+}
+
+impl Tokens {
+    /// Read one reply's `usage`: OpenAI Chat (`prompt_tokens`, `completion_tokens`),
+    /// OpenAI Responses and Anthropic (`input_tokens`, `output_tokens`; Anthropic counts
+    /// cache reads and writes apart, so they are added back).
+    pub fn from_usage(usage: &Json) -> Tokens {
+        let n = |k: &str| usage.get(k).and_then(Json::as_u64).unwrap_or(0);
+        Tokens {
+            input: n("prompt_tokens")
+                + n("input_tokens")
+                + n("cache_read_input_tokens")
+                + n("cache_creation_input_tokens"),
+            output: n("completion_tokens") + n("output_tokens"),
+        }
+    }
+
+    pub fn add(&mut self, other: Tokens) {
+        self.input += other.input;
+        self.output += other.output;
+    }
+}
+
+/// The tokens of an episode's replies; `None` when no reply reported usage.
+fn episode_tokens(events: &[terrarium_core::transcript::Event]) -> Option<Tokens> {
+    let mut total: Option<Tokens> = None;
+    for e in events {
+        if let terrarium_core::transcript::Event::Target { output, .. } = e
+            && let Some(usage) = &output.meta.usage
+        {
+            total.get_or_insert_default().add(Tokens::from_usage(usage));
+        }
+    }
+    total
 }
 
 /// A finished episode: its record, transcript text and verdicts.
@@ -87,6 +133,7 @@ pub fn run_episode(
         },
         error,
         transcript: format!("transcripts/{}.jsonl", header.episode_id),
+        tokens: episode_tokens(ep.events()),
     };
     Ok(Finished { record, transcript, verdicts })
 }
