@@ -545,7 +545,9 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
     let dir = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
     let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
     let total = plan.len();
-    let progress = std::io::stderr().is_terminal();
+    // Every request is counted (for the progress line); only --max-api-calls limits them.
+    let calls = budget.clone().unwrap_or_else(|| CallBudget::new(u64::MAX));
+    let progress = Progress::new(total as u64);
     let (mut skipped, mut errored, mut not_started) = (0usize, 0usize, 0usize);
     let mut tokens: Option<terrarium_runtime::run::Tokens> = None;
     // Worlds already told about a capability their target lacks.
@@ -553,9 +555,7 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
     // (world, cell) → (episodes, errored, outcome → fired count)
     let mut table: Table = BTreeMap::new();
     for (i, (world, cell, s)) in plan.into_iter().enumerate() {
-        if progress {
-            eprint!("\r{}/{total} episodes", i + 1);
-        }
+        progress.update(i as u64, errored, calls.used(), tokens);
         let finished = match &spec {
             TargetSpec::Scripted(policy) => {
                 let mut target = Scripted::new(policy, &world.file.policies[*policy]);
@@ -583,10 +583,7 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
                 )
                 .and_then(|t| t.with_timeout(*timeout_secs))
                 .map(|t| t.with_max_attempts(*max_attempts).with_scaffold(*scaffold))
-                .map(|t| match &budget {
-                    Some(b) => t.with_budget(b.clone()),
-                    None => t,
-                })
+                .map(|t| t.with_budget(calls.clone()))
                 .map_err(|e| anyhow!(e))?;
                 let settings_json = target.settings();
                 if let Some(unsupported) = settings_json.get("unsupported").and_then(|u| u.as_array()) {
@@ -638,9 +635,7 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
         run_dir.save(&finished).with_context(|| format!("cannot write to {}", dir.display()))?;
     }
     run_dir.sync().with_context(|| format!("cannot sync {}", dir.display()))?;
-    if progress {
-        eprintln!();
-    }
+    progress.finish();
     print_outcome_table(model, &table);
     println!(
         "{total} episodes ({} new, {skipped} already in the folder, {errored} errored{}) -> {}",
@@ -660,6 +655,54 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
         return Err(Failure::Budget);
     }
     if errored > 0 { Err(Failure::Errored) } else { Ok(()) }
+}
+
+/// Progress of a run on stderr: a bar on a terminal; otherwise a plain line every 5%
+/// of a run of 20 episodes or more.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let style =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} episodes  {per_sec}  eta {eta}  {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            indicatif::ProgressBar::new(total).with_style(style)
+        });
+        Progress { bar, total }
+    }
+
+    /// `done` episodes finished or skipped so far.
+    fn update(&self, done: u64, errored: usize, calls: u64, tokens: Option<terrarium_runtime::run::Tokens>) {
+        let mut msg = format!("{errored} errored");
+        if calls > 0 {
+            msg.push_str(&format!(", {calls} API calls"));
+        }
+        if let Some(t) = tokens {
+            msg.push_str(&format!(", {} tokens", t.input + t.output));
+        }
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(msg);
+            }
+            None => {
+                let step = (self.total / 20).max(1);
+                if self.total >= 20 && done > 0 && done % step == 0 {
+                    eprintln!("progress: {done}/{} episodes, {msg}", self.total);
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// What a run would do: episodes per world and cell, and for model targets how many
