@@ -47,9 +47,10 @@ enum Command {
         /// World files, world folders, or folders of world folders.
         #[arg(required = true)]
         worlds: Vec<PathBuf>,
-        /// The target: `scripted/<policy>` (a world's reference policy).
-        #[arg(long)]
-        model: String,
+        /// The target: `scripted/<policy>` (a world's reference policy), or a model
+        /// (`openai/…`, `openai-responses/…`, `anthropic/…`). Repeat to run several in turn.
+        #[arg(long = "model", required = true)]
+        models: Vec<String>,
         /// Keep cells with factor=value; repeat a factor for any of several values.
         #[arg(long = "condition", value_name = "FACTOR=VALUE")]
         conditions: Vec<String>,
@@ -317,7 +318,7 @@ fn main() -> ExitCode {
         Command::Check { paths } => check(&paths),
         Command::Run {
             worlds,
-            model,
+            models,
             conditions,
             seed,
             samples,
@@ -338,7 +339,7 @@ fn main() -> ExitCode {
                 retry_errored: !no_retry_errored,
                 max_api_calls,
             };
-            run(&worlds, &model, sweep, &api)
+            run(&worlds, &models, sweep, &api)
         }
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
@@ -482,6 +483,7 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
 }
 
 /// What a sweep covers and where it goes.
+#[derive(Clone, Copy)]
 struct Sweep<'a> {
     conditions: &'a [String],
     seed: u64,
@@ -493,13 +495,36 @@ struct Sweep<'a> {
     max_api_calls: Option<u64>,
 }
 
-fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
-    let Sweep { conditions, seed, samples, out, shard, dry_run, retry_errored, max_api_calls } = sweep;
-    let spec = target_spec(model, api)?;
-    let budget = max_api_calls.map(CallBudget::new);
-    if budget.is_some() && matches!(spec, TargetSpec::Scripted(_)) {
-        return Err(anyhow!("--max-api-calls applies to model targets; `{model}` is a scripted policy").into());
+/// Run the sweep for each target in turn, into one run folder. One call budget is
+/// shared by all of them; the worst ending is the run's.
+fn run(paths: &[PathBuf], models: &[String], sweep: Sweep, api: &ApiArgs) -> Outcome {
+    let mut specs = Vec::new();
+    for model in models {
+        if specs.iter().any(|(m, _)| *m == model) {
+            return Err(anyhow!("--model {model} is given twice").into());
+        }
+        specs.push((model, target_spec(model, api)?));
     }
+    let budget = sweep.max_api_calls.map(CallBudget::new);
+    if budget.is_some() && specs.iter().all(|(_, s)| matches!(s, TargetSpec::Scripted(_))) {
+        return Err(anyhow!("--max-api-calls applies to model targets; every --model here is a scripted policy").into());
+    }
+    let mut worst = Ok(());
+    for (model, spec) in specs {
+        match run_target(paths, model, spec, sweep, budget.as_ref()) {
+            Ok(()) => {}
+            Err(Failure::Budget) => worst = Err(Failure::Budget),
+            Err(Failure::Errored) if worst.is_ok() => worst = Err(Failure::Errored),
+            Err(Failure::Errored) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    worst
+}
+
+fn run_target(paths: &[PathBuf], model: &str, spec: TargetSpec, sweep: Sweep, budget: Option<&CallBudget>) -> Outcome {
+    let Sweep { conditions, seed, samples, out, shard, dry_run, retry_errored, max_api_calls: _ } = sweep;
+    let budget = budget.filter(|_| !matches!(spec, TargetSpec::Scripted(_)));
     let shard = shard.map(parse_shard).transpose()?;
     let filter = parse_conditions(conditions)?;
     if samples == 0 {
@@ -546,7 +571,7 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
     let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
     let total = plan.len();
     // Every request is counted (for the progress line); only --max-api-calls limits them.
-    let calls = budget.clone().unwrap_or_else(|| CallBudget::new(u64::MAX));
+    let calls = budget.cloned().unwrap_or_else(|| CallBudget::new(u64::MAX));
     let progress = Progress::new(total as u64);
     let (mut skipped, mut errored, mut not_started) = (0usize, 0usize, 0usize);
     let mut tokens: Option<terrarium_runtime::run::Tokens> = None;
@@ -604,7 +629,7 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
                     skipped += 1;
                     continue;
                 }
-                if budget.as_ref().is_some_and(CallBudget::spent) {
+                if budget.is_some_and(CallBudget::spent) {
                     not_started += 1;
                     continue;
                 }
@@ -646,7 +671,7 @@ fn run(paths: &[PathBuf], model: &str, sweep: Sweep, api: &ApiArgs) -> Outcome {
     if let Some(t) = tokens {
         println!("tokens this run: {} input, {} output (as the provider reported them)", t.input, t.output);
     }
-    if let Some(b) = budget.as_ref().filter(|b| b.spent() && (not_started > 0 || errored > 0)) {
+    if let Some(b) = budget.filter(|b| b.spent() && (not_started > 0 || errored > 0)) {
         eprintln!(
             "stopped: the budget of {} API calls is spent; {not_started} episodes not started. \
              Run the same command again to continue (errored episodes are retried).",

@@ -1698,3 +1698,22 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_results_without_duplicates() {
         assert_eq!(resumed.get(id), Some(want), "episode {id} differs after the kills");
     }
 }
+
+#[test]
+fn several_models_run_in_turn_into_one_folder() {
+    let dir = scratch("several_models");
+    let d = dir.to_str().unwrap();
+    let world = "fixtures/worlds/greenhouse";
+    let out = terrarium(&["run", world, "--model", "scripted/idle", "--model", "scripted/benign", "--out", d]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let targets: std::collections::BTreeSet<String> = std::fs::read_to_string(dir.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["target"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(targets, ["scripted/benign", "scripted/idle"].map(String::from).into());
+
+    let twice = terrarium(&["run", world, "--model", "scripted/idle", "--model", "scripted/idle", "--out", d]);
+    assert_eq!(code(&twice), 2, "{}", text(&twice));
+    assert!(text(&twice).contains("given twice"), "{}", text(&twice));
+}
