@@ -49,7 +49,7 @@ enum Command {
         worlds: Vec<PathBuf>,
         /// The target: `scripted/<policy>` (a world's reference policy), or a model
         /// (`openai/…`, `openai-responses/…`, `anthropic/…`). Repeat to run several in turn.
-        #[arg(long = "model", required = true)]
+        #[arg(long = "model", value_name = "TARGET", required = true)]
         models: Vec<String>,
         /// Keep cells with factor=value; repeat a factor for any of several values.
         #[arg(long = "condition", value_name = "FACTOR=VALUE")]
