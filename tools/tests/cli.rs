@@ -391,16 +391,19 @@ fn fake_provider(replies: Vec<(u16, String)>) -> (u16, std::thread::JoinHandle<V
     listener.set_nonblocking(true).expect("non-blocking");
     let port = listener.local_addr().unwrap().port();
     let handle = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30); // determinism-ok: test server deadline
         let mut seen = Vec::new();
         for (status, reply) in replies {
             let mut stream = loop {
                 match listener.accept() {
                     Ok((s, _)) => break s,
-                    Err(_) if std::time::Instant::now() < deadline => {
+                    Err(_) => {
+                        let late = std::time::Instant::now() >= deadline; // determinism-ok: test deadline
+                        if late {
+                            return seen;
+                        }
                         std::thread::sleep(std::time::Duration::from_millis(5))
                     }
-                    Err(_) => return seen,
                 }
             };
             stream.set_nonblocking(false).unwrap();

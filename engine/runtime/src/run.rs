@@ -165,7 +165,7 @@ pub const SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1)
 /// call fsync, never what is written.
 #[allow(clippy::disallowed_methods)]
 fn monotonic_now() -> std::time::Instant {
-    std::time::Instant::now()
+    std::time::Instant::now() // determinism-ok: run-folder edge; times fsync only, never read into a record
 }
 
 /// A run folder being written. Records are synced every [`SYNC_INTERVAL`], on
