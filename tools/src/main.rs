@@ -431,33 +431,63 @@ fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// A model spec's provider and model name, and where its key and base URL come from.
+struct ModelSpec<'a> {
+    provider: terrarium_runtime::providers::http::Provider,
+    name: &'a str,
+    key_var: &'static str,
+    url_var: &'static str,
+    default_url: &'static str,
+}
+
+/// `openai/<model>`, `openai-responses/<model>` or `anthropic/<model>`.
+fn model_spec(model: &str) -> Option<ModelSpec<'_>> {
+    use terrarium_runtime::providers::http::Provider;
+    let (provider, name) = model.split_once('/').filter(|(_, name)| !name.is_empty())?;
+    let (provider, key_var, url_var, default_url) = match provider {
+        "openai" => (Provider::OpenAiChat, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
+        "openai-responses" => {
+            (Provider::OpenAiResponses, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
+        }
+        "anthropic" => (Provider::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+        _ => return None,
+    };
+    Some(ModelSpec { provider, name, key_var, url_var, default_url })
+}
+
+impl ApiArgs {
+    /// `--base-url`, else the provider's environment variable, else its public endpoint.
+    fn base_url(&self, spec: &ModelSpec) -> String {
+        let env_url = std::env::var(spec.url_var).ok().filter(|u| !u.is_empty());
+        self.base_url.clone().or(env_url).unwrap_or_else(|| spec.default_url.to_string())
+    }
+
+    fn settings(&self) -> terrarium_runtime::providers::Settings {
+        terrarium_runtime::providers::Settings {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+            sampling_seed: self.sampling_seed,
+            reasoning_effort: self.reasoning_effort.clone(),
+            thinking_budget: self.thinking_budget,
+        }
+    }
+}
+
 /// The target a `--model` spec names. API keys come from the environment only.
 fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'a>> {
-    match model.split_once('/') {
-        Some(("scripted", policy)) if !policy.is_empty() => Ok(TargetSpec::Scripted(policy)),
-        Some((provider @ ("openai" | "anthropic" | "openai-responses"), name)) if !name.is_empty() => {
-            use terrarium_runtime::providers::http::Provider;
-            let (kind, key_var, url_var, default_url) = match provider {
-                "openai" => (Provider::OpenAiChat, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
-                "openai-responses" => {
-                    (Provider::OpenAiResponses, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
-                }
-                _ => (Provider::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-            };
-            let env_url = std::env::var(url_var).ok().filter(|u| !u.is_empty());
-            let base_url = api.base_url.clone().or(env_url).unwrap_or_else(|| default_url.to_string());
-            let api_key = std::env::var(key_var).ok().filter(|k| !k.is_empty());
-            if api_key.is_none() && base_url == default_url {
+    if let Some(policy) = model.strip_prefix("scripted/").filter(|p| !p.is_empty()) {
+        return Ok(TargetSpec::Scripted(policy));
+    }
+    match model_spec(model) {
+        Some(spec) => {
+            let base_url = api.base_url(&spec);
+            let api_key = std::env::var(spec.key_var).ok().filter(|k| !k.is_empty());
+            if api_key.is_none() && base_url == spec.default_url {
+                let key_var = spec.key_var;
                 return Err(anyhow!("{key_var} is not set (a local compatible server needs --base-url and no key)"));
             }
-            let settings = terrarium_runtime::providers::Settings {
-                temperature: api.temperature,
-                top_p: api.top_p,
-                max_tokens: api.max_tokens,
-                sampling_seed: api.sampling_seed,
-                reasoning_effort: api.reasoning_effort.clone(),
-                thinking_budget: api.thinking_budget,
-            };
+            let settings = api.settings();
             let cache = if api.no_cache {
                 None
             } else {
@@ -465,8 +495,8 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
                     .map(terrarium_runtime::providers::cache::Cache::new)
             };
             Ok(TargetSpec::Api {
-                provider: kind,
-                model: name.to_string(),
+                provider: spec.provider,
+                model: spec.name.to_string(),
                 base_url,
                 api_key,
                 settings,
@@ -476,7 +506,7 @@ fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'
                 scaffold: api.scaffold.scaffold(),
             })
         }
-        _ => Err(anyhow!(
+        None => Err(anyhow!(
             "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model>, openai-responses/<model> or anthropic/<model>"
         )),
     }
@@ -734,7 +764,6 @@ impl Progress {
 /// requests the cache can already answer (each episode is followed through cached
 /// replies only). Nothing is sent and nothing is written.
 fn dry_run_report(spec: &TargetSpec, model: &str, plan: &[(&World, terrarium_core::Condition, u64)]) -> Outcome {
-    use terrarium_runtime::target::Next;
     let mut rows: BTreeMap<(String, String), (usize, usize, usize)> = BTreeMap::new();
     let mut targets: BTreeMap<String, terrarium_runtime::providers::http::ApiTarget> = BTreeMap::new();
     for (world, cell, seed) in plan {
@@ -760,13 +789,9 @@ fn dry_run_report(spec: &TargetSpec, model: &str, plan: &[(&World, terrarium_cor
         let target = &targets[world.id()];
         let mut ep = Episode::start(world, cell, *seed).map_err(|e| anyhow!("{}: {}", e.at, e.message))?;
         while !ep.is_done() {
-            match target.cached_next(&ep) {
-                Some(Next::Output(out)) => ep.apply(out),
-                Some(Next::Last(out, reason)) => {
-                    ep.apply(out);
-                    ep.stop_by_target(reason);
-                }
-                Some(Next::Exhausted) | None => break,
+            // Followed through cached replies only; the first uncached request ends it.
+            if !target.cached_next(&ep).is_some_and(|next| next.apply_to(&mut ep)) {
+                break;
             }
             row.1 += 1;
         }
@@ -921,7 +946,7 @@ fn replay_cmd(path: &Path, world: Option<&Path>) -> Outcome {
 }
 
 fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api: &ApiArgs) -> Outcome {
-    use terrarium_runtime::providers::http::{Provider, request_body};
+    use terrarium_runtime::providers::http::request_body;
     let filter = parse_conditions(conditions)?;
     let world = &one_world(path, "show")?;
     let cell = world.one_cell(&filter).map_err(|e| anyhow!(e))?;
@@ -931,28 +956,13 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
         print!("{}", view::initial_view(&ep));
         return Ok(());
     };
-    let (provider, name, default_url) = match model.split_once('/') {
-        Some(("openai", name)) if !name.is_empty() => (Provider::OpenAiChat, name, "https://api.openai.com/v1"),
-        Some(("anthropic", name)) if !name.is_empty() => (Provider::Anthropic, name, "https://api.anthropic.com"),
-        Some(("openai-responses", name)) if !name.is_empty() => {
-            (Provider::OpenAiResponses, name, "https://api.openai.com/v1")
-        }
-        _ => {
-            return Err(anyhow!(
-                "--model `{model}`: show prints provider requests; use openai/<model> or anthropic/<model>"
-            )
-            .into());
-        }
+    let Some(spec) = model_spec(model) else {
+        return Err(anyhow!(
+            "--model `{model}`: show prints provider requests; use openai/<model>, openai-responses/<model> or anthropic/<model>"
+        )
+        .into());
     };
-    let base_url = api.base_url.clone().unwrap_or_else(|| default_url.to_string());
-    let settings = terrarium_runtime::providers::Settings {
-        temperature: api.temperature,
-        top_p: api.top_p,
-        max_tokens: api.max_tokens,
-        sampling_seed: api.sampling_seed,
-        reasoning_effort: api.reasoning_effort.clone(),
-        thinking_budget: api.thinking_budget,
-    };
+    let (provider, name, base_url, settings) = (spec.provider, spec.name, api.base_url(&spec), api.settings());
     let body = request_body(provider, api.scaffold.scaffold(), name, &ep, &view::tool_schemas(world), &settings);
     println!("POST {}", provider.endpoint(base_url.trim_end_matches('/')));
     println!("{}", serde_json::to_string_pretty(&body).expect("requests serialise"));

@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use terrarium_core::transcript::Verdicts;
 use terrarium_core::{Condition, Episode, World};
 
-use crate::target::{Next, Target};
+use crate::target::Target;
 
 /// One line of `episodes.jsonl`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -101,12 +101,11 @@ pub fn run_episode(
     let mut error = None;
     while !ep.is_done() {
         match target.next(&ep) {
-            Ok(Next::Output(out)) => ep.apply(out),
-            Ok(Next::Last(out, reason)) => {
-                ep.apply(out);
-                ep.stop_by_target(reason);
+            Ok(next) => {
+                if !next.apply_to(&mut ep) {
+                    ep.stop_by_target("target_exhausted");
+                }
             }
-            Ok(Next::Exhausted) => ep.stop_by_target("target_exhausted"),
             Err(e) => {
                 error = Some(e.0.clone());
                 ep.stop_by_target("error");

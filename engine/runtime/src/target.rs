@@ -33,6 +33,22 @@ pub enum Next {
     Exhausted,
 }
 
+impl Next {
+    /// Apply this move to the episode (a `Last` output also ends it). `Exhausted`
+    /// applies nothing and returns `false`: the caller decides what that means.
+    pub fn apply_to(self, ep: &mut Episode) -> bool {
+        match self {
+            Next::Output(out) => ep.apply(out),
+            Next::Last(out, reason) => {
+                ep.apply(out);
+                ep.stop_by_target(reason);
+            }
+            Next::Exhausted => return false,
+        }
+        true
+    }
+}
+
 /// A world's reference policy, played step by step.
 pub struct Scripted<'w> {
     name: String,
