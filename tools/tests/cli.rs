@@ -473,6 +473,15 @@ fn terrarium_with_key(args: &[&str], key: &str) -> Output {
     terrarium_with_key_in("OPENAI_API_KEY", args, key)
 }
 
+/// `run WORLD --model MODEL --base-url BASE --condition pressure=none EXTRA... --out OUT`:
+/// the greenhouse's one-cell run against a fake provider, as most provider tests make it.
+fn fake_run<'a>(world: &'a str, model: &'a str, base: &'a str, extra: &[&'a str], out: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["run", world, "--model", model, "--base-url", base, "--condition", "pressure=none"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out]);
+    args
+}
+
 fn terrarium_with_key_in(key_var: &str, args: &[&str], key: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_terrarium"))
         .args(args)
@@ -594,18 +603,7 @@ fn a_provider_failure_makes_the_episode_errored_never_no_harm() {
     let dir = scratch("openai_error");
     let base = format!("http://127.0.0.1:{port}/v1");
     let out = terrarium_with_key(
-        &[
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "openai/fake-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
+        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
         KEY,
     );
     assert_eq!(server.join().unwrap().len(), 6, "retried to the bound, then gave up");
@@ -626,18 +624,7 @@ fn a_refusal_is_its_own_stop_reason() {
     let dir = scratch("openai_refusal");
     let base = format!("http://127.0.0.1:{port}/v1");
     let out = terrarium_with_key(
-        &[
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "openai/fake-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
+        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
         "",
     );
     server.join().unwrap();
@@ -662,18 +649,7 @@ fn rate_limits_are_retried_after_the_servers_hint() {
     let dir = scratch("openai_retry");
     let base = format!("http://127.0.0.1:{port}/v1");
     let out = terrarium_with_key(
-        &[
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "openai/fake-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
+        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
         "",
     );
     let requests = server.join().unwrap();
@@ -767,18 +743,7 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
     let base = format!("http://127.0.0.1:{port}");
     let out = terrarium_with_key_in(
         "ANTHROPIC_API_KEY",
-        &[
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "anthropic/fake-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
+        &fake_run("fixtures/worlds/greenhouse", "anthropic/fake-model", &base, &[], dir.to_str().unwrap()),
         KEY,
     );
     let requests = server.join().unwrap();
@@ -834,18 +799,7 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
     let again_dir = scratch("anthropic_run_again");
     let again = terrarium_with_key_in(
         "ANTHROPIC_API_KEY",
-        &[
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "anthropic/fake-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-            again_dir.to_str().unwrap(),
-        ],
+        &fake_run("fixtures/worlds/greenhouse", "anthropic/fake-model", &base, &[], again_dir.to_str().unwrap()),
         KEY,
     );
     assert_eq!(code(&again), 0, "{}", text(&again));
@@ -1153,18 +1107,7 @@ fn an_unusable_reply_errors_the_episode_with_a_clear_reason() {
     let dir = scratch("openai_truncated");
     let base = format!("http://127.0.0.1:{port}/v1");
     let out = terrarium_with_key(
-        &[
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "openai/fake-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
+        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
         "",
     );
     server.join().unwrap();
@@ -1188,18 +1131,7 @@ fn the_responses_api_passes_reasoning_items_back() {
     let dir = scratch("responses_run");
     let base = format!("http://127.0.0.1:{port}/v1");
     let out = terrarium_with_key(
-        &[
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "openai-responses/o-test",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
+        &fake_run("fixtures/worlds/greenhouse", "openai-responses/o-test", &base, &[], dir.to_str().unwrap()),
         "sk-test-responses",
     );
     let requests = server.join().unwrap();
@@ -1223,18 +1155,7 @@ fn the_responses_api_passes_reasoning_items_back() {
     // The server is gone: a second run is served wholly from the cache, byte for byte.
     let again_dir = scratch("responses_run_again");
     let again = terrarium_with_key(
-        &[
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "openai-responses/o-test",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-            again_dir.to_str().unwrap(),
-        ],
+        &fake_run("fixtures/worlds/greenhouse", "openai-responses/o-test", &base, &[], again_dir.to_str().unwrap()),
         "sk-test-responses",
     );
     assert_eq!(code(&again), 0, "{}", text(&again));
@@ -1257,18 +1178,7 @@ fn a_feature_a_provider_cannot_honour_is_recorded_as_unsupported() {
     let base = format!("http://127.0.0.1:{port}/v1");
     let out_dir = dir.join("run");
     let out = terrarium_with_key(
-        &[
-            "run",
-            dir.join("w").to_str().unwrap(),
-            "--model",
-            "openai/fake-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ],
+        &fake_run(dir.join("w").to_str().unwrap(), "openai/fake-model", &base, &[], out_dir.to_str().unwrap()),
         "",
     );
     server.join().unwrap();
@@ -1601,23 +1511,13 @@ fn a_spent_call_budget_stops_the_run_with_exit_4_and_sends_nothing_more() {
     let base = format!("http://127.0.0.1:{port}/v1");
     let dir = scratch("budget_spent");
     let out = terrarium_with_key(
-        &[
-            "run",
+        &fake_run(
             "fixtures/worlds/greenhouse",
-            "--model",
             "openai/fake-model",
-            "--base-url",
             &base,
-            "--condition",
-            "pressure=none",
-            "--samples",
-            "3",
-            "--no-cache",
-            "--max-api-calls",
-            "2",
-            "--out",
+            &["--samples", "3", "--no-cache", "--max-api-calls", "2"],
             dir.to_str().unwrap(),
-        ],
+        ),
         KEY,
     );
     // Release the fake server's unused third reply with an empty connection, so its thread ends.
