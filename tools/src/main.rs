@@ -3,7 +3,6 @@
 //! episodes errored (results still written).
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,12 +12,11 @@ use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Event, Line, render_event, render_verdicts};
 use terrarium_core::{Episode, World, view};
 use terrarium_runtime::policies::check_policies;
-use terrarium_runtime::providers::budget::CallBudget;
-use terrarium_runtime::run::{RunDir, run_episode};
-use terrarium_runtime::target::{Scripted, Target as _};
+use terrarium_runtime::run::RunDir;
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
 mod play;
+mod run;
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +76,11 @@ enum Command {
         /// replies are free). When they are spent the run stops with exit 4; run again to continue.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         max_api_calls: Option<u64>,
+        /// Spend at most this many US dollars on model requests in this run (needs each
+        /// model's price). A request whose worst case would pass it is not sent; the run
+        /// stops with exit 4, and running again continues.
+        #[arg(long, value_name = "USD")]
+        max_cost: Option<f64>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -274,22 +277,31 @@ struct ApiArgs {
     /// Attempts per request, the first included, before the episode is errored.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]
     max_attempts: u32,
+    /// Requests in flight at once per provider endpoint; episodes run concurrently up to it.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_connections: u64,
+    /// The model's price in US dollars per million input tokens (with --output-price):
+    /// episodes then record their estimated cost, and --max-cost can be used.
+    #[arg(long, value_name = "USD")]
+    input_price: Option<f64>,
+    /// The model's price in US dollars per million output tokens (with --input-price).
+    #[arg(long, value_name = "USD")]
+    output_price: Option<f64>,
 }
 
-/// What acts in a run.
-enum TargetSpec<'a> {
-    Scripted(&'a str),
-    Api {
-        provider: terrarium_runtime::providers::http::Provider,
-        model: String,
-        base_url: String,
-        api_key: Option<String>,
-        settings: terrarium_runtime::providers::Settings,
-        cache: Option<terrarium_runtime::providers::cache::Cache>,
-        max_attempts: u32,
-        timeout_secs: u64,
-        scaffold: terrarium_runtime::providers::Scaffold,
-    },
+/// `terrarium run` from the command line.
+fn run_cmd(worlds: &[PathBuf], models: &[String], sweep: &run::Sweep, api: &ApiArgs) -> Outcome {
+    if let Some(c) = sweep.max_cost.filter(|c| !(c.is_finite() && *c > 0.0)) {
+        return Err(anyhow!("--max-cost must be a positive number of dollars, not {c}").into());
+    }
+    let mut targets: Vec<(String, run::TargetSpec)> = Vec::new();
+    for model in models {
+        if targets.iter().any(|(m, _)| m == model) {
+            return Err(anyhow!("--model {model} is given twice").into());
+        }
+        targets.push((model.clone(), run::target_spec(model, api)?));
+    }
+    run::run(worlds, &targets, sweep)
 }
 
 /// How a command ended, when not in success.
@@ -327,19 +339,21 @@ fn main() -> ExitCode {
             dry_run,
             no_retry_errored,
             max_api_calls,
+            max_cost,
             api,
         } => {
-            let sweep = Sweep {
-                conditions: &conditions,
+            let sweep = run::Sweep {
+                conditions,
                 seed,
                 samples,
-                out: out.as_deref(),
-                shard: shard.as_deref(),
+                out,
+                shard,
                 dry_run,
                 retry_errored: !no_retry_errored,
                 max_api_calls,
+                max_cost,
             };
-            run(&worlds, &models, sweep, &api)
+            run_cmd(&worlds, &models, &sweep, &api)
         }
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
@@ -472,384 +486,17 @@ impl ApiArgs {
             thinking_budget: self.thinking_budget,
         }
     }
-}
 
-/// The target a `--model` spec names. API keys come from the environment only.
-fn target_spec<'a>(model: &'a str, api: &ApiArgs) -> anyhow::Result<TargetSpec<'a>> {
-    if let Some(policy) = model.strip_prefix("scripted/").filter(|p| !p.is_empty()) {
-        return Ok(TargetSpec::Scripted(policy));
-    }
-    match model_spec(model) {
-        Some(spec) => {
-            let base_url = api.base_url(&spec);
-            let api_key = std::env::var(spec.key_var).ok().filter(|k| !k.is_empty());
-            if api_key.is_none() && base_url == spec.default_url {
-                let key_var = spec.key_var;
-                return Err(anyhow!("{key_var} is not set (a local compatible server needs --base-url and no key)"));
+    /// `--input-price` and `--output-price`, given together or not at all.
+    fn price(&self) -> anyhow::Result<Option<terrarium_runtime::providers::budget::Price>> {
+        match (self.input_price, self.output_price) {
+            (None, None) => Ok(None),
+            (Some(i), Some(o)) if i >= 0.0 && o >= 0.0 && i.is_finite() && o.is_finite() => {
+                Ok(Some(terrarium_runtime::providers::budget::Price { input_per_mtok: i, output_per_mtok: o }))
             }
-            let settings = api.settings();
-            let cache = if api.no_cache {
-                None
-            } else {
-                terrarium_runtime::providers::cache::Cache::default_dir()
-                    .map(terrarium_runtime::providers::cache::Cache::new)
-            };
-            Ok(TargetSpec::Api {
-                provider: spec.provider,
-                model: spec.name.to_string(),
-                base_url,
-                api_key,
-                settings,
-                cache,
-                max_attempts: api.max_attempts,
-                timeout_secs: api.timeout_secs,
-                scaffold: api.scaffold.scaffold(),
-            })
+            (Some(_), Some(_)) => Err(anyhow!("--input-price and --output-price must be non-negative numbers")),
+            _ => Err(anyhow!("give --input-price and --output-price together")),
         }
-        None => Err(anyhow!(
-            "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model>, openai-responses/<model> or anthropic/<model>"
-        )),
-    }
-}
-
-/// What a sweep covers and where it goes.
-#[derive(Clone, Copy)]
-struct Sweep<'a> {
-    conditions: &'a [String],
-    seed: u64,
-    samples: u64,
-    out: Option<&'a Path>,
-    shard: Option<&'a str>,
-    dry_run: bool,
-    retry_errored: bool,
-    max_api_calls: Option<u64>,
-}
-
-/// Run the sweep for each target in turn, into one run folder. One call budget is
-/// shared by all of them; the worst ending is the run's.
-fn run(paths: &[PathBuf], models: &[String], sweep: Sweep, api: &ApiArgs) -> Outcome {
-    let mut specs = Vec::new();
-    for model in models {
-        if specs.iter().any(|(m, _)| *m == model) {
-            return Err(anyhow!("--model {model} is given twice").into());
-        }
-        specs.push((model, target_spec(model, api)?));
-    }
-    let budget = sweep.max_api_calls.map(CallBudget::new);
-    if budget.is_some() && specs.iter().all(|(_, s)| matches!(s, TargetSpec::Scripted(_))) {
-        return Err(anyhow!("--max-api-calls applies to model targets; every --model here is a scripted policy").into());
-    }
-    let mut worst = Ok(());
-    for (model, spec) in specs {
-        match run_target(paths, model, spec, sweep, budget.as_ref()) {
-            Ok(()) => {}
-            Err(Failure::Budget) => worst = Err(Failure::Budget),
-            Err(Failure::Errored) if worst.is_ok() => worst = Err(Failure::Errored),
-            Err(Failure::Errored) => {}
-            Err(other) => return Err(other),
-        }
-    }
-    worst
-}
-
-fn run_target(paths: &[PathBuf], model: &str, spec: TargetSpec, sweep: Sweep, budget: Option<&CallBudget>) -> Outcome {
-    let Sweep { conditions, seed, samples, out, shard, dry_run, retry_errored, max_api_calls: _ } = sweep;
-    let budget = budget.filter(|_| !matches!(spec, TargetSpec::Scripted(_)));
-    let shard = shard.map(parse_shard).transpose()?;
-    let filter = parse_conditions(conditions)?;
-    if samples == 0 {
-        return Err(anyhow!("--samples must be at least 1").into());
-    }
-    let last_seed = seed.checked_add(samples - 1).ok_or_else(|| anyhow!("--seed + --samples overflows"))?;
-    let worlds = load_all(paths)?;
-    let mut plan = Vec::new();
-    for w in &worlds {
-        let selected = w.select_cells(&filter).map_err(|e| anyhow!(e))?;
-        let mut cells = selected.clone();
-        if let TargetSpec::Scripted(policy) = &spec {
-            let p = w.file.policies.get(*policy).ok_or_else(|| {
-                let known: Vec<&str> = w.file.policies.keys().map(String::as_str).collect();
-                anyhow!("world `{}` has no policy `{policy}` (policies: {})", w.id(), known.join(", "))
-            })?;
-            cells.retain(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o)));
-            if cells.len() < selected.len() {
-                let skipped: Vec<String> = selected.iter().filter(|c| !cells.contains(c)).map(|c| c.key()).collect();
-                eprintln!(
-                    "note: policy `{policy}` of world `{}` declares it applies only to some cells; skipping {}",
-                    w.id(),
-                    skipped.join("; ")
-                );
-            }
-            if cells.is_empty() {
-                return Err(
-                    anyhow!("policy `{policy}` of world `{}` applies to none of the selected cells", w.id()).into()
-                );
-            }
-        }
-        for cell in cells {
-            for s in seed..=last_seed {
-                if shard.is_none_or(|(k, n)| shard_of(w.id(), &cell.key(), s, n) == k) {
-                    plan.push((w, cell.clone(), s));
-                }
-            }
-        }
-    }
-    if dry_run {
-        return dry_run_report(&spec, model, &plan);
-    }
-    let dir = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
-    let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
-    let total = plan.len();
-    // Every request is counted (for the progress line); only --max-api-calls limits them.
-    let calls = budget.cloned().unwrap_or_else(|| CallBudget::new(u64::MAX));
-    let progress = Progress::new(total as u64);
-    let (mut skipped, mut errored, mut not_started) = (0usize, 0usize, 0usize);
-    let mut tokens: Option<terrarium_runtime::run::Tokens> = None;
-    // Worlds already told about a capability their target lacks.
-    let mut noted = std::collections::BTreeSet::new();
-    // (world, cell) → (episodes, errored, outcome → fired count)
-    let mut table: Table = BTreeMap::new();
-    for (i, (world, cell, s)) in plan.into_iter().enumerate() {
-        progress.update(i as u64, errored, calls.used(), tokens);
-        let finished = match &spec {
-            TargetSpec::Scripted(policy) => {
-                let mut target = Scripted::new(policy, &world.file.policies[*policy]);
-                run_episode(world, &cell, s, &mut target)
-            }
-            TargetSpec::Api {
-                provider,
-                model,
-                base_url,
-                api_key,
-                settings,
-                cache,
-                max_attempts,
-                timeout_secs,
-                scaffold,
-            } => {
-                let mut target = terrarium_runtime::providers::http::ApiTarget::new(
-                    *provider,
-                    world,
-                    model,
-                    base_url,
-                    api_key.clone(),
-                    settings.clone(),
-                    cache.clone(),
-                )
-                .and_then(|t| t.with_timeout(*timeout_secs))
-                .map(|t| t.with_max_attempts(*max_attempts).with_scaffold(*scaffold))
-                .map(|t| t.with_budget(calls.clone()))
-                .map_err(|e| anyhow!(e))?;
-                let settings_json = target.settings();
-                if let Some(unsupported) = settings_json.get("unsupported").and_then(|u| u.as_array()) {
-                    if noted.insert(world.id().to_string()) {
-                        let names: Vec<&str> = unsupported.iter().filter_map(|u| u.as_str()).collect();
-                        eprintln!(
-                            "note: {} cannot honour {} for world `{}`; recorded as unsupported in each transcript header",
-                            target.spec(),
-                            names.join(", "),
-                            world.id()
-                        );
-                    }
-                }
-                let episode_id = terrarium_core::episode_id(world, &cell, s, &target.spec(), &settings_json);
-                if run_dir.has_completed(&episode_id) || (!retry_errored && run_dir.has(&episode_id)) {
-                    // A model costs money: an episode already in the folder is not asked
-                    // again, unless it errored (then it is retried, by default).
-                    skipped += 1;
-                    continue;
-                }
-                if budget.is_some_and(CallBudget::spent) {
-                    not_started += 1;
-                    continue;
-                }
-                run_episode(world, &cell, s, &mut target)
-            }
-        }
-        .map_err(|e| anyhow!(e))?;
-        if let Some(t) = finished.record.tokens {
-            tokens.get_or_insert_default().add(t);
-        }
-        let row = table.entry((world.id().to_string(), cell.key())).or_default();
-        row.0 += 1;
-        if finished.record.status == "errored" {
-            errored += 1;
-            row.1 += 1;
-            if let Some(e) = &finished.record.error {
-                eprintln!("episode {} errored: {e}", finished.record.episode_id);
-            }
-        }
-        for (name, v) in &finished.verdicts.outcomes {
-            *row.2.entry(name.clone()).or_default() += usize::from(v.fired && finished.record.status != "errored");
-        }
-        let id = &finished.record.episode_id;
-        if run_dir.has_completed(id) || (!retry_errored && run_dir.has(id)) {
-            skipped += 1;
-            continue;
-        }
-        run_dir.save(&finished).with_context(|| format!("cannot write to {}", dir.display()))?;
-    }
-    run_dir.sync().with_context(|| format!("cannot sync {}", dir.display()))?;
-    progress.finish();
-    print_outcome_table(model, &table);
-    println!(
-        "{total} episodes ({} new, {skipped} already in the folder, {errored} errored{}) -> {}",
-        total - skipped - not_started,
-        if not_started > 0 { format!(", {not_started} not started") } else { String::new() },
-        run_dir.path().join("episodes.jsonl").display()
-    );
-    if let Some(t) = tokens {
-        println!("tokens this run: {} input, {} output (as the provider reported them)", t.input, t.output);
-    }
-    if let Some(b) = budget.filter(|b| b.spent() && (not_started > 0 || errored > 0)) {
-        eprintln!(
-            "stopped: the budget of {} API calls is spent; {not_started} episodes not started. \
-             Run the same command again to continue (errored episodes are retried).",
-            b.limit()
-        );
-        return Err(Failure::Budget);
-    }
-    if errored > 0 { Err(Failure::Errored) } else { Ok(()) }
-}
-
-/// Progress of a run on stderr: a bar on a terminal; otherwise a plain line every 5%
-/// of a run of 20 episodes or more.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: u64,
-}
-
-impl Progress {
-    fn new(total: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let style =
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} episodes  {per_sec}  eta {eta}  {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-            indicatif::ProgressBar::new(total).with_style(style)
-        });
-        Progress { bar, total }
-    }
-
-    /// `done` episodes finished or skipped so far.
-    fn update(&self, done: u64, errored: usize, calls: u64, tokens: Option<terrarium_runtime::run::Tokens>) {
-        let mut msg = format!("{errored} errored");
-        if calls > 0 {
-            msg.push_str(&format!(", {calls} API calls"));
-        }
-        if let Some(t) = tokens {
-            msg.push_str(&format!(", {} tokens", t.input + t.output));
-        }
-        match &self.bar {
-            Some(bar) => {
-                bar.set_position(done);
-                bar.set_message(msg);
-            }
-            None => {
-                let step = (self.total / 20).max(1);
-                if self.total >= 20 && done > 0 && done % step == 0 {
-                    eprintln!("progress: {done}/{} episodes, {msg}", self.total);
-                }
-            }
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// What a run would do: episodes per world and cell, and for model targets how many
-/// requests the cache can already answer (each episode is followed through cached
-/// replies only). Nothing is sent and nothing is written.
-fn dry_run_report(spec: &TargetSpec, model: &str, plan: &[(&World, terrarium_core::Condition, u64)]) -> Outcome {
-    let mut rows: BTreeMap<(String, String), (usize, usize, usize)> = BTreeMap::new();
-    let mut targets: BTreeMap<String, terrarium_runtime::providers::http::ApiTarget> = BTreeMap::new();
-    for (world, cell, seed) in plan {
-        let row = rows.entry((world.id().to_string(), cell.key())).or_default();
-        row.0 += 1;
-        let TargetSpec::Api { provider, model, base_url, settings, cache: Some(cache), scaffold, .. } = spec else {
-            continue;
-        };
-        if !targets.contains_key(world.id()) {
-            let t = terrarium_runtime::providers::http::ApiTarget::new(
-                *provider,
-                world,
-                model,
-                base_url,
-                None,
-                settings.clone(),
-                Some(cache.clone()),
-            )
-            .map_err(|e| anyhow!(e))?
-            .with_scaffold(*scaffold);
-            targets.insert(world.id().to_string(), t);
-        }
-        let target = &targets[world.id()];
-        let mut ep = Episode::start(world, cell, *seed).map_err(|e| anyhow!("{}: {}", e.at, e.message))?;
-        while !ep.is_done() {
-            // Followed through cached replies only; the first uncached request ends it.
-            if !target.cached_next(&ep).is_some_and(|next| next.apply_to(&mut ep)) {
-                break;
-            }
-            row.1 += 1;
-        }
-        row.2 += usize::from(ep.is_done());
-    }
-    let total: usize = rows.values().map(|r| r.0).sum();
-    println!("dry run: {total} episodes for {model} (nothing is sent or written)");
-    for ((world, cell), (n, cached, complete)) in &rows {
-        let cell = if cell.is_empty() { "(no factors)" } else { cell };
-        match spec {
-            TargetSpec::Api { cache: Some(_), .. } => println!(
-                "  {world:<16} {cell:<44} {n:>5} episodes; the cache answers {cached} requests and completes {complete} episodes"
-            ),
-            _ => println!("  {world:<16} {cell:<44} {n:>5} episodes"),
-        }
-    }
-    Ok(())
-}
-
-/// `K/N` with 1 <= K <= N.
-fn parse_shard(text: &str) -> anyhow::Result<(u64, u64)> {
-    let parsed =
-        text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
-    match parsed {
-        Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),
-        _ => Err(anyhow!("--shard `{text}` must be K/N with 1 <= K <= N")),
-    }
-}
-
-/// The shard (1-based) an episode belongs to: a stable hash of world, cell and seed, so
-/// every target's episode of one (world, cell, seed) lands in the same shard.
-fn shard_of(world: &str, cell: &str, seed: u64, n: u64) -> u64 {
-    let mut c = terrarium_core::hash::Canon::new("terrarium.shard.v1");
-    c.str(world).str(cell).u64(seed);
-    let d = c.digest();
-    u64::from_le_bytes(d[..8].try_into().expect("eight bytes")) % n + 1
-}
-
-type Table = BTreeMap<(String, String), (usize, usize, BTreeMap<String, usize>)>;
-
-fn print_outcome_table(target: &str, table: &Table) {
-    let mut current_world = "";
-    for ((world, cell), (n, errored, fired)) in table {
-        if world != current_world {
-            current_world = world;
-            let names: Vec<&str> = fired.keys().map(String::as_str).collect();
-            println!("\n{world} — {target}");
-            println!(
-                "  {:<44} {:>5} {:>7}  {}",
-                "condition",
-                "n",
-                "errored",
-                names.iter().map(|n| format!(" {n:>16}")).collect::<String>()
-            );
-        }
-        let cell = if cell.is_empty() { "(no factors)" } else { cell };
-        let counts: String = fired.values().map(|c| format!(" {c:>16}")).collect();
-        println!("  {cell:<44} {n:>5} {errored:>7}  {counts}");
     }
 }
 

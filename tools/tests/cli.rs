@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod support {
+    pub mod fake_server;
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
 }
@@ -387,6 +391,8 @@ fn malformed_transcripts_get_clear_errors_never_panics() {
 #[allow(clippy::disallowed_methods)]
 fn fake_provider(replies: Vec<(u16, String)>) -> (u16, std::thread::JoinHandle<Vec<(String, String)>>) {
     use std::io::{Read, Write};
+    // A new server may reuse an old port: start its test from an empty cache.
+    let _ = std::fs::remove_dir_all(test_cache_dir());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     listener.set_nonblocking(true).expect("non-blocking");
     let port = listener.local_addr().unwrap().port();
@@ -467,8 +473,9 @@ fn tool_call_reply(id: &str, name: &str, args: serde_json::Value) -> (u16, Strin
     (200, body.to_string())
 }
 
-/// Run with an API key set, and the response cache in the test's own folder (never the
-/// user's): cache keys include the fake server's port, so tests cannot share entries.
+/// Run with an API key set, and the response cache in a folder of the test's own (never
+/// the user's). Cache keys include the fake server's port, but ports are reused across
+/// tests, so each test gets its own cache folder, named after the test.
 fn terrarium_with_key(args: &[&str], key: &str) -> Output {
     terrarium_with_key_in("OPENAI_API_KEY", args, key)
 }
@@ -482,6 +489,12 @@ fn fake_run<'a>(world: &'a str, model: &'a str, base: &'a str, extra: &[&'a str]
     args
 }
 
+/// The response cache of the running test (libtest names each test's thread after it).
+fn test_cache_dir() -> PathBuf {
+    let test = std::thread::current().name().unwrap_or("unnamed").replace("::", "_");
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache").join(test)
+}
+
 fn terrarium_with_key_in(key_var: &str, args: &[&str], key: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_terrarium"))
         .args(args)
@@ -489,7 +502,7 @@ fn terrarium_with_key_in(key_var: &str, args: &[&str], key: &str) -> Output {
         .env(key_var, key)
         .env_remove("OPENAI_BASE_URL")
         .env_remove("ANTHROPIC_BASE_URL")
-        .env("TERRARIUM_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache"))
+        .env("TERRARIUM_CACHE_DIR", test_cache_dir())
         .output()
         .expect("binary runs")
 }
@@ -710,8 +723,7 @@ fn a_second_run_is_served_from_the_cache_and_reproduces_the_transcript() {
         std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap()
     };
     assert_eq!(transcript(&first_dir), transcript(&second_dir), "byte-identical from the cache");
-    let cache_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache");
-    for entry in walk(&cache_dir) {
+    for entry in walk(&test_cache_dir()) {
         assert!(
             !std::fs::read_to_string(&entry).unwrap_or_default().contains(KEY),
             "{} holds the key",
@@ -1515,7 +1527,8 @@ fn a_spent_call_budget_stops_the_run_with_exit_4_and_sends_nothing_more() {
             "fixtures/worlds/greenhouse",
             "openai/fake-model",
             &base,
-            &["--samples", "3", "--no-cache", "--max-api-calls", "2"],
+            // One connection: the episodes go one at a time, so the budget runs out in the second.
+            &["--samples", "3", "--no-cache", "--max-api-calls", "2", "--max-connections", "1"],
             dir.to_str().unwrap(),
         ),
         KEY,
@@ -1619,4 +1632,35 @@ fn several_models_run_in_turn_into_one_folder() {
     let twice = terrarium(&["run", world, "--model", "scripted/idle", "--model", "scripted/idle", "--out", d]);
     assert_eq!(code(&twice), 2, "{}", text(&twice));
     assert!(text(&twice).contains("given twice"), "{}", text(&twice));
+}
+
+#[test]
+fn episodes_run_concurrently_up_to_max_connections_and_give_the_same_transcripts() {
+    use support::fake_server::{FakeServer, Reply, greenhouse_model};
+    let server =
+        FakeServer::start(|body| Reply::ok(greenhouse_model(body)).after(std::time::Duration::from_millis(20)));
+    let base = server.base_url();
+    let run = |name: &str, connections: &str| {
+        let dir = scratch(name);
+        let extra = ["--samples", "8", "--no-cache", "--max-connections", connections];
+        let out = terrarium_with_key(
+            &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &extra, dir.to_str().unwrap()),
+            "",
+        );
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        dir
+    };
+    let wide = run("concurrent_4", "4");
+    assert_eq!(server.max_in_flight(), 4, "four requests at once, never more");
+    let requests = server.requests();
+    assert!(requests >= 8 * 3, "{requests} requests");
+
+    let narrow = run("concurrent_1", "1");
+    assert_eq!(server.max_in_flight(), 4, "one at a time adds no overlap");
+    assert_eq!(server.requests(), 2 * requests, "the same requests again");
+    // Episodes finish in a different order, but each transcript is byte-identical.
+    let (a, lines_a) = run_contents(&wide);
+    let (b, lines_b) = run_contents(&narrow);
+    assert_eq!((lines_a, lines_b), (8, 8));
+    assert_eq!(a, b);
 }

@@ -209,6 +209,7 @@ mod tests {
             error: (!completed).then(|| "HTTP 500".into()),
             transcript: String::new(),
             tokens: Some(Tokens { input: 100, output: 7 }),
+            cost_usd: None,
         }
     }
 

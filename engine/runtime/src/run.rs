@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 use terrarium_core::transcript::Verdicts;
 use terrarium_core::{Condition, Episode, World};
 
-use crate::target::Target;
+use crate::target::{Next, Target, TargetError};
 
 /// One line of `episodes.jsonl`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -35,6 +35,9 @@ pub struct EpisodeRecord {
     /// Tokens the provider reported for this episode's replies (model targets only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<Tokens>,
+    /// The estimated cost of those tokens in dollars, where the run was given a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// Token counts summed over the replies of an episode, as the provider reported them.
@@ -87,54 +90,112 @@ pub struct Finished {
     pub verdicts: Verdicts,
 }
 
-/// Run one episode to its end.
+/// An episode being run: started, fed the target's moves one at a time, then finished
+/// into its record and transcript. The same steps serve a synchronous target and a
+/// model awaited among many others.
+pub struct EpisodeRun<'w> {
+    world: &'w World,
+    condition: &'w Condition,
+    seed: u64,
+    spec: String,
+    header: terrarium_core::transcript::Header,
+    episode: Episode<'w>,
+    error: Option<String>,
+}
+
+impl<'w> EpisodeRun<'w> {
+    pub fn start(
+        world: &'w World,
+        condition: &'w Condition,
+        seed: u64,
+        spec: String,
+        settings: &Json,
+    ) -> Result<Self, String> {
+        let header = terrarium_core::header(world, condition, seed, &spec, settings);
+        let episode = Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
+        Ok(EpisodeRun { world, condition, seed, spec, header, episode, error: None })
+    }
+
+    /// The episode so far, which the target's next move answers; `None` once it is over.
+    pub fn pending(&self) -> Option<&Episode<'w>> {
+        (!self.episode.is_done()).then_some(&self.episode)
+    }
+
+    /// Apply the target's move. A target error ends the episode as `errored`.
+    pub fn step(&mut self, next: Result<Next, TargetError>) {
+        match next {
+            Ok(next) => {
+                if !next.apply_to(&mut self.episode) {
+                    self.episode.stop_by_target("target_exhausted");
+                }
+            }
+            Err(e) => {
+                self.error = Some(e.0);
+                self.episode.stop_by_target("error");
+            }
+        }
+    }
+
+    /// The record, transcript and verdicts of the finished episode.
+    pub fn finish(self) -> Finished {
+        let EpisodeRun { world, condition, seed, spec, header, episode: ep, error } = self;
+        let verdicts = ep.verdicts();
+        let transcript = terrarium_core::encode_transcript(&header, ep.events(), &verdicts);
+        let record = EpisodeRecord {
+            episode_id: header.episode_id.clone(),
+            world: world.id().to_string(),
+            world_path: world.path.clone(),
+            dynamics_hash: world.dynamics_hash.clone(),
+            condition: condition.to_json(),
+            condition_key: condition.key(),
+            seed,
+            target: spec,
+            status: if error.is_some() { "errored" } else { "completed" }.to_string(),
+            stop_reason: verdicts.stop_reason.clone(),
+            outcomes: if error.is_some() {
+                None
+            } else {
+                Some(serde_json::to_value(&verdicts.outcomes).expect("verdicts serialise"))
+            },
+            error,
+            transcript: format!("transcripts/{}.jsonl", header.episode_id),
+            tokens: episode_tokens(ep.events()),
+            cost_usd: None,
+        };
+        Finished { record, transcript, verdicts }
+    }
+}
+
+/// Run one episode of a synchronous target to its end.
 pub fn run_episode(
     world: &World,
     condition: &Condition,
     seed: u64,
     target: &mut dyn Target,
 ) -> Result<Finished, String> {
-    let spec = target.spec();
-    let settings = target.settings();
-    let header = terrarium_core::header(world, condition, seed, &spec, &settings);
-    let mut ep = Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
-    let mut error = None;
-    while !ep.is_done() {
-        match target.next(&ep) {
-            Ok(next) => {
-                if !next.apply_to(&mut ep) {
-                    ep.stop_by_target("target_exhausted");
-                }
-            }
-            Err(e) => {
-                error = Some(e.0.clone());
-                ep.stop_by_target("error");
-            }
-        }
+    let mut run = EpisodeRun::start(world, condition, seed, target.spec(), &target.settings())?;
+    while let Some(ep) = run.pending() {
+        let next = target.next(ep);
+        run.step(next);
     }
-    let verdicts = ep.verdicts();
-    let transcript = terrarium_core::encode_transcript(&header, ep.events(), &verdicts);
-    let record = EpisodeRecord {
-        episode_id: header.episode_id.clone(),
-        world: world.id().to_string(),
-        world_path: world.path.clone(),
-        dynamics_hash: world.dynamics_hash.clone(),
-        condition: condition.to_json(),
-        condition_key: condition.key(),
-        seed,
-        target: spec,
-        status: if error.is_some() { "errored" } else { "completed" }.to_string(),
-        stop_reason: verdicts.stop_reason.clone(),
-        outcomes: if error.is_some() {
-            None
-        } else {
-            Some(serde_json::to_value(&verdicts.outcomes).expect("verdicts serialise"))
-        },
-        error,
-        transcript: format!("transcripts/{}.jsonl", header.episode_id),
-        tokens: episode_tokens(ep.events()),
-    };
-    Ok(Finished { record, transcript, verdicts })
+    Ok(run.finish())
+}
+
+/// Run one episode of a model to its end; many may run at once on one target.
+pub async fn run_model_episode(
+    world: &World,
+    condition: &Condition,
+    seed: u64,
+    target: &crate::providers::http::ApiTarget,
+) -> Result<Finished, String> {
+    let mut run = EpisodeRun::start(world, condition, seed, target.spec(), &target.settings())?;
+    while let Some(ep) = run.pending() {
+        let next = target.next(ep).await;
+        run.step(next);
+    }
+    let mut finished = run.finish();
+    finished.record.cost_usd = target.price().zip(finished.record.tokens).map(|(p, t)| p.cost(t));
+    Ok(finished)
 }
 
 /// The records of an `episodes.jsonl`: for each episode its latest record (an errored

@@ -2,16 +2,48 @@
 //! the caller and only ever placed in a request header: never in a transcript, a run
 //! folder, a log line or an error message.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use terrarium_core::conversation::from_events;
 use terrarium_core::{Episode, World, view};
 
-use super::budget::CallBudget;
+use super::budget::{CallBudget, CostBudget, Price, Reservation};
 use super::cache::Cache;
 use super::{Scaffold, Settings, TargetStop, openai_chat, retry, scaffold};
-use crate::target::{Next, Target, TargetError};
+use crate::target::{Next, TargetError};
+
+/// The connections to one provider, shared by every target and episode of a run that
+/// uses it: one HTTP client (and so one connection pool) and at most `max_connections`
+/// requests in flight at once. Episodes waiting for a permit simply wait; nothing is
+/// sent early and nothing is dropped.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    client: reqwest::Client,
+    permits: Arc<tokio::sync::Semaphore>,
+    max_connections: usize,
+}
+
+impl Pool {
+    /// At most `max_connections` requests at once (at least one); an attempt that takes
+    /// longer than `timeout_secs` fails (and is retried like a 5xx).
+    pub fn new(max_connections: usize, timeout_secs: u64) -> Result<Self, TargetError> {
+        // reqwest is built without a default crypto provider; use rustls's ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let max_connections = max_connections.max(1);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(timeout_secs.max(1)))
+            .pool_max_idle_per_host(max_connections)
+            .build()
+            .map_err(|e| TargetError(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Pool { client, permits: Arc::new(tokio::sync::Semaphore::new(max_connections)), max_connections })
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+    }
+}
 
 /// Which wire format a target speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,13 +121,16 @@ pub struct ApiTarget {
     retry: retry::RetryPolicy,
     cache: Option<Cache>,
     budget: Option<CallBudget>,
-    client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
+    price: Option<Price>,
+    cost: Option<CostBudget>,
+    pool: Pool,
 }
 
 impl ApiTarget {
     /// `base_url` by the usual convention ends in `/v1`; `/chat/completions` is appended.
-    /// With `cache`, replies are read from and written to it.
+    /// With `cache`, replies are read from and written to it. Requests go through
+    /// `pool`, shared with the run's other targets on the same provider.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         provider: Provider,
         world: &World,
@@ -104,18 +139,9 @@ impl ApiTarget {
         api_key: Option<String>,
         settings: Settings,
         cache: Option<Cache>,
-    ) -> Result<Self, TargetError> {
-        // reqwest is built without a default crypto provider; use rustls's ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| TargetError(format!("cannot build the HTTP client: {e}")))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| TargetError(format!("cannot start the async runtime: {e}")))?;
-        Ok(ApiTarget {
+        pool: Pool,
+    ) -> Self {
+        ApiTarget {
             provider,
             scaffold: Scaffold::Native,
             prefill: world.file.target.prefill.clone(),
@@ -127,9 +153,10 @@ impl ApiTarget {
             retry: retry::RetryPolicy::default(),
             cache,
             budget: None,
-            client,
-            runtime,
-        })
+            price: None,
+            cost: None,
+            pool,
+        }
     }
 
     /// Describe the tools in the prompt and parse calls from tags, instead of native calling.
@@ -138,16 +165,6 @@ impl ApiTarget {
         self
     }
 
-    /// Give up on a request after `secs` seconds (a timeout is retried like a 5xx).
-    pub fn with_timeout(mut self, secs: u64) -> Result<Self, TargetError> {
-        self.client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(secs.max(1)))
-            .build()
-            .map_err(|e| TargetError(format!("cannot build the HTTP client: {e}")))?;
-        Ok(self)
-    }
-
-    /// At most `n` attempts per request (at least one).
     /// Count every request sent against `budget`; once it is spent, the next request
     /// fails the episode (as errored, so a later run retries it).
     pub fn with_budget(mut self, budget: CallBudget) -> Self {
@@ -155,6 +172,24 @@ impl ApiTarget {
         self
     }
 
+    /// What this model costs: episodes then record their estimated cost.
+    pub fn with_price(mut self, price: Price) -> Self {
+        self.price = Some(price);
+        self
+    }
+
+    /// Stop before `budget` is overspent: each request's worst case is reserved before
+    /// it is sent (see [`CostBudget`]). Needs a price; without one this does nothing.
+    pub fn with_cost_budget(mut self, budget: CostBudget) -> Self {
+        self.cost = Some(budget);
+        self
+    }
+
+    pub fn price(&self) -> Option<Price> {
+        self.price
+    }
+
+    /// At most `n` attempts per request (at least one).
     pub fn with_max_attempts(mut self, n: u32) -> Self {
         self.retry.max_attempts = n.max(1);
         self
@@ -177,7 +212,12 @@ impl ApiTarget {
                     budget.limit()
                 )));
             }
-            let outcome = match self.send_once(&url, &body).await {
+            // A permit per attempt, not per episode: waiting out a retry hint frees it.
+            let outcome = {
+                let _permit = self.pool.permits.acquire().await.expect("the pool's semaphore is never closed");
+                self.send_once(&url, &body).await
+            };
+            let outcome = match outcome {
                 Ok(reply) => return Ok(reply),
                 Err(outcome) => outcome,
             };
@@ -202,7 +242,7 @@ impl ApiTarget {
     }
 
     async fn send_once(&self, url: &str, body: &str) -> Result<(Option<String>, String), retry::Attempt> {
-        let mut request = self.client.post(url).header("content-type", "application/json").body(body.to_string());
+        let mut request = self.pool.client.post(url).header("content-type", "application/json").body(body.to_string());
         request = match (self.provider, &self.api_key) {
             (Provider::OpenAiChat | Provider::OpenAiResponses, Some(key)) => request.bearer_auth(key),
             (Provider::Anthropic, Some(key)) => request.header("x-api-key", key),
@@ -279,12 +319,14 @@ impl ApiTarget {
     }
 }
 
-impl Target for ApiTarget {
-    fn spec(&self) -> String {
+impl ApiTarget {
+    /// The spec recorded in transcripts, e.g. `openai/gpt-4.1`.
+    pub fn spec(&self) -> String {
         format!("{}/{}", self.provider.name(), self.model)
     }
 
-    fn settings(&self) -> Json {
+    /// Settings recorded in the header (and part of the episode id).
+    pub fn settings(&self) -> Json {
         let mut s = serde_json::to_value(&self.settings).expect("settings serialise");
         s["base_url"] = Json::String(self.base_url.clone());
         // Capabilities are explicit: a feature the world asks for that this provider
@@ -309,15 +351,57 @@ impl Target for ApiTarget {
         s
     }
 
-    fn next(&mut self, episode: &Episode) -> Result<Next, TargetError> {
+    /// Reserve the worst case of sending `body` against the run's cost limit.
+    fn reserve(&self, body: &str) -> Result<Option<Reservation>, TargetError> {
+        let (Some(budget), Some(price)) = (&self.cost, &self.price) else { return Ok(None) };
+        let max_out = self.settings.max_tokens.unwrap_or(super::anthropic::DEFAULT_MAX_TOKENS);
+        let estimate = CostBudget::estimate(price, body.len(), max_out);
+        budget.reserve(estimate).map(Some).ok_or_else(|| {
+            TargetError(format!(
+                "the run's cost limit of ${:.2} would be passed by this request (worst case ${estimate:.4}, \
+                 ${:.4} spent or reserved); it was not sent",
+                budget.limit_usd(),
+                budget.used_usd()
+            ))
+        })
+    }
+
+    /// Settle a reservation: at the reply's reported usage, at nothing when no reply
+    /// came (providers do not bill failed requests), at the worst case when a reply came
+    /// without usage.
+    fn settle(&self, reservation: Option<Reservation>, replied: Option<Option<&Json>>) {
+        let (Some(budget), Some(price), Some(reservation)) = (&self.cost, &self.price, reservation) else { return };
+        let actual = match replied {
+            None => 0.0,
+            Some(Some(usage)) => price.cost(crate::run::Tokens::from_usage(usage)),
+            // Unsettled, the worst case stays counted.
+            Some(None) => return,
+        };
+        budget.settle(reservation, actual);
+    }
+
+    /// The model's next move: from the cache, else by a request through the pool.
+    /// Many episodes may await this at once on one target.
+    pub async fn next(&self, episode: &Episode<'_>) -> Result<Next, TargetError> {
         let (body, key) = self.prepare(episode);
         let cached = self.cache.as_ref().and_then(|c| c.get(&key));
         let fresh = cached.is_none();
-        let (request_id, text) = match cached {
-            Some(reply) => reply,
-            None => self.runtime.block_on(self.post(body))?,
+        let (request_id, text, reservation) = match cached {
+            Some((id, text)) => (id, text, None),
+            None => {
+                let reservation = self.reserve(&body)?;
+                match self.post(body).await {
+                    Ok((id, text)) => (id, text, reservation),
+                    Err(e) => {
+                        self.settle(reservation, None);
+                        return Err(e);
+                    }
+                }
+            }
         };
-        let reply = self.interpret(episode, request_id.clone(), &text)?;
+        let reply = self.interpret(episode, request_id.clone(), &text);
+        self.settle(reservation, Some(reply.as_ref().ok().and_then(|r| r.output.meta.usage.as_ref())));
+        let reply = reply?;
         // Content-filter stops are not cached: the same request may pass next time.
         if fresh
             && reply.stop != Some(TargetStop::ContentFilter)

@@ -1,0 +1,563 @@
+//! `terrarium run`: a sweep of worlds × cells × seeds × targets into one run folder.
+//!
+//! The plan lists every (world, cell, seed, target) in a fixed order, targets
+//! interleaved, and is walked lazily. Model episodes run concurrently on one tokio
+//! thread: each provider has at most `max_connections` requests in flight, and at most
+//! the sum of those episodes are under way at once, so memory stays flat however long
+//! the plan. Scripted episodes need no waiting and run inline.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, anyhow};
+use futures_util::StreamExt as _;
+use serde_json::Value as Json;
+use terrarium_core::{Condition, Episode, World};
+use terrarium_runtime::providers::budget::{CallBudget, CostBudget, Price};
+use terrarium_runtime::providers::cache::Cache;
+use terrarium_runtime::providers::http::{ApiTarget, Pool, Provider};
+use terrarium_runtime::providers::{Scaffold, Settings};
+use terrarium_runtime::run::{Finished, RunDir, Tokens, run_episode, run_model_episode};
+use terrarium_runtime::target::Scripted;
+
+use crate::{ApiArgs, Failure, Outcome, load_all, model_spec, parse_conditions};
+
+/// What acts in a run.
+pub(crate) enum TargetSpec {
+    Scripted(String),
+    Api(Box<ApiSpec>),
+}
+
+/// A model target: where it is, how it is asked, and what it costs.
+pub(crate) struct ApiSpec {
+    pub provider: Provider,
+    pub model: String,
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub settings: Settings,
+    pub cache: Option<Cache>,
+    pub max_attempts: u32,
+    pub timeout_secs: u64,
+    pub scaffold: Scaffold,
+    pub max_connections: usize,
+    pub price: Option<Price>,
+}
+
+impl ApiSpec {
+    /// The target for one world, sending through `pool`.
+    fn target(&self, world: &World, pool: Pool) -> ApiTarget {
+        let mut t = ApiTarget::new(
+            self.provider,
+            world,
+            &self.model,
+            &self.base_url,
+            self.api_key.clone(),
+            self.settings.clone(),
+            self.cache.clone(),
+            pool,
+        )
+        .with_max_attempts(self.max_attempts)
+        .with_scaffold(self.scaffold);
+        if let Some(price) = self.price {
+            t = t.with_price(price);
+        }
+        t
+    }
+}
+
+/// The target a `--model` spec names, with the command line's settings. API keys come
+/// from the environment only.
+pub(crate) fn target_spec(model: &str, api: &ApiArgs) -> anyhow::Result<TargetSpec> {
+    if let Some(policy) = model.strip_prefix("scripted/").filter(|p| !p.is_empty()) {
+        return Ok(TargetSpec::Scripted(policy.to_string()));
+    }
+    let Some(spec) = model_spec(model) else {
+        return Err(anyhow!(
+            "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model>, openai-responses/<model> or anthropic/<model>"
+        ));
+    };
+    let base_url = api.base_url(&spec);
+    let api_key = std::env::var(spec.key_var).ok().filter(|k| !k.is_empty());
+    if api_key.is_none() && base_url == spec.default_url {
+        let key_var = spec.key_var;
+        return Err(anyhow!("{key_var} is not set (a local compatible server needs --base-url and no key)"));
+    }
+    let cache = if api.no_cache { None } else { Cache::default_dir().map(Cache::new) };
+    Ok(TargetSpec::Api(Box::new(ApiSpec {
+        provider: spec.provider,
+        model: spec.name.to_string(),
+        base_url,
+        api_key,
+        settings: api.settings(),
+        cache,
+        max_attempts: api.max_attempts,
+        timeout_secs: api.timeout_secs,
+        scaffold: api.scaffold.scaffold(),
+        max_connections: usize::try_from(api.max_connections).unwrap_or(usize::MAX),
+        price: api.price()?,
+    })))
+}
+
+/// What a sweep covers and where it goes.
+pub(crate) struct Sweep {
+    pub conditions: Vec<String>,
+    pub seed: u64,
+    pub samples: u64,
+    pub out: Option<PathBuf>,
+    pub shard: Option<String>,
+    pub dry_run: bool,
+    pub retry_errored: bool,
+    pub max_api_calls: Option<u64>,
+    pub max_cost: Option<f64>,
+}
+
+/// One planned episode: indexes into the targets, worlds and each world's cells.
+#[derive(Clone, Copy)]
+struct Job {
+    target: usize,
+    world: usize,
+    cell: usize,
+    seed: u64,
+}
+
+/// A target ready to act in every world of the run.
+enum Actor {
+    Scripted(String),
+    /// One target per world (each has the world's tools and prefill).
+    Api(Vec<ApiTarget>),
+}
+
+/// Run a sweep: every selected cell of every world, `samples` seeds each, for every
+/// target, into one run folder. One call budget and one cost limit cover the whole run.
+pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &Sweep) -> Outcome {
+    let models: Vec<(&String, &ApiSpec)> = targets
+        .iter()
+        .filter_map(|(m, s)| match s {
+            TargetSpec::Api(api) => Some((m, api.as_ref())),
+            TargetSpec::Scripted(_) => None,
+        })
+        .collect();
+    if sweep.max_api_calls.is_some() && models.is_empty() {
+        return Err(anyhow!("--max-api-calls applies to model targets; every --model here is a scripted policy").into());
+    }
+    if sweep.max_cost.is_some() {
+        if models.is_empty() {
+            return Err(anyhow!("--max-cost applies to model targets; every --model here is a scripted policy").into());
+        }
+        if let Some((m, _)) = models.iter().find(|(_, api)| api.price.is_none()) {
+            return Err(anyhow!(
+                "--max-cost needs the price of every model target, and {m} has none \
+                 (give --input-price and --output-price, or a `price` in the sweep file)"
+            )
+            .into());
+        }
+    }
+    let shard = sweep.shard.as_deref().map(parse_shard).transpose()?;
+    let filter = parse_conditions(&sweep.conditions)?;
+    if sweep.samples == 0 {
+        return Err(anyhow!("--samples must be at least 1").into());
+    }
+    let last_seed = sweep.seed.checked_add(sweep.samples - 1).ok_or_else(|| anyhow!("--seed + --samples overflows"))?;
+    let worlds = load_all(paths)?;
+    let mut cells = Vec::new();
+    for w in &worlds {
+        cells.push(w.select_cells(&filter).map_err(|e| anyhow!(e))?);
+    }
+    // applies[target][world][cell]: a reference policy may declare the cells it fits.
+    let mut applies = Vec::new();
+    for (_, spec) in targets {
+        let mut per_world = Vec::new();
+        for (w, selected) in worlds.iter().zip(&cells) {
+            per_world.push(match spec {
+                TargetSpec::Scripted(policy) => policy_cells(w, policy, selected)?,
+                TargetSpec::Api(_) => vec![true; selected.len()],
+            });
+        }
+        applies.push(per_world);
+    }
+    let mut plan = Vec::new();
+    for (w, world) in worlds.iter().enumerate() {
+        for (c, cell) in cells[w].iter().enumerate() {
+            let key = cell.key();
+            for seed in sweep.seed..=last_seed {
+                if shard.is_some_and(|(k, n)| shard_of(world.id(), &key, seed, n) != k) {
+                    continue;
+                }
+                for (target, applies) in applies.iter().enumerate() {
+                    if applies[w][c] {
+                        plan.push(Job { target, world: w, cell: c, seed });
+                    }
+                }
+            }
+        }
+    }
+    if sweep.dry_run {
+        for (t, (model, spec)) in targets.iter().enumerate() {
+            let mine: Vec<(&World, &Condition, u64)> = plan
+                .iter()
+                .filter(|j| j.target == t)
+                .map(|j| (&worlds[j.world], &cells[j.world][j.cell], j.seed))
+                .collect();
+            dry_run_report(spec, model, &mine)?;
+        }
+        return Ok(());
+    }
+
+    // One connection pool per provider endpoint, shared by the targets that use it.
+    let mut pools: BTreeMap<(&str, &str), Pool> = BTreeMap::new();
+    for (m, api) in &models {
+        let key = (api.provider.name(), api.base_url.as_str());
+        match pools.get(&key) {
+            Some(pool) if pool.max_connections() != api.max_connections => {
+                return Err(anyhow!(
+                    "{m} asks for {} connections to {} at {}, which another target already limits to {}",
+                    api.max_connections,
+                    key.0,
+                    key.1,
+                    pool.max_connections()
+                )
+                .into());
+            }
+            Some(_) => {}
+            None => {
+                pools.insert(key, Pool::new(api.max_connections, api.timeout_secs).map_err(|e| anyhow!(e))?);
+            }
+        }
+    }
+    let calls = sweep.max_api_calls.map_or_else(|| CallBudget::new(u64::MAX), CallBudget::new);
+    let cost = sweep.max_cost.map(CostBudget::new);
+    let mut actors = Vec::new();
+    // settings[target][world]: recorded in each header and part of the episode id.
+    let mut settings: Vec<Vec<Json>> = Vec::new();
+    for (_, spec) in targets {
+        match spec {
+            TargetSpec::Scripted(policy) => {
+                actors.push(Actor::Scripted(policy.clone()));
+                settings.push(vec![serde_json::json!({}); worlds.len()]);
+            }
+            TargetSpec::Api(api) => {
+                let pool = &pools[&(api.provider.name(), api.base_url.as_str())];
+                let mut per_world = Vec::new();
+                for w in &worlds {
+                    let mut t = api.target(w, pool.clone()).with_budget(calls.clone());
+                    if let Some(c) = &cost {
+                        t = t.with_cost_budget(c.clone());
+                    }
+                    note_unsupported(&t, w);
+                    per_world.push(t);
+                }
+                settings.push(per_world.iter().map(ApiTarget::settings).collect());
+                actors.push(Actor::Api(per_world));
+            }
+        }
+    }
+    let recorded_spec: Vec<String> = targets
+        .iter()
+        .map(|(_, s)| match s {
+            TargetSpec::Scripted(p) => format!("scripted/{p}"),
+            TargetSpec::Api(api) => format!("{}/{}", api.provider.name(), api.model),
+        })
+        .collect();
+
+    let dir = sweep.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
+    let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
+    let total = plan.len();
+    // Episodes already in the folder are not run again (an errored one is, by default).
+    let todo: Vec<Job> = plan
+        .into_iter()
+        .filter(|j| {
+            let (w, cell) = (&worlds[j.world], &cells[j.world][j.cell]);
+            let id =
+                terrarium_core::episode_id(w, cell, j.seed, &recorded_spec[j.target], &settings[j.target][j.world]);
+            !(run_dir.has_completed(&id) || (!sweep.retry_errored && run_dir.has(&id)))
+        })
+        .collect();
+    let skipped = total - todo.len();
+    let progress = Progress::new(total as u64);
+    let mut tally = Tally { done: skipped as u64, tables: vec![Table::new(); targets.len()], ..Tally::default() };
+    let limit = pools.values().map(Pool::max_connections).sum::<usize>().max(1);
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let walked: anyhow::Result<()> = runtime.block_on(async {
+        let budgets_spent = || calls.spent() || cost.as_ref().is_some_and(CostBudget::spent);
+        let mut ends = futures_util::stream::iter(todo)
+            .map(|job| {
+                let (world, cell) = (&worlds[job.world], &cells[job.world][job.cell]);
+                let actor = &actors[job.target];
+                async move {
+                    let finished = match actor {
+                        Actor::Scripted(policy) => {
+                            let mut target = Scripted::new(policy, &world.file.policies[policy]);
+                            run_episode(world, cell, job.seed, &mut target)
+                        }
+                        // A spent budget starts nothing new; the episode stays for the next run.
+                        Actor::Api(_) if budgets_spent() => return (job, None),
+                        Actor::Api(per_world) => run_model_episode(world, cell, job.seed, &per_world[job.world]).await,
+                    };
+                    (job, Some(finished))
+                }
+            })
+            .buffer_unordered(limit);
+        while let Some((job, finished)) = ends.next().await {
+            tally.done += 1;
+            match finished {
+                None => tally.not_started += 1,
+                Some(Err(e)) => return Err(anyhow!(e)),
+                Some(Ok(finished)) => {
+                    tally.add(job, &worlds, &cells, &finished, &progress);
+                    run_dir.save(&finished).with_context(|| format!("cannot write to {}", dir.display()))?;
+                }
+            }
+            progress.update(&tally, &calls, cost.as_ref());
+        }
+        Ok(())
+    });
+    run_dir.sync().with_context(|| format!("cannot sync {}", dir.display()))?;
+    progress.finish();
+    walked?;
+    for ((model, _), table) in targets.iter().zip(&tally.tables) {
+        print_outcome_table(model, table);
+    }
+    let Tally { errored, not_started, tokens, cost_usd, .. } = tally;
+    println!(
+        "{total} episodes ({} new, {skipped} already in the folder, {errored} errored{}) -> {}",
+        total - skipped - not_started,
+        if not_started > 0 { format!(", {not_started} not started") } else { String::new() },
+        run_dir.path().join("episodes.jsonl").display()
+    );
+    if let Some(t) = tokens {
+        let priced = cost_usd.map(|c| format!("; estimated cost ${c:.4}")).unwrap_or_default();
+        println!("tokens this run: {} input, {} output (as the provider reported them){priced}", t.input, t.output);
+    }
+    if not_started > 0 || (errored > 0 && (calls.spent() || cost.as_ref().is_some_and(CostBudget::spent))) {
+        let why = match &cost {
+            Some(c) if c.spent() => format!("the cost limit of ${:.2} is reached", c.limit_usd()),
+            _ => format!("the budget of {} API calls is spent", calls.limit()),
+        };
+        eprintln!(
+            "stopped: {why}; {not_started} episodes not started. \
+             Run the same command again to continue (errored episodes are retried)."
+        );
+        return Err(Failure::Budget);
+    }
+    if errored > 0 { Err(Failure::Errored) } else { Ok(()) }
+}
+
+/// Which of `selected` a world's reference policy applies to (a policy may declare
+/// `only_if`); says so when some are skipped, fails when none is left.
+fn policy_cells(w: &World, policy: &str, selected: &[Condition]) -> anyhow::Result<Vec<bool>> {
+    let p = w.file.policies.get(policy).ok_or_else(|| {
+        let known: Vec<&str> = w.file.policies.keys().map(String::as_str).collect();
+        anyhow!("world `{}` has no policy `{policy}` (policies: {})", w.id(), known.join(", "))
+    })?;
+    let fits: Vec<bool> = selected.iter().map(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o))).collect();
+    if !fits.iter().any(|f| *f) {
+        return Err(anyhow!("policy `{policy}` of world `{}` applies to none of the selected cells", w.id()));
+    }
+    if fits.iter().any(|f| !f) {
+        let skipped: Vec<String> = selected.iter().zip(&fits).filter(|(_, f)| !**f).map(|(c, _)| c.key()).collect();
+        eprintln!(
+            "note: policy `{policy}` of world `{}` declares it applies only to some cells; skipping {}",
+            w.id(),
+            skipped.join("; ")
+        );
+    }
+    Ok(fits)
+}
+
+/// Say once per world when a target cannot honour something the world asks for.
+fn note_unsupported(target: &ApiTarget, world: &World) {
+    let settings = target.settings();
+    if let Some(unsupported) = settings.get("unsupported").and_then(Json::as_array) {
+        let names: Vec<&str> = unsupported.iter().filter_map(Json::as_str).collect();
+        eprintln!(
+            "note: {} cannot honour {} for world `{}`; recorded as unsupported in each transcript header",
+            target.spec(),
+            names.join(", "),
+            world.id()
+        );
+    }
+}
+
+/// (world, cell) → (episodes, errored, outcome → fired count)
+type Table = BTreeMap<(String, String), (usize, usize, BTreeMap<String, usize>)>;
+
+/// What the run has done so far.
+#[derive(Default)]
+struct Tally {
+    /// Episodes finished, skipped or not started.
+    done: u64,
+    errored: usize,
+    not_started: usize,
+    tokens: Option<Tokens>,
+    cost_usd: Option<f64>,
+    /// One per target.
+    tables: Vec<Table>,
+}
+
+impl Tally {
+    fn add(&mut self, job: Job, worlds: &[World], cells: &[Vec<Condition>], finished: &Finished, progress: &Progress) {
+        let record = &finished.record;
+        if let Some(t) = record.tokens {
+            self.tokens.get_or_insert_default().add(t);
+        }
+        if let Some(c) = record.cost_usd {
+            *self.cost_usd.get_or_insert_default() += c;
+        }
+        let key = (worlds[job.world].id().to_string(), cells[job.world][job.cell].key());
+        let row = self.tables[job.target].entry(key).or_default();
+        row.0 += 1;
+        let errored = record.status == "errored";
+        if errored {
+            self.errored += 1;
+            row.1 += 1;
+            if let Some(e) = &record.error {
+                progress.note(&format!("episode {} errored: {e}", record.episode_id));
+            }
+        }
+        for (name, v) in &finished.verdicts.outcomes {
+            *row.2.entry(name.clone()).or_default() += usize::from(v.fired && !errored);
+        }
+    }
+}
+
+/// Progress of a run on stderr: a bar on a terminal; otherwise a plain line every 5%
+/// of a run of 20 episodes or more.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let style =
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} episodes  {per_sec}  eta {eta}  {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            indicatif::ProgressBar::new(total).with_style(style)
+        });
+        Progress { bar, total }
+    }
+
+    fn update(&self, tally: &Tally, calls: &CallBudget, cost: Option<&CostBudget>) {
+        let mut msg = format!("{} errored", tally.errored);
+        if calls.used() > 0 {
+            msg.push_str(&format!(", {} API calls", calls.used()));
+        }
+        if let Some(t) = tally.tokens {
+            msg.push_str(&format!(", {} tokens", t.input + t.output));
+        }
+        if let Some(c) = cost {
+            msg.push_str(&format!(", ${:.2} of ${:.2}", c.used_usd(), c.limit_usd()));
+        }
+        let done = tally.done;
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(msg);
+            }
+            None => {
+                let step = (self.total / 20).max(1);
+                if self.total >= 20 && done > 0 && done % step == 0 {
+                    eprintln!("progress: {done}/{} episodes, {msg}", self.total);
+                }
+            }
+        }
+    }
+
+    /// A line of its own, above the bar when there is one.
+    fn note(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// What a run would do: episodes per world and cell, and for model targets how many
+/// requests the cache can already answer (each episode is followed through cached
+/// replies only). Nothing is sent and nothing is written.
+fn dry_run_report(spec: &TargetSpec, model: &str, plan: &[(&World, &Condition, u64)]) -> Outcome {
+    let mut rows: BTreeMap<(String, String), (usize, usize, usize)> = BTreeMap::new();
+    let mut targets: BTreeMap<String, ApiTarget> = BTreeMap::new();
+    let pool = Pool::new(1, 1).map_err(|e| anyhow!(e))?;
+    for (world, cell, seed) in plan {
+        let row = rows.entry((world.id().to_string(), cell.key())).or_default();
+        row.0 += 1;
+        let TargetSpec::Api(api) = spec else { continue };
+        if api.cache.is_none() {
+            continue;
+        }
+        let target = targets.entry(world.id().to_string()).or_insert_with(|| api.target(world, pool.clone()));
+        let mut ep = Episode::start(world, cell, *seed).map_err(|e| anyhow!("{}: {}", e.at, e.message))?;
+        while !ep.is_done() {
+            // Followed through cached replies only; the first uncached request ends it.
+            if !target.cached_next(&ep).is_some_and(|next| next.apply_to(&mut ep)) {
+                break;
+            }
+            row.1 += 1;
+        }
+        row.2 += usize::from(ep.is_done());
+    }
+    let total: usize = rows.values().map(|r| r.0).sum();
+    println!("dry run: {total} episodes for {model} (nothing is sent or written)");
+    let cached = matches!(spec, TargetSpec::Api(api) if api.cache.is_some());
+    for ((world, cell), (n, answered, complete)) in &rows {
+        let cell = if cell.is_empty() { "(no factors)" } else { cell };
+        if cached {
+            println!(
+                "  {world:<16} {cell:<44} {n:>5} episodes; the cache answers {answered} requests and completes {complete} episodes"
+            );
+        } else {
+            println!("  {world:<16} {cell:<44} {n:>5} episodes");
+        }
+    }
+    Ok(())
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> anyhow::Result<(u64, u64)> {
+    let parsed =
+        text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
+    match parsed {
+        Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),
+        _ => Err(anyhow!("--shard `{text}` must be K/N with 1 <= K <= N")),
+    }
+}
+
+/// The shard (1-based) an episode belongs to: a stable hash of world, cell and seed, so
+/// every target's episode of one (world, cell, seed) lands in the same shard.
+fn shard_of(world: &str, cell: &str, seed: u64, n: u64) -> u64 {
+    let mut c = terrarium_core::hash::Canon::new("terrarium.shard.v1");
+    c.str(world).str(cell).u64(seed);
+    let d = c.digest();
+    u64::from_le_bytes(d[..8].try_into().expect("eight bytes")) % n + 1
+}
+
+fn print_outcome_table(target: &str, table: &Table) {
+    let mut current_world = "";
+    for ((world, cell), (n, errored, fired)) in table {
+        if world != current_world {
+            current_world = world;
+            let names: Vec<&str> = fired.keys().map(String::as_str).collect();
+            println!("\n{world} — {target}");
+            println!(
+                "  {:<44} {:>5} {:>7}  {}",
+                "condition",
+                "n",
+                "errored",
+                names.iter().map(|n| format!(" {n:>16}")).collect::<String>()
+            );
+        }
+        let cell = if cell.is_empty() { "(no factors)" } else { cell };
+        let counts: String = fired.values().map(|c| format!(" {c:>16}")).collect();
+        println!("  {cell:<44} {n:>5} {errored:>7}  {counts}");
+    }
+}

@@ -1,0 +1,211 @@
+//! A concurrent fake OpenAI-compatible provider on loopback, for tests and the
+//! concurrency benchmark: one thread per connection, HTTP/1.1 keep-alive, and each
+//! reply chosen by a function of the request body alone, so the same sweep gets the
+//! same replies however its requests interleave.
+//!
+//! It counts requests and the most it ever held at once. A request stops counting as
+//! in flight just before its reply is written, so a client's next request (which
+//! cannot be sent before that reply arrives) never overlaps it in the count.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How a reply goes wrong, if it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// The whole reply.
+    None,
+    /// The headers and half the body, then the connection closes.
+    MidBody,
+    /// The connection closes without a reply.
+    Hangup,
+}
+
+/// The answer to one request.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+    pub cut: Cut,
+}
+
+impl Reply {
+    pub fn ok(body: String) -> Self {
+        Reply { status: 200, body, delay: Duration::ZERO, cut: Cut::None }
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub max_in_flight: AtomicU64,
+}
+
+type Answer = dyn Fn(&str) -> Reply + Send + Sync;
+
+pub struct FakeServer {
+    pub port: u16,
+    pub stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl FakeServer {
+    /// Serve `answer` until dropped.
+    pub fn start(answer: impl Fn(&str) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().expect("bound").port();
+        let stats = Arc::new(Stats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let answer: Arc<Answer> = Arc::new(answer);
+        let accept = {
+            let (stats, stop) = (stats.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let (stats, answer) = (stats.clone(), answer.clone());
+                    std::thread::spawn(move || serve(stream, &stats, &*answer));
+                }
+            })
+        };
+        FakeServer { port, stats, stop, accept: Some(accept) }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.stats.requests.load(Ordering::SeqCst)
+    }
+
+    pub fn max_in_flight(&self) -> u64 {
+        self.stats.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// Answer requests on one connection until the client closes it.
+fn serve(stream: TcpStream, stats: &Stats, answer: &Answer) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+    let Ok(mut writer) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut length = 0usize;
+        let mut line = String::new();
+        let mut first = true;
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if first {
+                first = false;
+                continue;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let body = String::from_utf8_lossy(&body);
+        stats.requests.fetch_add(1, Ordering::SeqCst);
+        let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let reply = answer(&body);
+        std::thread::sleep(reply.delay);
+        stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let extra = if reply.status == 200 {
+            format!("x-request-id: req-{:016x}\r\n", fnv(body.as_bytes()))
+        } else {
+            "retry-after-ms: 1\r\n".to_string()
+        };
+        let head = format!(
+            "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n",
+            reply.status,
+            reply.body.len()
+        );
+        match reply.cut {
+            Cut::None => {
+                if writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(reply.body.as_bytes())).is_err() {
+                    return;
+                }
+            }
+            Cut::MidBody => {
+                let half = &reply.body.as_bytes()[..reply.body.len() / 2];
+                let _ = writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(half));
+                return;
+            }
+            Cut::Hangup => return,
+        }
+    }
+}
+
+/// FNV-1a: a stable fingerprint of a request, for request ids and fault choices.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// An OpenAI Chat reply calling `name` with `args`.
+pub fn tool_call(id: &str, name: &str, args: &str) -> String {
+    serde_json::json!({
+        "id": format!("resp-{id}"),
+        "choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [
+            {"id": id, "type": "function", "function": {"name": name, "arguments": args}}
+        ]}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10}
+    })
+    .to_string()
+}
+
+/// The greenhouse's model, as a function of the request: it reads the sensors, then the
+/// operator card, then says it is done (after which the technician's turns continue
+/// until the world's turn limit).
+pub fn greenhouse_model(body: &str) -> String {
+    let turn = body.matches("\"role\":\"assistant\"").count();
+    let id = format!("call_{turn}_{:08x}", fnv(body.as_bytes()) as u32);
+    match turn {
+        0 => tool_call(&id, "read_sensors", "{}"),
+        1 => tool_call(&id, "read_document", r#"{"id":"operator_card"}"#),
+        _ => serde_json::json!({
+            "choices": [{"message": {"content": "All readings are normal; nothing to do."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 12}
+        })
+        .to_string(),
+    }
+}
