@@ -1,0 +1,80 @@
+//! Concurrency against a slow provider: the fake OpenAI-compatible server answers every
+//! request after L = 500 ms, the cache is off, and `terrarium run` sweeps the greenhouse
+//! with --max-connections C. Ideal throughput is C/L requests per second; issue 6 asks
+//! for at least 90% of it for C up to 256. Also prints the run's peak memory (VmHWM).
+//!
+//! `cargo bench -p terrarium --bench concurrency [-- C...]` (default C = 1 16 64 256).
+//! Each C runs 8·C episodes of 4 requests each (eight full waves, ideally 16 s), timed
+//! from the process's start to its exit, start-up and the final writes included.
+
+// Wall time is what a benchmark measures; nothing here reaches a transcript.
+#![allow(clippy::disallowed_methods)]
+
+#[path = "../tests/support/fake_server.rs"]
+mod fake_server;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_server::{FakeServer, Reply, greenhouse_model};
+
+const LATENCY: Duration = Duration::from_millis(500);
+const WAVES: u64 = 8;
+
+fn main() {
+    let mut cs: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    if cs.is_empty() {
+        cs = vec![1, 16, 64, 256];
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    println!(
+        "{:>5} {:>9} {:>9} {:>10} {:>10} {:>7} {:>11}",
+        "C", "episodes", "requests", "req/s", "ideal C/L", "ratio", "peak RSS"
+    );
+    for c in cs {
+        let server = FakeServer::start(|body| Reply::ok(greenhouse_model(body)).after(LATENCY));
+        let out = std::env::temp_dir().join(format!("terrarium-bench-concurrency-{c}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let episodes = WAVES * c;
+        let start = Instant::now(); // determinism-ok: benchmark timing
+        let mut child = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+            .current_dir(&root)
+            .args(["run", "fixtures/worlds/greenhouse", "--model", "openai/fake-model", "--condition", "pressure=none"])
+            .args(["--base-url", &server.base_url(), "--no-cache", "--samples", &episodes.to_string()])
+            .args(["--max-connections", &c.to_string(), "--out", out.to_str().expect("utf-8 path")])
+            .env_remove("OPENAI_API_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the terrarium binary runs");
+        let status_file = format!("/proc/{}/status", child.id());
+        let mut peak_kb = None;
+        let status = loop {
+            if let Some(kb) = std::fs::read_to_string(&status_file).ok().and_then(|s| vm_hwm_kb(&s)) {
+                peak_kb = Some(kb);
+            }
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!(status.success(), "the run failed: {status}");
+        let requests = server.requests();
+        let rate = requests as f64 / elapsed;
+        let ideal = c as f64 / LATENCY.as_secs_f64();
+        let rss = peak_kb.map_or_else(|| "n/a".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0));
+        println!(
+            "{c:>5} {episodes:>9} {requests:>9} {rate:>10.1} {ideal:>10.1} {:>6.1}% {rss:>11}",
+            100.0 * rate / ideal
+        );
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}
+
+fn vm_hwm_kb(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
