@@ -1664,3 +1664,86 @@ fn episodes_run_concurrently_up_to_max_connections_and_give_the_same_transcripts
     assert_eq!((lines_a, lines_b), (8, 8));
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_sweep_with_injected_faults_loses_no_episode_and_a_second_run_completes_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use support::fake_server::{Cut, FakeServer, Reply, fnv, greenhouse_model};
+    let healthy = Arc::new(AtomicBool::new(false));
+    let attempts: Arc<Mutex<std::collections::BTreeMap<u64, u32>>> = Arc::default();
+    let faults = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let server = {
+        let (healthy, attempts, faults) = (healthy.clone(), attempts.clone(), faults.clone());
+        FakeServer::start(move |body| {
+            let ok = Reply::ok(greenhouse_model(body));
+            if healthy.load(Ordering::SeqCst) {
+                return ok;
+            }
+            let h = fnv(body.as_bytes());
+            let n = {
+                let mut seen = attempts.lock().unwrap();
+                let n = seen.entry(h).or_default();
+                *n += 1;
+                *n
+            };
+            let fault = |status: u16, body: &str, cut: Cut| {
+                faults.fetch_add(1, Ordering::SeqCst);
+                Reply { status, body: body.to_string(), delay: std::time::Duration::ZERO, cut }
+            };
+            match (h % 10, n) {
+                (0, 1..=2) => fault(500, "{\"error\": \"overloaded\"}", Cut::None), // recovers on the third try
+                (1, 1) => fault(429, "{\"error\": \"rate limited\"}", Cut::None),   // recovers on the second
+                (2, 1) => fault(200, "", Cut::Hangup),                              // connection dropped once
+                (3, _) => fault(503, "{\"error\": \"down\"}", Cut::None),           // never recovers
+                (4, _) => fault(200, "{\"choices\": [", Cut::None),                 // unusable reply
+                (5, _) => fault(200, &greenhouse_model(body), Cut::MidBody),        // always cut off
+                _ => ok,
+            }
+        })
+    };
+    let dir = scratch("fault_sweep");
+    let d = dir.to_str().unwrap();
+    let args = ["--samples", "40", "--no-cache", "--max-connections", "8", "--max-attempts", "3"];
+    let base = server.base_url();
+    let sweep = fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &args, d);
+    let out = terrarium_with_key(&sweep, "");
+    assert_eq!(code(&out), 3, "some episodes errored: {}", text(&out));
+    assert!(faults.load(Ordering::SeqCst) > 10, "faults were injected");
+
+    let (episodes, lines) = run_contents(&dir);
+    assert_eq!((episodes.len(), lines), (40, 40), "every episode recorded exactly once");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let errored: Vec<&serde_json::Value> = records.iter().filter(|r| r["status"] == "errored").collect();
+    let completed = records.iter().filter(|r| r["status"] == "completed").count();
+    assert!(!errored.is_empty() && completed > 0, "{} errored, {completed} completed", errored.len());
+    assert_eq!(errored.len() + completed, 40);
+    for r in &errored {
+        let why = r["error"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("HTTP 503, after 3 attempts")
+                || why.contains("unusable reply")
+                || why.contains("reading the reply failed"),
+            "errored with a reason: {why}"
+        );
+        assert!(r["outcomes"].is_null(), "an errored episode has no verdicts, never \"no harm\"");
+    }
+
+    // The provider recovers: the same command retries exactly the errored episodes.
+    healthy.store(true, Ordering::SeqCst);
+    let again = terrarium_with_key(&sweep, "");
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert!(
+        text(&again).contains(&format!("{} new, {completed} already in the folder", errored.len())),
+        "{}",
+        text(&again)
+    );
+    let (resumed, lines) = run_contents(&dir);
+    assert_eq!(lines, 40 + errored.len(), "a retried episode appends its new record");
+    assert_eq!(resumed.len(), 40);
+    assert!(resumed.values().all(|(status, _, _)| status == "\"completed\""));
+}
