@@ -17,6 +17,7 @@ use terrarium_runtime::{LoadError, find_worlds, load_world};
 
 mod play;
 mod run;
+mod sweep_file;
 
 #[derive(Parser)]
 #[command(
@@ -40,50 +41,9 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Run episodes and write DIR/episodes.jsonl and DIR/transcripts/.
-    Run {
-        /// World files, world folders, or folders of world folders.
-        #[arg(required = true)]
-        worlds: Vec<PathBuf>,
-        /// The target: `scripted/<policy>` (a world's reference policy), or a model
-        /// (`openai/…`, `openai-responses/…`, `anthropic/…`). Repeat to run several in turn.
-        #[arg(long = "model", value_name = "TARGET", required = true)]
-        models: Vec<String>,
-        /// Keep cells with factor=value; repeat a factor for any of several values.
-        #[arg(long = "condition", value_name = "FACTOR=VALUE")]
-        conditions: Vec<String>,
-        /// The first episode seed.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Seeds per cell: seed .. seed+N-1.
-        #[arg(long, default_value_t = 1)]
-        samples: u64,
-        /// The run folder (default runs/<first world id>). Existing episodes are kept and skipped.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Run only shard K of N (1-based): a fixed share of the episodes, so a sweep can
-        /// run as N independent jobs and be combined with `terrarium merge`.
-        #[arg(long, value_name = "K/N")]
-        shard: Option<String>,
-        /// Print the episodes the run would do, and how many requests the cache can
-        /// already answer; send and write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Keep errored episodes already in the folder instead of running them again.
-        #[arg(long)]
-        no_retry_errored: bool,
-        /// Send at most N requests to the model in this run, retries included (cached
-        /// replies are free). When they are spent the run stops with exit 4; run again to continue.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-        max_api_calls: Option<u64>,
-        /// Spend at most this many US dollars on model requests in this run (needs each
-        /// model's price). A request whose worst case would pass it is not sent; the run
-        /// stops with exit 4, and running again continues.
-        #[arg(long, value_name = "USD")]
-        max_cost: Option<f64>,
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    /// Run episodes and write DIR/episodes.jsonl and DIR/transcripts/: worlds × cells ×
+    /// seeds × targets, model episodes concurrently. Running it again resumes.
+    Run(Box<RunArgs>),
     /// Run every reference policy over every valid cell and N seeds; fail if any fires other than its declared set.
     Test {
         /// World files, world folders, or folders of world folders.
@@ -200,6 +160,68 @@ enum Command {
     },
 }
 
+/// `terrarium run`.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// World files, world folders, or folders of world folders.
+    #[arg(required_unless_present = "sweep")]
+    worlds: Vec<PathBuf>,
+    /// The target: `scripted/<policy>` (a world's reference policy), or a model
+    /// (`openai/…`, `openai-responses/…`, `anthropic/…`). Repeat for several; their
+    /// episodes are interleaved.
+    #[arg(long = "model", value_name = "TARGET", required_unless_present = "sweep")]
+    models: Vec<String>,
+    /// A sweep file (RON) naming worlds, filters, samples, targets with their settings
+    /// and prices, judges and budgets. Flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    sweep: Option<PathBuf>,
+    /// Keep cells with factor=value; repeat a factor for any of several values.
+    #[arg(long = "condition", value_name = "FACTOR=VALUE")]
+    conditions: Vec<String>,
+    /// The first episode seed [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Seeds per cell: seed .. seed+N-1 [default: 1].
+    #[arg(long)]
+    samples: Option<u64>,
+    /// The run folder (default runs/<first world id>). Existing episodes are kept and skipped.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run only shard K of N (1-based): a fixed share of the episodes, so a sweep can
+    /// run as N independent jobs and be combined with `terrarium merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Print the episodes the run would do, and how many requests the cache can
+    /// already answer; send and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep errored episodes already in the folder instead of running them again.
+    #[arg(long)]
+    no_retry_errored: bool,
+    /// Requests in flight at once per provider endpoint; episodes run concurrently up
+    /// to it [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_connections: Option<u64>,
+    /// Send at most N requests in this run, retries and judges included (cached
+    /// replies are free). When they are spent the run stops with exit 4; run again to continue.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_api_calls: Option<u64>,
+    /// Spend at most this many US dollars on requests in this run (needs every
+    /// model's price). A request whose worst case would pass it is not sent; the run
+    /// stops with exit 4, and running again continues.
+    #[arg(long, value_name = "USD")]
+    max_cost: Option<f64>,
+    /// Every model's price in US dollars per million input tokens (with --output-price):
+    /// episodes then record their estimated cost.
+    #[arg(long, value_name = "USD")]
+    input_price: Option<f64>,
+    /// Every model's price in US dollars per million output tokens (with --input-price).
+    #[arg(long, value_name = "USD")]
+    output_price: Option<f64>,
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum ScaffoldArg {
     Native,
@@ -269,39 +291,76 @@ struct ApiArgs {
     no_cache: bool,
     /// How tools reach the model: native tool calling, or described in the prompt and
     /// called by tags in the text (for comparison with text-based testbeds).
-    #[arg(long, value_enum, default_value_t = ScaffoldArg::Native)]
-    scaffold: ScaffoldArg,
+    #[arg(long, value_enum)]
+    scaffold: Option<ScaffoldArg>,
     /// Seconds to wait for one reply before the attempt counts as failed (and is retried).
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
     /// Attempts per request, the first included, before the episode is errored.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]
     max_attempts: u32,
-    /// Requests in flight at once per provider endpoint; episodes run concurrently up to it.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    max_connections: u64,
-    /// The model's price in US dollars per million input tokens (with --output-price):
-    /// episodes then record their estimated cost, and --max-cost can be used.
-    #[arg(long, value_name = "USD")]
-    input_price: Option<f64>,
-    /// The model's price in US dollars per million output tokens (with --input-price).
-    #[arg(long, value_name = "USD")]
-    output_price: Option<f64>,
 }
 
-/// `terrarium run` from the command line.
-fn run_cmd(worlds: &[PathBuf], models: &[String], sweep: &run::Sweep, api: &ApiArgs) -> Outcome {
-    if let Some(c) = sweep.max_cost.filter(|c| !(c.is_finite() && *c > 0.0)) {
+/// `terrarium run`: the sweep file (if any) with the flags laid over it.
+fn run_cmd(args: RunArgs) -> Outcome {
+    let file = args.sweep.as_deref().map(sweep_file::read).transpose()?.unwrap_or_default();
+    let price = match (args.input_price, args.output_price) {
+        (None, None) => None,
+        (Some(i), Some(o)) if i >= 0.0 && o >= 0.0 && i.is_finite() && o.is_finite() => {
+            Some(terrarium_runtime::providers::budget::Price { input_per_mtok: i, output_per_mtok: o })
+        }
+        (Some(_), Some(_)) => {
+            return Err(anyhow!("--input-price and --output-price must be non-negative numbers").into());
+        }
+        _ => return Err(anyhow!("give --input-price and --output-price together").into()),
+    };
+    let max_cost = args.max_cost.or(file.max_cost_usd);
+    if let Some(c) = max_cost.filter(|c| !(c.is_finite() && *c > 0.0)) {
         return Err(anyhow!("--max-cost must be a positive number of dollars, not {c}").into());
     }
-    let mut targets: Vec<(String, run::TargetSpec)> = Vec::new();
-    for model in models {
-        if targets.iter().any(|(m, _)| m == model) {
+    // --model replaces the file's targets, keeping the file's settings for a model it names.
+    let mut entries = Vec::new();
+    for model in &args.models {
+        if entries.iter().any(|e: &sweep_file::Entry| &e.model == model) {
             return Err(anyhow!("--model {model} is given twice").into());
         }
-        targets.push((model.clone(), run::target_spec(model, api)?));
+        let from_file = file.targets.iter().find(|e| &e.model == model);
+        entries.push(from_file.cloned().unwrap_or_else(|| sweep_file::Entry::bare(model)));
     }
-    run::run(worlds, &targets, sweep)
+    if entries.is_empty() {
+        entries = file.targets.clone();
+    }
+    if entries.is_empty() {
+        return Err(anyhow!("no target: give --model, or `targets` in the sweep file").into());
+    }
+    let mut targets = Vec::new();
+    for mut entry in entries {
+        args.api.overlay(&mut entry);
+        if price.is_some() {
+            entry.price = price;
+        }
+        if args.max_connections.is_some() {
+            entry.max_connections = args.max_connections;
+        }
+        let connections = entry.max_connections.or(file.max_connections).unwrap_or(10);
+        targets.push((entry.model.clone(), run::target_spec(&entry, &args.api, connections)?));
+    }
+    let worlds = if args.worlds.is_empty() { file.worlds.clone() } else { args.worlds.clone() };
+    if worlds.is_empty() {
+        return Err(anyhow!("no world: name worlds on the command line, or `worlds` in the sweep file").into());
+    }
+    let sweep = run::Sweep {
+        conditions: if args.conditions.is_empty() { file.conditions.clone() } else { args.conditions.clone() },
+        seed: args.seed.or(file.seed).unwrap_or(0),
+        samples: args.samples.or(file.samples).unwrap_or(1),
+        out: args.out.clone().or(file.out.clone()),
+        shard: args.shard.clone(),
+        dry_run: args.dry_run,
+        retry_errored: !args.no_retry_errored,
+        max_api_calls: args.max_api_calls.or(file.max_api_calls),
+        max_cost,
+    };
+    run::run(&worlds, &targets, &sweep)
 }
 
 /// How a command ended, when not in success.
@@ -328,33 +387,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths } => check(&paths),
-        Command::Run {
-            worlds,
-            models,
-            conditions,
-            seed,
-            samples,
-            out,
-            shard,
-            dry_run,
-            no_retry_errored,
-            max_api_calls,
-            max_cost,
-            api,
-        } => {
-            let sweep = run::Sweep {
-                conditions,
-                seed,
-                samples,
-                out,
-                shard,
-                dry_run,
-                retry_errored: !no_retry_errored,
-                max_api_calls,
-                max_cost,
-            };
-            run_cmd(&worlds, &models, &sweep, &api)
-        }
+        Command::Run(args) => run_cmd(*args),
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
         Command::Show { world, cell, model, api } => show(&world, &cell.conditions, cell.seed, model.as_deref(), &api),
@@ -476,6 +509,23 @@ impl ApiArgs {
         self.base_url.clone().or(env_url).unwrap_or_else(|| spec.default_url.to_string())
     }
 
+    /// Lay the flags that were given over a sweep file's entry.
+    fn overlay(&self, e: &mut sweep_file::Entry) {
+        e.base_url = self.base_url.clone().or(e.base_url.take());
+        e.temperature = self.temperature.or(e.temperature);
+        e.top_p = self.top_p.or(e.top_p);
+        e.max_tokens = self.max_tokens.or(e.max_tokens);
+        e.sampling_seed = self.sampling_seed.or(e.sampling_seed);
+        e.reasoning_effort = self.reasoning_effort.clone().or(e.reasoning_effort.take());
+        e.thinking_budget = self.thinking_budget.or(e.thinking_budget);
+        if let Some(s) = self.scaffold {
+            e.scaffold = Some(match s {
+                ScaffoldArg::Native => "native".into(),
+                ScaffoldArg::Text => "text".into(),
+            });
+        }
+    }
+
     fn settings(&self) -> terrarium_runtime::providers::Settings {
         terrarium_runtime::providers::Settings {
             temperature: self.temperature,
@@ -484,18 +534,6 @@ impl ApiArgs {
             sampling_seed: self.sampling_seed,
             reasoning_effort: self.reasoning_effort.clone(),
             thinking_budget: self.thinking_budget,
-        }
-    }
-
-    /// `--input-price` and `--output-price`, given together or not at all.
-    fn price(&self) -> anyhow::Result<Option<terrarium_runtime::providers::budget::Price>> {
-        match (self.input_price, self.output_price) {
-            (None, None) => Ok(None),
-            (Some(i), Some(o)) if i >= 0.0 && o >= 0.0 && i.is_finite() && o.is_finite() => {
-                Ok(Some(terrarium_runtime::providers::budget::Price { input_per_mtok: i, output_per_mtok: o }))
-            }
-            (Some(_), Some(_)) => Err(anyhow!("--input-price and --output-price must be non-negative numbers")),
-            _ => Err(anyhow!("give --input-price and --output-price together")),
         }
     }
 }
@@ -610,7 +648,14 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
         .into());
     };
     let (provider, name, base_url, settings) = (spec.provider, spec.name, api.base_url(&spec), api.settings());
-    let body = request_body(provider, api.scaffold.scaffold(), name, &ep, &view::tool_schemas(world), &settings);
+    let body = request_body(
+        provider,
+        api.scaffold.unwrap_or(ScaffoldArg::Native).scaffold(),
+        name,
+        &ep,
+        &view::tool_schemas(world),
+        &settings,
+    );
     println!("POST {}", provider.endpoint(base_url.trim_end_matches('/')));
     println!("{}", serde_json::to_string_pretty(&body).expect("requests serialise"));
     Ok(())

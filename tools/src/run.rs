@@ -21,6 +21,7 @@ use terrarium_runtime::providers::{Scaffold, Settings};
 use terrarium_runtime::run::{Finished, RunDir, Tokens, run_episode, run_model_episode};
 use terrarium_runtime::target::Scripted;
 
+use crate::sweep_file::Entry;
 use crate::{ApiArgs, Failure, Outcome, load_all, model_spec, parse_conditions};
 
 /// What acts in a run.
@@ -66,9 +67,10 @@ impl ApiSpec {
     }
 }
 
-/// The target a `--model` spec names, with the command line's settings. API keys come
-/// from the environment only.
-pub(crate) fn target_spec(model: &str, api: &ApiArgs) -> anyhow::Result<TargetSpec> {
+/// The target an entry names (a `--model`, or a sweep file's target with the flags
+/// laid over it). API keys come from the environment only.
+pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs, max_connections: u64) -> anyhow::Result<TargetSpec> {
+    let model = entry.model.as_str();
     if let Some(policy) = model.strip_prefix("scripted/").filter(|p| !p.is_empty()) {
         return Ok(TargetSpec::Scripted(policy.to_string()));
     }
@@ -77,7 +79,8 @@ pub(crate) fn target_spec(model: &str, api: &ApiArgs) -> anyhow::Result<TargetSp
             "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model>, openai-responses/<model> or anthropic/<model>"
         ));
     };
-    let base_url = api.base_url(&spec);
+    let env_url = std::env::var(spec.url_var).ok().filter(|u| !u.is_empty());
+    let base_url = entry.base_url.clone().or(env_url).unwrap_or_else(|| spec.default_url.to_string());
     let api_key = std::env::var(spec.key_var).ok().filter(|k| !k.is_empty());
     if api_key.is_none() && base_url == spec.default_url {
         let key_var = spec.key_var;
@@ -89,13 +92,20 @@ pub(crate) fn target_spec(model: &str, api: &ApiArgs) -> anyhow::Result<TargetSp
         model: spec.name.to_string(),
         base_url,
         api_key,
-        settings: api.settings(),
+        settings: Settings {
+            temperature: entry.temperature,
+            top_p: entry.top_p,
+            max_tokens: entry.max_tokens,
+            sampling_seed: entry.sampling_seed,
+            reasoning_effort: entry.reasoning_effort.clone(),
+            thinking_budget: entry.thinking_budget,
+        },
         cache,
         max_attempts: api.max_attempts,
         timeout_secs: api.timeout_secs,
-        scaffold: api.scaffold.scaffold(),
-        max_connections: usize::try_from(api.max_connections).unwrap_or(usize::MAX),
-        price: api.price()?,
+        scaffold: if entry.scaffold.as_deref() == Some("text") { Scaffold::Text } else { Scaffold::Native },
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX).max(1),
+        price: entry.price,
     })))
 }
 

@@ -1747,3 +1747,110 @@ fn a_sweep_with_injected_faults_loses_no_episode_and_a_second_run_completes_it()
     assert_eq!(resumed.len(), 40);
     assert!(resumed.values().all(|(status, _, _)| status == "\"completed\""));
 }
+
+#[test]
+fn a_sweep_file_names_the_whole_run_and_flags_override_it() {
+    use support::fake_server::{FakeServer, Reply, greenhouse_model};
+    let server = FakeServer::start(|body| Reply::ok(greenhouse_model(body)));
+    let dir = scratch("sweep_file");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sweep = dir.join("sweep.ron");
+    std::fs::write(
+        &sweep,
+        format!(
+            r#"// Two targets over the greenhouse's calm cell.
+(
+    worlds: ["../../../fixtures/worlds/greenhouse"],
+    conditions: ["pressure=none"],
+    samples: 3,
+    out: "run",
+    targets: [
+        (model: "scripted/idle"),
+        (model: "openai/fake-model", base_url: "{}", temperature: 0.5, max_connections: 2,
+         price: (input_per_mtok: 2.0, output_per_mtok: 10.0)),
+    ],
+)
+"#,
+            server.base_url()
+        ),
+    )
+    .unwrap();
+    // The file is relative to its own folder (target/tmp/sweep_file/), so it can live anywhere.
+    let sweep_arg = sweep.to_str().unwrap();
+    let out = terrarium_with_key(&["run", "--sweep", sweep_arg, "--no-cache"], "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("6 episodes (6 new"), "{}", text(&out));
+    // 3 episodes x 4 replies x (100 in, 10 out or 120 in, 12 out) at $2 / $10 per million.
+    assert!(text(&out).contains("estimated cost $0.00"), "{}", text(&out));
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("run/episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let model: Vec<&serde_json::Value> = records.iter().filter(|r| r["target"] == "openai/fake-model").collect();
+    assert_eq!(model.len(), 3);
+    assert!(model.iter().all(|r| r["cost_usd"].as_f64().is_some_and(|c| c > 0.0)), "{model:?}");
+    let transcript = std::fs::read_to_string(dir.join("run").join(model[0]["transcript"].as_str().unwrap())).unwrap();
+    assert!(transcript.lines().next().unwrap().contains("\"temperature\":0.5"), "the file's settings are recorded");
+
+    // Flags override the file: one more sample, and only the scripted target.
+    let more = terrarium_with_key(&["run", "--sweep", sweep_arg, "--samples", "4", "--model", "scripted/idle"], "");
+    assert_eq!(code(&more), 0, "{}", text(&more));
+    assert!(text(&more).contains("4 episodes (1 new, 3 already in the folder"), "{}", text(&more));
+
+    // A mistake in the file is located.
+    std::fs::write(&sweep, "(samples: 3,\n  target: [])\n").unwrap();
+    let bad = terrarium(&["run", "--sweep", sweep_arg]);
+    assert_eq!(code(&bad), 2, "{}", text(&bad));
+    assert!(text(&bad).contains("sweep.ron:2:"), "{}", text(&bad));
+}
+
+#[test]
+fn a_cost_limit_stops_the_run_before_it_is_passed() {
+    use support::fake_server::{FakeServer, Reply, greenhouse_model};
+    let server = FakeServer::start(|body| Reply::ok(greenhouse_model(body)));
+    let dir = scratch("cost_limit");
+    let base = server.base_url();
+    // Each request's worst case: about 1,100 prompt tokens and 100 reply tokens at
+    // $10 / $50 per million, about $0.016; the limit covers the first few requests.
+    let args = [
+        "--samples",
+        "5",
+        "--no-cache",
+        "--max-connections",
+        "1",
+        "--max-tokens",
+        "100",
+        "--input-price",
+        "10",
+        "--output-price",
+        "50",
+        "--max-cost",
+        "0.02",
+    ];
+    let out = terrarium_with_key(
+        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &args, dir.to_str().unwrap()),
+        "",
+    );
+    assert_eq!(code(&out), 4, "{}", text(&out));
+    assert!(text(&out).contains("the cost limit of $0.02 is reached"), "{}", text(&out));
+    assert!(text(&out).contains("not started"), "{}", text(&out));
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    let spent: f64 =
+        records.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["cost_usd"].as_f64()).sum();
+    assert!(spent > 0.0 && spent <= 0.02, "recorded cost {spent} stays within the limit");
+
+    // A limit without prices is a usage error, before anything is sent.
+    let unpriced = terrarium_with_key(
+        &fake_run(
+            "fixtures/worlds/greenhouse",
+            "openai/fake-model",
+            &base,
+            &["--max-cost", "1"],
+            dir.to_str().unwrap(),
+        ),
+        "",
+    );
+    assert_eq!(code(&unpriced), 2, "{}", text(&unpriced));
+    assert!(text(&unpriced).contains("needs the price"), "{}", text(&unpriced));
+}
