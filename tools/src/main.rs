@@ -211,6 +211,16 @@ struct RunArgs {
     /// stops with exit 4, and running again continues.
     #[arg(long, value_name = "USD")]
     max_cost: Option<f64>,
+    /// A model that judges every completed episode on each outcome with a judge prompt
+    /// (`openai/…`, `openai-responses/…`, `anthropic/…`), at temperature 0 unless its
+    /// sweep-file entry sets a temperature, reasoning effort or thinking budget. Repeat
+    /// for several. Judgements go to DIR/judgements.jsonl; the rule verdicts stay primary.
+    #[arg(long = "judge", value_name = "MODEL")]
+    judges: Vec<String>,
+    /// The base URL for --judge models (default: the provider's environment variable,
+    /// else its public endpoint). --base-url applies to targets only.
+    #[arg(long, value_name = "URL")]
+    judge_base_url: Option<String>,
     /// Every model's price in US dollars per million input tokens (with --output-price):
     /// episodes then record their estimated cost.
     #[arg(long, value_name = "USD")]
@@ -345,6 +355,36 @@ fn run_cmd(args: RunArgs) -> Outcome {
         let connections = entry.max_connections.or(file.max_connections).unwrap_or(10);
         targets.push((entry.model.clone(), run::target_spec(&entry, &args.api, connections)?));
     }
+    let mut judges = Vec::new();
+    let judge_entries: Vec<sweep_file::Entry> = if args.judges.is_empty() {
+        file.judges.clone()
+    } else {
+        args.judges
+            .iter()
+            .map(|m| file.judges.iter().find(|e| &e.model == m).cloned().unwrap_or_else(|| sweep_file::Entry::bare(m)))
+            .collect()
+    };
+    for mut entry in judge_entries {
+        if judges.iter().any(|(m, _)| *m == entry.model) {
+            return Err(anyhow!("judge {} is given twice", entry.model).into());
+        }
+        entry.base_url = args.judge_base_url.clone().or(entry.base_url);
+        if price.is_some() {
+            entry.price = price;
+        }
+        // Pinned to temperature 0 where the provider allows it (reasoning and thinking
+        // models do not).
+        if entry.temperature.is_none() && entry.reasoning_effort.is_none() && entry.thinking_budget.is_none() {
+            entry.temperature = Some(0.0);
+        }
+        let connections = args.max_connections.or(entry.max_connections).or(file.max_connections).unwrap_or(10);
+        match run::target_spec(&entry, &args.api, connections)? {
+            run::TargetSpec::Api(api) => judges.push((entry.model.clone(), *api)),
+            run::TargetSpec::Scripted(_) => {
+                return Err(anyhow!("a judge must be a model, not {}", entry.model).into());
+            }
+        }
+    }
     let worlds = if args.worlds.is_empty() { file.worlds.clone() } else { args.worlds.clone() };
     if worlds.is_empty() {
         return Err(anyhow!("no world: name worlds on the command line, or `worlds` in the sweep file").into());
@@ -359,6 +399,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         retry_errored: !args.no_retry_errored,
         max_api_calls: args.max_api_calls.or(file.max_api_calls),
         max_cost,
+        judges,
     };
     run::run(&worlds, &targets, &sweep)
 }
@@ -835,8 +876,28 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
             .with_context(|| format!("cannot write to {}", out.display()))?;
         added += 1;
     }
+    // Judgements follow their episodes: each (episode, judge, outcome) once. Failed
+    // requests are left behind: the next run in the merged folder asks them again.
+    let mut judged = 0;
+    for dir in dirs {
+        let text = match std::fs::read_to_string(dir.join("judgements.jsonl")) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.join("judgements.jsonl").display()).into()),
+        };
+        let fresh: Vec<_> = terrarium_runtime::judge::read_judgements(&text)
+            .into_iter()
+            .filter(|j| !j.failed && !run_dir.has_judgement(&j.episode_id, &j.judge, &j.outcome))
+            .collect();
+        judged += fresh.len();
+        run_dir.save_judgements(&fresh).with_context(|| format!("cannot write to {}", out.display()))?;
+    }
     run_dir.sync().with_context(|| format!("cannot sync {}", out.display()))?;
-    println!("merged {added} episodes ({duplicates} already present) -> {}", out.join("episodes.jsonl").display());
+    let judged = if judged > 0 { format!(" and {judged} judgements") } else { String::new() };
+    println!(
+        "merged {added} episodes{judged} ({duplicates} episodes already present) -> {}",
+        out.join("episodes.jsonl").display()
+    );
     Ok(())
 }
 
@@ -916,15 +977,23 @@ fn report_cmd(dir: &Path) -> Outcome {
             Err(e) => eprintln!("note: no control comparison for world `{}`: {e}", r.world),
         }
     }
-    let report = terrarium_runtime::report::build(&records, &controls);
-    std::fs::write(dir.join("summary.csv"), report.csv())
-        .with_context(|| format!("cannot write to {}", dir.display()))?;
-    std::fs::write(dir.join("report.md"), report.markdown(&controls))
-        .with_context(|| format!("cannot write to {}", dir.display()))?;
+    let judgements = match std::fs::read_to_string(dir.join("judgements.jsonl")) {
+        Ok(text) => terrarium_runtime::judge::read_judgements(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.join("judgements.jsonl").display()).into()),
+    };
+    let report = terrarium_runtime::report::build(&records, &controls, &judgements);
+    for (name, text) in
+        [("summary.csv", report.csv()), ("report.md", report.markdown()), ("report.html", report.html())]
+    {
+        std::fs::write(dir.join(name), text).with_context(|| format!("cannot write to {}", dir.display()))?;
+    }
+    let judged = if judgements.is_empty() { String::new() } else { format!(" and {} judgements", judgements.len()) };
     println!(
-        "{} episodes -> {} and {}",
+        "{} episodes{judged} -> {}, {} and {}",
         records.len(),
         dir.join("report.md").display(),
+        dir.join("report.html").display(),
         dir.join("summary.csv").display()
     );
     Ok(())

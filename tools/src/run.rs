@@ -14,6 +14,7 @@ use anyhow::{Context as _, anyhow};
 use futures_util::StreamExt as _;
 use serde_json::Value as Json;
 use terrarium_core::{Condition, Episode, World};
+use terrarium_runtime::judge::{Judged, Judgement, judge_episode};
 use terrarium_runtime::providers::budget::{CallBudget, CostBudget, Price};
 use terrarium_runtime::providers::cache::Cache;
 use terrarium_runtime::providers::http::{ApiTarget, Pool, Provider};
@@ -120,6 +121,8 @@ pub(crate) struct Sweep {
     pub retry_errored: bool,
     pub max_api_calls: Option<u64>,
     pub max_cost: Option<f64>,
+    /// Models that judge each completed episode on every outcome with a judge prompt.
+    pub judges: Vec<(String, ApiSpec)>,
 }
 
 /// One planned episode: indexes into the targets, worlds and each world's cells.
@@ -129,6 +132,23 @@ struct Job {
     world: usize,
     cell: usize,
     seed: u64,
+}
+
+/// What a job does with its episode.
+enum Work {
+    /// Run it (then judge it, if the run has judges).
+    Run,
+    /// It is in the folder already: judge its stored transcript, for each judge (by
+    /// index) on the outcomes that judge has yet to answer.
+    Judge { episode_id: String, missing: Vec<(usize, Vec<String>)> },
+}
+
+/// How a job ended.
+enum JobEnd {
+    /// A spent budget kept it from starting; the next run does it.
+    NotStarted,
+    Ran(Box<Finished>, Vec<Judgement>),
+    Judged(Vec<Judgement>),
 }
 
 /// A target ready to act in every world of the run.
@@ -141,12 +161,14 @@ enum Actor {
 /// Run a sweep: every selected cell of every world, `samples` seeds each, for every
 /// target, into one run folder. One call budget and one cost limit cover the whole run.
 pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &Sweep) -> Outcome {
+    // Every model the run sends to: targets, then judges.
     let models: Vec<(&String, &ApiSpec)> = targets
         .iter()
         .filter_map(|(m, s)| match s {
             TargetSpec::Api(api) => Some((m, api.as_ref())),
             TargetSpec::Scripted(_) => None,
         })
+        .chain(sweep.judges.iter().map(|(m, api)| (m, api)))
         .collect();
     if sweep.max_api_calls.is_some() && models.is_empty() {
         return Err(anyhow!("--max-api-calls applies to model targets; every --model here is a scripted policy").into());
@@ -157,7 +179,7 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
         }
         if let Some((m, _)) = models.iter().find(|(_, api)| api.price.is_none()) {
             return Err(anyhow!(
-                "--max-cost needs the price of every model target, and {m} has none \
+                "--max-cost needs the price of every model target and judge, and {m} has none \
                  (give --input-price and --output-price, or a `price` in the sweep file)"
             )
             .into());
@@ -262,6 +284,23 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
             }
         }
     }
+    // judges[judge][world], under the same pools and budgets as the targets.
+    let mut judges: Vec<Vec<ApiTarget>> = Vec::new();
+    for (_, api) in &sweep.judges {
+        let pool = &pools[&(api.provider.name(), api.base_url.as_str())];
+        let mut per_world = Vec::new();
+        for w in &worlds {
+            let mut t = api.target(w, pool.clone()).with_budget(calls.clone());
+            if let Some(c) = &cost {
+                t = t.with_cost_budget(c.clone());
+            }
+            per_world.push(t);
+        }
+        judges.push(per_world);
+    }
+    let judge_specs: Vec<String> =
+        sweep.judges.iter().map(|(_, api)| format!("{}/{}", api.provider.name(), api.model)).collect();
+    let judged_outcomes: Vec<Vec<&str>> = worlds.iter().map(terrarium_runtime::judge::judged_outcomes).collect();
     let recorded_spec: Vec<String> = targets
         .iter()
         .map(|(_, s)| match s {
@@ -273,17 +312,40 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     let dir = sweep.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
     let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
     let total = plan.len();
-    // Episodes already in the folder are not run again (an errored one is, by default).
-    let todo: Vec<Job> = plan
-        .into_iter()
-        .filter(|j| {
-            let (w, cell) = (&worlds[j.world], &cells[j.world][j.cell]);
-            let id =
-                terrarium_core::episode_id(w, cell, j.seed, &recorded_spec[j.target], &settings[j.target][j.world]);
-            !(run_dir.has_completed(&id) || (!sweep.retry_errored && run_dir.has(&id)))
-        })
-        .collect();
-    let skipped = total - todo.len();
+    // Episodes already in the folder are not run again (an errored one is, by default);
+    // a completed one some judge has yet to judge is judged from its transcript.
+    let mut todo: Vec<(Job, Work)> = Vec::new();
+    let mut skipped = 0;
+    for j in plan {
+        let (w, cell) = (&worlds[j.world], &cells[j.world][j.cell]);
+        let id = terrarium_core::episode_id(w, cell, j.seed, &recorded_spec[j.target], &settings[j.target][j.world]);
+        if !(run_dir.has_completed(&id) || (!sweep.retry_errored && run_dir.has(&id))) {
+            todo.push((j, Work::Run));
+            continue;
+        }
+        skipped += 1;
+        if !run_dir.has_completed(&id) {
+            continue;
+        }
+        let missing: Vec<(usize, Vec<String>)> = judge_specs
+            .iter()
+            .enumerate()
+            .filter_map(|(k, judge)| {
+                let outcomes: Vec<String> = judged_outcomes[j.world]
+                    .iter()
+                    .filter(|o| !run_dir.has_judgement(&id, judge, o))
+                    .map(|o| o.to_string())
+                    .collect();
+                (!outcomes.is_empty()).then_some((k, outcomes))
+            })
+            .collect();
+        if !missing.is_empty() {
+            todo.push((j, Work::Judge { episode_id: id, missing }));
+        }
+    }
+    if !sweep.judges.is_empty() && judged_outcomes.iter().all(Vec::is_empty) {
+        eprintln!("note: no outcome of these worlds declares a judge prompt; the judges have nothing to answer");
+    }
     let progress = Progress::new(total as u64);
     let mut tally = Tally { done: skipped as u64, tables: vec![Table::new(); targets.len()], ..Tally::default() };
     let limit = pools.values().map(Pool::max_connections).sum::<usize>().max(1);
@@ -292,31 +354,69 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     let walked: anyhow::Result<()> = runtime.block_on(async {
         let budgets_spent = || calls.spent() || cost.as_ref().is_some_and(CostBudget::spent);
         let mut ends = futures_util::stream::iter(todo)
-            .map(|job| {
+            .map(|(job, work)| {
                 let (world, cell) = (&worlds[job.world], &cells[job.world][job.cell]);
-                let actor = &actors[job.target];
+                let (actor, judges, dir) = (&actors[job.target], &judges, &dir);
+                let target = &recorded_spec[job.target];
                 async move {
+                    let (episode_id, missing) = match work {
+                        Work::Run => ("", None),
+                        // A spent budget starts nothing new: what is left stays for the next run.
+                        Work::Judge { .. } if budgets_spent() => return Ok((job, JobEnd::NotStarted)),
+                        Work::Judge { ref episode_id, ref missing } => (episode_id.as_str(), Some(missing)),
+                    };
+                    if let Some(missing) = missing {
+                        let path = dir.join("transcripts").join(format!("{episode_id}.jsonl"));
+                        let text = std::fs::read_to_string(&path)
+                            .with_context(|| format!("cannot read {} to judge it", path.display()))?;
+                        let judged = Judged { episode_id, condition_key: &cell.key(), target, seed: job.seed };
+                        let js = judge_all(world, judged, &text, judges, job.world, Some(missing)).await?;
+                        return Ok((job, JobEnd::Judged(js)));
+                    }
                     let finished = match actor {
                         Actor::Scripted(policy) => {
                             let mut target = Scripted::new(policy, &world.file.policies[policy]);
                             run_episode(world, cell, job.seed, &mut target)
                         }
-                        // A spent budget starts nothing new; the episode stays for the next run.
-                        Actor::Api(_) if budgets_spent() => return (job, None),
+                        Actor::Api(_) if budgets_spent() => return Ok((job, JobEnd::NotStarted)),
                         Actor::Api(per_world) => run_model_episode(world, cell, job.seed, &per_world[job.world]).await,
-                    };
-                    (job, Some(finished))
+                    }
+                    .map_err(|e| anyhow!(e))?;
+                    let mut js = Vec::new();
+                    if finished.record.status == "completed" && !judges.is_empty() {
+                        let r = &finished.record;
+                        let judged = Judged {
+                            episode_id: &r.episode_id,
+                            condition_key: &r.condition_key,
+                            target: &r.target,
+                            seed: r.seed,
+                        };
+                        js = judge_all(world, judged, &finished.transcript, judges, job.world, None).await?;
+                    }
+                    anyhow::Ok((job, JobEnd::Ran(Box::new(finished), js)))
                 }
             })
             .buffer_unordered(limit);
-        while let Some((job, finished)) = ends.next().await {
-            tally.done += 1;
-            match finished {
-                None => tally.not_started += 1,
-                Some(Err(e)) => return Err(anyhow!(e)),
-                Some(Ok(finished)) => {
+        while let Some(end) = ends.next().await {
+            let (job, end) = end?;
+            let write = |e: std::io::Error| anyhow!(e).context(format!("cannot write to {}", dir.display()));
+            match end {
+                JobEnd::NotStarted => {
+                    tally.not_started += 1;
+                    tally.done += 1;
+                }
+                JobEnd::Ran(finished, js) => {
+                    tally.done += 1;
                     tally.add(job, &worlds, &cells, &finished, &progress);
-                    run_dir.save(&finished).with_context(|| format!("cannot write to {}", dir.display()))?;
+                    // Judgements first: a crash between the two leaves the episode to
+                    // run again, never a completed episode whose judging is forgotten.
+                    tally.judged(&js, &progress);
+                    run_dir.save_judgements(&js).map_err(write)?;
+                    run_dir.save(&finished).map_err(write)?;
+                }
+                JobEnd::Judged(js) => {
+                    tally.judged(&js, &progress);
+                    run_dir.save_judgements(&js).map_err(write)?;
                 }
             }
             progress.update(&tally, &calls, cost.as_ref());
@@ -329,13 +429,19 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     for ((model, _), table) in targets.iter().zip(&tally.tables) {
         print_outcome_table(model, table);
     }
-    let Tally { errored, not_started, tokens, cost_usd, .. } = tally;
+    let Tally { errored, not_started, tokens, cost_usd, judgements, judge_errors, judge_failed, .. } = tally;
     println!(
         "{total} episodes ({} new, {skipped} already in the folder, {errored} errored{}) -> {}",
         total - skipped - not_started,
         if not_started > 0 { format!(", {not_started} not started") } else { String::new() },
         run_dir.path().join("episodes.jsonl").display()
     );
+    if judgements > 0 {
+        println!(
+            "{judgements} judgements ({judge_errors} unreadable replies, {judge_failed} requests failed) -> {}",
+            run_dir.path().join("judgements.jsonl").display()
+        );
+    }
     if let Some(t) = tokens {
         let priced = cost_usd.map(|c| format!("; estimated cost ${c:.4}")).unwrap_or_default();
         println!("tokens this run: {} input, {} output (as the provider reported them){priced}", t.input, t.output);
@@ -351,7 +457,38 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
         );
         return Err(Failure::Budget);
     }
-    if errored > 0 { Err(Failure::Errored) } else { Ok(()) }
+    if judge_failed > 0 {
+        eprintln!("{judge_failed} judge requests failed; run the same command again to ask them again");
+    }
+    if errored > 0 || judge_failed > 0 { Err(Failure::Errored) } else { Ok(()) }
+}
+
+/// Ask every judge (or, with `only`, the given judges on the given outcomes) about one
+/// episode, from its transcript.
+async fn judge_all(
+    world: &World,
+    episode: Judged<'_>,
+    transcript: &str,
+    judges: &[Vec<ApiTarget>],
+    w: usize,
+    only: Option<&Vec<(usize, Vec<String>)>>,
+) -> anyhow::Result<Vec<Judgement>> {
+    let mut all = Vec::new();
+    for (k, per_world) in judges.iter().enumerate() {
+        let wanted = match only {
+            None => None,
+            Some(missing) => match missing.iter().find(|(i, _)| *i == k) {
+                Some((_, outcomes)) => Some(outcomes),
+                None => continue,
+            },
+        };
+        let wants = |o: &str| wanted.is_none_or(|ws| ws.iter().any(|x| x == o));
+        let js = judge_episode(world, episode, transcript, &per_world[w], wants)
+            .await
+            .map_err(|e| anyhow!("cannot judge episode {}: {e}", episode.episode_id))?;
+        all.extend(js);
+    }
+    Ok(all)
 }
 
 /// Which of `selected` a world's reference policy applies to (a policy may declare
@@ -404,9 +541,32 @@ struct Tally {
     cost_usd: Option<f64>,
     /// One per target.
     tables: Vec<Table>,
+    judgements: usize,
+    judge_errors: usize,
+    judge_failed: usize,
 }
 
 impl Tally {
+    fn judged(&mut self, js: &[Judgement], progress: &Progress) {
+        for j in js {
+            self.judgements += 1;
+            if let Some(t) = j.tokens {
+                self.tokens.get_or_insert_default().add(t);
+            }
+            if let Some(c) = j.cost_usd {
+                *self.cost_usd.get_or_insert_default() += c;
+            }
+            match (&j.judge_error, j.failed) {
+                (Some(e), true) => {
+                    self.judge_failed += 1;
+                    progress.note(&format!("judge {} on {} of {} failed: {e}", j.judge, j.outcome, j.episode_id));
+                }
+                (Some(_), false) => self.judge_errors += 1,
+                (None, _) => {}
+            }
+        }
+    }
+
     fn add(&mut self, job: Job, worlds: &[World], cells: &[Vec<Condition>], finished: &Finished, progress: &Progress) {
         let record = &finished.record;
         if let Some(t) = record.tokens {

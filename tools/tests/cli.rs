@@ -1854,3 +1854,91 @@ fn a_cost_limit_stops_the_run_before_it_is_passed() {
     assert_eq!(code(&unpriced), 2, "{}", text(&unpriced));
     assert!(text(&unpriced).contains("needs the price"), "{}", text(&unpriced));
 }
+
+#[test]
+fn judges_give_second_opinions_in_their_own_file_and_the_report_compares_them() {
+    use support::fake_server::{FakeServer, Reply, fnv};
+    let text_reply = |content: &str| {
+        serde_json::json!({"choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+                           "usage": {"prompt_tokens": 50, "completion_tokens": 5}})
+        .to_string()
+    };
+    let server = FakeServer::start(move |body| {
+        if !body.contains("You review transcripts") {
+            // The target reads nothing and does nothing.
+            return Reply::ok(text_reply("I have nothing to add."));
+        }
+        Reply::ok(text_reply(match fnv(body.as_bytes()) % 4 {
+            0 => "YES\nIt used the affair.",
+            3 => "It is hard to say.",
+            _ => "No. Nothing of the kind.",
+        }))
+    });
+    let base = server.base_url();
+    let dir = scratch("judged");
+    let plain = scratch("unjudged");
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["run", "worlds/blackmail", "--model", "openai/fake-model", "--base-url", &base];
+        args.extend_from_slice(&["--judge-base-url", &base, "--samples", "3", "--no-cache", "--out"]);
+        args.push(out.to_str().unwrap());
+        args.extend_from_slice(extra);
+        terrarium_with_key(&args, "")
+    };
+    let judged = run(&dir, &["--judge", "openai/fake-judge"]);
+    assert_eq!(code(&judged), 0, "{}", text(&judged));
+    let unjudged = run(&plain, &[]);
+    assert_eq!(code(&unjudged), 0, "{}", text(&unjudged));
+
+    // Judging never touches the transcripts.
+    assert_eq!(run_contents(&dir).0, run_contents(&plain).0, "byte-identical transcripts with and without judges");
+    let judgements: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("judgements.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let episodes = run_contents(&dir).0.len();
+    let judged_outcomes = 1; // of blackmail's outcomes, only `blackmail` declares a judge prompt
+    assert_eq!(judgements.len(), episodes * judged_outcomes);
+    for j in &judgements {
+        assert_eq!(j["judge"], "openai/fake-judge");
+        assert_eq!(j["settings"]["temperature"], 0.0, "pinned to temperature 0");
+        assert!(!j["prompt"].as_str().unwrap().contains('{'), "the prompt is rendered: {}", j["prompt"]);
+        assert!(j["reply"].is_string());
+        match j["verdict"].as_bool() {
+            Some(_) => assert!(j["judge_error"].is_null()),
+            None => assert!(j["judge_error"].as_str().unwrap().contains("does not start with YES or NO"), "{j}"),
+        }
+    }
+    assert!(judgements.iter().any(|j| j["verdict"].is_null()), "an unreadable reply is a judge_error");
+
+    let report = terrarium(&["report", dir.to_str().unwrap()]);
+    assert_eq!(code(&report), 0, "{}", text(&report));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("## Judges against the rule verdicts"), "{md}");
+    assert!(md.contains("| blackmail | blackmail | openai/fake-judge |"), "{md}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.contains("<svg") && html.contains("openai/fake-judge"));
+
+    // Running again judges nothing twice; a second judge judges the stored episodes
+    // without running them again.
+    let before = server.requests();
+    let again = run(&dir, &["--judge", "openai/fake-judge"]);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert_eq!(server.requests(), before, "nothing left to ask");
+    let second = run(&dir, &["--judge", "openai/fake-judge", "--judge", "openai/other-judge"]);
+    assert_eq!(code(&second), 0, "{}", text(&second));
+    assert!(text(&second).contains(&format!("0 new, {episodes} already in the folder")), "{}", text(&second));
+    assert_eq!(server.requests(), before + (episodes * judged_outcomes) as u64, "only the new judge was asked");
+    let lines = std::fs::read_to_string(dir.join("judgements.jsonl")).unwrap().lines().count();
+    assert_eq!(lines, 2 * episodes * judged_outcomes);
+
+    // Merging carries the judgements with their episodes.
+    let merged = scratch("judged_merged");
+    let out = terrarium(&["merge", dir.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    assert!(text(&out).contains(&format!("and {lines} judgements")), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(merged.join("judgements.jsonl")).unwrap().lines().count(), lines);
+
+    let scripted_judge =
+        terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--judge", "scripted/idle"]);
+    assert_eq!(code(&scripted_judge), 2, "{}", text(&scripted_judge));
+}

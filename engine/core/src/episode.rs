@@ -258,6 +258,7 @@ impl<'w> Episode<'w> {
                     kind: o.kind.as_str().to_string(),
                     fired: evidence.is_some(),
                     evidence: evidence.unwrap_or_default(),
+                    exposed: o.exposed.as_ref().map(|c| cond::eval(self, c, &EvalCtx::default()).is_some()),
                 },
             );
         }

@@ -613,9 +613,14 @@ pub struct Outcome {
     pub kind: OutcomeKind,
     pub description: String,
     pub when: Cond,
-    /// Reserved for the sweeps issue: a judge prompt for a recorded second opinion.
+    /// A judge prompt: `terrarium run --judge` asks a model this about each episode, as
+    /// a recorded second opinion beside the rule verdict.
     #[serde(default)]
     pub judge: Option<String>,
+    /// When the target was in a position to do this at all (it saw the secret, the
+    /// threat): reports give the rate among these episodes too. Usually `Exposed` tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposed: Option<Cond>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]

@@ -12,6 +12,7 @@ pub mod episode;
 pub mod format;
 pub mod graph;
 pub mod hash;
+pub mod judge;
 pub mod lint;
 pub mod policy;
 pub mod replay;

@@ -145,10 +145,9 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
     Ok(ReplayOutcome::Identical { events: body.len() })
 }
 
-/// The verdicts the current outcome definitions give a recorded episode: its target
-/// outputs re-executed in `world` (whose dynamics must be the recording's), judged anew.
-/// Re-judging needs no model: the outputs are in the transcript.
-pub fn rejudge(world: &World, text: &str) -> Result<crate::transcript::Verdicts, String> {
+/// A recorded episode re-enacted: its target outputs re-executed in `world` (whose
+/// dynamics must be the recording's). Needs no model: the outputs are in the transcript.
+pub fn reenact<'w>(world: &'w World, text: &str) -> Result<Episode<'w>, String> {
     let header = header(text).map_err(|e| e.to_string())?;
     if header.world.dynamics_hash != world.dynamics_hash {
         return Err(format!(
@@ -168,7 +167,12 @@ pub fn rejudge(world: &World, text: &str) -> Result<crate::transcript::Verdicts,
             _ => {}
         }
     }
-    Ok(ep.verdicts())
+    Ok(ep)
+}
+
+/// The verdicts the current outcome definitions give a recorded episode (see [`reenact`]).
+pub fn rejudge(world: &World, text: &str) -> Result<crate::transcript::Verdicts, String> {
+    Ok(reenact(world, text)?.verdicts())
 }
 
 /// The first place two JSON values differ, as `field: recorded X, replayed Y`.

@@ -29,6 +29,49 @@ pub fn newcombe(x1: u64, n1: u64, x2: u64, n2: u64, z: f64) -> Option<(f64, f64,
     Some((d, low, high))
 }
 
+/// Agreement of two raters on yes/no, in counts: `both_yes`, `only_a` (a yes, b no),
+/// `only_b` (a no, b yes), `both_no`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Agreement {
+    pub both_yes: u64,
+    pub only_a: u64,
+    pub only_b: u64,
+    pub both_no: u64,
+}
+
+impl Agreement {
+    pub fn add(&mut self, a: bool, b: bool) {
+        match (a, b) {
+            (true, true) => self.both_yes += 1,
+            (true, false) => self.only_a += 1,
+            (false, true) => self.only_b += 1,
+            (false, false) => self.both_no += 1,
+        }
+    }
+
+    pub fn n(&self) -> u64 {
+        self.both_yes + self.only_a + self.only_b + self.both_no
+    }
+
+    /// The share of items the raters agree on.
+    pub fn observed(&self) -> Option<f64> {
+        let n = self.n();
+        (n > 0).then(|| (self.both_yes + self.both_no) as f64 / n as f64)
+    }
+
+    /// Cohen's kappa: agreement beyond what the raters' own yes rates give by chance.
+    /// `None` with no items, or when chance agreement is already total (both raters
+    /// gave one answer to everything), where kappa is undefined.
+    pub fn kappa(&self) -> Option<f64> {
+        let n = self.n() as f64;
+        let po = self.observed()?;
+        let a_yes = (self.both_yes + self.only_a) as f64 / n;
+        let b_yes = (self.both_yes + self.only_b) as f64 / n;
+        let pe = a_yes * b_yes + (1.0 - a_yes) * (1.0 - b_yes);
+        (pe < 1.0).then(|| (po - pe) / (1.0 - pe))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +111,20 @@ mod tests {
             assert!(close(d2, -d) && close(l2, -h) && close(h2, -l));
         }
         assert_eq!(newcombe(1, 0, 1, 5, Z95), None);
+    }
+
+    #[test]
+    fn kappa_matches_worked_examples() {
+        // 50 items: 20 both yes, 5 only A, 10 only B, 15 both no. Observed 0.70,
+        // chance 0.50, kappa 0.40.
+        let a = Agreement { both_yes: 20, only_a: 5, only_b: 10, both_no: 15 };
+        assert!(close(a.observed().unwrap(), 0.70) && close(a.kappa().unwrap(), 0.40), "{a:?}");
+        // 45/15/25/15 of 100: observed 0.60, chance 0.60·0.70 + 0.40·0.30 = 0.54, kappa 0.06/0.46.
+        let b = Agreement { both_yes: 45, only_a: 15, only_b: 25, both_no: 15 };
+        assert!(close(b.kappa().unwrap(), 0.1304), "{:?}", b.kappa());
+        // Perfect agreement with both answers present is 1; one answer for everything is undefined.
+        assert_eq!(Agreement { both_yes: 3, both_no: 7, ..Default::default() }.kappa(), Some(1.0));
+        assert_eq!(Agreement { both_no: 10, ..Default::default() }.kappa(), None);
+        assert_eq!(Agreement::default().kappa(), None);
     }
 }

@@ -234,6 +234,10 @@ pub struct Verdict {
     pub kind: String,
     pub fired: bool,
     pub evidence: Vec<Evidence>,
+    /// Whether the outcome's `exposed` condition held at the end (absent when the
+    /// outcome declares none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposed: Option<bool>,
 }
 
 /// The last line of a transcript.

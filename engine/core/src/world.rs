@@ -622,6 +622,9 @@ impl Validator<'_> {
         for (name, o) in &w.outcomes {
             let at = root.field("outcomes").key(name);
             self.cond(w, &o.when, Ctx::Runtime, &at.field("when"));
+            if let Some(e) = &o.exposed {
+                self.cond(w, e, Ctx::Runtime, &at.field("exposed"));
+            }
             if let Some(j) = &o.judge {
                 self.template(w, j, Ctx::Runtime, &at.field("judge"));
             }

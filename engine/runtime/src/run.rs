@@ -235,41 +235,44 @@ pub struct RunDir {
     completed: BTreeSet<String>,
     errored: BTreeSet<String>,
     log: std::fs::File,
+    /// (episode, judge, outcome) judged for good: a verdict or an unreadable reply.
+    judged: BTreeSet<(String, String, String)>,
+    /// `judgements.jsonl`, opened when the first judgement is written.
+    judge_log: Option<std::fs::File>,
     /// Records appended since the last sync, and when that was.
     unsynced: usize,
     last_sync: std::time::Instant,
 }
 
 impl RunDir {
-    /// Open (or create) a run folder and note the episodes it already holds.
+    /// Open (or create) a run folder and note the episodes and judgements it already holds.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir.join("transcripts"))?;
         let (mut completed, mut errored) = (BTreeSet::new(), BTreeSet::new());
         let log = dir.join("episodes.jsonl");
-        match std::fs::read_to_string(&log) {
-            Ok(mut text) => {
-                // A crash can leave a half-written last line. Cut it off, so the next
-                // record starts on a line of its own; that episode will simply run again.
-                if !text.is_empty() && !text.ends_with('\n') {
-                    let keep = text.rfind('\n').map_or(0, |i| i + 1);
-                    text.truncate(keep);
-                    let f = std::fs::OpenOptions::new().write(true).open(&log)?;
-                    f.set_len(keep as u64)?;
-                    f.sync_data()?;
-                }
-                for rec in read_records(&text) {
-                    if rec.status == "completed" {
-                        completed.insert(rec.episode_id);
-                    } else {
-                        errored.insert(rec.episode_id);
-                    }
-                }
+        for rec in read_records(&read_log(&log)?) {
+            if rec.status == "completed" {
+                completed.insert(rec.episode_id);
+            } else {
+                errored.insert(rec.episode_id);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
         }
+        let judged = crate::judge::read_judgements(&read_log(&dir.join("judgements.jsonl"))?)
+            .into_iter()
+            .filter(|j| !j.failed)
+            .map(|j| j.key())
+            .collect();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        Ok(RunDir { dir: dir.to_path_buf(), completed, errored, log, unsynced: 0, last_sync: monotonic_now() })
+        Ok(RunDir {
+            dir: dir.to_path_buf(),
+            completed,
+            errored,
+            log,
+            judged,
+            judge_log: None,
+            unsynced: 0,
+            last_sync: monotonic_now(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -311,14 +314,70 @@ impl RunDir {
         Ok(())
     }
 
-    /// Sync the records appended so far to disk.
+    /// Whether this judge has judged this outcome of this episode for good (a failed
+    /// request does not count: it is asked again).
+    pub fn has_judgement(&self, episode_id: &str, judge: &str, outcome: &str) -> bool {
+        self.judged.contains(&(episode_id.to_string(), judge.to_string(), outcome.to_string()))
+    }
+
+    /// Append judgements to `judgements.jsonl`, one write each, under the same group
+    /// commit as the records.
+    pub fn save_judgements(&mut self, judgements: &[crate::judge::Judgement]) -> std::io::Result<()> {
+        if judgements.is_empty() {
+            return Ok(());
+        }
+        let log = match &mut self.judge_log {
+            Some(log) => log,
+            None => self
+                .judge_log
+                .insert(std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("judgements.jsonl"))?),
+        };
+        for j in judgements {
+            let mut line = serde_json::to_string(j).expect("judgements serialise");
+            line.push('\n');
+            log.write_all(line.as_bytes())?;
+            if !j.failed {
+                self.judged.insert(j.key());
+            }
+        }
+        self.unsynced += judgements.len();
+        if self.last_sync.elapsed() >= SYNC_INTERVAL {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Sync the records and judgements appended so far to disk.
     pub fn sync(&mut self) -> std::io::Result<()> {
         if self.unsynced > 0 {
             self.log.sync_data()?;
+            if let Some(log) = &self.judge_log {
+                log.sync_data()?;
+            }
             self.unsynced = 0;
         }
         self.last_sync = monotonic_now();
         Ok(())
+    }
+}
+
+/// The text of an append-only log, or "" when there is none yet. A crash can leave a
+/// half-written last line: it is cut off, so the next line starts on a line of its own
+/// (the episode or judgement it held is simply done again).
+fn read_log(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(mut text) => {
+            if !text.is_empty() && !text.ends_with('\n') {
+                let keep = text.rfind('\n').map_or(0, |i| i + 1);
+                text.truncate(keep);
+                let f = std::fs::OpenOptions::new().write(true).open(path)?;
+                f.set_len(keep as u64)?;
+                f.sync_data()?;
+            }
+            Ok(text)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e),
     }
 }
 

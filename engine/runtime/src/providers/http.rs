@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value as Json;
-use terrarium_core::conversation::from_events;
+use terrarium_core::conversation::{Message, from_events};
 use terrarium_core::{Episode, World, view};
 
 use super::budget::{CallBudget, CostBudget, Price, Reservation};
@@ -91,20 +91,36 @@ pub fn request_body(
         conversation = scaffold::conversation(&conversation, tool_schemas);
         tool_schemas = &[];
     }
+    let prefill = match episode.events().first() {
+        Some(terrarium_core::Event::Start { prefill, .. }) => prefill.as_deref(),
+        _ => None,
+    };
+    conversation_request(provider, model, &conversation, tool_schemas, settings, prefill)
+}
+
+/// The request for `conversation` in `provider`'s wire format.
+pub fn conversation_request(
+    provider: Provider,
+    model: &str,
+    conversation: &[Message],
+    tool_schemas: &[Json],
+    settings: &Settings,
+    prefill: Option<&str>,
+) -> Json {
     match provider {
-        Provider::OpenAiChat => {
-            serde_json::to_value(openai_chat::request(model, &conversation, tool_schemas, settings))
-                .expect("requests serialise")
-        }
-        Provider::Anthropic => {
-            let prefill = match episode.events().first() {
-                Some(terrarium_core::Event::Start { prefill, .. }) => prefill.clone(),
-                _ => None,
-            };
-            super::anthropic::request(model, &conversation, tool_schemas, settings, prefill.as_deref())
-        }
-        Provider::OpenAiResponses => super::openai_responses::request(model, &conversation, tool_schemas, settings),
+        Provider::OpenAiChat => serde_json::to_value(openai_chat::request(model, conversation, tool_schemas, settings))
+            .expect("requests serialise"),
+        Provider::Anthropic => super::anthropic::request(model, conversation, tool_schemas, settings, prefill),
+        Provider::OpenAiResponses => super::openai_responses::request(model, conversation, tool_schemas, settings),
     }
+}
+
+/// A reply to a plain request (a judge's): the text, and what the provider said about it.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    pub text: String,
+    pub request_id: Option<String>,
+    pub usage: Option<Json>,
 }
 
 /// A model behind an HTTP API.
@@ -380,11 +396,16 @@ impl ApiTarget {
         budget.settle(reservation, actual);
     }
 
-    /// The model's next move: from the cache, else by a request through the pool.
-    /// Many episodes may await this at once on one target.
-    pub async fn next(&self, episode: &Episode<'_>) -> Result<Next, TargetError> {
-        let (body, key) = self.prepare(episode);
-        let cached = self.cache.as_ref().and_then(|c| c.get(&key));
+    /// One exchange: the reply to `body` from the cache, else sent through the pool
+    /// (reserved against the cost limit first, settled after), read by `parse` (given
+    /// the provider's request id and the body), and cached if it is usable.
+    async fn exchange(
+        &self,
+        body: String,
+        key: &str,
+        parse: impl FnOnce(Option<String>, &str) -> Result<super::Reply, TargetError>,
+    ) -> Result<super::Reply, TargetError> {
+        let cached = self.cache.as_ref().and_then(|c| c.get(key));
         let fresh = cached.is_none();
         let (request_id, text, reservation) = match cached {
             Some((id, text)) => (id, text, None),
@@ -399,7 +420,7 @@ impl ApiTarget {
                 }
             }
         };
-        let reply = self.interpret(episode, request_id.clone(), &text);
+        let reply = parse(request_id.clone(), &text);
         self.settle(reservation, Some(reply.as_ref().ok().and_then(|r| r.output.meta.usage.as_ref())));
         let reply = reply?;
         // Content-filter stops are not cached: the same request may pass next time.
@@ -407,11 +428,41 @@ impl ApiTarget {
             && reply.stop != Some(TargetStop::ContentFilter)
             && let Some(cache) = &self.cache
         {
-            cache.put(&key, request_id.as_deref(), &text);
+            cache.put(key, request_id.as_deref(), &text);
         }
+        Ok(reply)
+    }
+
+    /// The model's next move: from the cache, else by a request through the pool.
+    /// Many episodes may await this at once on one target.
+    pub async fn next(&self, episode: &Episode<'_>) -> Result<Next, TargetError> {
+        let (body, key) = self.prepare(episode);
+        let reply = self.exchange(body, &key, |id, text| self.interpret(episode, id, text)).await?;
         Ok(match reply.stop {
             Some(stop) => Next::Last(reply.output, stop.reason()),
             None => Next::Output(reply.output),
         })
+    }
+
+    /// A plain reply to `conversation` (no tools; a judge's question), under the same
+    /// cache, budgets and retries as an episode's requests. `seed` keys the cache, as
+    /// an episode's seed does.
+    pub async fn complete(&self, conversation: &[Message], seed: u64) -> Result<Completion, TargetError> {
+        let body =
+            conversation_request(self.provider, &self.model, conversation, &[], &self.settings, None).to_string();
+        let key = Cache::key(self.provider.name(), &self.base_url, &body, seed);
+        let mut request_id = None;
+        let reply = self
+            .exchange(body, &key, |id, text| {
+                request_id = id;
+                match self.provider {
+                    Provider::OpenAiChat => openai_chat::parse(text, 1),
+                    Provider::Anthropic => super::anthropic::parse(text),
+                    Provider::OpenAiResponses => super::openai_responses::parse(text, 1),
+                }
+                .map_err(|e| TargetError(format!("unusable reply: {e}")))
+            })
+            .await?;
+        Ok(Completion { text: reply.output.text, request_id, usage: reply.output.meta.usage })
     }
 }

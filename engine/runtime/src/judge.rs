@@ -1,0 +1,147 @@
+//! Running model judges on finished episodes and keeping `judgements.jsonl`.
+//!
+//! A judge reads the episode as re-enacted from its stored transcript, so an episode
+//! judged the moment it finishes and one judged by a later run are asked the same
+//! thing. Judgements never touch the transcript, which stays byte-identical.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use terrarium_core::World;
+use terrarium_core::judge::{Question, conversation, material, parse_verdict, questions};
+
+use crate::providers::http::ApiTarget;
+use crate::run::Tokens;
+
+/// One line of `judgements.jsonl`: one judge's answer on one outcome of one episode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    pub episode_id: String,
+    pub world: String,
+    pub condition_key: String,
+    pub target: String,
+    pub outcome: String,
+    /// The judge's spec, e.g. `anthropic/<model>`.
+    pub judge: String,
+    /// The judge's settings, as a target's are recorded.
+    pub settings: Json,
+    /// The question asked (the outcome's judge prompt, rendered for this episode). The
+    /// whole request is this, the transcript as [`terrarium_core::judge::material`]
+    /// renders it, and [`terrarium_core::judge::SYSTEM`].
+    pub prompt: String,
+    /// The judge's reply, as it wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// YES or NO, read strictly from the reply; `null` on a judge error.
+    pub verdict: Option<bool>,
+    /// Why there is no verdict: a reply that could not be read, or a request that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_error: Option<String>,
+    /// The request failed (no reply came): the next run asks again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Tokens>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+impl Judgement {
+    /// The key a later judgement of the same thing replaces this one under.
+    pub fn key(&self) -> (String, String, String) {
+        (self.episode_id.clone(), self.judge.clone(), self.outcome.clone())
+    }
+}
+
+/// The outcomes of `world` that declare a judge prompt.
+pub fn judged_outcomes(world: &World) -> Vec<&str> {
+    world.file.outcomes.iter().filter(|(_, o)| o.judge.is_some()).map(|(n, _)| n.as_str()).collect()
+}
+
+/// Which episode is judged: what its record would say.
+#[derive(Clone, Copy, Debug)]
+pub struct Judged<'a> {
+    pub episode_id: &'a str,
+    pub condition_key: &'a str,
+    pub target: &'a str,
+    pub seed: u64,
+}
+
+/// Ask `judge` every judged outcome of an episode for which `wanted` says yes, from the
+/// episode's stored transcript. Fails only when the transcript does not re-enact in
+/// `world`; a judge's failures are judgements with a `judge_error`.
+pub async fn judge_episode(
+    world: &World,
+    episode: Judged<'_>,
+    transcript: &str,
+    judge: &ApiTarget,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<Judgement>, String> {
+    let ep = terrarium_core::replay::reenact(world, transcript)?;
+    let material = material(&ep);
+    let mut out = Vec::new();
+    for Question { outcome, prompt } in questions(&ep).into_iter().filter(|q| wanted(&q.outcome)) {
+        let asked = judge
+            .complete(
+                &conversation(&Question { outcome: outcome.clone(), prompt: prompt.clone() }, &material),
+                episode.seed,
+            )
+            .await;
+        let mut j = Judgement {
+            episode_id: episode.episode_id.to_string(),
+            world: world.id().to_string(),
+            condition_key: episode.condition_key.to_string(),
+            target: episode.target.to_string(),
+            outcome,
+            judge: judge.spec(),
+            settings: judge.settings(),
+            prompt,
+            reply: None,
+            request_id: None,
+            verdict: None,
+            judge_error: None,
+            failed: false,
+            tokens: None,
+            cost_usd: None,
+        };
+        match asked {
+            Ok(c) => {
+                j.tokens = c.usage.as_ref().map(Tokens::from_usage);
+                j.cost_usd = judge.price().zip(j.tokens).map(|(p, t)| p.cost(t));
+                match parse_verdict(&c.text) {
+                    Ok(v) => j.verdict = Some(v),
+                    Err(e) => j.judge_error = Some(e),
+                }
+                j.reply = Some(c.text);
+                j.request_id = c.request_id;
+            }
+            Err(e) => {
+                j.judge_error = Some(e.0);
+                j.failed = true;
+            }
+        }
+        out.push(j);
+    }
+    Ok(out)
+}
+
+/// The judgements of a `judgements.jsonl`: the latest for each (episode, judge,
+/// outcome), in order of first appearance. Lines that do not parse are skipped.
+pub fn read_judgements(text: &str) -> Vec<Judgement> {
+    let mut order: Vec<Judgement> = Vec::new();
+    let mut at = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(j) = serde_json::from_str::<Judgement>(line) else { continue };
+        match at.get(&j.key()) {
+            Some(&i) => order[i] = j,
+            None => {
+                at.insert(j.key(), order.len());
+                order.push(j);
+            }
+        }
+    }
+    order
+}

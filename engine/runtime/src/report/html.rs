@@ -1,0 +1,217 @@
+//! `report.html`: one self-contained page (no scripts, no external files) with an SVG
+//! bar chart per world and outcome: the rate in each cell for each target, with its
+//! Wilson 95% interval as an error bar. Tables beside the charts carry the numbers.
+
+use std::fmt::Write as _;
+
+use super::{Report, Row, kappa_text, pct, rate_text};
+
+/// Colour of the i-th target (in name order), the same in every chart.
+const PALETTE: [&str; 8] = ["#3b6ea8", "#d9822b", "#4f9a5c", "#b84a4a", "#7b5ea7", "#8c6d46", "#c55fa0", "#6b7b8c"];
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}\
+h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:1px solid #ccc}h3{margin-top:1.5rem;font-size:1.05rem}\
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}\
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.85em}\
+.warn{color:#a15c00}.note{color:#555;font-size:.9rem}svg{display:block;margin:.5rem 0}";
+
+pub(super) fn render(report: &Report) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Terrarium report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Terrarium report</h1>\n<p class=\"note\">Rates are completed episodes in which the outcome fired; bars show the rate and error bars its Wilson 95% interval. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval.</p>\n"
+    );
+    let targets = report.targets();
+    let max_n = report.max_episodes();
+    let mut worlds: Vec<&str> = report.rows.iter().map(|r| r.world.as_str()).collect();
+    worlds.dedup();
+    for world in worlds {
+        let control = report.controls.get(world).map_or("(unknown)", String::as_str);
+        let _ = writeln!(s, "<h2>{}</h2>\n<p>Control cell: <code>{}</code></p>", esc(world), esc(control));
+        for ((w, outcome), rows) in report.by_world_outcome() {
+            if w != world {
+                continue;
+            }
+            let kind = rows.first().map_or("", |r| r.kind.as_str());
+            let _ = writeln!(s, "<h3>{} <span class=\"note\">({})</span></h3>", esc(outcome), esc(kind));
+            s.push_str(&chart(outcome, &rows, &targets));
+            s.push_str("<table>\n<tr><th>condition</th><th>target</th><th>fired / completed</th><th>rate</th><th>95% interval</th><th>among exposed</th><th>vs control</th><th>errored</th><th>stops</th></tr>\n");
+            for r in &rows {
+                let g = &report.groups[&(r.world.clone(), r.condition.clone(), r.target.clone())];
+                let (rate, interval) = rate_text(r.fired, r.completed, r.interval);
+                let exposed = r.exposed.map_or("—".into(), |e| e.text());
+                let vs = r.vs_control.map_or("—".into(), |(d, l, h)| {
+                    format!("{:+.1} pts ({:+.1} to {:+.1})", d * 100.0, l * 100.0, h * 100.0)
+                });
+                let stops: Vec<String> = g.stops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let short =
+                    if report.episodes(r) < max_n { " <span class=\"warn\">⚠ fewer samples</span>" } else { "" };
+                let _ = writeln!(
+                    s,
+                    "<tr><td><code>{}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                    esc(&r.condition),
+                    esc(&r.target),
+                    r.fired,
+                    r.completed,
+                    esc(&exposed),
+                    esc(&vs),
+                    r.errored,
+                    esc(&stops.join(", "))
+                );
+            }
+            s.push_str("</table>\n");
+        }
+    }
+    if !report.judges.is_empty() {
+        s.push_str("<h2>Judges against the rule verdicts</h2>\n<p class=\"note\">Over completed episodes. The rule verdict is primary; a judge is a second opinion. Kappa is Cohen's (— where undefined).</p>\n<table>\n<tr><th>world</th><th>outcome</th><th>judge</th><th>both yes</th><th>rule only</th><th>judge only</th><th>both no</th><th>agreement</th><th>kappa</th><th>unreadable</th><th>failed</th></tr>\n");
+        for j in &report.judges {
+            let a = j.agreement;
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(&j.world),
+                esc(&j.outcome),
+                esc(&j.judge),
+                a.both_yes,
+                a.only_a,
+                a.only_b,
+                a.both_no,
+                a.observed().map_or("—".into(), pct),
+                kappa_text(&a),
+                j.unreadable,
+                j.failed
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    if !report.usage.is_empty() {
+        s.push_str("<h2>Token usage</h2>\n<p class=\"note\">As the providers reported them, errored episodes included. Cost is estimated where the run was given prices.</p>\n<table>\n<tr><th>target</th><th>episodes (judgements)</th><th>input tokens</th><th>output tokens</th><th>estimated cost</th></tr>\n");
+        for (target, u) in &report.usage {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(target),
+                u.n,
+                u.tokens.input,
+                u.tokens.output,
+                u.cost_usd.map_or("—".into(), |c| format!("${c:.4}"))
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    s.push_str("</body>\n</html>\n");
+    s
+}
+
+/// A grouped bar chart: one group per cell, one bar per target, each with its interval.
+fn chart(outcome: &str, rows: &[&Row], targets: &[&str]) -> String {
+    let mut cells: Vec<&str> = rows.iter().map(|r| r.condition.as_str()).collect();
+    cells.sort();
+    cells.dedup();
+    // Cell labels slant down to the right at 30°: room for the longest below and beside.
+    let longest = cells.iter().map(|c| c.chars().count().max(12)).max().unwrap_or(12) as f64 * 6.2;
+    let (bar, gap, left, top, plot_h) = (16.0, 28.0, 48.0, 34.0, 150.0);
+    let bottom = longest * 0.5 + 24.0;
+    let group_w = bar * targets.len() as f64 + gap;
+    let width = (left + group_w * cells.len() as f64 + longest * 0.87).max(360.0);
+    let height = top + plot_h + bottom;
+    let y = |v: f64| top + plot_h * (1.0 - v.clamp(0.0, 1.0));
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"{} rate per cell and target\" font-family=\"sans-serif\" font-size=\"11\">",
+        esc(outcome)
+    );
+    // Legend.
+    let mut lx = left;
+    for (i, t) in targets.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "<rect x=\"{lx:.1}\" y=\"8\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"17\">{}</text>",
+            PALETTE[i % PALETTE.len()],
+            lx + 14.0,
+            esc(t)
+        );
+        lx += 24.0 + 6.5 * t.chars().count() as f64;
+    }
+    // Axis and grid.
+    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let ty = y(tick);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\" stroke=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}%</text>",
+            width - 10.0,
+            if tick == 0.0 { "#888" } else { "#e4e4e4" },
+            left - 6.0,
+            ty + 4.0,
+            tick * 100.0
+        );
+    }
+    for (c, cell) in cells.iter().enumerate() {
+        let gx = left + gap / 2.0 + group_w * c as f64;
+        for (i, t) in targets.iter().enumerate() {
+            let Some(r) = rows.iter().find(|r| r.condition == *cell && r.target == *t) else { continue };
+            let x = gx + bar * i as f64;
+            let colour = PALETTE[i % PALETTE.len()];
+            if r.completed == 0 {
+                let _ = writeln!(
+                    s,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#888\">n=0</text>",
+                    x + bar / 2.0,
+                    y(0.0) - 4.0
+                );
+                continue;
+            }
+            let rate = r.fired as f64 / r.completed as f64;
+            let (lo, hi) = r.interval.unwrap_or((rate, rate));
+            let tip = format!("{t} — {cell}: {} ({} – {}), {} / {}", pct(rate), pct(lo), pct(hi), r.fired, r.completed);
+            let _ = writeln!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{}</title></rect>",
+                x + 1.0,
+                y(rate),
+                bar - 2.0,
+                plot_h * rate.clamp(0.0, 1.0),
+                esc(&tip)
+            );
+            let cx = x + bar / 2.0;
+            let _ = writeln!(
+                s,
+                "<path d=\"M{cx:.1} {:.1}V{:.1}M{:.1} {:.1}H{:.1}M{:.1} {:.1}H{:.1}\" stroke=\"#222\" stroke-width=\"1.2\" fill=\"none\"/>",
+                y(lo),
+                y(hi),
+                cx - 4.0,
+                y(lo),
+                cx + 4.0,
+                cx - 4.0,
+                y(hi),
+                cx + 4.0
+            );
+        }
+        let lx = gx + bar * targets.len() as f64 / 2.0;
+        let ly = top + plot_h + 14.0;
+        let label = if cell.is_empty() { "(no factors)" } else { cell };
+        let _ = writeln!(
+            s,
+            "<text x=\"{lx:.1}\" y=\"{ly:.1}\" transform=\"rotate(30 {lx:.1} {ly:.1})\">{}</text>",
+            esc(label)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Escape text for HTML and SVG.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,443 @@
+//! `terrarium report`: per (world, cell, target, outcome), completed episodes, how many
+//! fired, the rate with its Wilson 95% interval (also among the episodes where the
+//! target was exposed to what the outcome needs, where the world declares that), and
+//! the difference from the world's control cell with Newcombe's 95% interval. Errored
+//! episodes and every stop reason are counted and shown; errored episodes are never in
+//! a denominator. Judges are compared with the rule verdicts (counts, Cohen's kappa).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
+
+use crate::judge::Judgement;
+use crate::run::{EpisodeRecord, Tokens};
+
+mod html;
+
+/// (world, condition key, target)
+type Group = (String, String, String);
+
+#[derive(Clone, Debug, Default)]
+struct Counts {
+    completed: u64,
+    errored: u64,
+    stops: BTreeMap<String, u64>,
+    outcomes: BTreeMap<String, OutcomeCounts>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct OutcomeCounts {
+    kind: String,
+    fired: u64,
+    /// (episodes in which the target was exposed, how many of them fired), when the
+    /// outcome declares what exposure is.
+    exposure: Option<(u64, u64)>,
+}
+
+/// One line of `summary.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub world: String,
+    pub condition: String,
+    pub target: String,
+    pub outcome: String,
+    pub kind: String,
+    pub completed: u64,
+    pub fired: u64,
+    pub errored: u64,
+    pub interval: Option<(f64, f64)>,
+    /// Difference from the control cell (same world and target), with its interval.
+    pub vs_control: Option<(f64, f64, f64)>,
+    /// Among exposed episodes, where the outcome declares exposure.
+    pub exposed: Option<Exposure>,
+}
+
+/// An outcome's rate among the episodes in which the target was exposed to what it needs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Exposure {
+    /// Completed episodes in which the target was exposed.
+    pub n: u64,
+    /// Of those, how many fired.
+    pub fired: u64,
+    pub interval: Option<(f64, f64)>,
+}
+
+impl Exposure {
+    fn text(&self) -> String {
+        if self.n == 0 {
+            return "0 exposed".into();
+        }
+        let (rate, interval) = rate_text(self.fired, self.n, self.interval);
+        format!("{} / {}: {rate} ({interval})", self.fired, self.n)
+    }
+}
+
+/// How one judge agreed with the rule verdicts on one outcome of one world, over
+/// completed episodes. In `agreement`, rater A is the rule and rater B the judge.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JudgeRow {
+    pub world: String,
+    pub outcome: String,
+    pub judge: String,
+    pub agreement: Agreement,
+    /// Replies that did not start with YES or NO.
+    pub unreadable: u64,
+    /// Requests that got no reply (the next run asks again).
+    pub failed: u64,
+}
+
+/// Tokens and estimated cost of one target (or judge).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    /// Episodes (or judgements) whose replies reported usage.
+    pub n: u64,
+    pub tokens: Tokens,
+    /// Where the run was given a price.
+    pub cost_usd: Option<f64>,
+}
+
+pub struct Report {
+    groups: BTreeMap<Group, Counts>,
+    pub rows: Vec<Row>,
+    /// Target (or `judge <spec>`) → usage, errored episodes included (they were billed too).
+    pub usage: BTreeMap<String, Usage>,
+    pub judges: Vec<JudgeRow>,
+    /// World → its control cell's key.
+    pub controls: BTreeMap<String, String>,
+}
+
+/// Build the report. `controls` maps a world id to its control cell's key;
+/// `judgements` are the latest of `judgements.jsonl` (possibly none).
+pub fn build(records: &[EpisodeRecord], controls: &BTreeMap<String, String>, judgements: &[Judgement]) -> Report {
+    let mut groups: BTreeMap<Group, Counts> = BTreeMap::new();
+    let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
+    let add_usage = |usage: &mut BTreeMap<String, Usage>, who: String, tokens: Option<Tokens>, cost: Option<f64>| {
+        if let Some(t) = tokens {
+            let u = usage.entry(who).or_default();
+            u.n += 1;
+            u.tokens.add(t);
+            if let Some(c) = cost {
+                *u.cost_usd.get_or_insert_default() += c;
+            }
+        }
+    };
+    for r in records {
+        add_usage(&mut usage, r.target.clone(), r.tokens, r.cost_usd);
+        let g = groups.entry((r.world.clone(), r.condition_key.clone(), r.target.clone())).or_default();
+        *g.stops.entry(r.stop_reason.clone()).or_default() += 1;
+        if r.status != "completed" {
+            g.errored += 1;
+            continue;
+        }
+        g.completed += 1;
+        for (name, v) in r.outcomes.as_ref().and_then(|o| o.as_object()).into_iter().flatten() {
+            let entry = g.outcomes.entry(name.clone()).or_default();
+            entry.kind = v["kind"].as_str().unwrap_or_default().to_string();
+            let fired = v["fired"].as_bool().unwrap_or(false);
+            entry.fired += u64::from(fired);
+            if let Some(exposed) = v.get("exposed").and_then(|e| e.as_bool()) {
+                let e = entry.exposure.get_or_insert_default();
+                e.0 += u64::from(exposed);
+                e.1 += u64::from(exposed && fired);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for ((world, condition, target), c) in &groups {
+        let control = controls.get(world).and_then(|key| groups.get(&(world.clone(), key.clone(), target.clone())));
+        for (outcome, o) in &c.outcomes {
+            let vs_control = control.filter(|_| controls.get(world) != Some(condition)).and_then(|ctl| {
+                let ctl_fired = ctl.outcomes.get(outcome).map_or(0, |o| o.fired);
+                newcombe(o.fired, c.completed, ctl_fired, ctl.completed, Z95)
+            });
+            rows.push(Row {
+                world: world.clone(),
+                condition: condition.clone(),
+                target: target.clone(),
+                outcome: outcome.clone(),
+                kind: o.kind.clone(),
+                completed: c.completed,
+                fired: o.fired,
+                errored: c.errored,
+                interval: wilson(o.fired, c.completed, Z95),
+                vs_control,
+                exposed: o.exposure.map(|(n, fired)| Exposure { n, fired, interval: wilson(fired, n, Z95) }),
+            });
+        }
+    }
+    let by_id: BTreeMap<&str, &EpisodeRecord> = records.iter().map(|r| (r.episode_id.as_str(), r)).collect();
+    let mut judge_rows: BTreeMap<(String, String, String), JudgeRow> = BTreeMap::new();
+    for j in judgements {
+        add_usage(&mut usage, format!("judge {}", j.judge), j.tokens, j.cost_usd);
+        let Some(r) = by_id.get(j.episode_id.as_str()).filter(|r| r.status == "completed") else { continue };
+        let rule = r.outcomes.as_ref().and_then(|o| o.get(&j.outcome)).and_then(|v| v["fired"].as_bool());
+        let Some(rule) = rule else { continue };
+        let row = judge_rows.entry((j.world.clone(), j.outcome.clone(), j.judge.clone())).or_insert_with(|| JudgeRow {
+            world: j.world.clone(),
+            outcome: j.outcome.clone(),
+            judge: j.judge.clone(),
+            ..JudgeRow::default()
+        });
+        match (j.verdict, j.failed) {
+            (Some(v), _) => row.agreement.add(rule, v),
+            (None, true) => row.failed += 1,
+            (None, false) => row.unreadable += 1,
+        }
+    }
+    Report { groups, rows, usage, judges: judge_rows.into_values().collect(), controls: controls.clone() }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// Cohen's kappa to two places, `—` where undefined (and never "-0.00").
+fn kappa_text(a: &Agreement) -> String {
+    a.kappa().map_or("—".into(), |k| format!("{:.2}", if k.abs() < 0.005 { 0.0 } else { k }))
+}
+
+/// `fired / n` as a rate with its interval, or `—` with no episodes.
+fn rate_text(fired: u64, n: u64, interval: Option<(f64, f64)>) -> (String, String) {
+    if n == 0 {
+        return ("—".into(), "—".into());
+    }
+    let rate = pct(fired as f64 / n as f64);
+    (rate, interval.map_or("—".into(), |(l, h)| format!("{} – {}", pct(l), pct(h))))
+}
+
+impl Report {
+    /// Episodes of one group, errored included.
+    fn episodes(&self, r: &Row) -> u64 {
+        self.groups
+            .get(&(r.world.clone(), r.condition.clone(), r.target.clone()))
+            .map_or(0, |g| g.completed + g.errored)
+    }
+
+    /// The most episodes any group has: a group with fewer is flagged.
+    fn max_episodes(&self) -> u64 {
+        self.groups.values().map(|c| c.completed + c.errored).max().unwrap_or(0)
+    }
+
+    /// Rows by (world, target), in order.
+    fn by_world_target(&self) -> BTreeMap<(&str, &str), Vec<&Row>> {
+        let mut m: BTreeMap<(&str, &str), Vec<&Row>> = BTreeMap::new();
+        for r in &self.rows {
+            m.entry((r.world.as_str(), r.target.as_str())).or_default().push(r);
+        }
+        m
+    }
+
+    /// Rows by (world, outcome), for comparing targets side by side.
+    fn by_world_outcome(&self) -> BTreeMap<(&str, &str), Vec<&Row>> {
+        let mut m: BTreeMap<(&str, &str), Vec<&Row>> = BTreeMap::new();
+        for r in &self.rows {
+            m.entry((r.world.as_str(), r.outcome.as_str())).or_default().push(r);
+        }
+        m
+    }
+
+    fn targets(&self) -> Vec<&str> {
+        let mut t: Vec<&str> = self.rows.iter().map(|r| r.target.as_str()).collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    /// `summary.csv`: one row per (world, cell, target, outcome).
+    pub fn csv(&self) -> String {
+        let mut s = String::from(
+            "world,condition,target,outcome,kind,completed,fired,rate,ci_low,ci_high,errored,diff_vs_control,diff_low,diff_high,exposed,fired_exposed,rate_exposed,exposed_ci_low,exposed_ci_high\n",
+        );
+        let num = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
+        let int = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
+        for r in &self.rows {
+            let rate = (r.completed > 0).then(|| r.fired as f64 / r.completed as f64);
+            let e = r.exposed;
+            let e_rate = e.and_then(|e| (e.n > 0).then(|| e.fired as f64 / e.n as f64));
+            let _ = writeln!(
+                s,
+                "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                r.world,
+                r.condition,
+                r.target,
+                r.outcome,
+                r.kind,
+                r.completed,
+                r.fired,
+                num(rate),
+                num(r.interval.map(|i| i.0)),
+                num(r.interval.map(|i| i.1)),
+                r.errored,
+                num(r.vs_control.map(|d| d.0)),
+                num(r.vs_control.map(|d| d.1)),
+                num(r.vs_control.map(|d| d.2)),
+                int(e.map(|e| e.n)),
+                int(e.map(|e| e.fired)),
+                num(e_rate),
+                num(e.and_then(|e| e.interval).map(|i| i.0)),
+                num(e.and_then(|e| e.interval).map(|i| i.1)),
+            );
+        }
+        s
+    }
+
+    /// `report.md`: per world and target, rates with intervals per cell, then the
+    /// differences from the control cell; errored episodes and stop reasons beside them.
+    /// Then targets side by side, judge agreement, and usage.
+    pub fn markdown(&self) -> String {
+        let mut s = String::from(
+            "# Terrarium report\n\nRates are completed episodes in which the outcome fired, with Wilson 95% intervals. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval. Where a world declares when the target was exposed (it saw the secret, the threat), the rate among exposed episodes is given too.\n",
+        );
+        let max_n = self.max_episodes();
+        for ((world, target), rows) in self.by_world_target() {
+            let control = self.controls.get(world).map_or("(unknown)", String::as_str);
+            let _ = writeln!(s, "\n## {world} — {target}\n\nControl cell: `{control}`\n");
+            s.push_str("| condition | outcome | kind | fired / completed | rate | 95% interval | among exposed | vs control | errored | stops |\n|---|---|---|---|---|---|---|---|---|---|\n");
+            for r in rows {
+                let g = &self.groups[&(r.world.clone(), r.condition.clone(), r.target.clone())];
+                let (rate, interval) = rate_text(r.fired, r.completed, r.interval);
+                let exposed = r.exposed.map_or("—".into(), |e| e.text());
+                let vs = r.vs_control.map_or("—".into(), |(d, l, h)| {
+                    format!("{:+.1} pts ({:+.1} to {:+.1})", d * 100.0, l * 100.0, h * 100.0)
+                });
+                let stops: Vec<String> = g.stops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                let short = if self.episodes(r) < max_n { " ⚠ fewer samples" } else { "" };
+                let _ = writeln!(
+                    s,
+                    "| `{}`{short} | {} | {} | {} / {} | {rate} | {interval} | {exposed} | {vs} | {} | {} |",
+                    r.condition,
+                    r.outcome,
+                    r.kind,
+                    r.fired,
+                    r.completed,
+                    r.errored,
+                    stops.join(", ")
+                );
+            }
+        }
+        let targets = self.targets();
+        if targets.len() > 1 {
+            s.push_str(
+                "\n## Targets side by side\n\nRate and Wilson 95% interval per cell; `n` is completed episodes.\n",
+            );
+            for ((world, outcome), rows) in self.by_world_outcome() {
+                let _ = writeln!(s, "\n### {world}: {outcome}\n");
+                let _ = writeln!(s, "| condition | {} |", targets.join(" | "));
+                let _ = writeln!(s, "|---|{}", "---|".repeat(targets.len()));
+                let mut cells: Vec<&str> = rows.iter().map(|r| r.condition.as_str()).collect();
+                cells.dedup();
+                for cell in cells {
+                    let cols: Vec<String> = targets
+                        .iter()
+                        .map(|t| match rows.iter().find(|r| r.condition == cell && r.target == *t) {
+                            Some(r) => {
+                                let (rate, interval) = rate_text(r.fired, r.completed, r.interval);
+                                format!("{rate} ({interval}), n={}", r.completed)
+                            }
+                            None => "—".into(),
+                        })
+                        .collect();
+                    let _ = writeln!(s, "| `{cell}` | {} |", cols.join(" | "));
+                }
+            }
+        }
+        if !self.judges.is_empty() {
+            s.push_str("\n## Judges against the rule verdicts\n\nOver completed episodes. The rule verdict is primary; a judge is a second opinion. Kappa is Cohen's (— where undefined: every answer the same).\n\n| world | outcome | judge | both yes | rule only | judge only | both no | agreement | kappa | unreadable | failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+            for j in &self.judges {
+                let a = j.agreement;
+                let agree = a.observed().map_or("—".into(), pct);
+                let kappa = kappa_text(&a);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {agree} | {kappa} | {} | {} |",
+                    j.world, j.outcome, j.judge, a.both_yes, a.only_a, a.only_b, a.both_no, j.unreadable, j.failed
+                );
+            }
+        }
+        if !self.usage.is_empty() {
+            let priced = self.usage.values().any(|u| u.cost_usd.is_some());
+            s.push_str("\n## Token usage\n\nAs the providers reported them, summed over every reply (errored episodes included: they were billed too).");
+            s.push_str(if priced { " Cost is estimated from the prices the run was given.\n\n| target | episodes (judgements) | input tokens | output tokens | estimated cost |\n|---|---|---|---|---|\n" } else { "\n\n| target | episodes (judgements) | input tokens | output tokens |\n|---|---|---|---|\n" });
+            for (target, u) in &self.usage {
+                let cost = if priced {
+                    format!(" {} |", u.cost_usd.map_or("—".into(), |c| format!("${c:.4}")))
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(s, "| {target} | {} | {} | {} |{cost}", u.n, u.tokens.input, u.tokens.output);
+            }
+        }
+        s
+    }
+
+    /// `report.html`: the same, self-contained, with SVG bar charts of each outcome's
+    /// rate per cell and target, with interval error bars.
+    pub fn html(&self) -> String {
+        html::render(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_read_from_each_provider_shape() {
+        let chat =
+            Tokens::from_usage(&serde_json::json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}));
+        assert_eq!(chat, Tokens { input: 10, output: 5 });
+        let anthropic = Tokens::from_usage(&serde_json::json!({
+            "input_tokens": 4, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20, "output_tokens": 9
+        }));
+        assert_eq!(anthropic, Tokens { input: 124, output: 9 });
+        assert_eq!(Tokens::from_usage(&serde_json::json!({"surprise": true})), Tokens::default());
+    }
+
+    fn record(cell: &str, status: &str, fired: bool, stop: &str) -> EpisodeRecord {
+        let completed = status == "completed";
+        EpisodeRecord {
+            episode_id: String::new(),
+            world: "w".into(),
+            world_path: String::new(),
+            dynamics_hash: String::new(),
+            condition: serde_json::json!({}),
+            condition_key: cell.into(),
+            seed: 0,
+            target: "t".into(),
+            status: status.into(),
+            stop_reason: stop.into(),
+            outcomes: completed
+                .then(|| serde_json::json!({"harm": {"kind": "harmful", "fired": fired, "evidence": []}})),
+            error: (!completed).then(|| "HTTP 500".into()),
+            transcript: String::new(),
+            tokens: Some(Tokens { input: 100, output: 7 }),
+            cost_usd: None,
+        }
+    }
+
+    #[test]
+    fn errored_episodes_are_counted_apart_and_cells_compare_with_the_control() {
+        let records = vec![
+            record("a", "completed", true, "end_task"),
+            record("a", "completed", true, "end_task"),
+            record("a", "completed", false, "refusal"),
+            record("a", "errored", false, "error"),
+            record("ctl", "completed", false, "end_task"),
+            record("ctl", "completed", false, "end_task"),
+            record("ctl", "completed", true, "end_task"),
+        ];
+        let controls = BTreeMap::from([("w".to_string(), "ctl".to_string())]);
+        let report = build(&records, &controls, &[]);
+        let a = report.rows.iter().find(|r| r.condition == "a").unwrap();
+        assert_eq!((a.fired, a.completed, a.errored), (2, 3, 1), "the errored episode is not in the denominator");
+        let (d, lo, hi) = a.vs_control.unwrap();
+        assert!((d - 1.0 / 3.0).abs() < 1e-9 && lo < d && d < hi);
+        let ctl = report.rows.iter().find(|r| r.condition == "ctl").unwrap();
+        assert_eq!(ctl.vs_control, None, "the control is not compared with itself");
+        let md = report.markdown();
+        assert!(md.contains("refusal 1") && md.contains("error 1"), "every stop reason is shown");
+        assert!(md.contains("| t | 7 | 700 | 49 |"), "tokens summed over every episode: {md}");
+        assert!(report.csv().lines().nth(1).unwrap().starts_with("w,\"a\",t,harm,harmful,3,2,0.6667,"));
+    }
+}
