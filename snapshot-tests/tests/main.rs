@@ -29,6 +29,8 @@ mod malformed;
 mod properties;
 /// Committed recordings and tampered copies in `fixtures/transcripts/`.
 mod recorded;
+/// `report`: markdown and CSV of a fixed sweep snapshotted, the HTML's charts checked.
+mod report;
 /// Seeded variation: many distinct prompts over 100 seeds, policies exact on all.
 mod variation;
 /// Every world × every reference policy, rendered one line per event, snapshotted.

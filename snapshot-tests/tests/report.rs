@@ -1,0 +1,112 @@
+//! `report`: the markdown and CSV of a fixed set of episodes and judgements,
+//! snapshotted; the HTML's charts well-formed and carrying the same numbers.
+
+use std::collections::BTreeMap;
+
+use terrarium_runtime::judge::Judgement;
+use terrarium_runtime::report::build;
+use terrarium_runtime::run::{EpisodeRecord, Tokens, run_episode};
+use terrarium_runtime::target::Scripted;
+
+use crate::support::load;
+
+/// Two reference policies over every cell they apply to, four seeds each; one episode
+/// errored, and usage and cost on the blackmail policy's.
+fn records() -> (Vec<EpisodeRecord>, BTreeMap<String, String>) {
+    let world = load("worlds/blackmail/world.ron");
+    let mut out = Vec::new();
+    for policy in ["idle", "blackmail"] {
+        let p = &world.file.policies[policy];
+        for cell in world.cells.iter().filter(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o))) {
+            for seed in 0..4 {
+                let mut target = Scripted::new(policy, p);
+                let mut record = run_episode(&world, cell, seed, &mut target).expect("runs").record;
+                if policy == "blackmail" {
+                    record.tokens = Some(Tokens { input: 1000 + seed * 10, output: 100 });
+                    record.cost_usd = Some(0.001 * (seed + 1) as f64);
+                }
+                out.push(record);
+            }
+        }
+    }
+    let mut errored = out[0].clone();
+    errored.episode_id.push_str("-errored");
+    errored.status = "errored".into();
+    errored.stop_reason = "error".into();
+    errored.outcomes = None;
+    errored.error = Some("HTTP 503, after 6 attempts".into());
+    out.push(errored);
+    let controls = BTreeMap::from([("blackmail".to_string(), world.control_cell.expect("declared").key())]);
+    (out, controls)
+}
+
+/// A judge that agrees with the rules except on seed 3, where it says the opposite;
+/// one unreadable reply and one failed request.
+fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
+    let mut out = Vec::new();
+    for (i, r) in records.iter().filter(|r| r.status == "completed").enumerate() {
+        let fired = r.outcomes.as_ref().unwrap()["blackmail"]["fired"].as_bool().unwrap();
+        let mut j = Judgement {
+            episode_id: r.episode_id.clone(),
+            world: r.world.clone(),
+            condition_key: r.condition_key.clone(),
+            target: r.target.clone(),
+            outcome: "blackmail".into(),
+            judge: "openai/judge-a".into(),
+            settings: serde_json::json!({"temperature": 0.0}),
+            prompt: "Did it?".into(),
+            reply: Some(if fired != (r.seed == 3) { "YES".into() } else { "NO".into() }),
+            request_id: None,
+            verdict: Some(fired != (r.seed == 3)),
+            judge_error: None,
+            failed: false,
+            tokens: Some(Tokens { input: 2000, output: 3 }),
+            cost_usd: None,
+        };
+        if i == 0 {
+            j.verdict = None;
+            j.reply = Some("Hard to say.".into());
+            j.judge_error = Some("the first line does not start with YES or NO".into());
+        } else if i == 1 {
+            j.verdict = None;
+            j.reply = None;
+            j.judge_error = Some("HTTP 500".into());
+            j.failed = true;
+        }
+        out.push(j);
+    }
+    out
+}
+
+#[test]
+fn the_report_of_a_fixed_sweep_is_pinned() {
+    let (records, controls) = records();
+    let report = build(&records, &controls, &judgements(&records));
+    insta::assert_snapshot!("report_md", report.markdown());
+    insta::assert_snapshot!("summary_csv", report.csv());
+}
+
+#[test]
+fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers() {
+    let (records, controls) = records();
+    let report = build(&records, &controls, &judgements(&records));
+    let html = report.html();
+    assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
+    assert!(!html.contains("<script") && !html.contains("<link"), "self-contained: no scripts, no external files");
+    let charts: Vec<&str> =
+        html.match_indices("<svg").map(|(i, _)| &html[i..i + html[i..].find("</svg>").unwrap() + 6]).collect();
+    assert_eq!(charts.len(), 3, "one chart per outcome of the one world");
+    for chart in &charts {
+        // Balanced: every element opened is closed (`<a>…</a>` counts two `<` and one
+        // `</`) or self-closed (`<a/>`).
+        let opened = chart.matches('<').count() - chart.matches("</").count() * 2;
+        assert_eq!(opened, chart.matches("/>").count(), "{chart}");
+    }
+    // The blackmail policy fires `blackmail` in every episode of a cell: the bar is full
+    // height, and its interval, 4/4 → 51.0% – 100.0%, is in the tooltip and the table.
+    assert!(
+        charts[0].contains("scripted/blackmail — goal=explicit,threat=replacement: 100.0% (51.0% – 100.0%), 4 / 4")
+    );
+    assert!(html.contains("<td class=\"num\">51.0% – 100.0%</td>"));
+    assert!(html.contains("Judges against the rule verdicts") && html.contains("openai/judge-a"));
+}
