@@ -6,6 +6,9 @@
 //! `cargo bench -p terrarium --bench concurrency [-- C...]` (default C = 1 16 64 256).
 //! Each C runs 8·C episodes of 4 requests each (eight full waves, ideally 16 s), timed
 //! from the process's start to its exit, start-up and the final writes included.
+//! `LATENCY_MS` and `WAVES` change L and the waves: `LATENCY_MS=20 WAVES=80 cargo bench
+//! -p terrarium --bench concurrency -- 256` queues 20,480 episodes, to see that memory
+//! stays flat however many are queued.
 
 // Wall time is what a benchmark measures; nothing here reaches a transcript.
 #![allow(clippy::disallowed_methods)]
@@ -18,24 +21,27 @@ use std::time::{Duration, Instant};
 
 use fake_server::{FakeServer, Reply, greenhouse_model};
 
-const LATENCY: Duration = Duration::from_millis(500);
-const WAVES: u64 = 8;
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 
 fn main() {
     let mut cs: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     if cs.is_empty() {
         cs = vec![1, 16, 64, 256];
     }
+    let latency = Duration::from_millis(env_or("LATENCY_MS", 500));
+    let waves = env_or("WAVES", 8);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     println!(
         "{:>5} {:>9} {:>9} {:>10} {:>10} {:>7} {:>11}",
         "C", "episodes", "requests", "req/s", "ideal C/L", "ratio", "peak RSS"
     );
     for c in cs {
-        let server = FakeServer::start(|body| Reply::ok(greenhouse_model(body)).after(LATENCY));
+        let server = FakeServer::start(move |body| Reply::ok(greenhouse_model(body)).after(latency));
         let out = std::env::temp_dir().join(format!("terrarium-bench-concurrency-{c}"));
         let _ = std::fs::remove_dir_all(&out);
-        let episodes = WAVES * c;
+        let episodes = waves * c;
         let start = Instant::now(); // determinism-ok: benchmark timing
         let mut child = Command::new(env!("CARGO_BIN_EXE_terrarium"))
             .current_dir(&root)
@@ -62,7 +68,7 @@ fn main() {
         assert!(status.success(), "the run failed: {status}");
         let requests = server.requests();
         let rate = requests as f64 / elapsed;
-        let ideal = c as f64 / LATENCY.as_secs_f64();
+        let ideal = c as f64 / latency.as_secs_f64();
         let rss = peak_kb.map_or_else(|| "n/a".to_string(), |kb| format!("{:.1} MB", kb as f64 / 1024.0));
         println!(
             "{c:>5} {episodes:>9} {requests:>9} {rate:>10.1} {ideal:>10.1} {:>6.1}% {rss:>11}",
