@@ -378,7 +378,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
             entry.temperature = Some(0.0);
         }
         let connections = args.max_connections.or(entry.max_connections).or(file.max_connections).unwrap_or(10);
-        match run::target_spec(&entry, &args.api, connections)? {
+        match run::target_spec(&entry, &args.api, connections).with_context(|| format!("judge {}", entry.model))? {
             run::TargetSpec::Api(api) => judges.push((entry.model.clone(), *api)),
             run::TargetSpec::Scripted(_) => {
                 return Err(anyhow!("a judge must be a model, not {}", entry.model).into());

@@ -141,6 +141,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_in_the_sweeps_guide_reads() {
+        let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sweeps.md")).unwrap();
+        let start = guide.find("```ron\n").expect("the guide has a RON block") + 7;
+        let block = &guide[start..start + guide[start..].find("```").unwrap()];
+        let file = parse(block).unwrap_or_else(|e| panic!("docs/sweeps.md: {e}"));
+        assert_eq!((file.targets.len(), file.judges.len(), file.samples), (4, 1, Some(100)));
+        assert_eq!(file.targets[2].scaffold.as_deref(), Some("text"));
+    }
+
+    #[test]
     fn mistakes_are_located_or_named() {
         let e = parse("(samples: 5,\n  tragets: [])").unwrap_err().to_string();
         assert!(e.contains(":2:") && e.contains("tragets"), "{e}");
