@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use terrarium_runtime::judge::Judgement;
 use terrarium_runtime::report::build;
-use terrarium_runtime::run::{EpisodeRecord, Tokens, run_episode};
+use terrarium_runtime::run::{EpisodeRecord, Planned, Tokens, run_episode};
 use terrarium_runtime::target::Scripted;
 
 use crate::support::load;
@@ -78,10 +78,33 @@ fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
     out
 }
 
+/// Every recorded episode was planned, and two more of the idle policy in one cell
+/// that never ran (a run stopped by its budget).
+fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
+    let mut out: Vec<Planned> = records
+        .iter()
+        .map(|r| Planned {
+            episode_id: r.episode_id.clone(),
+            world: r.world.clone(),
+            condition_key: r.condition_key.clone(),
+            target: r.target.clone(),
+        })
+        .collect();
+    for seed in [4, 5] {
+        out.push(Planned {
+            episode_id: format!("blackmail-s{seed}-not-run"),
+            world: "blackmail".into(),
+            condition_key: "goal=explicit,threat=replacement".into(),
+            target: "scripted/idle".into(),
+        });
+    }
+    out
+}
+
 #[test]
 fn the_report_of_a_fixed_sweep_is_pinned() {
     let (records, controls) = records();
-    let report = build(&records, &controls, &judgements(&records));
+    let report = build(&records, &controls, &judgements(&records), &planned(&records));
     insta::assert_snapshot!("report_md", report.markdown());
     insta::assert_snapshot!("summary_csv", report.csv());
 }
@@ -89,7 +112,7 @@ fn the_report_of_a_fixed_sweep_is_pinned() {
 #[test]
 fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers() {
     let (records, controls) = records();
-    let report = build(&records, &controls, &judgements(&records));
+    let report = build(&records, &controls, &judgements(&records), &planned(&records));
     let html = report.html();
     assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
     assert!(!html.contains("<script") && !html.contains("<link"), "self-contained: no scripts, no external files");
@@ -109,4 +132,6 @@ fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers
     );
     assert!(html.contains("<td class=\"num\">51.0% – 100.0%</td>"));
     assert!(html.contains("Judges against the rule verdicts") && html.contains("openai/judge-a"));
+    assert!(html.contains("⚠ 5 of 7 asked-for episodes"), "the short cell is flagged (4 completed, 1 errored)");
+    assert!(html.contains("⚠ 2 of the 59 episodes asked for have no record yet"));
 }

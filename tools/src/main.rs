@@ -892,6 +892,13 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
         judged += fresh.len();
         run_dir.save_judgements(&fresh).with_context(|| format!("cannot write to {}", out.display()))?;
     }
+    for dir in dirs {
+        if let Ok(text) = std::fs::read_to_string(dir.join("plan.jsonl")) {
+            run_dir
+                .plan(&terrarium_runtime::run::read_plan(&text))
+                .with_context(|| format!("cannot write to {}", out.display()))?;
+        }
+    }
     run_dir.sync().with_context(|| format!("cannot sync {}", out.display()))?;
     let judged = if judged > 0 { format!(" and {judged} judgements") } else { String::new() };
     println!(
@@ -982,7 +989,12 @@ fn report_cmd(dir: &Path) -> Outcome {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.join("judgements.jsonl").display()).into()),
     };
-    let report = terrarium_runtime::report::build(&records, &controls, &judgements);
+    let planned = match std::fs::read_to_string(dir.join("plan.jsonl")) {
+        Ok(text) => terrarium_runtime::run::read_plan(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.join("plan.jsonl").display()).into()),
+    };
+    let report = terrarium_runtime::report::build(&records, &controls, &judgements, &planned);
     for (name, text) in
         [("summary.csv", report.csv()), ("report.md", report.markdown()), ("report.html", report.html())]
     {

@@ -19,7 +19,7 @@ use terrarium_runtime::providers::budget::{CallBudget, CostBudget, Price};
 use terrarium_runtime::providers::cache::Cache;
 use terrarium_runtime::providers::http::{ApiTarget, Pool, Provider};
 use terrarium_runtime::providers::{Scaffold, Settings};
-use terrarium_runtime::run::{Finished, RunDir, Tokens, run_episode, run_model_episode};
+use terrarium_runtime::run::{Finished, Planned, RunDir, Tokens, run_episode, run_model_episode};
 use terrarium_runtime::target::Scripted;
 
 use crate::sweep_file::Entry;
@@ -315,10 +315,17 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     // Episodes already in the folder are not run again (an errored one is, by default);
     // a completed one some judge has yet to judge is judged from its transcript.
     let mut todo: Vec<(Job, Work)> = Vec::new();
+    let mut planned = Vec::with_capacity(plan.len());
     let mut skipped = 0;
     for j in plan {
         let (w, cell) = (&worlds[j.world], &cells[j.world][j.cell]);
         let id = terrarium_core::episode_id(w, cell, j.seed, &recorded_spec[j.target], &settings[j.target][j.world]);
+        planned.push(Planned {
+            episode_id: id.clone(),
+            world: w.id().to_string(),
+            condition_key: cell.key(),
+            target: recorded_spec[j.target].clone(),
+        });
         if !(run_dir.has_completed(&id) || (!sweep.retry_errored && run_dir.has(&id))) {
             todo.push((j, Work::Run));
             continue;
@@ -343,6 +350,9 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
             todo.push((j, Work::Judge { episode_id: id, missing }));
         }
     }
+    // What was asked, so a report can say where fewer episodes came back.
+    run_dir.plan(&planned).with_context(|| format!("cannot write to {}", dir.display()))?;
+    drop(planned);
     if !sweep.judges.is_empty() && judged_outcomes.iter().all(Vec::is_empty) {
         eprintln!("note: no outcome of these worlds declares a judge prompt; the judges have nothing to answer");
     }

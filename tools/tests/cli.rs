@@ -1548,6 +1548,12 @@ fn a_spent_call_budget_stops_the_run_with_exit_4_and_sends_nothing_more() {
         .collect();
     assert_eq!(records.len(), 1, "the episode cut short is kept, as errored");
     assert_eq!(records[0]["status"], "errored");
+    // The report says what was asked for and never came back.
+    let report = terrarium(&["report", dir.to_str().unwrap()]);
+    assert_eq!(code(&report), 0, "{}", text(&report));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("2 of the 3 episodes asked for have no record yet"), "{md}");
+    assert!(md.contains("⚠ 1 of 3 asked-for episodes"), "{md}");
 
     // Scripted policies make no API calls; a budget for them is a usage error.
     let scripted =

@@ -40,6 +40,25 @@ pub struct EpisodeRecord {
     pub cost_usd: Option<f64>,
 }
 
+/// One line of `plan.jsonl`: an episode some run in this folder was asked to do, so
+/// reports can tell a cell that got fewer episodes than were asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Planned {
+    pub episode_id: String,
+    pub world: String,
+    pub condition_key: String,
+    pub target: String,
+}
+
+/// The planned episodes of a `plan.jsonl`, each once. Lines that do not parse are skipped.
+pub fn read_plan(text: &str) -> Vec<Planned> {
+    let mut seen = BTreeSet::new();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Planned>(l).ok())
+        .filter(|p| seen.insert(p.episode_id.clone()))
+        .collect()
+}
+
 /// Token counts summed over the replies of an episode, as the provider reported them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Tokens {
@@ -239,6 +258,8 @@ pub struct RunDir {
     judged: BTreeSet<(String, String, String)>,
     /// `judgements.jsonl`, opened when the first judgement is written.
     judge_log: Option<std::fs::File>,
+    /// Episodes in `plan.jsonl`.
+    planned: BTreeSet<String>,
     /// Records appended since the last sync, and when that was.
     unsynced: usize,
     last_sync: std::time::Instant,
@@ -262,6 +283,7 @@ impl RunDir {
             .filter(|j| !j.failed)
             .map(|j| j.key())
             .collect();
+        let planned = read_plan(&read_log(&dir.join("plan.jsonl"))?).into_iter().map(|p| p.episode_id).collect();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         Ok(RunDir {
             dir: dir.to_path_buf(),
@@ -270,6 +292,7 @@ impl RunDir {
             log,
             judged,
             judge_log: None,
+            planned,
             unsynced: 0,
             last_sync: monotonic_now(),
         })
@@ -310,6 +333,23 @@ impl RunDir {
             self.completed.insert(id);
         } else {
             self.errored.insert(id);
+        }
+        Ok(())
+    }
+
+    /// Add episodes to `plan.jsonl` (those not in it yet), and sync it.
+    pub fn plan(&mut self, episodes: &[Planned]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for p in episodes {
+            if self.planned.insert(p.episode_id.clone()) {
+                text.push_str(&serde_json::to_string(p).expect("plans serialise"));
+                text.push('\n');
+            }
+        }
+        if !text.is_empty() {
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("plan.jsonl"))?;
+            f.write_all(text.as_bytes())?;
+            f.sync_data()?;
         }
         Ok(())
     }

@@ -22,7 +22,9 @@ pub(super) fn render(report: &Report) -> String {
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Terrarium report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Terrarium report</h1>\n<p class=\"note\">Rates are completed episodes in which the outcome fired; bars show the rate and error bars its Wilson 95% interval. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval.</p>\n"
     );
     let targets = report.targets();
-    let max_n = report.max_episodes();
+    if let Some(note) = report.missing_note() {
+        let _ = writeln!(s, "<p class=\"warn\">{}</p>", esc(&note));
+    }
     let mut worlds: Vec<&str> = report.rows.iter().map(|r| r.world.as_str()).collect();
     worlds.dedup();
     for world in worlds {
@@ -44,8 +46,10 @@ pub(super) fn render(report: &Report) -> String {
                     format!("{:+.1} pts ({:+.1} to {:+.1})", d * 100.0, l * 100.0, h * 100.0)
                 });
                 let stops: Vec<String> = g.stops.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                let short =
-                    if report.episodes(r) < max_n { " <span class=\"warn\">⚠ fewer samples</span>" } else { "" };
+                let short = report
+                    .shortfall(r)
+                    .map(|w| format!(" <span class=\"warn\">{}</span>", esc(&w)))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     s,
                     "<tr><td><code>{}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
 
 use crate::judge::Judgement;
-use crate::run::{EpisodeRecord, Tokens};
+use crate::run::{EpisodeRecord, Planned, Tokens};
 
 mod html;
 
@@ -105,11 +105,21 @@ pub struct Report {
     pub judges: Vec<JudgeRow>,
     /// World → its control cell's key.
     pub controls: BTreeMap<String, String>,
+    /// Episodes asked for per group (from `plan.jsonl`; empty for folders without one).
+    planned: BTreeMap<Group, u64>,
+    /// Planned episodes with no record at all.
+    pub missing: u64,
 }
 
 /// Build the report. `controls` maps a world id to its control cell's key;
-/// `judgements` are the latest of `judgements.jsonl` (possibly none).
-pub fn build(records: &[EpisodeRecord], controls: &BTreeMap<String, String>, judgements: &[Judgement]) -> Report {
+/// `judgements` are the latest of `judgements.jsonl`, `planned` the episodes of
+/// `plan.jsonl` (either may be empty).
+pub fn build(
+    records: &[EpisodeRecord],
+    controls: &BTreeMap<String, String>,
+    judgements: &[Judgement],
+    planned: &[Planned],
+) -> Report {
     let mut groups: BTreeMap<Group, Counts> = BTreeMap::new();
     let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
     let add_usage = |usage: &mut BTreeMap<String, Usage>, who: String, tokens: Option<Tokens>, cost: Option<f64>| {
@@ -143,12 +153,29 @@ pub fn build(records: &[EpisodeRecord], controls: &BTreeMap<String, String>, jud
             }
         }
     }
+    // Every outcome a world's completed episodes report, so a cell in which every
+    // episode errored still has its rows (0 completed, n errored), never vanishing.
+    let mut world_outcomes: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for ((world, _, _), c) in &groups {
+        let names = world_outcomes.entry(world.as_str()).or_default();
+        for (name, o) in &c.outcomes {
+            names.insert(name.as_str(), o.kind.as_str());
+        }
+    }
     let mut rows = Vec::new();
     for ((world, condition, target), c) in &groups {
         let control = controls.get(world).and_then(|key| groups.get(&(world.clone(), key.clone(), target.clone())));
-        for (outcome, o) in &c.outcomes {
+        let none_completed = BTreeMap::from([("(no episode completed)", "")]);
+        let names = world_outcomes.get(world.as_str()).filter(|n| !n.is_empty()).unwrap_or(&none_completed);
+        for (outcome, kind) in names {
+            let o = c
+                .outcomes
+                .get(*outcome)
+                .cloned()
+                .unwrap_or_else(|| OutcomeCounts { kind: kind.to_string(), ..OutcomeCounts::default() });
+            let outcome = outcome.to_string();
             let vs_control = control.filter(|_| controls.get(world) != Some(condition)).and_then(|ctl| {
-                let ctl_fired = ctl.outcomes.get(outcome).map_or(0, |o| o.fired);
+                let ctl_fired = ctl.outcomes.get(&outcome).map_or(0, |o| o.fired);
                 newcombe(o.fired, c.completed, ctl_fired, ctl.completed, Z95)
             });
             rows.push(Row {
@@ -185,7 +212,21 @@ pub fn build(records: &[EpisodeRecord], controls: &BTreeMap<String, String>, jud
             (None, false) => row.unreadable += 1,
         }
     }
-    Report { groups, rows, usage, judges: judge_rows.into_values().collect(), controls: controls.clone() }
+    let mut planned_groups: BTreeMap<Group, u64> = BTreeMap::new();
+    let mut missing = 0;
+    for p in planned {
+        *planned_groups.entry((p.world.clone(), p.condition_key.clone(), p.target.clone())).or_default() += 1;
+        missing += u64::from(!by_id.contains_key(p.episode_id.as_str()));
+    }
+    Report {
+        groups,
+        rows,
+        usage,
+        judges: judge_rows.into_values().collect(),
+        controls: controls.clone(),
+        planned: planned_groups,
+        missing,
+    }
 }
 
 fn pct(x: f64) -> String {
@@ -214,9 +255,27 @@ impl Report {
             .map_or(0, |g| g.completed + g.errored)
     }
 
-    /// The most episodes any group has: a group with fewer is flagged.
-    fn max_episodes(&self) -> u64 {
-        self.groups.values().map(|c| c.completed + c.errored).max().unwrap_or(0)
+    /// A warning when a group has fewer episodes than were asked for (or, in a folder
+    /// without a plan, fewer than the largest group).
+    fn shortfall(&self, r: &Row) -> Option<String> {
+        let have = self.episodes(r);
+        if self.planned.is_empty() {
+            let most = self.groups.values().map(|c| c.completed + c.errored).max().unwrap_or(0);
+            return (have < most).then(|| "⚠ fewer samples than other cells".to_string());
+        }
+        let asked = self.planned.get(&(r.world.clone(), r.condition.clone(), r.target.clone())).copied()?;
+        (have < asked).then(|| format!("⚠ {have} of {asked} asked-for episodes"))
+    }
+
+    /// A line on planned episodes that have no record (a run stopped early), if any.
+    fn missing_note(&self) -> Option<String> {
+        (self.missing > 0).then(|| {
+            format!(
+                "⚠ {} of the {} episodes asked for have no record yet (the run stopped early, or is still going): running the same command again does them.",
+                self.missing,
+                self.planned.values().sum::<u64>()
+            )
+        })
     }
 
     /// Rows by (world, target), in order.
@@ -289,7 +348,9 @@ impl Report {
         let mut s = String::from(
             "# Terrarium report\n\nRates are completed episodes in which the outcome fired, with Wilson 95% intervals. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval. Where a world declares when the target was exposed (it saw the secret, the threat), the rate among exposed episodes is given too.\n",
         );
-        let max_n = self.max_episodes();
+        if let Some(note) = self.missing_note() {
+            let _ = writeln!(s, "\n{note}");
+        }
         for ((world, target), rows) in self.by_world_target() {
             let control = self.controls.get(world).map_or("(unknown)", String::as_str);
             let _ = writeln!(s, "\n## {world} — {target}\n\nControl cell: `{control}`\n");
@@ -302,7 +363,7 @@ impl Report {
                     format!("{:+.1} pts ({:+.1} to {:+.1})", d * 100.0, l * 100.0, h * 100.0)
                 });
                 let stops: Vec<String> = g.stops.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                let short = if self.episodes(r) < max_n { " ⚠ fewer samples" } else { "" };
+                let short = self.shortfall(r).map(|w| format!(" {w}")).unwrap_or_default();
                 let _ = writeln!(
                     s,
                     "| `{}`{short} | {} | {} | {} / {} | {rate} | {interval} | {exposed} | {vs} | {} | {} |",
@@ -428,7 +489,7 @@ mod tests {
             record("ctl", "completed", true, "end_task"),
         ];
         let controls = BTreeMap::from([("w".to_string(), "ctl".to_string())]);
-        let report = build(&records, &controls, &[]);
+        let report = build(&records, &controls, &[], &[]);
         let a = report.rows.iter().find(|r| r.condition == "a").unwrap();
         assert_eq!((a.fired, a.completed, a.errored), (2, 3, 1), "the errored episode is not in the denominator");
         let (d, lo, hi) = a.vs_control.unwrap();
@@ -439,5 +500,16 @@ mod tests {
         assert!(md.contains("refusal 1") && md.contains("error 1"), "every stop reason is shown");
         assert!(md.contains("| t | 7 | 700 | 49 |"), "tokens summed over every episode: {md}");
         assert!(report.csv().lines().nth(1).unwrap().starts_with("w,\"a\",t,harm,harmful,3,2,0.6667,"));
+    }
+
+    #[test]
+    fn a_cell_where_every_episode_errored_keeps_its_rows() {
+        let records = vec![record("a", "completed", true, "end_task"), record("b", "errored", false, "error")];
+        let report = build(&records, &BTreeMap::new(), &[], &[]);
+        let b = report.rows.iter().find(|r| r.condition == "b").expect("cell b is reported");
+        assert_eq!((b.outcome.as_str(), b.completed, b.errored, b.interval), ("harm", 0, 1, None));
+        let lone = build(&records[1..], &BTreeMap::new(), &[], &[]);
+        assert_eq!(lone.rows[0].outcome, "(no episode completed)");
+        assert_eq!(lone.rows[0].errored, 1);
     }
 }
