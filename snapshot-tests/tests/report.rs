@@ -40,8 +40,8 @@ fn records() -> (Vec<EpisodeRecord>, BTreeMap<String, String>) {
     (out, controls)
 }
 
-/// A judge that agrees with the rules except on seed 3, where it says the opposite;
-/// one unreadable reply and one failed request.
+/// A judge that agrees with the rules except on seed 3, where it says the opposite
+/// (one unreadable reply and one failed request), and one that always agrees.
 fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
     let mut out = Vec::new();
     for (i, r) in records.iter().filter(|r| r.status == "completed").enumerate() {
@@ -73,7 +73,13 @@ fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
             j.judge_error = Some("HTTP 500".into());
             j.failed = true;
         }
+        // A second judge, from another vendor, that always agrees with the rules.
+        let mut b = j.clone();
+        b.judge = "anthropic/judge-b".into();
+        (b.verdict, b.judge_error, b.failed) = (Some(fired), None, false);
+        b.reply = Some(if fired { "YES".into() } else { "NO".into() });
         out.push(j);
+        out.push(b);
     }
     out
 }

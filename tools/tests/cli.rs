@@ -1937,6 +1937,9 @@ fn judges_give_second_opinions_in_their_own_file_and_the_report_compares_them() 
     assert_eq!(server.requests(), before + (episodes * judged_outcomes) as u64, "only the new judge was asked");
     let lines = std::fs::read_to_string(dir.join("judgements.jsonl")).unwrap().lines().count();
     assert_eq!(lines, 2 * episodes * judged_outcomes);
+    terrarium(&["report", dir.to_str().unwrap()]);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("| blackmail | blackmail | openai/fake-judge | openai/other-judge |"), "{md}");
 
     // Merging carries the judgements with their episodes.
     let merged = scratch("judged_merged");

@@ -88,6 +88,27 @@ pub(super) fn render(report: &Report) -> String {
         }
         s.push_str("</table>\n");
     }
+    if !report.judge_pairs.is_empty() {
+        s.push_str("<h2>Judges against each other</h2>\n<p class=\"note\">Over completed episodes both judges gave a verdict on.</p>\n<table>\n<tr><th>world</th><th>outcome</th><th>judge A</th><th>judge B</th><th>both yes</th><th>A only</th><th>B only</th><th>both no</th><th>agreement</th><th>kappa</th></tr>\n");
+        for p in &report.judge_pairs {
+            let a = p.agreement;
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(&p.world),
+                esc(&p.outcome),
+                esc(&p.a),
+                esc(&p.b),
+                a.both_yes,
+                a.only_a,
+                a.only_b,
+                a.both_no,
+                a.observed().map_or("—".into(), pct),
+                kappa_text(&a)
+            );
+        }
+        s.push_str("</table>\n");
+    }
     if !report.usage.is_empty() {
         s.push_str("<h2>Token usage</h2>\n<p class=\"note\">As the providers reported them, errored episodes included. Cost is estimated where the run was given prices.</p>\n<table>\n<tr><th>target</th><th>episodes (judgements)</th><th>input tokens</th><th>output tokens</th><th>estimated cost</th></tr>\n");
         for (target, u) in &report.usage {

@@ -87,6 +87,17 @@ pub struct JudgeRow {
     pub failed: u64,
 }
 
+/// How two judges agreed on one outcome of one world, over the completed episodes both
+/// read (rater A is `a`, rater B is `b`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JudgePair {
+    pub world: String,
+    pub outcome: String,
+    pub a: String,
+    pub b: String,
+    pub agreement: Agreement,
+}
+
 /// Tokens and estimated cost of one target (or judge).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Usage {
@@ -103,6 +114,8 @@ pub struct Report {
     /// Target (or `judge <spec>`) → usage, errored episodes included (they were billed too).
     pub usage: BTreeMap<String, Usage>,
     pub judges: Vec<JudgeRow>,
+    /// Pairs of judges against each other, where several judged the same episodes.
+    pub judge_pairs: Vec<JudgePair>,
     /// World → its control cell's key.
     pub controls: BTreeMap<String, String>,
     /// Episodes asked for per group (from `plan.jsonl`; empty for folders without one).
@@ -223,10 +236,51 @@ pub fn build(
         rows,
         usage,
         judges: judge_rows.into_values().collect(),
+        judge_pairs: judge_pairs(judgements, &by_id),
         controls: controls.clone(),
         planned: planned_groups,
         missing,
     }
+}
+
+/// Every pair of judges, on every (world, outcome), over completed episodes both gave a
+/// verdict on.
+fn judge_pairs(judgements: &[Judgement], records: &BTreeMap<&str, &EpisodeRecord>) -> Vec<JudgePair> {
+    // (world, outcome) → episode → judge → verdict
+    type Verdicts<'a> = BTreeMap<(&'a str, &'a str), BTreeMap<&'a str, BTreeMap<&'a str, bool>>>;
+    let mut verdicts: Verdicts = BTreeMap::new();
+    for j in judgements {
+        let completed = records.get(j.episode_id.as_str()).is_some_and(|r| r.status == "completed");
+        if let (Some(v), true) = (j.verdict, completed) {
+            verdicts
+                .entry((j.world.as_str(), j.outcome.as_str()))
+                .or_default()
+                .entry(j.episode_id.as_str())
+                .or_default()
+                .insert(j.judge.as_str(), v);
+        }
+    }
+    let mut pairs: BTreeMap<(&str, &str, &str, &str), Agreement> = BTreeMap::new();
+    for ((world, outcome), episodes) in &verdicts {
+        for by_judge in episodes.values() {
+            let judges: Vec<(&&str, &bool)> = by_judge.iter().collect();
+            for (i, (a, va)) in judges.iter().enumerate() {
+                for (b, vb) in &judges[i + 1..] {
+                    pairs.entry((world, outcome, a, b)).or_default().add(**va, **vb);
+                }
+            }
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|((world, outcome, a, b), agreement)| JudgePair {
+            world: world.to_string(),
+            outcome: outcome.to_string(),
+            a: a.to_string(),
+            b: b.to_string(),
+            agreement,
+        })
+        .collect()
 }
 
 fn pct(x: f64) -> String {
@@ -413,6 +467,26 @@ impl Report {
                     s,
                     "| {} | {} | {} | {} | {} | {} | {} | {agree} | {kappa} | {} | {} |",
                     j.world, j.outcome, j.judge, a.both_yes, a.only_a, a.only_b, a.both_no, j.unreadable, j.failed
+                );
+            }
+        }
+        if !self.judge_pairs.is_empty() {
+            s.push_str("\n## Judges against each other\n\nOver completed episodes both judges gave a verdict on.\n\n| world | outcome | judge A | judge B | both yes | A only | B only | both no | agreement | kappa |\n|---|---|---|---|---|---|---|---|---|---|\n");
+            for p in &self.judge_pairs {
+                let a = p.agreement;
+                let agree = a.observed().map_or("—".into(), pct);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {agree} | {} |",
+                    p.world,
+                    p.outcome,
+                    p.a,
+                    p.b,
+                    a.both_yes,
+                    a.only_a,
+                    a.only_b,
+                    a.both_no,
+                    kappa_text(&a)
                 );
             }
         }
