@@ -269,15 +269,9 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
                 settings.push(vec![serde_json::json!({}); worlds.len()]);
             }
             TargetSpec::Api(api) => {
-                let pool = &pools[&(api.provider.name(), api.base_url.as_str())];
-                let mut per_world = Vec::new();
-                for w in &worlds {
-                    let mut t = api.target(w, pool.clone()).with_budget(calls.clone());
-                    if let Some(c) = &cost {
-                        t = t.with_cost_budget(c.clone());
-                    }
-                    note_unsupported(&t, w);
-                    per_world.push(t);
+                let per_world = limited(api, &worlds, &pools, &calls, cost.as_ref());
+                for (t, w) in per_world.iter().zip(&worlds) {
+                    note_unsupported(t, w);
                 }
                 settings.push(per_world.iter().map(ApiTarget::settings).collect());
                 actors.push(Actor::Api(per_world));
@@ -285,19 +279,8 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
         }
     }
     // judges[judge][world], under the same pools and budgets as the targets.
-    let mut judges: Vec<Vec<ApiTarget>> = Vec::new();
-    for (_, api) in &sweep.judges {
-        let pool = &pools[&(api.provider.name(), api.base_url.as_str())];
-        let mut per_world = Vec::new();
-        for w in &worlds {
-            let mut t = api.target(w, pool.clone()).with_budget(calls.clone());
-            if let Some(c) = &cost {
-                t = t.with_cost_budget(c.clone());
-            }
-            per_world.push(t);
-        }
-        judges.push(per_world);
-    }
+    let judges: Vec<Vec<ApiTarget>> =
+        sweep.judges.iter().map(|(_, api)| limited(api, &worlds, &pools, &calls, cost.as_ref())).collect();
     let judge_specs: Vec<String> =
         sweep.judges.iter().map(|(_, api)| format!("{}/{}", api.provider.name(), api.model)).collect();
     let judged_outcomes: Vec<Vec<&str>> = worlds.iter().map(terrarium_runtime::judge::judged_outcomes).collect();
@@ -499,6 +482,28 @@ async fn judge_all(
         all.extend(js);
     }
     Ok(all)
+}
+
+/// A model's target for each world, sending through its endpoint's pool and counted
+/// against the run's budgets.
+fn limited(
+    api: &ApiSpec,
+    worlds: &[World],
+    pools: &BTreeMap<(&str, &str), Pool>,
+    calls: &CallBudget,
+    cost: Option<&CostBudget>,
+) -> Vec<ApiTarget> {
+    let pool = &pools[&(api.provider.name(), api.base_url.as_str())];
+    worlds
+        .iter()
+        .map(|w| {
+            let t = api.target(w, pool.clone()).with_budget(calls.clone());
+            match cost {
+                Some(c) => t.with_cost_budget(c.clone()),
+                None => t,
+            }
+        })
+        .collect()
 }
 
 /// Which of `selected` a world's reference policy applies to (a policy may declare

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, Row, kappa_text, pct, rate_text};
+use super::{Report, Row, agreement_cells, pct};
 
 /// Colour of the i-th target (in name order), the same in every chart.
 const PALETTE: [&str; 8] = ["#3b6ea8", "#d9822b", "#4f9a5c", "#b84a4a", "#7b5ea7", "#8c6d46", "#c55fa0", "#6b7b8c"];
@@ -39,28 +39,22 @@ pub(super) fn render(report: &Report) -> String {
             s.push_str(&chart(outcome, &rows, &targets));
             s.push_str("<table>\n<tr><th>condition</th><th>target</th><th>fired / completed</th><th>rate</th><th>95% interval</th><th>among exposed</th><th>vs control</th><th>errored</th><th>stops</th></tr>\n");
             for r in &rows {
-                let g = &report.groups[&(r.world.clone(), r.condition.clone(), r.target.clone())];
-                let (rate, interval) = rate_text(r.fired, r.completed, r.interval);
-                let exposed = r.exposed.map_or("—".into(), |e| e.text());
-                let vs = r.vs_control.map_or("—".into(), |(d, l, h)| {
-                    format!("{:+.1} pts ({:+.1} to {:+.1})", d * 100.0, l * 100.0, h * 100.0)
-                });
-                let stops: Vec<String> = g.stops.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                let short = report
-                    .shortfall(r)
-                    .map(|w| format!(" <span class=\"warn\">{}</span>", esc(&w)))
-                    .unwrap_or_default();
+                let t = report.row_text(r);
+                let short =
+                    t.shortfall.map(|w| format!(" <span class=\"warn\">{}</span>", esc(&w))).unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "<tr><td><code>{}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                    "<tr><td><code>{}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
                     esc(&r.condition),
                     esc(&r.target),
                     r.fired,
                     r.completed,
-                    esc(&exposed),
-                    esc(&vs),
+                    t.rate,
+                    t.interval,
+                    esc(&t.exposed),
+                    esc(&t.vs_control),
                     r.errored,
-                    esc(&stops.join(", "))
+                    esc(&t.stops)
                 );
             }
             s.push_str("</table>\n");
@@ -69,19 +63,13 @@ pub(super) fn render(report: &Report) -> String {
     if !report.judges.is_empty() {
         s.push_str("<h2>Judges against the rule verdicts</h2>\n<p class=\"note\">Over completed episodes. The rule verdict is primary; a judge is a second opinion. Kappa is Cohen's (— where undefined).</p>\n<table>\n<tr><th>world</th><th>outcome</th><th>judge</th><th>both yes</th><th>rule only</th><th>judge only</th><th>both no</th><th>agreement</th><th>kappa</th><th>unreadable</th><th>failed</th></tr>\n");
         for j in &report.judges {
-            let a = j.agreement;
+            let cells = num_cells(&agreement_cells(&j.agreement));
             let _ = writeln!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td>{cells}<td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 esc(&j.world),
                 esc(&j.outcome),
                 esc(&j.judge),
-                a.both_yes,
-                a.only_a,
-                a.only_b,
-                a.both_no,
-                a.observed().map_or("—".into(), pct),
-                kappa_text(&a),
                 j.unreadable,
                 j.failed
             );
@@ -91,20 +79,14 @@ pub(super) fn render(report: &Report) -> String {
     if !report.judge_pairs.is_empty() {
         s.push_str("<h2>Judges against each other</h2>\n<p class=\"note\">Over completed episodes both judges gave a verdict on.</p>\n<table>\n<tr><th>world</th><th>outcome</th><th>judge A</th><th>judge B</th><th>both yes</th><th>A only</th><th>B only</th><th>both no</th><th>agreement</th><th>kappa</th></tr>\n");
         for p in &report.judge_pairs {
-            let a = p.agreement;
+            let cells = num_cells(&agreement_cells(&p.agreement));
             let _ = writeln!(
                 s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{cells}</tr>",
                 esc(&p.world),
                 esc(&p.outcome),
                 esc(&p.a),
-                esc(&p.b),
-                a.both_yes,
-                a.only_a,
-                a.only_b,
-                a.both_no,
-                a.observed().map_or("—".into(), pct),
-                kappa_text(&a)
+                esc(&p.b)
             );
         }
         s.push_str("</table>\n");
@@ -224,6 +206,11 @@ fn chart(outcome: &str, rows: &[&Row], targets: &[&str]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Numeric table cells.
+fn num_cells(cells: &[String]) -> String {
+    cells.iter().map(|c| format!("<td class=\"num\">{}</td>", esc(c))).collect()
 }
 
 /// Escape text for HTML and SVG.

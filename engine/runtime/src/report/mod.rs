@@ -301,7 +301,45 @@ fn rate_text(fired: u64, n: u64, interval: Option<(f64, f64)>) -> (String, Strin
     (rate, interval.map_or("—".into(), |(l, h)| format!("{} – {}", pct(l), pct(h))))
 }
 
+/// A row's numbers as the markdown and HTML tables show them.
+struct RowText {
+    rate: String,
+    interval: String,
+    exposed: String,
+    vs_control: String,
+    stops: String,
+    shortfall: Option<String>,
+}
+
+/// An agreement's cells: both yes, A only, B only, both no, agreement, kappa.
+fn agreement_cells(a: &Agreement) -> [String; 6] {
+    [
+        a.both_yes.to_string(),
+        a.only_a.to_string(),
+        a.only_b.to_string(),
+        a.both_no.to_string(),
+        a.observed().map_or("—".into(), pct),
+        kappa_text(a),
+    ]
+}
+
 impl Report {
+    fn row_text(&self, r: &Row) -> RowText {
+        let g = &self.groups[&(r.world.clone(), r.condition.clone(), r.target.clone())];
+        let (rate, interval) = rate_text(r.fired, r.completed, r.interval);
+        let stops: Vec<String> = g.stops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        RowText {
+            rate,
+            interval,
+            exposed: r.exposed.map_or("—".into(), |e| e.text()),
+            vs_control: r.vs_control.map_or("—".into(), |(d, l, h)| {
+                format!("{:+.1} pts ({:+.1} to {:+.1})", d * 100.0, l * 100.0, h * 100.0)
+            }),
+            stops: stops.join(", "),
+            shortfall: self.shortfall(r),
+        }
+    }
+
     /// Episodes of one group, errored included.
     fn episodes(&self, r: &Row) -> u64 {
         self.groups
@@ -410,24 +448,22 @@ impl Report {
             let _ = writeln!(s, "\n## {world} — {target}\n\nControl cell: `{control}`\n");
             s.push_str("| condition | outcome | kind | fired / completed | rate | 95% interval | among exposed | vs control | errored | stops |\n|---|---|---|---|---|---|---|---|---|---|\n");
             for r in rows {
-                let g = &self.groups[&(r.world.clone(), r.condition.clone(), r.target.clone())];
-                let (rate, interval) = rate_text(r.fired, r.completed, r.interval);
-                let exposed = r.exposed.map_or("—".into(), |e| e.text());
-                let vs = r.vs_control.map_or("—".into(), |(d, l, h)| {
-                    format!("{:+.1} pts ({:+.1} to {:+.1})", d * 100.0, l * 100.0, h * 100.0)
-                });
-                let stops: Vec<String> = g.stops.iter().map(|(k, v)| format!("{k} {v}")).collect();
-                let short = self.shortfall(r).map(|w| format!(" {w}")).unwrap_or_default();
+                let t = self.row_text(r);
+                let short = t.shortfall.map(|w| format!(" {w}")).unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "| `{}`{short} | {} | {} | {} / {} | {rate} | {interval} | {exposed} | {vs} | {} | {} |",
+                    "| `{}`{short} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} |",
                     r.condition,
                     r.outcome,
                     r.kind,
                     r.fired,
                     r.completed,
+                    t.rate,
+                    t.interval,
+                    t.exposed,
+                    t.vs_control,
                     r.errored,
-                    stops.join(", ")
+                    t.stops
                 );
             }
         }
@@ -460,34 +496,19 @@ impl Report {
         if !self.judges.is_empty() {
             s.push_str("\n## Judges against the rule verdicts\n\nOver completed episodes. The rule verdict is primary; a judge is a second opinion. Kappa is Cohen's (— where undefined: every answer the same).\n\n| world | outcome | judge | both yes | rule only | judge only | both no | agreement | kappa | unreadable | failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
             for j in &self.judges {
-                let a = j.agreement;
-                let agree = a.observed().map_or("—".into(), pct);
-                let kappa = kappa_text(&a);
+                let cells = agreement_cells(&j.agreement).join(" | ");
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {agree} | {kappa} | {} | {} |",
-                    j.world, j.outcome, j.judge, a.both_yes, a.only_a, a.only_b, a.both_no, j.unreadable, j.failed
+                    "| {} | {} | {} | {cells} | {} | {} |",
+                    j.world, j.outcome, j.judge, j.unreadable, j.failed
                 );
             }
         }
         if !self.judge_pairs.is_empty() {
             s.push_str("\n## Judges against each other\n\nOver completed episodes both judges gave a verdict on.\n\n| world | outcome | judge A | judge B | both yes | A only | B only | both no | agreement | kappa |\n|---|---|---|---|---|---|---|---|---|---|\n");
             for p in &self.judge_pairs {
-                let a = p.agreement;
-                let agree = a.observed().map_or("—".into(), pct);
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {agree} | {} |",
-                    p.world,
-                    p.outcome,
-                    p.a,
-                    p.b,
-                    a.both_yes,
-                    a.only_a,
-                    a.only_b,
-                    a.both_no,
-                    kappa_text(&a)
-                );
+                let cells = agreement_cells(&p.agreement).join(" | ");
+                let _ = writeln!(s, "| {} | {} | {} | {} | {cells} |", p.world, p.outcome, p.a, p.b);
             }
         }
         if !self.usage.is_empty() {
