@@ -352,8 +352,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         if args.max_connections.is_some() {
             entry.max_connections = args.max_connections;
         }
-        let connections = entry.max_connections.or(file.max_connections).unwrap_or(10);
-        targets.push((entry.model.clone(), run::target_spec(&entry, &args.api, connections)?));
+        targets.push((entry.model.clone(), run::target_spec(&entry, &args.api)?));
     }
     let mut judges = Vec::new();
     let judge_entries: Vec<sweep_file::Entry> = if args.judges.is_empty() {
@@ -377,8 +376,10 @@ fn run_cmd(args: RunArgs) -> Outcome {
         if entry.temperature.is_none() && entry.reasoning_effort.is_none() && entry.thinking_budget.is_none() {
             entry.temperature = Some(0.0);
         }
-        let connections = args.max_connections.or(entry.max_connections).or(file.max_connections).unwrap_or(10);
-        match run::target_spec(&entry, &args.api, connections).with_context(|| format!("judge {}", entry.model))? {
+        if args.max_connections.is_some() {
+            entry.max_connections = args.max_connections;
+        }
+        match run::target_spec(&entry, &args.api).with_context(|| format!("judge {}", entry.model))? {
             run::TargetSpec::Api(api) => judges.push((entry.model.clone(), *api)),
             run::TargetSpec::Scripted(_) => {
                 return Err(anyhow!("a judge must be a model, not {}", entry.model).into());
@@ -400,6 +401,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         max_api_calls: args.max_api_calls.or(file.max_api_calls),
         max_cost,
         judges,
+        max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
     };
     run::run(&worlds, &targets, &sweep)
 }

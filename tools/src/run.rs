@@ -42,7 +42,8 @@ pub(crate) struct ApiSpec {
     pub max_attempts: u32,
     pub timeout_secs: u64,
     pub scaffold: Scaffold,
-    pub max_connections: usize,
+    /// Connections to its endpoint, when this model names a number (else the run's default).
+    pub max_connections: Option<usize>,
     pub price: Option<Price>,
 }
 
@@ -70,7 +71,7 @@ impl ApiSpec {
 
 /// The target an entry names (a `--model`, or a sweep file's target with the flags
 /// laid over it). API keys come from the environment only.
-pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs, max_connections: u64) -> anyhow::Result<TargetSpec> {
+pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs) -> anyhow::Result<TargetSpec> {
     let model = entry.model.as_str();
     if let Some(policy) = model.strip_prefix("scripted/").filter(|p| !p.is_empty()) {
         return Ok(TargetSpec::Scripted(policy.to_string()));
@@ -105,7 +106,7 @@ pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs, max_connections: u64) ->
         max_attempts: api.max_attempts,
         timeout_secs: api.timeout_secs,
         scaffold: if entry.scaffold.as_deref() == Some("text") { Scaffold::Text } else { Scaffold::Native },
-        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX).max(1),
+        max_connections: entry.max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1)),
         price: entry.price,
     })))
 }
@@ -123,6 +124,8 @@ pub(crate) struct Sweep {
     pub max_cost: Option<f64>,
     /// Models that judge each completed episode on every outcome with a judge prompt.
     pub judges: Vec<(String, ApiSpec)>,
+    /// Connections per provider endpoint where no model on it names a number.
+    pub max_connections: usize,
 }
 
 /// One planned episode: indexes into the targets, worlds and each world's cells.
@@ -236,25 +239,32 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
         return Ok(());
     }
 
-    // One connection pool per provider endpoint, shared by the targets that use it.
-    let mut pools: BTreeMap<(&str, &str), Pool> = BTreeMap::new();
+    // One connection pool per provider endpoint, shared by the targets and judges that
+    // use it: as many connections as the models on it name (they must agree), else the
+    // run's default.
+    let mut sizes: BTreeMap<(&str, &str), (usize, Option<&String>)> = BTreeMap::new();
     for (m, api) in &models {
         let key = (api.provider.name(), api.base_url.as_str());
-        match pools.get(&key) {
-            Some(pool) if pool.max_connections() != api.max_connections => {
+        let size = sizes.entry(key).or_insert((sweep.max_connections.max(1), None));
+        if let Some(n) = api.max_connections {
+            if let Some(first) = size.1.filter(|_| size.0 != n) {
                 return Err(anyhow!(
-                    "{m} asks for {} connections to {} at {}, which another target already limits to {}",
-                    api.max_connections,
+                    "{m} asks for {n} connections to {} at {}, and {first} for {}: models on one endpoint share its connections",
                     key.0,
                     key.1,
-                    pool.max_connections()
+                    size.0
                 )
                 .into());
             }
-            Some(_) => {}
-            None => {
-                pools.insert(key, Pool::new(api.max_connections, api.timeout_secs).map_err(|e| anyhow!(e))?);
-            }
+            *size = (n, Some(m));
+        }
+    }
+    let mut pools: BTreeMap<(&str, &str), Pool> = BTreeMap::new();
+    for (m, api) in &models {
+        let key = (api.provider.name(), api.base_url.as_str());
+        if !pools.contains_key(&key) {
+            let pool = Pool::new(sizes[&key].0, api.timeout_secs).with_context(|| format!("{m}"))?;
+            pools.insert(key, pool);
         }
     }
     let calls = sweep.max_api_calls.map_or_else(|| CallBudget::new(u64::MAX), CallBudget::new);

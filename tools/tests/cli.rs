@@ -1804,6 +1804,33 @@ fn a_sweep_file_names_the_whole_run_and_flags_override_it() {
     assert_eq!(code(&more), 0, "{}", text(&more));
     assert!(text(&more).contains("4 episodes (1 new, 3 already in the folder"), "{}", text(&more));
 
+    // Models on one endpoint share its connections: a judge that names none takes the
+    // target's 2; two that name different numbers are a usage error.
+    let shared = terrarium_with_key(
+        &["run", "--sweep", sweep_arg, "--model", "openai/fake-model", "--judge", "openai/fake-judge"],
+        "",
+    );
+    assert_eq!(code(&shared), 2, "{}", text(&shared));
+    assert!(text(&shared).contains("judge openai/fake-judge"), "the judge needs a base URL: {}", text(&shared));
+    let base = server.base_url();
+    let clash = terrarium_with_key(
+        &["run", "--sweep", sweep_arg, "--judge", "openai/fake-judge", "--judge-base-url", &base, "--no-cache"],
+        "",
+    );
+    assert_eq!(code(&clash), 0, "a judge without a number joins the target's pool: {}", text(&clash));
+    std::fs::write(
+        &sweep,
+        format!(
+            r#"(worlds: ["../../../fixtures/worlds/greenhouse"], targets: [
+                (model: "openai/a", base_url: "{base}", max_connections: 2),
+                (model: "openai/b", base_url: "{base}", max_connections: 3)])"#
+        ),
+    )
+    .unwrap();
+    let clash = terrarium_with_key(&["run", "--sweep", sweep_arg], "");
+    assert_eq!(code(&clash), 2, "{}", text(&clash));
+    assert!(text(&clash).contains("share its connections"), "{}", text(&clash));
+
     // A mistake in the file is located.
     std::fs::write(&sweep, "(samples: 3,\n  target: [])\n").unwrap();
     let bad = terrarium(&["run", "--sweep", sweep_arg]);
