@@ -262,9 +262,8 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     let mut pools: BTreeMap<(&str, &str), Pool> = BTreeMap::new();
     for (m, api) in &models {
         let key = (api.provider.name(), api.base_url.as_str());
-        if !pools.contains_key(&key) {
-            let pool = Pool::new(sizes[&key].0, api.timeout_secs).with_context(|| format!("{m}"))?;
-            pools.insert(key, pool);
+        if let std::collections::btree_map::Entry::Vacant(slot) = pools.entry(key) {
+            slot.insert(Pool::new(sizes[&key].0, api.timeout_secs).with_context(|| format!("{m}"))?);
         }
     }
     let calls = sweep.max_api_calls.map_or_else(|| CallBudget::new(u64::MAX), CallBudget::new);
