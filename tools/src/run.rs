@@ -263,7 +263,7 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     for (m, api) in &models {
         let key = (api.provider.name(), api.base_url.as_str());
         if let std::collections::btree_map::Entry::Vacant(slot) = pools.entry(key) {
-            slot.insert(Pool::new(sizes[&key].0, api.timeout_secs).with_context(|| format!("{m}"))?);
+            slot.insert(Pool::new(sizes[&key].0, api.timeout_secs).with_context(|| m.to_string())?);
         }
     }
     let calls = sweep.max_api_calls.map_or_else(|| CallBudget::new(u64::MAX), CallBudget::new);
