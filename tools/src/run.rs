@@ -150,6 +150,8 @@ enum Work {
 enum JobEnd {
     /// A spent budget kept it from starting; the next run does it.
     NotStarted,
+    /// A spent budget kept a stored episode from being judged; the next run does it.
+    NotJudged,
     Ran(Box<Finished>, Vec<Judgement>),
     Judged(Vec<Judgement>),
 }
@@ -364,7 +366,7 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
                     let (episode_id, missing) = match work {
                         Work::Run => ("", None),
                         // A spent budget starts nothing new: what is left stays for the next run.
-                        Work::Judge { .. } if budgets_spent() => return Ok((job, JobEnd::NotStarted)),
+                        Work::Judge { .. } if budgets_spent() => return Ok((job, JobEnd::NotJudged)),
                         Work::Judge { ref episode_id, ref missing } => (episode_id.as_str(), Some(missing)),
                     };
                     if let Some(missing) = missing {
@@ -403,6 +405,7 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
             let (job, end) = end?;
             let write = |e: std::io::Error| anyhow!(e).context(format!("cannot write to {}", dir.display()));
             match end {
+                JobEnd::NotJudged => tally.not_judged += 1,
                 JobEnd::NotStarted => {
                     tally.not_started += 1;
                     tally.done += 1;
@@ -431,7 +434,8 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     for ((model, _), table) in targets.iter().zip(&tally.tables) {
         print_outcome_table(model, table);
     }
-    let Tally { errored, not_started, tokens, cost_usd, judgements, judge_errors, judge_failed, .. } = tally;
+    let Tally { errored, not_started, not_judged, tokens, cost_usd, judgements, judge_errors, judge_failed, .. } =
+        tally;
     println!(
         "{total} episodes ({} new, {skipped} already in the folder, {errored} errored{}) -> {}",
         total - skipped - not_started,
@@ -448,13 +452,16 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
         let priced = cost_usd.map(|c| format!("; estimated cost ${c:.4}")).unwrap_or_default();
         println!("tokens this run: {} input, {} output (as the provider reported them){priced}", t.input, t.output);
     }
-    if not_started > 0 || (errored > 0 && (calls.spent() || cost.as_ref().is_some_and(CostBudget::spent))) {
+    let spent = calls.spent() || cost.as_ref().is_some_and(CostBudget::spent);
+    if not_started > 0 || not_judged > 0 || (spent && (errored > 0 || judge_failed > 0)) {
         let why = match &cost {
             Some(c) if c.spent() => format!("the cost limit of ${:.2} is reached", c.limit_usd()),
             _ => format!("the budget of {} API calls is spent", calls.limit()),
         };
+        let unjudged =
+            if not_judged > 0 { format!(", {not_judged} stored episodes not judged") } else { String::new() };
         eprintln!(
-            "stopped: {why}; {not_started} episodes not started. \
+            "stopped: {why}; {not_started} episodes not started{unjudged}. \
              Run the same command again to continue (errored episodes are retried)."
         );
         return Err(Failure::Budget);
@@ -561,6 +568,8 @@ struct Tally {
     done: u64,
     errored: usize,
     not_started: usize,
+    /// Stored episodes a spent budget kept from being judged.
+    not_judged: usize,
     tokens: Option<Tokens>,
     cost_usd: Option<f64>,
     /// One per target.

@@ -1968,11 +1968,21 @@ fn judges_give_second_opinions_in_their_own_file_and_the_report_compares_them() 
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("| blackmail | blackmail | openai/fake-judge | openai/other-judge |"), "{md}");
 
+    // A budget spent while judging stored episodes stops the run like any other.
+    let capped = run(&dir, &["--judge", "openai/third-judge", "--max-api-calls", "2"]);
+    assert_eq!(code(&capped), 4, "{}", text(&capped));
+    assert!(text(&capped).contains("stored episodes not judged"), "{}", text(&capped));
+    let lines = std::fs::read_to_string(dir.join("judgements.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("third-judge"))
+        .count();
+
     // Merging carries the judgements with their episodes.
     let merged = scratch("judged_merged");
     let out = terrarium(&["merge", dir.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
-    assert!(text(&out).contains(&format!("and {lines} judgements")), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(merged.join("judgements.jsonl")).unwrap().lines().count(), lines);
+    assert!(text(&out).contains(&format!("and {} judgements", lines + 2)), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(merged.join("judgements.jsonl")).unwrap().lines().count(), lines + 2);
 
     let scripted_judge =
         terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--judge", "scripted/idle"]);
