@@ -1,6 +1,7 @@
 //! `terrarium`: check worlds, run episodes, test reference policies, replay and view
-//! transcripts. Exit codes: 0 success; 1 a check failed; 2 usage error; 3 some
-//! episodes errored (results still written).
+//! transcripts, judge and report sweeps. Exit codes: 0 success; 1 a check failed; 2
+//! usage error; 3 some episodes errored or judge requests failed (results still
+//! written); 4 a run's call or cost budget ran out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ mod sweep_file;
     about = "Deterministic simulated-environment testbeds for AI alignment evaluations."
 )]
 #[command(
-    after_help = "Exit codes: 0 success; 1 a check failed (invalid world, replay divergence, a policy firing the wrong outcomes); 2 usage error; 3 some episodes errored (results still written)."
+    after_help = "Exit codes: 0 success; 1 a check failed (invalid world, replay divergence, a policy firing the wrong outcomes); 2 usage error; 3 some episodes errored or judge requests failed (results still written; run again to retry them); 4 a run's --max-api-calls or --max-cost budget ran out (run again to continue)."
 )]
 struct Cli {
     #[command(subcommand)]
