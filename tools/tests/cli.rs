@@ -1988,3 +1988,44 @@ fn judges_give_second_opinions_in_their_own_file_and_the_report_compares_them() 
         terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--judge", "scripted/idle"]);
     assert_eq!(code(&scripted_judge), 2, "{}", text(&scripted_judge));
 }
+
+#[test]
+fn a_concurrent_model_run_killed_with_sigkill_resumes_to_the_same_results() {
+    use support::fake_server::{FakeServer, Reply, greenhouse_model};
+    let server = FakeServer::start(|body| Reply::ok(greenhouse_model(body)).after(std::time::Duration::from_millis(4)));
+    let base = server.base_url();
+    let args = |dir: &Path| -> Vec<String> {
+        let extra = ["--samples", "600", "--no-cache", "--max-connections", "8"];
+        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &extra, dir.to_str().unwrap())
+            .into_iter()
+            .map(String::from)
+            .collect()
+    };
+    let command = |dir: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_terrarium"));
+        c.args(args(dir)).current_dir(root()).env_remove("OPENAI_API_KEY").env_remove("OPENAI_BASE_URL");
+        c
+    };
+    let whole = scratch("kill_model_whole");
+    let out = command(&whole).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (expected, _) = run_contents(&whole);
+    assert_eq!(expected.len(), 600);
+
+    // Killed while episodes are in flight, several times over.
+    let killed = scratch("kill_model_resumed");
+    for ms in [80u64, 250, 400, 600] {
+        let mut child =
+            command(&killed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let done = std::fs::read_to_string(killed.join("episodes.jsonl")).map_or(0, |t| t.lines().count());
+        eprintln!("killed after {ms} ms: {done} records");
+    }
+    let out = command(&killed).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let (resumed, lines) = run_contents(&killed);
+    assert_eq!(lines, resumed.len(), "no episode recorded twice");
+    assert_eq!(resumed, expected, "the same episodes, verdicts and transcript bytes as an uninterrupted run");
+}
