@@ -427,7 +427,28 @@ impl From<anyhow::Error> for Failure {
 
 type Outcome = Result<(), Failure>;
 
+/// Output piped into a reader that stops early (`terrarium … | head`) ends the process
+/// quietly, as it ends any Unix tool (status 141, as if by SIGPIPE), instead of the
+/// panic the standard library raises when a print fails. A run stopped this way is like
+/// one killed: what it wrote stays, and the same command resumes it.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { paths } => check(&paths),

@@ -2029,3 +2029,18 @@ fn a_concurrent_model_run_killed_with_sigkill_resumes_to_the_same_results() {
     assert_eq!(lines, resumed.len(), "no episode recorded twice");
     assert_eq!(resumed, expected, "the same episodes, verdicts and transcript bytes as an uninterrupted run");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_not_with_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .args(["show", "worlds/blackmail"])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before anything is printed
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 141, "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+}
