@@ -238,6 +238,15 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
                 .collect();
             dry_run_report(spec, model, &mine)?;
         }
+        if !sweep.judges.is_empty() {
+            let questions: usize =
+                plan.iter().map(|j| terrarium_runtime::judge::judged_outcomes(&worlds[j.world]).len()).sum();
+            let names: Vec<&str> = sweep.judges.iter().map(|(m, _)| m.as_str()).collect();
+            println!(
+                "judges {}: up to {questions} questions each (one per judged outcome of each completed episode not yet judged)",
+                names.join(", ")
+            );
+        }
         return Ok(());
     }
 
