@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 use futures_util::StreamExt as _;
@@ -364,49 +364,30 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     let limit = pools.values().map(Pool::max_connections).sum::<usize>().max(1);
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let walker = Walker {
+        worlds: &worlds,
+        cells: &cells,
+        actors: &actors,
+        judges: &judges,
+        dir: &dir,
+        calls: &calls,
+        cost: cost.as_ref(),
+    };
     let walked: anyhow::Result<()> = runtime.block_on(async {
-        let budgets_spent = || calls.spent() || cost.as_ref().is_some_and(CostBudget::spent);
         let mut ends = futures_util::stream::iter(todo)
             .map(|(job, work)| {
-                let (world, cell) = (&worlds[job.world], &cells[job.world][job.cell]);
-                let (actor, judges, dir) = (&actors[job.target], &judges, &dir);
+                let walker = &walker;
                 let target = &recorded_spec[job.target];
                 async move {
-                    let (episode_id, missing) = match work {
-                        Work::Run => ("", None),
+                    let end = match work {
                         // A spent budget starts nothing new: what is left stays for the next run.
-                        Work::Judge { .. } if budgets_spent() => return Ok((job, JobEnd::NotJudged)),
-                        Work::Judge { ref episode_id, ref missing } => (episode_id.as_str(), Some(missing)),
-                    };
-                    if let Some(missing) = missing {
-                        let path = dir.join("transcripts").join(format!("{episode_id}.jsonl"));
-                        let text = std::fs::read_to_string(&path)
-                            .with_context(|| format!("cannot read {} to judge it", path.display()))?;
-                        let judged = Judged { episode_id, condition_key: &cell.key(), target, seed: job.seed };
-                        let js = judge_all(world, judged, &text, judges, job.world, Some(missing)).await?;
-                        return Ok((job, JobEnd::Judged(js)));
-                    }
-                    let finished = match actor {
-                        Actor::Scripted(policy) => {
-                            let mut target = Scripted::new(policy, &world.file.policies[policy]);
-                            run_episode(world, cell, job.seed, &mut target)
+                        Work::Judge { .. } if walker.spent() => JobEnd::NotJudged,
+                        Work::Judge { episode_id, missing } => {
+                            JobEnd::Judged(walker.judge_stored(job, &episode_id, target, &missing).await?)
                         }
-                        Actor::Api(_) if budgets_spent() => return Ok((job, JobEnd::NotStarted)),
-                        Actor::Api(per_world) => run_model_episode(world, cell, job.seed, &per_world[job.world]).await,
-                    }
-                    .map_err(|e| anyhow!(e))?;
-                    let mut js = Vec::new();
-                    if finished.record.status == "completed" && !judges.is_empty() {
-                        let r = &finished.record;
-                        let judged = Judged {
-                            episode_id: &r.episode_id,
-                            condition_key: &r.condition_key,
-                            target: &r.target,
-                            seed: r.seed,
-                        };
-                        js = judge_all(world, judged, &finished.transcript, judges, job.world, None).await?;
-                    }
-                    anyhow::Ok((job, JobEnd::Ran(Box::new(finished), js)))
+                        Work::Run => walker.run(job).await?,
+                    };
+                    anyhow::Ok((job, end))
                 }
             })
             .buffer_unordered(limit);
@@ -481,6 +462,62 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     if errored > 0 || judge_failed > 0 { Err(Failure::Errored) } else { Ok(()) }
 }
 
+/// What every job of a run reads: the worlds and their cells, the targets and judges,
+/// the run folder, the budgets.
+struct Walker<'a> {
+    worlds: &'a [World],
+    cells: &'a [Vec<Condition>],
+    actors: &'a [Actor],
+    judges: &'a [Vec<ApiTarget>],
+    dir: &'a Path,
+    calls: &'a CallBudget,
+    cost: Option<&'a CostBudget>,
+}
+
+impl Walker<'_> {
+    fn spent(&self) -> bool {
+        self.calls.spent() || self.cost.is_some_and(CostBudget::spent)
+    }
+
+    /// Run one episode, then (if it completed) have every judge judge it.
+    async fn run(&self, job: Job) -> anyhow::Result<JobEnd> {
+        let (world, cell) = (&self.worlds[job.world], &self.cells[job.world][job.cell]);
+        let finished = match &self.actors[job.target] {
+            Actor::Scripted(policy) => {
+                let mut target = Scripted::new(policy, &world.file.policies[policy]);
+                run_episode(world, cell, job.seed, &mut target)
+            }
+            Actor::Api(_) if self.spent() => return Ok(JobEnd::NotStarted),
+            Actor::Api(per_world) => run_model_episode(world, cell, job.seed, &per_world[job.world]).await,
+        }
+        .map_err(|e| anyhow!(e))?;
+        let mut js = Vec::new();
+        if finished.record.status == "completed" && !self.judges.is_empty() {
+            let r = &finished.record;
+            let judged =
+                Judged { episode_id: &r.episode_id, condition_key: &r.condition_key, target: &r.target, seed: r.seed };
+            js = judge_all(world, judged, &finished.transcript, self.judges, job.world, None).await?;
+        }
+        Ok(JobEnd::Ran(Box::new(finished), js))
+    }
+
+    /// Have the judges that have yet to judge a stored episode judge it, from its transcript.
+    async fn judge_stored(
+        &self,
+        job: Job,
+        episode_id: &str,
+        target: &str,
+        missing: &[(usize, Vec<String>)],
+    ) -> anyhow::Result<Vec<Judgement>> {
+        let (world, cell) = (&self.worlds[job.world], &self.cells[job.world][job.cell]);
+        let path = self.dir.join("transcripts").join(format!("{episode_id}.jsonl"));
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {} to judge it", path.display()))?;
+        let judged = Judged { episode_id, condition_key: &cell.key(), target, seed: job.seed };
+        judge_all(world, judged, &text, self.judges, job.world, Some(missing)).await
+    }
+}
+
 /// Ask every judge (or, with `only`, the given judges on the given outcomes) about one
 /// episode, from its transcript.
 async fn judge_all(
@@ -489,7 +526,7 @@ async fn judge_all(
     transcript: &str,
     judges: &[Vec<ApiTarget>],
     w: usize,
-    only: Option<&Vec<(usize, Vec<String>)>>,
+    only: Option<&[(usize, Vec<String>)]>,
 ) -> anyhow::Result<Vec<Judgement>> {
     let mut all = Vec::new();
     for (k, per_world) in judges.iter().enumerate() {
