@@ -1,7 +1,6 @@
-//! A cap on the requests a run may send, shared by every target in the run.
-//!
-//! Each attempt counts, retries included: each one may be billed. Replies served
-//! from the cache do not count.
+//! Caps on what a run may send and spend, shared by every target and judge in it:
+//! [`CallBudget`] counts requests (each attempt, retries included: each one may be
+//! billed) and [`CostBudget`] dollars. Replies served from the cache cost nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
