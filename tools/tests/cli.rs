@@ -696,19 +696,13 @@ fn a_second_run_is_served_from_the_cache_and_reproduces_the_transcript() {
     let run = |name: &str, extra: &[&str]| {
         let dir = scratch(name);
         let dir_arg = dir.to_str().unwrap().to_string();
-        let mut args = vec![
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "openai/fake-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-        ];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["--out", &dir_arg]);
-        (terrarium_with_key(&args, KEY), dir)
+        (
+            terrarium_with_key(
+                &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, extra, &dir_arg),
+                KEY,
+            ),
+            dir,
+        )
     };
     let (first, first_dir) = run("cache_first", &[]);
     assert_eq!(code(&first), 0, "{}", text(&first));
@@ -861,20 +855,13 @@ fn the_text_scaffold_parses_calls_from_tags_and_records_malformed_ones() {
     let dir = scratch("scaffold_text");
     let base = format!("http://127.0.0.1:{port}/v1");
     let out = terrarium_with_key(
-        &[
-            "run",
+        &fake_run(
             "fixtures/worlds/greenhouse",
-            "--model",
             "openai/fake-model",
-            "--base-url",
             &base,
-            "--scaffold",
-            "text",
-            "--condition",
-            "pressure=none",
-            "--out",
+            &["--scaffold", "text"],
             dir.to_str().unwrap(),
-        ],
+        ),
         "",
     );
     let requests = server.join().unwrap();
@@ -1213,20 +1200,13 @@ fn a_slow_reply_times_out_and_is_retried() {
     let dir = scratch("openai_slow");
     let base = format!("http://127.0.0.1:{port}/v1");
     let out = terrarium_with_key(
-        &[
-            "run",
+        &fake_run(
             "fixtures/worlds/greenhouse",
-            "--model",
             "openai/fake-model",
-            "--base-url",
             &base,
-            "--timeout-secs",
-            "1",
-            "--condition",
-            "pressure=none",
-            "--out",
+            &["--timeout-secs", "1"],
             dir.to_str().unwrap(),
-        ],
+        ),
         "",
     );
     let requests = server.join().unwrap();
@@ -1410,24 +1390,12 @@ fn a_dry_run_counts_episodes_and_what_the_cache_already_answers() {
     let (port, server) = fake_provider(replies);
     let base = format!("http://127.0.0.1:{port}/v1");
     let dir = scratch("dry_run");
-    let args = |out: &Path, extra: &[&'static str]| {
-        let mut a: Vec<String> = [
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "openai/dry-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "pressure=none",
-            "--out",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.push(out.to_str().unwrap().to_string());
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+    let args = |out: &Path, extra: &[&'static str]| -> Vec<String> {
+        let out = out.to_str().unwrap().to_string();
+        fake_run("fixtures/worlds/greenhouse", "openai/dry-model", &base, extra, &out)
+            .into_iter()
+            .map(String::from)
+            .collect()
     };
     let first = args(&dir.join("first"), &[]);
     let first: Vec<&str> = first.iter().map(String::as_str).collect();
@@ -1472,23 +1440,9 @@ fn errored_episodes_are_retried_on_the_next_run_unless_asked_not_to() {
     let base = format!("http://127.0.0.1:{port}/v1");
     let run = |extra: &[&str]| {
         let d = dir.to_str().unwrap().to_string();
-        let mut args = vec![
-            "run",
-            "fixtures/worlds/greenhouse",
-            "--model",
-            "openai/fake-model",
-            "--base-url",
-            base.as_str(),
-            "--condition",
-            "pressure=none",
-            "--max-attempts",
-            "1",
-            "--no-cache",
-            "--out",
-            d.as_str(),
-        ];
-        args.extend_from_slice(extra);
-        terrarium_with_key(&args, "")
+        let mut extras = vec!["--max-attempts", "1", "--no-cache"];
+        extras.extend_from_slice(extra);
+        terrarium_with_key(&fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &extras, &d), "")
     };
     assert_eq!(code(&run(&[])), 3, "the outage errors the episode");
     // Told not to retry, the errored episode stays as it is and nothing is asked.
