@@ -4,8 +4,6 @@
 //! judged the moment it finishes and one judged by a later run are asked the same
 //! thing. Judgements never touch the transcript, which stays byte-identical.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use terrarium_core::World;
@@ -131,17 +129,5 @@ pub async fn judge_episode(
 /// The judgements of a `judgements.jsonl`: the latest for each (episode, judge,
 /// outcome), in order of first appearance. Lines that do not parse are skipped.
 pub fn read_judgements(text: &str) -> Vec<Judgement> {
-    let mut order: Vec<Judgement> = Vec::new();
-    let mut at = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(j) = serde_json::from_str::<Judgement>(line) else { continue };
-        match at.get(&j.key()) {
-            Some(&i) => order[i] = j,
-            None => {
-                at.insert(j.key(), order.len());
-                order.push(j);
-            }
-        }
-    }
-    order
+    crate::run::latest_lines(text, Judgement::key)
 }

@@ -52,11 +52,7 @@ pub struct Planned {
 
 /// The planned episodes of a `plan.jsonl`, each once. Lines that do not parse are skipped.
 pub fn read_plan(text: &str) -> Vec<Planned> {
-    let mut seen = BTreeSet::new();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Planned>(l).ok())
-        .filter(|p| seen.insert(p.episode_id.clone()))
-        .collect()
+    latest_lines(text, |p: &Planned| p.episode_id.clone())
 }
 
 /// Token counts summed over the replies of an episode, as the provider reported them.
@@ -221,15 +217,21 @@ pub async fn run_model_episode(
 /// episode retried later has two lines; the later one counts), in order of first
 /// appearance. Lines that do not parse (a torn last line) are skipped.
 pub fn read_records(text: &str) -> Vec<EpisodeRecord> {
-    let mut order: Vec<EpisodeRecord> = Vec::new();
-    let mut at: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    latest_lines(text, |r: &EpisodeRecord| r.episode_id.clone())
+}
+
+/// The lines of an append-only JSONL log that parse as `T`, the latest for each key, in
+/// order of the key's first appearance. Lines that do not parse are skipped.
+pub(crate) fn latest_lines<T: serde::de::DeserializeOwned, K: Ord>(text: &str, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut order: Vec<T> = Vec::new();
+    let mut at: std::collections::BTreeMap<K, usize> = std::collections::BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(rec) = serde_json::from_str::<EpisodeRecord>(line) else { continue };
-        match at.get(&rec.episode_id) {
-            Some(&i) => order[i] = rec,
-            None => {
-                at.insert(rec.episode_id.clone(), order.len());
-                order.push(rec);
+        let Ok(item) = serde_json::from_str::<T>(line) else { continue };
+        match at.entry(key(&item)) {
+            std::collections::btree_map::Entry::Occupied(i) => order[*i.get()] = item,
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(order.len());
+                order.push(item);
             }
         }
     }
