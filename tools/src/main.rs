@@ -312,6 +312,11 @@ struct ApiArgs {
     max_attempts: u32,
 }
 
+/// A run folder's optional file (`judgements.jsonl`, `plan.jsonl`), "" when absent.
+fn read_if_present(path: &Path) -> anyhow::Result<String> {
+    terrarium_runtime::run::read_if_present(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
 /// `terrarium run`: the sweep file (if any) with the flags laid over it.
 fn run_cmd(args: RunArgs) -> Outcome {
     let file = args.sweep.as_deref().map(sweep_file::read).transpose()?.unwrap_or_default();
@@ -904,12 +909,7 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     // requests are left behind: the next run in the merged folder asks them again.
     let mut judged = 0;
     for dir in dirs {
-        let text = match std::fs::read_to_string(dir.join("judgements.jsonl")) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.join("judgements.jsonl").display()).into()),
-        };
-        let fresh: Vec<_> = terrarium_runtime::judge::read_judgements(&text)
+        let fresh: Vec<_> = terrarium_runtime::judge::read_judgements(&read_if_present(&dir.join("judgements.jsonl"))?)
             .into_iter()
             .filter(|j| !j.failed && !run_dir.has_judgement(&j.episode_id, &j.judge, &j.outcome))
             .collect();
@@ -917,11 +917,8 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
         run_dir.save_judgements(&fresh).with_context(|| format!("cannot write to {}", out.display()))?;
     }
     for dir in dirs {
-        if let Ok(text) = std::fs::read_to_string(dir.join("plan.jsonl")) {
-            run_dir
-                .plan(&terrarium_runtime::run::read_plan(&text))
-                .with_context(|| format!("cannot write to {}", out.display()))?;
-        }
+        let planned = terrarium_runtime::run::read_plan(&read_if_present(&dir.join("plan.jsonl"))?);
+        run_dir.plan(&planned).with_context(|| format!("cannot write to {}", out.display()))?;
     }
     run_dir.sync().with_context(|| format!("cannot sync {}", out.display()))?;
     let judged = if judged > 0 { format!(" and {judged} judgements") } else { String::new() };
@@ -1008,16 +1005,8 @@ fn report_cmd(dir: &Path) -> Outcome {
             Err(e) => eprintln!("note: no control comparison for world `{}`: {e}", r.world),
         }
     }
-    let judgements = match std::fs::read_to_string(dir.join("judgements.jsonl")) {
-        Ok(text) => terrarium_runtime::judge::read_judgements(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.join("judgements.jsonl").display()).into()),
-    };
-    let planned = match std::fs::read_to_string(dir.join("plan.jsonl")) {
-        Ok(text) => terrarium_runtime::run::read_plan(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(anyhow!("cannot read {}: {e}", dir.join("plan.jsonl").display()).into()),
-    };
+    let judgements = terrarium_runtime::judge::read_judgements(&read_if_present(&dir.join("judgements.jsonl"))?);
+    let planned = terrarium_runtime::run::read_plan(&read_if_present(&dir.join("plan.jsonl"))?);
     let report = terrarium_runtime::report::build(&records, &controls, &judgements, &planned);
     for (name, text) in
         [("summary.csv", report.csv()), ("report.md", report.markdown()), ("report.html", report.html())]
