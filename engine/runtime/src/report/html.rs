@@ -12,7 +12,7 @@ const PALETTE: [&str; 8] = ["#3b6ea8", "#d9822b", "#4f9a5c", "#b84a4a", "#7b5ea7
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}\
 h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:1px solid #ccc}h3{margin-top:1.5rem;font-size:1.05rem}\
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}\
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}code{font-size:.85em}\
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}code{font-size:.85em}\
 .warn{color:#a15c00}.note{color:#555;font-size:.9rem}svg{display:block;margin:.5rem 0}";
 
 pub(super) fn render(report: &Report) -> String {
@@ -172,13 +172,15 @@ fn chart(outcome: &str, rows: &[&Row], targets: &[&str]) -> String {
             let rate = r.fired as f64 / r.completed as f64;
             let (lo, hi) = r.interval.unwrap_or((rate, rate));
             let tip = format!("{t} — {cell}: {} ({} – {}), {} / {}", pct(rate), pct(lo), pct(hi), r.fired, r.completed);
+            // A rate of 0 still gets a sliver in the target's colour, so its error bar
+            // can be told apart from a missing cell.
+            let height = (plot_h * rate.clamp(0.0, 1.0)).max(2.0);
             let _ = writeln!(
                 s,
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{colour}\"><title>{}</title></rect>",
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{height:.1}\" fill=\"{colour}\"><title>{}</title></rect>",
                 x + 1.0,
-                y(rate),
+                y(0.0) - height,
                 bar - 2.0,
-                plot_h * rate.clamp(0.0, 1.0),
                 esc(&tip)
             );
             let cx = x + bar / 2.0;
