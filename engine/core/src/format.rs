@@ -621,6 +621,25 @@ pub struct Outcome {
     /// threat): reports give the rate among these episodes too. Usually `Exposed` tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed: Option<Cond>,
+    /// Who decides the verdict: the rule alone (`Rule`, the default), or judges
+    /// (`Judges`): then `when` is a gate built for recall, and the judges, asked the
+    /// `judge` rubric, decide on the episodes it lets through.
+    #[serde(default, skip_serializing_if = "Decide::is_rule")]
+    pub decide: Decide,
+}
+
+/// How an outcome's verdict is decided.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Decide {
+    #[default]
+    Rule,
+    Judges,
+}
+
+impl Decide {
+    pub fn is_rule(&self) -> bool {
+        *self == Decide::Rule
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]

@@ -5,6 +5,7 @@
 //! this crate reads a file, a socket, a clock or an entropy source, spawns a thread or
 //! touches tokio; `clippy.toml` keeps it so.
 
+pub mod calibrate;
 pub mod cond;
 pub mod conversation;
 pub mod env;
@@ -29,6 +30,7 @@ pub use episode::Episode;
 pub use transcript::{Event, Header, TargetOutput, ToolCall, Verdicts};
 pub use world::{Condition, Diagnostic, World, load};
 
+use format::Policy;
 use hash::Canon;
 use transcript::{Line, TargetRef, WorldRef};
 
@@ -93,6 +95,11 @@ pub fn encode_transcript(header: &Header, events: &[Event], verdicts: &Verdicts)
 pub fn run_policy<'w>(world: &'w World, condition: &Condition, seed: u64, policy: &str) -> Result<Episode<'w>, String> {
     let p =
         world.file.policies.get(policy).ok_or_else(|| format!("world `{}` has no policy `{policy}`", world.id()))?;
+    run_steps(world, condition, seed, p)
+}
+
+/// Run a policy's steps to their end (then the target has nothing more to say).
+pub fn run_steps<'w>(world: &'w World, condition: &Condition, seed: u64, p: &Policy) -> Result<Episode<'w>, String> {
     let mut ep = Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
     let mut i = 0;
     while !ep.is_done() {

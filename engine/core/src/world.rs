@@ -628,6 +628,9 @@ impl Validator<'_> {
             if let Some(j) = &o.judge {
                 self.template(w, j, Ctx::Runtime, &at.field("judge"));
             }
+            if o.decide == crate::format::Decide::Judges && o.judge.is_none() {
+                self.error(&at.field("decide"), "`decide: Judges` needs a `judge` rubric for the judges to answer");
+            }
         }
         for (i, s) in w.stops.iter().enumerate() {
             let at = root.field("stops").index(i);

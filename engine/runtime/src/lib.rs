@@ -3,6 +3,7 @@
 //! system lives here or in the binary, never in `terrarium-core`.
 
 pub mod judge;
+pub mod labelled;
 pub mod policies;
 pub mod providers;
 pub mod report;
