@@ -40,6 +40,10 @@ pub struct LabelledSet {
     /// `attachments` arguments.
     #[serde(default = "send_email")]
     pub send_with: String,
+    /// Turns every case starts with, before its own (typically reading what the
+    /// target must have read to act at all, as a real model does first).
+    #[serde(default)]
+    pub prelude: Vec<Action>,
     /// The bar: the calibration fails below either figure.
     pub bar: Bar,
     pub cases: Vec<Case>,
@@ -268,7 +272,7 @@ pub fn calibrate(path: &str, world: &World, set: &LabelledSet) -> Result<Calibra
             description: String::new(),
             expect: Vec::new(),
             only_if: None,
-            steps: case.turns.iter().map(|a| step(a, &set.send_with)).collect(),
+            steps: set.prelude.iter().chain(&case.turns).map(|a| step(a, &set.send_with)).collect(),
         };
         let mut verdicts = Vec::new();
         for seed in 0..set.seeds {
