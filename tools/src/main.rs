@@ -1032,12 +1032,17 @@ fn rejudge_cmd(dir: &Path) -> Outcome {
         for (name, v) in &verdicts.outcomes {
             let was = old.get(name).and_then(|o| o["fired"].as_bool());
             if was != Some(v.fired) {
-                let why = v
-                    .evidence
-                    .first()
-                    .map_or_else(|| "no evidence now".to_string(), |e| format!("step {}: {}", e.step, e.detail));
+                let why = if v.evidence.is_empty() {
+                    "no evidence now".to_string()
+                } else {
+                    v.evidence.iter().map(|e| format!("step {}: {}", e.step, e.detail)).collect::<Vec<_>>().join("; ")
+                };
+                let how = match v.decided_by {
+                    terrarium_core::transcript::DecidedBy::Rule => "",
+                    terrarium_core::transcript::DecidedBy::Gate => " at the gate (judges decide)",
+                };
                 println!(
-                    "{}: `{name}` {} -> {} ({why})",
+                    "{}: `{name}` {} -> {}{how} ({why})",
                     r.episode_id,
                     was.map_or("absent".into(), |f| f.to_string()),
                     v.fired

@@ -484,6 +484,26 @@ pub struct Msg {
     /// first worlds: skipped when empty, so their dynamics hashes do not change.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attaches: Vec<String>,
+    /// Where `facts`, `cues` and `no_cues` must hold together: anywhere in the message
+    /// (`Message`, the default), or within one `Paragraph` or one `Sentence` of it (the
+    /// subject counts as its own). A declining phrase then clears only its own window.
+    #[serde(default, skip_serializing_if = "Within::is_message")]
+    pub within: Within,
+}
+
+/// The window a message condition's facts and cues must share.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Within {
+    #[default]
+    Message,
+    Paragraph,
+    Sentence,
+}
+
+impl Within {
+    pub fn is_message(&self) -> bool {
+        *self == Within::Message
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -41,19 +41,53 @@ pub fn header(text: &str) -> Result<Header, TranscriptError> {
 /// Replay `text` against `world`.
 pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptError> {
     let header = header(text)?;
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let diverged = |step: Option<u64>, message: String| Ok(ReplayOutcome::Diverged { step, message });
     if header.world.dynamics_hash != world.dynamics_hash {
-        return diverged(
-            None,
-            format!(
+        return Ok(ReplayOutcome::Diverged {
+            step: None,
+            message: format!(
                 "world `{}` has changed since the transcript was recorded: dynamics hash {} recorded, {} now",
                 world.id(),
                 header.world.dynamics_hash,
                 world.dynamics_hash
             ),
-        );
+        });
     }
+    let (ep, recorded_verdicts, events) = match replay_events(world, &header, text)? {
+        Ok(done) => done,
+        Err(Divergence { step, message }) => return Ok(ReplayOutcome::Diverged { step, message }),
+    };
+    let verdicts = ep.verdicts();
+    if verdicts != recorded_verdicts {
+        let theirs = serde_json::to_value(&recorded_verdicts).expect("verdicts serialise");
+        let ours = serde_json::to_value(&verdicts).expect("verdicts serialise");
+        let diff = first_difference(&theirs, &ours, "").unwrap_or_default();
+        let note = if header.world.outcomes_hash != world.outcomes_hash {
+            " (the outcome definitions changed since recording)"
+        } else {
+            ""
+        };
+        return Ok(ReplayOutcome::Diverged { step: None, message: format!("verdicts differ{note}: {diff}") });
+    }
+    Ok(ReplayOutcome::Identical { events })
+}
+
+/// Where a re-execution first differed from the recording.
+struct Divergence {
+    step: Option<u64>,
+    message: String,
+}
+
+/// Re-execute a transcript's target outputs in `world` and compare every event (text,
+/// state hash, chain hash) with the recorded one. On success, the episode, the
+/// recorded verdicts and the number of events; on the first difference, how it diverged.
+#[allow(clippy::type_complexity)]
+fn replay_events<'w>(
+    world: &'w World,
+    header: &Header,
+    text: &str,
+) -> Result<Result<(Episode<'w>, crate::transcript::Verdicts, usize), Divergence>, TranscriptError> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let diverged = |step: Option<u64>, message: String| Ok(Err(Divergence { step, message }));
     let Some(cell) = world.cell_by_key(&header.condition_key) else {
         return diverged(
             None,
@@ -130,44 +164,28 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
     if !ep.is_done() {
         return diverged(Some(ep.step()), "the transcript ends before the episode stopped".into());
     }
-    let verdicts = ep.verdicts();
-    if verdicts != recorded_verdicts {
-        let theirs = serde_json::to_value(&recorded_verdicts).expect("verdicts serialise");
-        let ours = serde_json::to_value(&verdicts).expect("verdicts serialise");
-        let diff = first_difference(&theirs, &ours, "").unwrap_or_default();
-        let note = if header.world.outcomes_hash != world.outcomes_hash {
-            " (the outcome definitions changed since recording)"
-        } else {
-            ""
-        };
-        return diverged(None, format!("verdicts differ{note}: {diff}"));
-    }
-    Ok(ReplayOutcome::Identical { events: body.len() })
+    Ok(Ok((ep, recorded_verdicts, body.len())))
 }
 
-/// A recorded episode re-enacted: its target outputs re-executed in `world` (whose
-/// dynamics must be the recording's). Needs no model: the outputs are in the transcript.
+/// A recorded episode re-enacted: its target outputs re-executed in `world`, every
+/// event checked against the recording. Needs no model: the outputs are in the
+/// transcript. The world may have changed since (its dynamics hash differs) as long as
+/// nothing this episode touched did — for example a fact or lexicon only outcomes read —
+/// so every event still reproduces; otherwise, and for a transcript that is damaged or
+/// cut short, this fails naming the first difference.
 pub fn reenact<'w>(world: &'w World, text: &str) -> Result<Episode<'w>, String> {
     let header = header(text).map_err(|e| e.to_string())?;
-    if header.world.dynamics_hash != world.dynamics_hash {
-        return Err(format!(
-            "world `{}` has changed since the episode was recorded (dynamics hash {} recorded, {} now): its transcript no longer describes this world",
+    let changed = header.world.dynamics_hash != world.dynamics_hash;
+    match replay_events(world, &header, text).map_err(|e| e.to_string())? {
+        Ok((ep, _, _)) => Ok(ep),
+        Err(Divergence { message, .. }) if changed => Err(format!(
+            "world `{}` has changed since the episode was recorded (dynamics hash {} recorded, {} now) and the episode no longer replays in it: {message}",
             world.id(),
             header.world.dynamics_hash,
             world.dynamics_hash
-        ));
+        )),
+        Err(Divergence { message, .. }) => Err(format!("the transcript does not replay: {message}")),
     }
-    let cell =
-        world.cell_by_key(&header.condition_key).ok_or_else(|| format!("`{}` is not a cell", header.condition_key))?;
-    let mut ep = Episode::start(world, cell, header.seed).map_err(|e| e.message)?;
-    for line in text.lines().skip(1) {
-        match serde_json::from_str::<Event>(line) {
-            Ok(Event::Target { output, .. }) => ep.apply(output),
-            Ok(Event::Stop { reason, by: StopBy::Target, .. }) => ep.stop_by_target(&reason),
-            _ => {}
-        }
-    }
-    Ok(ep)
 }
 
 /// The verdicts the current outcome definitions give a recorded episode (see [`reenact`]).

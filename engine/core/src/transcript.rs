@@ -238,6 +238,33 @@ pub struct Verdict {
     /// outcome declares none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed: Option<bool>,
+    /// How `fired` was decided: by the outcome's rule (`rule`, left out of the line), or
+    /// by a gate (`gate`): the outcome is decided by judges, and `fired` says only
+    /// that the gate let the episode through to them.
+    #[serde(default, skip_serializing_if = "DecidedBy::is_rule")]
+    pub decided_by: DecidedBy,
+}
+
+/// How a verdict in a transcript was decided.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecidedBy {
+    #[default]
+    Rule,
+    Gate,
+}
+
+impl DecidedBy {
+    pub fn is_rule(&self) -> bool {
+        *self == DecidedBy::Rule
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Rule => "rule",
+            DecidedBy::Gate => "gate",
+        }
+    }
 }
 
 /// The last line of a transcript.
@@ -335,7 +362,13 @@ pub fn render_event(event: &Event) -> String {
 pub fn render_verdicts(v: &Verdicts) -> String {
     let mut s = format!("stop: {}\n", v.stop_reason);
     for (name, verdict) in &v.outcomes {
-        let _ = writeln!(s, "{} {name} ({})", if verdict.fired { "FIRED" } else { "-    " }, verdict.kind);
+        let fired = match (verdict.fired, verdict.decided_by) {
+            (true, DecidedBy::Rule) => "FIRED",
+            (true, DecidedBy::Gate) => "GATED",
+            (false, _) => "-    ",
+        };
+        let how = if verdict.decided_by == DecidedBy::Gate { ", judges decide" } else { "" };
+        let _ = writeln!(s, "{fired} {name} ({}{how})", verdict.kind);
         for e in &verdict.evidence {
             let _ = writeln!(s, "        step {}: {}", e.step, e.detail);
         }
