@@ -224,12 +224,18 @@ struct RunArgs {
     /// stops with exit 4, and running again continues.
     #[arg(long, value_name = "USD")]
     max_cost: Option<f64>,
-    /// A model that judges every completed episode on each outcome with a judge prompt
-    /// (`openai/…`, `openai-responses/…`, `anthropic/…`), at temperature 0 unless its
-    /// sweep-file entry sets a temperature, reasoning effort or thinking budget. Repeat
-    /// for several. Judgements go to DIR/judgements.jsonl; the rule verdicts stay primary.
+    /// A model that judges completed episodes (`openai/…`, `openai-responses/…`,
+    /// `anthropic/…`), at temperature 0 unless its sweep-file entry sets a temperature,
+    /// reasoning effort or thinking budget. For an outcome decided by judges it decides
+    /// the episodes the outcome's gate lets through (several judges combine as the
+    /// outcome declares); for others it is a second opinion beside the rule. Repeat for
+    /// several. Judgements (verdict, quoted evidence, reason) go to DIR/judgements.jsonl.
     #[arg(long = "judge", value_name = "MODEL")]
     judges: Vec<String>,
+    /// Show judges the transcript without the target's visible reasoning (thinking
+    /// text, reasoning summaries); by default they see it.
+    #[arg(long)]
+    judge_without_reasoning: bool,
     /// The base URL for --judge models (default: the provider's environment variable,
     /// else its public endpoint). --base-url applies to targets only.
     #[arg(long, value_name = "URL")]
@@ -419,6 +425,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         max_api_calls: args.max_api_calls.or(file.max_api_calls),
         max_cost,
         judges,
+        judge_sees_reasoning: !args.judge_without_reasoning && file.judge_sees_reasoning.unwrap_or(true),
         max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
     };
     run::run(&worlds, &targets, &sweep)
@@ -1073,8 +1080,10 @@ fn report_cmd(dir: &Path) -> Outcome {
         return Err(anyhow!("{} holds no episodes", log.display()).into());
     }
     let mut controls = BTreeMap::new();
+    let mut combine = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
     for r in &records {
-        if controls.contains_key(&r.world) {
+        if !seen.insert(r.world.clone()) {
             continue;
         }
         match load_world(Path::new(&r.world_path)) {
@@ -1082,13 +1091,16 @@ fn report_cmd(dir: &Path) -> Outcome {
                 if let Some(c) = &w.control_cell {
                     controls.insert(r.world.clone(), c.key());
                 }
+                for (name, o) in &w.file.outcomes {
+                    combine.insert((r.world.clone(), name.clone()), o.combine);
+                }
             }
             Err(e) => eprintln!("note: no control comparison for world `{}`: {e}", r.world),
         }
     }
     let judgements = terrarium_runtime::judge::read_judgements(&read_if_present(&dir.join("judgements.jsonl"))?);
     let planned = terrarium_runtime::run::read_plan(&read_if_present(&dir.join("plan.jsonl"))?);
-    let report = terrarium_runtime::report::build(&records, &controls, &judgements, &planned);
+    let report = terrarium_runtime::report::build(&records, &controls, &combine, &judgements, &planned);
     for (name, text) in
         [("summary.csv", report.csv()), ("report.md", report.markdown()), ("report.html", report.html())]
     {

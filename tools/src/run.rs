@@ -122,8 +122,11 @@ pub(crate) struct Sweep {
     pub retry_errored: bool,
     pub max_api_calls: Option<u64>,
     pub max_cost: Option<f64>,
-    /// Models that judge each completed episode on every outcome with a judge prompt.
+    /// Models that judge each completed episode on every outcome with a judge prompt
+    /// (for an outcome decided by judges, the episodes its gate lets through).
     pub judges: Vec<(String, ApiSpec)>,
+    /// Whether judges see the target's visible reasoning.
+    pub judge_sees_reasoning: bool,
     /// Connections per provider endpoint where no model on it names a number.
     pub max_connections: usize,
 }
@@ -343,7 +346,7 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
             .filter_map(|(k, judge)| {
                 let outcomes: Vec<String> = judged_outcomes[j.world]
                     .iter()
-                    .filter(|o| !run_dir.has_judgement(&id, judge, o))
+                    .filter(|o| !run_dir.has_judgement(&id, judge, o) && !run_dir.gate_closed(&id, o))
                     .map(|o| o.to_string())
                     .collect();
                 (!outcomes.is_empty()).then_some((k, outcomes))
@@ -369,6 +372,7 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
         cells: &cells,
         actors: &actors,
         judges: &judges,
+        judge_sees_reasoning: sweep.judge_sees_reasoning,
         dir: &dir,
         calls: &calls,
         cost: cost.as_ref(),
@@ -469,6 +473,7 @@ struct Walker<'a> {
     cells: &'a [Vec<Condition>],
     actors: &'a [Actor],
     judges: &'a [Vec<ApiTarget>],
+    judge_sees_reasoning: bool,
     dir: &'a Path,
     calls: &'a CallBudget,
     cost: Option<&'a CostBudget>,
@@ -496,7 +501,9 @@ impl Walker<'_> {
             let r = &finished.record;
             let judged =
                 Judged { episode_id: &r.episode_id, condition_key: &r.condition_key, target: &r.target, seed: r.seed };
-            js = judge_all(world, judged, &finished.transcript, self.judges, job.world, None).await?;
+            js =
+                judge_all(world, judged, &finished.transcript, self.judges, self.judge_sees_reasoning, job.world, None)
+                    .await?;
         }
         Ok(JobEnd::Ran(Box::new(finished), js))
     }
@@ -514,7 +521,7 @@ impl Walker<'_> {
         let text =
             std::fs::read_to_string(&path).with_context(|| format!("cannot read {} to judge it", path.display()))?;
         let judged = Judged { episode_id, condition_key: &cell.key(), target, seed: job.seed };
-        judge_all(world, judged, &text, self.judges, job.world, Some(missing)).await
+        judge_all(world, judged, &text, self.judges, self.judge_sees_reasoning, job.world, Some(missing)).await
     }
 }
 
@@ -525,6 +532,7 @@ async fn judge_all(
     episode: Judged<'_>,
     transcript: &str,
     judges: &[Vec<ApiTarget>],
+    saw_reasoning: bool,
     w: usize,
     only: Option<&[(usize, Vec<String>)]>,
 ) -> anyhow::Result<Vec<Judgement>> {
@@ -538,7 +546,7 @@ async fn judge_all(
             },
         };
         let wants = |o: &str| wanted.is_none_or(|ws| ws.iter().any(|x| x == o));
-        let js = judge_episode(world, episode, transcript, &per_world[w], wants)
+        let js = judge_episode(world, episode, transcript, &per_world[w], saw_reasoning, wants)
             .await
             .map_err(|e| anyhow!("cannot judge episode {}: {e}", episode.episode_id))?;
         all.extend(js);

@@ -29,6 +29,8 @@ pub(crate) struct SweepFile {
     pub targets: Vec<Entry>,
     #[serde(default)]
     pub judges: Vec<Entry>,
+    /// Whether judges see the target's visible reasoning (default true).
+    pub judge_sees_reasoning: Option<bool>,
 }
 
 /// One target or judge.

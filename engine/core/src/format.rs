@@ -646,6 +646,49 @@ pub struct Outcome {
     /// `judge` rubric, decide on the episodes it lets through.
     #[serde(default, skip_serializing_if = "Decide::is_rule")]
     pub decide: Decide,
+    /// How several judges' answers combine into the verdict, for `decide: Judges`.
+    #[serde(default, skip_serializing_if = "Combine::is_majority")]
+    pub combine: Combine,
+}
+
+/// How judges' answers combine. Only answers that were read count; an episode with no
+/// readable answer stays unjudged, never "no".
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Combine {
+    /// Yes when more than half the answers say yes; a tie is undecided.
+    #[default]
+    Majority,
+    /// Yes when every judge says yes, no when every judge says no; any disagreement,
+    /// or a judge without a readable answer, leaves the episode undecided.
+    Unanimous,
+}
+
+impl Combine {
+    pub fn is_majority(&self) -> bool {
+        *self == Combine::Majority
+    }
+
+    /// The combined verdict of `answers` from `asked` judges: `Some(yes)` when decided.
+    pub fn combine(self, answers: &[bool], asked: usize) -> Option<bool> {
+        let yes = answers.iter().filter(|a| **a).count();
+        let no = answers.len() - yes;
+        match self {
+            Combine::Majority if yes > no => Some(true),
+            Combine::Majority if no > yes => Some(false),
+            Combine::Majority => None,
+            Combine::Unanimous if answers.len() < asked.max(1) => None,
+            Combine::Unanimous if yes == answers.len() => Some(true),
+            Combine::Unanimous if no == answers.len() => Some(false),
+            Combine::Unanimous => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Combine::Majority => "majority",
+            Combine::Unanimous => "unanimous",
+        }
+    }
 }
 
 /// How an outcome's verdict is decided.

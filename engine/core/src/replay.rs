@@ -2,8 +2,6 @@
 //! recorded target outputs alone — never from the recorded tool results — and compare
 //! every event, state hash, chain hash and verdict.
 
-use std::collections::VecDeque;
-
 use serde_json::Value as Json;
 
 use crate::episode::Episode;
@@ -112,10 +110,12 @@ fn replay_events<'w>(
             });
         }
     };
-    let mut produced: VecDeque<Event> = ep.drain_events().into();
+    // Events are compared in place (never drained), so the episode handed back keeps
+    // its whole history for a judge to read.
+    let mut next = 0;
     for (i, line) in body.iter().enumerate() {
         let line_no = i + 2;
-        if produced.is_empty() {
+        if next >= ep.events().len() {
             if ep.is_done() {
                 return diverged(
                     Some(ep.step()),
@@ -140,12 +140,12 @@ fn replay_events<'w>(
                     );
                 }
             }
-            produced.extend(ep.drain_events());
         }
-        let Some(event) = produced.pop_front() else {
+        let Some(event) = ep.events().get(next) else {
             return diverged(Some(ep.step()), format!("line {line_no}: replay produced no event here"));
         };
-        let ours = serde_json::to_string(&event).expect("events serialise");
+        next += 1;
+        let ours = serde_json::to_string(event).expect("events serialise");
         if ours != *line {
             let theirs: Json = serde_json::from_str(line)
                 .map_err(|e| TranscriptError::Line { line: line_no, message: format!("not JSON: {e}") })?;
@@ -155,7 +155,7 @@ fn replay_events<'w>(
             }
         }
     }
-    if let Some(extra) = produced.front() {
+    if let Some(extra) = ep.events().get(next) {
         return diverged(
             Some(extra.step()),
             format!("step {}: replay produced a `{}` event the transcript does not have", extra.step(), extra.kind()),

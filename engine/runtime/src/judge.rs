@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use terrarium_core::World;
-use terrarium_core::judge::{Question, conversation, material, parse_verdict, questions};
+use terrarium_core::format::Decide;
+use terrarium_core::judge::{Question, conversation, material, parse_answer, questions};
 
 use crate::providers::http::ApiTarget;
 use crate::run::Tokens;
@@ -26,15 +27,29 @@ pub struct Judgement {
     pub settings: Json,
     /// The question asked (the outcome's judge prompt, rendered for this episode). The
     /// whole request is this, the transcript as [`terrarium_core::judge::material`]
-    /// renders it, and [`terrarium_core::judge::SYSTEM`].
+    /// renders it (with the target's visible reasoning when `saw_reasoning`),
+    /// [`terrarium_core::judge::ANSWER_FORM`] and [`terrarium_core::judge::SYSTEM`].
     pub prompt: String,
+    /// Whether the transcript shown included the target's visible reasoning.
+    #[serde(default)]
+    pub saw_reasoning: bool,
+    /// `judges` when this outcome is decided by judges (its rule a gate this episode
+    /// passed), `second_opinion` when the rule decides and the judge is a comparison.
+    #[serde(default)]
+    pub role: String,
     /// The judge's reply, as it wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// YES or NO, read strictly from the reply; `null` on a judge error.
+    /// Yes or no, read strictly from the reply; `null` on a judge error.
     pub verdict: Option<bool>,
+    /// The passages of the transcript the judge quoted, each found in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+    /// The judge's short reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Why there is no verdict: a reply that could not be read, or a request that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge_error: Option<String>,
@@ -59,6 +74,14 @@ pub fn judged_outcomes(world: &World) -> Vec<&str> {
     world.file.outcomes.iter().filter(|(_, o)| o.judge.is_some()).map(|(n, _)| n.as_str()).collect()
 }
 
+/// Whether judges are asked about `outcome` for an episode whose recorded verdicts are
+/// `outcomes` (an `episodes.jsonl` record's): always for a second opinion; for an
+/// outcome decided by judges, only when its gate let the episode through.
+pub fn asks_about(world: &World, outcome: &str, outcomes: Option<&Json>) -> bool {
+    let Some(o) = world.file.outcomes.get(outcome).filter(|o| o.judge.is_some()) else { return false };
+    o.decide == Decide::Rule || outcomes.and_then(|v| v[outcome]["fired"].as_bool()).unwrap_or(false)
+}
+
 /// Which episode is judged: what its record would say.
 #[derive(Clone, Copy, Debug)]
 pub struct Judged<'a> {
@@ -76,12 +99,20 @@ pub async fn judge_episode(
     episode: Judged<'_>,
     transcript: &str,
     judge: &ApiTarget,
+    saw_reasoning: bool,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Vec<Judgement>, String> {
     let ep = terrarium_core::replay::reenact(world, transcript)?;
-    let material = material(&ep);
+    let material = material(&ep, saw_reasoning);
+    let verdicts = serde_json::to_value(ep.verdicts().outcomes).unwrap_or_default();
     let mut out = Vec::new();
-    for Question { outcome, prompt } in questions(&ep).into_iter().filter(|q| wanted(&q.outcome)) {
+    for Question { outcome, prompt } in
+        questions(&ep).into_iter().filter(|q| wanted(&q.outcome) && asks_about(world, &q.outcome, Some(&verdicts)))
+    {
+        let role = match world.file.outcomes[&outcome].decide {
+            Decide::Judges => "judges",
+            Decide::Rule => "second_opinion",
+        };
         let asked = judge
             .complete(
                 &conversation(&Question { outcome: outcome.clone(), prompt: prompt.clone() }, &material),
@@ -97,9 +128,13 @@ pub async fn judge_episode(
             judge: judge.spec(),
             settings: judge.settings(),
             prompt,
+            saw_reasoning,
+            role: role.to_string(),
             reply: None,
             request_id: None,
             verdict: None,
+            evidence: Vec::new(),
+            reason: None,
             judge_error: None,
             failed: false,
             tokens: None,
@@ -109,8 +144,12 @@ pub async fn judge_episode(
             Ok(c) => {
                 j.tokens = c.usage.as_ref().map(Tokens::from_usage);
                 j.cost_usd = judge.price().zip(j.tokens).map(|(p, t)| p.cost(t));
-                match parse_verdict(&c.text) {
-                    Ok(v) => j.verdict = Some(v),
+                match parse_answer(&c.text, &material) {
+                    Ok(a) => {
+                        j.verdict = Some(a.verdict);
+                        j.evidence = a.evidence;
+                        j.reason = Some(a.reason);
+                    }
                     Err(e) => j.judge_error = Some(e),
                 }
                 j.reply = Some(c.text);

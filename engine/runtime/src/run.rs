@@ -258,6 +258,9 @@ pub struct RunDir {
     log: std::fs::File,
     /// (episode, judge, outcome) judged for good: a verdict or an unreadable reply.
     judged: BTreeSet<(String, String, String)>,
+    /// (episode, outcome) of outcomes decided by judges whose gate this completed
+    /// episode did not pass: nothing for a judge to decide.
+    gate_closed: BTreeSet<(String, String)>,
     /// `judgements.jsonl`, opened when the first judgement is written.
     judge_log: Option<std::fs::File>,
     /// Episodes in `plan.jsonl`.
@@ -272,9 +275,15 @@ impl RunDir {
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir.join("transcripts"))?;
         let (mut completed, mut errored) = (BTreeSet::new(), BTreeSet::new());
+        let mut gate_closed = BTreeSet::new();
         let log = dir.join("episodes.jsonl");
         for rec in read_records(&read_log(&log)?) {
             if rec.status == "completed" {
+                for (name, v) in rec.outcomes.as_ref().and_then(|o| o.as_object()).into_iter().flatten() {
+                    if v["decided_by"] == "gate" && v["fired"] == false {
+                        gate_closed.insert((rec.episode_id.clone(), name.clone()));
+                    }
+                }
                 completed.insert(rec.episode_id);
             } else {
                 errored.insert(rec.episode_id);
@@ -293,6 +302,7 @@ impl RunDir {
             errored,
             log,
             judged,
+            gate_closed,
             judge_log: None,
             planned,
             unsynced: 0,
@@ -358,6 +368,12 @@ impl RunDir {
 
     /// Whether this judge has judged this outcome of this episode for good (a failed
     /// request does not count: it is asked again).
+    /// Whether the stored episode's gate for `outcome` (decided by judges) stayed shut,
+    /// so no judge is asked about it.
+    pub fn gate_closed(&self, episode_id: &str, outcome: &str) -> bool {
+        self.gate_closed.contains(&(episode_id.to_string(), outcome.to_string()))
+    }
+
     pub fn has_judgement(&self, episode_id: &str, judge: &str, outcome: &str) -> bool {
         self.judged.contains(&(episode_id.to_string(), judge.to_string(), outcome.to_string()))
     }

@@ -19,7 +19,7 @@ pub(super) fn render(report: &Report) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Terrarium report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Terrarium report</h1>\n<p class=\"note\">Rates are completed episodes in which the outcome fired; bars show the rate and error bars its Wilson 95% interval. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval.</p>\n"
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Terrarium report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Terrarium report</h1>\n<p class=\"note\">Rates are completed episodes in which the outcome fired; bars show the rate and error bars its Wilson 95% interval. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval. Each outcome says how its verdicts were decided: by the world's rule, by judges on the episodes its gate let through (undecided episodes counted apart), or, where no judge answered, by the gate alone: an upper bound.</p>\n"
     );
     let targets = report.targets();
     if let Some(note) = report.missing_note() {
@@ -35,16 +35,23 @@ pub(super) fn render(report: &Report) -> String {
                 continue;
             }
             let kind = rows.first().map_or("", |r| r.kind.as_str());
-            let _ = writeln!(s, "<h3>{} <span class=\"note\">({})</span></h3>", esc(outcome), esc(kind));
+            let decided = rows.first().map_or("", |r| r.decided_by.as_str());
+            let _ = writeln!(
+                s,
+                "<h3>{} <span class=\"note\">({}; decided by {})</span></h3>",
+                esc(outcome),
+                esc(kind),
+                esc(decided)
+            );
             s.push_str(&chart(outcome, &rows, &targets));
-            s.push_str("<table>\n<tr><th>condition</th><th>target</th><th>fired / completed</th><th>rate</th><th>95% interval</th><th>among exposed</th><th>vs control</th><th>errored</th><th>stops</th></tr>\n");
+            s.push_str("<table>\n<tr><th>condition</th><th>target</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among exposed</th><th>vs control</th><th>errored</th><th>undecided</th><th>stops</th></tr>\n");
             for r in &rows {
                 let t = report.row_text(r);
                 let short =
                     t.shortfall.map(|w| format!(" <span class=\"warn\">{}</span>", esc(&w))).unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "<tr><td><code>{}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                    "<tr><td><code>{}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
                     esc(&r.condition),
                     esc(&r.target),
                     r.fired,
@@ -54,6 +61,7 @@ pub(super) fn render(report: &Report) -> String {
                     esc(&t.exposed),
                     esc(&t.vs_control),
                     r.errored,
+                    r.undecided,
                     esc(&t.stops)
                 );
             }
