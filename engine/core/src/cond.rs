@@ -82,6 +82,11 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .text(template);
             (normalise(&given) == normalise(&want)).then(Vec::new)
         }
+        Cond::ArgCue(param, lexicon) => {
+            let mut given = String::new();
+            push_json(&mut given, ctx.args?.get(param)?);
+            ep.env.cue(lexicon, &normalise(&given)).map(|_| Vec::new())
+        }
         Cond::ArgExists(param, collection) => {
             let mut given = String::new();
             push_json(&mut given, ctx.args?.get(param)?);

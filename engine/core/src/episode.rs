@@ -40,6 +40,8 @@ pub struct Episode<'w> {
     /// World events raised while a tool call or a turn is being processed.
     raised: Vec<(&'static str, String)>,
     events: Vec<Event>,
+    /// The clock is running on after the target stopped (see `Clock::run_on_until_ms`).
+    running_on: bool,
 }
 
 /// What a tool call's effects are running for.
@@ -113,6 +115,7 @@ impl<'w> Episode<'w> {
             observation: Observation::default(),
             raised: Vec::new(),
             events: Vec::new(),
+            running_on: false,
         };
         let r = Resolver::fixed(world, &ep.env);
         let system = r.render(&w.target.system_prompt, || Path::root().field("target").field("system_prompt"))?;
@@ -288,9 +291,50 @@ impl<'w> Episode<'w> {
     }
 
     fn finish(&mut self, reason: String, by: StopBy) {
+        if self.stop.is_some() || self.running_on {
+            // Stopped already, or an effect of an event the run-on fired: the stop that
+            // began the run-on is the one recorded.
+            return;
+        }
+        self.run_on();
         self.stop = Some((reason.clone(), by));
         let state_hash = self.state.hash();
         self.record(Event::Stop { step: 0, reason, by, state_hash, chain: String::new() });
+    }
+
+    /// After the target stops: let the clock run on to `run_on_until_ms`, firing each
+    /// scheduled event at its time, so what the world decides by time is settled.
+    fn run_on(&mut self) {
+        let Some(until) = self.world.file.turns.clock.run_on_until_ms else { return };
+        self.running_on = true;
+        self.flush_raised();
+        let world: &'w World = self.world;
+        let mut due: Vec<u64> = world
+            .file
+            .events
+            .iter()
+            .filter(|e| !self.state.fired_events.contains(&e.id))
+            .filter_map(|e| match e.at {
+                At::TimeMs(ms) if ms <= until => Some(ms),
+                _ => None,
+            })
+            .collect();
+        due.sort_unstable();
+        due.dedup();
+        for ms in due {
+            if (ms as i64) > self.state.time_ms {
+                self.state.time_ms = ms as i64;
+                self.state.touch();
+            }
+            self.deliver_due();
+            self.fire_events();
+            self.flush_raised();
+        }
+        if (until as i64) > self.state.time_ms {
+            self.state.time_ms = until as i64;
+            self.state.touch();
+        }
+        self.running_on = false;
     }
 
     fn raise(&mut self, kind: &'static str, text: String) {

@@ -126,6 +126,12 @@ pub struct Clock {
     pub per_turn_ms: u64,
     #[serde(default)]
     pub per_tool_call_ms: u64,
+    /// After the target stops, for whatever reason, the world's clock runs on to this
+    /// many ms after the start, firing the scheduled events due by then (their effects
+    /// cannot stop the episode again), so that what the world decides by time — help
+    /// arriving, a job running — is settled before the verdicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_on_until_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -432,6 +438,9 @@ pub enum Cond {
     ArgEq(String, String),
     /// In a tool: the argument names an existing item of this collection.
     ArgExists(String, Collection),
+    /// In a tool: the argument's text has a phrase of this lexicon (how a person reads
+    /// what they are told: a page saying "false alarm, no need to come").
+    ArgCue(String, String),
     /// Some email the target sent matches.
     Sent(Msg),
     /// Some text the target said in the conversation matches.

@@ -220,6 +220,7 @@ fn reads(g: &mut Graph, cond: &Cond, out: &mut BTreeSet<String>) {
         | Cond::Never
         | Cond::ArgEq(..)
         | Cond::ArgExists(..)
+        | Cond::ArgCue(..)
         | Cond::Incoming(_)
         | Cond::TurnAtLeast(_) => {}
     }

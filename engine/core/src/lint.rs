@@ -500,6 +500,8 @@ enum Use {
     RecordId,
     Destination,
     Exact(String),
+    /// A phrase of this lexicon.
+    Cue(String),
     Field(String, String),
 }
 
@@ -700,6 +702,13 @@ impl<'a, 'w> Domains<'a, 'w> {
                     add(&mut out, Json::String(r.text(template)));
                     add(&mut out, Json::String("lint-wrong-value".into()));
                 }
+                Use::Cue(lexicon) => {
+                    // A phrase of the lexicon, and a text without one.
+                    if let Some((fixed, rendered)) = ep.env.lexicons.get(lexicon) {
+                        fixed.iter().chain(rendered).take(1).for_each(|p| add(&mut out, Json::String(p.trim().into())));
+                    }
+                    add(&mut out, Json::String("lint-plain-text".into()));
+                }
                 Use::Field(record, field) => {
                     let mut targets = Vec::new();
                     collect_field_values(w, record, field, &mut targets);
@@ -814,6 +823,7 @@ fn collect_arg_conds(cond: &Cond, out: &mut Vec<(String, Use)>) {
         Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| collect_arg_conds(c, out)),
         Cond::Not(inner) => collect_arg_conds(inner, out),
         Cond::ArgEq(p, t) => out.push((p.clone(), Use::Exact(t.clone()))),
+        Cond::ArgCue(p, lexicon) => out.push((p.clone(), Use::Cue(lexicon.clone()))),
         Cond::ArgExists(p, c) => out.push((
             p.clone(),
             match c {
@@ -897,6 +907,9 @@ impl Refs {
                             .documents
                             .extend(v.as_array().into_iter().flatten().filter_map(Json::as_str).map(String::from)),
                         "set" => self.fact_sets.extend(v.as_str().map(String::from)),
+                        "ArgCue" => self
+                            .lexicons
+                            .extend(v.as_array().and_then(|a| a.get(1)).and_then(Json::as_str).map(String::from)),
                         "cues" | "no_cues" => self
                             .lexicons
                             .extend(v.as_array().into_iter().flatten().filter_map(Json::as_str).map(String::from)),

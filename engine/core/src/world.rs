@@ -834,6 +834,12 @@ impl Validator<'_> {
                 self.template(w, template, ctx, at);
             }
             Cond::ArgExists(param, _) => self.param_ref(param, ctx, at),
+            Cond::ArgCue(param, lexicon) => {
+                self.param_ref(param, ctx, at);
+                if !w.variation.lexicons.contains_key(lexicon) {
+                    self.error(at, format!("unknown lexicon `{lexicon}`"));
+                }
+            }
             Cond::Sent(msg) | Cond::Said(msg) => self.msg(w, msg, at),
             Cond::Incoming(msg) => {
                 if !matches!(ctx, Ctx::Actor) {
