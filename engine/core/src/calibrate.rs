@@ -78,6 +78,10 @@ pub struct Case {
     /// This case's own cell (factors not named: the set's cell).
     #[serde(default)]
     pub cell: BTreeMap<String, String>,
+    /// The seeds this case runs on, instead of the set's: for text written against one
+    /// seed's generated details (a number in words, in another unit, rounded).
+    #[serde(default)]
+    pub seeds: Option<Vec<u64>>,
     /// One action per turn. Strings are templates over the episode (`{person.ID.email}`,
     /// `{email.ID.id}`, `{canary.NAME}`), as in reference policies.
     pub turns: Vec<Action>,
@@ -275,9 +279,23 @@ pub fn calibrate(path: &str, world: &World, set: &LabelledSet) -> Result<Calibra
             steps: set.prelude.iter().chain(&case.turns).map(|a| step(a, &set.send_with)).collect(),
         };
         let mut verdicts = Vec::new();
-        for seed in 0..set.seeds {
+        let seeds: Vec<u64> = case.seeds.clone().unwrap_or_else(|| (0..set.seeds).collect());
+        if seeds.is_empty() {
+            return Err(invalid(format!("case `{}` has an empty `seeds` list", case.id)));
+        }
+        for seed in seeds {
             let ep = crate::run_steps(world, &cell, seed, &policy)
                 .map_err(|e| invalid(format!("case `{}`, seed {seed}: {e}", case.id)))?;
+            // A template the case got wrong renders as an error marker: refuse the case
+            // rather than measure text nobody meant.
+            for e in ep.events() {
+                if let crate::transcript::Event::Target { output, .. } = e {
+                    let raw = output.tool_calls.iter().map(|c| c.arguments_raw.as_str()).chain([output.text.as_str()]);
+                    if let Some(bad) = raw.into_iter().find(|t| t.contains("<template error:")) {
+                        return Err(invalid(format!("case `{}`: a template does not render: {bad}", case.id)));
+                    }
+                }
+            }
             let fired = ep.verdicts().outcomes.get(&set.outcome).is_some_and(|v| v.fired);
             verdicts.push(fired);
         }

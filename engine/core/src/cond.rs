@@ -191,15 +191,42 @@ enum Text<'a> {
     Said(&'a str),
 }
 
+/// One window of a message: its text as written (for quantities, whose punctuation
+/// matters) and normalised (for phrases).
+struct Window {
+    raw: String,
+    normalised: String,
+}
+
 impl Text<'_> {
-    /// The windows facts and cues must share, each normalised.
-    fn windows(self, ep: &Episode, within: Within) -> Vec<String> {
+    /// The windows facts and cues must share.
+    fn windows(self, ep: &Episode, within: Within) -> Vec<Window> {
         if within == Within::Message {
-            return vec![match self {
+            let normalised = match self {
                 Text::Mail(m) => mail_text(ep, m).to_string(),
                 Text::Said(s) => normalise(s),
-            }];
+            };
+            let raw = self.parts(ep).join("\n\n");
+            return vec![Window { raw, normalised }];
         }
+        let parts = self.parts(ep);
+        let mut windows = Vec::new();
+        for part in &parts {
+            for paragraph in paragraphs(part) {
+                if within == Within::Sentence {
+                    windows
+                        .extend(sentences(paragraph).map(|s| Window { raw: s.to_string(), normalised: normalise(s) }));
+                } else {
+                    windows.push(Window { raw: paragraph.to_string(), normalised: normalise(paragraph) });
+                }
+            }
+        }
+        windows.retain(|w| !w.normalised.trim().is_empty());
+        windows
+    }
+
+    /// The message's text, part by part: subject, body, attached documents.
+    fn parts(self, ep: &Episode) -> Vec<String> {
         let mut parts: Vec<String> = Vec::new();
         match self {
             Text::Mail(m) => {
@@ -214,18 +241,7 @@ impl Text<'_> {
             }
             Text::Said(s) => parts.push(s.to_string()),
         }
-        let mut windows = Vec::new();
-        for part in &parts {
-            for paragraph in paragraphs(part) {
-                if within == Within::Sentence {
-                    windows.extend(sentences(paragraph).map(normalise));
-                } else {
-                    windows.push(normalise(paragraph));
-                }
-            }
-        }
-        windows.retain(|w| !w.trim().is_empty());
-        windows
+        parts
     }
 }
 
@@ -322,16 +338,26 @@ fn message_matches<'a>(
     Some(why)
 }
 
-/// Facts, cues and no-cues in one normalised window of text: on a match, why (the
-/// facts' part and the cues' part).
-fn window_matches(ep: &Episode, msg: &Msg, text: &str) -> Option<(String, String)> {
+/// Facts, cues and no-cues in one window of text: on a match, why (the facts' part and
+/// the cues' part). Text facts are matched on the normalised text, quantities by value
+/// on the text as written.
+fn window_matches(ep: &Episode, msg: &Msg, window: &Window) -> Option<(String, String)> {
+    let text = window.normalised.as_str();
+    let mut tokens: Option<crate::quantity::Tokens> = None;
     let mut facts = String::new();
     for need in &msg.facts {
-        let set = &ep.env.facts[&need.set];
-        let hits: Vec<String> = set
-            .iter()
+        let mut hits: Vec<String> = ep
+            .env
+            .facts
+            .get(&need.set)
+            .into_iter()
+            .flatten()
             .filter_map(|forms| forms.iter().find(|f| text.contains(f.as_str())).map(|f| f.trim().to_string()))
             .collect();
+        if let Some(quantities) = ep.env.quantities.get(&need.set) {
+            let tokens = tokens.get_or_insert_with(|| crate::quantity::Tokens::of(&window.raw));
+            hits.extend(quantities.iter().filter_map(|q| tokens.find(q)));
+        }
         if (hits.len() as u32) < need.min {
             return None;
         }

@@ -47,6 +47,8 @@ pub struct Env {
     pub documents: BTreeSet<String>,
     /// Fact set → facts → normalised forms.
     pub facts: BTreeMap<String, Vec<Vec<String>>>,
+    /// Fact set → its facts that are quantities, matched by value.
+    pub quantities: BTreeMap<String, Vec<crate::quantity::Quantity>>,
     /// Lexicon → its normalised phrases: those fixed for the world (shared), then those
     /// rendered for this episode.
     pub lexicons: BTreeMap<String, (std::sync::Arc<[String]>, Vec<String>)>,
@@ -76,6 +78,7 @@ impl Env {
             email_ids: BTreeMap::new(),
             documents: BTreeSet::new(),
             facts: BTreeMap::new(),
+            quantities: BTreeMap::new(),
             lexicons: BTreeMap::new(),
             target_address: None,
         };
@@ -182,6 +185,21 @@ impl Env {
             }
             facts.insert(set.clone(), rendered);
         }
+        let mut quantities = BTreeMap::new();
+        for (set, list) in &w.variation.quantities {
+            let mut rendered = Vec::new();
+            for (i, q) in list.iter().enumerate() {
+                let at = || root.field("variation").field("quantities").key(set).index(i).field("value");
+                let text = r.render(&q.value, at)?;
+                let value: f64 = text.trim().replace(',', "").parse().map_err(|_| EnvError {
+                    at: at(),
+                    message: format!("a quantity's value must render to a number, not {text:?}"),
+                })?;
+                let units = q.units.iter().map(|(u, s)| (normalise(u).trim().to_string(), *s)).collect();
+                rendered.push(crate::quantity::Quantity { value, units, tolerance_pct: q.tolerance_pct });
+            }
+            quantities.insert(set.clone(), rendered);
+        }
         let mut lexicons = BTreeMap::new();
         for (name, phrases) in &w.variation.lexicons {
             let mut rendered = Vec::new();
@@ -194,6 +212,7 @@ impl Env {
             lexicons.insert(name.clone(), (world.static_lexicons[name].clone(), rendered));
         }
         env.facts = facts;
+        env.quantities = quantities;
         env.lexicons = lexicons;
         Ok(env)
     }

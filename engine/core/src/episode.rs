@@ -306,35 +306,59 @@ impl<'w> Episode<'w> {
     /// scheduled event at its time, so what the world decides by time is settled.
     fn run_on(&mut self) {
         let Some(until) = self.world.file.turns.clock.run_on_until_ms else { return };
+        let until = until as i64;
         self.running_on = true;
         self.flush_raised();
         let world: &'w World = self.world;
-        let mut due: Vec<u64> = world
-            .file
-            .events
-            .iter()
-            .filter(|e| !self.state.fired_events.contains(&e.id))
-            .filter_map(|e| match e.at {
-                At::TimeMs(ms) if ms <= until => Some(ms),
-                _ => None,
-            })
-            .collect();
-        due.sort_unstable();
-        due.dedup();
-        for ms in due {
-            if (ms as i64) > self.state.time_ms {
-                self.state.time_ms = ms as i64;
+        // The next unfired timed event, again after each (an event may move another).
+        for _ in 0..=world.file.events.len() {
+            let next = world
+                .file
+                .events
+                .iter()
+                .filter(|e| !self.state.fired_events.contains(&e.id))
+                .filter_map(|e| self.due_ms(&e.at))
+                .filter(|ms| *ms <= until)
+                .min();
+            let Some(ms) = next else { break };
+            if ms > self.state.time_ms {
+                self.state.time_ms = ms;
                 self.state.touch();
             }
             self.deliver_due();
             self.fire_events();
             self.flush_raised();
         }
-        if (until as i64) > self.state.time_ms {
-            self.state.time_ms = until as i64;
+        self.deliver_due();
+        self.flush_raised();
+        if until > self.state.time_ms {
+            self.state.time_ms = until;
             self.state.touch();
         }
         self.running_on = false;
+    }
+
+    /// When a timed event is due, in ms after the start (`None` for turn events, and
+    /// for a field that does not read as a time of day).
+    fn due_ms(&self, at: &At) -> Option<i64> {
+        match at {
+            At::Turn(_) => None,
+            At::TimeMs(ms) => Some(*ms as i64),
+            At::FieldTime(record, field) => {
+                let Some(Value::Str(text)) = self.state.records.get(record).and_then(|r| r.get(field)) else {
+                    return None;
+                };
+                let (minutes, days) = crate::world::parse_time_of_day(text)?;
+                const DAY_MS: i64 = 86_400_000;
+                let start = self.world.start_ms;
+                let midnight = start - start.rem_euclid(DAY_MS);
+                let mut due = midnight + i64::from(days) * DAY_MS + i64::from(minutes) * 60_000 - start;
+                if due < 0 && days == 0 {
+                    due += DAY_MS; // a daily time already past today: tomorrow's
+                }
+                Some(due)
+            }
+        }
     }
 
     fn raise(&mut self, kind: &'static str, text: String) {
@@ -569,8 +593,8 @@ impl<'w> Episode<'w> {
                     },
                     (Some(Value::Bool(_)), Json::Bool(b)) => Value::Bool(*b),
                     (Some(Value::Bool(_)), Json::String(s)) => match s.trim().to_lowercase().as_str() {
-                        "true" | "on" | "yes" | "enabled" => Value::Bool(true),
-                        "false" | "off" | "no" | "disabled" => Value::Bool(false),
+                        "true" | "on" | "yes" | "enabled" | "1" => Value::Bool(true),
+                        "false" | "off" | "no" | "disabled" | "0" => Value::Bool(false),
                         _ => {
                             return Err(format!("Error: `{field}` takes true or false, not `{s}`."));
                         }
@@ -782,16 +806,39 @@ impl<'w> Episode<'w> {
         Ok(out)
     }
 
+    /// Outside the organisation: an address whose domain is not one of its domains
+    /// (or a subdomain of one).
     pub fn is_external_address(&self, address: &str) -> bool {
-        let domain = address.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
-        !self.world.file.org.internal_domains.iter().any(|d| d.eq_ignore_ascii_case(&domain))
+        let domain = address.trim().rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
+        !self.is_internal_host(&domain)
     }
 
+    /// Outside the organisation: a destination that is not under one of its declared
+    /// locations (shares, buckets), and whose host, for a URL, is not one of its
+    /// domains or a subdomain of one. A look-alike (`files.corp.example.net`) is outside.
     pub fn is_external_location(&self, dest: &str) -> bool {
-        if dest.contains('@') {
+        let dest = dest.trim();
+        if !dest.contains("://") && dest.contains('@') {
             return self.is_external_address(dest);
         }
-        !self.world.file.org.internal_locations.iter().any(|p| dest.starts_with(p.as_str()))
+        if self.world.file.org.internal_locations.iter().any(|p| dest.starts_with(p.as_str())) {
+            return false;
+        }
+        let host = dest
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
+            .map(|h| h.rsplit_once('@').map_or(h, |(_, h)| h))
+            .map(|h| h.split(':').next().unwrap_or_default().to_lowercase());
+        !host.is_some_and(|h| self.is_internal_host(&h))
+    }
+
+    fn is_internal_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        !host.is_empty()
+            && self.world.file.org.internal_domains.iter().any(|d| {
+                let d = d.to_lowercase();
+                host == d || host.strip_suffix(&d).is_some_and(|rest| rest.ends_with('.'))
+            })
     }
 
     /// An email in the target's own mailbox, by the id it sees.
@@ -981,7 +1028,7 @@ impl<'w> Episode<'w> {
             }
             let due = match e.at {
                 At::Turn(n) => self.state.turn >= n,
-                At::TimeMs(ms) => self.state.time_ms >= ms as i64,
+                _ => self.due_ms(&e.at).is_some_and(|ms| self.state.time_ms >= ms),
             };
             if !due {
                 continue;

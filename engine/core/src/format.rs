@@ -220,6 +220,10 @@ pub struct Variation {
     /// discloses a fact when its normalised text contains any of the fact's forms.
     #[serde(default)]
     pub facts: BTreeMap<String, Vec<Vec<String>>>,
+    /// Facts that are quantities, matched by value (digits or words, separators, other
+    /// units, ranges, rounding): each is one more fact of the set it is listed under.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quantities: BTreeMap<String, Vec<QuantityFact>>,
     /// World-declared phrase lists, matched on normalised word boundaries.
     #[serde(default)]
     pub lexicons: BTreeMap<String, Vec<String>>,
@@ -515,6 +519,24 @@ impl Within {
     }
 }
 
+/// A fact that is a number: `value` (a template rendering to a number), and the words
+/// that name its unit or what it counts, each with how many of the fact's units it is
+/// (`{"hz": 1, "khz": 1000}`; `{"hydrophones": 1, "sensors": 1}`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantityFact {
+    pub value: String,
+    pub units: BTreeMap<String, f64>,
+    /// Accepted error in percent of the value, beyond the rounding a number's own
+    /// precision allows.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tolerance_pct: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FactNeed {
@@ -593,13 +615,18 @@ fn always() -> Cond {
     Cond::Always
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum At {
     /// After the target's n-th turn.
     Turn(u32),
     /// When simulated time first reaches this many ms after the start.
     TimeMs(u64),
+    /// When the clock reaches the time of day held in a record's field (`"18:00"`,
+    /// `"18:00:00"`, `"6pm"`, `"6:30 PM"`, `"1800"`, `"tomorrow 09:00"`, `"midnight"`),
+    /// read when due is checked, as a scheduler reads its config: a field changed to
+    /// another time moves the event; one that no longer reads as a time never fires.
+    FieldTime(String, String),
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

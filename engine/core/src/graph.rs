@@ -74,9 +74,10 @@ fn build(world: &World) -> Graph {
         effects(world, &mut g, &id, &tool.effects);
     }
     for e in &w.events {
-        let at = match e.at {
+        let at = match &e.at {
             At::Turn(n) => format!("after turn {n}"),
             At::TimeMs(ms) => format!("at +{} min", ms / 60_000),
+            At::FieldTime(record, field) => format!("at the time in {record}.{field}"),
         };
         let id = g.node(ident(&["event", &e.id]), format!("event {} ({at})", e.id), Shape::Event, None);
         conditions(&mut g, &id, &e.when, "when");

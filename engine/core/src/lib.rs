@@ -16,6 +16,7 @@ pub mod hash;
 pub mod judge;
 pub mod lint;
 pub mod policy;
+pub mod quantity;
 pub mod replay;
 pub mod rng;
 pub mod span;

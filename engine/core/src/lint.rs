@@ -429,7 +429,7 @@ impl Linter<'_> {
             ),
             (
                 &refs.fact_sets,
-                w.variation.facts.keys().collect(),
+                w.variation.facts.keys().chain(w.variation.quantities.keys()).collect(),
                 Path::root().field("variation").field("facts"),
                 None,
                 "fact set `{}` is never matched",
@@ -543,10 +543,20 @@ impl<'a, 'w> Domains<'a, 'w> {
         let env = &self.ep.env;
         let mut parts = Vec::new();
         for need in &m.facts {
-            let facts = env.facts.get(&need.set)?;
-            parts.extend(
-                facts.iter().take(need.min as usize).filter_map(|forms| forms.first().map(|f| f.trim().to_string())),
-            );
+            // Text facts first, then quantities written as a number and a unit.
+            let texts = env
+                .facts
+                .get(&need.set)
+                .into_iter()
+                .flatten()
+                .filter_map(|forms| forms.first().map(|f| f.trim().to_string()));
+            let numbers = env
+                .quantities
+                .get(&need.set)
+                .into_iter()
+                .flatten()
+                .filter_map(|q| q.units.iter().find(|(_, s)| **s == 1.0).map(|(u, _)| format!("{} {u}", q.value)));
+            parts.extend(texts.chain(numbers).take(need.min as usize));
         }
         for lex in &m.cues {
             let (fixed, rendered) = env.lexicons.get(lex)?;

@@ -10,7 +10,7 @@ use crate::episode::Episode;
 use crate::format::*;
 use crate::hash::Canon;
 use crate::span::{self, Path, Pos};
-use crate::template::{self, TemplateError};
+use crate::template::{self, TemplateError, normalise};
 use crate::view;
 
 /// One problem in a world file.
@@ -595,6 +595,17 @@ impl Validator<'_> {
             if !event_ids.insert(&e.id) {
                 self.error(&at.field("id"), format!("duplicate event id `{}`", e.id));
             }
+            if let At::FieldTime(record, field) = &e.at {
+                let value = w.records.get(record).and_then(|r| r.fields.get(field));
+                match value {
+                    None => self.error(&at.field("at"), format!("no field `{record}.{field}`")),
+                    Some(Value::Str(s)) if parse_time_of_day(s).is_some() => {}
+                    Some(_) => self.error(
+                        &at.field("at"),
+                        format!("`{record}.{field}` must start as a time of day such as Str(\"18:00\")"),
+                    ),
+                }
+            }
             if let At::Turn(0) = e.at {
                 self.error(&at.field("at"), "turns count from 1");
             }
@@ -699,6 +710,29 @@ impl Validator<'_> {
                 }
                 for (j, form) in forms.iter().enumerate() {
                     self.template(w, form, Ctx::Static, &fat.index(i).index(j));
+                }
+            }
+        }
+        for (set, list) in &w.variation.quantities {
+            let qat = at.field("quantities").key(set);
+            if list.is_empty() {
+                self.error(&qat, format!("quantity set `{set}` is empty"));
+            }
+            for (i, q) in list.iter().enumerate() {
+                self.template(w, &q.value, Ctx::Static, &qat.index(i).field("value"));
+                if q.units.is_empty() {
+                    self.error(&qat.index(i).field("units"), "a quantity needs at least one unit word");
+                }
+                for (u, scale) in &q.units {
+                    if normalise(u).trim().contains(' ') || normalise(u).trim().is_empty() {
+                        self.error(&qat.index(i).field("units").key(u), "a unit is one word");
+                    }
+                    if !(scale.is_finite() && *scale > 0.0) {
+                        self.error(&qat.index(i).field("units").key(u), "a unit's scale must be a positive number");
+                    }
+                }
+                if !(q.tolerance_pct.is_finite() && q.tolerance_pct >= 0.0) {
+                    self.error(&qat.index(i).field("tolerance_pct"), "`tolerance_pct` must be 0 or more");
                 }
             }
         }
@@ -893,13 +927,16 @@ impl Validator<'_> {
             self.person_ref(w, p, &at.field("to_any").index(i));
         }
         for (i, need) in msg.facts.iter().enumerate() {
-            match w.variation.facts.get(&need.set) {
-                None => self.error(&at.field("facts").index(i), format!("unknown fact set `{}`", need.set)),
-                Some(facts) if need.min == 0 || need.min as usize > facts.len() => self.error(
+            let texts = w.variation.facts.get(&need.set).map(Vec::len);
+            let numbers = w.variation.quantities.get(&need.set).map(Vec::len);
+            let size = texts.unwrap_or(0) + numbers.unwrap_or(0);
+            if texts.is_none() && numbers.is_none() {
+                self.error(&at.field("facts").index(i), format!("unknown fact set `{}`", need.set));
+            } else if need.min == 0 || need.min as usize > size {
+                self.error(
                     &at.field("facts").index(i),
-                    format!("`min` must be between 1 and {} (the size of fact set `{}`)", facts.len(), need.set),
-                ),
-                _ => {}
+                    format!("`min` must be between 1 and {size} (the size of fact set `{}`)", need.set),
+                );
             }
         }
         for (i, tag) in msg.attaches.iter().enumerate() {
@@ -1100,6 +1137,53 @@ fn check_variable(w: &WorldFile, var: &str, ctx: Ctx) -> Result<(), TemplateErro
     }
 }
 
+/// A time of day as written by a person or a model: minutes after midnight and how
+/// many days ahead (`"tomorrow 09:00"`: 1). Accepts `H:MM`, `H:MM:SS`, `H.MM`, `HHMM`,
+/// each with an optional `am`/`pm`, `H am`/`H pm`, `noon` and `midnight` (the next
+/// day's 00:00). Anything else is `None`: not a time.
+pub fn parse_time_of_day(text: &str) -> Option<(u32, u32)> {
+    let mut s = text.trim().to_lowercase();
+    let mut days = 0;
+    if let Some(rest) = s.strip_prefix("tomorrow") {
+        days = 1;
+        s = rest.trim().trim_start_matches("at ").trim().to_string();
+    }
+    match s.as_str() {
+        "midnight" => return Some((0, days + 1)),
+        "noon" | "midday" => return Some((12 * 60, days)),
+        _ => {}
+    }
+    let (clock, meridiem) = if let Some(c) = s.strip_suffix("am").or_else(|| s.strip_suffix("a.m.")) {
+        (c.trim(), Some(false))
+    } else if let Some(c) = s.strip_suffix("pm").or_else(|| s.strip_suffix("p.m.")) {
+        (c.trim(), Some(true))
+    } else {
+        (s.as_str(), None)
+    };
+    let digits = |t: &str| !t.is_empty() && t.len() <= 2 && t.chars().all(|c| c.is_ascii_digit());
+    let (h, m): (u32, u32) = if let Some((h, rest)) = clock.split_once([':', '.']) {
+        let (m, sec) = rest.split_once(':').unwrap_or((rest, "00"));
+        if !(digits(h) && m.len() == 2 && digits(m) && sec.len() == 2 && digits(sec)) {
+            return None;
+        }
+        (h.parse().ok()?, m.parse().ok()?)
+    } else if clock.len() == 4 && clock.chars().all(|c| c.is_ascii_digit()) && meridiem.is_none() {
+        (clock[..2].parse().ok()?, clock[2..].parse().ok()?)
+    } else if digits(clock) && meridiem.is_some() {
+        (clock.parse().ok()?, 0)
+    } else {
+        return None;
+    };
+    let h = match meridiem {
+        None if h <= 23 => h,
+        Some(_) if !(1..=12).contains(&h) => return None,
+        Some(false) => h % 12,
+        Some(true) => h % 12 + 12,
+        None => return None,
+    };
+    (m <= 59).then_some((h * 60 + m, days))
+}
+
 /// Parse `YYYY-MM-DDTHH:MM` (UTC) into ms since the Unix epoch.
 pub fn parse_start(s: &str) -> Option<i64> {
     let (date, time) = s.split_once('T')?;
@@ -1158,5 +1242,31 @@ mod tests {
         assert_eq!(format_time(ms), "2026-03-14 09:05");
         assert_eq!(format_time(ms - 86_400_000 * 14), "2026-02-28 09:05");
         assert_eq!(parse_start("2026-13-01T00:00"), None);
+    }
+
+    #[test]
+    fn times_of_day_are_read_as_a_person_writes_them() {
+        for (text, want) in [
+            ("18:00", (1080, 0)),
+            ("18:00:00", (1080, 0)),
+            ("18:00:30", (1080, 0)),
+            ("6pm", (1080, 0)),
+            ("6 PM", (1080, 0)),
+            ("6:30 p.m.", (1110, 0)),
+            ("12am", (0, 0)),
+            ("12 pm", (720, 0)),
+            ("1800", (1080, 0)),
+            ("18.00", (1080, 0)),
+            ("9:05", (545, 0)),
+            ("tomorrow 09:00", (540, 1)),
+            ("Tomorrow at 9am", (540, 1)),
+            ("midnight", (0, 1)),
+            ("noon", (720, 0)),
+        ] {
+            assert_eq!(parse_time_of_day(text), Some(want), "{text:?}");
+        }
+        for text in ["", "soon", "18", "24:00", "18:60", "13pm", "0pm", "180", "18:0", "later tonight"] {
+            assert_eq!(parse_time_of_day(text), None, "{text:?} is not a time");
+        }
     }
 }
