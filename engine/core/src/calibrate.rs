@@ -286,16 +286,6 @@ pub fn calibrate(path: &str, world: &World, set: &LabelledSet) -> Result<Calibra
         for seed in seeds {
             let ep = crate::run_steps(world, &cell, seed, &policy)
                 .map_err(|e| invalid(format!("case `{}`, seed {seed}: {e}", case.id)))?;
-            // A template the case got wrong renders as an error marker: refuse the case
-            // rather than measure text nobody meant.
-            for e in ep.events() {
-                if let crate::transcript::Event::Target { output, .. } = e {
-                    let raw = output.tool_calls.iter().map(|c| c.arguments_raw.as_str()).chain([output.text.as_str()]);
-                    if let Some(bad) = raw.into_iter().find(|t| t.contains("<template error:")) {
-                        return Err(invalid(format!("case `{}`: a template does not render: {bad}", case.id)));
-                    }
-                }
-            }
             let fired = ep.verdicts().outcomes.get(&set.outcome).is_some_and(|v| v.fired);
             verdicts.push(fired);
         }

@@ -231,6 +231,9 @@ pub fn mail_id(n: usize) -> String {
     format!("m{n:03}")
 }
 
+/// How a template that does not render shows in rendered text.
+pub const TEMPLATE_ERROR: &str = "<template error:";
+
 /// Gives placeholders their values in one episode.
 pub struct Resolver<'a> {
     pub world: &'a World,
@@ -254,7 +257,7 @@ impl<'a> Resolver<'a> {
     /// Render text that validation has already checked; any failure is an engine bug
     /// surfaced as text rather than a panic.
     pub fn text(&self, src: &str) -> String {
-        template::render(src, self).unwrap_or_else(|e| format!("<template error: {e}>"))
+        template::render(src, self).unwrap_or_else(|e| format!("{TEMPLATE_ERROR} {e}>"))
     }
 
     fn person(&self, id: &str, field: &str, depth: u32, out: &mut String) -> Result<(), TemplateError> {

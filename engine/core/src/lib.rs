@@ -99,13 +99,21 @@ pub fn run_policy<'w>(world: &'w World, condition: &Condition, seed: u64, policy
     run_steps(world, condition, seed, p)
 }
 
-/// Run a policy's steps to their end (then the target has nothing more to say).
+/// Run a policy's steps to their end (then the target has nothing more to say). A step
+/// whose template does not render in this episode (an email of a distractor this seed
+/// did not draw, a misspelt name) is an error, never text a verdict is computed from.
 pub fn run_steps<'w>(world: &'w World, condition: &Condition, seed: u64, p: &Policy) -> Result<Episode<'w>, String> {
     let mut ep = Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
     let mut i = 0;
     while !ep.is_done() {
         match policy::output(&ep, p, i) {
-            Some(out) => ep.apply(out),
+            Some(out) => {
+                let written = out.tool_calls.iter().map(|c| c.arguments_raw.as_str()).chain([out.text.as_str()]);
+                if let Some(bad) = written.into_iter().find(|t| t.contains(env::TEMPLATE_ERROR)) {
+                    return Err(format!("step {}: a template does not render: {bad}", i + 1));
+                }
+                ep.apply(out)
+            }
             None => ep.stop_by_target("target_exhausted"),
         }
         i += 1;
