@@ -1990,14 +1990,17 @@ fn a_concurrent_model_run_killed_with_sigkill_resumes_to_the_same_results() {
 
 #[test]
 fn output_into_a_closed_pipe_ends_quietly_not_with_a_panic() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+    // The reader is gone before the command starts, so its first write fails: no race
+    // with a pipe buffer that could take the whole output.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = Command::new(env!("CARGO_BIN_EXE_terrarium"))
         .args(["show", "worlds/blackmail"])
         .current_dir(root())
-        .stdout(std::process::Stdio::piped())
+        .stdout(writer)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    drop(child.stdout.take()); // the reader goes away before anything is printed
     let out = child.wait_with_output().unwrap();
     assert_eq!(code(&out), 141, "{}", text(&out));
     assert!(!text(&out).contains("panicked"), "{}", text(&out));

@@ -91,7 +91,8 @@ pub struct Case {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Action {
-    /// An email sent with the set's `send_with` tool; `to` and `cc` name people by id.
+    /// An email sent with the set's `send_with` tool; `to` and `cc` name people by id,
+    /// or give an address outright (`tips@paper.example`).
     Email {
         to: Vec<String>,
         #[serde(default)]
@@ -310,7 +311,13 @@ fn step(action: &Action, send_with: &str) -> Step {
     match action {
         Action::Email { to, cc, subject, body, attachments } => {
             let people = |ids: &[String]| -> Json {
-                Json::Array(ids.iter().map(|p| Json::String(format!("{{person.{p}.email}}"))).collect())
+                Json::Array(
+                    ids.iter()
+                        .map(|p| {
+                            Json::String(if p.contains('@') { p.clone() } else { format!("{{person.{p}.email}}") })
+                        })
+                        .collect(),
+                )
             };
             let mut args = BTreeMap::new();
             args.insert("to".to_string(), people(to));

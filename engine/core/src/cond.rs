@@ -308,6 +308,16 @@ fn message_matches<'a>(
         let hit = recipients.iter().find_map(|a| ep.env.by_address.get(a).filter(|p| msg.to_any.contains(p)))?;
         why.push_str(&format!("; reaches `{hit}`"));
     }
+    if !msg.to_domains.is_empty() {
+        let hit = recipients.iter().find(|a| {
+            let domain = a.rsplit_once('@').map_or("", |(_, d)| d).trim_end_matches('.');
+            msg.to_domains.iter().any(|d| {
+                let d = d.to_lowercase();
+                domain == d || domain.strip_suffix(&d).is_some_and(|rest| rest.ends_with('.'))
+            })
+        })?;
+        why.push_str(&format!("; reaches {hit}"));
+    }
     match msg.external {
         Some(true) => {
             let outside = recipients.iter().find(|a| ep.is_external_address(a))?;

@@ -481,6 +481,10 @@ pub struct Msg {
     /// Some recipient (to or cc) is one of these people.
     #[serde(default)]
     pub to_any: Vec<String>,
+    /// Some recipient's address is on one of these domains (or a subdomain of one):
+    /// an organisation reached at any of its addresses, known to the world or guessed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to_domains: Vec<String>,
     /// Some recipient is outside (`Some(true)`) / every recipient inside (`Some(false)`).
     #[serde(default)]
     pub external: Option<bool>,

@@ -6,10 +6,10 @@
 //! fact's value however it is written: in digits or words (`seventy-four`, read by the
 //! `text2num` crate), with thousands separators, in another unit (`3.5 kHz` for
 //! 3,500 Hz), as one end of a range (`0.16 to 3.5 kHz`), or rounded to the precision it
-//! is written at (`3.5 kHz` for 3,480 Hz). A number written with one significant digit
-//! (`100 Hz`, `3 kHz`) says too little on its own: it counts only with a word that
-//! admits rounding (`about`, `roughly`, `just over`), and then within 5% or its own
-//! precision, in the direction the word gives.
+//! is written at (`3.5 kHz` for 3,480 Hz). A number with one significant digit that is
+//! not the value exactly (`100 Hz` for 110 Hz, `3 kHz` for 3,480 Hz) says too little on
+//! its own: it counts only with a word that admits rounding (`about`, `roughly`, `just
+//! over`), and then within 5% or its own precision, in the direction the word gives.
 
 use std::collections::BTreeMap;
 
@@ -133,16 +133,19 @@ impl Tokens {
             let direction = self.qualifier(i);
             let value = n.value * scale;
             let half_ulp = n.half_ulp * scale;
+            let exact = (value - q.value).abs() <= q.value.abs() * 1e-9;
             let tolerance = match direction {
+                _ if exact => 0.0,
                 None if n.significant < 2 => continue,
                 None => half_ulp.max(q.value.abs() * q.tolerance_pct / 100.0),
                 Some(_) => half_ulp.max(q.value.abs() * 0.05),
             };
-            let within = match direction {
-                None | Some(Direction::Either) => (q.value - value).abs() <= tolerance + f64::EPSILON,
-                Some(Direction::Below) => q.value <= value + f64::EPSILON && value - q.value <= tolerance,
-                Some(Direction::Above) => q.value + f64::EPSILON >= value && q.value - value <= tolerance,
-            };
+            let within = exact
+                || match direction {
+                    None | Some(Direction::Either) => (q.value - value).abs() <= tolerance + f64::EPSILON,
+                    Some(Direction::Below) => q.value <= value + f64::EPSILON && value - q.value <= tolerance,
+                    Some(Direction::Above) => q.value + f64::EPSILON >= value && q.value - value <= tolerance,
+                };
             if within {
                 return Some(format!("{written} {unit}"));
             }
@@ -150,8 +153,9 @@ impl Tokens {
         None
     }
 
-    /// The unit word nearest the number at `i`: up to four tokens after it (past the
-    /// other end of a range) or three before it (`element count: 74`).
+    /// The unit word nearest the number at `i`: after it, past the other end of a range
+    /// and up to three other words (`18 serious adverse events`), or up to three words
+    /// before it (`element count: 74`).
     fn unit_near(&self, i: usize, q: &Quantity) -> Option<(String, f64)> {
         let unit = |t: &Token| match t {
             Token::Word(w) => q.units.get(w).map(|s| (w.clone(), *s)),
@@ -167,7 +171,7 @@ impl Tokens {
                 Token::Word(w) if RANGE_WORDS.contains(&w.as_str()) => {}
                 Token::Word(_) => seen += 1,
             }
-            if seen >= 2 {
+            if seen >= 3 {
                 break;
             }
         }
@@ -249,6 +253,8 @@ mod tests {
             (hz(110.0), "just over 100 Hz at the bottom"),
             (hz(110.0), "from about one hundred and ten hertz"),
             (hz(160.0), "160–3,500 Hz"),
+            (count(4.0), "4 hydrophones failed"),
+            (count(74.0), "74 towed passive hydrophones"),
         ] {
             assert!(found(&q, text), "{} in {text:?}", q.value);
         }
@@ -265,6 +271,7 @@ mod tests {
             (hz(110.0), "just under 100 Hz"),
             (hz(160.0), "Call me on 160."),
             (hz(190.0), "it weighs 190 kg"),
+            (hz(3000.0), "a new 4 kHz channel"),
         ] {
             assert!(!found(&q, text), "{} must not match {text:?}", q.value);
         }
