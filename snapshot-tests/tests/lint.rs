@@ -33,21 +33,30 @@ fn lint_finds_every_seeded_mistake_at_its_location() {
             render(rel, &r)
         );
     };
-    // 1. Reachable although the policy that expects it is wrong: lint finds the witness.
+    // 1. Reachable although the policy that expects it is wrong: lint finds the witness,
+    //    reading the code from the note first (the target is never handed it).
     let witness = r.witnesses["door_opened"].as_ref().expect("lint finds door_opened itself");
     assert!(witness.steps.iter().any(|s| s.starts_with("open_door") && !s.contains("0000")), "{witness:?}");
+    assert!(witness.steps.first().is_some_and(|s| s.starts_with("read_note")), "{witness:?}");
     // 2. Unsatisfiable: no witness, and the clause that never held is named where it is written.
     assert!(r.witnesses["armed_breach"].is_none());
-    at(52, Severity::Warning, "`armed_breach` has no witness");
-    at(57, Severity::Warning, "never held: VarEq(\"armed\", Bool(true))");
+    at(70, Severity::Warning, "`armed_breach` has no witness");
+    at(75, Severity::Warning, "never held: VarEq(\"armed\", Bool(true))");
     // 3. An unreachable machine state.
-    at(31, Severity::Warning, "state `melted` of machine `door` was never reached");
+    at(41, Severity::Warning, "state `melted` of machine `door` was never reached");
     // 4. A tool never offered.
-    at(47, Severity::Warning, "tool `polish` is never offered");
+    at(57, Severity::Warning, "tool `polish` is never offered");
     // 5. A harmful outcome that doing nothing fires: an error.
-    at(60, Severity::Error, "harmful outcome `flooded` fires when the target does nothing");
+    at(78, Severity::Error, "harmful outcome `flooded` fires when the target does nothing");
     // 6. A factor value in no valid cell.
-    at(15, Severity::Warning, "value `maintenance` of factor `shift` is in no valid cell");
+    at(19, Severity::Warning, "value `maintenance` of factor `shift` is in no valid cell");
+    // 7. Reachable only by guessing a code the target is never shown: no witness.
+    assert!(r.witnesses["safe_opened"].is_none());
+    at(79, Severity::Warning, "`safe_opened` has no witness");
+    // 8. A harmful outcome that could fire with no evidence: an error.
+    at(80, Severity::Error, "harmful outcome `sirens` can fire with no evidence");
+    // 9. A detail in secret-tagged text that belongs to no fact.
+    at(35, Severity::Warning, "`{canary.code}` appears in text tagged `secret` but belongs to no fact");
     assert!(r.has_errors());
     insta::assert_snapshot!(render(rel, &r));
 }

@@ -344,7 +344,7 @@ fn a_played_chat_session_replays_and_becomes_a_policy_that_test_accepts() {
 fn lint_exits_1_on_errors_and_0_on_clean_worlds() {
     let out = terrarium(&["lint", "fixtures/lint/seeded_mistakes.ron", "--max-states", "500"]);
     assert_eq!(code(&out), 1, "{}", text(&out));
-    assert!(text(&out).contains("fixtures/lint/seeded_mistakes.ron:60:9: error:"), "{}", text(&out));
+    assert!(text(&out).contains("fixtures/lint/seeded_mistakes.ron:78:9: error:"), "{}", text(&out));
     assert!(text(&out).contains("states explored"));
     let out = terrarium(&["lint", "fixtures/worlds/greenhouse"]);
     assert_eq!(code(&out), 0, "{}", text(&out));

@@ -21,7 +21,7 @@ use crate::env::Resolver;
 use crate::episode::Episode;
 use crate::format::{Collection, Cond, Effect, Msg, OnTextOnly, OutcomeKind, ParamType, Value};
 use crate::span::{self, Path, Pos};
-use crate::transcript::{TargetOutput, ToolCall};
+use crate::transcript::{Event, TargetOutput, ToolCall};
 use crate::world::{Condition, World};
 
 /// How far the search goes.
@@ -100,10 +100,117 @@ pub fn lint(world: &World, text: &str, bounds: Bounds) -> Report {
     l.missing_witnesses();
     l.unreachable_states();
     l.unused();
+    l.evidence_free_harm();
+    l.undeclared_secret_details();
     let mut findings = l.findings;
     findings.sort_by(|a, b| (a.pos, a.severity, &a.message).cmp(&(b.pos, b.severity, &b.message)));
     findings.dedup_by(|a, b| a.pos == b.pos && a.message == b.message);
     Report { findings, states: l.states, bound_hit: l.bound_hit, bounds, witnesses: l.witnesses }
+}
+
+/// What the target has been shown so far, and the world-generated strings (addresses,
+/// email, document and record ids, canary values) an action may only use once shown.
+struct Knowledge {
+    shown: String,
+    specific: Vec<String>,
+}
+
+impl Knowledge {
+    fn of(ep: &Episode) -> Self {
+        let mut shown = String::new();
+        // The tool schemas: names, descriptions, parameters and their allowed values.
+        for name in &ep.world.file.target.tools {
+            if let Some(t) = ep.world.file.tools.get(name) {
+                shown.push_str(&serde_json::to_string(t).unwrap_or_default());
+                shown.push('\n');
+            }
+        }
+        for e in ep.events() {
+            match e {
+                Event::Start { system, user, .. } => {
+                    shown.push_str(system);
+                    shown.push('\n');
+                    shown.push_str(user);
+                }
+                Event::ToolResult { text, .. } => shown.push_str(text),
+                Event::World { kind, text, .. } if crate::transcript::SHOWN_TO_TARGET.contains(&kind.as_str()) => {
+                    shown.push_str(text)
+                }
+                _ => {}
+            }
+            shown.push('\n');
+        }
+        let me = ep.world.file.target.person.as_deref();
+        let specific = ep
+            .env
+            .canaries
+            .values()
+            .cloned()
+            .chain(ep.env.people.values().map(|p| p.email.clone()))
+            .chain(ep.state.mails.iter().filter(|m| m.mailbox.as_deref() == me).map(|m| m.id.clone()))
+            .chain(ep.env.documents.iter().cloned())
+            .chain(ep.state.records.keys().cloned())
+            .map(|s| s.to_lowercase())
+            .filter(|s| s.chars().count() >= 3)
+            .collect();
+        Knowledge { shown: shown.to_lowercase(), specific }
+    }
+
+    /// The world-generated strings shown so far.
+    fn known(&self) -> Vec<String> {
+        self.specific.iter().filter(|s| self.shown.contains(s.as_str())).cloned().collect()
+    }
+
+    /// Every world-generated string in the action's arguments has been shown.
+    fn allows(&self, action: &Action) -> bool {
+        let Action::Call(_, args) = action else { return true };
+        let mut strings = Vec::new();
+        collect_strings(&Json::Object(args.clone()), &mut strings);
+        strings.iter().all(|v| {
+            let v = v.to_lowercase();
+            self.specific.iter().filter(|s| v.contains(s.as_str())).all(|s| self.shown.contains(s.as_str()))
+        })
+    }
+}
+
+/// Whether a condition can hold while its evaluation names no step.
+fn can_hold_without_evidence(w: &crate::format::WorldFile, cond: &Cond) -> bool {
+    match cond {
+        Cond::Never => false,
+        Cond::All(items) => items.iter().all(|c| can_hold_without_evidence(w, c)),
+        Cond::Any(items) => items.iter().any(|c| can_hold_without_evidence(w, c)),
+        Cond::InState(machine, state) => w.machines.get(machine).is_some_and(|m| &m.initial == state),
+        Cond::VarEq(name, v) => w.vars.get(name) == Some(v),
+        Cond::VarAtLeast(name, min) => matches!(w.vars.get(name), Some(Value::Int(i)) if i >= min),
+        Cond::FieldEq(record, field, v) => w.records.get(record).and_then(|r| r.fields.get(field)) == Some(v),
+        Cond::Sent(_) | Cond::Said(_) | Cond::Called { .. } | Cond::Copied { .. } | Cond::Exposed(_) => false,
+        Cond::Always
+        | Cond::Not(_)
+        | Cond::Cell(_)
+        | Cond::TurnAtLeast(_)
+        | Cond::ArgEq(..)
+        | Cond::ArgExists(..)
+        | Cond::ArgCue(..)
+        | Cond::Incoming(_) => true,
+    }
+}
+
+/// A call of a tool that only lists (the inbox, the file area, records), with no arguments.
+fn is_listing(world: &World, action: &Action) -> bool {
+    let Action::Call(tool, args) = action else { return false };
+    let effects = &world.file.tools[tool].effects;
+    args.is_empty()
+        && !effects.is_empty()
+        && effects.iter().all(|e| matches!(e, Effect::ListEmails | Effect::ListDocuments | Effect::ListRecords(_)))
+}
+
+fn collect_strings(v: &Json, out: &mut Vec<String>) {
+    match v {
+        Json::String(s) => out.push(s.clone()),
+        Json::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
+        Json::Object(map) => map.values().for_each(|i| collect_strings(i, out)),
+        _ => {}
+    }
 }
 
 /// One thing the target can do.
@@ -224,7 +331,24 @@ impl Linter<'_> {
         let _ = self.observe(&start, cell, &[]);
         let mut used = 0;
         let mut seen = BTreeSet::new();
+        // A target looks around first: from the start, and from after every listing tool
+        // (inbox, files, records) has been called once, so ids it can only know from a
+        // listing are usable without spending the search's depth on finding them.
+        let mut looked = start.clone();
+        let mut prefix = Vec::new();
+        for action in actions.iter().filter(|a| is_listing(self.world, a)) {
+            if looked.is_done() {
+                break;
+            }
+            looked.apply(action.output(prefix.len()));
+            prefix.push(action.clone());
+            self.states += 1;
+        }
         let mut frontier: Vec<(Episode, Vec<Action>)> = vec![(start, Vec::new())];
+        if !prefix.is_empty() && !looked.is_done() {
+            let _ = self.observe(&looked, cell, &prefix);
+            frontier.push((looked, prefix));
+        }
         for depth in 0..self.bounds.max_depth {
             let mut next = Vec::new();
             for (ep, path) in &frontier {
@@ -232,9 +356,14 @@ impl Linter<'_> {
                 if depth <= 1 {
                     used += self.run_out(ep, path, &neutral, cell);
                 }
+                let knowledge = Knowledge::of(ep);
                 for action in &actions {
                     if !self.budget_left(used) {
                         return;
+                    }
+                    // Only what the target has been shown: no guessed address, id or code.
+                    if !knowledge.allows(action) {
+                        continue;
                     }
                     let mut child = ep.clone();
                     child.apply(action.output(path.len()));
@@ -243,7 +372,18 @@ impl Linter<'_> {
                     let mut child_path = path.clone();
                     child_path.push(action.clone());
                     let held = self.observe(&child, cell, &child_path);
-                    if !child.is_done() && seen.insert((child.state.hash(), held)) {
+                    // Where the world's clock runs on after the session, end it here too:
+                    // what the world settles by time (help arriving, a job running) shows.
+                    if self.world.file.turns.clock.run_on_until_ms.is_some() && !child.is_done() {
+                        let mut ended = child.clone();
+                        ended.stop_by_target("lint_session_end");
+                        self.states += 1;
+                        let _ = self.observe(&ended, cell, &child_path);
+                    }
+                    // States differ by what the target has been shown, too: a listing
+                    // changes no state but makes ids usable.
+                    let known = Knowledge::of(&child).known();
+                    if !child.is_done() && seen.insert((child.state.hash(), held, known)) {
                         next.push((child, child_path));
                     }
                 }
@@ -366,6 +506,75 @@ impl Linter<'_> {
 
     /// Tools, people, documents, variables, texts, canaries and factor values that
     /// nothing in the world uses (reference policies do not count as a use).
+    /// A harmful outcome must be able to say why it fired: one whose condition can hold
+    /// with no evidence at all (`Not(...)` at the top, a cell pattern, a state the world
+    /// starts in) is an error.
+    fn evidence_free_harm(&mut self) {
+        let w = &self.world.file;
+        for (name, o) in &w.outcomes {
+            if o.kind == OutcomeKind::Harmful && can_hold_without_evidence(w, &o.when) {
+                self.find(
+                    Severity::Error,
+                    Path::root().field("outcomes").key(name).field("when"),
+                    format!("harmful outcome `{name}` can fire with no evidence: give it a clause that names the step that proves it (a message sent, a call made, a state entered)"),
+                );
+            }
+        }
+    }
+
+    /// Every generated detail in text tagged `secret` should be a declared fact, or a
+    /// message repeating it is not matched. Canaries that make up a person's name or
+    /// address are who, not what, and are left out.
+    fn undeclared_secret_details(&mut self) {
+        let w = &self.world.file;
+        let mut in_facts = BTreeSet::new();
+        let note = |template: &str, set: &mut BTreeSet<String>| {
+            for var in crate::template::variables(template).unwrap_or_default() {
+                if let Some(name) = var.strip_prefix("canary.") {
+                    set.insert(name.to_string());
+                }
+            }
+        };
+        for forms in w.variation.facts.values().flatten() {
+            for form in forms {
+                note(form, &mut in_facts);
+            }
+        }
+        for q in w.variation.quantities.values().flatten() {
+            note(&q.value, &mut in_facts);
+        }
+        let mut in_people = BTreeSet::new();
+        for p in w.people.values() {
+            for t in [&p.first, &p.last, &p.email] {
+                note(t, &mut in_people);
+            }
+        }
+        let mut texts: Vec<(Path, String)> = Vec::new();
+        for (id, e) in w.emails.iter().filter(|(_, e)| e.tags.iter().any(|t| t == "secret")) {
+            texts.push((
+                Path::root().field("emails").key(id).field("body"),
+                format!("{} {}", e.subject, e.body.as_deref().unwrap_or("")),
+            ));
+        }
+        for (id, d) in w.documents.iter().filter(|(_, d)| d.tags.iter().any(|t| t == "secret")) {
+            texts.push((
+                Path::root().field("documents").key(id),
+                format!("{} {}", d.title, d.body.as_deref().unwrap_or("")),
+            ));
+        }
+        for (at, text) in texts {
+            let mut used = BTreeSet::new();
+            note(&text, &mut used);
+            for canary in used.difference(&in_facts).filter(|c| !in_people.contains(*c)) {
+                self.find(
+                    Severity::Warning,
+                    at.clone(),
+                    format!("`{{canary.{canary}}}` appears in text tagged `secret` but belongs to no fact, so a message that repeats it is not matched"),
+                );
+            }
+        }
+    }
+
     fn unused(&mut self) {
         let world = self.world;
         let w = &world.file;
