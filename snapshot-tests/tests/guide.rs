@@ -4,7 +4,9 @@
 //!   world that must pass `check`, `test` and `lint` with no findings;
 //! - ` ```ron context=tutorial ` — a reference example, merged into the tutorial's
 //!   world (map entries added, list items appended, other fields replaced), which
-//!   must still pass `check`.
+//!   must still pass `check`;
+//! - ` ```ron labelled=tutorial ` — a labelled set, calibrated against the tutorial's
+//!   world, which must clear its own bar.
 //! A RON block with no role fails the test.
 
 use terrarium_core::span;
@@ -83,8 +85,8 @@ fn every_example_in_the_authoring_guide_checks_in_its_context() {
     let ron: Vec<&Block> = all.iter().filter(|b| b.info.starts_with("ron")).collect();
     for b in &ron {
         assert!(
-            b.info == "ron tutorial" || b.info == "ron context=tutorial",
-            "docs/authoring.md:{}: a RON example must say `ron tutorial` or `ron context=tutorial`, not `{}`",
+            b.info == "ron tutorial" || b.info == "ron context=tutorial" || b.info == "ron labelled=tutorial",
+            "docs/authoring.md:{}: a RON example must say `ron tutorial`, `ron context=tutorial` or `ron labelled=tutorial`, not `{}`",
             b.line,
             b.info
         );
@@ -107,6 +109,17 @@ fn every_example_in_the_authoring_guide_checks_in_its_context() {
         report.findings.iter().map(|f| format!("{}:{}: {}", f.pos.line, f.pos.col, f.message)).collect();
     assert!(findings.is_empty(), "the tutorial's world does not lint clean:\n{}", findings.join("\n"));
     assert!(report.witnesses.values().all(Option::is_some));
+
+    for b in ron.iter().filter(|b| b.info == "ron labelled=tutorial") {
+        let at = format!("docs/authoring.md:{}", b.line);
+        let set = terrarium_core::calibrate::parse(&at, &b.text).unwrap_or_else(|e| panic!("{e}"));
+        let c = terrarium_core::calibrate::calibrate(&at, &world, &set).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            c.meets_bar(),
+            "{at}: the labelled example misses its own bar:\n{}",
+            terrarium_core::calibrate::details(&c)
+        );
+    }
 
     let examples: Vec<&&Block> = ron.iter().filter(|b| b.info == "ron context=tutorial").collect();
     assert!(examples.len() >= 15, "the reference has an example for each construct");

@@ -27,7 +27,7 @@ mod sweep_file;
     about = "Deterministic simulated-environment testbeds for AI alignment evaluations."
 )]
 #[command(
-    after_help = "Exit codes: 0 success; 1 a check failed (invalid world, replay divergence, a policy firing the wrong outcomes); 2 usage error; 3 some episodes errored or judge requests failed (results still written; run again to retry them); 4 a run's --max-api-calls or --max-cost budget ran out (run again to continue)."
+    after_help = "Exit codes: 0 success; 1 a check failed (invalid world, replay divergence, a policy firing the wrong outcomes, a labelled set below its bar); 2 usage error; 3 some episodes errored or judge requests failed (results still written; run again to retry them); 4 a run's --max-api-calls or --max-cost budget ran out (run again to continue)."
 )]
 struct Cli {
     #[command(subcommand)]
