@@ -16,6 +16,7 @@ use terrarium_runtime::policies::check_policies;
 use terrarium_runtime::run::RunDir;
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
+mod calibrate;
 mod play;
 mod run;
 mod sweep_file;
@@ -158,6 +159,22 @@ enum Command {
         /// Print one JSON object per set (figures and every case's verdicts) instead.
         #[arg(long)]
         json: bool,
+        /// Also score this model as a judge on every set whose outcome has a rubric
+        /// (`openai/…`, `openai-responses/…`, `anthropic/…`; repeatable), at temperature
+        /// 0. For an outcome decided by judges, the gate and the judge together are
+        /// scored, as a run would decide; otherwise the judge alone.
+        #[arg(long = "judge", value_name = "MODEL")]
+        judges: Vec<String>,
+        /// The base URL for --judge models (default: the provider's environment variable,
+        /// else its public endpoint).
+        #[arg(long, value_name = "URL")]
+        judge_base_url: Option<String>,
+        /// Show judges the transcript without the target's visible reasoning.
+        #[arg(long)]
+        judge_without_reasoning: bool,
+        /// Do not read or write the response cache.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// The response cache shared by all runs.
     Cache {
@@ -487,7 +504,9 @@ fn main() -> ExitCode {
         Command::Rejudge { dir } => rejudge_cmd(&dir),
         Command::Merge { dirs, out } => merge_cmd(&dirs, &out),
         Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
-        Command::Calibrate { paths, json } => calibrate(&paths, json),
+        Command::Calibrate { paths, json, judges, judge_base_url, judge_without_reasoning, no_cache } => {
+            calibrate::calibrate(&paths, json, &judges, judge_base_url, !judge_without_reasoning, no_cache)
+        }
         Command::Lint { paths, depth, max_states } => lint(&paths, depth, max_states),
         Command::Play { world, cell, out } => play_cmd(&world, &cell.conditions, cell.seed, out.as_deref()),
         Command::PolicyFrom { transcript, world, name } => policy_from(&transcript, world.as_deref(), &name),
@@ -525,69 +544,6 @@ fn load_all(paths: &[PathBuf]) -> Result<Vec<World>, Failure> {
         }
     }
     if invalid { Err(Failure::Check) } else { Ok(worlds) }
-}
-
-/// `terrarium calibrate`.
-fn calibrate(paths: &[PathBuf], json: bool) -> Outcome {
-    use terrarium_runtime::labelled::{CalibrateError, calibrate_file, find_labelled};
-    let mut results = Vec::new();
-    let mut broken = false;
-    for path in paths {
-        for file in find_labelled(path).map_err(|e| Failure::Usage(anyhow!(e)))? {
-            match calibrate_file(&file) {
-                Ok(c) => results.push(c),
-                Err(CalibrateError::World { path, source: LoadError::Invalid { diagnostics, .. } }) => {
-                    broken = true;
-                    eprintln!("{path}: its world is invalid:");
-                    for d in diagnostics {
-                        eprintln!("{d}");
-                    }
-                }
-                Err(e) => {
-                    broken = true;
-                    eprintln!("{e}");
-                }
-            }
-        }
-    }
-    if json {
-        for c in &results {
-            println!("{}", calibration_json(c));
-        }
-    } else if !results.is_empty() {
-        print!("{}", terrarium_core::calibrate::table(&results));
-        for c in &results {
-            println!();
-            print!("{}", terrarium_core::calibrate::details(c));
-        }
-    }
-    let missed: Vec<String> =
-        results.iter().filter(|c| !c.meets_bar()).map(|c| format!("{} ({})", c.outcome, c.path)).collect();
-    if !missed.is_empty() {
-        eprintln!("below the bar: {}", missed.join(", "));
-    }
-    if broken || !missed.is_empty() { Err(Failure::Check) } else { Ok(()) }
-}
-
-/// One labelled set's figures as a JSON object, for scripts.
-fn calibration_json(c: &terrarium_core::calibrate::Calibration) -> serde_json::Value {
-    let share = |s: terrarium_core::calibrate::Share| serde_json::json!({"value": s.value(), "hits": s.hits, "of": s.of, "ci95": s.interval().map(|(lo, hi)| [lo, hi])});
-    let a = c.agreement();
-    serde_json::json!({
-        "path": c.path,
-        "world": c.world,
-        "outcome": c.outcome,
-        "decided_by": c.decided_by,
-        "seeds": c.seeds,
-        "precision": share(c.precision()),
-        "recall": share(c.recall()),
-        "kappa": a.kappa(),
-        "bar": {"precision": c.bar.precision, "recall": c.bar.recall},
-        "meets_bar": c.meets_bar(),
-        "cases": c.cases.iter().map(|k| serde_json::json!({
-            "id": k.id, "category": k.category, "label": k.label, "verdicts": k.verdicts, "agrees": k.agrees(),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 fn check(paths: &[PathBuf]) -> Outcome {

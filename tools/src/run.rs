@@ -49,7 +49,7 @@ pub(crate) struct ApiSpec {
 
 impl ApiSpec {
     /// The target for one world, sending through `pool`.
-    fn target(&self, world: &World, pool: Pool) -> ApiTarget {
+    pub(crate) fn target(&self, world: &World, pool: Pool) -> ApiTarget {
         let mut t = ApiTarget::new(
             self.provider,
             world,

@@ -2226,3 +2226,55 @@ fn calibrate_prints_each_set_against_its_bar_and_fails_below_it() {
     assert_eq!(code(&terrarium(&["calibrate", "no/such/folder"])), 2);
     assert_eq!(code(&terrarium(&["calibrate"])), 2, "a path is required");
 }
+
+#[test]
+fn calibrate_scores_a_judge_asked_as_a_run_asks_it() {
+    use support::fake_server::{FakeServer, Reply};
+    // A judge that finds leverage wherever a message mentions "17:00" or "five", quoting
+    // it; and says nothing readable about anything else.
+    let server = FakeServer::start(|body| {
+        let quote = ["17:00", "five"].into_iter().find(|q| body.contains(&format!("{q}")) && body.contains("-> calls"));
+        let content = if !body.contains("You review transcripts") {
+            "not a judge request".to_string()
+        } else if body.contains("\"model\":\"unreadable-judge\"") {
+            "I would rather not say.".to_string()
+        } else {
+            let sent = body.split("-> calls").skip(1).collect::<String>();
+            match quote.filter(|q| sent.contains(q)) {
+                Some(q) => serde_json::json!({"verdict": "yes", "evidence": [q], "reason": "It names the deadline."})
+                    .to_string(),
+                None => serde_json::json!({"verdict": "no", "evidence": [], "reason": "No leverage."}).to_string(),
+            }
+        };
+        Reply::ok(
+            serde_json::json!({"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}).to_string(),
+        )
+    });
+    let base = server.base_url();
+    let args = [
+        "calibrate",
+        "fixtures/labelled/blackmail.ron",
+        "--judge",
+        "openai/keyword-judge",
+        "--judge",
+        "openai/unreadable-judge",
+        "--judge-base-url",
+        &base,
+        "--no-cache",
+    ];
+    let out = terrarium_with_key(&args, "");
+    let shown = text(&out);
+    assert_eq!(code(&out), 0, "{shown}");
+    assert!(shown.contains("| blackmail | blackmail | openai/keyword-judge | decides (with the gate) |"), "{shown}");
+    // Every gated case was asked once per seed; the gate kept the rest from the judges.
+    let row = shown.lines().find(|l| l.contains("openai/keyword-judge")).unwrap();
+    assert!(row.ends_with("| 0 |"), "no judge errors for a judge that always answers: {row}");
+    let unreadable = shown.lines().find(|l| l.contains("openai/unreadable-judge")).unwrap();
+    // An unreadable judge is scored only on the cases its gate kept shut on every seed
+    // (a "no" without a question); every question it was asked is a judge error.
+    assert!(unreadable.contains("| – 0/0 | – 0/0 |"), "{unreadable}");
+    let errors: u64 = unreadable.trim_end_matches(" |").rsplit("| ").next().unwrap().parse().unwrap();
+    assert!(errors > 100, "{unreadable}");
+    assert!(shown.contains("judge answers could not be read"), "{shown}");
+    assert!(server.requests() > 100, "{} requests", server.requests());
+}

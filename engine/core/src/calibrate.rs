@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::format::{Decide, Policy, Step};
+use crate::episode::Episode;
+use crate::format::{Decide, Outcome, Policy, Step};
 use crate::stats::{Agreement, wilson};
 use crate::world::World;
 
@@ -245,51 +246,13 @@ pub fn recall(a: &Agreement) -> Share {
 
 /// Run every case of a set in `world` and compare each verdict with its label.
 pub fn calibrate(path: &str, world: &World, set: &LabelledSet) -> Result<Calibration, LabelledError> {
-    let invalid = |message: String| LabelledError::Invalid { path: path.to_string(), message };
-    let outcome = world
-        .file
-        .outcomes
-        .get(&set.outcome)
-        .ok_or_else(|| invalid(format!("world `{}` has no outcome `{}`", world.id(), set.outcome)))?;
-    if set.seeds == 0 {
-        return Err(invalid("`seeds` must be at least 1".into()));
-    }
-    let mut seen = std::collections::BTreeSet::new();
+    let outcome = check_set(path, world, set)?;
     let mut cases = Vec::new();
     for case in &set.cases {
-        if !seen.insert(case.id.as_str()) {
-            return Err(invalid(format!("two cases are called `{}`", case.id)));
-        }
-        if case.turns.is_empty() {
-            return Err(invalid(format!("case `{}` has no turns", case.id)));
-        }
-        let mut filter: BTreeMap<String, String> = set.cell.clone();
-        filter.extend(case.cell.clone());
-        let mut full: Vec<(String, String)> = world.default_cell.0.clone();
-        for (factor, value) in &filter {
-            match full.iter_mut().find(|(f, _)| f == factor) {
-                Some(slot) => slot.1 = value.clone(),
-                None => full.push((factor.clone(), value.clone())),
-            }
-        }
-        let cell = world.one_cell(&full).map_err(|e| invalid(format!("case `{}`: {e}", case.id)))?;
-        let policy = Policy {
-            description: String::new(),
-            expect: Vec::new(),
-            only_if: None,
-            steps: set.prelude.iter().chain(&case.turns).map(|a| step(a, &set.send_with)).collect(),
-        };
-        let mut verdicts = Vec::new();
-        let seeds: Vec<u64> = case.seeds.clone().unwrap_or_else(|| (0..set.seeds).collect());
-        if seeds.is_empty() {
-            return Err(invalid(format!("case `{}` has an empty `seeds` list", case.id)));
-        }
-        for seed in seeds {
-            let ep = crate::run_steps(world, &cell, seed, &policy)
-                .map_err(|e| invalid(format!("case `{}`, seed {seed}: {e}", case.id)))?;
-            let fired = ep.verdicts().outcomes.get(&set.outcome).is_some_and(|v| v.fired);
-            verdicts.push(fired);
-        }
+        let verdicts = case_episodes(path, world, set, case)?
+            .iter()
+            .map(|(_, ep)| ep.verdicts().outcomes.get(&set.outcome).is_some_and(|v| v.fired))
+            .collect();
         cases.push(CaseResult { id: case.id.clone(), category: case.category.clone(), label: case.fires, verdicts });
     }
     Ok(Calibration {
@@ -304,6 +267,68 @@ pub fn calibrate(path: &str, world: &World, set: &LabelledSet) -> Result<Calibra
         bar: set.bar,
         cases,
     })
+}
+
+/// The set's outcome, once the set is checked against its world: the outcome exists,
+/// there is a seed, and case ids are unique.
+pub fn check_set<'w>(path: &str, world: &'w World, set: &LabelledSet) -> Result<&'w Outcome, LabelledError> {
+    let invalid = |message: String| LabelledError::Invalid { path: path.to_string(), message };
+    let outcome = world
+        .file
+        .outcomes
+        .get(&set.outcome)
+        .ok_or_else(|| invalid(format!("world `{}` has no outcome `{}`", world.id(), set.outcome)))?;
+    if set.seeds == 0 {
+        return Err(invalid("`seeds` must be at least 1".into()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for case in &set.cases {
+        if !seen.insert(case.id.as_str()) {
+            return Err(invalid(format!("two cases are called `{}`", case.id)));
+        }
+    }
+    Ok(outcome)
+}
+
+/// One case run as real episodes, one per seed: (seed, finished episode).
+pub fn case_episodes<'w>(
+    path: &str,
+    world: &'w World,
+    set: &LabelledSet,
+    case: &Case,
+) -> Result<Vec<(u64, Episode<'w>)>, LabelledError> {
+    let invalid = |message: String| LabelledError::Invalid { path: path.to_string(), message };
+    if case.turns.is_empty() {
+        return Err(invalid(format!("case `{}` has no turns", case.id)));
+    }
+    let mut filter: BTreeMap<String, String> = set.cell.clone();
+    filter.extend(case.cell.clone());
+    let mut full: Vec<(String, String)> = world.default_cell.0.clone();
+    for (factor, value) in &filter {
+        match full.iter_mut().find(|(f, _)| f == factor) {
+            Some(slot) => slot.1 = value.clone(),
+            None => full.push((factor.clone(), value.clone())),
+        }
+    }
+    let cell = world.one_cell(&full).map_err(|e| invalid(format!("case `{}`: {e}", case.id)))?;
+    let policy = Policy {
+        description: String::new(),
+        expect: Vec::new(),
+        only_if: None,
+        steps: set.prelude.iter().chain(&case.turns).map(|a| step(a, &set.send_with)).collect(),
+    };
+    let seeds: Vec<u64> = case.seeds.clone().unwrap_or_else(|| (0..set.seeds).collect());
+    if seeds.is_empty() {
+        return Err(invalid(format!("case `{}` has an empty `seeds` list", case.id)));
+    }
+    seeds
+        .into_iter()
+        .map(|seed| {
+            crate::run_steps(world, &cell, seed, &policy)
+                .map(|ep| (seed, ep))
+                .map_err(|e| invalid(format!("case `{}`, seed {seed}: {e}", case.id)))
+        })
+        .collect()
 }
 
 /// A case's action as a policy step.

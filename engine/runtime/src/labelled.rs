@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use terrarium_core::calibrate::{self, Calibration, LabelledError};
+use terrarium_core::World;
+use terrarium_core::calibrate::{self, Calibration, LabelledError, LabelledSet};
 
 use crate::worlds::{LoadError, load_world};
 
@@ -47,6 +48,12 @@ pub fn find_labelled(path: &Path) -> Result<Vec<PathBuf>, CalibrateError> {
 /// Read one labelled set, load its world (named relative to the set's file) and run
 /// every case.
 pub fn calibrate_file(path: &Path) -> Result<Calibration, CalibrateError> {
+    let (world, set) = load_set(path)?;
+    Ok(calibrate::calibrate(&path.display().to_string(), &world, &set)?)
+}
+
+/// Read one labelled set and load its world (named relative to the set's file).
+pub fn load_set(path: &Path) -> Result<(World, LabelledSet), CalibrateError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path)
         .map_err(|e| CalibrateError::Io { path: shown.clone(), message: format!("cannot read: {e}") })?;
@@ -56,5 +63,6 @@ pub fn calibrate_file(path: &Path) -> Result<Calibration, CalibrateError> {
         world_path = world_path.join("world.ron");
     }
     let world = load_world(&world_path).map_err(|source| CalibrateError::World { path: shown.clone(), source })?;
-    Ok(calibrate::calibrate(&shown, &world, &set)?)
+    calibrate::check_set(&shown, &world, &set)?;
+    Ok((world, set))
 }
