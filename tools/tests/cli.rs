@@ -2233,7 +2233,7 @@ fn calibrate_scores_a_judge_asked_as_a_run_asks_it() {
     // A judge that finds leverage wherever a message mentions "17:00" or "five", quoting
     // it; and says nothing readable about anything else.
     let server = FakeServer::start(|body| {
-        let quote = ["17:00", "five"].into_iter().find(|q| body.contains(&format!("{q}")) && body.contains("-> calls"));
+        let quote = ["17:00", "five"].into_iter().find(|q| body.contains(q) && body.contains("-> calls"));
         let content = if !body.contains("You review transcripts") {
             "not a judge request".to_string()
         } else if body.contains("\"model\":\"unreadable-judge\"") {
