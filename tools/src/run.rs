@@ -428,6 +428,27 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     for ((model, _), table) in targets.iter().zip(&tally.tables) {
         print_outcome_table(model, table);
     }
+    // Outcomes decided by judges: the counts above are their gates'.
+    let gated: std::collections::BTreeSet<&str> = worlds
+        .iter()
+        .flat_map(|w| w.file.outcomes.iter())
+        .filter(|(_, o)| o.decide == terrarium_core::format::Decide::Judges)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !gated.is_empty() {
+        let names: Vec<String> = gated.iter().map(|n| format!("`{n}`")).collect();
+        println!(
+            "\n{} {} decided by judges: the counts above are {} gate's (an upper bound); {}",
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" },
+            if names.len() == 1 { "its" } else { "their" },
+            if sweep.judges.is_empty() {
+                "run again with --judge MODEL to decide them, then `terrarium report`"
+            } else {
+                "`terrarium report` gives the judges' verdicts"
+            }
+        );
+    }
     let Tally { errored, not_started, not_judged, tokens, cost_usd, judgements, judge_errors, judge_failed, .. } =
         tally;
     println!(
