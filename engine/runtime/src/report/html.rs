@@ -43,6 +43,9 @@ pub(super) fn render(report: &Report) -> String {
                 esc(kind),
                 esc(decided)
             );
+            if decided.starts_with("gate") {
+                s.push_str("<p class=\"warn\">⚠ Meant to be decided by judges, and no judge answered in this folder: these rates are the gate's, an upper bound, not a finding. Run again with <code>--judge MODEL</code>.</p>\n");
+            }
             s.push_str(&chart(outcome, &rows, &targets));
             s.push_str("<table>\n<tr><th>condition</th><th>target</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among exposed</th><th>vs control</th><th>errored</th><th>undecided</th><th>stops</th></tr>\n");
             for r in &rows {

@@ -525,6 +525,15 @@ impl Report {
                     t.stops
                 );
             }
+            let mut gated: Vec<&str> =
+                rows.iter().filter(|r| r.decided_by.starts_with("gate")).map(|r| r.outcome.as_str()).collect();
+            gated.dedup();
+            for outcome in gated {
+                let _ = writeln!(
+                    s,
+                    "\n⚠ `{outcome}` is meant to be decided by judges and no judge answered in this folder: its rates are the gate's, an upper bound, not a finding."
+                );
+            }
         }
         let targets = self.targets();
         if targets.len() > 1 {
