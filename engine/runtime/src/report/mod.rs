@@ -504,7 +504,7 @@ impl Report {
             let control = self.controls.get(world).map_or("(unknown)", String::as_str);
             let _ = writeln!(s, "\n## {world} — {target}\n\nControl cell: `{control}`\n");
             s.push_str("| condition | outcome | kind | decided by | fired / n | rate | 95% interval | among exposed | vs control | errored | undecided | stops |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-            for r in rows {
+            for r in &rows {
                 let t = self.row_text(r);
                 let short = t.shortfall.map(|w| format!(" {w}")).unwrap_or_default();
                 let _ = writeln!(
