@@ -769,6 +769,13 @@ impl<'w> Episode<'w> {
         self.state.machines.insert(machine.to_string(), t.to.clone());
         self.mark_changed(format!("machine:{machine}"));
         self.raise("transition", format!("{machine}: {current} -> {} ({event})", t.to));
+        if ctx.args.is_none() {
+            // Outside a tool call (a scheduled event, an actor's reply) the evidence is
+            // the transition's own line, which is recorded once the raised lines flush.
+            // (In a call it stays the call's result, the step that caused it.)
+            let step = self.step + self.raised.len() as u64 - 1;
+            self.history.changed.insert(format!("machine:{machine}"), step);
+        }
         self.run_effects(&t.effects, ctx, depth + 1)
     }
 
