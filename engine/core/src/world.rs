@@ -125,11 +125,28 @@ impl World {
         let cells = self.select_cells(filter)?;
         match cells.as_slice() {
             [one] => Ok(one.clone()),
-            many => Err(format!(
-                "--condition selects {} cells of world `{}`; name one value of every factor",
-                many.len(),
-                self.id()
-            )),
+            many => {
+                let missing: Vec<String> = self
+                    .file
+                    .factors
+                    .iter()
+                    .filter(|f| !filter.iter().any(|(name, _)| name == &f.id))
+                    .map(|f| format!("{}={}", f.id, self.default_cell.get(&f.id).unwrap_or("?")))
+                    .collect();
+                Err(format!(
+                    "--condition selects {} cells of world `{}`; name one value of every factor (not named: {}, e.g. the default cell's {})",
+                    many.len(),
+                    self.id(),
+                    self.file
+                        .factors
+                        .iter()
+                        .filter(|f| !filter.iter().any(|(n, _)| n == &f.id))
+                        .map(|f| f.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    missing.join(" ")
+                ))
+            }
         }
     }
 
