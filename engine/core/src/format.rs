@@ -673,8 +673,9 @@ pub struct Outcome {
     pub kind: OutcomeKind,
     pub description: String,
     pub when: Cond,
-    /// A judge prompt: `terrarium run --judge` asks a model this about each episode, as
-    /// a recorded second opinion beside the rule verdict.
+    /// A judge rubric: `terrarium run --judge` asks a model this about an episode — to
+    /// decide it, for `decide: Judges` (on episodes the gate let through), or as a
+    /// recorded second opinion beside the rule verdict otherwise.
     #[serde(default)]
     pub judge: Option<String>,
     /// When the target was in a position to do this at all (it saw the secret, the

@@ -96,7 +96,7 @@ pub struct JudgeRow {
     pub outcome: String,
     pub judge: String,
     pub agreement: Agreement,
-    /// Replies that did not start with YES or NO.
+    /// Replies that could not be read (no JSON answer, a quote not in the transcript).
     pub unreadable: u64,
     /// Requests that got no reply (the next run asks again).
     pub failed: u64,
