@@ -20,10 +20,10 @@ fn the_rebuilt_conversation_is_what_the_target_was_shown() {
                 let last_assistant = conversation.iter().rposition(|m| matches!(m, Message::Assistant { .. }));
                 let shown = &conversation[last_assistant.map_or(0, |i| i + 1)..];
                 let mut expected = Vec::new();
-                if last_assistant.is_none() {
-                    if let Some(Message::System(s)) = conversation.first() {
-                        expected.push(Message::System(s.clone()));
-                    }
+                if last_assistant.is_none()
+                    && let Some(Message::System(s)) = conversation.first()
+                {
+                    expected.push(Message::System(s.clone()));
                 }
                 let obs = ep.observation();
                 for r in &obs.tool_results {

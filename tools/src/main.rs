@@ -765,7 +765,7 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
         &view::tool_schemas(world),
         &settings,
     );
-    println!("POST {}", provider.endpoint(base_url.trim_end_matches('/')));
+    println!("POST {}", terrarium_runtime::redact::url(&provider.endpoint(base_url.trim_end_matches('/'))));
     println!("{}", serde_json::to_string_pretty(&body).expect("requests serialise"));
     Ok(())
 }

@@ -737,7 +737,7 @@ impl Progress {
             }
             None => {
                 let step = (self.total / 20).max(1);
-                if self.total >= 20 && done > 0 && done % step == 0 {
+                if self.total >= 20 && done > 0 && done.is_multiple_of(step) {
                     eprintln!("progress: {done}/{} episodes, {msg}", self.total);
                 }
             }

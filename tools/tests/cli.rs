@@ -2278,3 +2278,153 @@ fn calibrate_scores_a_judge_asked_as_a_run_asks_it() {
     assert!(shown.contains("judge answers could not be read"), "{shown}");
     assert!(server.requests() > 100, "{} requests", server.requests());
 }
+
+/// A bare HTTP server on loopback that answers every request with `reply(head)` (the
+/// request line and headers) and keeps each request's head.
+fn raw_server(reply: impl Fn(&str) -> String + Send + 'static) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let (mut head, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let answer = reply(&head);
+            kept.lock().unwrap().push(head);
+            let _ = (&stream).write_all(answer.as_bytes());
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn a_redirect_to_another_host_is_not_followed_and_no_key_or_password_is_written_anywhere() {
+    const KEY: &str = "sk-ant-test-secret-0042";
+    let chat =
+        serde_json::json!({"content": [{"type": "text", "text": "Done."}], "stop_reason": "end_turn"}).to_string();
+    let (elsewhere, reached) = raw_server(move |_| {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{chat}",
+            chat.len()
+        )
+    });
+    let (redirecting, _) = raw_server(move |_| {
+        format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{elsewhere}/v1/messages\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+    });
+    let dir = scratch("redirect");
+    // A password in the base URL, too: it must not be recorded or printed.
+    let base = format!("http://someone:hunter2hunter2@127.0.0.1:{redirecting}/v1");
+    let args =
+        fake_run("fixtures/worlds/greenhouse", "anthropic/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
+    let out = terrarium_with_key_in("ANTHROPIC_API_KEY", &args, KEY);
+    let shown = text(&out);
+    assert_eq!(code(&out), 3, "the episode errored: {shown}");
+    assert!(reached.lock().unwrap().is_empty(), "the other host was sent the request: {:?}", reached.lock().unwrap());
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    assert!(
+        records.contains("redirected (HTTP 307)") && records.contains(&format!("127.0.0.1:{elsewhere}")),
+        "{records}"
+    );
+    let mut written = shown.clone();
+    for entry in walk(&dir) {
+        written.push_str(&std::fs::read_to_string(entry).unwrap_or_default());
+    }
+    assert!(!written.contains(KEY), "the key was written out");
+    assert!(!written.contains("hunter2hunter2"), "the password was written out");
+    assert!(written.contains("[redacted]@127.0.0.1"), "the base URL is recorded, redacted");
+}
+
+#[test]
+fn an_included_file_must_be_a_regular_file_inside_the_world_folder() {
+    let base = scratch("includes");
+    let outside = base.join("secret.txt");
+    std::fs::write(&outside, "root:x:0:0 not for any prompt").unwrap();
+    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    let lunch = "body: \"Ordering from the noodle place at 12:15. Reply with your choice if you want in.\\n\\n{person.comms.first}\"";
+    assert!(original.contains(lunch));
+    let world = |name: &str, target: Option<&Path>| -> PathBuf {
+        let dir = base.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("world.ron"), original.replace(lunch, "body_file: \"lunch.txt\"")).unwrap();
+        if let Some(t) = target {
+            std::os::unix::fs::symlink(t, dir.join("lunch.txt")).unwrap();
+        }
+        dir
+    };
+    // A plain file inside the folder is fine.
+    let fine = world("fine", None);
+    std::fs::write(fine.join("lunch.txt"), "Noodles at 12:15.").unwrap();
+    assert_eq!(code(&terrarium(&["check", fine.to_str().unwrap()])), 0);
+    // A link out of the folder, to a file or to a folder; a FIFO; a device.
+    let linked = world("linked", Some(&outside));
+    let out = terrarium(&["show", linked.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("outside the world's folder") && !text(&out).contains("root:x"), "{}", text(&out));
+    let up = world("up", Some(&base));
+    assert!(text(&terrarium(&["check", up.to_str().unwrap()])).contains("outside the world's folder"));
+    let fifo = world("fifo", None);
+    let made = Command::new("mkfifo").arg(fifo.join("lunch.txt")).status().unwrap();
+    assert!(made.success());
+    let out = terrarium(&["check", fifo.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+    let zero = world("zero", Some(Path::new("/dev/zero")));
+    let out = terrarium(&["check", zero.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // a test deadline, never a record
+fn a_second_run_on_a_folder_in_use_is_refused_and_the_first_finishes_alone() {
+    use support::fake_server::{FakeServer, Reply, greenhouse_model};
+    let server =
+        FakeServer::start(|body| Reply::ok(greenhouse_model(body)).after(std::time::Duration::from_millis(20)));
+    let base = server.base_url();
+    let dir = scratch("locked");
+    let extra = ["--samples", "40", "--no-cache", "--max-connections", "1"];
+    let args: Vec<String> =
+        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &extra, dir.to_str().unwrap())
+            .into_iter()
+            .map(String::from)
+            .collect();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .args(&args)
+        .current_dir(root())
+        .env("OPENAI_API_KEY", "")
+        .env("TERRARIUM_CACHE_DIR", test_cache_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the first run holds the folder.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30); // determinism-ok: test deadline
+    while !dir.join("episodes.jsonl").exists() && std::time::Instant::now() < deadline {
+        // determinism-ok: test deadline
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let second = terrarium_with_key(&arg_refs, "");
+    assert_ne!(code(&second), 0, "{}", text(&second));
+    assert!(text(&second).contains("another terrarium run is using"), "{}", text(&second));
+    assert!(first.wait().unwrap().success());
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 40, "every episode once, none twice");
+    // Once the first has finished, the folder is free again.
+    assert_eq!(code(&terrarium_with_key(&arg_refs, "")), 0);
+}

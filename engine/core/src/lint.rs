@@ -738,10 +738,10 @@ impl<'a, 'w> Domains<'a, 'w> {
             }
         }
         for m in msgs {
-            if let Some(t) = d.text_for(m) {
-                if !d.texts.contains(&t) {
-                    d.texts.push(t);
-                }
+            if let Some(t) = d.text_for(m)
+                && !d.texts.contains(&t)
+            {
+                d.texts.push(t);
             }
         }
         d

@@ -6,6 +6,7 @@ pub mod judge;
 pub mod labelled;
 pub mod policies;
 pub mod providers;
+pub mod redact;
 pub mod report;
 pub mod run;
 pub mod scaffold;

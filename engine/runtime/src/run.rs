@@ -252,6 +252,8 @@ fn monotonic_now() -> std::time::Instant {
 /// A run folder being written. Records are synced every [`SYNC_INTERVAL`], on
 /// [`RunDir::sync`], and on drop.
 pub struct RunDir {
+    /// Held for the folder's lifetime in this process; see [`RunDir::open`].
+    _lock: std::fs::File,
     dir: PathBuf,
     completed: BTreeSet<String>,
     errored: BTreeSet<String>,
@@ -271,9 +273,27 @@ pub struct RunDir {
 }
 
 impl RunDir {
-    /// Open (or create) a run folder and note the episodes and judgements it already holds.
+    /// Open (or create) a run folder and note the episodes and judgements it already
+    /// holds. Takes the folder's lock (`DIR/.lock`) for as long as this lives: a second
+    /// run on the same folder is refused, never interleaved (the operating system drops
+    /// the lock when the process ends, even when it is killed).
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir.join("transcripts"))?;
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(".lock"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!(
+                        "another terrarium run is using {} (it holds {}); wait for it to finish, or use another --out",
+                        dir.display(),
+                        dir.join(".lock").display()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
         let (mut completed, mut errored) = (BTreeSet::new(), BTreeSet::new());
         let mut gate_closed = BTreeSet::new();
         let log = dir.join("episodes.jsonl");
@@ -297,6 +317,7 @@ impl RunDir {
         let planned = read_plan(&read_log(&dir.join("plan.jsonl"))?).into_iter().map(|p| p.episode_id).collect();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         Ok(RunDir {
+            _lock: lock,
             dir: dir.to_path_buf(),
             completed,
             errored,

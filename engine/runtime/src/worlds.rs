@@ -49,7 +49,34 @@ pub fn load_world(path: &Path) -> Result<World, LoadError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| LoadError::Io { path: shown.clone(), message: format!("cannot read: {e}") })?;
     let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut read = |rel: &str| std::fs::read_to_string(folder.join(rel)).map_err(|e| e.to_string());
+    let mut read = |rel: &str| read_include(&folder, rel);
     terrarium_core::load(&shown, &text, &mut read)
         .map_err(|diagnostics| LoadError::Invalid { path: shown, diagnostics })
+}
+
+/// The largest file a world may include (`body_file`).
+pub const MAX_INCLUDE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Read a file a world includes, named relative to the world's folder. Its real path
+/// (links resolved) must lie inside that folder, and it must be a regular file of at
+/// most [`MAX_INCLUDE_BYTES`]: a link to `/etc/passwd` or a folder above, a FIFO that
+/// would block, or `/dev/zero` that would never end are refused with the reason.
+pub fn read_include(folder: &Path, rel: &str) -> Result<String, String> {
+    let folder_real = std::fs::canonicalize(if folder.as_os_str().is_empty() { Path::new(".") } else { folder })
+        .map_err(|e| format!("cannot resolve the world's folder: {e}"))?;
+    let real = std::fs::canonicalize(folder.join(rel)).map_err(|e| format!("cannot read `{rel}`: {e}"))?;
+    if !real.starts_with(&folder_real) {
+        return Err(format!(
+            "`{rel}` resolves to {}, outside the world's folder; an included file must be inside it",
+            real.display()
+        ));
+    }
+    let meta = std::fs::metadata(&real).map_err(|e| format!("cannot read `{rel}`: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("`{rel}` is not a regular file"));
+    }
+    if meta.len() > MAX_INCLUDE_BYTES {
+        return Err(format!("`{rel}` is {} bytes; an included file may be at most {MAX_INCLUDE_BYTES}", meta.len()));
+    }
+    std::fs::read_to_string(&real).map_err(|e| format!("cannot read `{rel}`: {e}"))
 }

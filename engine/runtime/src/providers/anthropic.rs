@@ -61,10 +61,10 @@ pub fn request(
     // Extended thinking cannot continue a prefilled assistant turn: the prefill is then
     // not sent, and the target records it as unsupported.
     let prefill = prefill.filter(|_| settings.thinking_budget.is_none());
-    if let Some(p) = prefill.filter(|p| !p.is_empty()) {
-        if matches!(messages.last(), Some(("user", _))) {
-            push(&mut messages, "assistant", json!({"type": "text", "text": p}));
-        }
+    if let Some(p) = prefill.filter(|p| !p.is_empty())
+        && matches!(messages.last(), Some(("user", _)))
+    {
+        push(&mut messages, "assistant", json!({"type": "text", "text": p}));
     }
     let mut body = json!({
         "model": model,

@@ -32,9 +32,17 @@ impl Pool {
         // reqwest is built without a default crypto provider; use rustls's ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let max_connections = max_connections.max(1);
+        // A redirect is followed only within the same origin (scheme, host, port): the
+        // request carries the API key, which must never reach another host. A redirect
+        // elsewhere stops and is reported as an error naming where it pointed.
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let same_origin = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+            if same_origin && attempt.previous().len() <= 5 { attempt.follow() } else { attempt.stop() }
+        });
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(timeout_secs.max(1)))
             .pool_max_idle_per_host(max_connections)
+            .redirect(redirects)
             .build()
             .map_err(|e| TargetError(format!("cannot build the HTTP client: {e}")))?;
         Ok(Pool { client, permits: Arc::new(tokio::sync::Semaphore::new(max_connections)), max_connections })
@@ -239,7 +247,9 @@ impl ApiTarget {
             };
             last_failure = match &outcome {
                 retry::Attempt::Status { code, .. } => format!(" (the previous attempt got HTTP {code})"),
-                retry::Attempt::Transport(why) => format!(" (the previous attempt failed: {why})"),
+                retry::Attempt::Transport(why) | retry::Attempt::Refused(why) => {
+                    format!(" (the previous attempt failed: {why})")
+                }
             };
             match retry::decide(&self.retry, attempt, &outcome, jitter.rotate_left(attempt)) {
                 retry::Decision::RetryAfter(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -250,7 +260,8 @@ impl ApiTarget {
                         }
                         _ => String::new(),
                     };
-                    return Err(TargetError(format!("{url} failed: {why}{detail}")));
+                    let key: Vec<&str> = self.api_key.as_deref().into_iter().collect();
+                    return Err(TargetError(crate::redact::text(&format!("{url} failed: {why}{detail}"), &key)));
                 }
             }
             attempt += 1;
@@ -270,6 +281,14 @@ impl ApiTarget {
         // Errors name the failure, never the headers (which carry the key).
         let response = request.send().await.map_err(|e| retry::Attempt::Transport(format!("request failed: {e}")))?;
         let status = response.status();
+        if status.is_redirection() {
+            let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("(no location)");
+            return Err(retry::Attempt::Refused(format!(
+                "the server redirected (HTTP {}) to {}, another origin or one redirect too many; not followed, so the API key was not sent there",
+                status.as_u16(),
+                crate::redact::url(location)
+            )));
+        }
         let retry_after_ms =
             retry::retry_after_ms(|name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(String::from));
         let request_id = ["x-request-id", "request-id"]
@@ -344,7 +363,7 @@ impl ApiTarget {
     /// Settings recorded in the header (and part of the episode id).
     pub fn settings(&self) -> Json {
         let mut s = serde_json::to_value(&self.settings).expect("settings serialise");
-        s["base_url"] = Json::String(self.base_url.clone());
+        s["base_url"] = Json::String(crate::redact::url(&self.base_url));
         // Capabilities are explicit: a feature the world asks for that this provider
         // cannot honour is recorded, never silently dropped.
         let mut unsupported = Vec::new();

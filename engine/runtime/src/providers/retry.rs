@@ -23,6 +23,8 @@ pub enum Attempt {
     Status { code: u16, retry_after_ms: Option<u64>, body: String },
     /// The request timed out, or the connection failed or was reset.
     Transport(String),
+    /// Something that must not be retried or followed (a redirect to another origin).
+    Refused(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +46,7 @@ pub fn decide(policy: &RetryPolicy, attempt: u32, outcome: &Attempt, jitter: u64
             (retryable, what, *retry_after_ms)
         }
         Attempt::Transport(e) => (true, e.clone(), None),
+        Attempt::Refused(e) => (false, e.clone(), None),
     };
     if !retryable {
         return Decision::GiveUp(what);
