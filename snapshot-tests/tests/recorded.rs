@@ -72,3 +72,43 @@ fn recorded_transcripts_replay_and_tampered_copies_diverge_where_edited() {
         }
     }
 }
+
+#[test]
+fn a_relabelled_header_or_changed_line_endings_never_replay_as_identical() {
+    let world = load(WORLD);
+    let recorded = std::fs::read_to_string(path("blackmail-recorded.jsonl")).expect("recording exists");
+    let (head, rest) = recorded.split_once('\n').expect("a header line");
+    let edited = |edit: &dyn Fn(&mut Json)| -> String {
+        let mut v: Json = serde_json::from_str(head).expect("json");
+        edit(&mut v);
+        format!("{}\n{rest}", serde_json::to_string(&v).expect("serialises"))
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("target relabelled", edited(&|v| v["target"]["spec"] = Json::from("openai/gpt-4.1")), "header.episode_id"),
+        (
+            "settings changed",
+            edited(&|v| v["target"]["settings"]["temperature"] = Json::from(0.7)),
+            "header.episode_id",
+        ),
+        (
+            "episode id changed",
+            edited(&|v| v["episode_id"] = Json::from("blackmail-s7-0000000000000000")),
+            "header.episode_id",
+        ),
+        ("engine changed", edited(&|v| v["engine"] = Json::from("terrarium 9.9.9")), "header.engine"),
+        ("world version changed", edited(&|v| v["world"]["version"] = Json::from("0.9.0")), "header.world.version"),
+        (
+            "outcomes hash changed",
+            edited(&|v| v["world"]["outcomes_hash"] = Json::from("sha256:00")),
+            "header.world.outcomes_hash",
+        ),
+        ("limits changed", edited(&|v| v["limits"]["max_turns"] = Json::from(99)), "header.limits"),
+        ("line endings changed", recorded.replace('\n', "\r\n"), "line endings"),
+    ];
+    for (what, text, field) in cases {
+        match replay(&world, &text).expect("parses") {
+            ReplayOutcome::Diverged { message, .. } => assert!(message.contains(field), "{what}: {message}"),
+            ReplayOutcome::Identical { .. } => panic!("{what} replayed as identical"),
+        }
+    }
+}

@@ -2428,3 +2428,28 @@ fn a_second_run_on_a_folder_in_use_is_refused_and_the_first_finishes_alone() {
     // Once the first has finished, the folder is free again.
     assert_eq!(code(&terrarium_with_key(&arg_refs, "")), 0);
 }
+
+#[test]
+fn a_server_that_echoes_the_key_or_sends_terminal_escapes_leaks_neither() {
+    const KEY: &str = "sk-test-echoed-key-7777";
+    let (port, _) = raw_server(|head| {
+        let echoed = head.lines().find(|l| l.to_lowercase().starts_with("authorization")).unwrap_or("").to_string();
+        let body = format!("{{\"error\": \"bad credentials: {echoed}\u{1b}[2J\rgotcha\"}}");
+        format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+    });
+    let dir = scratch("echoed_key");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let args =
+        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
+    let out = terrarium_with_key(&args, KEY);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    assert!(records.contains("HTTP 401") && records.contains("[redacted key]"), "{records}");
+    for written in [records, text(&out)] {
+        assert!(!written.contains(KEY), "the echoed key was written: {written}");
+        assert!(
+            !written.contains('\u{1b}') && !written.contains("\\u001b[2J\r"),
+            "a raw escape was written: {written:?}"
+        );
+    }
+}

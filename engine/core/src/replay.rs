@@ -50,6 +50,9 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
             ),
         });
     }
+    if let Some(problem) = header_problem(world, &header, text) {
+        return Ok(ReplayOutcome::Diverged { step: None, message: problem });
+    }
     let (ep, recorded_verdicts, events) = match replay_events(world, &header, text)? {
         Ok(done) => done,
         Err(Divergence { step, message }) => return Ok(ReplayOutcome::Diverged { step, message }),
@@ -67,6 +70,70 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
         return Ok(ReplayOutcome::Diverged { step: None, message: format!("verdicts differ{note}: {diff}") });
     }
     Ok(ReplayOutcome::Identical { events })
+}
+
+/// The first thing in a transcript's header (or its bytes) that the world, the engine and
+/// the episode's own identity do not bear out, named field by field. The episode id is
+/// derived from the world, cell, seed, target spec and settings, so relabelling the
+/// target (`openai/fake` → `openai/gpt-4.1`) or its settings without the id, or the id
+/// alone, is caught.
+fn header_problem(world: &World, header: &Header, text: &str) -> Option<String> {
+    if text.contains('\r') {
+        return Some("the transcript's line endings were changed (it holds CR characters): it is not the bytes that were recorded".into());
+    }
+    let differs = |field: &str, recorded: &dyn std::fmt::Display, now: &dyn std::fmt::Display| {
+        Some(format!("header.{field}: recorded {recorded}, but {now}"))
+    };
+    if header.format != crate::transcript::TRANSCRIPT_FORMAT {
+        return differs(
+            "format",
+            &header.format,
+            &format!("this engine writes {}", crate::transcript::TRANSCRIPT_FORMAT),
+        );
+    }
+    if header.engine != crate::ENGINE {
+        return differs("engine", &header.engine, &format!("this is {}", crate::ENGINE));
+    }
+    if header.world.id != world.id() {
+        return differs("world.id", &header.world.id, &format!("the world is `{}`", world.id()));
+    }
+    if header.world.version != world.file.version {
+        return differs(
+            "world.version",
+            &header.world.version,
+            &format!("the world is version {}", world.file.version),
+        );
+    }
+    if header.world.outcomes_hash != world.outcomes_hash {
+        return differs(
+            "world.outcomes_hash",
+            &header.world.outcomes_hash,
+            &format!(
+                "the world's is {} (its outcome definitions differ; `rejudge` re-scores a run)",
+                world.outcomes_hash
+            ),
+        );
+    }
+    let turns = serde_json::to_value(&world.file.turns).expect("turn model serialises");
+    if header.turns != turns {
+        return differs("turns", &header.turns, &format!("the world's turn model is {turns}"));
+    }
+    let limits = serde_json::to_value(&world.file.limits).expect("limits serialise");
+    if header.limits != limits {
+        return differs("limits", &header.limits, &format!("the world's limits are {limits}"));
+    }
+    let cell = world.cell_by_key(&header.condition_key)?;
+    if header.condition != cell.to_json() {
+        return differs("condition", &header.condition, &format!("condition_key says {}", header.condition_key));
+    }
+    let id = crate::episode_id(world, cell, header.seed, &header.target.spec, &header.target.settings);
+    if id != header.episode_id {
+        return Some(format!(
+            "header.episode_id: recorded {}, but this world, cell, seed, target.spec ({}) and target.settings give {id}: one of them was changed after recording",
+            header.episode_id, header.target.spec
+        ));
+    }
+    None
 }
 
 /// Where a re-execution first differed from the recording.
