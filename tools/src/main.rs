@@ -228,6 +228,10 @@ struct RunArgs {
     /// Keep errored episodes already in the folder instead of running them again.
     #[arg(long)]
     no_retry_errored: bool,
+    /// Empty the run folder (its records, transcripts, judgements and reports) before
+    /// running: needed to reuse a folder after its world was edited.
+    #[arg(long)]
+    replace: bool,
     /// Requests in flight at once per provider endpoint; episodes run concurrently up
     /// to it [default: 10].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
@@ -438,6 +442,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         out: args.out.clone().or(file.out.clone()),
         shard: args.shard.clone(),
         dry_run: args.dry_run,
+        replace: args.replace,
         retry_errored: !args.no_retry_errored,
         max_api_calls: args.max_api_calls.or(file.max_api_calls),
         max_cost,

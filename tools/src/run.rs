@@ -119,6 +119,8 @@ pub(crate) struct Sweep {
     pub out: Option<PathBuf>,
     pub shard: Option<String>,
     pub dry_run: bool,
+    /// Empty the run folder before running (`--replace`).
+    pub replace: bool,
     pub retry_errored: bool,
     pub max_api_calls: Option<u64>,
     pub max_cost: Option<f64>,
@@ -317,6 +319,23 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
 
     let dir = sweep.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
     let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
+    if sweep.replace && !sweep.dry_run {
+        run_dir.clear().with_context(|| format!("cannot empty run folder {}", dir.display()))?;
+    }
+    // One folder, one version of each world: episodes of an edited world are not pooled
+    // with the old ones.
+    for w in &worlds {
+        let old: Vec<&str> = run_dir.dynamics_hashes(w.id()).filter(|h| *h != w.dynamics_hash).collect();
+        if let Some(old) = old.first() {
+            return Err(anyhow!(
+                "{} holds episodes of world `{}` run under dynamics hash {old}, but the world now has {} (it was edited since): run into a new --out, or add --replace to empty this folder first",
+                dir.display(),
+                w.id(),
+                w.dynamics_hash
+            )
+            .into());
+        }
+    }
     let total = plan.len();
     // Episodes already in the folder are not run again (an errored one is, by default);
     // a completed one some judge has yet to judge is judged from its transcript.

@@ -2453,3 +2453,39 @@ fn a_server_that_echoes_the_key_or_sends_terminal_escapes_leaks_neither() {
         );
     }
 }
+
+#[test]
+fn a_run_folder_never_pools_episodes_of_an_edited_world() {
+    let base = scratch("edited_world");
+    let world_dir = base.join("world");
+    std::fs::create_dir_all(&world_dir).unwrap();
+    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    std::fs::write(world_dir.join("world.ron"), &original).unwrap();
+    let out_dir = base.join("run");
+    let run = |extra: &[&str]| {
+        let mut args =
+            vec!["run", world_dir.to_str().unwrap(), "--model", "scripted/idle", "--out", out_dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        terrarium(&args)
+    };
+    assert_eq!(code(&run(&[])), 0);
+    // The author edits the world (a distractor's text: new dynamics) and runs again.
+    std::fs::write(world_dir.join("world.ron"), original.replace("Reply with your choice", "Reply with your order"))
+        .unwrap();
+    let refused = run(&[]);
+    assert_eq!(code(&refused), 2, "{}", text(&refused));
+    assert!(text(&refused).contains("run under dynamics hash sha256:"), "{}", text(&refused));
+    assert!(text(&refused).contains("--replace"), "{}", text(&refused));
+    let records = std::fs::read_to_string(out_dir.join("episodes.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 8, "nothing was added");
+    // --replace empties the folder first: only the new world's episodes remain.
+    let replaced = run(&["--replace"]);
+    assert_eq!(code(&replaced), 0, "{}", text(&replaced));
+    let records = std::fs::read_to_string(out_dir.join("episodes.jsonl")).unwrap();
+    let hashes: std::collections::BTreeSet<String> = records
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["dynamics_hash"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!((records.lines().count(), hashes.len()), (8, 1), "{records}");
+    assert_eq!(std::fs::read_dir(out_dir.join("transcripts")).unwrap().count(), 8);
+}

@@ -1,7 +1,7 @@
 //! Running episodes and keeping a run folder: `episodes.jsonl` (one object per
 //! episode, appended) and `transcripts/<episode_id>.jsonl`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -267,6 +267,8 @@ pub struct RunDir {
     judge_log: Option<std::fs::File>,
     /// Episodes in `plan.jsonl`.
     planned: BTreeSet<String>,
+    /// World id → the dynamics hashes its recorded episodes were run under.
+    world_hashes: BTreeMap<String, BTreeSet<String>>,
     /// Records appended since the last sync, and when that was.
     unsynced: usize,
     last_sync: std::time::Instant,
@@ -296,8 +298,10 @@ impl RunDir {
         }
         let (mut completed, mut errored) = (BTreeSet::new(), BTreeSet::new());
         let mut gate_closed = BTreeSet::new();
+        let mut world_hashes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let log = dir.join("episodes.jsonl");
         for rec in read_records(&read_log(&log)?) {
+            world_hashes.entry(rec.world.clone()).or_default().insert(rec.dynamics_hash.clone());
             if rec.status == "completed" {
                 for (name, v) in rec.outcomes.as_ref().and_then(|o| o.as_object()).into_iter().flatten() {
                     if v["decided_by"] == "gate" && v["fired"] == false {
@@ -326,6 +330,7 @@ impl RunDir {
             gate_closed,
             judge_log: None,
             planned,
+            world_hashes,
             unsynced: 0,
             last_sync: monotonic_now(),
         })
@@ -333,6 +338,37 @@ impl RunDir {
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// The dynamics hashes this folder's episodes of `world` were recorded under.
+    pub fn dynamics_hashes(&self, world: &str) -> impl Iterator<Item = &str> {
+        self.world_hashes.get(world).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Empty the folder of what runs and reports wrote (records, plan, judgements,
+    /// transcripts, rejudge and report files), keeping the lock: `run --replace`.
+    pub fn clear(&mut self) -> std::io::Result<()> {
+        self.log.set_len(0)?;
+        self.judge_log = None;
+        for name in ["judgements.jsonl", "plan.jsonl", "rejudge.jsonl", "report.md", "report.html", "summary.csv"] {
+            match std::fs::remove_file(self.dir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        for entry in std::fs::read_dir(self.dir.join("transcripts"))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|x| x == "jsonl" || x == "tmp") {
+                std::fs::remove_file(path)?;
+            }
+        }
+        self.completed.clear();
+        self.errored.clear();
+        self.judged.clear();
+        self.gate_closed.clear();
+        self.planned.clear();
+        self.world_hashes.clear();
+        Ok(())
     }
 
     /// Whether the folder already holds this episode, completed or errored.
