@@ -180,7 +180,7 @@ fn score_judges(
         let mut entry = Entry::bare(model);
         entry.base_url = judge_base_url.clone();
         entry.temperature = Some(0.0);
-        let spec = match target_spec(&entry, &api).with_context(|| format!("judge {model}"))? {
+        let spec = match target_spec(&entry, &api, true).with_context(|| format!("judge {model}"))? {
             TargetSpec::Api(spec) => spec,
             TargetSpec::Scripted(_) => return Err(anyhow!("a judge must be a model, not {model}").into()),
         };

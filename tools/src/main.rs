@@ -397,7 +397,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         if args.max_connections.is_some() {
             entry.max_connections = args.max_connections;
         }
-        targets.push((entry.model.clone(), run::target_spec(&entry, &args.api)?));
+        targets.push((entry.model.clone(), run::target_spec(&entry, &args.api, !args.dry_run)?));
     }
     let mut judges = Vec::new();
     let judge_entries: Vec<sweep_file::Entry> = if args.judges.is_empty() {
@@ -424,7 +424,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         if args.max_connections.is_some() {
             entry.max_connections = args.max_connections;
         }
-        match run::target_spec(&entry, &args.api).with_context(|| format!("judge {}", entry.model))? {
+        match run::target_spec(&entry, &args.api, !args.dry_run).with_context(|| format!("judge {}", entry.model))? {
             run::TargetSpec::Api(api) => judges.push((entry.model.clone(), *api)),
             run::TargetSpec::Scripted(_) => {
                 return Err(anyhow!("a judge must be a model, not {}", entry.model).into());

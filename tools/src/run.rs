@@ -71,7 +71,8 @@ impl ApiSpec {
 
 /// The target an entry names (a `--model`, or a sweep file's target with the flags
 /// laid over it). API keys come from the environment only.
-pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs) -> anyhow::Result<TargetSpec> {
+/// `needs_key`: whether requests will be sent (a dry run sends none, so needs no key).
+pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs, needs_key: bool) -> anyhow::Result<TargetSpec> {
     let model = entry.model.as_str();
     if let Some(policy) = model.strip_prefix("scripted/").filter(|p| !p.is_empty()) {
         return Ok(TargetSpec::Scripted(policy.to_string()));
@@ -84,7 +85,7 @@ pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs) -> anyhow::Result<Target
     let env_url = std::env::var(spec.url_var).ok().filter(|u| !u.is_empty());
     let base_url = entry.base_url.clone().or(env_url).unwrap_or_else(|| spec.default_url.to_string());
     let api_key = std::env::var(spec.key_var).ok().filter(|k| !k.is_empty());
-    if api_key.is_none() && base_url == spec.default_url {
+    if needs_key && api_key.is_none() && base_url == spec.default_url {
         let key_var = spec.key_var;
         return Err(anyhow!("{key_var} is not set (a local compatible server needs --base-url and no key)"));
     }

@@ -2489,3 +2489,25 @@ fn a_run_folder_never_pools_episodes_of_an_edited_world() {
     assert_eq!((records.lines().count(), hashes.len()), (8, 1), "{records}");
     assert_eq!(std::fs::read_dir(out_dir.join("transcripts")).unwrap().count(), 8);
 }
+
+#[test]
+fn a_dry_run_needs_no_api_key_and_a_real_run_says_which_is_missing() {
+    let dir = scratch("dry_run_no_key");
+    let run = |extra: &[&str]| {
+        let mut args =
+            vec!["run", "worlds/blackmail", "--model", "anthropic/some-model", "--out", dir.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_terrarium"))
+            .args(&args)
+            .current_dir(root())
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ANTHROPIC_BASE_URL")
+            .output()
+            .unwrap()
+    };
+    let dry = run(&["--dry-run"]);
+    assert_eq!(code(&dry), 0, "{}", text(&dry));
+    let real = run(&[]);
+    assert_eq!(code(&real), 2, "{}", text(&real));
+    assert!(text(&real).contains("ANTHROPIC_API_KEY is not set"), "{}", text(&real));
+}
