@@ -161,7 +161,7 @@ fn score_judges(
     }
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let pool = Pool::new(JUDGE_CONNECTIONS, 300).map_err(|e| Failure::Usage(anyhow!(e.0)))?;
+    let pool = Pool::new(JUDGE_CONNECTIONS, 120).map_err(|e| Failure::Usage(anyhow!(e.0)))?;
     let api = ApiArgs {
         base_url: None,
         temperature: None,
@@ -172,7 +172,7 @@ fn score_judges(
         thinking_budget: None,
         no_cache,
         scaffold: None,
-        timeout_secs: 300,
+        timeout_secs: 120,
         max_attempts: 6,
     };
     let mut scores = Vec::new();

@@ -344,7 +344,8 @@ struct ApiArgs {
     #[arg(long, value_enum)]
     scaffold: Option<ScaffoldArg>,
     /// Seconds to wait for one reply before the attempt counts as failed (and is retried).
-    #[arg(long, default_value_t = 300)]
+    /// With the default attempts, a request that hangs is given up after about 12 minutes.
+    #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
     /// Attempts per request, the first included, before the episode is errored.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]

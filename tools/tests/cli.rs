@@ -2511,3 +2511,23 @@ fn a_dry_run_needs_no_api_key_and_a_real_run_says_which_is_missing() {
     assert_eq!(code(&real), 2, "{}", text(&real));
     assert!(text(&real).contains("ANTHROPIC_API_KEY is not set"), "{}", text(&real));
 }
+
+#[test]
+fn impossible_token_counts_make_the_episode_errored_never_zero_tokens() {
+    use support::fake_server::{FakeServer, Reply};
+    let server = FakeServer::start(|_| {
+        Reply::ok(
+            serde_json::json!({"choices": [{"message": {"content": "Done."}, "finish_reason": "stop"}],
+                               "usage": {"prompt_tokens": -5, "completion_tokens": 3}})
+            .to_string(),
+        )
+    });
+    let dir = scratch("impossible_usage");
+    let base = server.base_url();
+    let args =
+        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
+    let out = terrarium_with_key(&args, "");
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    assert!(records.contains("\"status\":\"errored\"") && records.contains("impossible usage"), "{records}");
+}

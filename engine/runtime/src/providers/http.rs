@@ -439,7 +439,12 @@ impl ApiTarget {
                 }
             }
         };
-        let reply = parse(request_id.clone(), &text);
+        let mut reply = parse(request_id.clone(), &text);
+        if let Ok(r) = &reply
+            && let Some(why) = r.output.meta.usage.as_ref().and_then(crate::run::implausible_usage)
+        {
+            reply = Err(TargetError(why));
+        }
         self.settle(reservation, Some(reply.as_ref().ok().and_then(|r| r.output.meta.usage.as_ref())));
         let reply = reply?;
         // Content-filter stops are not cached: the same request may pass next time.

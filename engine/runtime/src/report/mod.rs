@@ -618,6 +618,27 @@ mod tests {
         assert_eq!(Tokens::from_usage(&serde_json::json!({"surprise": true})), Tokens::default());
     }
 
+    #[test]
+    fn token_sums_saturate_and_impossible_usage_is_a_fault() {
+        let huge = serde_json::json!({"prompt_tokens": u64::MAX, "input_tokens": u64::MAX, "output_tokens": 1});
+        let t = Tokens::from_usage(&huge);
+        assert_eq!(t.input, u64::MAX, "saturated, never wrapped to a small number");
+        let mut sum = t;
+        sum.add(t);
+        assert_eq!(sum.input, u64::MAX);
+        use crate::run::implausible_usage;
+        assert_eq!(implausible_usage(&serde_json::json!({"prompt_tokens": 10, "completion_tokens": 5})), None);
+        assert_eq!(implausible_usage(&serde_json::json!({"prompt_tokens": null})), None);
+        for bad in [
+            serde_json::json!({"prompt_tokens": -5}),
+            serde_json::json!({"completion_tokens": 2.5}),
+            serde_json::json!({"output_tokens": 18446744073709551615u64}),
+            serde_json::json!({"input_tokens": "12"}),
+        ] {
+            assert!(implausible_usage(&bad).is_some_and(|why| why.contains("impossible usage")), "{bad}");
+        }
+    }
+
     fn record(cell: &str, status: &str, fired: bool, stop: &str) -> EpisodeRecord {
         let completed = status == "completed";
         EpisodeRecord {
