@@ -148,3 +148,36 @@ fn episode_ids_are_deterministic_distinct_and_file_safe() {
     assert_eq!(ids.len(), world.cells.len() * 5);
     let _ = load_rel;
 }
+
+#[test]
+fn an_output_nested_deeper_than_a_reader_can_follow_still_replays_and_views() {
+    use terrarium_core::transcript::{render_event, render_verdicts};
+    use terrarium_core::{Episode, TargetOutput, ToolCall};
+    let world = load("fixtures/worlds/greenhouse/world.ron");
+    let mut deep = Json::from(1);
+    for _ in 0..130 {
+        deep = serde_json::json!({"k": deep});
+    }
+    let mut ep = Episode::start(&world, &world.default_cell, 0).expect("starts");
+    let call = ToolCall {
+        id: "c1".into(),
+        name: "read_sensors".into(),
+        arguments_raw: serde_json::to_string(&serde_json::json!({"x": deep})).unwrap(),
+        arguments: Some(serde_json::json!({"x": deep})),
+    };
+    let mut output = TargetOutput { text: String::new(), tool_calls: vec![call], ..Default::default() };
+    output.meta.usage = Some(deep.clone());
+    ep.apply(output);
+    ep.stop_by_target("done");
+    let header = terrarium_core::header(&world, &world.default_cell, 0, "test/deep", &Json::Null);
+    let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());
+    match replay(&world, &text).expect("the transcript reads back") {
+        ReplayOutcome::Identical { .. } => {}
+        other => panic!("a deep output no longer replays: {other:?}"),
+    }
+    for e in ep.events() {
+        let _ = render_event(e);
+    }
+    let _ = render_verdicts(&ep.verdicts());
+    assert!(text.lines().all(|l| serde_json::from_str::<Json>(l).is_ok()), "every line reads back as JSON");
+}

@@ -177,10 +177,11 @@ impl<'w> Episode<'w> {
 
     /// Apply one target output. Returns nothing: events accumulate (see
     /// [`Episode::events`]) and the next observation replaces the last.
-    pub fn apply(&mut self, output: TargetOutput) {
+    pub fn apply(&mut self, mut output: TargetOutput) {
         if self.stop.is_some() {
             return;
         }
+        bound_depth(&mut output);
         self.observation = Observation::default();
         self.state.turn += 1;
         self.state.touch();
@@ -1050,6 +1051,38 @@ impl<'w> Episode<'w> {
             let mut ctx = CallCtx { args: None, msg: None, out: String::new() };
             let _ = self.run_effects(&e.effects, &mut ctx, 0);
             self.deliver_due();
+        }
+    }
+}
+
+/// How deep a JSON value a target output may carry into a transcript. Deeper values
+/// could be written but not read back (`serde_json` stops at 128 levels), so a
+/// transcript would no longer replay or view.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+fn json_depth(v: &Json) -> usize {
+    match v {
+        Json::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        Json::Object(map) => 1 + map.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Keep a target output readable back: a parsed copy of a call's arguments nested
+/// deeper than [`MAX_JSON_DEPTH`] is dropped (the raw text stays, and the call fails as
+/// not valid JSON or the wrong type), and so are such usage and reasoning items.
+fn bound_depth(output: &mut TargetOutput) {
+    for call in &mut output.tool_calls {
+        if call.arguments.as_ref().is_some_and(|a| json_depth(a) > MAX_JSON_DEPTH) {
+            call.arguments = None;
+        }
+    }
+    if output.meta.usage.as_ref().is_some_and(|u| json_depth(u) > MAX_JSON_DEPTH) {
+        output.meta.usage = None;
+    }
+    for item in &mut output.meta.reasoning {
+        if json_depth(item) > MAX_JSON_DEPTH {
+            *item = Json::String(format!("[a reasoning item nested deeper than {MAX_JSON_DEPTH} levels, dropped]"));
         }
     }
 }
