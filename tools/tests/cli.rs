@@ -2531,3 +2531,36 @@ fn impossible_token_counts_make_the_episode_errored_never_zero_tokens() {
     let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
     assert!(records.contains("\"status\":\"errored\"") && records.contains("impossible usage"), "{records}");
 }
+
+#[test]
+fn a_reply_too_large_to_read_errors_its_episode_and_long_arguments_count_as_text() {
+    use support::fake_server::{FakeServer, Reply, tool_call};
+    // 9 MiB of content: more than any reply is read.
+    let server = FakeServer::start(|_| {
+        let content = "a".repeat(9 * 1024 * 1024);
+        Reply::ok(
+            serde_json::json!({"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}).to_string(),
+        )
+    });
+    let dir = scratch("huge_reply");
+    let base = server.base_url();
+    let args =
+        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
+    let out = terrarium_with_key(&args, "");
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    assert!(records.contains("larger than 8388608 bytes") || records.contains("at most 8388608"), "{records}");
+    assert!(records.len() < 100_000, "nothing of the reply was written");
+
+    // Tool arguments past the world's text limit end the episode like text would.
+    let long = serde_json::json!({"value": "x".repeat(40_000)}).to_string();
+    let server = FakeServer::start(move |_| Reply::ok(tool_call("c1", "read_sensors", &long)));
+    let dir = scratch("long_arguments");
+    let base = server.base_url();
+    let args =
+        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
+    let out = terrarium_with_key(&args, "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    assert!(records.contains("\"stop_reason\":\"limit_text_bytes\""), "{records}");
+}

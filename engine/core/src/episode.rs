@@ -186,7 +186,9 @@ impl<'w> Episode<'w> {
         self.state.turn += 1;
         self.state.touch();
         let limits = &self.world.file.limits;
-        let too_long = output.text.len() > limits.max_text_bytes as usize;
+        // Text and tool-call arguments alike count against the text limit.
+        let written = output.text.len() + output.tool_calls.iter().map(|c| c.arguments_raw.len()).sum::<usize>();
+        let too_long = written > limits.max_text_bytes as usize;
         let too_many = output.tool_calls.len() > limits.max_tool_calls_per_turn as usize;
         let calls = output.tool_calls.clone();
         let text = output.text.clone();

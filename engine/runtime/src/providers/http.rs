@@ -53,6 +53,10 @@ impl Pool {
     }
 }
 
+/// The most bytes of one reply that are read (8 MiB): far beyond any real model reply,
+/// far below what would exhaust the machine or fill a run folder.
+pub const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
+
 /// Which wire format a target speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
@@ -294,8 +298,26 @@ impl ApiTarget {
         let request_id = ["x-request-id", "request-id"]
             .iter()
             .find_map(|h| response.headers().get(*h).and_then(|v| v.to_str().ok()).map(String::from));
-        let text =
-            response.text().await.map_err(|e| retry::Attempt::Transport(format!("reading the reply failed: {e}")))?;
+        // Read at most MAX_REPLY_BYTES: a reply beyond it is a fault, not a memory load.
+        let mut response = response;
+        if response.content_length().is_some_and(|n| n > MAX_REPLY_BYTES as u64) {
+            return Err(retry::Attempt::Refused(format!(
+                "the reply is {} bytes; at most {MAX_REPLY_BYTES} are read",
+                response.content_length().unwrap_or_default()
+            )));
+        }
+        let mut bytes: Vec<u8> = Vec::new();
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| retry::Attempt::Transport(format!("reading the reply failed: {e}")))?
+        {
+            if bytes.len() + chunk.len() > MAX_REPLY_BYTES {
+                return Err(retry::Attempt::Refused(format!(
+                    "the reply is larger than {MAX_REPLY_BYTES} bytes; reading stopped there"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         if status.is_success() {
             Ok((request_id, text))
         } else {
