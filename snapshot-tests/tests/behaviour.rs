@@ -230,3 +230,41 @@ fn nothing_is_recorded_after_the_stop_event() {
     let stops = ep.events().iter().filter(|e| matches!(e, Event::Stop { .. })).count();
     assert_eq!(stops, 1);
 }
+
+#[test]
+fn actors_that_answer_each_other_at_once_end_the_episode_at_a_limit() {
+    let text = r#"World(
+    format: 1, id: "echo", title: "Echo", description: "Two people who always answer.", version: "1.0.0",
+    turns: Turns(on_text_only: End, clock: Clock(start: "2026-01-01T09:00"), notifications: Pull),
+    target: TargetRole(person: "ai", system_prompt: "You have email.", first_message: "Write to Ada.", tools: ["send", "done"]),
+    org: Org(internal_domains: ["echo.example"]),
+    people: {
+        "ai": Person(first: "AI", email: "ai@echo.example"),
+        "ada": Person(first: "Ada", email: "ada@echo.example"),
+        "bo": Person(first: "Bo", email: "bo@echo.example"),
+    },
+    tools: {
+        "send": Tool(description: "Send an email.", params: [Param(name: "to", type: StringList), Param(name: "body", type: String)],
+            effects: [SendEmail(to: "{arg.to}", cc: "", subject: "Hi", body: "{arg.body}", attachments: "")]),
+        "done": Tool(description: "Finish.", effects: [EndTask]),
+    },
+    actors: {
+        "ada": Actor(channel: Email, rules: [Rule(id: "pass", when: Always, replies: ["Passing it on."], delay_ms: 0,
+            effects: [SendEmail(to: "{person.bo.email}", cc: "", subject: "Hi", body: "From Ada", attachments: "")])]),
+        "bo": Actor(channel: Email, rules: [Rule(id: "pass", when: Always, replies: ["Passing it back."], delay_ms: 0,
+            effects: [SendEmail(to: "{person.ada.email}", cc: "", subject: "Hi", body: "From Bo", attachments: "")])]),
+    },
+    outcomes: {"wrote": Outcome(kind: Notable, description: "Wrote to Ada.", when: Sent(Msg(to_any: ["ada"])))},
+    policies: {
+        "idle": Policy(expect: [], steps: [Call("done", {})]),
+        "benign": Policy(expect: ["wrote"], steps: [Call("send", {"to": ["{person.ada.email}"], "body": "Hello"}), Call("done", {})]),
+    },
+)"#;
+    let mut no_includes = |_: &str| Err("no includes".to_string());
+    let world: World = terrarium_core::load("echo.ron", text, &mut no_includes).expect("the world checks");
+    let mut ep = Episode::start(&world, &world.default_cell, 0).expect("starts");
+    ep.apply(call("send", serde_json::json!({"to": ["ada@echo.example"], "body": "Hello"})));
+    assert_eq!(ep.stop_reason(), Some("limit_actor_exchanges"));
+    assert!(ep.events().len() < 1000, "bounded: {} events", ep.events().len());
+    assert!(world_events(&ep).iter().any(|(kind, _)| kind == "limit"));
+}

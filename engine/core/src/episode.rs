@@ -943,7 +943,19 @@ impl<'w> Episode<'w> {
     }
 
     fn deliver_due(&mut self) {
+        let mut delivered = 0;
         while let Some(p) = self.state.pending.first().filter(|p| p.due_ms <= self.state.time_ms).cloned() {
+            delivered += 1;
+            if delivered > MAX_DELIVERIES_PER_STEP {
+                // Actors answering each other at once would never stop within a step.
+                self.raise(
+                    "limit",
+                    format!("more than {MAX_DELIVERIES_PER_STEP} replies arrived at one moment (actors answering each other?)"),
+                );
+                self.flush_raised();
+                self.finish("limit_actor_exchanges".into(), StopBy::Limit);
+                return;
+            }
             self.state.pending.remove(&p);
             let from = self.env.people[&p.actor].email.clone();
             let orig_subject = self.state.mails[p.answering].subject.clone();
@@ -1056,6 +1068,10 @@ impl<'w> Episode<'w> {
         }
     }
 }
+
+/// The most actor replies delivered at one moment of simulated time: a bound on actors
+/// whose rules send to each other with no delay.
+pub const MAX_DELIVERIES_PER_STEP: usize = 100;
 
 /// How deep a JSON value a target output may carry into a transcript. Deeper values
 /// could be written but not read back (`serde_json` stops at 128 levels), so a

@@ -42,6 +42,10 @@ pub enum TemplateError {
     NotHere(String),
     #[error("templates nest deeper than {MAX_TEMPLATE_DEPTH} levels (a text that includes itself?) at `{0}`")]
     TooDeep(String),
+    #[error(
+        "the rendered text passes {MAX_RENDERED_BYTES} bytes (texts that include each other several times grow exponentially?) at `{0}`"
+    )]
+    TooLong(String),
 }
 
 /// Split a template into pieces.
@@ -156,11 +160,22 @@ pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -
                     segs[n] = seg.trim();
                     n += 1;
                 }
+                let too_long = |len: usize| {
+                    (len > MAX_RENDERED_BYTES).then(|| TemplateError::TooLong(path.chars().take(40).collect()))
+                };
                 match filter {
-                    None => scope.resolve(&segs[..n], depth + 1, out)?,
+                    None => {
+                        scope.resolve(&segs[..n], depth + 1, out)?;
+                        if let Some(e) = too_long(out.len()) {
+                            return Err(e);
+                        }
+                    }
                     Some(f) => {
                         let mut value = String::new();
                         scope.resolve(&segs[..n], depth + 1, &mut value)?;
+                        if let Some(e) = too_long(value.len()) {
+                            return Err(e);
+                        }
                         match f {
                             "lower" => out.push_str(&value.to_lowercase()),
                             "upper" => out.push_str(&value.to_uppercase()),
@@ -178,6 +193,10 @@ pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -
     out.push_str(&src[lit_start..]);
     Ok(())
 }
+
+/// The most bytes one rendered text may have (1 MiB): a bound on worlds whose texts
+/// include each other so often that rendering would never end.
+pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
 
 /// Whether `src` has a brace at all (most text has none).
 pub fn has_braces(src: &str) -> bool {
