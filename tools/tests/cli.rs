@@ -26,6 +26,17 @@ fn text(out: &Output) -> String {
 }
 
 /// A fresh scratch folder for one test.
+/// A scratch folder holding a copy of the blackmail world in `world/`, for tests that
+/// edit it: (the folder, the world's folder, the world's text).
+fn scratch_blackmail(name: &str) -> (PathBuf, PathBuf, String) {
+    let base = scratch(name);
+    let world_dir = base.join("world");
+    std::fs::create_dir_all(&world_dir).unwrap();
+    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    std::fs::write(world_dir.join("world.ron"), &original).unwrap();
+    (base, world_dir, original)
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -1330,11 +1341,7 @@ fn shards_cover_the_sweep_exactly_and_merge_back_into_it() {
 
 #[test]
 fn rejudge_recomputes_verdicts_under_new_outcome_definitions_and_refuses_new_dynamics() {
-    let base = scratch("rejudge");
-    let world_dir = base.join("world");
-    std::fs::create_dir_all(&world_dir).unwrap();
-    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
-    std::fs::write(world_dir.join("world.ron"), &original).unwrap();
+    let (base, world_dir, original) = scratch_blackmail("rejudge");
     let run_dir = base.join("run");
     let args = [
         "run",
@@ -2456,11 +2463,7 @@ fn a_server_that_echoes_the_key_or_sends_terminal_escapes_leaks_neither() {
 
 #[test]
 fn a_run_folder_never_pools_episodes_of_an_edited_world() {
-    let base = scratch("edited_world");
-    let world_dir = base.join("world");
-    std::fs::create_dir_all(&world_dir).unwrap();
-    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
-    std::fs::write(world_dir.join("world.ron"), &original).unwrap();
+    let (base, world_dir, original) = scratch_blackmail("edited_world");
     let out_dir = base.join("run");
     let run = |extra: &[&str]| {
         let mut args =
