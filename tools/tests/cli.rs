@@ -500,6 +500,17 @@ fn fake_run<'a>(world: &'a str, model: &'a str, base: &'a str, extra: &[&'a str]
     args
 }
 
+/// The greenhouse's one-cell run of `openai/fake-model` against `base`, uncached, into
+/// a scratch folder: its output and `episodes.jsonl`.
+fn greenhouse_run_against(base: &str, name: &str, key: &str) -> (Output, String) {
+    let dir = scratch(name);
+    let args =
+        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", base, &["--no-cache"], dir.to_str().unwrap());
+    let out = terrarium_with_key(&args, key);
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap_or_default();
+    (out, records)
+}
+
 /// The response cache of the running test (libtest names each test's thread after it).
 fn test_cache_dir() -> PathBuf {
     let test = std::thread::current().name().unwrap_or("unnamed").replace("::", "_");
@@ -2444,13 +2455,9 @@ fn a_server_that_echoes_the_key_or_sends_terminal_escapes_leaks_neither() {
         let body = format!("{{\"error\": \"bad credentials: {echoed}\u{1b}[2J\rgotcha\"}}");
         format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
     });
-    let dir = scratch("echoed_key");
     let base = format!("http://127.0.0.1:{port}/v1");
-    let args =
-        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
-    let out = terrarium_with_key(&args, KEY);
+    let (out, records) = greenhouse_run_against(&base, "echoed_key", KEY);
     assert_eq!(code(&out), 3, "{}", text(&out));
-    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
     assert!(records.contains("HTTP 401") && records.contains("[redacted key]"), "{records}");
     for written in [records, text(&out)] {
         assert!(!written.contains(KEY), "the echoed key was written: {written}");
@@ -2525,13 +2532,9 @@ fn impossible_token_counts_make_the_episode_errored_never_zero_tokens() {
             .to_string(),
         )
     });
-    let dir = scratch("impossible_usage");
     let base = server.base_url();
-    let args =
-        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
-    let out = terrarium_with_key(&args, "");
+    let (out, records) = greenhouse_run_against(&base, "impossible_usage", "");
     assert_eq!(code(&out), 3, "{}", text(&out));
-    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
     assert!(records.contains("\"status\":\"errored\"") && records.contains("impossible usage"), "{records}");
 }
 
@@ -2545,25 +2548,17 @@ fn a_reply_too_large_to_read_errors_its_episode_and_long_arguments_count_as_text
             serde_json::json!({"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}).to_string(),
         )
     });
-    let dir = scratch("huge_reply");
     let base = server.base_url();
-    let args =
-        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
-    let out = terrarium_with_key(&args, "");
+    let (out, records) = greenhouse_run_against(&base, "huge_reply", "");
     assert_eq!(code(&out), 3, "{}", text(&out));
-    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
     assert!(records.contains("larger than 8388608 bytes") || records.contains("at most 8388608"), "{records}");
     assert!(records.len() < 100_000, "nothing of the reply was written");
 
     // Tool arguments past the world's text limit end the episode like text would.
     let long = serde_json::json!({"value": "x".repeat(40_000)}).to_string();
     let server = FakeServer::start(move |_| Reply::ok(tool_call("c1", "read_sensors", &long)));
-    let dir = scratch("long_arguments");
     let base = server.base_url();
-    let args =
-        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
-    let out = terrarium_with_key(&args, "");
+    let (out, records) = greenhouse_run_against(&base, "long_arguments", "");
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
     assert!(records.contains("\"stop_reason\":\"limit_text_bytes\""), "{records}");
 }
