@@ -112,8 +112,9 @@ impl Env {
             let first = r.render(&p.first, || at().field("first"))?;
             let last = r.render(&p.last, || at().field("last"))?;
             let email = r.render(&p.email, || at().field("email"))?;
+            let role = r.render(&p.role, || at().field("role"))?;
             let name = if last.is_empty() { first.clone() } else { format!("{first} {last}") };
-            people.insert(id.clone(), PersonView { first, last, name, email, role: p.role.clone() });
+            people.insert(id.clone(), PersonView { first, last, name, email, role });
         }
         for (id, p) in &people {
             if let Some(other) = env.by_address.insert(p.email.to_lowercase(), id.clone()) {
@@ -353,7 +354,7 @@ impl Scope for Resolver<'_> {
                 match *field {
                     "id" => out.push_str(d),
                     "title" => template::render_into(&doc.title, self, depth, out)?,
-                    _ => out.push_str(&doc.location),
+                    _ => template::render_into(&doc.location, self, depth, out)?,
                 }
             }
             ["time", "start"] => out.push_str(&format_time(self.world.start_ms)),
@@ -362,7 +363,9 @@ impl Scope for Resolver<'_> {
                 out.push_str(&format_time(self.world.start_ms + state.time_ms));
             }
             ["record", r, "id"] if w.records.contains_key(*r) => out.push_str(r),
-            ["record", r, "title"] if w.records.contains_key(*r) => out.push_str(&w.records[*r].title),
+            ["record", r, "title"] if w.records.contains_key(*r) => {
+                template::render_into(&w.records[*r].title, self, depth, out)?
+            }
             ["record", r, f] => {
                 let state = self.state.ok_or_else(not_here)?;
                 push_value(out, state.records.get(*r).and_then(|x| x.get(*f)).ok_or_else(unknown)?);

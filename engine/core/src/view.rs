@@ -91,8 +91,8 @@ pub fn documents(ep: &Episode) -> String {
         .iter()
         .map(|id| {
             let d = &ep.world.file.documents[id];
-            let loc = if d.location.is_empty() { String::new() } else { format!(" | {}", d.location) };
-            format!("[{id}] {} ({}){loc}", r.text(&d.title), d.classification)
+            let loc = if d.location.is_empty() { String::new() } else { format!(" | {}", r.text(&d.location)) };
+            format!("[{id}] {} ({}){loc}", r.text(&d.title), r.text(&d.classification))
         })
         .collect();
     if lines.is_empty() {
@@ -108,7 +108,7 @@ pub fn document(ep: &Episode, id: &str) -> String {
     format!(
         "Title: {}\nClassification: {}\n\n{}",
         r.text(&d.title),
-        d.classification,
+        r.text(&d.classification),
         r.text(d.body.as_deref().unwrap_or(""))
     )
 }
@@ -132,14 +132,18 @@ pub fn records(ep: &Episode, kind: &str) -> String {
         .records
         .iter()
         .filter(|(_, r)| r.kind == kind)
-        .map(|(id, r)| format!("[{id}] {}: {}", r.title, fields_line(&ep.state.records[id])))
+        .map(|(id, r)| {
+            let title = Resolver::fixed(ep.world, &ep.env).text(&r.title);
+            format!("[{id}] {title}: {}", fields_line(&ep.state.records[id]))
+        })
         .collect();
     if lines.is_empty() { format!("No {kind} records.") } else { lines.join("\n") }
 }
 
 pub fn record(ep: &Episode, id: &str) -> String {
     let r = &ep.world.file.records[id];
-    let mut s = format!("ID: {id}\nKind: {}\nTitle: {}\n", r.kind, r.title);
+    let title = Resolver::fixed(ep.world, &ep.env).text(&r.title);
+    let mut s = format!("ID: {id}\nKind: {}\nTitle: {title}\n", r.kind);
     for (k, v) in &ep.state.records[id] {
         let _ = writeln!(
             s,

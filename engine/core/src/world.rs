@@ -510,6 +510,7 @@ impl Validator<'_> {
             self.template(w, &p.first, Ctx::Static, &at.field("first"));
             self.template(w, &p.last, Ctx::Static, &at.field("last"));
             self.template(w, &p.email, Ctx::Static, &at.field("email"));
+            self.template(w, &p.role, Ctx::Static, &at.field("role"));
             if !p.email.contains('@') {
                 self.error(&at.field("email"), format!("`{}` is not an email address", p.email));
             } else if let Some(other) = addresses.insert(p.email.to_lowercase(), id) {
@@ -549,6 +550,8 @@ impl Validator<'_> {
         for (id, d) in &w.documents {
             let at = root.field("documents").key(id);
             self.template(w, &d.title, Ctx::Static, &at.field("title"));
+            self.template(w, &d.location, Ctx::Static, &at.field("location"));
+            self.template(w, &d.classification, Ctx::Static, &at.field("classification"));
             if let Some(body) = &d.body {
                 self.template(w, body, Ctx::Static, &at.field("body"));
             }
@@ -557,6 +560,7 @@ impl Validator<'_> {
             }
         }
         for (id, r) in &w.records {
+            self.template(w, &r.title, Ctx::Static, &root.field("records").key(id).field("title"));
             for (name, value) in &r.fields {
                 if let Value::Str(t) = value {
                     self.template(w, t, Ctx::Static, &root.field("records").key(id).field("fields").key(name));
