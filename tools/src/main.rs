@@ -895,6 +895,7 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     for dir in dirs {
         let log = dir.join("episodes.jsonl");
         let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
+        warn_damaged(&log, &text);
         for record in terrarium_runtime::run::read_records(&text) {
             let transcript = std::fs::read_to_string(dir.join(&record.transcript))
                 .with_context(|| format!("{}: missing transcript {}", dir.display(), record.transcript))?;
@@ -974,10 +975,18 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     Ok(())
 }
 
+/// Say which lines of an `episodes.jsonl` were left out, and why.
+fn warn_damaged(log: &Path, text: &str) {
+    for (line, why) in terrarium_runtime::run::damaged_records(text) {
+        eprintln!("warning: {}:{line}: {why}; left out", log.display());
+    }
+}
+
 fn rejudge_cmd(dir: &Path) -> Outcome {
     use terrarium_runtime::run::EpisodeRecord;
     let log = dir.join("episodes.jsonl");
     let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
+    warn_damaged(&log, &text);
     let records: Vec<EpisodeRecord> = terrarium_runtime::run::read_records(&text);
     let mut worlds: BTreeMap<String, World> = BTreeMap::new();
     let (mut changed, mut lines) = (0usize, String::new());
@@ -1036,7 +1045,9 @@ fn report_cmd(dir: &Path) -> Outcome {
     use terrarium_runtime::run::EpisodeRecord;
     let log = dir.join("episodes.jsonl");
     let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
-    // A torn last line (a crash mid-write) is skipped, as resuming would repair it.
+    // A torn last line (a crash mid-write) is left out, as resuming would repair it;
+    // every line left out is named.
+    warn_damaged(&log, &text);
     let records: Vec<EpisodeRecord> = terrarium_runtime::run::read_records(&text);
     if records.is_empty() {
         return Err(anyhow!("{} holds no episodes", log.display()).into());

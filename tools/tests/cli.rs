@@ -2562,3 +2562,27 @@ fn a_reply_too_large_to_read_errors_its_episode_and_long_arguments_count_as_text
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(records.contains("\"stop_reason\":\"limit_text_bytes\""), "{records}");
 }
+
+#[test]
+fn a_damaged_line_of_episodes_jsonl_is_named_never_silently_dropped_or_miscounted() {
+    let dir = scratch("damaged");
+    assert_eq!(
+        code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--out", dir.to_str().unwrap()])),
+        0
+    );
+    let log = dir.join("episodes.jsonl");
+    let mut lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
+    lines[2] = "{\"episode_id\": \"torn".into();
+    lines[4] = lines[4].replace("\"status\":\"completed\"", "\"status\":\"complete\"");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = terrarium(&["report", dir.to_str().unwrap()]);
+    let shown = text(&out);
+    assert_eq!(code(&out), 0, "{shown}");
+    assert!(shown.contains("episodes.jsonl:3: not an episode record"), "{shown}");
+    assert!(shown.contains("episodes.jsonl:5: episode") && shown.contains("\"complete\""), "{shown}");
+    // The bad status is not counted as an errored episode.
+    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    // After the quoted condition: ,target,outcome,kind,completed,fired,rate,ci_low,ci_high,errored
+    let errored = |l: &str| l.split('"').nth(2).and_then(|rest| rest.split(',').nth(9)).map(String::from);
+    assert!(csv.lines().skip(1).all(|l| errored(l).as_deref() == Some("0")), "no errored episodes: {csv}");
+}

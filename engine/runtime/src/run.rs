@@ -242,8 +242,31 @@ pub async fn run_model_episode(
 /// The records of an `episodes.jsonl`: for each episode its latest record (an errored
 /// episode retried later has two lines; the later one counts), in order of first
 /// appearance. Lines that do not parse (a torn last line) are skipped.
+/// The records of an `episodes.jsonl`: the latest for each episode. Lines that are not
+/// records, and records whose status is neither `completed` nor `errored`, are left out;
+/// [`damaged_records`] names them.
 pub fn read_records(text: &str) -> Vec<EpisodeRecord> {
-    latest_lines(text, |r: &EpisodeRecord| r.episode_id.clone())
+    let mut records = latest_lines(text, |r: &EpisodeRecord| r.episode_id.clone());
+    records.retain(|r| r.status == "completed" || r.status == "errored");
+    records
+}
+
+/// The lines of an `episodes.jsonl` that are not usable records, as (line number, why),
+/// so a reader can say so rather than let an episode silently vanish. A last line cut
+/// short by a crash is among them (a resumed run writes the episode again).
+pub fn damaged_records(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str::<EpisodeRecord>(line) {
+            Err(e) => out.push((i + 1, format!("not an episode record ({e})"))),
+            Ok(r) if r.status != "completed" && r.status != "errored" => out.push((
+                i + 1,
+                format!("episode {} has status {:?}, neither completed nor errored", r.episode_id, r.status),
+            )),
+            Ok(_) => {}
+        }
+    }
+    out
 }
 
 /// The lines of an append-only JSONL log that parse as `T`, the latest for each key, in
