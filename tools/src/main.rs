@@ -933,6 +933,27 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
         }
     }
     let mut run_dir = RunDir::open(out).with_context(|| format!("cannot open run folder {}", out.display()))?;
+    // One completed episode, one transcript: two different copies of it (from two
+    // folders, or a folder and the output) cannot both be right, so neither is chosen.
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (record, transcript) in all.iter().filter(|(r, _)| r.status == "completed") {
+        let existing = if run_dir.has_completed(&record.episode_id) {
+            std::fs::read_to_string(out.join(&record.transcript)).ok()
+        } else {
+            None
+        };
+        let conflict = match seen.insert(&record.episode_id, transcript) {
+            Some(other) if other != transcript => true,
+            _ => existing.is_some_and(|e| e != *transcript),
+        };
+        if conflict {
+            println!(
+                "refusing to merge: episode {} is completed in more than one place with different transcripts; keep one copy and merge again",
+                record.episode_id
+            );
+            return Err(Failure::Check);
+        }
+    }
     let (mut added, mut duplicates) = (0, 0);
     for (record, transcript) in all {
         // A completed record replaces an errored one; nothing else is added twice.

@@ -2586,3 +2586,24 @@ fn a_damaged_line_of_episodes_jsonl_is_named_never_silently_dropped_or_miscounte
     let errored = |l: &str| l.split('"').nth(2).and_then(|rest| rest.split(',').nth(9)).map(String::from);
     assert!(csv.lines().skip(1).all(|l| errored(l).as_deref() == Some("0")), "no errored episodes: {csv}");
 }
+
+#[test]
+fn merge_refuses_two_different_copies_of_one_completed_episode() {
+    let base = scratch("merge_conflict");
+    let (a, b, out) = (base.join("a"), base.join("b"), base.join("out"));
+    for dir in [&a, &b] {
+        let args = ["run", "worlds/blackmail", "--model", "scripted/idle", "--out", dir.to_str().unwrap()];
+        assert_eq!(code(&terrarium(&args)), 0);
+    }
+    // Identical copies merge, each episode once.
+    let same = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code(&same), 0, "{}", text(&same));
+    // A copy whose transcript differs (edited, or from another machine's bug) is refused.
+    let transcript = std::fs::read_dir(b.join("transcripts")).unwrap().next().unwrap().unwrap().path();
+    let edited = std::fs::read_to_string(&transcript).unwrap().replacen("Nothing here needs me.", "Nothing here.", 1);
+    std::fs::write(&transcript, edited).unwrap();
+    let fresh = base.join("out2");
+    let out2 = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", fresh.to_str().unwrap()]);
+    assert_eq!(code(&out2), 1, "{}", text(&out2));
+    assert!(text(&out2).contains("different transcripts"), "{}", text(&out2));
+}
