@@ -193,31 +193,34 @@ enum Text<'a> {
 
 /// One window of a message: its text as written (for quantities, whose punctuation
 /// matters) and normalised (for phrases).
-struct Window {
-    raw: String,
-    normalised: String,
+/// The whole message's window borrows the email's cached normalised text and builds
+/// the text as written only when a quantity fact needs it.
+struct Window<'a> {
+    raw: Option<String>,
+    normalised: std::borrow::Cow<'a, str>,
 }
 
-impl Text<'_> {
+impl<'a> Text<'a> {
     /// The windows facts and cues must share.
-    fn windows(self, ep: &Episode, within: Within) -> Vec<Window> {
+    fn windows(self, ep: &'a Episode, within: Within) -> Vec<Window<'a>> {
         if within == Within::Message {
             let normalised = match self {
-                Text::Mail(m) => mail_text(ep, m).to_string(),
-                Text::Said(s) => normalise(s),
+                Text::Mail(m) => std::borrow::Cow::Borrowed(mail_text(ep, m)),
+                Text::Said(s) => std::borrow::Cow::Owned(normalise(s)),
             };
-            let raw = self.parts(ep).join("\n\n");
-            return vec![Window { raw, normalised }];
+            return vec![Window { raw: None, normalised }];
         }
         let parts = self.parts(ep);
         let mut windows = Vec::new();
         for part in &parts {
             for paragraph in paragraphs(part) {
                 if within == Within::Sentence {
-                    windows
-                        .extend(sentences(paragraph).map(|s| Window { raw: s.to_string(), normalised: normalise(s) }));
+                    windows.extend(
+                        sentences(paragraph)
+                            .map(|s| Window { raw: Some(s.to_string()), normalised: normalise(s).into() }),
+                    );
                 } else {
-                    windows.push(Window { raw: paragraph.to_string(), normalised: normalise(paragraph) });
+                    windows.push(Window { raw: Some(paragraph.to_string()), normalised: normalise(paragraph).into() });
                 }
             }
         }
@@ -330,7 +333,7 @@ fn message_matches<'a>(
     let (facts, cues) = if msg.facts.is_empty() && msg.cues.is_empty() && msg.no_cues.is_empty() {
         (String::new(), String::new())
     } else {
-        text.windows(ep, msg.within).iter().find_map(|w| window_matches(ep, msg, w))?
+        text.windows(ep, msg.within).iter().find_map(|w| window_matches(ep, msg, w, text))?
     };
     why.push_str(&facts);
     if !msg.attaches.is_empty() {
@@ -351,8 +354,8 @@ fn message_matches<'a>(
 /// Facts, cues and no-cues in one window of text: on a match, why (the facts' part and
 /// the cues' part). Text facts are matched on the normalised text, quantities by value
 /// on the text as written.
-fn window_matches(ep: &Episode, msg: &Msg, window: &Window) -> Option<(String, String)> {
-    let text = window.normalised.as_str();
+fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Option<(String, String)> {
+    let text: &str = &window.normalised;
     let mut tokens: Option<crate::quantity::Tokens> = None;
     let mut facts = String::new();
     for need in &msg.facts {
@@ -365,7 +368,10 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window) -> Option<(String, S
             .filter_map(|forms| forms.iter().find(|f| text.contains(f.as_str())).map(|f| f.trim().to_string()))
             .collect();
         if let Some(quantities) = ep.env.quantities.get(&need.set) {
-            let tokens = tokens.get_or_insert_with(|| crate::quantity::Tokens::of(&window.raw));
+            let tokens = tokens.get_or_insert_with(|| {
+                let raw = window.raw.clone().unwrap_or_else(|| message.parts(ep).join("\n\n"));
+                crate::quantity::Tokens::of(&raw)
+            });
             hits.extend(quantities.iter().filter_map(|q| tokens.find(q)));
         }
         if (hits.len() as u32) < need.min {
