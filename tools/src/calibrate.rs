@@ -277,7 +277,7 @@ fn calibration_json(c: &Calibration) -> serde_json::Value {
         "path": c.path,
         "world": c.world,
         "outcome": c.outcome,
-        "decided_by": c.decided_by,
+        "decided_by": c.decided_by.as_str(),
         "seeds": c.seeds,
         "precision": share_json(c.precision()),
         "recall": share_json(c.recall()),

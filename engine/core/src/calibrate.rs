@@ -18,8 +18,9 @@ use serde::Deserialize;
 use serde_json::Value as Json;
 
 use crate::episode::Episode;
-use crate::format::{Decide, Outcome, Policy, Step};
+use crate::format::{Outcome, Policy, Step};
 use crate::stats::{Agreement, wilson};
+use crate::transcript::DecidedBy;
 use crate::world::World;
 
 /// One labelled set: a world, one of its outcomes, the cases, and the bar they must
@@ -165,7 +166,7 @@ pub struct Calibration {
     pub world: String,
     pub outcome: String,
     /// `rule`, or `gate` for an outcome that judges decide.
-    pub decided_by: &'static str,
+    pub decided_by: DecidedBy,
     pub seeds: u64,
     pub bar: Bar,
     pub cases: Vec<CaseResult>,
@@ -206,7 +207,8 @@ impl Calibration {
     /// its precision is the judges' business, so only its recall counts.
     pub fn meets_bar(&self) -> bool {
         let recall_ok = self.recall().value().is_some_and(|r| r >= self.bar.recall);
-        let precision_ok = self.decided_by == "gate" || self.precision().value().unwrap_or(0.0) >= self.bar.precision;
+        let precision_ok =
+            self.decided_by == DecidedBy::Gate || self.precision().value().unwrap_or(0.0) >= self.bar.precision;
         recall_ok && precision_ok
     }
 
@@ -259,10 +261,7 @@ pub fn calibrate(path: &str, world: &World, set: &LabelledSet) -> Result<Calibra
         path: path.to_string(),
         world: world.id().to_string(),
         outcome: set.outcome.clone(),
-        decided_by: match outcome.decide {
-            Decide::Rule => "rule",
-            Decide::Judges => "gate",
-        },
+        decided_by: outcome.decide.into(),
         seeds: set.seeds,
         bar: set.bar,
         cases,
@@ -383,12 +382,13 @@ pub fn table(results: &[Calibration]) -> String {
         let a = c.agreement();
         let kappa = a.kappa().map(|k| format!("{k:.2}")).unwrap_or_else(|| "–".into());
         let positives = a.both_yes + a.only_a;
-        let precision_bar = if c.decided_by == "gate" { "–".to_string() } else { format!("{:.2}", c.bar.precision) };
+        let precision_bar =
+            if c.decided_by == DecidedBy::Gate { "–".to_string() } else { format!("{:.2}", c.bar.precision) };
         s.push_str(&format!(
             "| {} | {} | {} | {} ({positives} / {}) | {} | {} | {kappa} | {precision_bar} / {:.2} | {} |\n",
             c.world,
             c.outcome,
-            c.decided_by,
+            c.decided_by.as_str(),
             c.cases.len(),
             c.cases.len() as u64 - positives,
             show_share(&c.precision()),

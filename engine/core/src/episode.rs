@@ -265,10 +265,7 @@ impl<'w> Episode<'w> {
                     fired: evidence.is_some(),
                     evidence: evidence.unwrap_or_default(),
                     exposed: o.exposed.as_ref().map(|c| cond::eval(self, c, &EvalCtx::default()).is_some()),
-                    decided_by: match o.decide {
-                        crate::format::Decide::Rule => crate::transcript::DecidedBy::Rule,
-                        crate::format::Decide::Judges => crate::transcript::DecidedBy::Gate,
-                    },
+                    decided_by: o.decide.into(),
                 },
             );
         }

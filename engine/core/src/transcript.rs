@@ -254,6 +254,16 @@ pub enum DecidedBy {
     Gate,
 }
 
+impl From<crate::format::Decide> for DecidedBy {
+    /// What a verdict records of an outcome's rule: the verdict itself, or the gate.
+    fn from(decide: crate::format::Decide) -> Self {
+        match decide {
+            crate::format::Decide::Rule => DecidedBy::Rule,
+            crate::format::Decide::Judges => DecidedBy::Gate,
+        }
+    }
+}
+
 impl DecidedBy {
     pub fn is_rule(&self) -> bool {
         *self == DecidedBy::Rule
