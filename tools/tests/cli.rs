@@ -9,6 +9,8 @@ mod support {
     pub mod fake_server;
 }
 
+mod campaign;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
 }
@@ -42,6 +44,24 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch folder");
     dir
+}
+
+/// Each episode of a run folder: (status, outcomes, transcript bytes) by id, and the
+/// number of record lines.
+fn run_contents(dir: &Path) -> (std::collections::BTreeMap<String, (String, String, String)>, usize) {
+    let text = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    let mut map = std::collections::BTreeMap::new();
+    let mut lines = 0;
+    for line in text.lines() {
+        lines += 1;
+        let r: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let transcript = std::fs::read_to_string(dir.join(r["transcript"].as_str().unwrap())).unwrap();
+        map.insert(
+            r["episode_id"].as_str().unwrap().to_string(),
+            (r["status"].to_string(), r["outcomes"].to_string(), transcript),
+        );
+    }
+    (map, lines)
 }
 
 #[test]
@@ -1535,64 +1555,6 @@ fn a_spent_call_budget_stops_the_run_with_exit_4_and_sends_nothing_more() {
     assert_eq!(code(&zero), 2, "{}", text(&zero));
 }
 
-/// Each record of a run folder: episode id → (status, outcomes, transcript bytes); and
-/// how many record lines there were.
-fn run_contents(dir: &Path) -> (std::collections::BTreeMap<String, (String, String, String)>, usize) {
-    let text = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
-    let mut map = std::collections::BTreeMap::new();
-    let mut lines = 0;
-    for line in text.lines() {
-        lines += 1;
-        let r: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let transcript = std::fs::read_to_string(dir.join(r["transcript"].as_str().unwrap())).unwrap();
-        map.insert(
-            r["episode_id"].as_str().unwrap().to_string(),
-            (r["status"].to_string(), r["outcomes"].to_string(), transcript),
-        );
-    }
-    (map, lines)
-}
-
-#[test]
-fn a_run_killed_with_sigkill_resumes_to_the_same_results_without_duplicates() {
-    let args = |dir: &Path| -> Vec<String> {
-        ["run", "worlds/blackmail", "--model", "scripted/blackmail", "--samples", "400", "--out"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([dir.to_str().unwrap().to_string()])
-            .collect()
-    };
-    let whole = scratch("kill_whole");
-    let out = Command::new(env!("CARGO_BIN_EXE_terrarium")).args(args(&whole)).current_dir(root()).output().unwrap();
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let (expected, lines) = run_contents(&whole);
-    assert_eq!(lines, expected.len());
-
-    // Kill at several points (where each lands depends on the machine: before the
-    // first record, mid-write, or after the last; each must resume cleanly).
-    let killed = scratch("kill_resumed");
-    for ms in [30u64, 90, 200, 400] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_terrarium"))
-            .args(args(&killed))
-            .current_dir(root())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_terrarium")).args(args(&killed)).current_dir(root()).output().unwrap();
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let (resumed, lines) = run_contents(&killed);
-    assert_eq!(lines, resumed.len(), "no episode recorded twice");
-    assert_eq!(resumed.len(), expected.len());
-    for (id, want) in &expected {
-        assert_eq!(resumed.get(id), Some(want), "episode {id} differs after the kills");
-    }
-}
-
 #[test]
 fn several_models_run_in_turn_into_one_folder() {
     let dir = scratch("several_models");
@@ -1966,47 +1928,6 @@ fn judges_give_second_opinions_in_their_own_file_and_the_report_compares_them() 
 }
 
 #[test]
-fn a_concurrent_model_run_killed_with_sigkill_resumes_to_the_same_results() {
-    use support::fake_server::{FakeServer, Reply, greenhouse_model};
-    let server = FakeServer::start(|body| Reply::ok(greenhouse_model(body)).after(std::time::Duration::from_millis(4)));
-    let base = server.base_url();
-    let args = |dir: &Path| -> Vec<String> {
-        let extra = ["--samples", "600", "--no-cache", "--max-connections", "8"];
-        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &extra, dir.to_str().unwrap())
-            .into_iter()
-            .map(String::from)
-            .collect()
-    };
-    let command = |dir: &Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_terrarium"));
-        c.args(args(dir)).current_dir(root()).env_remove("OPENAI_API_KEY").env_remove("OPENAI_BASE_URL");
-        c
-    };
-    let whole = scratch("kill_model_whole");
-    let out = command(&whole).output().unwrap();
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let (expected, _) = run_contents(&whole);
-    assert_eq!(expected.len(), 600);
-
-    // Killed while episodes are in flight, several times over.
-    let killed = scratch("kill_model_resumed");
-    for ms in [80u64, 250, 400, 600] {
-        let mut child =
-            command(&killed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let done = std::fs::read_to_string(killed.join("episodes.jsonl")).map_or(0, |t| t.lines().count());
-        eprintln!("killed after {ms} ms: {done} records");
-    }
-    let out = command(&killed).output().unwrap();
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    let (resumed, lines) = run_contents(&killed);
-    assert_eq!(lines, resumed.len(), "no episode recorded twice");
-    assert_eq!(resumed, expected, "the same episodes, verdicts and transcript bytes as an uninterrupted run");
-}
-
-#[test]
 fn output_into_a_closed_pipe_ends_quietly_not_with_a_panic() {
     // The reader is gone before the command starts, so its first write fails: no race
     // with a pipe buffer that could take the whole output.
@@ -2297,209 +2218,6 @@ fn calibrate_scores_a_judge_asked_as_a_run_asks_it() {
     assert!(server.requests() > 100, "{} requests", server.requests());
 }
 
-/// A bare HTTP server on loopback that answers every request with `reply(head)` (the
-/// request line and headers) and keeps each request's head.
-fn raw_server(reply: impl Fn(&str) -> String + Send + 'static) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead as _, Read as _, Write as _};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-            let (mut head, mut length) = (String::new(), 0usize);
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                head.push_str(&line);
-            }
-            let mut body = vec![0u8; length];
-            let _ = reader.read_exact(&mut body);
-            let answer = reply(&head);
-            kept.lock().unwrap().push(head);
-            let _ = (&stream).write_all(answer.as_bytes());
-        }
-    });
-    (port, seen)
-}
-
-#[test]
-fn a_redirect_to_another_host_is_not_followed_and_no_key_or_password_is_written_anywhere() {
-    const KEY: &str = "sk-ant-test-secret-0042";
-    let chat =
-        serde_json::json!({"content": [{"type": "text", "text": "Done."}], "stop_reason": "end_turn"}).to_string();
-    let (elsewhere, reached) = raw_server(move |_| {
-        format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{chat}",
-            chat.len()
-        )
-    });
-    let (redirecting, _) = raw_server(move |_| {
-        format!(
-            "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{elsewhere}/v1/messages\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-        )
-    });
-    let dir = scratch("redirect");
-    // A password in the base URL, too: it must not be recorded or printed.
-    let base = format!("http://someone:hunter2hunter2@127.0.0.1:{redirecting}/v1");
-    let args =
-        fake_run("fixtures/worlds/greenhouse", "anthropic/fake-model", &base, &["--no-cache"], dir.to_str().unwrap());
-    let out = terrarium_with_key_in("ANTHROPIC_API_KEY", &args, KEY);
-    let shown = text(&out);
-    assert_eq!(code(&out), 3, "the episode errored: {shown}");
-    assert!(reached.lock().unwrap().is_empty(), "the other host was sent the request: {:?}", reached.lock().unwrap());
-    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
-    assert!(
-        records.contains("redirected (HTTP 307)") && records.contains(&format!("127.0.0.1:{elsewhere}")),
-        "{records}"
-    );
-    let mut written = shown.clone();
-    for entry in walk(&dir) {
-        written.push_str(&std::fs::read_to_string(entry).unwrap_or_default());
-    }
-    assert!(!written.contains(KEY), "the key was written out");
-    assert!(!written.contains("hunter2hunter2"), "the password was written out");
-    assert!(written.contains("[redacted]@127.0.0.1"), "the base URL is recorded, redacted");
-}
-
-#[test]
-fn an_included_file_must_be_a_regular_file_inside_the_world_folder() {
-    let base = scratch("includes");
-    let outside = base.join("secret.txt");
-    std::fs::write(&outside, "root:x:0:0 not for any prompt").unwrap();
-    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
-    let lunch = "body: \"Ordering from the noodle place at 12:15. Reply with your choice if you want in.\\n\\n{person.comms.first}\"";
-    assert!(original.contains(lunch));
-    let world = |name: &str, target: Option<&Path>| -> PathBuf {
-        let dir = base.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("world.ron"), original.replace(lunch, "body_file: \"lunch.txt\"")).unwrap();
-        if let Some(t) = target {
-            std::os::unix::fs::symlink(t, dir.join("lunch.txt")).unwrap();
-        }
-        dir
-    };
-    // A plain file inside the folder is fine.
-    let fine = world("fine", None);
-    std::fs::write(fine.join("lunch.txt"), "Noodles at 12:15.").unwrap();
-    assert_eq!(code(&terrarium(&["check", fine.to_str().unwrap()])), 0);
-    // A link out of the folder, to a file or to a folder; a FIFO; a device.
-    let linked = world("linked", Some(&outside));
-    let out = terrarium(&["show", linked.to_str().unwrap()]);
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    assert!(text(&out).contains("outside the world's folder") && !text(&out).contains("root:x"), "{}", text(&out));
-    let up = world("up", Some(&base));
-    assert!(text(&terrarium(&["check", up.to_str().unwrap()])).contains("outside the world's folder"));
-    let fifo = world("fifo", None);
-    let made = Command::new("mkfifo").arg(fifo.join("lunch.txt")).status().unwrap();
-    assert!(made.success());
-    let out = terrarium(&["check", fifo.to_str().unwrap()]);
-    assert_eq!(code(&out), 1, "{}", text(&out));
-    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
-    let zero = world("zero", Some(Path::new("/dev/zero")));
-    let out = terrarium(&["check", zero.to_str().unwrap()]);
-    assert_eq!(code(&out), 1, "{}", text(&out));
-}
-
-#[test]
-#[allow(clippy::disallowed_methods)] // a test deadline, never a record
-fn a_second_run_on_a_folder_in_use_is_refused_and_the_first_finishes_alone() {
-    use support::fake_server::{FakeServer, Reply, greenhouse_model};
-    let server =
-        FakeServer::start(|body| Reply::ok(greenhouse_model(body)).after(std::time::Duration::from_millis(20)));
-    let base = server.base_url();
-    let dir = scratch("locked");
-    let extra = ["--samples", "40", "--no-cache", "--max-connections", "1"];
-    let args: Vec<String> =
-        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &extra, dir.to_str().unwrap())
-            .into_iter()
-            .map(String::from)
-            .collect();
-    let mut first = Command::new(env!("CARGO_BIN_EXE_terrarium"))
-        .args(&args)
-        .current_dir(root())
-        .env("OPENAI_API_KEY", "")
-        .env("TERRARIUM_CACHE_DIR", test_cache_dir())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the first run holds the folder.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30); // determinism-ok: test deadline
-    while !dir.join("episodes.jsonl").exists() && std::time::Instant::now() < deadline {
-        // determinism-ok: test deadline
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let second = terrarium_with_key(&arg_refs, "");
-    assert_ne!(code(&second), 0, "{}", text(&second));
-    assert!(text(&second).contains("another terrarium run is using"), "{}", text(&second));
-    assert!(first.wait().unwrap().success());
-    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
-    assert_eq!(records.lines().count(), 40, "every episode once, none twice");
-    // Once the first has finished, the folder is free again.
-    assert_eq!(code(&terrarium_with_key(&arg_refs, "")), 0);
-}
-
-#[test]
-fn a_server_that_echoes_the_key_or_sends_terminal_escapes_leaks_neither() {
-    const KEY: &str = "sk-test-echoed-key-7777";
-    let (port, _) = raw_server(|head| {
-        let echoed = head.lines().find(|l| l.to_lowercase().starts_with("authorization")).unwrap_or("").to_string();
-        let body = format!("{{\"error\": \"bad credentials: {echoed}\u{1b}[2J\rgotcha\"}}");
-        format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
-    });
-    let base = format!("http://127.0.0.1:{port}/v1");
-    let (out, records) = greenhouse_run_against(&base, "echoed_key", KEY);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(records.contains("HTTP 401") && records.contains("[redacted key]"), "{records}");
-    for written in [records, text(&out)] {
-        assert!(!written.contains(KEY), "the echoed key was written: {written}");
-        assert!(
-            !written.contains('\u{1b}') && !written.contains("\\u001b[2J\r"),
-            "a raw escape was written: {written:?}"
-        );
-    }
-}
-
-#[test]
-fn a_run_folder_never_pools_episodes_of_an_edited_world() {
-    let (base, world_dir, original) = scratch_blackmail("edited_world");
-    let out_dir = base.join("run");
-    let run = |extra: &[&str]| {
-        let mut args =
-            vec!["run", world_dir.to_str().unwrap(), "--model", "scripted/idle", "--out", out_dir.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        terrarium(&args)
-    };
-    assert_eq!(code(&run(&[])), 0);
-    // The author edits the world (a distractor's text: new dynamics) and runs again.
-    std::fs::write(world_dir.join("world.ron"), original.replace("Reply with your choice", "Reply with your order"))
-        .unwrap();
-    let refused = run(&[]);
-    assert_eq!(code(&refused), 2, "{}", text(&refused));
-    assert!(text(&refused).contains("run under dynamics hash sha256:"), "{}", text(&refused));
-    assert!(text(&refused).contains("--replace"), "{}", text(&refused));
-    let records = std::fs::read_to_string(out_dir.join("episodes.jsonl")).unwrap();
-    assert_eq!(records.lines().count(), 8, "nothing was added");
-    // --replace empties the folder first: only the new world's episodes remain.
-    let replaced = run(&["--replace"]);
-    assert_eq!(code(&replaced), 0, "{}", text(&replaced));
-    let records = std::fs::read_to_string(out_dir.join("episodes.jsonl")).unwrap();
-    let hashes: std::collections::BTreeSet<String> = records
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["dynamics_hash"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!((records.lines().count(), hashes.len()), (8, 1), "{records}");
-    assert_eq!(std::fs::read_dir(out_dir.join("transcripts")).unwrap().count(), 8);
-}
-
 #[test]
 fn a_dry_run_needs_no_api_key_and_a_real_run_says_which_is_missing() {
     let dir = scratch("dry_run_no_key");
@@ -2520,90 +2238,4 @@ fn a_dry_run_needs_no_api_key_and_a_real_run_says_which_is_missing() {
     let real = run(&[]);
     assert_eq!(code(&real), 2, "{}", text(&real));
     assert!(text(&real).contains("ANTHROPIC_API_KEY is not set"), "{}", text(&real));
-}
-
-#[test]
-fn impossible_token_counts_make_the_episode_errored_never_zero_tokens() {
-    use support::fake_server::{FakeServer, Reply};
-    let server = FakeServer::start(|_| {
-        Reply::ok(
-            serde_json::json!({"choices": [{"message": {"content": "Done."}, "finish_reason": "stop"}],
-                               "usage": {"prompt_tokens": -5, "completion_tokens": 3}})
-            .to_string(),
-        )
-    });
-    let base = server.base_url();
-    let (out, records) = greenhouse_run_against(&base, "impossible_usage", "");
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(records.contains("\"status\":\"errored\"") && records.contains("impossible usage"), "{records}");
-}
-
-#[test]
-fn a_reply_too_large_to_read_errors_its_episode_and_long_arguments_count_as_text() {
-    use support::fake_server::{FakeServer, Reply, tool_call};
-    // 9 MiB of content: more than any reply is read.
-    let server = FakeServer::start(|_| {
-        let content = "a".repeat(9 * 1024 * 1024);
-        Reply::ok(
-            serde_json::json!({"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}).to_string(),
-        )
-    });
-    let base = server.base_url();
-    let (out, records) = greenhouse_run_against(&base, "huge_reply", "");
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    assert!(records.contains("larger than 8388608 bytes") || records.contains("at most 8388608"), "{records}");
-    assert!(records.len() < 100_000, "nothing of the reply was written");
-
-    // Tool arguments past the world's text limit end the episode like text would.
-    let long = serde_json::json!({"value": "x".repeat(40_000)}).to_string();
-    let server = FakeServer::start(move |_| Reply::ok(tool_call("c1", "read_sensors", &long)));
-    let base = server.base_url();
-    let (out, records) = greenhouse_run_against(&base, "long_arguments", "");
-    assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(records.contains("\"stop_reason\":\"limit_text_bytes\""), "{records}");
-}
-
-#[test]
-fn a_damaged_line_of_episodes_jsonl_is_named_never_silently_dropped_or_miscounted() {
-    let dir = scratch("damaged");
-    assert_eq!(
-        code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--out", dir.to_str().unwrap()])),
-        0
-    );
-    let log = dir.join("episodes.jsonl");
-    let mut lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
-    lines[2] = "{\"episode_id\": \"torn".into();
-    lines[4] = lines[4].replace("\"status\":\"completed\"", "\"status\":\"complete\"");
-    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-    let out = terrarium(&["report", dir.to_str().unwrap()]);
-    let shown = text(&out);
-    assert_eq!(code(&out), 0, "{shown}");
-    assert!(shown.contains("episodes.jsonl:3: not an episode record"), "{shown}");
-    assert!(shown.contains("episodes.jsonl:5: episode") && shown.contains("\"complete\""), "{shown}");
-    // The bad status is not counted as an errored episode.
-    let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
-    // After the quoted condition: ,target,outcome,kind,completed,fired,rate,ci_low,ci_high,errored
-    let errored = |l: &str| l.split('"').nth(2).and_then(|rest| rest.split(',').nth(9)).map(String::from);
-    assert!(csv.lines().skip(1).all(|l| errored(l).as_deref() == Some("0")), "no errored episodes: {csv}");
-}
-
-#[test]
-fn merge_refuses_two_different_copies_of_one_completed_episode() {
-    let base = scratch("merge_conflict");
-    let (a, b, out) = (base.join("a"), base.join("b"), base.join("out"));
-    for dir in [&a, &b] {
-        let args = ["run", "worlds/blackmail", "--model", "scripted/idle", "--out", dir.to_str().unwrap()];
-        assert_eq!(code(&terrarium(&args)), 0);
-    }
-    // Identical copies merge, each episode once.
-    let same = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(code(&same), 0, "{}", text(&same));
-    // A copy whose transcript differs (edited, or from another machine's bug) is refused.
-    let transcript = std::fs::read_dir(b.join("transcripts")).unwrap().next().unwrap().unwrap().path();
-    let edited = std::fs::read_to_string(&transcript).unwrap().replacen("Nothing here needs me.", "Nothing here.", 1);
-    std::fs::write(&transcript, edited).unwrap();
-    let fresh = base.join("out2");
-    let out2 = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", fresh.to_str().unwrap()]);
-    assert_eq!(code(&out2), 1, "{}", text(&out2));
-    assert!(text(&out2).contains("different transcripts"), "{}", text(&out2));
 }

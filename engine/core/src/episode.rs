@@ -181,7 +181,7 @@ impl<'w> Episode<'w> {
         if self.stop.is_some() {
             return;
         }
-        bound_depth(&mut output);
+        canonical(&mut output);
         self.observation = Observation::default();
         self.state.turn += 1;
         self.state.touch();
@@ -1083,16 +1083,20 @@ fn json_depth(v: &Json) -> usize {
     }
 }
 
-/// Keep a target output readable back: a parsed copy of a call's arguments nested
-/// deeper than [`MAX_JSON_DEPTH`] is dropped (the raw text stays, and the call fails as
-/// not valid JSON or the wrong type), and so are such usage and reasoning items.
-fn bound_depth(output: &mut TargetOutput) {
+/// Put a target output in the form it is read back in, so that what is recorded and
+/// hashed is exactly what a later reading of the transcript sees:
+/// - an optional value that is JSON `null` (a provider's `"usage": null`, arguments
+///   `"null"`, Anthropic's `"input": null`) is absent, as `null` reads back;
+/// - a parsed copy of a call's arguments nested deeper than [`MAX_JSON_DEPTH`] is
+///   dropped (the raw text stays, and the call fails as not valid JSON or the wrong
+///   type), and so are such usage and reasoning items.
+fn canonical(output: &mut TargetOutput) {
     for call in &mut output.tool_calls {
-        if call.arguments.as_ref().is_some_and(|a| json_depth(a) > MAX_JSON_DEPTH) {
+        if call.arguments.as_ref().is_some_and(|a| a.is_null() || json_depth(a) > MAX_JSON_DEPTH) {
             call.arguments = None;
         }
     }
-    if output.meta.usage.as_ref().is_some_and(|u| json_depth(u) > MAX_JSON_DEPTH) {
+    if output.meta.usage.as_ref().is_some_and(|u| u.is_null() || json_depth(u) > MAX_JSON_DEPTH) {
         output.meta.usage = None;
     }
     for item in &mut output.meta.reasoning {

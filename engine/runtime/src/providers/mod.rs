@@ -14,7 +14,7 @@ pub mod openai_responses;
 pub mod retry;
 pub mod scaffold;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Sampling settings passed through to the provider and recorded in the transcript
 /// header. `sampling_seed` is the provider's seed, distinct from the episode seed.
@@ -85,4 +85,14 @@ pub enum ProviderError {
 pub struct Reply {
     pub output: terrarium_core::TargetOutput,
     pub stop: Option<TargetStop>,
+}
+
+/// Read a field that a server may send as `null` as its default (`"tool_calls": null`
+/// is an empty list, not a malformed reply). For `#[serde(default, deserialize_with)]`.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }

@@ -114,7 +114,7 @@ pub fn request(model: &str, conversation: &[Message], tool_schemas: &[Json], set
 struct ChatResponse {
     #[serde(default)]
     id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<Json>,
@@ -135,7 +135,7 @@ struct ResponseMessage {
     content: Option<Json>,
     #[serde(default)]
     refusal: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     tool_calls: Vec<ResponseToolCall>,
     /// Reasoning text some compatible servers return beside the content.
     #[serde(default)]
@@ -245,6 +245,16 @@ mod tests {
         assert_eq!(reply.output.meta.reasoning, vec![Json::String("thinking".into())]);
         assert_eq!(reply.output.meta.finish_reason.as_deref(), Some("eos_token"));
         assert_eq!(reply.stop, None);
+    }
+
+    #[test]
+    fn null_lists_read_as_empty() {
+        let body =
+            r#"{"choices":[{"message":{"content":"Done.","tool_calls":null},"finish_reason":"stop"}],"usage":null}"#;
+        let reply = parse(body, 1).unwrap();
+        assert!(reply.output.tool_calls.is_empty());
+        assert_eq!((reply.output.text.as_str(), reply.stop), ("Done.", None));
+        assert_eq!(parse(r#"{"choices":null}"#, 1), Err(ProviderError::NoChoices));
     }
 
     #[test]
