@@ -13,7 +13,7 @@ use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Event, Line, render_event, render_verdicts};
 use terrarium_core::{Episode, World, view};
 use terrarium_runtime::policies::check_policies;
-use terrarium_runtime::run::RunDir;
+use terrarium_runtime::run::{RunDir, RunFolder};
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
 mod calibrate;
@@ -59,7 +59,8 @@ enum Command {
     Replay {
         /// A transcript file (`.jsonl`).
         transcript: PathBuf,
-        /// The world file (default: the path recorded in the transcript).
+        /// The world file (default: where the transcript's run folder, or its header,
+        /// says it was recorded).
         #[arg(long)]
         world: Option<PathBuf>,
     },
@@ -131,6 +132,10 @@ enum Command {
     Report {
         /// A run folder (holding episodes.jsonl).
         dir: PathBuf,
+        /// A world the folder's episodes were run on, for a folder moved away from its
+        /// worlds (default: where the folder recorded them). Repeatable.
+        #[arg(long)]
+        world: Vec<PathBuf>,
     },
     /// Combine run folders (for example the shards of one sweep) into one; refuses
     /// folders whose worlds (dynamics hash) or target settings differ.
@@ -147,6 +152,10 @@ enum Command {
     Rejudge {
         /// A run folder (holding episodes.jsonl).
         dir: PathBuf,
+        /// The current world file(s) to re-judge under (default: where the folder
+        /// recorded its worlds). Repeatable.
+        #[arg(long)]
+        world: Vec<PathBuf>,
     },
     /// Measure outcome verdicts against hand-labelled cases: precision, recall and
     /// Cohen's kappa with Wilson 95% intervals per labelled set, then per category the
@@ -464,11 +473,26 @@ enum Failure {
     Errored,
     /// Exit 4: a run's --max-api-calls budget ran out before every episode finished.
     Budget,
+    /// Exit 5: reading or writing a file failed for a reason other than its absence
+    /// (permissions, a full disk, a run folder another run holds).
+    Io(anyhow::Error),
 }
 
 impl From<anyhow::Error> for Failure {
+    /// A file that is not there was named by the user (a usage error); any other
+    /// failure to read or write is the machine's.
     fn from(e: anyhow::Error) -> Self {
-        Failure::Usage(e)
+        let io = e.chain().find_map(|cause| cause.downcast_ref::<std::io::Error>());
+        match io {
+            Some(io) if io.kind() != std::io::ErrorKind::NotFound => Failure::Io(e),
+            _ => Failure::Usage(e),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        anyhow::Error::from(e).into()
     }
 }
 
@@ -506,8 +530,8 @@ fn main() -> ExitCode {
         Command::View { transcript } => view_cmd(&transcript),
         Command::Graph { world, format } => graph(&world, format),
         Command::Cache { action } => cache_cmd(action),
-        Command::Report { dir } => report_cmd(&dir),
-        Command::Rejudge { dir } => rejudge_cmd(&dir),
+        Command::Report { dir, world } => report_cmd(&dir, &world),
+        Command::Rejudge { dir, world } => rejudge_cmd(&dir, &world),
         Command::Merge { dirs, out } => merge_cmd(&dirs, &out),
         Command::New { id, from, dir } => new_world(&id, from.as_deref(), &dir),
         Command::Calibrate { paths, json, judges, judge_base_url, judge_without_reasoning, no_cache } => {
@@ -526,6 +550,10 @@ fn main() -> ExitCode {
         }
         Err(Failure::Errored) => ExitCode::from(3),
         Err(Failure::Budget) => ExitCode::from(4),
+        Err(Failure::Io(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(5)
+        }
     }
 }
 
@@ -719,10 +747,30 @@ fn read_transcript(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read transcript {}", path.display()))
 }
 
+/// The world a transcript was recorded on: `given` (`--world`), else where its run
+/// folder or its header says, from whatever directory the command runs in.
+fn recorded_world(
+    path: &Path,
+    header: &terrarium_core::transcript::Header,
+    given: Option<&Path>,
+) -> Result<PathBuf, Failure> {
+    if let Some(given) = given {
+        return Ok(given.to_path_buf());
+    }
+    terrarium_runtime::run::transcript_world(path, header).ok_or_else(|| {
+        Failure::Usage(anyhow!(
+            "cannot find world `{}`, recorded at {}, from here or from {}: pass --world PATH",
+            header.world.id,
+            header.world.path,
+            path.display()
+        ))
+    })
+}
+
 fn replay_cmd(path: &Path, world: Option<&Path>) -> Outcome {
     let text = read_transcript(path)?;
     let header = terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let world_path = world.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(&header.world.path));
+    let world_path = recorded_world(path, &header, world)?;
     let worlds = load_all(&[world_path])?;
     let [world] = worlds.as_slice() else {
         return Err(anyhow!("--world must name one world").into());
@@ -872,7 +920,7 @@ fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Option<&Path>) -
 fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
     let text = read_transcript(path)?;
     let header = terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let world_path = world.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(&header.world.path));
+    let world_path = recorded_world(path, &header, world)?;
     let world = one_world(&world_path, "policy-from")?;
     if world.dynamics_hash != header.world.dynamics_hash {
         eprintln!(
@@ -893,12 +941,14 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     let mut targets: BTreeMap<String, (serde_json::Value, PathBuf)> = BTreeMap::new();
     let mut all = Vec::new();
     for dir in dirs {
-        let log = dir.join("episodes.jsonl");
-        let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
-        warn_damaged(&log, &text);
-        for record in terrarium_runtime::run::read_records(&text) {
+        let folder = read_folder(dir)?;
+        for mut record in folder.records.iter().cloned() {
             let transcript = std::fs::read_to_string(dir.join(&record.transcript))
-                .with_context(|| format!("{}: missing transcript {}", dir.display(), record.transcript))?;
+                .with_context(|| format!("cannot read {}", dir.join(&record.transcript).display()))?;
+            // The merged folder records the world's path from itself.
+            if let Some(world) = folder.world_path(&record) {
+                record.world_path = world.display().to_string();
+            }
             let header =
                 terrarium_core::replay::header(&transcript).map_err(|e| anyhow!("{}: {e}", record.transcript))?;
             if let Some((hash, first)) = worlds.get(&record.world) {
@@ -933,6 +983,9 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
         }
     }
     let mut run_dir = RunDir::open(out).with_context(|| format!("cannot open run folder {}", out.display()))?;
+    for warning in run_dir.warnings() {
+        eprintln!("warning: {warning}");
+    }
     // One completed episode, one transcript: two different copies of it (from two
     // folders, or a folder and the output) cannot both be right, so neither is chosen.
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
@@ -996,27 +1049,66 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     Ok(())
 }
 
-/// Say which lines of an `episodes.jsonl` were left out, and why.
-fn warn_damaged(log: &Path, text: &str) {
-    for (line, why) in terrarium_runtime::run::damaged_records(text) {
-        eprintln!("warning: {}:{line}: {why}; left out", log.display());
+/// Read a run folder, warning about every line and transcript left out.
+fn read_folder(dir: &Path) -> Result<RunFolder, Failure> {
+    let folder = RunFolder::read(dir)?;
+    for warning in &folder.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(folder)
+}
+
+/// The worlds a run folder's episodes were run on, each loaded once: a `--world` of the
+/// same id when given, else where the folder recorded it. A world that cannot be found
+/// or loaded is said once, not once per episode.
+struct FolderWorlds<'f> {
+    folder: &'f RunFolder,
+    given: BTreeMap<String, World>,
+    loaded: BTreeMap<String, Result<World, String>>,
+}
+
+impl<'f> FolderWorlds<'f> {
+    fn new(folder: &'f RunFolder, given: &[PathBuf]) -> Result<Self, Failure> {
+        let given = load_all(given)?.into_iter().map(|w| (w.id().to_string(), w)).collect();
+        Ok(FolderWorlds { folder, given, loaded: BTreeMap::new() })
+    }
+
+    fn of(&mut self, record: &terrarium_runtime::run::EpisodeRecord) -> Result<&World, &str> {
+        if let Some(w) = self.given.get(&record.world) {
+            return Ok(w);
+        }
+        let folder = self.folder;
+        let loaded = self.loaded.entry(record.world.clone()).or_insert_with(|| {
+            let path = folder.world_path(record).ok_or_else(|| {
+                format!(
+                    "world `{}` is not where {} recorded it ({}), nor found from here: pass --world PATH",
+                    record.world,
+                    folder.dir.display(),
+                    record.world_path
+                )
+            })?;
+            let world = load_world(&path).map_err(|e| format!("world `{}`: {e}", record.world))?;
+            if world.id() != record.world {
+                return Err(format!(
+                    "{} holds world `{}`, not `{}`: pass --world PATH",
+                    path.display(),
+                    world.id(),
+                    record.world
+                ));
+            }
+            Ok(world)
+        });
+        loaded.as_ref().map_err(String::as_str)
     }
 }
 
-fn rejudge_cmd(dir: &Path) -> Outcome {
-    use terrarium_runtime::run::EpisodeRecord;
-    let log = dir.join("episodes.jsonl");
-    let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
-    warn_damaged(&log, &text);
-    let records: Vec<EpisodeRecord> = terrarium_runtime::run::read_records(&text);
-    let mut worlds: BTreeMap<String, World> = BTreeMap::new();
+fn rejudge_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
+    let folder = read_folder(dir)?;
+    let records = &folder.records;
+    let mut worlds = FolderWorlds::new(&folder, given)?;
     let (mut changed, mut lines) = (0usize, String::new());
     for r in records.iter().filter(|r| r.status == "completed") {
-        if !worlds.contains_key(&r.world_path) {
-            let w = load_world(Path::new(&r.world_path)).map_err(|e| anyhow!("cannot load {}: {e}", r.world_path))?;
-            worlds.insert(r.world_path.clone(), w);
-        }
-        let world = &worlds[&r.world_path];
+        let world = worlds.of(r).map_err(|why| anyhow!("cannot rejudge episode {}: {why}", r.episode_id))?;
         let transcript = std::fs::read_to_string(dir.join(&r.transcript))
             .with_context(|| format!("cannot read {}", r.transcript))?;
         let verdicts = match terrarium_core::replay::rejudge(world, &transcript) {
@@ -1062,25 +1154,23 @@ fn rejudge_cmd(dir: &Path) -> Outcome {
     Ok(())
 }
 
-fn report_cmd(dir: &Path) -> Outcome {
-    use terrarium_runtime::run::EpisodeRecord;
-    let log = dir.join("episodes.jsonl");
-    let text = std::fs::read_to_string(&log).with_context(|| format!("cannot read {}", log.display()))?;
+fn report_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     // A torn last line (a crash mid-write) is left out, as resuming would repair it;
     // every line left out is named.
-    warn_damaged(&log, &text);
-    let records: Vec<EpisodeRecord> = terrarium_runtime::run::read_records(&text);
+    let folder = read_folder(dir)?;
+    let records = &folder.records;
     if records.is_empty() {
-        return Err(anyhow!("{} holds no episodes", log.display()).into());
+        return Err(anyhow!("{} holds no episodes", dir.join("episodes.jsonl").display()).into());
     }
+    let mut worlds = FolderWorlds::new(&folder, given)?;
     let mut controls = BTreeMap::new();
     let mut combine = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
-    for r in &records {
+    for r in records {
         if !seen.insert(r.world.clone()) {
             continue;
         }
-        match load_world(Path::new(&r.world_path)) {
+        match worlds.of(r) {
             Ok(w) => {
                 if let Some(c) = &w.control_cell {
                     controls.insert(r.world.clone(), c.key());
@@ -1089,12 +1179,12 @@ fn report_cmd(dir: &Path) -> Outcome {
                     combine.insert((r.world.clone(), name.clone()), o.combine);
                 }
             }
-            Err(e) => eprintln!("note: no control comparison for world `{}`: {e}", r.world),
+            Err(why) => eprintln!("warning: {why}; the report has no control comparison for it"),
         }
     }
     let judgements = terrarium_runtime::judge::read_judgements(&read_if_present(&dir.join("judgements.jsonl"))?);
     let planned = terrarium_runtime::run::read_plan(&read_if_present(&dir.join("plan.jsonl"))?);
-    let report = terrarium_runtime::report::build(&records, &controls, &combine, &judgements, &planned);
+    let report = terrarium_runtime::report::build(records, &controls, &combine, &judgements, &planned);
     for (name, text) in
         [("summary.csv", report.csv()), ("report.md", report.markdown()), ("report.html", report.html())]
     {

@@ -320,6 +320,9 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
 
     let dir = sweep.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(worlds[0].id()));
     let mut run_dir = RunDir::open(&dir).with_context(|| format!("cannot open run folder {}", dir.display()))?;
+    for warning in run_dir.warnings() {
+        eprintln!("warning: {warning}");
+    }
     if sweep.replace && !sweep.dry_run {
         run_dir.clear().with_context(|| format!("cannot empty run folder {}", dir.display()))?;
     }

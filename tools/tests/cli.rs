@@ -1,6 +1,7 @@
 //! The command-line contract: outputs, files written, and exit codes
 //! (0 success, 1 a check failed, 2 usage error, 3 some episodes errored, 4 a call
-//! budget ran out).
+//! budget ran out, 5 a file could not be read or written). The hostile-input and
+//! fault campaign is the `campaign` module.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -86,6 +87,19 @@ fn check_summarises_valid_worlds_and_locates_problems() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn a_file_that_cannot_be_written_exits_5_not_as_a_usage_error() {
+    let base = scratch("io_failure");
+    let file = base.join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let out_dir = file.join("run");
+    let out = terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(code(&out), 5, "{}", text(&out));
+    assert!(text(&out).contains("cannot open run folder"), "{}", text(&out));
+    // A file that is not there was named by the user: still a usage error.
+    assert_eq!(code(&terrarium(&["report", base.join("missing").to_str().unwrap()])), 2);
 }
 
 #[test]

@@ -17,6 +17,8 @@ use crate::target::{Next, Target, TargetError};
 pub struct EpisodeRecord {
     pub episode_id: String,
     pub world: String,
+    /// The world file, relative to the run folder (folders written before 0.2: as given
+    /// on the command line). See [`RunFolder::world_path`].
     pub world_path: String,
     pub dynamics_hash: String,
     pub condition: Json,
@@ -241,10 +243,8 @@ pub async fn run_model_episode(
 
 /// The records of an `episodes.jsonl`: for each episode its latest record (an errored
 /// episode retried later has two lines; the later one counts), in order of first
-/// appearance. Lines that do not parse (a torn last line) are skipped.
-/// The records of an `episodes.jsonl`: the latest for each episode. Lines that are not
-/// records, and records whose status is neither `completed` nor `errored`, are left out;
-/// [`damaged_records`] names them.
+/// appearance. Lines that are not records (a torn last line), and records whose status
+/// is neither `completed` nor `errored`, are left out; [`damaged_records`] names them.
 pub fn read_records(text: &str) -> Vec<EpisodeRecord> {
     let mut records = latest_lines(text, |r: &EpisodeRecord| r.episode_id.clone());
     records.retain(|r| r.status == "completed" || r.status == "errored");
@@ -267,6 +267,72 @@ pub fn damaged_records(text: &str) -> Vec<(usize, String)> {
         }
     }
     out
+}
+
+/// A run folder read for its records: each episode's latest record whose transcript is
+/// there, and a warning naming every line and file left out. `report`, `rejudge`,
+/// `merge` and a resumed run all read a folder through this, so a damaged line or a
+/// deleted transcript costs that one episode (a resumed run runs it again), never the
+/// whole folder and never in silence.
+#[derive(Debug)]
+pub struct RunFolder {
+    pub dir: PathBuf,
+    pub records: Vec<EpisodeRecord>,
+    pub warnings: Vec<String>,
+}
+
+impl RunFolder {
+    /// Read `DIR/episodes.jsonl`, which must exist.
+    pub fn read(dir: &Path) -> std::io::Result<RunFolder> {
+        let log = dir.join("episodes.jsonl");
+        let text = std::fs::read_to_string(&log)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", log.display())))?;
+        Ok(RunFolder::from_text(dir, &text))
+    }
+
+    /// The folder `dir` whose `episodes.jsonl` holds `text`.
+    pub fn from_text(dir: &Path, text: &str) -> RunFolder {
+        let log = dir.join("episodes.jsonl");
+        let mut warnings: Vec<String> = damaged_records(text)
+            .into_iter()
+            .map(|(line, why)| format!("{}:{line}: {why}; left out", log.display()))
+            .collect();
+        let mut records = read_records(text);
+        records.retain(|r| {
+            let there = dir.join(&r.transcript).is_file();
+            if !there {
+                warnings.push(format!(
+                    "{}: missing, so {} episode {} is left out (a run into this folder runs it again)",
+                    dir.join(&r.transcript).display(),
+                    r.status,
+                    r.episode_id
+                ));
+            }
+            there
+        });
+        RunFolder { dir: dir.to_path_buf(), records, warnings }
+    }
+
+    /// The world file `record` was run on, wherever the folder is used from (see
+    /// [`crate::worlds::locate`]); `None` when it is not to be found.
+    pub fn world_path(&self, record: &EpisodeRecord) -> Option<PathBuf> {
+        crate::worlds::locate(&record.world_path, &self.dir)
+    }
+}
+
+/// The world file the transcript at `path` was recorded on: when it sits in a run
+/// folder's `transcripts/`, where that folder's record of the episode says; otherwise
+/// the header's path, located from the transcript's folder (see
+/// [`crate::worlds::locate`]). `None` when neither is to be found.
+pub fn transcript_world(path: &Path, header: &terrarium_core::transcript::Header) -> Option<PathBuf> {
+    let folder = path.parent().unwrap_or(Path::new(""));
+    let run_dir = folder.parent().filter(|_| folder.file_name().is_some_and(|n| n == "transcripts"));
+    let recorded = run_dir.and_then(|dir| {
+        let log = std::fs::read_to_string(dir.join("episodes.jsonl")).ok()?;
+        let record = read_records(&log).into_iter().find(|r| r.episode_id == header.episode_id)?;
+        crate::worlds::locate(&record.world_path, dir)
+    });
+    recorded.or_else(|| crate::worlds::locate(&header.world.path, folder))
 }
 
 /// The lines of an append-only JSONL log that parse as `T`, the latest for each key, in
@@ -318,6 +384,8 @@ pub struct RunDir {
     planned: BTreeSet<String>,
     /// World id → the dynamics hashes its recorded episodes were run under.
     world_hashes: BTreeMap<String, BTreeSet<String>>,
+    /// What reading the folder left out, and why (see [`RunFolder`]).
+    warnings: Vec<String>,
     /// Records appended since the last sync, and when that was.
     unsynced: usize,
     last_sync: std::time::Instant,
@@ -349,7 +417,9 @@ impl RunDir {
         let mut gate_closed = BTreeSet::new();
         let mut world_hashes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let log = dir.join("episodes.jsonl");
-        for rec in read_records(&read_log(&log)?) {
+        let folder = RunFolder::from_text(dir, &read_log(&log)?);
+        let warnings = folder.warnings;
+        for rec in folder.records {
             world_hashes.entry(rec.world.clone()).or_default().insert(rec.dynamics_hash.clone());
             if rec.status == "completed" {
                 for (name, v) in rec.outcomes.as_ref().and_then(|o| o.as_object()).into_iter().flatten() {
@@ -380,6 +450,7 @@ impl RunDir {
             judge_log: None,
             planned,
             world_hashes,
+            warnings,
             unsynced: 0,
             last_sync: monotonic_now(),
         })
@@ -387,6 +458,12 @@ impl RunDir {
 
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// The lines and transcripts that opening the folder left out (their episodes run
+    /// again), each naming its file.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The dynamics hashes this folder's episodes of `world` were recorded under.
@@ -437,7 +514,12 @@ impl RunDir {
         let tmp = self.dir.join(format!("{rel}.tmp"));
         std::fs::write(&tmp, &finished.transcript)?;
         std::fs::rename(&tmp, self.dir.join(rel))?;
-        let mut line = serde_json::to_string(&finished.record).expect("records serialise");
+        // The world's path as seen from this folder, so the folder reads from anywhere.
+        let mut record = finished.record.clone();
+        if let Some(rel) = crate::worlds::relative_to(Path::new(&record.world_path), &self.dir) {
+            record.world_path = rel;
+        }
+        let mut line = serde_json::to_string(&record).expect("records serialise");
         line.push('\n');
         // One write per record, so a kill leaves at most one torn line (repaired on open).
         self.log.write_all(line.as_bytes())?;

@@ -80,3 +80,38 @@ pub fn read_include(folder: &Path, rel: &str) -> Result<String, String> {
     }
     std::fs::read_to_string(&real).map_err(|e| format!("cannot read `{rel}`: {e}"))
 }
+
+/// `path` written relative to the folder `base`, both made absolute first (`..` where
+/// needed), so a run folder can say where its worlds are in a form that holds from any
+/// working directory and when the folder moves together with its worlds. `None` when
+/// either path cannot be resolved.
+pub fn relative_to(path: &Path, base: &Path) -> Option<String> {
+    let path = std::fs::canonicalize(path).ok()?;
+    let base = std::fs::canonicalize(base).ok()?;
+    let (ours, theirs): (Vec<_>, Vec<_>) = (path.components().collect(), base.components().collect());
+    let shared = ours.iter().zip(&theirs).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in shared..theirs.len() {
+        rel.push("..");
+    }
+    for part in &ours[shared..] {
+        rel.push(part);
+    }
+    rel.to_str().map(str::to_string)
+}
+
+/// Where a world recorded as `recorded` by the folder `base` is now: relative to `base`
+/// (how run folders record it), then as written (absolute, or relative to the working
+/// directory, as older run folders recorded it), then under each folder above `base`
+/// (an older run folder inside the project, used from elsewhere). The first that is a
+/// file; `None` when none is.
+pub fn locate(recorded: &str, base: &Path) -> Option<PathBuf> {
+    let recorded = Path::new(recorded);
+    let mut candidates = vec![base.join(recorded), recorded.to_path_buf()];
+    if recorded.is_relative()
+        && let Ok(real) = std::fs::canonicalize(base)
+    {
+        candidates.extend(real.ancestors().skip(1).map(|a| a.join(recorded)));
+    }
+    candidates.into_iter().find(|c| c.is_file())
+}

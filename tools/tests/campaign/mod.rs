@@ -497,3 +497,79 @@ fn hostile_replies_never_panic_and_every_recorded_transcript_replays() {
         }
     }
 }
+
+// ---- Run folders used from anywhere, moved, or missing a transcript ----
+
+/// `terrarium ARGS` run from `cwd` instead of the repository.
+fn terrarium_in(cwd: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_terrarium")).args(args).current_dir(cwd).output().expect("binary runs")
+}
+
+#[test]
+fn a_run_folder_reads_the_same_from_any_directory_and_a_moved_one_names_the_way_out_once() {
+    let base = scratch("anywhere");
+    let dir = base.join("run");
+    let d = dir.to_str().unwrap();
+    assert_eq!(code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--out", d])), 0);
+    // From another directory: report, rejudge and replay find the world.
+    let elsewhere = base.clone();
+    let report = terrarium_in(&elsewhere, &["report", "run"]);
+    assert_eq!(code(&report), 0, "{}", text(&report));
+    assert!(!text(&report).contains("warning"), "{}", text(&report));
+    assert!(std::fs::read_to_string(dir.join("report.md")).unwrap().contains("Control cell: `goal=none,threat=none`"));
+    let rejudge = terrarium_in(&elsewhere, &["rejudge", "run"]);
+    assert_eq!(code(&rejudge), 0, "{}", text(&rejudge));
+    let transcript = std::fs::read_dir(dir.join("transcripts")).unwrap().next().unwrap().unwrap().path();
+    let replay = terrarium_in(Path::new("/"), &["replay", transcript.to_str().unwrap()]);
+    assert_eq!(code(&replay), 0, "{}", text(&replay));
+
+    // Moved away from its worlds (out of the project): one warning per world, naming
+    // --world, and --world works.
+    let moved = std::env::temp_dir().join(format!("terrarium-moved-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&moved);
+    let copied = Command::new("cp").arg("-r").arg(&dir).arg(&moved).status().unwrap();
+    assert!(copied.success());
+    let m = moved.to_str().unwrap();
+    let report = terrarium_in(Path::new("/"), &["report", m]);
+    assert_eq!(code(&report), 0, "{}", text(&report));
+    assert_eq!(text(&report).matches("warning").count(), 1, "warned once: {}", text(&report));
+    assert!(text(&report).contains("--world"), "{}", text(&report));
+    let world = root().join("worlds/blackmail");
+    let w = world.to_str().unwrap();
+    let report = terrarium_in(Path::new("/"), &["report", m, "--world", w]);
+    assert!(!text(&report).contains("warning"), "{}", text(&report));
+    assert!(std::fs::read_to_string(moved.join("report.md")).unwrap().contains("Control cell:"));
+    let rejudge = terrarium_in(Path::new("/"), &["rejudge", m]);
+    assert_eq!(code(&rejudge), 2, "{}", text(&rejudge));
+    assert!(text(&rejudge).contains("pass --world PATH"), "{}", text(&rejudge));
+    assert_eq!(code(&terrarium_in(Path::new("/"), &["rejudge", m, "--world", w])), 0);
+    std::fs::remove_dir_all(&moved).unwrap();
+}
+
+#[test]
+fn a_deleted_transcript_costs_one_episode_which_a_resumed_run_runs_again() {
+    let base = scratch("deleted_transcript");
+    let (dir, copy, merged) = (base.join("run"), base.join("copy"), base.join("merged"));
+    let run = |out: &Path| {
+        terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--out", out.to_str().unwrap()])
+    };
+    assert_eq!(code(&run(&dir)), 0);
+    assert_eq!(code(&run(&copy)), 0);
+    let gone = std::fs::read_dir(dir.join("transcripts")).unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_file(&gone).unwrap();
+    let named = gone.file_name().unwrap().to_str().unwrap().to_string();
+    let d = dir.to_str().unwrap();
+    for args in [vec!["report", d], vec!["rejudge", d]] {
+        let out = terrarium(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(&named) && text(&out).contains("missing"), "{args:?}: {}", text(&out));
+    }
+    assert!(text(&terrarium(&["rejudge", d])).contains("of 7 completed episodes"));
+    let merge = terrarium(&["merge", d, copy.to_str().unwrap(), "--out", merged.to_str().unwrap()]);
+    assert_eq!(code(&merge), 0, "{}", text(&merge));
+    assert_eq!(std::fs::read_to_string(merged.join("episodes.jsonl")).unwrap().lines().count(), 8);
+    let resumed = run(&dir);
+    assert_eq!(code(&resumed), 0, "{}", text(&resumed));
+    assert!(text(&resumed).contains("1 new, 7 already in the folder"), "{}", text(&resumed));
+    assert!(gone.is_file(), "the transcript is written again");
+}
