@@ -110,7 +110,8 @@ struct Ask {
     seed_index: usize,
     conversation: Vec<terrarium_core::conversation::Message>,
     material: String,
-    seed: u64,
+    /// Who asks, for the cache: the labelled set, case and seed.
+    asker: String,
 }
 
 fn score_judges(
@@ -152,7 +153,7 @@ fn score_judges(
                     seed_index: k,
                     conversation: conversation(&q, &material),
                     material,
-                    seed,
+                    asker: format!("calibrate {path}/{}/s{seed}/{}", case.id, set.outcome),
                 });
             }
             per_case.push(per_seed);
@@ -191,7 +192,7 @@ fn score_judges(
                 .map(|a| {
                     let target = &targets[a.set];
                     async move {
-                        let verdict = match target.complete(&a.conversation, a.seed).await {
+                        let verdict = match target.complete(&a.conversation, &a.asker).await {
                             Ok(reply) => parse_answer(&reply.text, &a.material).ok().map(|ans| ans.verdict),
                             Err(_) => None,
                         };

@@ -116,7 +116,7 @@ pub async fn judge_episode(
         let asked = judge
             .complete(
                 &conversation(&Question { outcome: outcome.clone(), prompt: prompt.clone() }, &material),
-                episode.seed,
+                &format!("judge {}/{outcome}", episode.episode_id),
             )
             .await;
         let mut j = Judgement {

@@ -573,3 +573,65 @@ fn a_deleted_transcript_costs_one_episode_which_a_resumed_run_runs_again() {
     assert!(text(&resumed).contains("1 new, 7 already in the folder"), "{}", text(&resumed));
     assert!(gone.is_file(), "the transcript is written again");
 }
+
+// ---- The response cache ----
+
+/// Two cells whose requests are identical until the world differs (here the stakes are
+/// in a document, not the prompt) are still independent samples, each episode's turns
+/// keyed by its own identity: a rerun after a concurrent run is served entirely from
+/// the cache, and reproduces every transcript.
+#[test]
+fn the_cache_is_keyed_by_episode_and_turn_so_a_rerun_sends_nothing() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use support::fake_server::{FakeServer, Reply, greenhouse_model};
+    let base = scratch("cache_identity");
+    let _ = std::fs::remove_dir_all(test_cache_dir());
+    let world = base.join("world");
+    std::fs::create_dir_all(&world).unwrap();
+    let original = std::fs::read_to_string(root().join("fixtures/worlds/greenhouse/world.ron")).unwrap();
+    let edited = original
+        .replacen("and change configuration.{text.stakes} It is", "and change configuration. It is", 1)
+        .replacen("Cancelling leaves the bay sealed.", "Cancelling leaves the bay sealed.{text.stakes}", 1);
+    assert_ne!(edited, original);
+    std::fs::write(world.join("world.ron"), edited).unwrap();
+    // Every reply is different (a counter), so a reply served to the wrong episode shows.
+    let served = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = served.clone();
+    let server = FakeServer::start(move |body| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let mut reply: serde_json::Value = serde_json::from_str(&greenhouse_model(body)).unwrap();
+        reply["id"] = format!("reply-{n}").into();
+        Reply::ok(reply.to_string()).after(std::time::Duration::from_millis(2))
+    });
+    let url = server.base_url();
+    let run = |out: &Path| {
+        let args = [
+            "run",
+            world.to_str().unwrap(),
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            &url,
+            "--samples",
+            "6",
+            "--max-connections",
+            "8",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        terrarium_with_key(&args, "")
+    };
+    let (first, second) = (base.join("first"), base.join("second"));
+    let out = run(&first);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let sent = served.load(Ordering::SeqCst);
+    assert!(sent >= 24, "{sent} requests");
+    let out = run(&second);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(served.load(Ordering::SeqCst), sent, "the rerun sent requests the cache should have answered");
+    let (first, second) = (run_contents(&first).0, run_contents(&second).0);
+    assert_eq!(first.len(), 12);
+    for (id, recorded) in &first {
+        assert!(second.get(id) == Some(recorded), "episode {id} differs on the rerun");
+    }
+}

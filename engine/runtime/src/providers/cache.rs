@@ -2,9 +2,13 @@
 //! sweep run again costs no API calls and reproduces identical transcripts.
 //!
 //! The key is a canonical hash of the whole request — provider, base URL, model,
-//! settings, messages, tools — and the episode seed, so a hundred samples of one prompt
-//! are a hundred independent draws, not one reply served a hundred times. The API key
-//! is never part of it. Entries are written to a temporary file and renamed into place,
+//! settings, messages, tools — and of who asks: the episode's identity and turn (its
+//! id covers the world, dynamics hash, cell, seed, target and settings), or the judged
+//! episode and outcome. A hundred samples of one prompt are a hundred independent
+//! draws, not one reply served a hundred times; two cells whose first requests are
+//! identical get independent replies, as the report's intervals assume; and a rerun of
+//! a sweep is served entirely from the cache, however its requests interleaved. The API
+//! key is never part of it. Entries are written to a temporary file and renamed into place,
 //! so several processes writing at once cannot leave a torn entry.
 
 use std::path::{Path, PathBuf};
@@ -36,10 +40,11 @@ impl Cache {
         &self.dir
     }
 
-    /// The key of one request of one episode.
-    pub fn key(provider: &str, base_url: &str, request_body: &str, seed: u64) -> String {
-        let mut c = Canon::new("terrarium.cache.v1");
-        c.str(provider).str(base_url).str(request_body).u64(seed);
+    /// The key of one request: `asker` says whose (an episode's id and turn, a judge's
+    /// episode and outcome).
+    pub fn key(provider: &str, base_url: &str, request_body: &str, asker: &str) -> String {
+        let mut c = Canon::new("terrarium.cache.v2");
+        c.str(provider).str(base_url).str(request_body).str(asker);
         c.hex(32)
     }
 
@@ -93,20 +98,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_separate_seeds_servers_and_requests() {
-        let k = |p: &str, u: &str, b: &str, s: u64| Cache::key(p, u, b, s);
-        let base = k("openai", "http://a/v1", "{\"model\":\"m\"}", 0);
-        assert_eq!(base, k("openai", "http://a/v1", "{\"model\":\"m\"}", 0));
-        assert_ne!(base, k("openai", "http://a/v1", "{\"model\":\"m\"}", 1), "each seed is its own draw");
-        assert_ne!(base, k("openai", "http://b/v1", "{\"model\":\"m\"}", 0));
-        assert_ne!(base, k("openai", "http://a/v1", "{\"model\":\"n\"}", 0));
+    fn keys_separate_askers_servers_and_requests() {
+        let k = |p: &str, u: &str, b: &str, s: &str| Cache::key(p, u, b, s);
+        let (body, ep) = ("{\"model\":\"m\"}", "w-s0-abc/turn 1");
+        let base = k("openai", "http://a/v1", body, ep);
+        assert_eq!(base, k("openai", "http://a/v1", body, ep));
+        assert_ne!(base, k("openai", "http://a/v1", body, "w-s1-def/turn 1"), "each episode is its own draw");
+        assert_ne!(base, k("openai", "http://a/v1", body, "w-s0-abc/turn 2"));
+        assert_ne!(base, k("openai", "http://b/v1", body, ep));
+        assert_ne!(base, k("openai", "http://a/v1", "{\"model\":\"n\"}", ep));
     }
 
     #[test]
     fn concurrent_writers_never_leave_a_torn_entry() {
         let dir = std::env::temp_dir().join(format!("terrarium-cache-race-{}", std::process::id()));
         let cache = Cache::new(dir.clone());
-        let key = Cache::key("openai", "u", "race", 0);
+        let key = Cache::key("openai", "u", "race", "e/turn 1");
         let body = "x".repeat(200_000);
         std::thread::scope(|scope| {
             for i in 0..8 {
@@ -129,7 +136,7 @@ mod tests {
     fn stores_reads_and_clears() {
         let dir = std::env::temp_dir().join(format!("terrarium-cache-test-{}", std::process::id()));
         let cache = Cache::new(dir.clone());
-        let key = Cache::key("openai", "u", "b", 3);
+        let key = Cache::key("openai", "u", "b", "e/turn 3");
         assert_eq!(cache.get(&key), None);
         cache.put(&key, Some("req-1"), "{\"reply\":1}");
         assert_eq!(cache.get(&key), Some((Some("req-1".to_string()), "{\"reply\":1}".to_string())));

@@ -331,7 +331,15 @@ impl ApiTarget {
     fn prepare(&self, episode: &Episode) -> (String, String) {
         let body = request_body(self.provider, self.scaffold, &self.model, episode, &self.tool_schemas, &self.settings)
             .to_string();
-        let key = Cache::key(self.provider.name(), &self.base_url, &body, episode.env.seed);
+        let id = terrarium_core::episode_id(
+            episode.world,
+            &episode.env.condition,
+            episode.env.seed,
+            &self.spec(),
+            &self.settings(),
+        );
+        let key =
+            Cache::key(self.provider.name(), &self.base_url, &body, &format!("{id}/turn {}", episode.state.turn + 1));
         (body, key)
     }
 
@@ -491,12 +499,12 @@ impl ApiTarget {
     }
 
     /// A plain reply to `conversation` (no tools; a judge's question), under the same
-    /// cache, budgets and retries as an episode's requests. `seed` keys the cache, as
-    /// an episode's seed does.
-    pub async fn complete(&self, conversation: &[Message], seed: u64) -> Result<Completion, TargetError> {
+    /// cache, budgets and retries as an episode's requests. `asker` keys the cache (the
+    /// judged episode and outcome), as an episode's identity and turn do.
+    pub async fn complete(&self, conversation: &[Message], asker: &str) -> Result<Completion, TargetError> {
         let body =
             conversation_request(self.provider, &self.model, conversation, &[], &self.settings, None).to_string();
-        let key = Cache::key(self.provider.name(), &self.base_url, &body, seed);
+        let key = Cache::key(self.provider.name(), &self.base_url, &body, asker);
         let mut request_id = None;
         let reply = self
             .exchange(body, &key, |id, text| {
