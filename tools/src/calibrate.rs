@@ -17,7 +17,7 @@ use terrarium_runtime::providers::http::Pool;
 
 use crate::run::{TargetSpec, target_spec};
 use crate::sweep_file::Entry;
-use crate::{ApiArgs, Failure, Outcome};
+use crate::{Failure, Outcome, SendArgs};
 
 /// Requests in flight at once while judges answer.
 const JUDGE_CONNECTIONS: usize = 8;
@@ -163,25 +163,13 @@ fn score_judges(
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let pool = Pool::new(JUDGE_CONNECTIONS, 120).map_err(|e| Failure::Usage(anyhow!(e.0)))?;
-    let api = ApiArgs {
-        base_url: None,
-        temperature: None,
-        top_p: None,
-        max_tokens: None,
-        sampling_seed: None,
-        reasoning_effort: None,
-        thinking_budget: None,
-        no_cache,
-        scaffold: None,
-        timeout_secs: 120,
-        max_attempts: 6,
-    };
+    let send = SendArgs { no_cache, timeout_secs: 120, max_attempts: 6 };
     let mut scores = Vec::new();
     for model in judges {
         let mut entry = Entry::bare(model);
         entry.base_url = judge_base_url.clone();
         entry.temperature = Some(0.0);
-        let spec = match target_spec(&entry, &api, true).with_context(|| format!("judge {model}"))? {
+        let spec = match target_spec(&entry, &send, true).with_context(|| format!("judge {model}"))? {
             TargetSpec::Api(spec) => spec,
             TargetSpec::Scripted(_) => return Err(anyhow!("a judge must be a model, not {model}").into()),
         };

@@ -24,11 +24,11 @@ mod sweep_file;
 #[derive(Parser)]
 #[command(
     name = "terrarium",
-    version,
+    version = terrarium_core::VERSION,
     about = "Deterministic simulated-environment testbeds for AI alignment evaluations."
 )]
 #[command(
-    after_help = "Exit codes: 0 success; 1 a check failed (invalid world, replay divergence, a policy firing the wrong outcomes, a labelled set below its bar); 2 usage error; 3 some episodes errored or judge requests failed (results still written; run again to retry them); 4 a run's --max-api-calls or --max-cost budget ran out (run again to continue)."
+    after_help = "Exit codes: 0 success; 1 a check failed (invalid world, replay divergence, a policy firing the wrong outcomes, a labelled set below its bar); 2 usage error; 3 some episodes errored or judge requests failed (results still written; run again to retry them); 4 a run's --max-api-calls or --max-cost budget ran out (run again to continue); 5 a file could not be read or written (permissions, a full disk, a run folder in use)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -77,10 +77,14 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Render a transcript one line per event, as the snapshots do.
+    /// Render a transcript one line per event, as the snapshots do (or, with --full, every text whole).
     View {
         /// A transcript file (`.jsonl`).
         transcript: PathBuf,
+        /// Show every text whole (emails, documents, prompts) and each call's arguments
+        /// one per line, instead of one line per event.
+        #[arg(long)]
+        full: bool,
     },
     /// Scaffold a new world: DIR/<ID>/world.ron, valid at once (or a renamed copy of a world).
     New {
@@ -218,7 +222,7 @@ struct RunArgs {
     #[arg(long = "condition", value_name = "FACTOR=VALUE")]
     conditions: Vec<String>,
     /// The first episode seed [default: 0].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     seed: Option<u64>,
     /// Seeds per cell: seed .. seed+N-1 [default: 1].
     #[arg(long)]
@@ -279,6 +283,8 @@ struct RunArgs {
     output_price: Option<f64>,
     #[command(flatten)]
     api: ApiArgs,
+    #[command(flatten)]
+    send: SendArgs,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -319,21 +325,42 @@ struct CellArgs {
     #[arg(long = "condition", value_name = "FACTOR=VALUE")]
     conditions: Vec<String>,
     /// The episode seed.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = parse_seed)]
     seed: u64,
+}
+
+/// `n` and the noun, singular or plural: "1 episode", "3 episodes", "0 cells".
+pub(crate) fn count(n: impl Into<u128>, noun: &str) -> String {
+    let n = n.into();
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
+/// An episode seed: a whole number from 0 to 2^64 - 1 (clap's own message for `-3`
+/// advises `-- -3`, which would make it a world path).
+fn parse_seed(text: &str) -> Result<u64, String> {
+    text.trim().parse::<u64>().map_err(|_| format!("a seed is a whole number from 0 to {}, not `{text}`", u64::MAX))
 }
 
 /// Settings for model targets (`openai/<model>`), recorded in each transcript header.
 #[derive(clap::Args, Clone, Debug)]
 struct ApiArgs {
-    /// The provider's base URL (default: $OPENAI_BASE_URL, else https://api.openai.com/v1).
-    /// For a local OpenAI-compatible server: http://127.0.0.1:8000/v1.
+    /// The provider's base URL (default: $OPENAI_BASE_URL for openai/ and
+    /// openai-responses/, $ANTHROPIC_BASE_URL for anthropic/, else the provider's public
+    /// endpoint). For a local OpenAI-compatible server: http://127.0.0.1:8000/v1.
     #[arg(long)]
     base_url: Option<String>,
+    /// Sampling temperature, passed to the provider (default: the provider's).
     #[arg(long)]
     temperature: Option<f64>,
+    /// Nucleus-sampling top_p, passed to the provider (default: the provider's).
     #[arg(long)]
     top_p: Option<f64>,
+    /// The most tokens one reply may have (default: the provider's; 4096 for Anthropic,
+    /// which requires one).
     #[arg(long)]
     max_tokens: Option<u32>,
     /// The provider's sampling seed (distinct from the episode --seed).
@@ -345,13 +372,18 @@ struct ApiArgs {
     /// Extended-thinking budget in tokens, for Anthropic models.
     #[arg(long)]
     thinking_budget: Option<u32>,
-    /// Do not read or write the response cache ($TERRARIUM_CACHE_DIR, else the user cache directory).
-    #[arg(long)]
-    no_cache: bool,
     /// How tools reach the model: native tool calling, or described in the prompt and
     /// called by tags in the text (for comparison with text-based testbeds).
     #[arg(long, value_enum)]
     scaffold: Option<ScaffoldArg>,
+}
+
+/// How requests are sent (not recorded: they change nothing a model is asked).
+#[derive(clap::Args, Clone, Debug)]
+pub(crate) struct SendArgs {
+    /// Do not read or write the response cache ($TERRARIUM_CACHE_DIR, else the user cache directory).
+    #[arg(long)]
+    no_cache: bool,
     /// Seconds to wait for one reply before the attempt counts as failed (and is retried).
     /// With the default attempts, a request that hangs is given up after about 12 minutes.
     #[arg(long, default_value_t = 120)]
@@ -407,7 +439,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         if args.max_connections.is_some() {
             entry.max_connections = args.max_connections;
         }
-        targets.push((entry.model.clone(), run::target_spec(&entry, &args.api, !args.dry_run)?));
+        targets.push((entry.model.clone(), run::target_spec(&entry, &args.send, !args.dry_run)?));
     }
     let mut judges = Vec::new();
     let judge_entries: Vec<sweep_file::Entry> = if args.judges.is_empty() {
@@ -434,7 +466,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         if args.max_connections.is_some() {
             entry.max_connections = args.max_connections;
         }
-        match run::target_spec(&entry, &args.api, !args.dry_run).with_context(|| format!("judge {}", entry.model))? {
+        match run::target_spec(&entry, &args.send, !args.dry_run).with_context(|| format!("judge {}", entry.model))? {
             run::TargetSpec::Api(api) => judges.push((entry.model.clone(), *api)),
             run::TargetSpec::Scripted(_) => {
                 return Err(anyhow!("a judge must be a model, not {}", entry.model).into());
@@ -527,7 +559,7 @@ fn main() -> ExitCode {
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
         Command::Show { world, cell, model, api } => show(&world, &cell.conditions, cell.seed, model.as_deref(), &api),
-        Command::View { transcript } => view_cmd(&transcript),
+        Command::View { transcript, full } => view_cmd(&transcript, full),
         Command::Graph { world, format } => graph(&world, format),
         Command::Cache { action } => cache_cmd(action),
         Command::Report { dir, world } => report_cmd(&dir, &world),
@@ -587,12 +619,12 @@ fn check(paths: &[PathBuf]) -> Outcome {
         for file in files {
             match load_world(&file) {
                 Ok(w) => println!(
-                    "ok  {}  {} cells, {} tools, {} outcomes, {} policies  ({})",
+                    "ok  {}  {}, {}, {}, {}  ({})",
                     w.id(),
-                    w.cells.len(),
-                    w.file.tools.len(),
-                    w.file.outcomes.len(),
-                    w.file.policies.len(),
+                    count(w.cells.len() as u64, "cell"),
+                    count(w.file.tools.len() as u64, "tool"),
+                    count(w.file.outcomes.len() as u64, "outcome"),
+                    count(w.file.policies.len() as u64, "policy"),
                     file.display()
                 ),
                 Err(LoadError::Invalid { diagnostics, .. }) => {
@@ -690,7 +722,7 @@ fn test(paths: &[PathBuf], seeds: u64) -> Outcome {
     for w in &worlds {
         let runs = check_policies(w, seeds);
         let outcomes: Vec<&String> = w.file.outcomes.keys().collect();
-        println!("\n{} — {} cells × {seeds} seeds", w.id(), w.cells.len());
+        println!("\n{} — {} × {}", w.id(), count(w.cells.len() as u64, "cell"), count(seeds, "seed"));
         println!(
             "  {:<28} {:>5} {:>5}  {}",
             "policy",
@@ -871,10 +903,10 @@ fn lint(paths: &[PathBuf], depth: usize, max_states: usize) -> Outcome {
             "space exhausted within the bound"
         };
         println!(
-            "lint {}: {} cells, {} states explored (depth {depth}, {max_states} per cell; {bound})",
+            "lint {}: {}, {} explored (depth {depth}, {max_states} per cell; {bound})",
             world.id(),
-            world.cells.len(),
-            report.states
+            count(world.cells.len() as u64, "cell"),
+            count(report.states as u64, "state"),
         );
         for (outcome, witness) in &report.witnesses {
             if let Some(w) = witness {
@@ -1041,9 +1073,11 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
         run_dir.plan(&planned).with_context(|| format!("cannot write to {}", out.display()))?;
     }
     run_dir.sync().with_context(|| format!("cannot sync {}", out.display()))?;
-    let judged = if judged > 0 { format!(" and {judged} judgements") } else { String::new() };
+    let judged = if judged > 0 { format!(" and {}", count(judged as u64, "judgement")) } else { String::new() };
     println!(
-        "merged {added} episodes{judged} ({duplicates} episodes already present) -> {}",
+        "merged {}{judged} ({} already present) -> {}",
+        count(added as u64, "episode"),
+        count(duplicates as u64, "episode"),
         out.join("episodes.jsonl").display()
     );
     Ok(())
@@ -1190,10 +1224,14 @@ fn report_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     {
         std::fs::write(dir.join(name), text).with_context(|| format!("cannot write to {}", dir.display()))?;
     }
-    let judged = if judgements.is_empty() { String::new() } else { format!(" and {} judgements", judgements.len()) };
+    let judged = if judgements.is_empty() {
+        String::new()
+    } else {
+        format!(" and {}", count(judgements.len() as u64, "judgement"))
+    };
     println!(
-        "{} episodes{judged} -> {}, {} and {}",
-        records.len(),
+        "{}{judged} -> {}, {} and {}",
+        count(records.len() as u64, "episode"),
         dir.join("report.md").display(),
         dir.join("report.html").display(),
         dir.join("summary.csv").display()
@@ -1226,7 +1264,7 @@ fn graph(path: &Path, format: GraphFormat) -> Outcome {
     Ok(())
 }
 
-fn view_cmd(path: &Path) -> Outcome {
+fn view_cmd(path: &Path, full: bool) -> Outcome {
     let text = read_transcript(path)?;
     let header = terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     println!(
@@ -1235,7 +1273,10 @@ fn view_cmd(path: &Path) -> Outcome {
     );
     for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
         if let Ok(event) = serde_json::from_str::<Event>(line) {
-            println!("{}", render_event(&event));
+            println!(
+                "{}",
+                if full { terrarium_core::transcript::render_event_full(&event) } else { render_event(&event) }
+            );
         } else if let Ok(Line::Verdicts(v)) = serde_json::from_str::<Line>(line) {
             print!("{}", render_verdicts(&v));
         } else {

@@ -23,7 +23,7 @@ use terrarium_runtime::run::{Finished, Planned, RunDir, Tokens, run_episode, run
 use terrarium_runtime::target::Scripted;
 
 use crate::sweep_file::Entry;
-use crate::{ApiArgs, Failure, Outcome, load_all, model_spec, parse_conditions};
+use crate::{Failure, Outcome, SendArgs, load_all, model_spec, parse_conditions};
 
 /// What acts in a run.
 pub(crate) enum TargetSpec {
@@ -72,7 +72,7 @@ impl ApiSpec {
 /// The target an entry names (a `--model`, or a sweep file's target with the flags
 /// laid over it). API keys come from the environment only.
 /// `needs_key`: whether requests will be sent (a dry run sends none, so needs no key).
-pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs, needs_key: bool) -> anyhow::Result<TargetSpec> {
+pub(crate) fn target_spec(entry: &Entry, send: &SendArgs, needs_key: bool) -> anyhow::Result<TargetSpec> {
     let model = entry.model.as_str();
     if let Some(policy) = model.strip_prefix("scripted/").filter(|p| !p.is_empty()) {
         return Ok(TargetSpec::Scripted(policy.to_string()));
@@ -89,7 +89,7 @@ pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs, needs_key: bool) -> anyh
         let key_var = spec.key_var;
         return Err(anyhow!("{key_var} is not set (a local compatible server needs --base-url and no key)"));
     }
-    let cache = if api.no_cache { None } else { Cache::default_dir().map(Cache::new) };
+    let cache = if send.no_cache { None } else { Cache::default_dir().map(Cache::new) };
     Ok(TargetSpec::Api(Box::new(ApiSpec {
         provider: spec.provider,
         model: spec.name.to_string(),
@@ -104,8 +104,8 @@ pub(crate) fn target_spec(entry: &Entry, api: &ApiArgs, needs_key: bool) -> anyh
             thinking_budget: entry.thinking_budget,
         },
         cache,
-        max_attempts: api.max_attempts,
-        timeout_secs: api.timeout_secs,
+        max_attempts: send.max_attempts,
+        timeout_secs: send.timeout_secs,
         scaffold: if entry.scaffold.as_deref() == Some("text") { Scaffold::Text } else { Scaffold::Native },
         max_connections: entry.max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1)),
         price: entry.price,
@@ -475,14 +475,18 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
     let Tally { errored, not_started, not_judged, tokens, cost_usd, judgements, judge_errors, judge_failed, .. } =
         tally;
     println!(
-        "{total} episodes ({} new, {skipped} already in the folder, {errored} errored{}) -> {}",
+        "{} ({} new, {skipped} already in the folder, {errored} errored{}) -> {}",
+        crate::count(total as u64, "episode"),
         total - skipped - not_started,
         if not_started > 0 { format!(", {not_started} not started") } else { String::new() },
         run_dir.path().join("episodes.jsonl").display()
     );
     if judgements > 0 {
         println!(
-            "{judgements} judgements ({judge_errors} unreadable replies, {judge_failed} requests failed) -> {}",
+            "{} ({}, {} failed) -> {}",
+            crate::count(judgements as u64, "judgement"),
+            crate::count(judge_errors as u64, "unreadable reply"),
+            crate::count(judge_failed as u64, "request"),
             run_dir.path().join("judgements.jsonl").display()
         );
     }
@@ -496,16 +500,23 @@ pub(crate) fn run(paths: &[PathBuf], targets: &[(String, TargetSpec)], sweep: &S
             Some(c) if c.spent() => format!("the cost limit of ${:.2} is reached", c.limit_usd()),
             _ => format!("the budget of {} API calls is spent", calls.limit()),
         };
-        let unjudged =
-            if not_judged > 0 { format!(", {not_judged} stored episodes not judged") } else { String::new() };
+        let unjudged = if not_judged > 0 {
+            format!(", {} not judged", crate::count(not_judged as u64, "stored episode"))
+        } else {
+            String::new()
+        };
         eprintln!(
-            "stopped: {why}; {not_started} episodes not started{unjudged}. \
-             Run the same command again to continue (errored episodes are retried)."
+            "stopped: {why}; {} not started{unjudged}. \
+             Run the same command again to continue (errored episodes are retried).",
+            crate::count(not_started as u64, "episode")
         );
         return Err(Failure::Budget);
     }
     if judge_failed > 0 {
-        eprintln!("{judge_failed} judge requests failed; run the same command again to ask them again");
+        eprintln!(
+            "{} failed; run the same command again to ask them again",
+            crate::count(judge_failed as u64, "judge request")
+        );
     }
     if errored > 0 || judge_failed > 0 { Err(Failure::Errored) } else { Ok(()) }
 }
@@ -808,16 +819,19 @@ fn dry_run_report(spec: &TargetSpec, model: &str, plan: &[(&World, &Condition, u
         row.2 += usize::from(ep.is_done());
     }
     let total: usize = rows.values().map(|r| r.0).sum();
-    println!("dry run: {total} episodes for {model} (nothing is sent or written)");
+    println!("dry run: {} for {model} (nothing is sent or written)", crate::count(total as u64, "episode"));
     let cached = matches!(spec, TargetSpec::Api(api) if api.cache.is_some());
     for ((world, cell), (n, answered, complete)) in &rows {
         let cell = if cell.is_empty() { "(no factors)" } else { cell };
         if cached {
             println!(
-                "  {world:<16} {cell:<44} {n:>5} episodes; the cache answers {answered} requests and completes {complete} episodes"
+                "  {world:<16} {cell:<44} {:>11}; the cache answers {} and completes {}",
+                crate::count(*n as u64, "episode"),
+                crate::count(*answered as u64, "request"),
+                crate::count(*complete as u64, "episode")
             );
         } else {
-            println!("  {world:<16} {cell:<44} {n:>5} episodes");
+            println!("  {world:<16} {cell:<44} {:>11}", crate::count(*n as u64, "episode"));
         }
     }
     Ok(())

@@ -38,6 +38,12 @@ use transcript::{Line, TargetRef, WorldRef};
 /// The engine version recorded in transcripts.
 pub const ENGINE: &str = concat!("terrarium ", env!("CARGO_PKG_VERSION"));
 
+/// The commit the engine was built from (see `build.rs`), when built from git.
+pub const BUILD: Option<&str> = option_env!("TERRARIUM_COMMIT");
+
+/// `0.1.0 (commit abc123def456)`, or just the version when not built from git.
+pub const VERSION: &str = env!("TERRARIUM_VERSION");
+
 /// The deterministic id of an episode: safe as a file name.
 pub fn episode_id(
     world: &World,
@@ -62,6 +68,7 @@ pub fn header(
     Header {
         format: transcript::TRANSCRIPT_FORMAT,
         engine: ENGINE.to_string(),
+        build: BUILD.map(str::to_string),
         episode_id: episode_id(world, condition, seed, target_spec, settings),
         world: WorldRef {
             id: world.id().to_string(),

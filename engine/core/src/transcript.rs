@@ -314,7 +314,12 @@ pub struct TargetRef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     pub format: u32,
+    /// `terrarium <version>`: replay refuses a transcript of another engine version.
     pub engine: String,
+    /// The commit the engine was built from, when it was built from git: provenance
+    /// only, not checked by replay (every commit of one version replays the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
     pub episode_id: String,
     pub world: WorldRef,
     pub condition: Json,
@@ -347,7 +352,7 @@ pub fn render_event(event: &Event) -> String {
                 let _ = write!(s, " text={}", clip(&output.text, 80));
             }
             for call in &output.tool_calls {
-                let _ = write!(s, " call {}({})", call.name, clip(&call.arguments_raw, 100));
+                let _ = write!(s, " call {}({})", call.name, inline_arguments(&call.arguments_raw));
             }
         }
         Event::ToolResult { tool, ok, text, .. } => {
@@ -357,15 +362,90 @@ pub fn render_event(event: &Event) -> String {
             let _ = write!(s, "{kind}: {}", clip(text, 100));
         }
         Event::Stop { reason, by, .. } => {
-            let _ = write!(
-                s,
-                "{reason} (by {})",
-                serde_json::to_value(by).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
-            );
+            let _ = write!(s, "{reason} (by {})", by_name(*by));
         }
     }
     let _ = write!(s, "  #{}", &event.state_hash()[..8.min(event.state_hash().len())]);
     s
+}
+
+/// A call's arguments as `name="value", n=3`, each string cut to 60 characters; the raw
+/// text (cut to 100) when it is not a JSON object.
+fn inline_arguments(raw: &str) -> String {
+    match serde_json::from_str::<Json>(raw) {
+        Ok(Json::Object(map)) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Json::String(text) => format!("{k}={}", clip(text, 60)),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => clip(raw, 100),
+    }
+}
+
+/// One event in full, for reading a transcript: every text whole and on its own
+/// lines, each call's arguments one per line (strings as written, not as escaped JSON).
+pub fn render_event_full(event: &Event) -> String {
+    let mut s = format!("{:>4} {:<12}", event.step(), event.kind());
+    let block = |s: &mut String, label: &str, text: &str| {
+        let _ = write!(s, "\n       {label}:");
+        for line in text.lines() {
+            let _ = write!(s, "\n         {line}");
+        }
+    };
+    match event {
+        Event::Start { system, user, tools, .. } => {
+            let _ = write!(s, " tools: {}", tools.join(", "));
+            block(&mut s, "system", system);
+            block(&mut s, "user", user);
+        }
+        Event::Target { turn, output, .. } => {
+            let _ = write!(s, " turn {turn}");
+            if !output.text.is_empty() {
+                block(&mut s, "text", &output.text);
+            }
+            for call in &output.tool_calls {
+                let _ = write!(s, "\n       call {} ({})", call.name, call.id);
+                match serde_json::from_str::<Json>(&call.arguments_raw) {
+                    Ok(Json::Object(map)) => {
+                        for (k, v) in &map {
+                            match v {
+                                Json::String(text) if text.contains('\n') => block(&mut s, &format!("  {k}"), text),
+                                Json::String(text) => {
+                                    let _ = write!(s, "\n         {k}: {text}");
+                                }
+                                other => {
+                                    let _ = write!(s, "\n         {k}: {other}");
+                                }
+                            }
+                        }
+                    }
+                    _ => {
+                        let _ = write!(s, "\n         (not a JSON object) {}", call.arguments_raw);
+                    }
+                }
+            }
+        }
+        Event::ToolResult { tool, ok, text, .. } => {
+            let _ = write!(s, " {tool} {}", if *ok { "ok" } else { "ERR" });
+            block(&mut s, "result", text);
+        }
+        Event::World { kind, text, .. } => {
+            let _ = write!(s, " {kind}");
+            block(&mut s, "text", text);
+        }
+        Event::Stop { reason, by, .. } => {
+            let _ = write!(s, " {reason} (by {})", by_name(*by));
+        }
+    }
+    s
+}
+
+/// `tool`, `world`, `limit` or `target`: how a stop is written in transcripts.
+fn by_name(by: StopBy) -> String {
+    serde_json::to_value(by).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 /// Render the verdicts block: one line per outcome, evidence indented below.
