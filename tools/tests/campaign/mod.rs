@@ -188,6 +188,62 @@ fn an_included_file_must_be_a_regular_file_inside_the_world_folder() {
     assert_eq!(code(&out), 1, "{}", text(&out));
 }
 
+/// Every malformed world, and worlds no author would write (empty, binary, nested
+/// 100,000 deep, a 50 MB comment): each command that reads a world refuses it with a
+/// located message or a clear one, and nothing panics, hangs or runs.
+#[test]
+fn hostile_worlds_are_refused_clearly_by_every_command_that_reads_them() {
+    let base = scratch("hostile_worlds");
+    let mut worlds: Vec<(PathBuf, bool)> = std::fs::read_dir(root().join("fixtures/malformed"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+        .map(|p| (p, true))
+        .collect();
+    worlds.sort();
+    let deep = format!("World(format: 1, id: \"x\", title: {}{})", "[".repeat(100_000), "]".repeat(100_000));
+    let greenhouse = std::fs::read_to_string(root().join("fixtures/worlds/greenhouse/world.ron")).unwrap();
+    let deep_args = greenhouse.replacen(
+        "Call(\"read_sensors\", {})",
+        &format!("Call(\"read_sensors\", {{\"x\": {}{}}})", "[".repeat(50_000), "]".repeat(50_000)),
+        1,
+    );
+    assert_ne!(deep_args, greenhouse);
+    let made: [(&str, Vec<u8>); 5] = [
+        ("empty.ron", Vec::new()),
+        ("binary.ron", (0..=255u8).cycle().take(4096).collect()),
+        ("deep.ron", deep.into_bytes()),
+        ("deep_arguments.ron", deep_args.into_bytes()),
+        ("huge_comment.ron", format!("// {}\n", "x".repeat(50 * 1024 * 1024)).into_bytes()),
+    ];
+    for (name, bytes) in made {
+        std::fs::write(base.join(name), bytes).unwrap();
+        worlds.push((base.join(name), false));
+    }
+    for (world, located) in &worlds {
+        let w = world.to_str().unwrap();
+        let shown = world.display().to_string();
+        for args in [
+            vec!["check", w],
+            vec!["show", w],
+            vec!["lint", w, "--max-states", "50"],
+            vec!["run", w, "--model", "scripted/idle", "--dry-run"],
+        ] {
+            let out = terrarium(&args);
+            let said = text(&out);
+            assert!([1, 2].contains(&code(&out)), "{args:?}: exit {}: {said}", code(&out));
+            assert!(!said.contains("panicked"), "{args:?}: {said}");
+            if *located {
+                let prefix = format!("{shown}:");
+                let line_col = said
+                    .match_indices(&prefix)
+                    .any(|(at, _)| said[at + prefix.len()..].chars().next().is_some_and(|c| c.is_ascii_digit()));
+                assert!(line_col, "{args:?}: no path:line:col: {said}");
+            }
+        }
+    }
+}
+
 // ---- kill -9 with resume ----
 
 /// Each record of a run folder: episode id → (status, outcomes, transcript bytes); and
