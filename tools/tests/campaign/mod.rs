@@ -691,3 +691,38 @@ fn the_cache_is_keyed_by_episode_and_turn_so_a_rerun_sends_nothing() {
         assert!(second.get(id) == Some(recorded), "episode {id} differs on the rerun");
     }
 }
+
+// ---- Tampered headers ----
+
+/// A transcript relabelled after recording (which model acted, its settings, the world
+/// version, the engine) or with its line endings changed never replays as identical at
+/// the command line; each change is named. (Every field, engine-side, in
+/// `snapshot-tests/tests/recorded.rs`.)
+#[test]
+fn a_tampered_header_is_named_by_replay() {
+    let dir = scratch("tampered_header");
+    let d = dir.to_str().unwrap();
+    let run = ["run", "worlds/blackmail", "--model", "scripted/blackmail", "--condition", "goal=explicit"];
+    assert_eq!(code(&terrarium(&[&run[..], &["--condition", "threat=replacement", "--out", d]].concat())), 0);
+    let transcript = std::fs::read_dir(dir.join("transcripts")).unwrap().next().unwrap().unwrap().path();
+    let original = std::fs::read_to_string(&transcript).unwrap();
+    assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);
+    let edits: [(&str, String, &str); 4] = [
+        ("relabelled model", original.replacen("scripted/blackmail", "openai/gpt-4.1", 1), "header.episode_id"),
+        (
+            "world version",
+            original.replacen("\"version\":\"1.1.0\"", "\"version\":\"1.0.9\"", 1),
+            "header.world.version",
+        ),
+        ("engine", original.replacen("\"engine\":\"terrarium ", "\"engine\":\"terrarium 9", 1), "header.engine"),
+        ("line endings", original.replace('\n', "\r\n"), "line endings"),
+    ];
+    for (what, edited, named) in edits {
+        assert_ne!(edited, original, "{what}: the edit applies");
+        let tampered = dir.join(format!("{}.jsonl", what.replace(' ', "_")));
+        std::fs::write(&tampered, edited).unwrap();
+        let out = terrarium(&["replay", tampered.to_str().unwrap(), "--world", "worlds/blackmail"]);
+        assert_eq!(code(&out), 1, "{what}: {}", text(&out));
+        assert!(text(&out).contains(named), "{what}: {}", text(&out));
+    }
+}
