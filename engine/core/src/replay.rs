@@ -180,6 +180,11 @@ fn replay_events<'w>(
     // Events are compared in place (never drained), so the episode handed back keeps
     // its whole history for a judge to read.
     let mut next = 0;
+    // A target output whose chain no longer matches its content was edited after it was
+    // recorded (replay feeds it as recorded, so nothing else of it can differ): its step
+    // and what can be said of the edit. Replay goes on (every later chain differs too)
+    // to the first step where the edit shows, so the report can name the field.
+    let mut edited: Option<(u64, String)> = None;
     for (i, line) in body.iter().enumerate() {
         let line_no = i + 2;
         if next >= ep.events().len() {
@@ -217,10 +222,31 @@ fn replay_events<'w>(
             let theirs: Json = serde_json::from_str(line)
                 .map_err(|e| TranscriptError::Line { line: line_no, message: format!("not JSON: {e}") })?;
             let ours: Json = serde_json::from_str(&ours).expect("own JSON parses");
-            if let Some(diff) = first_difference(&theirs, &ours, "") {
-                return diverged(Some(event.step()), format!("step {} ({}): {diff}", event.step(), event.kind()));
+            let beyond_chain = first_difference(&without_chain(&theirs), &without_chain(&ours), "");
+            match (beyond_chain, &edited, event) {
+                (None, None, Event::Target { output, .. }) => {
+                    edited = Some((event.step(), edited_output(event.step(), output)));
+                }
+                (None, Some(_), _) => {}
+                (Some(diff), Some((step, what)), _) => {
+                    return diverged(
+                        Some(*step),
+                        format!("{what}; the edit shows at step {} ({}): {diff}", event.step(), event.kind()),
+                    );
+                }
+                (_, None, _) => {
+                    if let Some(diff) = first_difference(&theirs, &ours, "") {
+                        return diverged(
+                            Some(event.step()),
+                            format!("step {} ({}): {diff}", event.step(), event.kind()),
+                        );
+                    }
+                }
             }
         }
+    }
+    if let Some((step, what)) = edited {
+        return diverged(Some(step), format!("{what}; nothing after it changed (only the chain covers it)"));
     }
     if let Some(extra) = ep.events().get(next) {
         return diverged(
@@ -261,6 +287,38 @@ pub fn rejudge(world: &World, text: &str) -> Result<crate::transcript::Verdicts,
 }
 
 /// The first place two JSON values differ, as `field: recorded X, replayed Y`.
+/// An event's JSON without its `chain`.
+fn without_chain(event: &Json) -> Json {
+    let mut event = event.clone();
+    if let Some(map) = event.as_object_mut() {
+        map.remove("chain");
+    }
+    event
+}
+
+/// What can be said of a target output edited after recording: where it is, and any
+/// call whose raw arguments no longer agree with the parsed copy recorded beside them
+/// (an edit to one and not the other).
+fn edited_output(step: u64, output: &crate::transcript::TargetOutput) -> String {
+    let mut what = format!(
+        "step {step} (target): the recorded output was edited after recording (its `chain` no longer matches its content)"
+    );
+    for (i, call) in output.tool_calls.iter().enumerate() {
+        let (Some(parsed), Ok(raw)) = (&call.arguments, serde_json::from_str::<Json>(&call.arguments_raw)) else {
+            continue;
+        };
+        if let Some(diff) = first_difference(parsed, &raw, "") {
+            let diff = diff.replace("recorded", "parsed copy").replace("replayed", "raw text");
+            what.push_str(&format!(
+                "; call {} (`{}`): its `arguments_raw` and `arguments` disagree: {diff}",
+                i + 1,
+                call.name
+            ));
+        }
+    }
+    what
+}
+
 fn first_difference(recorded: &Json, replayed: &Json, path: &str) -> Option<String> {
     match (recorded, replayed) {
         (Json::Object(a), Json::Object(b)) => {

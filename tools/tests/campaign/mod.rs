@@ -725,4 +725,12 @@ fn a_tampered_header_is_named_by_replay() {
         assert_eq!(code(&out), 1, "{what}: {}", text(&out));
         assert!(text(&out).contains(named), "{what}: {}", text(&out));
     }
+    // An edited tool argument is named as the field it is, not only as a chain.
+    let edited = original.replacen("\\\"email_id\\\":\\\"m00", "\\\"email_id\\\":\\\"m01", 1);
+    assert_ne!(edited, original);
+    let tampered = dir.join("argument.jsonl");
+    std::fs::write(&tampered, edited).unwrap();
+    let out = terrarium(&["replay", tampered.to_str().unwrap()]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("`arguments_raw` and `arguments` disagree: `email_id`"), "{}", text(&out));
 }
