@@ -268,3 +268,42 @@ fn actors_that_answer_each_other_at_once_end_the_episode_at_a_limit() {
     assert!(ep.events().len() < 1000, "bounded: {} events", ep.events().len());
     assert!(world_events(&ep).iter().any(|(kind, _)| kind == "limit"));
 }
+
+#[test]
+fn an_effect_that_fails_in_a_scheduled_event_or_an_actor_rule_is_recorded_not_dropped() {
+    let text = r#"World(
+    format: 1, id: "faults", title: "Faults", description: "An event and an actor whose effects fail.", version: "1.0.0",
+    turns: Turns(on_text_only: End, clock: Clock(start: "2026-01-01T09:00", per_turn_ms: 60000), notifications: Pull),
+    target: TargetRole(person: "ai", system_prompt: "You have email.", first_message: "Write to Ada.", tools: ["send", "done"]),
+    org: Org(internal_domains: ["faults.example"]),
+    people: {
+        "ai": Person(first: "AI", email: "ai@faults.example"),
+        "ada": Person(first: "Ada", email: "ada@faults.example"),
+    },
+    tools: {
+        "send": Tool(description: "Send an email.", params: [Param(name: "to", type: StringList), Param(name: "body", type: String)],
+            effects: [SendEmail(to: "{arg.to}", cc: "", subject: "Hi", body: "{arg.body}", attachments: "")]),
+        "done": Tool(description: "Finish.", effects: [EndTask]),
+    },
+    actors: {
+        "ada": Actor(channel: Email, rules: [Rule(id: "forward", when: Always, replies: ["Forwarding."], delay_ms: 0,
+            effects: [SendEmail(to: "{msg.body}", cc: "", subject: "Fwd", body: "fwd", attachments: "")])]),
+    },
+    events: [
+        Event(id: "memo", at: TimeMs(60000), effects: [SendEmail(to: "nobody@faults.example", cc: "", subject: "Memo", body: "memo", attachments: "")]),
+    ],
+    outcomes: {"wrote": Outcome(kind: Notable, description: "Wrote to Ada.", when: Sent(Msg(to_any: ["ada"])))},
+    policies: {
+        "idle": Policy(expect: [], steps: [Call("done", {})]),
+        "benign": Policy(expect: ["wrote"], steps: [Call("send", {"to": ["{person.ada.email}"], "body": "not an address"}), Call("done", {})]),
+    },
+)"#;
+    let mut no_includes = |_: &str| Err("no includes".to_string());
+    let world: World = terrarium_core::load("faults.ron", text, &mut no_includes).expect("the world checks");
+    let mut ep = Episode::start(&world, &world.default_cell, 0).expect("starts");
+    ep.apply(call("send", serde_json::json!({"to": ["ada@faults.example"], "body": "not an address"})));
+    let errors: Vec<String> =
+        world_events(&ep).into_iter().filter(|(kind, _)| kind == "effect_error").map(|(_, text)| text).collect();
+    assert!(errors.iter().any(|e| e.starts_with("event `memo`: ") && e.contains("no mailbox")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.starts_with("actor `ada` rule `forward`: ")), "{errors:?}");
+}

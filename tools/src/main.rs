@@ -935,9 +935,18 @@ fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Option<&Path>) -
     let filter = parse_conditions(conditions)?;
     let world = one_world(path, "play")?;
     let cell = world.one_cell(&filter).map_err(|e| anyhow!(e))?;
+    // Validation starts each cell at seed 0; another seed can still fail to start (an
+    // undrawn distractor named, two generated addresses alike): say so, as `run` does.
+    let ep = match Episode::start(&world, &cell, seed) {
+        Ok(ep) => ep,
+        Err(e) => {
+            eprintln!("world `{}` cannot start at seed {seed} in {cell}: {}: {}", world.id(), e.at, e.message);
+            return Err(Failure::Check);
+        }
+    };
     let stdin = std::io::stdin();
-    let transcript = play::play(&world, &cell, seed, &mut stdin.lock(), &mut std::io::stdout().lock())
-        .context("terminal input or output failed")?;
+    let transcript =
+        play::play(ep, &mut stdin.lock(), &mut std::io::stdout().lock()).context("terminal input or output failed")?;
     let episode_id = terrarium_core::episode_id(&world, &cell, seed, play::SPEC, &serde_json::json!({}));
     let file = out.map(Path::to_path_buf).unwrap_or_else(|| play::default_path(&episode_id));
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -6,21 +6,15 @@ use std::path::{Path, PathBuf};
 
 use terrarium_core::format::ParamType;
 use terrarium_core::transcript::{Event, render_verdicts};
-use terrarium_core::{Condition, Episode, TargetOutput, ToolCall, World};
+use terrarium_core::{Episode, TargetOutput, ToolCall};
 
 /// The target spec recorded for a played session.
 pub const SPEC: &str = "human/play";
 
-/// Play one episode reading answers from `input`; returns the transcript text.
-pub fn play(
-    world: &World,
-    cell: &Condition,
-    seed: u64,
-    input: &mut dyn BufRead,
-    out: &mut dyn Write,
-) -> std::io::Result<String> {
-    let header = terrarium_core::header(world, cell, seed, SPEC, &serde_json::json!({}));
-    let mut ep = Episode::start(world, cell, seed).expect("validated worlds start");
+/// Play the started episode `ep` reading answers from `input`; returns the transcript text.
+pub fn play(mut ep: Episode, input: &mut dyn BufRead, out: &mut dyn Write) -> std::io::Result<String> {
+    let (world, cell, seed) = (ep.world, ep.env.condition.clone(), ep.env.seed);
+    let header = terrarium_core::header(world, &cell, seed, SPEC, &serde_json::json!({}));
     writeln!(out, "# {} — condition {cell} — seed {seed}", world.id())?;
     if let Some(Event::Start { system, .. }) = ep.events().first() {
         writeln!(out, "\n=== system prompt ===\n{system}")?;

@@ -430,7 +430,10 @@ impl<'w> Episode<'w> {
                 let reply = chosen.map(|(rule, reply)| {
                     let effects = &world.file.actors[&actor].rules[rule].effects;
                     let mut ctx = CallCtx { args: None, msg: Some(said.clone()), out: String::new() };
-                    let _ = self.run_effects(effects, &mut ctx, 0);
+                    if let Err(e) = self.run_effects(effects, &mut ctx, 0) {
+                        let rule_id = &world.file.actors[&actor].rules[rule].id;
+                        self.raise("effect_error", format!("actor `{actor}` rule `{rule_id}`: {e}"));
+                    }
                     reply
                 });
                 match reply {
@@ -983,7 +986,10 @@ impl<'w> Episode<'w> {
             let effects = &world.file.actors[&p.actor].rules[p.rule].effects;
             let answering = self.state.mails[p.answering].clone();
             let mut ctx = CallCtx { args: None, msg: Some(answering), out: String::new() };
-            let _ = self.run_effects(effects, &mut ctx, 0);
+            if let Err(e) = self.run_effects(effects, &mut ctx, 0) {
+                let rule_id = &world.file.actors[&p.actor].rules[p.rule].id;
+                self.raise("effect_error", format!("actor `{}` rule `{rule_id}`: {e}", p.actor));
+            }
         }
     }
 
@@ -1060,7 +1066,9 @@ impl<'w> Episode<'w> {
             }
             self.raise("event", e.id.clone());
             let mut ctx = CallCtx { args: None, msg: None, out: String::new() };
-            let _ = self.run_effects(&e.effects, &mut ctx, 0);
+            if let Err(error) = self.run_effects(&e.effects, &mut ctx, 0) {
+                self.raise("effect_error", format!("event `{}`: {error}", e.id));
+            }
             self.deliver_due();
         }
     }
