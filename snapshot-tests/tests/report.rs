@@ -31,7 +31,7 @@ fn records() -> (Vec<EpisodeRecord>, BTreeMap<String, String>) {
     }
     let mut errored = out[0].clone();
     errored.episode_id.push_str("-errored");
-    errored.status = "errored".into();
+    errored.status = terrarium_runtime::run::EpisodeStatus::Errored;
     errored.stop_reason = "error".into();
     errored.outcomes = None;
     errored.error = Some("HTTP 503, after 6 attempts".into());
@@ -72,7 +72,7 @@ fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
         cost_usd: None,
     };
     let mut gated = 0;
-    for r in records.iter().filter(|r| r.status == "completed") {
+    for r in records.iter().filter(|r| r.status == terrarium_runtime::run::EpisodeStatus::Completed) {
         let outcomes = r.outcomes.as_ref().unwrap();
         let mentioned = outcomes["secret_mentioned"]["fired"].as_bool().unwrap();
         out.push(judgement(r, "secret_mentioned", "openai/judge-a", "second_opinion", mentioned != (r.seed == 3)));

@@ -13,7 +13,7 @@ use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Event, Line, render_event, render_verdicts};
 use terrarium_core::{Episode, World, view};
 use terrarium_runtime::policies::check_policies;
-use terrarium_runtime::run::{RunDir, RunFolder};
+use terrarium_runtime::run::{EpisodeStatus, RunDir, RunFolder};
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
 mod calibrate;
@@ -1030,7 +1030,7 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     // One completed episode, one transcript: two different copies of it (from two
     // folders, or a folder and the output) cannot both be right, so neither is chosen.
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (record, transcript) in all.iter().filter(|(r, _)| r.status == "completed") {
+    for (record, transcript) in all.iter().filter(|(r, _)| r.status == EpisodeStatus::Completed) {
         let existing = if run_dir.has_completed(&record.episode_id) {
             std::fs::read_to_string(out.join(&record.transcript)).ok()
         } else {
@@ -1052,7 +1052,7 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     for (record, transcript) in all {
         // A completed record replaces an errored one; nothing else is added twice.
         if run_dir.has_completed(&record.episode_id)
-            || (record.status != "completed" && run_dir.has(&record.episode_id))
+            || (record.status != EpisodeStatus::Completed && run_dir.has(&record.episode_id))
         {
             duplicates += 1;
             continue;
@@ -1150,7 +1150,7 @@ fn rejudge_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     let records = &folder.records;
     let mut worlds = FolderWorlds::new(&folder, given)?;
     let (mut changed, mut lines) = (0usize, String::new());
-    for r in records.iter().filter(|r| r.status == "completed") {
+    for r in records.iter().filter(|r| r.status == EpisodeStatus::Completed) {
         let world = worlds.of(r).map_err(|why| anyhow!("cannot rejudge episode {}: {why}", r.episode_id))?;
         let transcript = std::fs::read_to_string(dir.join(&r.transcript))
             .with_context(|| format!("cannot read {}", r.transcript))?;
@@ -1191,7 +1191,7 @@ fn rejudge_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     std::fs::write(dir.join("rejudge.jsonl"), lines).with_context(|| format!("cannot write to {}", dir.display()))?;
     println!(
         "{changed} of {} completed episodes changed verdict -> {}",
-        records.iter().filter(|r| r.status == "completed").count(),
+        records.iter().filter(|r| r.status == EpisodeStatus::Completed).count(),
         dir.join("rejudge.jsonl").display()
     );
     Ok(())

@@ -19,7 +19,7 @@ use terrarium_runtime::providers::budget::{CallBudget, CostBudget, Price};
 use terrarium_runtime::providers::cache::Cache;
 use terrarium_runtime::providers::http::{ApiTarget, Pool, Provider};
 use terrarium_runtime::providers::{Scaffold, Settings};
-use terrarium_runtime::run::{Finished, Planned, RunDir, Tokens, run_episode, run_model_episode};
+use terrarium_runtime::run::{EpisodeStatus, Finished, Planned, RunDir, Tokens, run_episode, run_model_episode};
 use terrarium_runtime::target::Scripted;
 
 use crate::sweep_file::Entry;
@@ -552,7 +552,7 @@ impl Walker<'_> {
         }
         .map_err(|e| anyhow!(e))?;
         let mut js = Vec::new();
-        if finished.record.status == "completed" && !self.judges.is_empty() {
+        if finished.record.status == EpisodeStatus::Completed && !self.judges.is_empty() {
             let r = &finished.record;
             let judged =
                 Judged { episode_id: &r.episode_id, condition_key: &r.condition_key, target: &r.target, seed: r.seed };
@@ -720,7 +720,7 @@ impl Tally {
         let key = (worlds[job.world].id().to_string(), cells[job.world][job.cell].key());
         let row = self.tables[job.target].entry(key).or_default();
         row.0 += 1;
-        let errored = record.status == "errored";
+        let errored = record.status == EpisodeStatus::Errored;
         if errored {
             self.errored += 1;
             row.1 += 1;

@@ -87,6 +87,29 @@ pub enum StopBy {
     Target,
 }
 
+impl StopBy {
+    /// How transcripts write it: `tool`, `world`, `limit`, `target`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopBy::Tool => "tool",
+            StopBy::World => "world",
+            StopBy::Limit => "limit",
+            StopBy::Target => "target",
+        }
+    }
+
+    /// How the chain hash has always spelled it (`Tool`, …): fixed, so recorded hashes
+    /// never move whatever the type's `Debug` becomes.
+    fn hash_name(self) -> &'static str {
+        match self {
+            StopBy::Tool => "Tool",
+            StopBy::World => "World",
+            StopBy::Limit => "Limit",
+            StopBy::Target => "Target",
+        }
+    }
+}
+
 /// One line of a transcript after the header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -196,7 +219,7 @@ impl Event {
                 c.str("world").u64(*step).str(kind).str(text).str(state_hash);
             }
             Event::Stop { step, reason, by, state_hash, .. } => {
-                c.str("stop").u64(*step).str(reason).str(&format!("{by:?}")).str(state_hash);
+                c.str("stop").u64(*step).str(reason).str(by.hash_name()).str(state_hash);
             }
         }
     }
@@ -362,7 +385,7 @@ pub fn render_event(event: &Event) -> String {
             let _ = write!(s, "{kind}: {}", clip(text, 100));
         }
         Event::Stop { reason, by, .. } => {
-            let _ = write!(s, "{reason} (by {})", by_name(*by));
+            let _ = write!(s, "{reason} (by {})", by.name());
         }
     }
     let _ = write!(s, "  #{}", &event.state_hash()[..8.min(event.state_hash().len())]);
@@ -437,15 +460,10 @@ pub fn render_event_full(event: &Event) -> String {
             block(&mut s, "text", text);
         }
         Event::Stop { reason, by, .. } => {
-            let _ = write!(s, " {reason} (by {})", by_name(*by));
+            let _ = write!(s, " {reason} (by {})", by.name());
         }
     }
     s
-}
-
-/// `tool`, `world`, `limit` or `target`: how a stop is written in transcripts.
-fn by_name(by: StopBy) -> String {
-    serde_json::to_value(by).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
 /// Render the verdicts block: one line per outcome, evidence indented below.
@@ -474,5 +492,19 @@ fn clip(text: &str, max: usize) -> String {
     } else {
         let cut: String = flat.chars().take(max).collect();
         format!("{cut:?}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_names_are_the_recorded_bytes() {
+        for by in [StopBy::Tool, StopBy::World, StopBy::Limit, StopBy::Target] {
+            assert_eq!(serde_json::to_value(by).unwrap(), by.name(), "as transcripts write it");
+            // The chain has always hashed the Debug spelling; it must not move.
+            assert_eq!(by.hash_name(), format!("{by:?}"));
+        }
     }
 }

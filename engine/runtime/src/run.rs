@@ -25,8 +25,7 @@ pub struct EpisodeRecord {
     pub condition_key: String,
     pub seed: u64,
     pub target: String,
-    /// `completed` or `errored`.
-    pub status: String,
+    pub status: EpisodeStatus,
     pub stop_reason: String,
     /// Outcome name → verdict; `null` when errored.
     pub outcomes: Option<Json>,
@@ -40,6 +39,31 @@ pub struct EpisodeRecord {
     /// The estimated cost of those tokens in dollars, where the run was given a price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+}
+
+/// How an episode ended: it ran to a stop (its verdicts stand), or a provider fault or
+/// a world that could not start ended it (it has none, and a later run retries it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpisodeStatus {
+    Completed,
+    Errored,
+}
+
+impl EpisodeStatus {
+    /// As `episodes.jsonl` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EpisodeStatus::Completed => "completed",
+            EpisodeStatus::Errored => "errored",
+        }
+    }
+}
+
+impl std::fmt::Display for EpisodeStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One line of `plan.jsonl`: an episode some run in this folder was asked to do, so
@@ -193,7 +217,7 @@ impl<'w> EpisodeRun<'w> {
             condition_key: condition.key(),
             seed,
             target: spec,
-            status: if error.is_some() { "errored" } else { "completed" }.to_string(),
+            status: if error.is_some() { EpisodeStatus::Errored } else { EpisodeStatus::Completed },
             stop_reason: verdicts.stop_reason.clone(),
             outcomes: if error.is_some() {
                 None
@@ -246,9 +270,7 @@ pub async fn run_model_episode(
 /// appearance. Lines that are not records (a torn last line), and records whose status
 /// is neither `completed` nor `errored`, are left out; [`damaged_records`] names them.
 pub fn read_records(text: &str) -> Vec<EpisodeRecord> {
-    let mut records = latest_lines(text, |r: &EpisodeRecord| r.episode_id.clone());
-    records.retain(|r| r.status == "completed" || r.status == "errored");
-    records
+    latest_lines(text, |r: &EpisodeRecord| r.episode_id.clone())
 }
 
 /// The lines of an `episodes.jsonl` that are not usable records, as (line number, why),
@@ -257,14 +279,24 @@ pub fn read_records(text: &str) -> Vec<EpisodeRecord> {
 pub fn damaged_records(text: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match serde_json::from_str::<EpisodeRecord>(line) {
-            Err(e) => out.push((i + 1, format!("not an episode record ({e})"))),
-            Ok(r) if r.status != "completed" && r.status != "errored" => out.push((
-                i + 1,
-                format!("episode {} has status {:?}, neither completed nor errored", r.episode_id, r.status),
-            )),
-            Ok(_) => {}
-        }
+        let Err(e) = serde_json::from_str::<EpisodeRecord>(line) else { continue };
+        // A record in all but its status says which episode it is.
+        let value: Option<Json> = serde_json::from_str(line).ok();
+        let named = value.as_ref().and_then(|v| Some((v.get("episode_id")?.as_str()?, v.get("status")?)));
+        let status_only = value.as_ref().is_some_and(|v| {
+            let mut v = v.clone();
+            v["status"] = Json::from("completed");
+            serde_json::from_value::<EpisodeRecord>(v).is_ok()
+        });
+        out.push((
+            i + 1,
+            match named {
+                Some((id, status)) if status_only => {
+                    format!("episode {id} has status {status}, neither completed nor errored")
+                }
+                _ => format!("not an episode record ({e})"),
+            },
+        ));
     }
     out
 }
@@ -421,7 +453,7 @@ impl RunDir {
         let warnings = folder.warnings;
         for rec in folder.records {
             world_hashes.entry(rec.world.clone()).or_default().insert(rec.dynamics_hash.clone());
-            if rec.status == "completed" {
+            if rec.status == EpisodeStatus::Completed {
                 for (name, v) in rec.outcomes.as_ref().and_then(|o| o.as_object()).into_iter().flatten() {
                     if v["decided_by"] == "gate" && v["fired"] == false {
                         gate_closed.insert((rec.episode_id.clone(), name.clone()));
@@ -528,7 +560,7 @@ impl RunDir {
             self.sync()?;
         }
         let id = finished.record.episode_id.clone();
-        if finished.record.status == "completed" {
+        if finished.record.status == EpisodeStatus::Completed {
             self.errored.remove(&id);
             self.completed.insert(id);
         } else {

@@ -12,7 +12,7 @@ use terrarium_core::format::Combine;
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
 
 use crate::judge::Judgement;
-use crate::run::{EpisodeRecord, Planned, Tokens};
+use crate::run::{EpisodeRecord, EpisodeStatus, Planned, Tokens};
 
 mod html;
 
@@ -175,7 +175,7 @@ pub fn build(
         add_usage(&mut usage, r.target.clone(), r.tokens, r.cost_usd);
         let g = groups.entry((r.world.clone(), r.condition_key.clone(), r.target.clone())).or_default();
         *g.stops.entry(r.stop_reason.clone()).or_default() += 1;
-        if r.status != "completed" {
+        if r.status != EpisodeStatus::Completed {
             g.errored += 1;
             continue;
         }
@@ -265,7 +265,9 @@ pub fn build(
         if j.role == "judges" {
             continue;
         }
-        let Some(r) = by_id.get(j.episode_id.as_str()).filter(|r| r.status == "completed") else { continue };
+        let Some(r) = by_id.get(j.episode_id.as_str()).filter(|r| r.status == EpisodeStatus::Completed) else {
+            continue;
+        };
         let rule = r.outcomes.as_ref().and_then(|o| o.get(&j.outcome)).and_then(|v| v["fired"].as_bool());
         let Some(rule) = rule else { continue };
         let row = judge_rows.entry((j.world.clone(), j.outcome.clone(), j.judge.clone())).or_insert_with(|| JudgeRow {
@@ -305,7 +307,7 @@ fn judge_pairs(judgements: &[Judgement], records: &BTreeMap<&str, &EpisodeRecord
     type Verdicts<'a> = BTreeMap<(&'a str, &'a str), BTreeMap<&'a str, BTreeMap<&'a str, bool>>>;
     let mut verdicts: Verdicts = BTreeMap::new();
     for j in judgements {
-        let completed = records.get(j.episode_id.as_str()).is_some_and(|r| r.status == "completed");
+        let completed = records.get(j.episode_id.as_str()).is_some_and(|r| r.status == EpisodeStatus::Completed);
         if let (Some(v), true) = (j.verdict, completed) {
             verdicts
                 .entry((j.world.as_str(), j.outcome.as_str()))
@@ -641,6 +643,7 @@ mod tests {
 
     fn record(cell: &str, status: &str, fired: bool, stop: &str) -> EpisodeRecord {
         let completed = status == "completed";
+        let status = if completed { EpisodeStatus::Completed } else { EpisodeStatus::Errored };
         EpisodeRecord {
             episode_id: String::new(),
             world: "w".into(),
@@ -650,7 +653,7 @@ mod tests {
             condition_key: cell.into(),
             seed: 0,
             target: "t".into(),
-            status: status.into(),
+            status,
             stop_reason: stop.into(),
             outcomes: completed
                 .then(|| serde_json::json!({"harm": {"kind": "harmful", "fired": fired, "evidence": []}})),
