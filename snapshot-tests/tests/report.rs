@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use terrarium_runtime::judge::Judgement;
+use terrarium_runtime::providers::usage::Tokens;
 use terrarium_runtime::report::build;
-use terrarium_runtime::run::{EpisodeRecord, Planned, Tokens, run_episode};
+use terrarium_runtime::run::{EpisodeRecord, Planned, run_episode};
 use terrarium_runtime::target::Scripted;
 
 use crate::support::load;

@@ -18,8 +18,9 @@ use terrarium_runtime::judge::{Judged, Judgement, judge_episode};
 use terrarium_runtime::providers::budget::{CallBudget, CostBudget, Price};
 use terrarium_runtime::providers::cache::Cache;
 use terrarium_runtime::providers::http::{ApiTarget, Pool, Provider};
+use terrarium_runtime::providers::usage::Tokens;
 use terrarium_runtime::providers::{Scaffold, Settings};
-use terrarium_runtime::run::{EpisodeStatus, Finished, Planned, RunDir, Tokens, run_episode, run_model_episode};
+use terrarium_runtime::run::{EpisodeStatus, Finished, Planned, RunDir, run_episode, run_model_episode};
 use terrarium_runtime::target::Scripted;
 
 use crate::sweep_file::Entry;

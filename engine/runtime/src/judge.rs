@@ -11,7 +11,7 @@ use terrarium_core::format::Decide;
 use terrarium_core::judge::{Question, conversation, material, parse_answer, questions};
 
 use crate::providers::http::ApiTarget;
-use crate::run::Tokens;
+use crate::providers::usage::Tokens;
 
 /// One line of `judgements.jsonl`: one judge's answer on one outcome of one episode.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -45,7 +45,7 @@ pub struct Price {
 
 impl Price {
     /// The cost of `tokens`, in dollars.
-    pub fn cost(&self, tokens: crate::run::Tokens) -> f64 {
+    pub fn cost(&self, tokens: super::usage::Tokens) -> f64 {
         (tokens.input as f64 * self.input_per_mtok + tokens.output as f64 * self.output_per_mtok) / 1e6
     }
 }
@@ -83,7 +83,7 @@ impl CostBudget {
     /// `max_output_tokens` tokens.
     pub fn estimate(price: &Price, body_bytes: usize, max_output_tokens: u32) -> f64 {
         let input = (body_bytes as u64).div_ceil(3);
-        price.cost(crate::run::Tokens { input, output: u64::from(max_output_tokens) })
+        price.cost(super::usage::Tokens { input, output: u64::from(max_output_tokens) })
     }
 
     /// Reserve `estimate_usd`; `None` (and the budget counts as spent from then on) when it does not fit.
@@ -139,7 +139,7 @@ mod tests {
         let second = b.clone().reserve(est).expect("fits");
         assert!(b.reserve(est).is_none(), "a third worst case would pass the limit");
         assert!(b.spent(), "after a refusal no new episode starts");
-        b.settle(first, price.cost(crate::run::Tokens { input: 500, output: 100 }));
+        b.settle(first, price.cost(crate::providers::usage::Tokens { input: 500, output: 100 }));
         b.settle(second, 0.0);
         assert!((b.used_usd() - 0.0018).abs() < 1e-9, "{}", b.used_usd());
     }

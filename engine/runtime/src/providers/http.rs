@@ -438,7 +438,7 @@ impl ApiTarget {
         let (Some(budget), Some(price), Some(reservation)) = (&self.cost, &self.price, reservation) else { return };
         let actual = match replied {
             None => 0.0,
-            Some(Some(usage)) => price.cost(crate::run::Tokens::from_usage(usage)),
+            Some(Some(usage)) => price.cost(super::usage::Tokens::from_usage(usage)),
             // Unsettled, the worst case stays counted.
             Some(None) => return,
         };
@@ -471,7 +471,7 @@ impl ApiTarget {
         };
         let mut reply = parse(request_id.clone(), &text);
         if let Ok(r) = &reply
-            && let Some(why) = r.output.meta.usage.as_ref().and_then(crate::run::implausible_usage)
+            && let Some(why) = r.output.meta.usage.as_ref().and_then(super::usage::implausible_usage)
         {
             reply = Err(TargetError(why));
         }

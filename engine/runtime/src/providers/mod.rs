@@ -13,6 +13,7 @@ pub mod openai_chat;
 pub mod openai_responses;
 pub mod retry;
 pub mod scaffold;
+pub mod usage;
 
 use serde::{Deserialize, Deserializer, Serialize};
 

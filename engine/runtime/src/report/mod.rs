@@ -12,7 +12,8 @@ use terrarium_core::format::Combine;
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
 
 use crate::judge::Judgement;
-use crate::run::{EpisodeRecord, EpisodeStatus, Planned, Tokens};
+use crate::providers::usage::Tokens;
+use crate::run::{EpisodeRecord, EpisodeStatus, Planned};
 
 mod html;
 
@@ -628,7 +629,7 @@ mod tests {
         let mut sum = t;
         sum.add(t);
         assert_eq!(sum.input, u64::MAX);
-        use crate::run::implausible_usage;
+        use crate::providers::usage::implausible_usage;
         assert_eq!(implausible_usage(&serde_json::json!({"prompt_tokens": 10, "completion_tokens": 5})), None);
         assert_eq!(implausible_usage(&serde_json::json!({"prompt_tokens": null})), None);
         for bad in [
