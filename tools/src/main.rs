@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, anyhow};
 use clap::{Parser, Subcommand};
 use terrarium_core::replay::{ReplayOutcome, replay};
-use terrarium_core::transcript::{Event, Line, render_event, render_verdicts};
+use terrarium_core::transcript::{Transcript, TranscriptError, render_event, render_verdicts};
 use terrarium_core::{Episode, World, view};
 use terrarium_runtime::policies::check_policies;
 use terrarium_runtime::run::{EpisodeStatus, RunDir, RunFolder};
@@ -779,6 +779,20 @@ fn read_transcript(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read transcript {}", path.display()))
 }
 
+/// A transcript read through the strict reader, never read around: an edited one is
+/// refused naming its line, and a file that is not a transcript at all is a usage
+/// error (exit 2).
+fn read_strict(path: &Path) -> Result<Transcript, Failure> {
+    let text = read_transcript(path)?;
+    Transcript::read(&text).map_err(|e| match e {
+        TranscriptError::Tampered { .. } => {
+            println!("{}: {e}", path.display());
+            Failure::Check
+        }
+        other => Failure::Usage(anyhow!("{}: {other}", path.display())),
+    })
+}
+
 /// The world a transcript was recorded on: `given` (`--world`), else where its run
 /// folder or its header says, from whatever directory the command runs in.
 fn recorded_world(
@@ -801,7 +815,15 @@ fn recorded_world(
 
 fn replay_cmd(path: &Path, world: Option<&Path>) -> Outcome {
     let text = read_transcript(path)?;
-    let header = terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    // The structure first (the world is found from the header); replay checks the rest.
+    let header = match Transcript::parse(&text) {
+        Ok(t) => t.header,
+        Err(e @ TranscriptError::Tampered { .. }) => {
+            println!("DIVERGED: {e}");
+            return Err(Failure::Check);
+        }
+        Err(e) => return Err(anyhow!("{}: {e}", path.display()).into()),
+    };
     let world_path = recorded_world(path, &header, world)?;
     let worlds = load_all(&[world_path])?;
     let [world] = worlds.as_slice() else {
@@ -959,9 +981,9 @@ fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Option<&Path>) -
 }
 
 fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
-    let text = read_transcript(path)?;
-    let header = terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let world_path = recorded_world(path, &header, world)?;
+    let transcript = read_strict(path)?;
+    let header = &transcript.header;
+    let world_path = recorded_world(path, header, world)?;
     let world = one_world(&world_path, "policy-from")?;
     if world.dynamics_hash != header.world.dynamics_hash {
         eprintln!(
@@ -969,7 +991,7 @@ fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
             world.id()
         );
     }
-    let snippet = terrarium_core::policy::snippet_from_transcript(&world, &text, name)
+    let snippet = terrarium_core::policy::snippet_from_transcript(&world, &transcript, name)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     print!("{snippet}");
     Ok(())
@@ -990,8 +1012,13 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
             if let Some(world) = folder.world_path(&record) {
                 record.world_path = world.display().to_string();
             }
-            let header =
-                terrarium_core::replay::header(&transcript).map_err(|e| anyhow!("{}: {e}", record.transcript))?;
+            let Transcript { header, verdicts, .. } = match Transcript::read(&transcript) {
+                Ok(t) => t,
+                Err(e) => {
+                    println!("refusing to merge: {}: {e}", dir.join(&record.transcript).display());
+                    return Err(Failure::Check);
+                }
+            };
             if let Some((hash, first)) = worlds.get(&record.world) {
                 if hash != &record.dynamics_hash {
                     println!(
@@ -1020,7 +1047,7 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
             } else {
                 targets.insert(record.target.clone(), (header.target.settings.clone(), dir.clone()));
             }
-            all.push((record, transcript));
+            all.push((record, transcript, verdicts));
         }
     }
     let mut run_dir = RunDir::open(out).with_context(|| format!("cannot open run folder {}", out.display()))?;
@@ -1030,7 +1057,7 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
     // One completed episode, one transcript: two different copies of it (from two
     // folders, or a folder and the output) cannot both be right, so neither is chosen.
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (record, transcript) in all.iter().filter(|(r, _)| r.status == EpisodeStatus::Completed) {
+    for (record, transcript, _) in all.iter().filter(|(r, _, _)| r.status == EpisodeStatus::Completed) {
         let existing = if run_dir.has_completed(&record.episode_id) {
             std::fs::read_to_string(out.join(&record.transcript)).ok()
         } else {
@@ -1049,7 +1076,7 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
         }
     }
     let (mut added, mut duplicates) = (0, 0);
-    for (record, transcript) in all {
+    for (record, transcript, verdicts) in all {
         // A completed record replaces an errored one; nothing else is added twice.
         if run_dir.has_completed(&record.episode_id)
             || (record.status != EpisodeStatus::Completed && run_dir.has(&record.episode_id))
@@ -1057,10 +1084,6 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
             duplicates += 1;
             continue;
         }
-        let verdicts = match transcript.lines().last().map(serde_json::from_str::<terrarium_core::transcript::Line>) {
-            Some(Ok(terrarium_core::transcript::Line::Verdicts(v))) => v,
-            _ => return Err(anyhow!("{}: the transcript has no verdicts line", record.transcript).into()),
-        };
         run_dir
             .save(&Finished { record, transcript, verdicts })
             .with_context(|| format!("cannot write to {}", out.display()))?;
@@ -1274,23 +1297,15 @@ fn graph(path: &Path, format: GraphFormat) -> Outcome {
 }
 
 fn view_cmd(path: &Path, full: bool) -> Outcome {
-    let text = read_transcript(path)?;
-    let header = terrarium_core::replay::header(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let transcript = read_strict(path)?;
+    let header = &transcript.header;
     println!(
         "{} | world {} ({}) | condition {} | seed {} | target {}",
         header.episode_id, header.world.id, header.world.path, header.condition_key, header.seed, header.target.spec
     );
-    for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
-        if let Ok(event) = serde_json::from_str::<Event>(line) {
-            println!(
-                "{}",
-                if full { terrarium_core::transcript::render_event_full(&event) } else { render_event(&event) }
-            );
-        } else if let Ok(Line::Verdicts(v)) = serde_json::from_str::<Line>(line) {
-            print!("{}", render_verdicts(&v));
-        } else {
-            return Err(anyhow!("{}:{}: not a transcript line", path.display(), i + 1).into());
-        }
+    for event in &transcript.events {
+        println!("{}", if full { terrarium_core::transcript::render_event_full(event) } else { render_event(event) });
     }
+    print!("{}", render_verdicts(&transcript.verdicts));
     Ok(())
 }

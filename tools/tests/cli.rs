@@ -423,7 +423,7 @@ fn malformed_transcripts_get_clear_errors_never_panics() {
     let header_only = dir.join("header_only.jsonl");
     let out = terrarium(&["policy-from", header_only.to_str().unwrap()]);
     assert_eq!(code(&out), 2);
-    assert!(text(&out).contains("no target outputs"), "{}", text(&out));
+    assert!(text(&out).contains("line 2: the transcript has no events"), "{}", text(&out));
 }
 
 /// A fake OpenAI-compatible server on loopback: answers each request in turn with the

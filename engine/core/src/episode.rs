@@ -12,7 +12,6 @@ use serde_json::{Map, Value as Json};
 use crate::cond::{self, EvalCtx};
 use crate::env::{Env, EnvError, Resolver, mail_id, push_json};
 use crate::format::{At, Channel, Effect, OnTextOnly, ParamType, Value};
-use crate::hash::Canon;
 use crate::rng::Stream;
 use crate::span::Path;
 use crate::state::{CallRecord, History, Mail, Pending, State};
@@ -279,10 +278,7 @@ impl<'w> Episode<'w> {
         }
         self.step += 1;
         event.set_step(self.step - 1);
-        let mut c = Canon::new("terrarium.chain.v1");
-        c.bytes(b'c', &self.chain);
-        event.hash_into(&mut c);
-        self.chain = c.digest();
+        self.chain = crate::transcript::chain_after(&self.chain, &event);
         event.set_chain(crate::hash::hex(&self.chain[..16]));
         self.events.push(event);
         if self.step > u64::from(self.world.file.limits.max_events) && self.stop.is_none() {

@@ -56,23 +56,17 @@ fn render_json(r: &Resolver, v: &Json) -> Json {
 /// something in the episode (a person, an address, a canary detail, an email's id)
 /// becomes the symbolic reference that renders to it, so the policy works under every
 /// seed. `expect` is the set of outcomes the transcript fired.
-pub fn snippet_from_transcript(world: &crate::World, text: &str, name: &str) -> Result<String, String> {
-    use crate::transcript::{Event, Line};
-    let header = crate::replay::header(text).map_err(|e| e.to_string())?;
+pub fn snippet_from_transcript(
+    world: &crate::World,
+    transcript: &crate::transcript::Transcript,
+    name: &str,
+) -> Result<String, String> {
+    let header = &transcript.header;
     let cell = world
         .cell_by_key(&header.condition_key)
         .ok_or_else(|| format!("condition `{}` is not a cell of world `{}`", header.condition_key, world.id()))?;
-    let mut outputs = Vec::new();
-    let mut fired = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
-        if let Ok(Event::Target { output, .. }) = serde_json::from_str::<Event>(line) {
-            outputs.push(output);
-        } else if let Ok(Line::Verdicts(v)) = serde_json::from_str::<Line>(line) {
-            fired = v.fired().into_iter().map(String::from).collect();
-        } else if serde_json::from_str::<Event>(line).is_err() {
-            return Err(format!("line {}: not a transcript line", i + 1));
-        }
-    }
+    let outputs: Vec<TargetOutput> = transcript.outputs().cloned().collect();
+    let fired: Vec<String> = transcript.verdicts.fired().into_iter().map(String::from).collect();
     if outputs.is_empty() {
         return Err("the transcript has no target outputs to turn into steps".into());
     }

@@ -5,7 +5,7 @@
 use serde_json::Value as Json;
 
 use crate::episode::Episode;
-use crate::transcript::{Event, Header, Line, StopBy};
+use crate::transcript::{Event, Header, Line, StopBy, Transcript};
 use crate::world::World;
 
 /// How a replay ended.
@@ -17,28 +17,19 @@ pub enum ReplayOutcome {
     Diverged { step: Option<u64>, message: String },
 }
 
-/// A transcript that cannot be read at all.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TranscriptError {
-    #[error("the transcript is empty")]
-    Empty,
-    #[error("line {line}: {message}")]
-    Line { line: usize, message: String },
-}
-
-/// Read just the header of a transcript.
-pub fn header(text: &str) -> Result<Header, TranscriptError> {
-    let first = text.lines().next().ok_or(TranscriptError::Empty)?;
-    match serde_json::from_str::<Line>(first) {
-        Ok(Line::Header(h)) => Ok(*h),
-        Ok(_) => Err(TranscriptError::Line { line: 1, message: "the first line is not a transcript header".into() }),
-        Err(e) => Err(TranscriptError::Line { line: 1, message: format!("not a transcript header: {e}") }),
-    }
-}
+pub use crate::transcript::TranscriptError;
 
 /// Replay `text` against `world`.
 pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptError> {
-    let header = header(text)?;
+    // The structure strictly; the chain is checked event by event below, where the
+    // re-execution can say more about an edit than a hash can.
+    let header = match Transcript::parse(text) {
+        Ok(t) => t.header,
+        Err(TranscriptError::Tampered { line, step, message }) => {
+            return Ok(ReplayOutcome::Diverged { step, message: format!("line {line}: {message}") });
+        }
+        Err(e) => return Err(e),
+    };
     if header.world.dynamics_hash != world.dynamics_hash {
         return Ok(ReplayOutcome::Diverged {
             step: None,
@@ -50,7 +41,7 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
             ),
         });
     }
-    if let Some(problem) = header_problem(world, &header, text) {
+    if let Some(problem) = header_problem(world, &header) {
         return Ok(ReplayOutcome::Diverged { step: None, message: problem });
     }
     let (ep, recorded_verdicts, events) = match replay_events(world, &header, text)? {
@@ -77,10 +68,7 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
 /// derived from the world, cell, seed, target spec and settings, so relabelling the
 /// target (`openai/fake` → `openai/gpt-4.1`) or its settings without the id, or the id
 /// alone, is caught.
-fn header_problem(world: &World, header: &Header, text: &str) -> Option<String> {
-    if text.contains('\r') {
-        return Some("the transcript's line endings were changed (it holds CR characters): it is not the bytes that were recorded".into());
-    }
+fn header_problem(world: &World, header: &Header) -> Option<String> {
     let differs = |field: &str, recorded: &dyn std::fmt::Display, now: &dyn std::fmt::Display| {
         Some(format!("header.{field}: recorded {recorded}, but {now}"))
     };
@@ -267,7 +255,7 @@ fn replay_events<'w>(
 /// so every event still reproduces; otherwise, and for a transcript that is damaged or
 /// cut short, this fails naming the first difference.
 pub fn reenact<'w>(world: &'w World, text: &str) -> Result<Episode<'w>, String> {
-    let header = header(text).map_err(|e| e.to_string())?;
+    let header = Transcript::read(text).map_err(|e| e.to_string())?.header;
     let changed = header.world.dynamics_hash != world.dynamics_hash;
     match replay_events(world, &header, text).map_err(|e| e.to_string())? {
         Ok((ep, _, _)) => Ok(ep),

@@ -158,6 +158,17 @@ impl Event {
         }
     }
 
+    /// The recorded chain hash (hex).
+    pub fn chain(&self) -> &str {
+        match self {
+            Event::Start { chain, .. }
+            | Event::Target { chain, .. }
+            | Event::ToolResult { chain, .. }
+            | Event::World { chain, .. }
+            | Event::Stop { chain, .. } => chain,
+        }
+    }
+
     pub(crate) fn set_chain(&mut self, hash: String) {
         match self {
             Event::Start { chain, .. }
@@ -495,9 +506,194 @@ fn clip(text: &str, max: usize) -> String {
     }
 }
 
+/// Why a transcript cannot be read, each naming its line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranscriptError {
+    #[error("the transcript is empty")]
+    Empty,
+    /// A line that is not what a transcript holds there (not JSON, not an event, the
+    /// verdicts missing: a truncated file).
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    /// Lines that read, but not as they were recorded: a chain hash that does not match,
+    /// steps out of order, changed line endings.
+    #[error("line {line}: {message}")]
+    Tampered { line: usize, step: Option<u64>, message: String },
+}
+
+/// A transcript read strictly: the header, every event in order, the verdicts. The one
+/// reader every consumer (`replay`, re-enacting for `rejudge` and judges, `view`, `merge`,
+/// `policy-from`) goes through, so a damaged transcript is an error naming its line,
+/// never a line skipped.
+#[derive(Clone, Debug)]
+pub struct Transcript {
+    pub header: Header,
+    pub events: Vec<Event>,
+    pub verdicts: Verdicts,
+}
+
+impl Transcript {
+    /// Read the structure: a header line, events numbered from step 0 with exactly one
+    /// stop, the last of them, and the verdicts line; no CR characters. The chain is
+    /// not checked (see [`Transcript::read`]).
+    pub fn parse(text: &str) -> Result<Transcript, TranscriptError> {
+        if let Some(at) = text.split('\n').position(|l| l.contains('\r')) {
+            return Err(TranscriptError::Tampered {
+                line: at + 1,
+                step: None,
+                message: "a CR character: the line endings were changed, so these are not the bytes that were recorded"
+                    .into(),
+            });
+        }
+        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, l));
+        let (_, first) = lines.next().ok_or(TranscriptError::Empty)?;
+        let header = match serde_json::from_str::<Line>(first) {
+            Ok(Line::Header(h)) => *h,
+            Ok(_) => {
+                return Err(TranscriptError::Line {
+                    line: 1,
+                    message: "the first line is not a transcript header".into(),
+                });
+            }
+            Err(e) => return Err(TranscriptError::Line { line: 1, message: format!("not a transcript header: {e}") }),
+        };
+        let rest: Vec<(usize, &str)> = lines.collect();
+        let Some(((last_no, last), body)) = rest.split_last() else {
+            return Err(TranscriptError::Line { line: 2, message: "the transcript has no events".into() });
+        };
+        let verdicts = match serde_json::from_str::<Line>(last) {
+            Ok(Line::Verdicts(v)) => v,
+            _ => {
+                return Err(TranscriptError::Line {
+                    line: *last_no,
+                    message: "the last line is not the verdicts line (a truncated transcript?)".into(),
+                });
+            }
+        };
+        let mut events = Vec::with_capacity(body.len());
+        for (line, text) in body {
+            let event: Event = serde_json::from_str(text)
+                .map_err(|e| TranscriptError::Line { line: *line, message: format!("not a transcript event: {e}") })?;
+            let expected = events.len() as u64;
+            if event.step() != expected {
+                return Err(TranscriptError::Tampered {
+                    line: *line,
+                    step: Some(event.step()),
+                    message: format!(
+                        "step {} where step {expected} belongs: a line was added, removed or moved",
+                        event.step()
+                    ),
+                });
+            }
+            if matches!(events.last(), Some(Event::Stop { .. })) {
+                return Err(TranscriptError::Tampered {
+                    line: *line,
+                    step: Some(event.step()),
+                    message: "an event after the stop".into(),
+                });
+            }
+            events.push(event);
+        }
+        if !matches!(events.first(), Some(Event::Start { .. })) {
+            return Err(TranscriptError::Line { line: 2, message: "the first event is not the start".into() });
+        }
+        if !matches!(events.last(), Some(Event::Stop { .. })) {
+            return Err(TranscriptError::Line {
+                line: *last_no,
+                message: "the events end without a stop (a truncated transcript?)".into(),
+            });
+        }
+        if let Some(Event::Stop { reason, .. }) = events.last()
+            && *reason != verdicts.stop_reason
+        {
+            return Err(TranscriptError::Tampered {
+                line: *last_no,
+                step: None,
+                message: format!(
+                    "the verdicts say the episode stopped by `{}`, its stop event by `{reason}`",
+                    verdicts.stop_reason
+                ),
+            });
+        }
+        Ok(Transcript { header, events, verdicts })
+    }
+
+    /// [`Transcript::parse`], then every event's chain hash recomputed from the start:
+    /// an edit anywhere, even to text that changes no state, is named at its line.
+    pub fn read(text: &str) -> Result<Transcript, TranscriptError> {
+        let transcript = Transcript::parse(text)?;
+        let mut chain = [0u8; 32];
+        for (i, event) in transcript.events.iter().enumerate() {
+            chain = chain_after(&chain, event);
+            let recorded = event.chain();
+            let ours = crate::hash::hex(&chain[..16]);
+            if recorded != ours {
+                return Err(TranscriptError::Tampered {
+                    line: i + 2,
+                    step: Some(event.step()),
+                    message: format!(
+                        "step {} ({}): the chain hash does not match: this line, or one before it, was edited after recording",
+                        event.step(),
+                        event.kind()
+                    ),
+                });
+            }
+        }
+        Ok(transcript)
+    }
+
+    /// The target outputs, in order: what re-executing the episode feeds it.
+    pub fn outputs(&self) -> impl Iterator<Item = &TargetOutput> {
+        self.events.iter().filter_map(|e| match e {
+            Event::Target { output, .. } => Some(output),
+            _ => None,
+        })
+    }
+}
+
+/// The chain digest after `event`, given the digest before it (all zeros before the
+/// first event).
+pub(crate) fn chain_after(before: &[u8; 32], event: &Event) -> [u8; 32] {
+    let mut c = Canon::new("terrarium.chain.v1");
+    c.bytes(b'c', before);
+    event.hash_into(&mut c);
+    c.digest()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const RECORDED: &str = include_str!("../../../fixtures/transcripts/blackmail-recorded.jsonl");
+
+    #[test]
+    fn the_strict_reader_names_the_line_of_any_edit_cut_or_reordering() {
+        let t = Transcript::read(RECORDED).expect("the recording reads");
+        assert_eq!(t.events.len(), RECORDED.lines().count() - 2);
+        let lines: Vec<&str> = RECORDED.lines().collect();
+        let line_of = |text: &str| match Transcript::read(text) {
+            Err(TranscriptError::Tampered { line, .. } | TranscriptError::Line { line, .. }) => line,
+            other => panic!("not refused: {other:?}"),
+        };
+        // A tool result's text edited, hashes left alone: named at its own line.
+        let at = lines.iter().position(|l| l.contains("\"type\":\"tool_result\"")).unwrap();
+        let mut edited = lines.clone();
+        let changed = lines[at].replacen("ID: ", "ID:  ", 1);
+        edited[at] = &changed;
+        assert_eq!(line_of(&(edited.join("\n") + "\n")), at + 1);
+        // Two events swapped, a line dropped, the file cut short, CRLF endings.
+        let mut swapped = lines.clone();
+        swapped.swap(3, 4);
+        assert_eq!(line_of(&(swapped.join("\n") + "\n")), 4);
+        let mut dropped = lines.clone();
+        dropped.remove(3);
+        assert_eq!(line_of(&(dropped.join("\n") + "\n")), 4);
+        assert_eq!(line_of(&(lines[..6].join("\n") + "\n")), 6);
+        assert_eq!(line_of(&RECORDED.replace('\n', "\r\n")), 1);
+        // The verdicts line must agree with the stop it follows.
+        let relabelled = RECORDED.replacen("\"stop_reason\":\"", "\"stop_reason\":\"x", 1);
+        assert_eq!(line_of(&relabelled), lines.len());
+    }
 
     #[test]
     fn stop_names_are_the_recorded_bytes() {

@@ -438,14 +438,25 @@ fn merge_refuses_two_different_copies_of_one_completed_episode() {
     // Identical copies merge, each episode once.
     let same = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code(&same), 0, "{}", text(&same));
-    // A copy whose transcript differs (edited, or from another machine's bug) is refused.
+    // A copy whose transcript was edited is refused by the strict reader, naming the line.
     let transcript = std::fs::read_dir(b.join("transcripts")).unwrap().next().unwrap().unwrap().path();
-    let edited = std::fs::read_to_string(&transcript).unwrap().replacen("Nothing here needs me.", "Nothing here.", 1);
-    std::fs::write(&transcript, edited).unwrap();
+    let original = std::fs::read_to_string(&transcript).unwrap();
+    let edited = original.replacen("Nothing here needs me.", "Nothing here.", 1);
+    assert_ne!(edited, original);
+    std::fs::write(&transcript, &edited).unwrap();
     let fresh = base.join("out2");
     let out2 = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", fresh.to_str().unwrap()]);
     assert_eq!(code(&out2), 1, "{}", text(&out2));
-    assert!(text(&out2).contains("different transcripts"), "{}", text(&out2));
+    assert!(text(&out2).contains("refusing to merge") && text(&out2).contains("chain hash"), "{}", text(&out2));
+    // Two copies that each read as genuine but differ (another engine's bytes, say: here
+    // the verdicts line, which no chain covers) cannot both be right: neither is chosen.
+    let differing = original.replacen("\"stop_reason\":", "\"stop_reason\" :", 1);
+    assert_ne!(differing, original);
+    std::fs::write(&transcript, differing).unwrap();
+    let fresh = base.join("out3");
+    let out3 = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", fresh.to_str().unwrap()]);
+    assert_eq!(code(&out3), 1, "{}", text(&out3));
+    assert!(text(&out3).contains("different transcripts"), "{}", text(&out3));
 }
 
 /// Replies that are legal JSON but odd, or plainly hostile. Each runs the greenhouse's
@@ -733,4 +744,42 @@ fn a_tampered_header_is_named_by_replay() {
     let out = terrarium(&["replay", tampered.to_str().unwrap()]);
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(text(&out).contains("`arguments_raw` and `arguments` disagree: `email_id`"), "{}", text(&out));
+}
+
+/// Every consumer reads transcripts through the strict reader: an edited or truncated
+/// transcript makes rejudge (and so judges, which re-enact the same way), view and
+/// policy-from refuse, naming the line.
+#[test]
+fn an_edited_or_truncated_transcript_is_refused_by_every_reader_naming_its_line() {
+    let dir = scratch("strict_reader");
+    let d = dir.to_str().unwrap();
+    assert_eq!(code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/benign", "--out", d])), 0);
+    let mut transcripts: Vec<PathBuf> =
+        std::fs::read_dir(dir.join("transcripts")).unwrap().map(|e| e.unwrap().path()).collect();
+    transcripts.sort();
+    let original = std::fs::read_to_string(&transcripts[0]).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let at = lines.iter().position(|l| l.contains("\"type\":\"tool_result\"")).unwrap();
+    let edited: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| if i == at { l.replacen("\"text\":\"", "\"text\":\"Note: ", 1) } else { l.to_string() })
+        .collect();
+    assert_ne!(edited[at], lines[at]);
+    for (what, content, named) in [
+        ("edited", edited.join("\n") + "\n", format!("line {}: step", at + 1)),
+        ("truncated", lines[..at].join("\n") + "\n", format!("line {at}: the last line is not the verdicts line")),
+    ] {
+        std::fs::write(&transcripts[0], content).unwrap();
+        let rejudge = terrarium(&["rejudge", d]);
+        assert_eq!(code(&rejudge), 1, "{what}: {}", text(&rejudge));
+        assert!(text(&rejudge).contains(&named), "{what}: {}", text(&rejudge));
+        for command in ["view", "policy-from"] {
+            let out = terrarium(&[command, transcripts[0].to_str().unwrap()]);
+            assert_ne!(code(&out), 0, "{what} {command}: {}", text(&out));
+            assert!(text(&out).contains(&named), "{what} {command}: {}", text(&out));
+        }
+    }
+    std::fs::write(&transcripts[0], original).unwrap();
+    assert_eq!(code(&terrarium(&["rejudge", d])), 0);
 }
