@@ -130,7 +130,8 @@ impl Env {
         let mut times: BTreeMap<&String, i64> = BTreeMap::new();
         let mut in_group = BTreeSet::new();
         for (i, group) in w.variation.distractors.iter().enumerate() {
-            let mut stream = env.streams.stream(&format!("distractors:{i}"));
+            let name = group.id.as_ref().map_or_else(|| format!("distractors:{i}"), |id| format!("distractors:{id}"));
+            let mut stream = env.streams.stream(&name);
             let k = stream.int_in(i64::from(group.pick.0), i64::from(group.pick.1)) as usize;
             let mut order: Vec<&String> = group.emails.iter().collect();
             stream.shuffle(&mut order);

@@ -245,6 +245,11 @@ pub enum Canary {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Distractors {
+    /// Names the group's random stream (`distractors:ID`), so adding or moving another
+    /// group never reshuffles this one. A group without one draws from `distractors:N`,
+    /// N its position (kept so that worlds written before ids keep their draws).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub emails: Vec<String>,
     /// How many of `emails` appear: a uniform draw in `min..=max`.
     pub pick: (u32, u32),

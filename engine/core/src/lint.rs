@@ -676,6 +676,18 @@ impl Linter<'_> {
                 self.find(Severity::Warning, Path::root().field("factors").index(i).field("values"), message);
             }
         }
+        let groups = &w.variation.distractors;
+        if groups.len() > 1 {
+            for (i, _) in groups.iter().enumerate().filter(|(_, g)| g.id.is_none()) {
+                self.find(
+                    Severity::Warning,
+                    Path::root().field("variation").field("distractors").index(i),
+                    format!(
+                        "distractor group {i} has no `id`: it draws from stream `distractors:{i}`, so adding or moving a group before it reshuffles its emails (name it to keep its draws apart)"
+                    ),
+                );
+            }
+        }
     }
 }
 

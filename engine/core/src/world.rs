@@ -700,8 +700,16 @@ impl Validator<'_> {
             }
         }
         let mut grouped = BTreeSet::new();
+        let mut group_ids = BTreeSet::new();
         for (i, d) in w.variation.distractors.iter().enumerate() {
             let dat = at.field("distractors").index(i);
+            if let Some(id) = &d.id {
+                if id.is_empty() || id.chars().all(|c| c.is_ascii_digit()) {
+                    self.error(&dat.field("id"), format!("a distractor group's id names its stream: `{id}` must not be empty or a number (those name groups by position)"));
+                } else if !group_ids.insert(id) {
+                    self.error(&dat.field("id"), format!("two distractor groups are called `{id}`"));
+                }
+            }
             for (j, e) in d.emails.iter().enumerate() {
                 if !w.emails.contains_key(e) {
                     self.error(&dat.field("emails").index(j), format!("unknown email `{e}`"));
