@@ -31,6 +31,9 @@ mod properties;
 mod recorded;
 /// `report`: markdown and CSV of a fixed sweep snapshotted, the HTML's charts checked.
 mod report;
+/// The sweep driven through the runtime's API, as any front end drives it: one
+/// identity for each episode from plan to header, events, resume.
+mod sweep;
 /// Seeded variation: many distinct prompts over 100 seeds, policies exact on all.
 mod variation;
 /// Every world × every reference policy, rendered one line per event, snapshotted.

@@ -15,9 +15,9 @@ use terrarium_runtime::LoadError;
 use terrarium_runtime::labelled::{CalibrateError, calibrate_file, find_labelled, load_set};
 use terrarium_runtime::providers::http::Pool;
 
-use crate::run::{TargetSpec, target_spec};
-use crate::sweep_file::Entry;
-use crate::{Failure, Outcome, SendArgs};
+use terrarium_runtime::sweep::{SendOptions, TargetEntry as Entry, TargetSpec};
+
+use crate::{Failure, Outcome};
 
 /// Requests in flight at once while judges answer.
 const JUDGE_CONNECTIONS: usize = 8;
@@ -163,13 +163,13 @@ fn score_judges(
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let pool = Pool::new(JUDGE_CONNECTIONS, 120).map_err(|e| Failure::Usage(anyhow!(e.0)))?;
-    let send = SendArgs { no_cache, timeout_secs: 120, max_attempts: 6 };
+    let send = SendOptions { cache: !no_cache, ..SendOptions::default() };
     let mut scores = Vec::new();
     for model in judges {
         let mut entry = Entry::bare(model);
         entry.base_url = judge_base_url.clone();
         entry.temperature = Some(0.0);
-        let spec = match target_spec(&entry, &send, true).with_context(|| format!("judge {model}"))? {
+        let spec = match TargetSpec::resolve(&entry, &send, true).map_err(|e| anyhow!("judge {model}: {e}"))? {
             TargetSpec::Api(spec) => spec,
             TargetSpec::Scripted(_) => return Err(anyhow!("a judge must be a model, not {model}").into()),
         };

@@ -14,6 +14,7 @@ use terrarium_core::transcript::{Transcript, TranscriptError, render_event, rend
 use terrarium_core::{Episode, World, view};
 use terrarium_runtime::policies::check_policies;
 use terrarium_runtime::run::{EpisodeStatus, RunDir, RunFolder};
+use terrarium_runtime::sweep::{SendOptions, SweepSpec, TargetSpec};
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
 mod calibrate;
@@ -380,7 +381,7 @@ struct ApiArgs {
 
 /// How requests are sent (not recorded: they change nothing a model is asked).
 #[derive(clap::Args, Clone, Debug)]
-pub(crate) struct SendArgs {
+struct SendArgs {
     /// Do not read or write the response cache ($TERRARIUM_CACHE_DIR, else the user cache directory).
     #[arg(long)]
     no_cache: bool,
@@ -391,6 +392,12 @@ pub(crate) struct SendArgs {
     /// Attempts per request, the first included, before the episode is errored.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]
     max_attempts: u32,
+}
+
+impl SendArgs {
+    fn options(&self) -> SendOptions {
+        SendOptions { cache: !self.no_cache, timeout_secs: self.timeout_secs, max_attempts: self.max_attempts }
+    }
 }
 
 /// A run folder's optional file (`judgements.jsonl`, `plan.jsonl`), "" when absent.
@@ -439,7 +446,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         if args.max_connections.is_some() {
             entry.max_connections = args.max_connections;
         }
-        targets.push((entry.model.clone(), run::target_spec(&entry, &args.send, !args.dry_run)?));
+        targets.push(TargetSpec::resolve(&entry, &args.send.options(), !args.dry_run).map_err(|e| anyhow!(e))?);
     }
     let mut judges = Vec::new();
     let judge_entries: Vec<sweep_file::Entry> = if args.judges.is_empty() {
@@ -450,8 +457,9 @@ fn run_cmd(args: RunArgs) -> Outcome {
             .map(|m| file.judges.iter().find(|e| &e.model == m).cloned().unwrap_or_else(|| sweep_file::Entry::bare(m)))
             .collect()
     };
+    let mut judge_models: Vec<String> = Vec::new();
     for mut entry in judge_entries {
-        if judges.iter().any(|(m, _)| *m == entry.model) {
+        if judge_models.contains(&entry.model) {
             return Err(anyhow!("judge {} is given twice", entry.model).into());
         }
         entry.base_url = args.judge_base_url.clone().or(entry.base_url);
@@ -466,33 +474,47 @@ fn run_cmd(args: RunArgs) -> Outcome {
         if args.max_connections.is_some() {
             entry.max_connections = args.max_connections;
         }
-        match run::target_spec(&entry, &args.send, !args.dry_run).with_context(|| format!("judge {}", entry.model))? {
-            run::TargetSpec::Api(api) => judges.push((entry.model.clone(), *api)),
-            run::TargetSpec::Scripted(_) => {
+        match TargetSpec::resolve(&entry, &args.send.options(), !args.dry_run)
+            .map_err(|e| anyhow!("judge {}: {e}", entry.model))?
+        {
+            TargetSpec::Api(api) => judges.push(*api),
+            TargetSpec::Scripted(_) => {
                 return Err(anyhow!("a judge must be a model, not {}", entry.model).into());
             }
         }
+        judge_models.push(entry.model);
     }
     let worlds = if args.worlds.is_empty() { file.worlds.clone() } else { args.worlds.clone() };
     if worlds.is_empty() {
         return Err(anyhow!("no world: name worlds on the command line, or `worlds` in the sweep file").into());
     }
-    let sweep = run::Sweep {
-        conditions: if args.conditions.is_empty() { file.conditions.clone() } else { args.conditions.clone() },
+    let spec = SweepSpec {
+        worlds: load_all(&worlds)?,
+        filter: parse_conditions(if args.conditions.is_empty() { &file.conditions } else { &args.conditions })?,
         seed: args.seed.or(file.seed).unwrap_or(0),
         samples: args.samples.or(file.samples).unwrap_or(1),
+        shard: args.shard.as_deref().map(parse_shard).transpose()?,
         out: args.out.clone().or(file.out.clone()),
-        shard: args.shard.clone(),
-        dry_run: args.dry_run,
         replace: args.replace,
         retry_errored: !args.no_retry_errored,
-        max_api_calls: args.max_api_calls.or(file.max_api_calls),
-        max_cost,
+        targets,
         judges,
         judge_sees_reasoning: !args.judge_without_reasoning && file.judge_sees_reasoning.unwrap_or(true),
+        max_api_calls: args.max_api_calls.or(file.max_api_calls),
+        max_cost,
         max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
     };
-    run::run(&worlds, &targets, &sweep)
+    run::run(&spec, args.dry_run)
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> anyhow::Result<(u64, u64)> {
+    let parsed =
+        text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
+    match parsed {
+        Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),
+        _ => Err(anyhow!("--shard `{text}` must be K/N with 1 <= K <= N")),
+    }
 }
 
 /// How a command ended, when not in success.
@@ -653,37 +675,7 @@ fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// A model spec's provider and model name, and where its key and base URL come from.
-struct ModelSpec<'a> {
-    provider: terrarium_runtime::providers::http::Provider,
-    name: &'a str,
-    key_var: &'static str,
-    url_var: &'static str,
-    default_url: &'static str,
-}
-
-/// `openai/<model>`, `openai-responses/<model>` or `anthropic/<model>`.
-fn model_spec(model: &str) -> Option<ModelSpec<'_>> {
-    use terrarium_runtime::providers::http::Provider;
-    let (provider, name) = model.split_once('/').filter(|(_, name)| !name.is_empty())?;
-    let (provider, key_var, url_var, default_url) = match provider {
-        "openai" => (Provider::OpenAiChat, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
-        "openai-responses" => {
-            (Provider::OpenAiResponses, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
-        }
-        "anthropic" => (Provider::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
-        _ => return None,
-    };
-    Some(ModelSpec { provider, name, key_var, url_var, default_url })
-}
-
 impl ApiArgs {
-    /// `--base-url`, else the provider's environment variable, else its public endpoint.
-    fn base_url(&self, spec: &ModelSpec) -> String {
-        let env_url = std::env::var(spec.url_var).ok().filter(|u| !u.is_empty());
-        self.base_url.clone().or(env_url).unwrap_or_else(|| spec.default_url.to_string())
-    }
-
     /// Lay the flags that were given over a sweep file's entry.
     fn overlay(&self, e: &mut sweep_file::Entry) {
         e.base_url = self.base_url.clone().or(e.base_url.take());
@@ -858,13 +850,14 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
         print!("{}", view::initial_view(&ep));
         return Ok(());
     };
-    let Some(spec) = model_spec(model) else {
+    let Some(spec) = terrarium_runtime::sweep::ModelSpec::parse(model) else {
         return Err(anyhow!(
             "--model `{model}`: show prints provider requests; use openai/<model>, openai-responses/<model> or anthropic/<model>"
         )
         .into());
     };
-    let (provider, name, base_url, settings) = (spec.provider, spec.name, api.base_url(&spec), api.settings());
+    let (provider, name, base_url, settings) =
+        (spec.provider, spec.name, spec.base_url(api.base_url.as_deref()), api.settings());
     let body = request_body(
         provider,
         api.scaffold.unwrap_or(ScaffoldArg::Native).scaffold(),

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use serde::Deserialize;
-use terrarium_runtime::providers::budget::Price;
 
 /// `terrarium run --sweep FILE`. Paths are relative to the file's folder.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -33,30 +32,8 @@ pub(crate) struct SweepFile {
     pub judge_sees_reasoning: Option<bool>,
 }
 
-/// One target or judge.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Entry {
-    /// `scripted/<policy>`, `openai/<model>`, `openai-responses/<model>` or `anthropic/<model>`.
-    pub model: String,
-    pub base_url: Option<String>,
-    pub temperature: Option<f64>,
-    pub top_p: Option<f64>,
-    pub max_tokens: Option<u32>,
-    pub sampling_seed: Option<u64>,
-    pub reasoning_effort: Option<String>,
-    pub thinking_budget: Option<u32>,
-    /// `native` (the default) or `text`.
-    pub scaffold: Option<String>,
-    pub max_connections: Option<u64>,
-    pub price: Option<Price>,
-}
-
-impl Entry {
-    pub fn bare(model: &str) -> Self {
-        Entry { model: model.to_string(), ..Entry::default() }
-    }
-}
+/// One target or judge: the runtime's description of one.
+pub(crate) type Entry = terrarium_runtime::sweep::TargetEntry;
 
 /// Read a sweep file; problems are reported as `path:line:col: message`.
 pub(crate) fn read(path: &Path) -> anyhow::Result<SweepFile> {

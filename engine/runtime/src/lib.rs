@@ -10,6 +10,7 @@ pub mod redact;
 pub mod report;
 pub mod run;
 pub mod scaffold;
+pub mod sweep;
 pub mod target;
 pub mod worlds;
 

@@ -384,10 +384,16 @@ impl ApiTarget {
     }
 }
 
+/// `<provider>/<model>`: the one spelling of a model target in transcripts, records and
+/// judgements.
+pub fn spec_of(provider: Provider, model: &str) -> String {
+    format!("{}/{model}", provider.name())
+}
+
 impl ApiTarget {
     /// The spec recorded in transcripts, e.g. `openai/gpt-4.1`.
     pub fn spec(&self) -> String {
-        format!("{}/{}", self.provider.name(), self.model)
+        spec_of(self.provider, &self.model)
     }
 
     /// Settings recorded in the header (and part of the episode id).

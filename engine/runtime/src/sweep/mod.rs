@@ -1,0 +1,823 @@
+//! The sweep: worlds × cells × seeds × targets into one run folder, behind a small typed
+//! API that every front end (the `terrarium` binary, and later an MCP server or a Python
+//! binding) drives the same way: a [`SweepSpec`] in; [`SweepEvent`]s out while it runs
+//! (notes, problems, progress), and a [`Summary`] at the end.
+//!
+//! The plan lists every (world, cell, seed, target) in a fixed order, targets
+//! interleaved. Episodes the folder already holds are skipped (an errored one is run
+//! again unless asked not to); a completed one some judge has yet to answer is judged
+//! from its transcript. Model episodes run concurrently on one tokio thread: each
+//! provider endpoint has a pool of `max_connections` requests in flight, and at most
+//! the sum of those episodes are under way at once. Scripted episodes need no waiting
+//! and run inline. One call budget and one cost limit cover the targets and judges.
+
+pub mod targets;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt as _;
+use serde_json::Value as Json;
+use terrarium_core::{Condition, Episode, World};
+
+use crate::judge::{Judged, Judgement, judge_episode};
+use crate::providers::budget::{CallBudget, CostBudget};
+use crate::providers::http::{ApiTarget, Pool};
+use crate::providers::usage::Tokens;
+use crate::run::{EpisodeStatus, Finished, Planned, RunDir, run_episode, run_model_episode};
+use crate::target::Scripted;
+pub use targets::{ApiSpec, ModelSpec, SendOptions, TargetEntry, TargetSpec};
+
+/// Why a sweep cannot run, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The sweep as asked cannot run: a filter no cell matches, a policy a world lacks,
+    /// a run folder holding another version of a world, a budget with no model to bound.
+    #[error("{0}")]
+    Invalid(String),
+    /// Reading or writing the run folder failed (or another run holds it).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SweepError {
+    let context = context.into();
+    move |source| SweepError::Io { context, source }
+}
+
+/// What a sweep covers and where it goes.
+pub struct SweepSpec {
+    pub worlds: Vec<World>,
+    /// `factor = value` filters: a factor named several times keeps any of its values.
+    pub filter: Vec<(String, String)>,
+    /// The first seed, and how many seeds each cell gets.
+    pub seed: u64,
+    pub samples: u64,
+    /// Only shard K of N (1-based): a fixed share of the episodes, by world, cell and seed.
+    pub shard: Option<(u64, u64)>,
+    /// The run folder; by default `runs/<first world id>`.
+    pub out: Option<PathBuf>,
+    /// Empty the run folder first.
+    pub replace: bool,
+    pub retry_errored: bool,
+    /// Their episodes are interleaved.
+    pub targets: Vec<TargetSpec>,
+    /// Models that judge each completed episode on every outcome with a judge prompt
+    /// (for an outcome decided by judges, the episodes its gate lets through).
+    pub judges: Vec<ApiSpec>,
+    /// Whether judges see the target's visible reasoning.
+    pub judge_sees_reasoning: bool,
+    pub max_api_calls: Option<u64>,
+    pub max_cost: Option<f64>,
+    /// Connections per provider endpoint where no model on it names a number.
+    pub max_connections: usize,
+}
+
+impl SweepSpec {
+    /// The run folder.
+    pub fn out(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(self.worlds.first().map_or("run", |w| w.id())))
+    }
+}
+
+/// What a sweep says while it runs.
+#[derive(Clone, Debug)]
+pub enum SweepEvent {
+    /// Something to know that changes nothing: a policy that fits only some cells, a
+    /// feature a provider cannot honour, a line of the folder left out.
+    Note(String),
+    /// An episode errored or a judge request failed (the run goes on).
+    Problem(String),
+    Progress(Progress),
+}
+
+/// How far a sweep has got.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Episodes finished, skipped or not started, of `total`.
+    pub done: u64,
+    pub total: u64,
+    pub errored: usize,
+    pub api_calls: u64,
+    pub tokens: Option<Tokens>,
+    /// Dollars used and the limit, under a cost limit.
+    pub cost: Option<(f64, f64)>,
+}
+
+/// Episodes, errored episodes and how often each outcome fired, for one world and cell.
+#[derive(Clone, Debug, Default)]
+pub struct CellCounts {
+    pub episodes: usize,
+    pub errored: usize,
+    pub fired: BTreeMap<String, usize>,
+}
+
+/// (world, cell) → counts, for one target's episodes of this run.
+pub type Table = BTreeMap<(String, String), CellCounts>;
+
+/// What a sweep did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub dir: PathBuf,
+    /// Episodes planned, of which `skipped` were in the folder already.
+    pub total: usize,
+    pub skipped: usize,
+    pub errored: usize,
+    /// Episodes a spent budget kept from starting.
+    pub not_started: usize,
+    /// Stored episodes a spent budget kept from being judged.
+    pub not_judged: usize,
+    pub tokens: Option<Tokens>,
+    pub cost_usd: Option<f64>,
+    pub judgements: usize,
+    pub judge_errors: usize,
+    pub judge_failed: usize,
+    /// Each target's spec and its table of this run's episodes.
+    pub tables: Vec<(String, Table)>,
+    /// Outcomes decided by judges: the counts in the tables are their gates'.
+    pub gated: Vec<String>,
+    pub had_judges: bool,
+    /// Why the run stopped before doing everything: a spent call budget or cost limit.
+    pub stopped: Option<String>,
+}
+
+impl Summary {
+    /// Episodes run now.
+    pub fn new_episodes(&self) -> usize {
+        self.total - self.skipped - self.not_started
+    }
+}
+
+/// One planned episode: indexes into the targets, worlds and each world's cells.
+#[derive(Clone, Copy)]
+struct Job {
+    target: usize,
+    world: usize,
+    cell: usize,
+    seed: u64,
+}
+
+/// The cells of each world and the jobs, in order.
+struct Plan {
+    cells: Vec<Vec<Condition>>,
+    jobs: Vec<Job>,
+}
+
+/// Plan a sweep: check what it asks, select each world's cells, and list the jobs.
+fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepError> {
+    let invalid = |m: String| SweepError::Invalid(m);
+    let models = || spec.targets.iter().any(|t| matches!(t, TargetSpec::Api(_))) || !spec.judges.is_empty();
+    if spec.max_api_calls.is_some() && !models() {
+        return Err(invalid(
+            "--max-api-calls applies to model targets; every --model here is a scripted policy".into(),
+        ));
+    }
+    if spec.max_cost.is_some() {
+        if !models() {
+            return Err(invalid("--max-cost applies to model targets; every --model here is a scripted policy".into()));
+        }
+        let priced = spec.targets.iter().filter_map(|t| match t {
+            TargetSpec::Api(api) => Some(api.as_ref()),
+            TargetSpec::Scripted(_) => None,
+        });
+        if let Some(api) = priced.chain(&spec.judges).find(|api| api.price.is_none()) {
+            return Err(invalid(format!(
+                "--max-cost needs the price of every model target and judge, and {} has none \
+                 (give --input-price and --output-price, or a `price` in the sweep file)",
+                api.spec()
+            )));
+        }
+    }
+    if spec.samples == 0 {
+        return Err(invalid("--samples must be at least 1".into()));
+    }
+    if spec.worlds.is_empty() {
+        return Err(invalid("no world to run".into()));
+    }
+    if spec.targets.is_empty() {
+        return Err(invalid("no target to run".into()));
+    }
+    let last_seed =
+        spec.seed.checked_add(spec.samples - 1).ok_or_else(|| invalid("--seed + --samples overflows".into()))?;
+    let mut cells = Vec::new();
+    for w in &spec.worlds {
+        cells.push(w.select_cells(&spec.filter).map_err(invalid)?);
+    }
+    // applies[target][world][cell]: a reference policy may declare the cells it fits.
+    let mut applies = Vec::new();
+    for target in &spec.targets {
+        let mut per_world = Vec::new();
+        for (w, selected) in spec.worlds.iter().zip(&cells) {
+            per_world.push(match target {
+                TargetSpec::Scripted(policy) => policy_cells(w, policy, selected, on)?,
+                TargetSpec::Api(_) => vec![true; selected.len()],
+            });
+        }
+        applies.push(per_world);
+    }
+    let mut jobs = Vec::new();
+    for (w, world) in spec.worlds.iter().enumerate() {
+        for (c, cell) in cells[w].iter().enumerate() {
+            let key = cell.key();
+            for seed in spec.seed..=last_seed {
+                if spec.shard.is_some_and(|(k, n)| shard_of(world.id(), &key, seed, n) != k) {
+                    continue;
+                }
+                for (target, applies) in applies.iter().enumerate() {
+                    if applies[w][c] {
+                        jobs.push(Job { target, world: w, cell: c, seed });
+                    }
+                }
+            }
+        }
+    }
+    Ok(Plan { cells, jobs })
+}
+
+/// Which of `selected` a world's reference policy applies to (a policy may declare
+/// `only_if`); says so when some are skipped, fails when none is left.
+fn policy_cells(
+    w: &World,
+    policy: &str,
+    selected: &[Condition],
+    on: &mut dyn FnMut(SweepEvent),
+) -> Result<Vec<bool>, SweepError> {
+    let p = w.file.policies.get(policy).ok_or_else(|| {
+        let known: Vec<&str> = w.file.policies.keys().map(String::as_str).collect();
+        SweepError::Invalid(format!("world `{}` has no policy `{policy}` (policies: {})", w.id(), known.join(", ")))
+    })?;
+    let fits: Vec<bool> = selected.iter().map(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o))).collect();
+    if !fits.iter().any(|f| *f) {
+        return Err(SweepError::Invalid(format!(
+            "policy `{policy}` of world `{}` applies to none of the selected cells",
+            w.id()
+        )));
+    }
+    if fits.iter().any(|f| !f) {
+        let skipped: Vec<String> = selected.iter().zip(&fits).filter(|(_, f)| !**f).map(|(c, _)| c.key()).collect();
+        on(SweepEvent::Note(format!(
+            "policy `{policy}` of world `{}` declares it applies only to some cells; skipping {}",
+            w.id(),
+            skipped.join("; ")
+        )));
+    }
+    Ok(fits)
+}
+
+/// The shard (1-based) an episode belongs to: a stable hash of world, cell and seed, so
+/// every target's episode of one (world, cell, seed) lands in the same shard.
+pub fn shard_of(world: &str, cell: &str, seed: u64, n: u64) -> u64 {
+    let mut c = terrarium_core::hash::Canon::new("terrarium.shard.v1");
+    c.str(world).str(cell).u64(seed);
+    let d = c.digest();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(first) % n + 1
+}
+
+/// One row of a dry run: a world and cell, its episodes, and (for a model with a cache)
+/// how many requests the cache can already answer and how many episodes it completes.
+#[derive(Clone, Debug)]
+pub struct DryRunRow {
+    pub world: String,
+    pub cell: String,
+    pub episodes: usize,
+    pub answered: usize,
+    pub complete: usize,
+}
+
+/// What a sweep would do, per target; nothing is sent and nothing is written.
+#[derive(Debug, Default)]
+pub struct DryRun {
+    /// Each target's spec, whether it has a cache to consult, and its rows.
+    pub targets: Vec<(String, bool, Vec<DryRunRow>)>,
+    /// The judges' specs, and the most questions each would be asked.
+    pub judges: Vec<String>,
+    pub judge_questions: usize,
+}
+
+/// Plan `spec` and say what running it would do, following each model episode through
+/// cached replies only.
+pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRun, SweepError> {
+    let plan = plan(spec, on)?;
+    let pool = Pool::new(1, 1).map_err(|e| SweepError::Invalid(e.0))?;
+    let mut out = DryRun::default();
+    for (t, target) in spec.targets.iter().enumerate() {
+        let mut rows: BTreeMap<(String, String), DryRunRow> = BTreeMap::new();
+        let mut api_targets: BTreeMap<String, ApiTarget> = BTreeMap::new();
+        for job in plan.jobs.iter().filter(|j| j.target == t) {
+            let (world, cell) = (&spec.worlds[job.world], &plan.cells[job.world][job.cell]);
+            let row = rows.entry((world.id().to_string(), cell.key())).or_insert_with(|| DryRunRow {
+                world: world.id().to_string(),
+                cell: cell.key(),
+                episodes: 0,
+                answered: 0,
+                complete: 0,
+            });
+            row.episodes += 1;
+            let TargetSpec::Api(api) = target else { continue };
+            if api.cache.is_none() {
+                continue;
+            }
+            let model = api_targets.entry(world.id().to_string()).or_insert_with(|| api.target(world, pool.clone()));
+            let mut ep = Episode::start(world, cell, job.seed).map_err(|e| cannot_start(world, cell, job.seed, &e))?;
+            while !ep.is_done() {
+                // Followed through cached replies only; the first uncached request ends it.
+                if !model.cached_next(&ep).is_some_and(|next| next.apply_to(&mut ep)) {
+                    break;
+                }
+                row.answered += 1;
+            }
+            row.complete += usize::from(ep.is_done());
+        }
+        let cached = matches!(target, TargetSpec::Api(api) if api.cache.is_some());
+        out.targets.push((target.spec(), cached, rows.into_values().collect()));
+    }
+    out.judges = spec.judges.iter().map(ApiSpec::spec).collect();
+    out.judge_questions = plan.jobs.iter().map(|j| crate::judge::judged_outcomes(&spec.worlds[j.world]).len()).sum();
+    Ok(out)
+}
+
+fn cannot_start(world: &World, cell: &Condition, seed: u64, e: &terrarium_core::env::EnvError) -> SweepError {
+    SweepError::Invalid(format!(
+        "world `{}` cannot start at seed {seed} in {}: {}: {}",
+        world.id(),
+        cell.key(),
+        e.at,
+        e.message
+    ))
+}
+
+/// What a job does with its episode.
+enum Work {
+    /// Run it (then judge it, if the run has judges).
+    Run,
+    /// It is in the folder already: judge its stored transcript, for each judge (by
+    /// index) on the outcomes that judge has yet to answer.
+    Judge { episode_id: String, missing: Vec<(usize, Vec<String>)> },
+}
+
+/// How a job ended.
+enum JobEnd {
+    /// A spent budget kept it from starting; the next run does it.
+    NotStarted,
+    /// A spent budget kept a stored episode from being judged; the next run does it.
+    NotJudged,
+    Ran(Box<Finished>, Vec<Judgement>),
+    Judged(Vec<Judgement>),
+}
+
+/// A target ready to act in every world of the run.
+enum Actor {
+    Scripted(String),
+    /// One target per world (each has the world's tools and prefill).
+    Api(Vec<ApiTarget>),
+}
+
+/// Run a sweep to the end, on a tokio runtime of its own (one thread). See [`sweep`].
+pub fn run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Summary, SweepError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io("cannot start the async runtime"))?;
+    runtime.block_on(sweep(spec, on))
+}
+
+/// Run a sweep: every selected cell of every world, `samples` seeds each, for every
+/// target, into one run folder, judging what the judges have yet to answer.
+pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Summary, SweepError> {
+    let Plan { cells, jobs } = plan(spec, on)?;
+    let worlds = &spec.worlds;
+    // Every model the run sends to: targets, then judges.
+    let models: Vec<&ApiSpec> = spec
+        .targets
+        .iter()
+        .filter_map(|t| match t {
+            TargetSpec::Api(api) => Some(api.as_ref()),
+            TargetSpec::Scripted(_) => None,
+        })
+        .chain(&spec.judges)
+        .collect();
+    let pools = pools(&models, spec.max_connections)?;
+    let calls = spec.max_api_calls.map_or_else(|| CallBudget::new(u64::MAX), CallBudget::new);
+    let cost = spec.max_cost.map(CostBudget::new);
+    let mut actors = Vec::new();
+    // settings[target][world]: recorded in each header and part of the episode id.
+    let mut settings: Vec<Vec<Json>> = Vec::new();
+    for target in &spec.targets {
+        match target {
+            TargetSpec::Scripted(policy) => {
+                actors.push(Actor::Scripted(policy.clone()));
+                settings.push(vec![serde_json::json!({}); worlds.len()]);
+            }
+            TargetSpec::Api(api) => {
+                let per_world = limited(api, worlds, &pools, &calls, cost.as_ref());
+                for (t, w) in per_world.iter().zip(worlds) {
+                    if let Some(note) = unsupported(t, w) {
+                        on(SweepEvent::Note(note));
+                    }
+                }
+                settings.push(per_world.iter().map(ApiTarget::settings).collect());
+                actors.push(Actor::Api(per_world));
+            }
+        }
+    }
+    // judges[judge][world], under the same pools and budgets as the targets.
+    let judges: Vec<Vec<ApiTarget>> =
+        spec.judges.iter().map(|api| limited(api, worlds, &pools, &calls, cost.as_ref())).collect();
+    let judge_specs: Vec<String> = spec.judges.iter().map(ApiSpec::spec).collect();
+    let judged_outcomes: Vec<Vec<&str>> = worlds.iter().map(crate::judge::judged_outcomes).collect();
+    let recorded_spec: Vec<String> = spec.targets.iter().map(TargetSpec::spec).collect();
+
+    let dir = spec.out();
+    let mut run_dir = RunDir::open(&dir).map_err(io(format!("cannot open run folder {}", dir.display())))?;
+    for warning in run_dir.warnings() {
+        on(SweepEvent::Note(warning.clone()));
+    }
+    if spec.replace {
+        run_dir.clear().map_err(io(format!("cannot empty run folder {}", dir.display())))?;
+    }
+    // One folder, one version of each world: episodes of an edited world are not pooled
+    // with the old ones.
+    for w in worlds {
+        let old: Vec<&str> = run_dir.dynamics_hashes(w.id()).filter(|h| *h != w.dynamics_hash).collect();
+        if let Some(old) = old.first() {
+            return Err(SweepError::Invalid(format!(
+                "{} holds episodes of world `{}` run under dynamics hash {old}, but the world now has {} (it was edited since): run into a new --out, or add --replace to empty this folder first",
+                dir.display(),
+                w.id(),
+                w.dynamics_hash
+            )));
+        }
+    }
+    let total = jobs.len();
+    // Episodes already in the folder are not run again (an errored one is, by default);
+    // a completed one some judge has yet to judge is judged from its transcript.
+    let mut todo: Vec<(Job, Work)> = Vec::new();
+    let mut planned = Vec::with_capacity(jobs.len());
+    let mut skipped = 0;
+    for j in jobs {
+        let (w, cell) = (&worlds[j.world], &cells[j.world][j.cell]);
+        let id = terrarium_core::episode_id(w, cell, j.seed, &recorded_spec[j.target], &settings[j.target][j.world]);
+        planned.push(Planned {
+            episode_id: id.clone(),
+            world: w.id().to_string(),
+            condition_key: cell.key(),
+            target: recorded_spec[j.target].clone(),
+        });
+        if !(run_dir.has_completed(&id) || (!spec.retry_errored && run_dir.has(&id))) {
+            todo.push((j, Work::Run));
+            continue;
+        }
+        skipped += 1;
+        if !run_dir.has_completed(&id) {
+            continue;
+        }
+        let missing: Vec<(usize, Vec<String>)> = judge_specs
+            .iter()
+            .enumerate()
+            .filter_map(|(k, judge)| {
+                let outcomes: Vec<String> = judged_outcomes[j.world]
+                    .iter()
+                    .filter(|o| !run_dir.has_judgement(&id, judge, o) && !run_dir.gate_closed(&id, o))
+                    .map(|o| o.to_string())
+                    .collect();
+                (!outcomes.is_empty()).then_some((k, outcomes))
+            })
+            .collect();
+        if !missing.is_empty() {
+            todo.push((j, Work::Judge { episode_id: id, missing }));
+        }
+    }
+    // What was asked, so a report can say where fewer episodes came back.
+    run_dir.plan(&planned).map_err(io(format!("cannot write to {}", dir.display())))?;
+    drop(planned);
+    if !spec.judges.is_empty() && judged_outcomes.iter().all(Vec::is_empty) {
+        on(SweepEvent::Note(
+            "no outcome of these worlds declares a judge prompt; the judges have nothing to answer".into(),
+        ));
+    }
+    let mut summary = Summary {
+        dir: dir.clone(),
+        total,
+        skipped,
+        tables: recorded_spec.iter().map(|s| (s.clone(), Table::new())).collect(),
+        had_judges: !spec.judges.is_empty(),
+        ..Summary::default()
+    };
+    let mut done = skipped as u64;
+    let limit = pools.values().map(Pool::max_connections).sum::<usize>().max(1);
+    let walker = Walker {
+        worlds,
+        cells: &cells,
+        actors: &actors,
+        judges: &judges,
+        judge_sees_reasoning: spec.judge_sees_reasoning,
+        dir: &dir,
+        calls: &calls,
+        cost: cost.as_ref(),
+    };
+    let mut ends = futures_util::stream::iter(todo)
+        .map(|(job, work)| {
+            let walker = &walker;
+            let target = &recorded_spec[job.target];
+            async move {
+                let end = match work {
+                    // A spent budget starts nothing new: what is left stays for the next run.
+                    Work::Judge { .. } if walker.spent() => JobEnd::NotJudged,
+                    Work::Judge { episode_id, missing } => {
+                        JobEnd::Judged(walker.judge_stored(job, &episode_id, target, &missing).await?)
+                    }
+                    Work::Run => walker.run(job).await?,
+                };
+                Ok::<_, SweepError>((job, end))
+            }
+        })
+        .buffer_unordered(limit);
+    let mut failed = None;
+    while let Some(end) = ends.next().await {
+        let (job, end) = match end {
+            Ok(end) => end,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
+        let write = io(format!("cannot write to {}", dir.display()));
+        let saved = match end {
+            JobEnd::NotJudged => {
+                summary.not_judged += 1;
+                Ok(())
+            }
+            JobEnd::NotStarted => {
+                summary.not_started += 1;
+                done += 1;
+                Ok(())
+            }
+            JobEnd::Ran(finished, js) => {
+                done += 1;
+                summary.add(job, worlds, &cells, &finished, on);
+                // Judgements first: a crash between the two leaves the episode to run
+                // again, never a completed episode whose judging is forgotten.
+                summary.judged(&js, on);
+                run_dir.save_judgements(&js).and_then(|()| run_dir.save(&finished))
+            }
+            JobEnd::Judged(js) => {
+                summary.judged(&js, on);
+                run_dir.save_judgements(&js)
+            }
+        };
+        if let Err(e) = saved {
+            failed = Some(write(e));
+            break;
+        }
+        on(SweepEvent::Progress(Progress {
+            done,
+            total: total as u64,
+            errored: summary.errored,
+            api_calls: calls.used(),
+            tokens: summary.tokens,
+            cost: cost.as_ref().map(|c| (c.used_usd(), c.limit_usd())),
+        }));
+    }
+    drop(ends);
+    run_dir.sync().map_err(io(format!("cannot sync {}", dir.display())))?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let gated: BTreeSet<&str> = worlds
+        .iter()
+        .flat_map(|w| w.file.outcomes.iter())
+        .filter(|(_, o)| o.decide == terrarium_core::format::Decide::Judges)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    summary.gated = gated.into_iter().map(String::from).collect();
+    let spent = calls.spent() || cost.as_ref().is_some_and(CostBudget::spent);
+    if summary.not_started > 0 || summary.not_judged > 0 || (spent && (summary.errored > 0 || summary.judge_failed > 0))
+    {
+        summary.stopped = Some(match &cost {
+            Some(c) if c.spent() => format!("the cost limit of ${:.2} is reached", c.limit_usd()),
+            _ => format!("the budget of {} API calls is spent", calls.limit()),
+        });
+    }
+    Ok(summary)
+}
+
+/// One connection pool per provider endpoint, shared by the targets and judges that use
+/// it: as many connections as the models on it name (they must agree), else `default`.
+fn pools(models: &[&ApiSpec], default: usize) -> Result<BTreeMap<(String, String), Pool>, SweepError> {
+    let mut sizes: BTreeMap<(String, String), (usize, Option<String>)> = BTreeMap::new();
+    for api in models {
+        let key = (api.provider.name().to_string(), api.base_url.clone());
+        let size = sizes.entry(key.clone()).or_insert((default.max(1), None));
+        if let Some(n) = api.max_connections {
+            if let Some(first) = size.1.as_ref().filter(|_| size.0 != n) {
+                return Err(SweepError::Invalid(format!(
+                    "{} asks for {n} connections to {} at {}, and {first} for {}: models on one endpoint share its connections",
+                    api.spec(),
+                    key.0,
+                    key.1,
+                    size.0
+                )));
+            }
+            *size = (n, Some(api.spec()));
+        }
+    }
+    let mut pools = BTreeMap::new();
+    for api in models {
+        let key = (api.provider.name().to_string(), api.base_url.clone());
+        let size = sizes[&key].0;
+        if let std::collections::btree_map::Entry::Vacant(slot) = pools.entry(key) {
+            let pool = Pool::new(size, api.timeout_secs)
+                .map_err(|e| SweepError::Invalid(format!("{}: {}", api.spec(), e.0)))?;
+            slot.insert(pool);
+        }
+    }
+    Ok(pools)
+}
+
+/// A model's target for each world, sending through its endpoint's pool and counted
+/// against the run's budgets.
+fn limited(
+    api: &ApiSpec,
+    worlds: &[World],
+    pools: &BTreeMap<(String, String), Pool>,
+    calls: &CallBudget,
+    cost: Option<&CostBudget>,
+) -> Vec<ApiTarget> {
+    let pool = &pools[&(api.provider.name().to_string(), api.base_url.clone())];
+    worlds
+        .iter()
+        .map(|w| {
+            let t = api.target(w, pool.clone()).with_budget(calls.clone());
+            match cost {
+                Some(c) => t.with_cost_budget(c.clone()),
+                None => t,
+            }
+        })
+        .collect()
+}
+
+/// What a target cannot honour of what a world asks for, said once per world.
+fn unsupported(target: &ApiTarget, world: &World) -> Option<String> {
+    let settings = target.settings();
+    let unsupported = settings.get("unsupported").and_then(Json::as_array)?;
+    let names: Vec<&str> = unsupported.iter().filter_map(Json::as_str).collect();
+    Some(format!(
+        "{} cannot honour {} for world `{}`; recorded as unsupported in each transcript header",
+        target.spec(),
+        names.join(", "),
+        world.id()
+    ))
+}
+
+/// What every job of a run reads: the worlds and their cells, the targets and judges,
+/// the run folder, the budgets.
+struct Walker<'a> {
+    worlds: &'a [World],
+    cells: &'a [Vec<Condition>],
+    actors: &'a [Actor],
+    judges: &'a [Vec<ApiTarget>],
+    judge_sees_reasoning: bool,
+    dir: &'a Path,
+    calls: &'a CallBudget,
+    cost: Option<&'a CostBudget>,
+}
+
+impl Walker<'_> {
+    fn spent(&self) -> bool {
+        self.calls.spent() || self.cost.is_some_and(CostBudget::spent)
+    }
+
+    /// Run one episode, then (if it completed) have every judge judge it.
+    async fn run(&self, job: Job) -> Result<JobEnd, SweepError> {
+        let (world, cell) = (&self.worlds[job.world], &self.cells[job.world][job.cell]);
+        let finished = match &self.actors[job.target] {
+            Actor::Scripted(policy) => {
+                let mut target = Scripted::new(policy, &world.file.policies[policy]);
+                run_episode(world, cell, job.seed, &mut target)
+            }
+            Actor::Api(_) if self.spent() => return Ok(JobEnd::NotStarted),
+            Actor::Api(per_world) => run_model_episode(world, cell, job.seed, &per_world[job.world]).await,
+        }
+        .map_err(|e| {
+            SweepError::Invalid(format!(
+                "world `{}` cannot start at seed {} in {}: {e}",
+                world.id(),
+                job.seed,
+                cell.key()
+            ))
+        })?;
+        let mut js = Vec::new();
+        if finished.record.status == EpisodeStatus::Completed && !self.judges.is_empty() {
+            let r = &finished.record;
+            let judged =
+                Judged { episode_id: &r.episode_id, condition_key: &r.condition_key, target: &r.target, seed: r.seed };
+            js = self.judge_all(job.world, judged, &finished.transcript, None).await?;
+        }
+        Ok(JobEnd::Ran(Box::new(finished), js))
+    }
+
+    /// Have the judges that have yet to judge a stored episode judge it, from its transcript.
+    async fn judge_stored(
+        &self,
+        job: Job,
+        episode_id: &str,
+        target: &str,
+        missing: &[(usize, Vec<String>)],
+    ) -> Result<Vec<Judgement>, SweepError> {
+        let cell = &self.cells[job.world][job.cell];
+        let path = self.dir.join("transcripts").join(format!("{episode_id}.jsonl"));
+        let text = std::fs::read_to_string(&path).map_err(io(format!("cannot read {} to judge it", path.display())))?;
+        let judged = Judged { episode_id, condition_key: &cell.key(), target, seed: job.seed };
+        self.judge_all(job.world, judged, &text, Some(missing)).await
+    }
+
+    /// Ask every judge (or, with `only`, the given judges on the given outcomes) about
+    /// one episode, from its transcript.
+    async fn judge_all(
+        &self,
+        w: usize,
+        episode: Judged<'_>,
+        transcript: &str,
+        only: Option<&[(usize, Vec<String>)]>,
+    ) -> Result<Vec<Judgement>, SweepError> {
+        let mut all = Vec::new();
+        for (k, per_world) in self.judges.iter().enumerate() {
+            let wanted = match only {
+                None => None,
+                Some(missing) => match missing.iter().find(|(i, _)| *i == k) {
+                    Some((_, outcomes)) => Some(outcomes),
+                    None => continue,
+                },
+            };
+            let wants = |o: &str| wanted.is_none_or(|ws| ws.iter().any(|x| x == o));
+            let js =
+                judge_episode(&self.worlds[w], episode, transcript, &per_world[w], self.judge_sees_reasoning, wants)
+                    .await
+                    .map_err(|e| SweepError::Invalid(format!("cannot judge episode {}: {e}", episode.episode_id)))?;
+            all.extend(js);
+        }
+        Ok(all)
+    }
+}
+
+impl Summary {
+    fn judged(&mut self, js: &[Judgement], on: &mut dyn FnMut(SweepEvent)) {
+        for j in js {
+            self.judgements += 1;
+            if let Some(t) = j.tokens {
+                self.tokens.get_or_insert_default().add(t);
+            }
+            if let Some(c) = j.cost_usd {
+                *self.cost_usd.get_or_insert_default() += c;
+            }
+            match (&j.judge_error, j.failed) {
+                (Some(e), true) => {
+                    self.judge_failed += 1;
+                    on(SweepEvent::Problem(format!(
+                        "judge {} on {} of {} failed: {e}",
+                        j.judge, j.outcome, j.episode_id
+                    )));
+                }
+                (Some(_), false) => self.judge_errors += 1,
+                (None, _) => {}
+            }
+        }
+    }
+
+    fn add(
+        &mut self,
+        job: Job,
+        worlds: &[World],
+        cells: &[Vec<Condition>],
+        finished: &Finished,
+        on: &mut dyn FnMut(SweepEvent),
+    ) {
+        let record = &finished.record;
+        if let Some(t) = record.tokens {
+            self.tokens.get_or_insert_default().add(t);
+        }
+        if let Some(c) = record.cost_usd {
+            *self.cost_usd.get_or_insert_default() += c;
+        }
+        let key = (worlds[job.world].id().to_string(), cells[job.world][job.cell].key());
+        let row = self.tables[job.target].1.entry(key).or_default();
+        row.episodes += 1;
+        let errored = record.status == EpisodeStatus::Errored;
+        if errored {
+            self.errored += 1;
+            row.errored += 1;
+            if let Some(e) = &record.error {
+                on(SweepEvent::Problem(format!("episode {} errored: {e}", record.episode_id)));
+            }
+        }
+        for (name, v) in &finished.verdicts.outcomes {
+            *row.fired.entry(name.clone()).or_default() += usize::from(v.fired && !errored);
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! What acts in a sweep, as a front end names it (`scripted/<policy>`, `openai/<model>`,
+//! `openai-responses/<model>`, `anthropic/<model>` with its settings), resolved into a
+//! target: the provider, where it is (a base URL from the entry, else the provider's
+//! environment variable, else its public endpoint) and its key (from the environment
+//! only, never from a file or a flag).
+
+use serde::Deserialize;
+use terrarium_core::World;
+
+use crate::providers::budget::Price;
+use crate::providers::cache::Cache;
+use crate::providers::http::{ApiTarget, Pool, Provider};
+use crate::providers::{Scaffold, Settings};
+
+/// One target or judge, as a sweep file or a front end writes it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetEntry {
+    /// `scripted/<policy>`, `openai/<model>`, `openai-responses/<model>` or `anthropic/<model>`.
+    pub model: String,
+    pub base_url: Option<String>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub max_tokens: Option<u32>,
+    pub sampling_seed: Option<u64>,
+    pub reasoning_effort: Option<String>,
+    pub thinking_budget: Option<u32>,
+    /// `native` (the default) or `text`.
+    pub scaffold: Option<String>,
+    pub max_connections: Option<u64>,
+    pub price: Option<Price>,
+}
+
+impl TargetEntry {
+    pub fn bare(model: &str) -> Self {
+        TargetEntry { model: model.to_string(), ..TargetEntry::default() }
+    }
+}
+
+/// How requests are sent: nothing here changes what a model is asked, so none of it is
+/// recorded.
+#[derive(Clone, Copy, Debug)]
+pub struct SendOptions {
+    /// Read and write the response cache.
+    pub cache: bool,
+    pub timeout_secs: u64,
+    pub max_attempts: u32,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions { cache: true, timeout_secs: 120, max_attempts: 6 }
+    }
+}
+
+/// A model spec's provider and model name, and where its key and base URL come from.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelSpec<'a> {
+    pub provider: Provider,
+    pub name: &'a str,
+    pub key_var: &'static str,
+    pub url_var: &'static str,
+    pub default_url: &'static str,
+}
+
+impl ModelSpec<'_> {
+    /// `openai/<model>`, `openai-responses/<model>` or `anthropic/<model>`.
+    pub fn parse(model: &str) -> Option<ModelSpec<'_>> {
+        let (provider, name) = model.split_once('/').filter(|(_, name)| !name.is_empty())?;
+        let (provider, key_var, url_var, default_url) = match provider {
+            "openai" => (Provider::OpenAiChat, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            "openai-responses" => {
+                (Provider::OpenAiResponses, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
+            }
+            "anthropic" => {
+                (Provider::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+            }
+            _ => return None,
+        };
+        Some(ModelSpec { provider, name, key_var, url_var, default_url })
+    }
+
+    /// `given`, else the provider's environment variable, else its public endpoint.
+    pub fn base_url(&self, given: Option<&str>) -> String {
+        let env_url = std::env::var(self.url_var).ok().filter(|u| !u.is_empty());
+        given.map(str::to_string).or(env_url).unwrap_or_else(|| self.default_url.to_string())
+    }
+}
+
+/// What acts in a run.
+pub enum TargetSpec {
+    Scripted(String),
+    Api(Box<ApiSpec>),
+}
+
+impl TargetSpec {
+    /// The target `entry` names. `needs_key`: whether requests will be sent (a dry run
+    /// sends none, so it needs no key).
+    pub fn resolve(entry: &TargetEntry, send: &SendOptions, needs_key: bool) -> Result<TargetSpec, String> {
+        let model = entry.model.as_str();
+        if let Some(policy) = model.strip_prefix("scripted/").filter(|p| !p.is_empty()) {
+            return Ok(TargetSpec::Scripted(policy.to_string()));
+        }
+        let Some(spec) = ModelSpec::parse(model) else {
+            return Err(format!(
+                "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model>, openai-responses/<model> or anthropic/<model>"
+            ));
+        };
+        let base_url = spec.base_url(entry.base_url.as_deref());
+        let api_key = std::env::var(spec.key_var).ok().filter(|k| !k.is_empty());
+        if needs_key && api_key.is_none() && base_url == spec.default_url {
+            let key_var = spec.key_var;
+            return Err(format!("{key_var} is not set (a local compatible server needs --base-url and no key)"));
+        }
+        let cache = if send.cache { Cache::default_dir().map(Cache::new) } else { None };
+        Ok(TargetSpec::Api(Box::new(ApiSpec {
+            provider: spec.provider,
+            model: spec.name.to_string(),
+            base_url,
+            api_key,
+            settings: Settings {
+                temperature: entry.temperature,
+                top_p: entry.top_p,
+                max_tokens: entry.max_tokens,
+                sampling_seed: entry.sampling_seed,
+                reasoning_effort: entry.reasoning_effort.clone(),
+                thinking_budget: entry.thinking_budget,
+            },
+            cache,
+            max_attempts: send.max_attempts,
+            timeout_secs: send.timeout_secs,
+            scaffold: if entry.scaffold.as_deref() == Some("text") { Scaffold::Text } else { Scaffold::Native },
+            max_connections: entry.max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1)),
+            price: entry.price,
+        })))
+    }
+
+    /// The spec recorded in transcripts and records: `scripted/<policy>` or
+    /// `<provider>/<model>`.
+    pub fn spec(&self) -> String {
+        match self {
+            TargetSpec::Scripted(policy) => format!("scripted/{policy}"),
+            TargetSpec::Api(api) => api.spec(),
+        }
+    }
+}
+
+/// A model target: where it is, how it is asked, and what it costs.
+pub struct ApiSpec {
+    pub provider: Provider,
+    pub model: String,
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub settings: Settings,
+    pub cache: Option<Cache>,
+    pub max_attempts: u32,
+    pub timeout_secs: u64,
+    pub scaffold: Scaffold,
+    /// Connections to its endpoint, when this model names a number (else the run's default).
+    pub max_connections: Option<usize>,
+    pub price: Option<Price>,
+}
+
+impl ApiSpec {
+    /// `<provider>/<model>`, as transcripts, records and judgements name it.
+    pub fn spec(&self) -> String {
+        crate::providers::http::spec_of(self.provider, &self.model)
+    }
+
+    /// The target for one world, sending through `pool`.
+    pub fn target(&self, world: &World, pool: Pool) -> ApiTarget {
+        let mut t = ApiTarget::new(
+            self.provider,
+            world,
+            &self.model,
+            &self.base_url,
+            self.api_key.clone(),
+            self.settings.clone(),
+            self.cache.clone(),
+            pool,
+        )
+        .with_max_attempts(self.max_attempts)
+        .with_scaffold(self.scaffold);
+        if let Some(price) = self.price {
+            t = t.with_price(price);
+        }
+        t
+    }
+}
