@@ -12,8 +12,9 @@ use clap::{Parser, Subcommand};
 use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Transcript, TranscriptError, render_event, render_verdicts};
 use terrarium_core::{Episode, World, view};
+use terrarium_runtime::folders::FolderWorlds;
 use terrarium_runtime::policies::check_policies;
-use terrarium_runtime::run::{EpisodeStatus, RunDir, RunFolder};
+use terrarium_runtime::run::RunFolder;
 use terrarium_runtime::sweep::{SendOptions, SweepSpec, TargetSpec};
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
@@ -398,11 +399,6 @@ impl SendArgs {
     fn options(&self) -> SendOptions {
         SendOptions { cache: !self.no_cache, timeout_secs: self.timeout_secs, max_attempts: self.max_attempts }
     }
-}
-
-/// A run folder's optional file (`judgements.jsonl`, `plan.jsonl`), "" when absent.
-fn read_if_present(path: &Path) -> anyhow::Result<String> {
-    terrarium_runtime::run::read_if_present(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// `terrarium run`: the sweep file (if any) with the flags laid over it.
@@ -991,121 +987,35 @@ fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
 }
 
 fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
-    use terrarium_runtime::run::Finished;
-    // What must agree across folders: each world's dynamics hash, each target's settings.
-    let mut worlds: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
-    let mut targets: BTreeMap<String, (serde_json::Value, PathBuf)> = BTreeMap::new();
-    let mut all = Vec::new();
-    for dir in dirs {
-        let folder = read_folder(dir)?;
-        for mut record in folder.records.iter().cloned() {
-            let transcript = std::fs::read_to_string(dir.join(&record.transcript))
-                .with_context(|| format!("cannot read {}", dir.join(&record.transcript).display()))?;
-            // The merged folder records the world's path from itself.
-            if let Some(world) = folder.world_path(&record) {
-                record.world_path = world.display().to_string();
-            }
-            let Transcript { header, verdicts, .. } = match Transcript::read(&transcript) {
-                Ok(t) => t,
-                Err(e) => {
-                    println!("refusing to merge: {}: {e}", dir.join(&record.transcript).display());
-                    return Err(Failure::Check);
-                }
-            };
-            if let Some((hash, first)) = worlds.get(&record.world) {
-                if hash != &record.dynamics_hash {
-                    println!(
-                        "refusing to merge: world `{}` differs between {} and {} (dynamics hash {} vs {})",
-                        record.world,
-                        first.display(),
-                        dir.display(),
-                        hash,
-                        record.dynamics_hash
-                    );
-                    return Err(Failure::Check);
-                }
-            } else {
-                worlds.insert(record.world.clone(), (record.dynamics_hash.clone(), dir.clone()));
-            }
-            if let Some((settings, first)) = targets.get(&record.target) {
-                if settings != &header.target.settings {
-                    println!(
-                        "refusing to merge: target `{}` has different settings in {} and {}",
-                        record.target,
-                        first.display(),
-                        dir.display()
-                    );
-                    return Err(Failure::Check);
-                }
-            } else {
-                targets.insert(record.target.clone(), (header.target.settings.clone(), dir.clone()));
-            }
-            all.push((record, transcript, verdicts));
-        }
-    }
-    let mut run_dir = RunDir::open(out).with_context(|| format!("cannot open run folder {}", out.display()))?;
-    for warning in run_dir.warnings() {
-        eprintln!("warning: {warning}");
-    }
-    // One completed episode, one transcript: two different copies of it (from two
-    // folders, or a folder and the output) cannot both be right, so neither is chosen.
-    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (record, transcript, _) in all.iter().filter(|(r, _, _)| r.status == EpisodeStatus::Completed) {
-        let existing = if run_dir.has_completed(&record.episode_id) {
-            std::fs::read_to_string(out.join(&record.transcript)).ok()
-        } else {
-            None
-        };
-        let conflict = match seen.insert(&record.episode_id, transcript) {
-            Some(other) if other != transcript => true,
-            _ => existing.is_some_and(|e| e != *transcript),
-        };
-        if conflict {
-            println!(
-                "refusing to merge: episode {} is completed in more than one place with different transcripts; keep one copy and merge again",
-                record.episode_id
-            );
-            return Err(Failure::Check);
-        }
-    }
-    let (mut added, mut duplicates) = (0, 0);
-    for (record, transcript, verdicts) in all {
-        // A completed record replaces an errored one; nothing else is added twice.
-        if run_dir.has_completed(&record.episode_id)
-            || (record.status != EpisodeStatus::Completed && run_dir.has(&record.episode_id))
-        {
-            duplicates += 1;
-            continue;
-        }
-        run_dir
-            .save(&Finished { record, transcript, verdicts })
-            .with_context(|| format!("cannot write to {}", out.display()))?;
-        added += 1;
-    }
-    // Judgements follow their episodes: each (episode, judge, outcome) once. Failed
-    // requests are left behind: the next run in the merged folder asks them again.
-    let mut judged = 0;
-    for dir in dirs {
-        let fresh: Vec<_> = terrarium_runtime::judge::read_judgements(&read_if_present(&dir.join("judgements.jsonl"))?)
-            .into_iter()
-            .filter(|j| !j.failed && !run_dir.has_judgement(&j.episode_id, &j.judge, &j.outcome))
-            .collect();
-        judged += fresh.len();
-        run_dir.save_judgements(&fresh).with_context(|| format!("cannot write to {}", out.display()))?;
-    }
-    for dir in dirs {
-        let planned = terrarium_runtime::run::read_plan(&read_if_present(&dir.join("plan.jsonl"))?);
-        run_dir.plan(&planned).with_context(|| format!("cannot write to {}", out.display()))?;
-    }
-    run_dir.sync().with_context(|| format!("cannot sync {}", out.display()))?;
-    let judged = if judged > 0 { format!(" and {}", count(judged as u64, "judgement")) } else { String::new() };
+    let merged = terrarium_runtime::folders::merge(dirs, out, &mut |w| eprintln!("warning: {w}"))?;
+    let judged = if merged.judgements > 0 {
+        format!(" and {}", count(merged.judgements as u64, "judgement"))
+    } else {
+        String::new()
+    };
     println!(
         "merged {}{judged} ({} already present) -> {}",
-        count(added as u64, "episode"),
-        count(duplicates as u64, "episode"),
+        count(merged.added as u64, "episode"),
+        count(merged.duplicates as u64, "episode"),
         out.join("episodes.jsonl").display()
     );
     Ok(())
+}
+
+/// A refusal is a check that failed (exit 1), said on stdout; a world to name is a
+/// usage error (exit 2); a file that cannot be read or written is an I/O failure.
+impl From<terrarium_runtime::folders::FolderError> for Failure {
+    fn from(e: terrarium_runtime::folders::FolderError) -> Self {
+        match e {
+            terrarium_runtime::folders::FolderError::Refused(why) => {
+                println!("{why}");
+                Failure::Check
+            }
+            terrarium_runtime::folders::FolderError::NoWorld(why)
+            | terrarium_runtime::folders::FolderError::Empty(why) => Failure::Usage(anyhow!(why)),
+            e @ terrarium_runtime::folders::FolderError::Io { .. } => anyhow::Error::from(e).into(),
+        }
+    }
 }
 
 /// Read a run folder, warning about every line and transcript left out.
@@ -1117,97 +1027,28 @@ fn read_folder(dir: &Path) -> Result<RunFolder, Failure> {
     Ok(folder)
 }
 
-/// The worlds a run folder's episodes were run on, each loaded once: a `--world` of the
-/// same id when given, else where the folder recorded it. A world that cannot be found
-/// or loaded is said once, not once per episode.
-struct FolderWorlds<'f> {
-    folder: &'f RunFolder,
-    given: BTreeMap<String, World>,
-    loaded: BTreeMap<String, Result<World, String>>,
-}
-
-impl<'f> FolderWorlds<'f> {
-    fn new(folder: &'f RunFolder, given: &[PathBuf]) -> Result<Self, Failure> {
-        let given = load_all(given)?.into_iter().map(|w| (w.id().to_string(), w)).collect();
-        Ok(FolderWorlds { folder, given, loaded: BTreeMap::new() })
-    }
-
-    fn of(&mut self, record: &terrarium_runtime::run::EpisodeRecord) -> Result<&World, &str> {
-        if let Some(w) = self.given.get(&record.world) {
-            return Ok(w);
-        }
-        let folder = self.folder;
-        let loaded = self.loaded.entry(record.world.clone()).or_insert_with(|| {
-            let path = folder.world_path(record).ok_or_else(|| {
-                format!(
-                    "world `{}` is not where {} recorded it ({}), nor found from here: pass --world PATH",
-                    record.world,
-                    folder.dir.display(),
-                    record.world_path
-                )
-            })?;
-            let world = load_world(&path).map_err(|e| format!("world `{}`: {e}", record.world))?;
-            if world.id() != record.world {
-                return Err(format!(
-                    "{} holds world `{}`, not `{}`: pass --world PATH",
-                    path.display(),
-                    world.id(),
-                    record.world
-                ));
-            }
-            Ok(world)
-        });
-        loaded.as_ref().map_err(String::as_str)
-    }
-}
-
 fn rejudge_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     let folder = read_folder(dir)?;
-    let records = &folder.records;
-    let mut worlds = FolderWorlds::new(&folder, given)?;
-    let (mut changed, mut lines) = (0usize, String::new());
-    for r in records.iter().filter(|r| r.status == EpisodeStatus::Completed) {
-        let world = worlds.of(r).map_err(|why| anyhow!("cannot rejudge episode {}: {why}", r.episode_id))?;
-        let transcript = std::fs::read_to_string(dir.join(&r.transcript))
-            .with_context(|| format!("cannot read {}", r.transcript))?;
-        let verdicts = match terrarium_core::replay::rejudge(world, &transcript) {
-            Ok(v) => v,
-            Err(why) => {
-                println!("refusing to rejudge episode {}: {why}", r.episode_id);
-                return Err(Failure::Check);
-            }
+    let mut worlds = FolderWorlds::new(&folder, load_all(given)?);
+    let rejudged = terrarium_runtime::folders::rejudge(&folder, &mut worlds)?;
+    for c in &rejudged.changes {
+        let why = if c.evidence.is_empty() { "no evidence now".to_string() } else { c.evidence.join("; ") };
+        let how = match c.decided_by {
+            terrarium_core::transcript::DecidedBy::Rule => "",
+            terrarium_core::transcript::DecidedBy::Gate => " at the gate (judges decide)",
         };
-        let old = r.outcomes.clone().unwrap_or_default();
-        let mut changes = Vec::new();
-        for (name, v) in &verdicts.outcomes {
-            let was = old.get(name).and_then(|o| o["fired"].as_bool());
-            if was != Some(v.fired) {
-                let why = if v.evidence.is_empty() {
-                    "no evidence now".to_string()
-                } else {
-                    v.evidence.iter().map(|e| format!("step {}: {}", e.step, e.detail)).collect::<Vec<_>>().join("; ")
-                };
-                let how = match v.decided_by {
-                    terrarium_core::transcript::DecidedBy::Rule => "",
-                    terrarium_core::transcript::DecidedBy::Gate => " at the gate (judges decide)",
-                };
-                println!(
-                    "{}: `{name}` {} -> {}{how} ({why})",
-                    r.episode_id,
-                    was.map_or("absent".into(), |f| f.to_string()),
-                    v.fired
-                );
-                changes.push(name.clone());
-            }
-        }
-        changed += usize::from(!changes.is_empty());
-        lines.push_str(&serde_json::json!({"episode_id": r.episode_id, "outcomes_hash": world.outcomes_hash, "changed": changes, "outcomes": verdicts.outcomes}).to_string());
-        lines.push('\n');
+        println!(
+            "{}: `{}` {} -> {}{how} ({why})",
+            c.episode_id,
+            c.outcome,
+            c.was.map_or("absent".into(), |f| f.to_string()),
+            c.now
+        );
     }
-    std::fs::write(dir.join("rejudge.jsonl"), lines).with_context(|| format!("cannot write to {}", dir.display()))?;
     println!(
-        "{changed} of {} completed episodes changed verdict -> {}",
-        records.iter().filter(|r| r.status == EpisodeStatus::Completed).count(),
+        "{} of {} completed episodes changed verdict -> {}",
+        rejudged.changed,
+        rejudged.completed,
         dir.join("rejudge.jsonl").display()
     );
     Ok(())
@@ -1217,49 +1058,20 @@ fn report_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     // A torn last line (a crash mid-write) is left out, as resuming would repair it;
     // every line left out is named.
     let folder = read_folder(dir)?;
-    let records = &folder.records;
-    if records.is_empty() {
-        return Err(anyhow!("{} holds no episodes", dir.join("episodes.jsonl").display()).into());
-    }
-    let mut worlds = FolderWorlds::new(&folder, given)?;
-    let mut controls = BTreeMap::new();
-    let mut combine = BTreeMap::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for r in records {
-        if !seen.insert(r.world.clone()) {
-            continue;
-        }
-        match worlds.of(r) {
-            Ok(w) => {
-                if let Some(c) = &w.control_cell {
-                    controls.insert(r.world.clone(), c.key());
-                }
-                for (name, o) in &w.file.outcomes {
-                    combine.insert((r.world.clone(), name.clone()), o.combine);
-                }
-            }
-            Err(why) => eprintln!("warning: {why}; the report has no control comparison for it"),
-        }
-    }
-    let judgements = terrarium_runtime::judge::read_judgements(&read_if_present(&dir.join("judgements.jsonl"))?);
-    let planned = terrarium_runtime::run::read_plan(&read_if_present(&dir.join("plan.jsonl"))?);
-    let report = terrarium_runtime::report::build(records, &controls, &combine, &judgements, &planned);
-    for (name, text) in
-        [("summary.csv", report.csv()), ("report.md", report.markdown()), ("report.html", report.html())]
-    {
-        std::fs::write(dir.join(name), text).with_context(|| format!("cannot write to {}", dir.display()))?;
-    }
-    let judged = if judgements.is_empty() {
+    let mut worlds = FolderWorlds::new(&folder, load_all(given)?);
+    let reported = terrarium_runtime::folders::report(&folder, &mut worlds, &mut |w| eprintln!("warning: {w}"))?;
+    let judged = if reported.judgements == 0 {
         String::new()
     } else {
-        format!(" and {}", count(judgements.len() as u64, "judgement"))
+        format!(" and {}", count(reported.judgements as u64, "judgement"))
     };
+    let [md, html, csv] = &reported.files;
     println!(
         "{}{judged} -> {}, {} and {}",
-        count(records.len() as u64, "episode"),
-        dir.join("report.md").display(),
-        dir.join("report.html").display(),
-        dir.join("summary.csv").display()
+        count(reported.episodes as u64, "episode"),
+        md.display(),
+        html.display(),
+        csv.display()
     );
     Ok(())
 }

@@ -1,0 +1,329 @@
+//! Work on whole run folders after the fact: finding the worlds a folder's episodes
+//! were run on, merging folders (the shards of one sweep) into one, and re-judging a
+//! folder under the current outcome definitions. Each reads folders through
+//! [`RunFolder`] and transcripts through the strict reader, and says what it refuses.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use terrarium_core::World;
+use terrarium_core::transcript::{DecidedBy, Transcript, Verdicts};
+
+use crate::run::{EpisodeRecord, EpisodeStatus, Finished, RunDir, RunFolder, read_if_present, read_plan};
+
+/// Why a merge or a re-judging did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    /// What the folders hold does not allow it (two versions of a world, two different
+    /// copies of an episode, a transcript that was edited or no longer replays).
+    #[error("{0}")]
+    Refused(String),
+    /// A world the folder's episodes were run on cannot be had (moved away, or invalid
+    /// now): the caller can name it.
+    #[error("{0}")]
+    NoWorld(String),
+    /// The folder holds no episode to work on.
+    #[error("{0}")]
+    Empty(String),
+    /// A file could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> FolderError {
+    let context = context.into();
+    move |source| FolderError::Io { context, source }
+}
+
+/// The worlds a run folder's episodes were run on, each loaded once: a given world of
+/// the same id (`--world`), else where the folder recorded it. A world that cannot be
+/// found or loaded is one error for all its episodes.
+pub struct FolderWorlds<'f> {
+    folder: &'f RunFolder,
+    given: BTreeMap<String, World>,
+    loaded: BTreeMap<String, Result<World, String>>,
+}
+
+impl<'f> FolderWorlds<'f> {
+    pub fn new(folder: &'f RunFolder, given: Vec<World>) -> Self {
+        let given = given.into_iter().map(|w| (w.id().to_string(), w)).collect();
+        FolderWorlds { folder, given, loaded: BTreeMap::new() }
+    }
+
+    /// The world `record` was run on, or why it cannot be had.
+    pub fn of(&mut self, record: &EpisodeRecord) -> Result<&World, &str> {
+        if let Some(w) = self.given.get(&record.world) {
+            return Ok(w);
+        }
+        let folder = self.folder;
+        let loaded = self.loaded.entry(record.world.clone()).or_insert_with(|| {
+            let path = folder.world_path(record).ok_or_else(|| {
+                format!(
+                    "world `{}` is not where {} recorded it ({}), nor found from here: pass --world PATH",
+                    record.world,
+                    folder.dir.display(),
+                    record.world_path
+                )
+            })?;
+            let world = crate::load_world(&path).map_err(|e| format!("world `{}`: {e}", record.world))?;
+            if world.id() != record.world {
+                return Err(format!(
+                    "{} holds world `{}`, not `{}`: pass --world PATH",
+                    path.display(),
+                    world.id(),
+                    record.world
+                ));
+            }
+            Ok(world)
+        });
+        loaded.as_ref().map_err(String::as_str)
+    }
+}
+
+/// What a merge did.
+#[derive(Debug, Default)]
+pub struct Merged {
+    pub added: usize,
+    /// Episodes the output held already (or held twice among the inputs).
+    pub duplicates: usize,
+    pub judgements: usize,
+}
+
+/// Combine run folders (the shards of a sweep, say) into `out`: each episode once (a
+/// completed record replaces an errored one), with its judgements and plan. Refused when
+/// a world's version or a target's settings differ between folders, when one completed
+/// episode has two different transcripts, or when a transcript was edited. `warn` hears
+/// every line and file a folder left out.
+pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Result<Merged, FolderError> {
+    // What must agree across folders: each world's dynamics hash, each target's settings.
+    let mut worlds: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
+    let mut targets: BTreeMap<String, (serde_json::Value, PathBuf)> = BTreeMap::new();
+    let mut all: Vec<(EpisodeRecord, String, Verdicts)> = Vec::new();
+    let refused = |m: String| Err(FolderError::Refused(format!("refusing to merge: {m}")));
+    for dir in dirs {
+        let folder = RunFolder::read(dir).map_err(io(format!("cannot read {}", dir.display())))?;
+        for w in &folder.warnings {
+            warn(w.clone());
+        }
+        for mut record in folder.records.iter().cloned() {
+            let path = dir.join(&record.transcript);
+            let transcript = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+            // The merged folder records the world's path from itself.
+            if let Some(world) = folder.world_path(&record) {
+                record.world_path = world.display().to_string();
+            }
+            let Transcript { header, verdicts, .. } = match Transcript::read(&transcript) {
+                Ok(t) => t,
+                Err(e) => return refused(format!("{}: {e}", path.display())),
+            };
+            if let Some((hash, first)) = worlds.get(&record.world) {
+                if hash != &record.dynamics_hash {
+                    return refused(format!(
+                        "world `{}` differs between {} and {} (dynamics hash {} vs {})",
+                        record.world,
+                        first.display(),
+                        dir.display(),
+                        hash,
+                        record.dynamics_hash
+                    ));
+                }
+            } else {
+                worlds.insert(record.world.clone(), (record.dynamics_hash.clone(), dir.clone()));
+            }
+            if let Some((settings, first)) = targets.get(&record.target) {
+                if settings != &header.target.settings {
+                    return refused(format!(
+                        "target `{}` has different settings in {} and {}",
+                        record.target,
+                        first.display(),
+                        dir.display()
+                    ));
+                }
+            } else {
+                targets.insert(record.target.clone(), (header.target.settings.clone(), dir.clone()));
+            }
+            all.push((record, transcript, verdicts));
+        }
+    }
+    let mut run_dir = RunDir::open(out).map_err(io(format!("cannot open run folder {}", out.display())))?;
+    for w in run_dir.warnings() {
+        warn(w.clone());
+    }
+    // One completed episode, one transcript: two different copies of it (from two
+    // folders, or a folder and the output) cannot both be right, so neither is chosen.
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (record, transcript, _) in all.iter().filter(|(r, _, _)| r.status == EpisodeStatus::Completed) {
+        let existing = if run_dir.has_completed(&record.episode_id) {
+            std::fs::read_to_string(out.join(&record.transcript)).ok()
+        } else {
+            None
+        };
+        let conflict = match seen.insert(&record.episode_id, transcript) {
+            Some(other) if other != transcript => true,
+            _ => existing.is_some_and(|e| e != *transcript),
+        };
+        if conflict {
+            return refused(format!(
+                "episode {} is completed in more than one place with different transcripts; keep one copy and merge again",
+                record.episode_id
+            ));
+        }
+    }
+    let mut merged = Merged::default();
+    let write = || io(format!("cannot write to {}", out.display()));
+    for (record, transcript, verdicts) in all {
+        // A completed record replaces an errored one; nothing else is added twice.
+        if run_dir.has_completed(&record.episode_id)
+            || (record.status != EpisodeStatus::Completed && run_dir.has(&record.episode_id))
+        {
+            merged.duplicates += 1;
+            continue;
+        }
+        run_dir.save(&Finished { record, transcript, verdicts }).map_err(write())?;
+        merged.added += 1;
+    }
+    // Judgements follow their episodes: each (episode, judge, outcome) once. Failed
+    // requests are left behind: the next run in the merged folder asks them again.
+    for dir in dirs {
+        let path = dir.join("judgements.jsonl");
+        let text = read_if_present(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let fresh: Vec<_> = crate::judge::read_judgements(&text)
+            .into_iter()
+            .filter(|j| !j.failed && !run_dir.has_judgement(&j.episode_id, &j.judge, &j.outcome))
+            .collect();
+        merged.judgements += fresh.len();
+        run_dir.save_judgements(&fresh).map_err(write())?;
+    }
+    for dir in dirs {
+        let path = dir.join("plan.jsonl");
+        let text = read_if_present(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        run_dir.plan(&read_plan(&text)).map_err(write())?;
+    }
+    run_dir.sync().map_err(io(format!("cannot sync {}", out.display())))?;
+    Ok(merged)
+}
+
+/// One outcome whose verdict re-judging changed.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub episode_id: String,
+    pub outcome: String,
+    /// The recorded verdict (`None`: the outcome did not exist).
+    pub was: Option<bool>,
+    pub now: bool,
+    pub decided_by: DecidedBy,
+    /// The evidence now, one line per step; empty when there is none.
+    pub evidence: Vec<String>,
+}
+
+/// What re-judging a folder found.
+#[derive(Debug, Default)]
+pub struct Rejudged {
+    pub completed: usize,
+    /// Episodes with at least one changed verdict.
+    pub changed: usize,
+    pub changes: Vec<Change>,
+}
+
+/// Recompute every completed episode's rule verdicts from its transcript under the
+/// current outcome definitions (no model calls), and write `DIR/rejudge.jsonl`. Every
+/// recorded event must still replay in the current world; an episode that does not (or
+/// whose transcript was edited) refuses the whole re-judging, naming it.
+pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged, FolderError> {
+    let mut out = Rejudged::default();
+    let mut lines = String::new();
+    for r in folder.records.iter().filter(|r| r.status == EpisodeStatus::Completed) {
+        out.completed += 1;
+        let world = worlds
+            .of(r)
+            .map_err(|why| FolderError::NoWorld(format!("cannot rejudge episode {}: {why}", r.episode_id)))?;
+        let path = folder.dir.join(&r.transcript);
+        let transcript = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let verdicts = terrarium_core::replay::rejudge(world, &transcript)
+            .map_err(|why| FolderError::Refused(format!("refusing to rejudge episode {}: {why}", r.episode_id)))?;
+        let old = r.outcomes.clone().unwrap_or_default();
+        let mut changed = Vec::new();
+        for (name, v) in &verdicts.outcomes {
+            let was = old.get(name).and_then(|o| o["fired"].as_bool());
+            if was != Some(v.fired) {
+                out.changes.push(Change {
+                    episode_id: r.episode_id.clone(),
+                    outcome: name.clone(),
+                    was,
+                    now: v.fired,
+                    decided_by: v.decided_by,
+                    evidence: v.evidence.iter().map(|e| format!("step {}: {}", e.step, e.detail)).collect(),
+                });
+                changed.push(name.clone());
+            }
+        }
+        out.changed += usize::from(!changed.is_empty());
+        let line = serde_json::json!({
+            "episode_id": r.episode_id, "outcomes_hash": world.outcomes_hash,
+            "changed": changed, "outcomes": verdicts.outcomes,
+        });
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    let path = folder.dir.join("rejudge.jsonl");
+    std::fs::write(&path, lines).map_err(io(format!("cannot write {}", path.display())))?;
+    Ok(out)
+}
+
+/// What writing a folder's report did.
+#[derive(Debug)]
+pub struct Reported {
+    pub episodes: usize,
+    pub judgements: usize,
+    /// `report.md`, `report.html` and `summary.csv`.
+    pub files: [PathBuf; 3],
+}
+
+/// Write `DIR/report.md`, `DIR/report.html` and `DIR/summary.csv` for a run folder. A
+/// world that cannot be had costs its control comparisons (and judges are combined by
+/// majority for it): `warn` hears it once.
+pub fn report(
+    folder: &RunFolder,
+    worlds: &mut FolderWorlds,
+    warn: &mut dyn FnMut(String),
+) -> Result<Reported, FolderError> {
+    let records = &folder.records;
+    if records.is_empty() {
+        return Err(FolderError::Empty(format!("{} holds no episodes", folder.dir.join("episodes.jsonl").display())));
+    }
+    let mut controls = BTreeMap::new();
+    let mut combine = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in records {
+        if !seen.insert(r.world.clone()) {
+            continue;
+        }
+        match worlds.of(r) {
+            Ok(w) => {
+                if let Some(c) = &w.control_cell {
+                    controls.insert(r.world.clone(), c.key());
+                }
+                for (name, o) in &w.file.outcomes {
+                    combine.insert((r.world.clone(), name.clone()), o.combine);
+                }
+            }
+            Err(why) => warn(format!("{why}; the report has no control comparison for it")),
+        }
+    }
+    let read = |name: &str| {
+        let path = folder.dir.join(name);
+        read_if_present(&path).map_err(io(format!("cannot read {}", path.display())))
+    };
+    let judgements = crate::judge::read_judgements(&read("judgements.jsonl")?);
+    let planned = read_plan(&read("plan.jsonl")?);
+    let built = crate::report::build(records, &controls, &combine, &judgements, &planned);
+    let files = ["report.md", "report.html", "summary.csv"].map(|n| folder.dir.join(n));
+    for (path, text) in files.iter().zip([built.markdown(), built.html(), built.csv()]) {
+        std::fs::write(path, text).map_err(io(format!("cannot write {}", path.display())))?;
+    }
+    Ok(Reported { episodes: records.len(), judgements: judgements.len(), files })
+}
