@@ -289,21 +289,6 @@ struct RunArgs {
     send: SendArgs,
 }
 
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum ScaffoldArg {
-    Native,
-    Text,
-}
-
-impl ScaffoldArg {
-    fn scaffold(self) -> terrarium_runtime::providers::Scaffold {
-        match self {
-            ScaffoldArg::Native => terrarium_runtime::providers::Scaffold::Native,
-            ScaffoldArg::Text => terrarium_runtime::providers::Scaffold::Text,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum CacheAction {
     /// Remove every cached response.
@@ -374,10 +359,10 @@ struct ApiArgs {
     /// Extended-thinking budget in tokens, for Anthropic models.
     #[arg(long)]
     thinking_budget: Option<u32>,
-    /// How tools reach the model: native tool calling, or described in the prompt and
-    /// called by tags in the text (for comparison with text-based testbeds).
-    #[arg(long, value_enum)]
-    scaffold: Option<ScaffoldArg>,
+    /// How tools reach the model: `native` tool calling, or described in the prompt and
+    /// called by tags in the `text` (for comparison with text-based testbeds).
+    #[arg(long, value_name = "native|text")]
+    scaffold: Option<terrarium_runtime::providers::Scaffold>,
 }
 
 /// How requests are sent (not recorded: they change nothing a model is asked).
@@ -682,10 +667,7 @@ impl ApiArgs {
         e.reasoning_effort = self.reasoning_effort.clone().or(e.reasoning_effort.take());
         e.thinking_budget = self.thinking_budget.or(e.thinking_budget);
         if let Some(s) = self.scaffold {
-            e.scaffold = Some(match s {
-                ScaffoldArg::Native => "native".into(),
-                ScaffoldArg::Text => "text".into(),
-            });
+            e.scaffold = Some(s);
         }
     }
 
@@ -854,14 +836,8 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
     };
     let (provider, name, base_url, settings) =
         (spec.provider, spec.name, spec.base_url(api.base_url.as_deref()), api.settings());
-    let body = request_body(
-        provider,
-        api.scaffold.unwrap_or(ScaffoldArg::Native).scaffold(),
-        name,
-        &ep,
-        &view::tool_schemas(world),
-        &settings,
-    );
+    let body =
+        request_body(provider, api.scaffold.unwrap_or_default(), name, &ep, &view::tool_schemas(world), &settings);
     println!("POST {}", terrarium_runtime::redact::url(&provider.endpoint(base_url.trim_end_matches('/'))));
     println!("{}", serde_json::to_string_pretty(&body).expect("requests serialise"));
     Ok(())

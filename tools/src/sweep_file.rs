@@ -51,12 +51,6 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<SweepFile> {
         if e.model.trim().is_empty() {
             return Err(anyhow!("{}: entry {} has an empty `model`", path.display(), i + 1));
         }
-        if let Some(s) = &e.scaffold
-            && s != "native"
-            && s != "text"
-        {
-            return Err(anyhow!("{}: {}: scaffold must be \"native\" or \"text\", not {s:?}", path.display(), e.model));
-        }
         if let Some(r) = &e.reasoning_effort
             && !["low", "medium", "high"].contains(&r.as_str())
         {
@@ -115,7 +109,7 @@ mod tests {
         assert_eq!(file.samples, Some(50));
         assert!(file.worlds[0].ends_with("../worlds/blackmail"), "relative to the file");
         assert_eq!(file.targets[0].price.unwrap().output_per_mtok, 8.0);
-        assert_eq!(file.targets[1].scaffold.as_deref(), Some("text"));
+        assert_eq!(file.targets[1].scaffold, Some(terrarium_runtime::providers::Scaffold::Text));
         assert_eq!(file.judges[0].model, "anthropic/judge-y");
     }
 
@@ -126,7 +120,7 @@ mod tests {
         let block = &guide[start..start + guide[start..].find("```").unwrap()];
         let file = parse(block).unwrap_or_else(|e| panic!("docs/sweeps.md: {e}"));
         assert_eq!((file.targets.len(), file.judges.len(), file.samples), (4, 1, Some(100)));
-        assert_eq!(file.targets[2].scaffold.as_deref(), Some("text"));
+        assert_eq!(file.targets[2].scaffold, Some(terrarium_runtime::providers::Scaffold::Text));
     }
 
     #[test]
@@ -134,7 +128,7 @@ mod tests {
         let e = parse("(samples: 5,\n  tragets: [])").unwrap_err().to_string();
         assert!(e.contains(":2:") && e.contains("tragets"), "{e}");
         let e = parse(r#"(targets: [(model: "openai/a", scaffold: "xml")])"#).unwrap_err().to_string();
-        assert!(e.contains("scaffold must be"), "{e}");
+        assert!(e.contains("a scaffold is `native` or `text`, not `xml`"), "{e}");
         let e = parse(r#"(targets: [(model: "openai/a"), (model: "openai/a")])"#).unwrap_err().to_string();
         assert!(e.contains("listed twice"), "{e}");
     }

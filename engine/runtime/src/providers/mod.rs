@@ -38,12 +38,49 @@ pub struct Settings {
 }
 
 /// How tools reach the model: its provider's native tool calling (the default), or
-/// described in the prompt and called by tags in the text.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// described in the prompt and called by tags in the text. Written `native` or `text`
+/// in sweep files, on the command line and in transcript headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Scaffold {
     #[default]
     Native,
     Text,
+}
+
+impl Scaffold {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scaffold::Native => "native",
+            Scaffold::Text => "text",
+        }
+    }
+}
+
+impl std::fmt::Display for Scaffold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl TryFrom<String> for Scaffold {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl std::str::FromStr for Scaffold {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "native" => Ok(Scaffold::Native),
+            "text" => Ok(Scaffold::Text),
+            other => Err(format!("a scaffold is `native` or `text`, not `{other}`")),
+        }
+    }
 }
 
 /// Why a reply ends the episode from the target's side, kept apart so a report can

@@ -26,7 +26,7 @@ pub struct TargetEntry {
     pub reasoning_effort: Option<String>,
     pub thinking_budget: Option<u32>,
     /// `native` (the default) or `text`.
-    pub scaffold: Option<String>,
+    pub scaffold: Option<Scaffold>,
     pub max_connections: Option<u64>,
     pub price: Option<Price>,
 }
@@ -129,7 +129,7 @@ impl TargetSpec {
             cache,
             max_attempts: send.max_attempts,
             timeout_secs: send.timeout_secs,
-            scaffold: if entry.scaffold.as_deref() == Some("text") { Scaffold::Text } else { Scaffold::Native },
+            scaffold: entry.scaffold.unwrap_or_default(),
             max_connections: entry.max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1)),
             price: entry.price,
         })))
