@@ -822,7 +822,7 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
     let filter = parse_conditions(conditions)?;
     let world = &one_world(path, "show")?;
     let cell = world.one_cell(&filter).map_err(|e| anyhow!(e))?;
-    let ep = Episode::start(world, &cell, seed).map_err(|e| anyhow!("{}: {}", e.at, e.message))?;
+    let ep = Episode::start(world, &cell, seed).map_err(|e| anyhow!("{e}"))?;
     let Some(model) = model else {
         println!("# world {} — condition {} — seed {seed}\n", world.id(), cell);
         print!("{}", view::initial_view(&ep));
@@ -927,7 +927,7 @@ fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Option<&Path>) -
     let ep = match Episode::start(&world, &cell, seed) {
         Ok(ep) => ep,
         Err(e) => {
-            eprintln!("world `{}` cannot start at seed {seed} in {cell}: {}: {}", world.id(), e.at, e.message);
+            eprintln!("world `{}` cannot start at seed {seed} in {cell}: {e}", world.id());
             return Err(Failure::Check);
         }
     };

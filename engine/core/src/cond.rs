@@ -177,9 +177,8 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
 
 fn show(v: &Value) -> String {
     match v {
-        Value::Bool(b) => b.to_string(),
-        Value::Int(i) => i.to_string(),
         Value::Str(s) => format!("{s:?}"),
+        other => other.to_string(),
     }
 }
 

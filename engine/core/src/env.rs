@@ -63,6 +63,12 @@ pub struct EnvError {
     pub message: String,
 }
 
+impl std::fmt::Display for EnvError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
 impl Env {
     /// Draw and render the environment of the episode (`world`, `condition`, `seed`).
     pub fn build(world: &World, condition: &Condition, seed: u64) -> Result<Env, EnvError> {
@@ -296,11 +302,7 @@ impl<'a> Resolver<'a> {
 }
 
 fn push_value(out: &mut String, v: &Value) {
-    match v {
-        Value::Bool(b) => push_display(out, b),
-        Value::Int(i) => push_display(out, i),
-        Value::Str(s) => out.push_str(s),
-    }
+    push_display(out, v);
 }
 
 /// Append a JSON argument as text: strings as they are, lists joined with ", ".

@@ -110,7 +110,7 @@ pub fn run_policy<'w>(world: &'w World, condition: &Condition, seed: u64, policy
 /// whose template does not render in this episode (an email of a distractor this seed
 /// did not draw, a misspelt name) is an error, never text a verdict is computed from.
 pub fn run_steps<'w>(world: &'w World, condition: &Condition, seed: u64, p: &Policy) -> Result<Episode<'w>, String> {
-    let mut ep = Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
+    let mut ep = Episode::start(world, condition, seed).map_err(|e| e.to_string())?;
     let mut i = 0;
     while !ep.is_done() {
         match policy::output(&ep, p, i) {

@@ -71,7 +71,7 @@ pub fn snippet_from_transcript(
         return Err("the transcript has no target outputs to turn into steps".into());
     }
     // Re-run the episode to learn every literal's symbolic name, ids included.
-    let mut ep = crate::Episode::start(world, cell, header.seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
+    let mut ep = crate::Episode::start(world, cell, header.seed).map_err(|e| e.to_string())?;
     for out in &outputs {
         ep.apply(out.clone());
     }

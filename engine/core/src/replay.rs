@@ -150,7 +150,7 @@ fn replay_events<'w>(
     let mut ep = match Episode::start(world, cell, header.seed) {
         Ok(ep) => ep,
         Err(e) => {
-            return diverged(Some(0), format!("the episode does not start: {}: {}", e.at, e.message));
+            return diverged(Some(0), format!("the episode does not start: {e}"));
         }
     };
     let Some((last, body)) = lines[1..].split_last() else {

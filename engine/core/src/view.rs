@@ -114,14 +114,7 @@ pub fn document(ep: &Episode, id: &str) -> String {
 }
 
 fn fields_line(fields: &std::collections::BTreeMap<String, Value>) -> String {
-    let parts: Vec<String> = fields
-        .iter()
-        .map(|(k, v)| match v {
-            Value::Bool(b) => format!("{k}={b}"),
-            Value::Int(i) => format!("{k}={i}"),
-            Value::Str(s) => format!("{k}={s}"),
-        })
-        .collect();
+    let parts: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
     parts.join(", ")
 }
 
@@ -145,15 +138,7 @@ pub fn record(ep: &Episode, id: &str) -> String {
     let title = Resolver::fixed(ep.world, &ep.env).text(&r.title);
     let mut s = format!("ID: {id}\nKind: {}\nTitle: {title}\n", r.kind);
     for (k, v) in &ep.state.records[id] {
-        let _ = writeln!(
-            s,
-            "{k}: {}",
-            match v {
-                Value::Bool(b) => b.to_string(),
-                Value::Int(i) => i.to_string(),
-                Value::Str(s) => s.clone(),
-            }
-        );
+        let _ = writeln!(s, "{k}: {v}");
     }
     s.trim_end().to_string()
 }

@@ -124,7 +124,7 @@ impl<'w> EpisodeRun<'w> {
         settings: &Json,
     ) -> Result<Self, String> {
         let header = terrarium_core::header(world, condition, seed, &spec, settings);
-        let episode = Episode::start(world, condition, seed).map_err(|e| format!("{}: {}", e.at, e.message))?;
+        let episode = Episode::start(world, condition, seed).map_err(|e| e.to_string())?;
         Ok(EpisodeRun { world, condition, seed, spec, header, episode, error: None })
     }
 

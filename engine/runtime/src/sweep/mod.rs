@@ -343,13 +343,7 @@ pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRu
 }
 
 fn cannot_start(world: &World, cell: &Condition, seed: u64, e: &terrarium_core::env::EnvError) -> SweepError {
-    SweepError::Invalid(format!(
-        "world `{}` cannot start at seed {seed} in {}: {}: {}",
-        world.id(),
-        cell.key(),
-        e.at,
-        e.message
-    ))
+    SweepError::Invalid(format!("world `{}` cannot start at seed {seed} in {}: {e}", world.id(), cell.key()))
 }
 
 /// What a job does with its episode.

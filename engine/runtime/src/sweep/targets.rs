@@ -145,6 +145,12 @@ impl TargetSpec {
     }
 }
 
+impl std::fmt::Display for TargetSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.spec())
+    }
+}
+
 /// A model target: where it is, how it is asked, and what it costs.
 pub struct ApiSpec {
     pub provider: Provider,
