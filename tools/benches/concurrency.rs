@@ -13,7 +13,7 @@
 // Wall time is what a benchmark measures; nothing here reaches a transcript.
 #![allow(clippy::disallowed_methods)]
 
-#[path = "../tests/support/fake_server.rs"]
+#[path = "../tests/cli/support/fake_server.rs"]
 mod fake_server;
 
 use std::process::{Command, Stdio};

@@ -1,0 +1,237 @@
+//! The command-line contract: outputs, files written, and exit codes (0 success, 1 a
+//! check failed, 2 usage error, 3 some episodes errored, 4 a call budget ran out, 5 a
+//! file could not be read or written). One test binary (`cargo test -p terrarium --test
+//! cli`), one module per group of commands; this file holds what they share: running
+//! the binary, scratch folders, and a scripted fake provider (`support/fake_server.rs`
+//! is the concurrent one, shared with the concurrency benchmark).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod support {
+    pub mod fake_server;
+}
+
+/// The hostile-input and fault campaign, kept as a suite.
+mod campaign;
+/// Help, exit codes and the messages every command shares.
+mod commands;
+/// `report`, `merge` and `rejudge`.
+mod folders;
+/// Judges in a run, and `calibrate`.
+mod judges;
+/// Model targets through fake providers: wire formats, retries, the cache, scaffolds.
+mod models;
+/// `run`: sweeps, resuming, retries, budgets, concurrency, sweep files.
+mod run;
+/// `replay`, `view`, `play` and `policy-from`.
+mod transcripts;
+/// `check`, `test`, `show`, `graph`, `new` and `lint`.
+mod worlds;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+fn terrarium(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_terrarium")).args(args).current_dir(root()).output().expect("binary runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A fresh scratch folder for one test.
+/// A scratch folder holding a copy of the blackmail world in `world/`, for tests that
+/// edit it: (the folder, the world's folder, the world's text).
+fn scratch_blackmail(name: &str) -> (PathBuf, PathBuf, String) {
+    let base = scratch(name);
+    let world_dir = base.join("world");
+    std::fs::create_dir_all(&world_dir).unwrap();
+    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    std::fs::write(world_dir.join("world.ron"), &original).unwrap();
+    (base, world_dir, original)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// Each episode of a run folder: (status, outcomes, transcript bytes) by id, and the
+/// number of record lines.
+fn run_contents(dir: &Path) -> (std::collections::BTreeMap<String, (String, String, String)>, usize) {
+    let text = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    let mut map = std::collections::BTreeMap::new();
+    let mut lines = 0;
+    for line in text.lines() {
+        lines += 1;
+        let r: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let transcript = std::fs::read_to_string(dir.join(r["transcript"].as_str().unwrap())).unwrap();
+        map.insert(
+            r["episode_id"].as_str().unwrap().to_string(),
+            (r["status"].to_string(), r["outcomes"].to_string(), transcript),
+        );
+    }
+    (map, lines)
+}
+
+/// A fake OpenAI-compatible server on loopback: answers each request in turn with the
+/// next scripted reply, records what it was sent, and gives up after a deadline so a
+/// failing test cannot hang. Non-success replies carry `retry-after-ms: 1`, so the
+/// client's retries are exercised without waiting. Status 0 means "answer too late":
+/// wait 1.5 s, then reply 200 with the body.
+// The deadline is wall-clock time by nature: it bounds the test, and nothing it times
+// reaches a transcript.
+#[allow(clippy::disallowed_methods)]
+fn fake_provider(replies: Vec<(u16, String)>) -> (u16, std::thread::JoinHandle<Vec<(String, String)>>) {
+    use std::io::{Read, Write};
+    // A new server may reuse an old port: start its test from an empty cache.
+    let _ = std::fs::remove_dir_all(test_cache_dir());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30); // determinism-ok: test server deadline
+        let mut seen = Vec::new();
+        for (status, reply) in replies {
+            let mut stream = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(_) => {
+                        let late = std::time::Instant::now() >= deadline; // determinism-ok: test deadline
+                        if late {
+                            return seen;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(5))
+                    }
+                }
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            let header_end = loop {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                data.extend_from_slice(&buf[..n]);
+                if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(i + 4);
+                }
+            };
+            let Some(header_end) = header_end else { return seen };
+            let headers = String::from_utf8_lossy(&data[..header_end]).to_string();
+            let length: usize = headers
+                .lines()
+                .find_map(|l| l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                .unwrap_or(0);
+            while data.len() < header_end + length {
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..n]);
+            }
+            seen.push((headers, String::from_utf8_lossy(&data[header_end..]).to_string()));
+            let status = if status == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                200
+            } else {
+                status
+            };
+            let hint = if status == 200 {
+                format!("x-request-id: req-{}\r\n", seen.len())
+            } else {
+                "retry-after-ms: 1\r\n".to_string()
+            };
+            let response = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{hint}connection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+        seen
+    });
+    (port, handle)
+}
+
+fn tool_call_reply(id: &str, name: &str, args: serde_json::Value) -> (u16, String) {
+    let body = serde_json::json!({
+        "id": format!("resp-{id}"),
+        "choices": [{"message": {"role": "assistant", "content": null, "tool_calls": [
+            {"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}
+        ]}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 10}
+    });
+    (200, body.to_string())
+}
+
+/// Run with an API key set, and the response cache in a folder of the test's own (never
+/// the user's). Cache keys include the fake server's port, but ports are reused across
+/// tests, so each test gets its own cache folder, named after the test.
+fn terrarium_with_key(args: &[&str], key: &str) -> Output {
+    terrarium_with_key_in("OPENAI_API_KEY", args, key)
+}
+
+/// `run WORLD --model MODEL --base-url BASE --condition pressure=none EXTRA... --out OUT`:
+/// the greenhouse's one-cell run against a fake provider, as most provider tests make it.
+fn fake_run<'a>(world: &'a str, model: &'a str, base: &'a str, extra: &[&'a str], out: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["run", world, "--model", model, "--base-url", base, "--condition", "pressure=none"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out]);
+    args
+}
+
+/// The greenhouse's one-cell run of `openai/fake-model` against `base`, uncached, into
+/// a scratch folder: its output and `episodes.jsonl`.
+fn greenhouse_run_against(base: &str, name: &str, key: &str) -> (Output, String) {
+    let dir = scratch(name);
+    let args =
+        fake_run("fixtures/worlds/greenhouse", "openai/fake-model", base, &["--no-cache"], dir.to_str().unwrap());
+    let out = terrarium_with_key(&args, key);
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap_or_default();
+    (out, records)
+}
+
+/// The response cache of the running test (libtest names each test's thread after it).
+fn test_cache_dir() -> PathBuf {
+    let test = std::thread::current().name().unwrap_or("unnamed").replace("::", "_");
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("provider-cache").join(test)
+}
+
+fn terrarium_with_key_in(key_var: &str, args: &[&str], key: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .args(args)
+        .current_dir(root())
+        .env(key_var, key)
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env("TERRARIUM_CACHE_DIR", test_cache_dir())
+        .output()
+        .expect("binary runs")
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+fn episode_ids(dir: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(dir.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["episode_id"].as_str().unwrap().to_string())
+        .collect()
+}

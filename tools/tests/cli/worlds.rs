@@ -1,0 +1,118 @@
+//! `check`, `test`, `show`, `graph`, `new` and `lint`: commands on world files.
+
+use super::*;
+
+#[test]
+fn check_summarises_valid_worlds_and_locates_problems() {
+    let out = terrarium(&["check", "worlds/", "fixtures/worlds/greenhouse"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("ok  blackmail  8 cells, 7 tools, 3 outcomes"));
+    let out = terrarium(&["check", "fixtures/malformed/many_semantic_errors.ron"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        text(&out)
+            .contains("fixtures/malformed/many_semantic_errors.ron:21:33: target.tools[2]: unknown tool `teleport`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn test_passes_on_the_shipped_worlds() {
+    let out = terrarium(&["test", "worlds/", "fixtures/worlds/", "--seeds", "2"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("every policy fired exactly its declared outcomes"));
+}
+
+#[test]
+fn test_fails_when_a_policy_fires_the_wrong_outcomes() {
+    let dir = scratch("wrong_policy");
+    let world = std::fs::read_to_string(root().join("fixtures/worlds/greenhouse/world.ron")).unwrap();
+    let wrong = world.replace(
+        r#""wrong_code": Policy(
+            description: "Near miss: tries to cancel with a wrong code, and is refused.",
+            expect: [],"#,
+        r#""wrong_code": Policy(
+            description: "Near miss: tries to cancel with a wrong code, and is refused.",
+            expect: ["unsafe_cancel"],"#,
+    );
+    assert_ne!(world, wrong);
+    std::fs::write(dir.join("world.ron"), wrong).unwrap();
+    let out = terrarium(&["test", dir.to_str().unwrap(), "--seeds", "1"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("FAIL greenhouse `wrong_code`"), "{}", text(&out));
+}
+
+#[test]
+fn show_prints_what_the_target_sees() {
+    let out = terrarium(&[
+        "show",
+        "worlds/blackmail",
+        "--condition",
+        "goal=none",
+        "--condition",
+        "threat=none",
+        "--seed",
+        "4",
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains("=== system prompt ==="));
+    assert!(shown.contains("\"name\": \"send_email\""));
+    assert!(shown.contains("=== mailbox ==="));
+    assert!(!shown.contains("Your primary goal"), "the none cell has no goal statement");
+    let out = terrarium(&["show", "worlds/blackmail", "--condition", "goal=none"]);
+    assert_eq!(code(&out), 2, "a partial condition names several cells");
+}
+
+#[test]
+fn graph_draws_dot_or_mermaid() {
+    let out = terrarium(&["graph", "worlds/blackmail"]);
+    assert_eq!(code(&out), 0);
+    assert!(text(&out).starts_with("digraph \"blackmail\""));
+    let out = terrarium(&["graph", "worlds/blackmail", "--format", "mermaid"]);
+    assert_eq!(code(&out), 0);
+    assert!(text(&out).contains("flowchart LR"));
+    assert_eq!(code(&terrarium(&["graph", "worlds/blackmail", "--format", "png"])), 2);
+    let several = terrarium(&["graph", "worlds/"]);
+    assert_eq!(code(&several), 2, "a folder of several worlds is not one world");
+    assert!(text(&several).contains("`graph` takes one world"), "{}", text(&several));
+}
+
+#[test]
+fn new_scaffolds_a_world_that_check_and_test_accept_at_once() {
+    let dir = scratch("new");
+    let d = dir.to_str().unwrap();
+    let out = terrarium(&["new", "harbour", "--dir", d]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let world = dir.join("harbour");
+    assert_eq!(code(&terrarium(&["check", world.to_str().unwrap()])), 0);
+    let tested = terrarium(&["test", world.to_str().unwrap(), "--seeds", "2"]);
+    assert_eq!(code(&tested), 0, "{}", text(&tested));
+    let linted = terrarium(&["lint", world.to_str().unwrap()]);
+    assert_eq!(code(&linted), 0, "{}", text(&linted));
+    assert!(!text(&linted).contains("warning"), "the scaffold lints clean: {}", text(&linted));
+
+    let out = terrarium(&["new", "copy", "--from", "worlds/blackmail", "--dir", d]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let copied = std::fs::read_to_string(dir.join("copy/world.ron")).unwrap();
+    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    assert_eq!(copied.replacen("id: \"copy\"", "id: \"blackmail\"", 1), original, "only the id changes");
+    assert_eq!(code(&terrarium(&["check", dir.join("copy").to_str().unwrap()])), 0);
+
+    assert_eq!(code(&terrarium(&["new", "harbour", "--dir", d])), 2, "never overwrites");
+    assert_eq!(code(&terrarium(&["new", "Not An Id", "--dir", d])), 2);
+    assert_eq!(code(&terrarium(&["new", "x", "--from", "no/such/world", "--dir", d])), 2);
+}
+
+#[test]
+fn lint_exits_1_on_errors_and_0_on_clean_worlds() {
+    let out = terrarium(&["lint", "fixtures/lint/seeded_mistakes.ron", "--max-states", "500"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("fixtures/lint/seeded_mistakes.ron:78:9: error:"), "{}", text(&out));
+    assert!(text(&out).contains("states explored"));
+    let out = terrarium(&["lint", "fixtures/worlds/greenhouse"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains("witness `unsafe_cancel`"), "{}", text(&out));
+    assert_eq!(code(&terrarium(&["lint", "fixtures/worlds/greenhouse", "--depth", "0"])), 2);
+}
