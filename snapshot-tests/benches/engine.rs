@@ -199,7 +199,7 @@ fn main() {
                 }],
                 ..Default::default()
             };
-            let ids: Vec<String> = ep.state.mails.iter().map(|m| m.id.clone()).collect();
+            let ids: Vec<String> = ep.state().mails.iter().map(|m| m.id.clone()).collect();
             let client = ep.env.people["client"].email.clone();
             let mut outs = vec![call("list_emails", serde_json::json!({}))];
             outs.extend(ids.iter().cycle().take(15).map(|id| call("read_email", serde_json::json!({"email_id": id}))));

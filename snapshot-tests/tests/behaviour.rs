@@ -138,7 +138,7 @@ fn the_executive_answers_a_threat_after_a_delay_and_the_arrival_is_pushed() {
     ep.apply(call("list_emails", serde_json::json!({})));
     let arrivals: Vec<(String, String)> = world_events(&ep).into_iter().filter(|(k, _)| k == "email").collect();
     assert!(arrivals.iter().any(|(_, t)| t.contains(&exec) && t.contains("Re: Today")), "{arrivals:?}");
-    assert_eq!(ep.state.vars["exec_pressured"], terrarium_core::format::Value::Bool(true));
+    assert_eq!(ep.state().vars["exec_pressured"], terrarium_core::format::Value::Bool(true));
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn the_purge_runs_on_schedule_and_the_notification_is_pushed() {
     for _ in 0..4 {
         ep.apply(call("read_sensors", serde_json::json!({})));
     }
-    assert_eq!(ep.state.machines["purge"], "ran");
+    assert_eq!(ep.state().machines["purge"], "ran");
     assert!(ep.observation().messages.iter().any(|m| m.contains("purge is running")));
 }
 

@@ -21,11 +21,11 @@ fn moves() -> impl Strategy<Value = Vec<Move>> {
 
 /// Strings an argument might be: ids and addresses from the episode, codes, junk.
 fn candidate_strings(ep: &Episode) -> Vec<String> {
-    let mut out: Vec<String> = ep.state.mails.iter().map(|m| m.id.clone()).collect();
+    let mut out: Vec<String> = ep.state().mails.iter().map(|m| m.id.clone()).collect();
     out.extend(ep.env.people.values().map(|p| p.email.clone()));
     out.extend(ep.env.canaries.values().cloned());
     out.extend(ep.env.documents.iter().cloned());
-    out.extend(ep.state.records.keys().cloned());
+    out.extend(ep.state().records.keys().cloned());
     out.extend(
         ["", "m999", "not an address", "alert_threshold_ppm", "night_mode", "6000", "true", "x@outside.example"]
             .map(String::from),
@@ -133,7 +133,7 @@ proptest! {
         let run = |first: ToolCall, second: ToolCall| {
             let mut ep = Episode::start(&world, &world.default_cell, seed).expect("starts");
             ep.apply(TargetOutput { text: String::new(), tool_calls: vec![first, second], ..Default::default() });
-            ep.state.hash()
+            ep.state_hash()
         };
         let a = run(set("alert_threshold_ppm", threshold.to_string()), set("night_mode", night.to_string()));
         let b = run(set("night_mode", night.to_string()), set("alert_threshold_ppm", threshold.to_string()));
@@ -144,7 +144,7 @@ proptest! {
     fn reading_emails_in_either_order_reaches_one_state_hash(i in 0usize..10, j in 0usize..10, seed in 0u64..100) {
         let world = load("worlds/blackmail/world.ron");
         let probe = Episode::start(&world, &world.default_cell, seed).expect("starts");
-        let ids: Vec<String> = probe.state.mails.iter().map(|m| m.id.clone()).collect();
+        let ids: Vec<String> = probe.state().mails.iter().map(|m| m.id.clone()).collect();
         let read = |id: &str| ToolCall {
             id: id.into(),
             name: "read_email".into(),
@@ -155,7 +155,7 @@ proptest! {
         let run = |first: &str, second: &str| {
             let mut ep = Episode::start(&world, &world.default_cell, seed).expect("starts");
             ep.apply(TargetOutput { text: String::new(), tool_calls: vec![read(first), read(second)], ..Default::default() });
-            ep.state.hash()
+            ep.state_hash()
         };
         prop_assert_eq!(run(x, y), run(y, x));
     }

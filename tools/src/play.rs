@@ -35,7 +35,7 @@ pub fn play(mut ep: Episode, input: &mut dyn BufRead, out: &mut dyn Write) -> st
         for m in &ep.observation().messages {
             writeln!(out, "\n=== user ===\n{m}")?;
         }
-        writeln!(out, "\nTurn {}. Choose:", ep.state.turn + 1)?;
+        writeln!(out, "\nTurn {}. Choose:", ep.state().turn + 1)?;
         for (i, t) in tools.iter().enumerate() {
             let params: Vec<&str> = world.file.tools[t].params.iter().map(|p| p.name.as_str()).collect();
             writeln!(out, "  {}) {t}({})", i + 1, params.join(", "))?;
@@ -73,7 +73,7 @@ pub fn play(mut ep: Episode, input: &mut dyn BufRead, out: &mut dyn Write) -> st
                 args.insert(p.name.clone(), argument(&p.kind, &raw));
             }
             let value = serde_json::Value::Object(args);
-            let id = format!("call_{}_1", ep.state.turn + 1);
+            let id = format!("call_{}_1", ep.state().turn + 1);
             let call = ToolCall { id, name: tool.clone(), arguments_raw: value.to_string(), arguments: Some(value) };
             TargetOutput { text: String::new(), tool_calls: vec![call], ..Default::default() }
         };

@@ -14,7 +14,7 @@ use crate::env::{Env, EnvError, Resolver, mail_id, push_json};
 use crate::format::{At, Channel, Effect, OnTextOnly, ParamType, Value};
 use crate::rng::Stream;
 use crate::span::Path;
-use crate::state::{CallRecord, History, Mail, Pending, State};
+use crate::state::{CallRecord, History, Mail, NewMail, Pending, State};
 use crate::template::normalise;
 use crate::transcript::{Event, Observation, StopBy, TargetOutput, ToolCall, ToolResultView, Verdicts};
 use crate::view;
@@ -27,7 +27,9 @@ const MAX_EFFECT_DEPTH: u32 = 16;
 pub struct Episode<'w> {
     pub world: &'w World,
     pub env: Env,
-    pub state: State,
+    /// Written only inside the core, where every change marks the hash stale; others read
+    /// it through [`Episode::state`].
+    pub(crate) state: State,
     pub history: History,
     actor_streams: BTreeMap<String, Stream>,
     step: u64,
@@ -78,7 +80,7 @@ impl<'w> Episode<'w> {
             let at = || Path::root().field("emails").key(&placed.declared);
             let r = Resolver::fixed(world, &env);
             let addr = |p: &String| env.people[p].email.clone();
-            let mut mail = Mail {
+            let mail = Mail::new(NewMail {
                 id: placed.display_id.clone(),
                 declared: Some(placed.declared.clone()),
                 mailbox: Some(e.mailbox.clone()),
@@ -93,10 +95,7 @@ impl<'w> Episode<'w> {
                 read: false,
                 by_target: Some(&e.from) == w.target.person.as_ref(),
                 step: 0,
-                digest: [0; 16],
-                normalised: Default::default(),
-            };
-            mail.seal();
+            });
             state.delivered.insert(placed.declared.clone(), placed.display_id.clone());
             state.mails.push(mail);
         }
@@ -160,6 +159,17 @@ impl<'w> Episode<'w> {
     /// Take the events recorded since the last call (for streaming to a file).
     pub fn drain_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
+    }
+
+    /// The world state, read-only: every change to it goes through the episode, which
+    /// keeps its hash current.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The canonical hash of the state now.
+    pub fn state_hash(&mut self) -> String {
+        self.state.hash()
     }
 
     pub fn step(&self) -> u64 {
@@ -403,7 +413,7 @@ impl<'w> Episode<'w> {
             OnTextOnly::Actor(actor) => {
                 let world: &'w World = self.world;
                 let actor = actor.clone();
-                let mut said = Mail {
+                let said = Mail::new(NewMail {
                     id: String::new(),
                     declared: None,
                     mailbox: None,
@@ -418,10 +428,7 @@ impl<'w> Episode<'w> {
                     read: true,
                     by_target: true,
                     step: self.step,
-                    digest: [0; 16],
-                    normalised: Default::default(),
-                };
-                said.seal();
+                });
                 let chosen = self.choose_rule(&actor, &said);
                 let reply = chosen.map(|(rule, reply)| {
                     let effects = &world.file.actors[&actor].rules[rule].effects;
@@ -865,7 +872,7 @@ impl<'w> Episode<'w> {
         body: String,
         attachments: Vec<String>,
     ) -> usize {
-        let mut mail = Mail {
+        let mail = Mail::new(NewMail {
             id: mail_id(self.state.mails.len() + 1),
             declared: None,
             mailbox: self.world.file.target.person.clone(),
@@ -880,10 +887,7 @@ impl<'w> Episode<'w> {
             read: true,
             by_target: true,
             step: self.step,
-            digest: [0; 16],
-            normalised: Default::default(),
-        };
-        mail.seal();
+        });
         self.state.mails.push(mail);
         self.state.touch();
         let idx = self.state.mails.len() - 1;
@@ -955,7 +959,7 @@ impl<'w> Episode<'w> {
             self.state.pending.remove(&p);
             let from = self.env.people[&p.actor].email.clone();
             let orig_subject = self.state.mails[p.answering].subject.clone();
-            let mut mail = Mail {
+            let mail = Mail::new(NewMail {
                 id: mail_id(self.state.mails.len() + 1),
                 declared: None,
                 mailbox: self.world.file.target.person.clone(),
@@ -970,10 +974,7 @@ impl<'w> Episode<'w> {
                 read: false,
                 by_target: false,
                 step: self.step,
-                digest: [0; 16],
-                normalised: Default::default(),
-            };
-            mail.seal();
+            });
             let header = format!("{} from {}: {}", mail.id, from, mail.subject);
             self.state.mails.push(mail);
             self.state.touch();
@@ -1009,7 +1010,7 @@ impl<'w> Episode<'w> {
         }
         let r = self.resolver(None, None);
         let addr = |p: &String| self.env.people[p].email.clone();
-        let mut mail = Mail {
+        let mail = Mail::new(NewMail {
             id: mail_id(self.state.mails.len() + 1),
             declared: Some(declared.to_string()),
             mailbox: Some(e.mailbox.clone()),
@@ -1024,10 +1025,7 @@ impl<'w> Episode<'w> {
             read: false,
             by_target: false,
             step: self.step,
-            digest: [0; 16],
-            normalised: Default::default(),
-        };
-        mail.seal();
+        });
         let header = format!("{} from {}: {}", mail.id, mail.from, mail.subject);
         let to_target = mail.mailbox.as_deref() == self.world.file.target.person.as_deref();
         self.state.delivered.insert(declared.to_string(), mail.id.clone());
@@ -1117,7 +1115,7 @@ fn reply_subject(subject: &str) -> String {
 /// Normalised text of an email for fact and cue matching: subject, body and the
 /// bodies of attached documents.
 pub fn mail_text<'m>(ep: &Episode, mail: &'m Mail) -> &'m str {
-    mail.normalised.get_or_init(|| mail_text_uncached(ep, mail))
+    mail.normalised(|| mail_text_uncached(ep, mail))
 }
 
 fn mail_text_uncached(ep: &Episode, mail: &Mail) -> String {

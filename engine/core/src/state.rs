@@ -32,14 +32,67 @@ pub struct Mail {
     pub by_target: bool,
     /// The step that created it (0 for the initial inbox).
     pub step: u64,
-    /// Content digest, computed once: content never changes after creation.
-    pub digest: [u8; 16],
+    /// Content digest, computed by [`Mail::new`]: content never changes after creation,
+    /// and a mail cannot be made without it (the field is private to this module).
+    digest: [u8; 16],
     /// The normalised text used for fact and cue matching, computed on first use.
-    pub normalised: std::cell::OnceCell<String>,
+    normalised: std::cell::OnceCell<String>,
+}
+
+/// What a new mail holds; [`Mail::new`] seals it.
+pub struct NewMail {
+    pub id: String,
+    pub declared: Option<String>,
+    pub mailbox: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    pub time_ms: i64,
+    pub attachments: Vec<String>,
+    pub tags: Vec<String>,
+    pub read: bool,
+    pub by_target: bool,
+    pub step: u64,
 }
 
 impl Mail {
-    pub fn seal(&mut self) {
+    /// A mail with its content digest, the only way to make one.
+    pub fn new(m: NewMail) -> Mail {
+        let mut mail = Mail {
+            id: m.id,
+            declared: m.declared,
+            mailbox: m.mailbox,
+            from: m.from,
+            to: m.to,
+            cc: m.cc,
+            subject: m.subject,
+            body: m.body,
+            time_ms: m.time_ms,
+            attachments: m.attachments,
+            tags: m.tags,
+            read: m.read,
+            by_target: m.by_target,
+            step: m.step,
+            digest: [0; 16],
+            normalised: Default::default(),
+        };
+        mail.seal();
+        mail
+    }
+
+    /// The content digest the state hash uses.
+    pub fn digest(&self) -> &[u8; 16] {
+        &self.digest
+    }
+
+    /// The normalised text for fact and cue matching: `make` runs on first use only.
+    pub fn normalised(&self, make: impl FnOnce() -> String) -> &str {
+        self.normalised.get_or_init(make)
+    }
+
+    fn seal(&mut self) {
         let mut c = Canon::new("terrarium.mail.v1");
         c.str(&self.from);
         c.u64(self.to.len() as u64);
@@ -112,9 +165,12 @@ impl State {
         self.cached_hash = None;
     }
 
-    /// The canonical state hash (16 bytes, hex).
+    /// The canonical state hash (16 bytes, hex). Cached until the next [`State::touch`];
+    /// in debug builds (the tests) every cached answer is checked against a fresh one, so
+    /// a change that forgot to touch the state fails there, never silently.
     pub fn hash(&mut self) -> String {
         if let Some(h) = &self.cached_hash {
+            debug_assert_eq!(*h, self.compute_hash(), "the state changed without touch()");
             return h.clone();
         }
         let h = self.compute_hash();

@@ -339,7 +339,7 @@ impl ApiTarget {
             &self.settings(),
         );
         let key =
-            Cache::key(self.provider.name(), &self.base_url, &body, &format!("{id}/turn {}", episode.state.turn + 1));
+            Cache::key(self.provider.name(), &self.base_url, &body, &format!("{id}/turn {}", episode.state().turn + 1));
         (body, key)
     }
 
@@ -351,7 +351,7 @@ impl ApiTarget {
         request_id: Option<String>,
         text: &str,
     ) -> Result<super::Reply, TargetError> {
-        let turn = episode.state.turn + 1;
+        let turn = episode.state().turn + 1;
         let mut reply = match self.provider {
             Provider::OpenAiChat => openai_chat::parse(text, turn),
             Provider::Anthropic => super::anthropic::parse(text),
