@@ -481,6 +481,44 @@ pub enum Cond {
     TurnAtLeast(u32),
 }
 
+impl Cond {
+    /// Call `f` on this condition and every condition inside it, outermost first. The
+    /// one walk over conditions: its match names every variant, so a new one that holds
+    /// conditions must say here how to reach them (a walker elsewhere matches only the
+    /// leaves it cares about and stays correct).
+    pub fn visit<'c>(&'c self, f: &mut dyn FnMut(&'c Cond)) {
+        f(self);
+        match self {
+            Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| c.visit(f)),
+            Cond::Not(inner) => inner.visit(f),
+            Cond::Always
+            | Cond::Never
+            | Cond::Cell(_)
+            | Cond::VarEq(..)
+            | Cond::VarAtLeast(..)
+            | Cond::FieldEq(..)
+            | Cond::InState(..)
+            | Cond::Exposed(_)
+            | Cond::ArgEq(..)
+            | Cond::ArgExists(..)
+            | Cond::ArgCue(..)
+            | Cond::Sent(_)
+            | Cond::Said(_)
+            | Cond::Incoming(_)
+            | Cond::Called { .. }
+            | Cond::Copied { .. }
+            | Cond::TurnAtLeast(_) => {}
+        }
+    }
+
+    /// Whether this condition or any inside it satisfies `pred`.
+    pub fn any(&self, pred: &dyn Fn(&Cond) -> bool) -> bool {
+        let mut found = false;
+        self.visit(&mut |c| found |= pred(c));
+        found
+    }
+}
+
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub enum Collection {
@@ -619,6 +657,80 @@ pub enum Effect {
     EndTask,
     /// Stop the episode with a world-named reason.
     Stop(String),
+}
+
+impl WorldFile {
+    /// Visit every condition and every effect of the world (reference policies aside):
+    /// tools' checks and effects, machine transitions, scheduled events, actors' rules,
+    /// outcomes and stops, and the conditions and branches inside effects. The one typed
+    /// walk over a world's logic, so no reader matches on serialised names.
+    pub fn visit_logic<'w>(&'w self, cond: &mut dyn FnMut(&'w Cond), effect: &mut dyn FnMut(&'w Effect)) {
+        let mut conds: Vec<&'w Cond> = Vec::new();
+        let mut effects: Vec<&'w Effect> = Vec::new();
+        for t in self.tools.values() {
+            conds.extend(t.checks.iter().map(|c| &c.require));
+            effects.extend(&t.effects);
+        }
+        for m in self.machines.values() {
+            effects.extend(m.transitions.iter().flat_map(|t| &t.effects));
+        }
+        for e in &self.events {
+            conds.push(&e.when);
+            effects.extend(&e.effects);
+        }
+        for rule in self.actors.values().flat_map(|a| &a.rules) {
+            conds.push(&rule.when);
+            effects.extend(&rule.effects);
+        }
+        for o in self.outcomes.values() {
+            conds.push(&o.when);
+            conds.extend(&o.exposed);
+        }
+        conds.extend(self.stops.iter().map(|s| &s.when));
+        for e in effects {
+            e.visit(&mut |e| {
+                if let Effect::When { cond: c, .. } = e {
+                    c.visit(cond);
+                }
+                effect(e);
+            });
+        }
+        for c in conds {
+            c.visit(cond);
+        }
+    }
+}
+
+impl Effect {
+    /// Call `f` on this effect and every effect inside it (a `When`'s branches),
+    /// outermost first; its match names every variant, as [`Cond::visit`]'s does.
+    pub fn visit<'e>(&'e self, f: &mut dyn FnMut(&'e Effect)) {
+        f(self);
+        match self {
+            Effect::When { then, otherwise, .. } => then.iter().chain(otherwise).for_each(|e| e.visit(f)),
+            Effect::Say(_)
+            | Effect::SetVar(..)
+            | Effect::AddVar(..)
+            | Effect::SetField(..)
+            | Effect::SetFieldFromArg(..)
+            | Effect::Fire(..)
+            | Effect::SendEmail { .. }
+            | Effect::ReplyEmail { .. }
+            | Effect::ForwardEmail { .. }
+            | Effect::ListEmails
+            | Effect::ReadEmail(_)
+            | Effect::SearchEmails(_)
+            | Effect::ListDocuments
+            | Effect::ReadDocument(_)
+            | Effect::CopyDocument { .. }
+            | Effect::ListRecords(_)
+            | Effect::ReadRecord(_)
+            | Effect::Deliver(_)
+            | Effect::Notify(_)
+            | Effect::EndTask
+            | Effect::Stop(_) => {}
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

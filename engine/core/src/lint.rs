@@ -584,6 +584,29 @@ impl Linter<'_> {
         }
         let mut refs = Refs::default();
         refs.walk(&value);
+        // What the world's logic names, read from its types (never from serialised
+        // variant names, which a rename would silently miss).
+        let (mut readable, mut effect_vars) = (false, BTreeSet::new());
+        w.visit_logic(
+            &mut |c| match c {
+                Cond::VarEq(v, _) | Cond::VarAtLeast(v, _) => {
+                    refs.state_vars.insert(v.clone());
+                }
+                Cond::ArgCue(_, lexicon) => {
+                    refs.lexicons.insert(lexicon.clone());
+                }
+                Cond::Cell(pattern) => refs.factors.extend(pattern.keys().cloned()),
+                _ => {}
+            },
+            &mut |e| match e {
+                Effect::SetVar(v, _) | Effect::AddVar(v, _) => {
+                    effect_vars.insert(v.clone());
+                }
+                Effect::ReadDocument(_) | Effect::CopyDocument { .. } => readable = true,
+                _ => {}
+            },
+        );
+        refs.state_vars.extend(effect_vars);
         for name in w.tools.keys() {
             if !w.target.tools.contains(name) {
                 self.find(
@@ -602,7 +625,6 @@ impl Linter<'_> {
                 );
             }
         }
-        let readable = refs.keys.contains("ReadDocument") || refs.keys.contains("CopyDocument");
         for id in w.documents.keys() {
             if !readable && !refs.documents.contains(id) && !refs.vars.contains(&format!("doc.{id}")) {
                 self.find(
@@ -803,45 +825,41 @@ impl<'a, 'w> Domains<'a, 'w> {
                 }
             }
         };
-        fn walk(effects: &[Effect], note: &mut dyn FnMut(&str, Use), fields: &mut Vec<(String, String, String)>) {
-            for e in effects {
-                match e {
-                    Effect::ReadEmail(s) => note(s, Use::EmailId),
-                    Effect::ReplyEmail { email, body } => {
-                        note(email, Use::EmailId);
-                        note(body, Use::Text);
-                    }
-                    Effect::ForwardEmail { email, to, body } => {
-                        note(email, Use::EmailId);
-                        note(to, Use::Address);
-                        note(body, Use::Text);
-                    }
-                    Effect::SendEmail { to, cc, subject, body, attachments } => {
-                        note(to, Use::Address);
-                        note(cc, Use::Address);
-                        note(subject, Use::Text);
-                        note(body, Use::Text);
-                        note(attachments, Use::DocId);
-                    }
-                    Effect::ReadDocument(s) => note(s, Use::DocId),
-                    Effect::CopyDocument { document, destination } => {
-                        note(document, Use::DocId);
-                        note(destination, Use::Destination);
-                    }
-                    Effect::ReadRecord(s) => note(s, Use::RecordId),
-                    // `Say` and `Notify` only echo arguments back; they are no use of their own.
-                    Effect::SearchEmails(s) => note(s, Use::Text),
-                    Effect::SetFieldFromArg(r, f, p) => fields.push((p.clone(), r.clone(), f.clone())),
-                    Effect::When { then, otherwise, .. } => {
-                        walk(then, note, fields);
-                        walk(otherwise, note, fields);
-                    }
-                    _ => {}
-                }
-            }
-        }
+        // What each effect does with the arguments its templates name.
         let mut fields = Vec::new();
-        walk(&t.effects, &mut note, &mut fields);
+        let mut walk = |e: &Effect| match e {
+            Effect::ReadEmail(s) => note(s, Use::EmailId),
+            Effect::ReplyEmail { email, body } => {
+                note(email, Use::EmailId);
+                note(body, Use::Text);
+            }
+            Effect::ForwardEmail { email, to, body } => {
+                note(email, Use::EmailId);
+                note(to, Use::Address);
+                note(body, Use::Text);
+            }
+            Effect::SendEmail { to, cc, subject, body, attachments } => {
+                note(to, Use::Address);
+                note(cc, Use::Address);
+                note(subject, Use::Text);
+                note(body, Use::Text);
+                note(attachments, Use::DocId);
+            }
+            Effect::ReadDocument(s) => note(s, Use::DocId),
+            Effect::CopyDocument { document, destination } => {
+                note(document, Use::DocId);
+                note(destination, Use::Destination);
+            }
+            Effect::ReadRecord(s) => note(s, Use::RecordId),
+            Effect::SearchEmails(s) => note(s, Use::Text),
+            Effect::SetFieldFromArg(r, f, p) => fields.push((p.clone(), r.clone(), f.clone())),
+            // `Say` and `Notify` only echo arguments back; they are no use of their own.
+            // (A `When`'s branches are reached by the visit.)
+            _ => {}
+        };
+        for e in &t.effects {
+            e.visit(&mut walk);
+        }
         for (p, r, f) in fields {
             uses.entry(p).or_default().insert(Use::Field(r, f));
         }
@@ -1032,32 +1050,24 @@ fn me_of(w: &crate::format::WorldFile) -> Option<&str> {
 }
 
 fn collect_msgs<'c>(cond: &'c Cond, out: &mut Vec<&'c Msg>) {
-    match cond {
-        Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| collect_msgs(c, out)),
-        Cond::Not(inner) => collect_msgs(inner, out),
-        Cond::Sent(m) | Cond::Said(m) | Cond::Incoming(m) => out.push(m),
-        _ => {}
-    }
+    cond.visit(&mut |c| {
+        if let Cond::Sent(m) | Cond::Said(m) | Cond::Incoming(m) = c {
+            out.push(m);
+        }
+    });
 }
 
 fn mentions_said(cond: &Cond) -> bool {
-    match cond {
-        Cond::All(items) | Cond::Any(items) => items.iter().any(mentions_said),
-        Cond::Not(inner) => mentions_said(inner),
-        Cond::Said(_) => true,
-        _ => false,
-    }
+    cond.any(&|c| matches!(c, Cond::Said(_)))
 }
 
 fn collect_arg_conds(cond: &Cond, out: &mut Vec<(String, Use)>) {
-    match cond {
-        Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| collect_arg_conds(c, out)),
-        Cond::Not(inner) => collect_arg_conds(inner, out),
+    cond.visit(&mut |c| match c {
         Cond::ArgEq(p, t) => out.push((p.clone(), Use::Exact(t.clone()))),
         Cond::ArgCue(p, lexicon) => out.push((p.clone(), Use::Cue(lexicon.clone()))),
-        Cond::ArgExists(p, c) => out.push((
+        Cond::ArgExists(p, collection) => out.push((
             p.clone(),
-            match c {
+            match collection {
                 Collection::Email => Use::EmailId,
                 Collection::Document => Use::DocId,
                 Collection::Record => Use::RecordId,
@@ -1065,40 +1075,43 @@ fn collect_arg_conds(cond: &Cond, out: &mut Vec<(String, Use)>) {
             },
         )),
         _ => {}
-    }
+    });
 }
 
 fn collect_called(cond: &Cond, tool: &str, out: &mut Vec<(String, String)>) {
-    match cond {
-        Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| collect_called(c, tool, out)),
-        Cond::Not(inner) => collect_called(inner, tool, out),
-        Cond::Called { tool: t, args } if t == tool => out.extend(args.iter().map(|(k, v)| (k.clone(), v.clone()))),
-        _ => {}
-    }
+    cond.visit(&mut |c| {
+        if let Cond::Called { tool: t, args } = c
+            && t == tool
+        {
+            out.extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    });
 }
 
 /// Values that conditions anywhere compare `record.field` with.
 fn collect_field_values(w: &crate::format::WorldFile, record: &str, field: &str, out: &mut Vec<Value>) {
-    fn walk(cond: &Cond, record: &str, field: &str, out: &mut Vec<Value>) {
-        match cond {
-            Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| walk(c, record, field, out)),
-            Cond::Not(inner) => walk(inner, record, field, out),
-            Cond::FieldEq(r, f, v) if r == record && f == field => out.push(v.clone()),
-            _ => {}
-        }
-    }
-    for o in w.outcomes.values() {
-        walk(&o.when, record, field, out);
-    }
-    for s in &w.stops {
-        walk(&s.when, record, field, out);
-    }
-    for e in &w.events {
-        walk(&e.when, record, field, out);
+    let conds = w
+        .outcomes
+        .values()
+        .map(|o| &o.when)
+        .chain(w.stops.iter().map(|s| &s.when))
+        .chain(w.events.iter().map(|e| &e.when));
+    for cond in conds {
+        cond.visit(&mut |c| {
+            if let Cond::FieldEq(r, f, v) = c
+                && r == record
+                && f == field
+            {
+                out.push(v.clone());
+            }
+        });
     }
 }
 
-/// Names the world refers to, gathered from its serialised form.
+/// Names the world refers to: template variables from every text, and the people,
+/// documents, fact sets, lexicons and factors its fields name, gathered from its
+/// serialised form by field name (the world format's own names); what its conditions
+/// and effects name is added from their types (`WorldFile::visit_logic`).
 #[derive(Default)]
 struct Refs {
     /// Template variables, as `namespace.name`.
@@ -1109,8 +1122,6 @@ struct Refs {
     fact_sets: BTreeSet<String>,
     lexicons: BTreeSet<String>,
     factors: BTreeSet<String>,
-    /// Every object key seen (effect and condition names among them).
-    keys: BTreeSet<String>,
 }
 
 impl Refs {
@@ -1126,10 +1137,7 @@ impl Refs {
             Json::Array(items) => items.iter().for_each(|i| self.walk(i)),
             Json::Object(map) => {
                 for (k, v) in map {
-                    self.keys.insert(k.clone());
-                    let first = || v.as_array().and_then(|a| a.first()).and_then(Json::as_str).map(String::from);
                     match k.as_str() {
-                        "VarEq" | "VarAtLeast" | "SetVar" | "AddVar" => self.state_vars.extend(first()),
                         "from" | "mailbox" | "person" => self.people.extend(v.as_str().map(String::from)),
                         "to" | "cc" | "to_any" => self
                             .people
@@ -1138,16 +1146,11 @@ impl Refs {
                             .documents
                             .extend(v.as_array().into_iter().flatten().filter_map(Json::as_str).map(String::from)),
                         "set" => self.fact_sets.extend(v.as_str().map(String::from)),
-                        "ArgCue" => self
-                            .lexicons
-                            .extend(v.as_array().and_then(|a| a.get(1)).and_then(Json::as_str).map(String::from)),
                         "cues" | "no_cues" => self
                             .lexicons
                             .extend(v.as_array().into_iter().flatten().filter_map(Json::as_str).map(String::from)),
                         "factor" => self.factors.extend(v.as_str().map(String::from)),
-                        "only_if" | "Cell" => {
-                            self.factors.extend(v.as_object().into_iter().flat_map(|m| m.keys().cloned()))
-                        }
+                        "only_if" => self.factors.extend(v.as_object().into_iter().flat_map(|m| m.keys().cloned())),
                         "actors" => self.people.extend(v.as_object().into_iter().flat_map(|m| m.keys().cloned())),
                         _ => {}
                     }
