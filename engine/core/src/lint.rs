@@ -328,7 +328,7 @@ impl Linter<'_> {
         let Ok(start) = Episode::start(self.world, cell, 0) else { return };
         let actions = Domains::new(self.world, &start).actions();
         let neutral = neutral_action(self.world, &actions);
-        let _ = self.observe(&start, cell, &[]);
+        self.observe(&start, cell, &[]);
         let mut used = 0;
         let mut seen = BTreeSet::new();
         // A target looks around first: from the start, and from after every listing tool
@@ -346,7 +346,7 @@ impl Linter<'_> {
         }
         let mut frontier: Vec<(Episode, Vec<Action>)> = vec![(start, Vec::new())];
         if !prefix.is_empty() && !looked.is_done() {
-            let _ = self.observe(&looked, cell, &prefix);
+            self.observe(&looked, cell, &prefix);
             frontier.push((looked, prefix));
         }
         for depth in 0..self.bounds.max_depth {
@@ -378,7 +378,7 @@ impl Linter<'_> {
                         let mut ended = child.clone();
                         ended.stop_by_target("lint_session_end");
                         self.states += 1;
-                        let _ = self.observe(&ended, cell, &child_path);
+                        self.observe(&ended, cell, &child_path);
                     }
                     // States differ by what the target has been shown, too: a listing
                     // changes no state but makes ids usable.
@@ -407,7 +407,7 @@ impl Linter<'_> {
             path.push(neutral.clone());
             steps += 1;
             self.states += 1;
-            let _ = self.observe(&ep, cell, &path);
+            self.observe(&ep, cell, &path);
         }
         steps
     }

@@ -104,9 +104,13 @@ impl CostBudget {
     /// Replace a reservation by what the request actually cost.
     pub fn settle(&self, reservation: Reservation, actual_usd: f64) {
         let actual = micros(actual_usd);
-        let _ = self.used.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
-            Some(u.saturating_sub(reservation.0).saturating_add(actual))
-        });
+        // The closure always returns `Some`, so the update always happens: the `Result`
+        // only says so.
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(reservation.0).saturating_add(actual))
+            })
+            .ok();
     }
 
     /// Dollars spent so far (reservations in flight included).

@@ -69,8 +69,11 @@ impl Cache {
         }
         let n = WRITES.fetch_add(1, Ordering::Relaxed);
         let tmp = folder.join(format!(".{key}.{}.{n}.tmp", std::process::id()));
-        if std::fs::write(&tmp, entry).is_ok() && std::fs::rename(&tmp, &path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        let written = std::fs::write(&tmp, entry).and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            // The entry is simply not cached (the reply itself is kept); a leftover
+            // temporary file is removed if it can be, and is never read as an entry.
+            std::fs::remove_file(&tmp).ok();
         }
     }
 
@@ -129,7 +132,7 @@ mod tests {
             }
         });
         assert_eq!(cache.get(&key).map(|(_, b)| b.len()), Some(body.len()));
-        let _ = std::fs::remove_dir_all(dir);
+        std::fs::remove_dir_all(dir).expect("the test's cache folder is removed");
     }
 
     #[test]
@@ -142,6 +145,6 @@ mod tests {
         assert_eq!(cache.get(&key), Some((Some("req-1".to_string()), "{\"reply\":1}".to_string())));
         assert_eq!(cache.clear().unwrap(), 1);
         assert_eq!(cache.get(&key), None);
-        let _ = std::fs::remove_dir_all(dir);
+        std::fs::remove_dir_all(dir).expect("the test's cache folder is removed");
     }
 }

@@ -29,8 +29,9 @@ impl Pool {
     /// At most `max_connections` requests at once (at least one); an attempt that takes
     /// longer than `timeout_secs` fails (and is retried like a 5xx).
     pub fn new(max_connections: usize, timeout_secs: u64) -> Result<Self, TargetError> {
-        // reqwest is built without a default crypto provider; use rustls's ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // reqwest is built without a default crypto provider; use rustls's ring. An error
+        // means a provider is installed already (by an earlier pool): nothing to do.
+        rustls::crypto::ring::default_provider().install_default().ok();
         let max_connections = max_connections.max(1);
         // A redirect is followed only within the same origin (scheme, host, port): the
         // request carries the API key, which must never reach another host. A redirect
