@@ -128,6 +128,11 @@ impl Bar {
     }
 
     fn update(&mut self, p: &Progress) {
+        let step = (p.total / 20).max(1);
+        let line_due = p.total >= 20 && p.done > 0 && p.done.is_multiple_of(step);
+        if self.bar.is_none() && !line_due {
+            return;
+        }
         let mut msg = format!("{} errored", p.errored);
         if p.api_calls > 0 {
             msg.push_str(&format!(", {} API calls", p.api_calls));
@@ -144,12 +149,7 @@ impl Bar {
                 bar.set_position(p.done);
                 bar.set_message(msg);
             }
-            None => {
-                let step = (p.total / 20).max(1);
-                if p.total >= 20 && p.done > 0 && p.done.is_multiple_of(step) {
-                    eprintln!("progress: {}/{} episodes, {msg}", p.done, p.total);
-                }
-            }
+            None => eprintln!("progress: {}/{} episodes, {msg}", p.done, p.total),
         }
     }
 

@@ -363,6 +363,8 @@ pub struct RunDir {
     world_hashes: BTreeMap<String, BTreeSet<String>>,
     /// What reading the folder left out, and why (see [`RunFolder`]).
     warnings: Vec<String>,
+    /// A world path as given → as seen from this folder.
+    world_paths: BTreeMap<String, Option<String>>,
     /// Records appended since the last sync, and when that was.
     unsynced: usize,
     last_sync: std::time::Instant,
@@ -428,6 +430,7 @@ impl RunDir {
             planned,
             world_hashes,
             warnings,
+            world_paths: BTreeMap::new(),
             unsynced: 0,
             last_sync: monotonic_now(),
         })
@@ -491,10 +494,16 @@ impl RunDir {
         let tmp = self.dir.join(format!("{rel}.tmp"));
         std::fs::write(&tmp, &finished.transcript)?;
         std::fs::rename(&tmp, self.dir.join(rel))?;
-        // The world's path as seen from this folder, so the folder reads from anywhere.
+        // The world's path as seen from this folder, so the folder reads from anywhere
+        // (worked out once per world: it costs a path resolution).
         let mut record = finished.record.clone();
-        if let Some(rel) = crate::worlds::relative_to(Path::new(&record.world_path), &self.dir) {
-            record.world_path = rel;
+        let dir = &self.dir;
+        let relative = self
+            .world_paths
+            .entry(record.world_path.clone())
+            .or_insert_with(|| crate::worlds::relative_to(Path::new(&record.world_path), dir));
+        if let Some(rel) = relative {
+            record.world_path = rel.clone();
         }
         let mut line = serde_json::to_string(&record).expect("records serialise");
         line.push('\n');
