@@ -1,0 +1,251 @@
+//! Loading a world: RON text → [`WorldFile`] (shape) → [`World`] (validated, resolved).
+//!
+//! Loading is sans-IO: the caller passes the text and a resolver for included files.
+//! Every problem found is returned at once as a located [`Diagnostic`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::episode::Episode;
+use crate::format::*;
+use crate::hash::Canon;
+use crate::span::{self, Path, Pos};
+use crate::template::{self, TemplateError, normalise};
+use crate::view;
+
+mod time;
+mod validation;
+
+pub use time::{format_time, parse_start, parse_time_of_day};
+use validation::Validator;
+
+/// One problem in a world file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.pos.line, self.pos.col, self.message)
+    }
+}
+
+/// A cell of the factor matrix: `(factor, value)` pairs in the world's factor order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Condition(pub Vec<(String, String)>);
+
+impl Condition {
+    /// The canonical string `factor=value,factor=value` in factor order.
+    pub fn key(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(|(f, v)| format!("{f}={v}")).collect();
+        parts.join(",")
+    }
+    pub fn get(&self, factor: &str) -> Option<&str> {
+        self.0.iter().find(|(f, _)| f == factor).map(|(_, v)| v.as_str())
+    }
+    pub fn matches(&self, pattern: &CellPattern) -> bool {
+        pattern.iter().all(|(f, vals)| self.get(f).is_some_and(|v| vals.iter().any(|x| x == v)))
+    }
+    pub fn to_json(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> =
+            self.0.iter().map(|(f, v)| (f.clone(), serde_json::Value::String(v.clone()))).collect();
+        serde_json::Value::Object(map)
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() { f.write_str("(no factors)") } else { f.write_str(&self.key()) }
+    }
+}
+
+/// A validated world, ready to run.
+#[derive(Clone, Debug)]
+pub struct World {
+    /// The authored model, with included files inlined into `body`.
+    pub file: WorldFile,
+    /// Where it was loaded from, as given to [`load`].
+    pub path: String,
+    /// Every valid cell, in factor order (the first factor varies slowest).
+    pub cells: Vec<Condition>,
+    pub default_cell: Condition,
+    pub control_cell: Option<Condition>,
+    /// The simulated start, ms since the Unix epoch.
+    pub start_ms: i64,
+    /// Hash of everything that affects simulation.
+    pub dynamics_hash: String,
+    /// Hash of the outcome definitions and judge prompts.
+    pub outcomes_hash: String,
+    /// Each lexicon's phrases without placeholders, normalised once at load and shared
+    /// by every episode; phrases with placeholders are rendered per episode.
+    pub static_lexicons: BTreeMap<String, std::sync::Arc<[String]>>,
+}
+
+impl World {
+    pub fn id(&self) -> &str {
+        &self.file.id
+    }
+
+    /// The valid cells matching `filter`: factor → any of the values (factors not
+    /// named range over all values). Errors name unknown factors and values.
+    pub fn select_cells(&self, filter: &[(String, String)]) -> Result<Vec<Condition>, String> {
+        let mut pattern: CellPattern = BTreeMap::new();
+        for (factor, value) in filter {
+            let Some(def) = self.file.factors.iter().find(|f| &f.id == factor) else {
+                let known: Vec<&str> = self.file.factors.iter().map(|f| f.id.as_str()).collect();
+                return Err(format!(
+                    "world `{}` has no factor `{factor}` (factors: {})",
+                    self.id(),
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ));
+            };
+            if !def.values.contains(value) {
+                return Err(format!(
+                    "factor `{factor}` of world `{}` has no value `{value}` (values: {})",
+                    self.id(),
+                    def.values.join(", ")
+                ));
+            }
+            pattern.entry(factor.clone()).or_default().push(value.clone());
+        }
+        let cells: Vec<Condition> = self.cells.iter().filter(|c| c.matches(&pattern)).cloned().collect();
+        if cells.is_empty() {
+            let asked: Vec<String> = filter.iter().map(|(f, v)| format!("{f}={v}")).collect();
+            return Err(format!(
+                "no valid cell of world `{}` matches {} (invalid cells are not part of the design)",
+                self.id(),
+                asked.join(", ")
+            ));
+        }
+        Ok(cells)
+    }
+
+    /// The cell named exactly by `filter`, or the default cell when it is empty.
+    pub fn one_cell(&self, filter: &[(String, String)]) -> Result<Condition, String> {
+        if filter.is_empty() {
+            return Ok(self.default_cell.clone());
+        }
+        let cells = self.select_cells(filter)?;
+        match cells.as_slice() {
+            [one] => Ok(one.clone()),
+            many => {
+                let missing: Vec<String> = self
+                    .file
+                    .factors
+                    .iter()
+                    .filter(|f| !filter.iter().any(|(name, _)| name == &f.id))
+                    .map(|f| format!("{}={}", f.id, self.default_cell.get(&f.id).unwrap_or("?")))
+                    .collect();
+                Err(format!(
+                    "--condition selects {} cells of world `{}`; name one value of every factor (not named: {}, e.g. the default cell's {})",
+                    many.len(),
+                    self.id(),
+                    self.file
+                        .factors
+                        .iter()
+                        .filter(|f| !filter.iter().any(|(n, _)| n == &f.id))
+                        .map(|f| f.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    missing.join(" ")
+                ))
+            }
+        }
+    }
+
+    /// The cell with this canonical key.
+    pub fn cell_by_key(&self, key: &str) -> Option<&Condition> {
+        self.cells.iter().find(|c| c.key() == key)
+    }
+}
+
+/// Load and validate a world. `path` is used in messages and recorded in transcripts;
+/// `read_include` returns the text of a file named relative to the world file.
+pub fn load(
+    path: &str,
+    text: &str,
+    read_include: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<World, Vec<Diagnostic>> {
+    // Line endings never matter: the hash and every position are of the LF text.
+    let text = text.replace("\r\n", "\n");
+    let index = span::index(&text).unwrap_or_default();
+    // `implicit_some`: optional fields are written bare (`control: {...}`), as authors expect.
+    let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let mut file: WorldFile = match options.from_str(&text) {
+        Ok(file) => file,
+        Err(err) => {
+            let pos = Pos { line: err.position.line as u32, col: err.position.col as u32 };
+            let at = index.path_at(pos);
+            let message = describe_ron_error(&err.code);
+            let message = if at.0.is_empty() { message } else { format!("{at}: {message}") };
+            return Err(vec![Diagnostic { file: path.to_string(), pos, message }]);
+        }
+    };
+    let mut v = Validator { path, index: &index, diags: Vec::new() };
+    v.includes(&mut file, read_include);
+    let (cells, default_cell, control_cell) = v.factors(&file);
+    let start_ms = v.clock(&file);
+    v.references(&file);
+    if !v.diags.is_empty() {
+        return Err(v.finish());
+    }
+    let mut world = World {
+        dynamics_hash: String::new(),
+        outcomes_hash: String::new(),
+        file,
+        path: path.to_string(),
+        cells,
+        default_cell,
+        control_cell,
+        start_ms,
+        static_lexicons: BTreeMap::new(),
+    };
+    for (name, phrases) in &world.file.variation.lexicons {
+        let normalised: Vec<String> = phrases
+            .iter()
+            .filter(|p| !p.contains(['{', '}']))
+            .map(|p| template::normalise(p))
+            .filter(|p| !p.trim().is_empty())
+            .collect();
+        world.static_lexicons.insert(name.clone(), normalised.into());
+    }
+    world.dynamics_hash = dynamics_hash(&world.file);
+    world.outcomes_hash = outcomes_hash(&world.file);
+    v.render_every_cell(&world);
+    if !v.diags.is_empty() {
+        return Err(v.finish());
+    }
+    Ok(world)
+}
+
+fn dynamics_hash(file: &WorldFile) -> String {
+    let mut value = serde_json::to_value(file).expect("world model serialises");
+    if let Some(map) = value.as_object_mut() {
+        map.remove("policies");
+        map.remove("outcomes");
+    }
+    let mut c = Canon::new("terrarium.world.dynamics.v1");
+    c.json(&value);
+    format!("sha256:{}", c.hex(32))
+}
+
+fn outcomes_hash(file: &WorldFile) -> String {
+    let value = serde_json::to_value(&file.outcomes).expect("outcomes serialise");
+    let mut c = Canon::new("terrarium.world.outcomes.v1");
+    c.json(&value);
+    format!("sha256:{}", c.hex(32))
+}
+
+fn describe_ron_error(code: &ron::Error) -> String {
+    let text = code.to_string();
+    // ron names the struct it was in; say what an author should do.
+    match code {
+        ron::Error::NoSuchStructField { .. } | ron::Error::NoSuchEnumVariant { .. } => {
+            format!("{text} (check the spelling against docs/world-format.md)")
+        }
+        _ => text,
+    }
+}
