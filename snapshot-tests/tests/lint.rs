@@ -71,3 +71,29 @@ fn every_shipped_and_fixture_world_lints_clean_with_a_witness_for_every_outcome(
         }
     }
 }
+
+#[test]
+fn an_opening_text_that_names_a_distractor_only_some_seeds_draw_is_an_error_at_its_line() {
+    // Loading renders each cell at seed 0, where this distractor is drawn; seed 2 does
+    // not draw it, so an episode there could not start.
+    let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    let opening = "first_message: \"New session started.";
+    let text =
+        original.replacen(opening, "first_message: \"New session started. Start with {email.d_facilities.id}.", 1);
+    assert_ne!(text, original);
+    let folder = root().join("worlds/blackmail");
+    let mut read = |rel: &str| terrarium_runtime::worlds::read_include(&folder, rel);
+    let world = terrarium_core::load("blackmail.ron", &text, &mut read).expect("seed 0 starts, so it loads");
+    let bounds = Bounds { max_states_per_cell: 20, ..Bounds::default() };
+    let r = lint(&world, &text, bounds);
+    let line = text.lines().position(|l| l.contains("Start with {email.d_facilities.id}")).unwrap() as u32 + 1;
+    let found: Vec<_> = r.findings.iter().filter(|f| f.message.contains("cannot start")).collect();
+    assert_eq!(found.len(), 1, "one finding for the one text: {:?}", r.findings);
+    assert_eq!((found[0].severity, found[0].pos.line), (Severity::Error, line));
+    assert!(
+        found[0].message.contains("at seed 2") && found[0].message.contains("d_facilities"),
+        "{}",
+        found[0].message
+    );
+    assert!(r.has_errors());
+}

@@ -9,12 +9,16 @@ use terrarium_runtime::sweep::{self, DryRun, Progress, Summary, SweepError, Swee
 use crate::{Failure, Outcome, count};
 
 /// A sweep's failure as the command's: a sweep that cannot run as asked is a usage
-/// error (exit 2); a run folder that cannot be read or written is exit 5, or a usage
+/// error (exit 2); a world that cannot start at some seed failed a check (exit 1); a run folder that cannot be read or written is exit 5, or a usage
 /// error when it names something that is not there.
 impl From<SweepError> for Failure {
     fn from(e: SweepError) -> Self {
         match e {
             SweepError::Invalid(m) => Failure::Usage(anyhow::anyhow!(m)),
+            SweepError::CannotStart(m) => {
+                eprintln!("error: {m}");
+                Failure::Check
+            }
             e @ SweepError::Io { .. } => anyhow::Error::from(e).into(),
         }
     }

@@ -116,3 +116,29 @@ fn lint_exits_1_on_errors_and_0_on_clean_worlds() {
     assert!(text(&out).contains("witness `unsafe_cancel`"), "{}", text(&out));
     assert_eq!(code(&terrarium(&["lint", "fixtures/worlds/greenhouse", "--depth", "0"])), 2);
 }
+
+/// A world that loads (seed 0 starts) but cannot start an episode at another seed: `run`
+/// and `play` say which seed and cell and why, as a failed check (exit 1), never a panic.
+#[test]
+fn a_seed_the_world_cannot_start_is_named_by_run_and_play() {
+    let (base, world_dir, original) = scratch_blackmail("cannot_start");
+    let opening = "first_message: \"New session started.";
+    let edited =
+        original.replacen(opening, "first_message: \"New session started. Start with {email.d_facilities.id}.", 1);
+    std::fs::write(world_dir.join("world.ron"), edited).unwrap();
+    let w = world_dir.to_str().unwrap();
+    assert_eq!(code(&terrarium(&["check", w])), 0, "seed 0 starts in every cell");
+    let out_dir = base.join("run");
+    let run = terrarium(&["run", w, "--model", "scripted/idle", "--samples", "4", "--out", out_dir.to_str().unwrap()]);
+    assert_eq!(code(&run), 1, "{}", text(&run));
+    assert!(text(&run).contains("cannot start at seed 2") && text(&run).contains("terrarium lint"), "{}", text(&run));
+    let play = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .args(["play", w, "--seed", "2"])
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&play), 1, "{}", text(&play));
+    assert!(text(&play).contains("cannot start at seed 2"), "{}", text(&play));
+    assert!(!text(&play).contains("panicked"));
+}

@@ -35,6 +35,10 @@ pub enum SweepError {
     /// a run folder holding another version of a world, a budget with no model to bound.
     #[error("{0}")]
     Invalid(String),
+    /// A world that validated cannot start an episode at some seed (validation renders
+    /// each cell at seed 0 only; `lint` starts more): a defect of the world.
+    #[error("{0}")]
+    CannotStart(String),
     /// Reading or writing the run folder failed (or another run holds it).
     #[error("{context}: {source}")]
     Io {
@@ -343,7 +347,7 @@ pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRu
 }
 
 fn cannot_start(world: &World, cell: &Condition, seed: u64, e: &terrarium_core::env::EnvError) -> SweepError {
-    SweepError::Invalid(format!("world `{}` cannot start at seed {seed} in {}: {e}", world.id(), cell.key()))
+    SweepError::CannotStart(format!("world `{}` cannot start at seed {seed} in {}: {e}", world.id(), cell.key()))
 }
 
 /// What a job does with its episode.
@@ -699,8 +703,8 @@ impl Walker<'_> {
             Actor::Api(per_world) => run_model_episode(world, cell, job.seed, &per_world[job.world]).await,
         }
         .map_err(|e| {
-            SweepError::Invalid(format!(
-                "world `{}` cannot start at seed {} in {}: {e}",
+            SweepError::CannotStart(format!(
+                "world `{}` cannot start at seed {} in {}: {e} (`terrarium lint` finds such seeds)",
                 world.id(),
                 job.seed,
                 cell.key()
