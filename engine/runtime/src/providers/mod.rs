@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod budget;
 pub mod cache;
+pub mod conformance;
 pub mod http;
 pub mod openai_chat;
 pub mod openai_responses;
