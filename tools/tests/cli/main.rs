@@ -2,8 +2,9 @@
 //! check failed, 2 usage error, 3 some episodes errored, 4 a call budget ran out, 5 a
 //! file could not be read or written). One test binary (`cargo test -p terrarium --test
 //! cli`), one module per group of commands; this file holds what they share: running
-//! the binary, scratch folders, and a scripted fake provider (`support/fake_server.rs`
-//! is the concurrent one, shared with the concurrency benchmark).
+//! the binary, scratch folders, and `fake_provider`, a scripted reply list served by
+//! `support/fake_server.rs` (the one fake provider, also serving replies as a function
+//! of the request, and shared with the concurrency benchmark).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -82,85 +83,13 @@ fn run_contents(dir: &Path) -> (std::collections::BTreeMap<String, (String, Stri
     (map, lines)
 }
 
-/// A fake OpenAI-compatible server on loopback: answers each request in turn with the
-/// next scripted reply, records what it was sent, and gives up after a deadline so a
-/// failing test cannot hang. Non-success replies carry `retry-after-ms: 1`, so the
-/// client's retries are exercised without waiting. Status 0 means "answer too late":
-/// wait 1.5 s, then reply 200 with the body.
-// The deadline is wall-clock time by nature: it bounds the test, and nothing it times
-// reaches a transcript.
-#[allow(clippy::disallowed_methods)]
-fn fake_provider(replies: Vec<(u16, String)>) -> (u16, std::thread::JoinHandle<Vec<(String, String)>>) {
-    use std::io::{Read, Write};
-    // A new server may reuse an old port: start its test from an empty cache.
+/// A scripted fake provider (`FakeServer::script`: the n-th request gets the n-th
+/// reply; status 0 means a reply 1.5 s late), its port, and the test's response cache
+/// emptied first, since a new server may reuse an old port.
+fn fake_provider(replies: Vec<(u16, String)>) -> (u16, support::fake_server::FakeServer) {
     let _ = std::fs::remove_dir_all(test_cache_dir());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    listener.set_nonblocking(true).expect("non-blocking");
-    let port = listener.local_addr().unwrap().port();
-    let handle = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30); // determinism-ok: test server deadline
-        let mut seen = Vec::new();
-        for (status, reply) in replies {
-            let mut stream = loop {
-                match listener.accept() {
-                    Ok((s, _)) => break s,
-                    Err(_) => {
-                        let late = std::time::Instant::now() >= deadline; // determinism-ok: test deadline
-                        if late {
-                            return seen;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(5))
-                    }
-                }
-            };
-            stream.set_nonblocking(false).unwrap();
-            stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-            let mut data = Vec::new();
-            let mut buf = [0u8; 4096];
-            let header_end = loop {
-                let n = stream.read(&mut buf).unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                data.extend_from_slice(&buf[..n]);
-                if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break Some(i + 4);
-                }
-            };
-            let Some(header_end) = header_end else { return seen };
-            let headers = String::from_utf8_lossy(&data[..header_end]).to_string();
-            let length: usize = headers
-                .lines()
-                .find_map(|l| l.to_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-                .unwrap_or(0);
-            while data.len() < header_end + length {
-                let n = stream.read(&mut buf).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                data.extend_from_slice(&buf[..n]);
-            }
-            seen.push((headers, String::from_utf8_lossy(&data[header_end..]).to_string()));
-            let status = if status == 0 {
-                std::thread::sleep(std::time::Duration::from_millis(1500));
-                200
-            } else {
-                status
-            };
-            let hint = if status == 200 {
-                format!("x-request-id: req-{}\r\n", seen.len())
-            } else {
-                "retry-after-ms: 1\r\n".to_string()
-            };
-            let response = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{hint}connection: close\r\n\r\n{reply}",
-                reply.len()
-            );
-            let _ = stream.write_all(response.as_bytes());
-        }
-        seen
-    });
-    (port, handle)
+    let server = support::fake_server::FakeServer::script(replies);
+    (server.port, server)
 }
 
 fn tool_call_reply(id: &str, name: &str, args: serde_json::Value) -> (u16, String) {

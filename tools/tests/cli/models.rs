@@ -42,7 +42,7 @@ fn an_openai_compatible_model_acts_in_a_world_and_its_transcript_replays_offline
         ],
         KEY,
     );
-    let requests = server.join().unwrap();
+    let requests = server.seen();
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(!text(&out).contains(KEY), "the key never appears in output");
 
@@ -107,7 +107,7 @@ fn a_provider_failure_makes_the_episode_errored_never_no_harm() {
         &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
         KEY,
     );
-    assert_eq!(server.join().unwrap().len(), 6, "retried to the bound, then gave up");
+    assert_eq!(server.seen().len(), 6, "retried to the bound, then gave up");
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(text(&out).contains("HTTP 500, after 6 attempts") && !text(&out).contains(KEY), "{}", text(&out));
     let record: serde_json::Value =
@@ -128,7 +128,7 @@ fn a_refusal_is_its_own_stop_reason() {
         &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
         "",
     );
-    server.join().unwrap();
+    server.seen();
     assert_eq!(code(&out), 0, "{}", text(&out));
     let record: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
@@ -153,7 +153,7 @@ fn rate_limits_are_retried_after_the_servers_hint() {
         &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
         "",
     );
-    let requests = server.join().unwrap();
+    let requests = server.seen();
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(requests[0].1, requests[1].1, "a retry sends the same request again");
     let record: serde_json::Value =
@@ -194,7 +194,7 @@ fn a_second_run_is_served_from_the_cache_and_reproduces_the_transcript() {
     };
     let (first, first_dir) = run("cache_first", &[]);
     assert_eq!(code(&first), 0, "{}", text(&first));
-    assert!(server.join().unwrap().len() >= 3, "the first run asked the server");
+    assert!(server.seen().len() >= 3, "the first run asked the server");
 
     // The server is gone: a second run into a new folder is served wholly from the cache.
     let (second, second_dir) = run("cache_second", &[]);
@@ -240,7 +240,7 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
         &fake_run("fixtures/worlds/greenhouse", "anthropic/fake-model", &base, &[], dir.to_str().unwrap()),
         KEY,
     );
-    let requests = server.join().unwrap();
+    let requests = server.seen();
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(requests.len(), 3);
     for (headers, body) in &requests {
@@ -352,7 +352,7 @@ fn the_text_scaffold_parses_calls_from_tags_and_records_malformed_ones() {
         ),
         "",
     );
-    let requests = server.join().unwrap();
+    let requests = server.seen();
     assert_eq!(code(&out), 0, "{}", text(&out));
     let first: serde_json::Value = serde_json::from_str(&requests[0].1).unwrap();
     assert!(first.get("tools").is_none(), "no native tools in text mode");
@@ -444,7 +444,7 @@ fn an_unusable_reply_errors_the_episode_with_a_clear_reason() {
         &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
         "",
     );
-    server.join().unwrap();
+    server.seen();
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(text(&out).contains("unusable reply: the response is not JSON"), "{}", text(&out));
 }
@@ -468,7 +468,7 @@ fn the_responses_api_passes_reasoning_items_back() {
         &fake_run("fixtures/worlds/greenhouse", "openai-responses/o-test", &base, &[], dir.to_str().unwrap()),
         "sk-test-responses",
     );
-    let requests = server.join().unwrap();
+    let requests = server.seen();
     assert_eq!(code(&out), 0, "{}", text(&out));
     for (headers, body) in &requests {
         validate_responses(headers, body).unwrap_or_else(|e| panic!("{e}: {body}"));
@@ -515,7 +515,7 @@ fn a_feature_a_provider_cannot_honour_is_recorded_as_unsupported() {
         &fake_run(dir.join("w").to_str().unwrap(), "openai/fake-model", &base, &[], out_dir.to_str().unwrap()),
         "",
     );
-    server.join().unwrap();
+    server.seen();
     assert_eq!(code(&out), 0, "{}", text(&out));
     let record: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(out_dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
@@ -544,7 +544,7 @@ fn a_slow_reply_times_out_and_is_retried() {
         ),
         "",
     );
-    let requests = server.join().unwrap();
+    let requests = server.seen();
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(requests.len() >= 2, "the timed-out request was sent again");
     assert_eq!(requests[0].1, requests[1].1);

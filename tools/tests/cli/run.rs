@@ -102,7 +102,7 @@ fn a_dry_run_counts_episodes_and_what_the_cache_already_answers() {
     let first = args(&dir.join("first"), &[]);
     let first: Vec<&str> = first.iter().map(String::as_str).collect();
     assert_eq!(code(&terrarium_with_key(&first, "")), 0);
-    let sent = server.join().unwrap().len();
+    let sent = server.seen().len();
 
     let planned = args(&dir.join("planned"), &["--dry-run"]);
     let planned: Vec<&str> = planned.iter().map(String::as_str).collect();
@@ -155,7 +155,7 @@ fn errored_episodes_are_retried_on_the_next_run_unless_asked_not_to() {
     // By default it is retried, and the new record wins.
     let retried = run(&[]);
     assert_eq!(code(&retried), 0, "{}", text(&retried));
-    assert_eq!(server.join().unwrap().len(), 3, "the skipped run asked nothing");
+    assert_eq!(server.seen().len(), 3, "the skipped run asked nothing");
     assert_eq!(
         std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().count(),
         2,
@@ -192,7 +192,7 @@ fn a_spent_call_budget_stops_the_run_with_exit_4_and_sends_nothing_more() {
     );
     // Release the fake server's unused third reply with an empty connection, so its thread ends.
     let _ = std::net::TcpStream::connect(("127.0.0.1", port));
-    let requests = server.join().unwrap();
+    let requests = server.seen();
     assert_eq!(code(&out), 4, "{}", text(&out));
     assert_eq!(requests.len(), 2, "no request past the budget");
     let all = text(&out);
@@ -294,7 +294,7 @@ fn a_sweep_with_injected_faults_loses_no_episode_and_a_second_run_completes_it()
             };
             let fault = |status: u16, body: &str, cut: Cut| {
                 faults.fetch_add(1, Ordering::SeqCst);
-                Reply { status, body: body.to_string(), delay: std::time::Duration::ZERO, cut }
+                Reply { cut, ..Reply::status(status, body.to_string()) }
             };
             match (h % 10, n) {
                 (0, 1..=2) => fault(500, "{\"error\": \"overloaded\"}", Cut::None), // recovers on the third try

@@ -3,7 +3,8 @@
 //! reply chosen by a function of the request body alone, so the same sweep gets the
 //! same replies however its requests interleave.
 //!
-//! It counts requests and the most it ever held at once. A request stops counting as
+//! It keeps every request it was sent (head and body), and counts them and the most it
+//! ever held at once; [`FakeServer::script`] answers requests in turn from a list. A request stops counting as
 //! in flight just before its reply is written, so a client's next request (which
 //! cannot be sent before that reply arrives) never overlaps it in the count.
 
@@ -34,11 +35,17 @@ pub struct Reply {
     pub body: String,
     pub delay: Duration,
     pub cut: Cut,
+    /// The `x-request-id` of a 200 reply (default: a fingerprint of the request).
+    pub request_id: Option<String>,
 }
 
 impl Reply {
     pub fn ok(body: String) -> Self {
-        Reply { status: 200, body, delay: Duration::ZERO, cut: Cut::None }
+        Reply::status(200, body)
+    }
+
+    pub fn status(status: u16, body: String) -> Self {
+        Reply { status, body, delay: Duration::ZERO, cut: Cut::None, request_id: None }
     }
 
     pub fn after(mut self, delay: Duration) -> Self {
@@ -52,6 +59,8 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub in_flight: AtomicU64,
     pub max_in_flight: AtomicU64,
+    /// Every request as (head: request line and headers, body), in arrival order.
+    pub seen: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 type Answer = dyn Fn(&str) -> Reply + Send + Sync;
@@ -87,6 +96,28 @@ impl FakeServer {
         FakeServer { port, stats, stop, accept: Some(accept) }
     }
 
+    /// Answer the n-th request with the n-th of `replies` (status, body); status 0 means
+    /// "too late": 1.5 s, then 200. A 200 reply's request id is `req-N`, N counted
+    /// from 1. Requests beyond the list get a 500.
+    pub fn script(replies: Vec<(u16, String)>) -> Self {
+        let next = AtomicU64::new(0);
+        FakeServer::start(move |_| {
+            let n = next.fetch_add(1, Ordering::SeqCst) as usize;
+            match replies.get(n).cloned() {
+                Some((0, body)) => Reply::ok(body).after(Duration::from_millis(1500)),
+                Some((status, body)) => {
+                    Reply { request_id: Some(format!("req-{}", n + 1)), ..Reply::status(status, body) }
+                }
+                None => Reply::status(500, "{\"error\": \"the script has no more replies\"}".into()),
+            }
+        })
+    }
+
+    /// Every request received so far: (head, body).
+    pub fn seen(&self) -> Vec<(String, String)> {
+        self.stats.seen.lock().expect("the log is never poisoned").clone()
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
     }
@@ -120,6 +151,7 @@ fn serve(stream: TcpStream, stats: &Stats, answer: &Answer) {
     loop {
         let mut length = 0usize;
         let mut line = String::new();
+        let mut head = String::new();
         let mut first = true;
         loop {
             line.clear();
@@ -130,6 +162,7 @@ fn serve(stream: TcpStream, stats: &Stats, answer: &Answer) {
             if line == "\r\n" {
                 break;
             }
+            head.push_str(&line);
             if first {
                 first = false;
                 continue;
@@ -145,6 +178,7 @@ fn serve(stream: TcpStream, stats: &Stats, answer: &Answer) {
             return;
         }
         let body = String::from_utf8_lossy(&body);
+        stats.seen.lock().expect("the log is never poisoned").push((head, body.to_string()));
         stats.requests.fetch_add(1, Ordering::SeqCst);
         let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -152,7 +186,8 @@ fn serve(stream: TcpStream, stats: &Stats, answer: &Answer) {
         std::thread::sleep(reply.delay);
         stats.in_flight.fetch_sub(1, Ordering::SeqCst);
         let extra = if reply.status == 200 {
-            format!("x-request-id: req-{:016x}\r\n", fnv(body.as_bytes()))
+            let id = reply.request_id.clone().unwrap_or_else(|| format!("req-{:016x}", fnv(body.as_bytes())));
+            format!("x-request-id: {id}\r\n")
         } else {
             "retry-after-ms: 1\r\n".to_string()
         };
