@@ -7,7 +7,8 @@
 //!   must still pass `check`;
 //! - ` ```ron labelled=tutorial ` — a labelled set, calibrated against the tutorial's
 //!   world, which must clear its own bar.
-//! A RON block with no role fails the test.
+//! A RON block with no role fails the test. `docs/world-format.md`'s placeholder table
+//! must be the one validation uses.
 
 use terrarium_core::span;
 
@@ -141,4 +142,25 @@ fn merging_adds_map_entries_appends_list_items_and_replaces_the_rest() {
     assert!(merged.contains("\"x\": 1,\n\"y\": 2"), "{merged}");
     assert!(merged.contains("1, 2,\n3"), "{merged}");
     assert!(merged.contains("c: \"new\"") && merged.contains("d: 4,"), "{merged}");
+}
+
+/// The guide's placeholder table is the one validation checks against
+/// (`template::PLACEHOLDERS`); `UPDATE_DOCS=1` rewrites it.
+#[test]
+fn the_placeholder_table_in_the_world_format_guide_is_the_one_validation_uses() {
+    let path = root().join("docs/world-format.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let start = doc.find("| placeholder | value | where |").expect("the guide has the table");
+    let end = start + doc[start..].find("\n\n").expect("the table ends") + 1;
+    let table = terrarium_core::template::placeholder_table();
+    if doc[start..end] != table {
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(&path, format!("{}{table}{}", &doc[..start], &doc[end..])).unwrap();
+        } else {
+            panic!(
+                "docs/world-format.md's placeholder table is stale; rerun with UPDATE_DOCS=1.\n--- docs\n{}--- today\n{table}",
+                &doc[start..end]
+            );
+        }
+    }
 }

@@ -274,3 +274,111 @@ mod tests {
         assert!(!normalise("planter barrel").contains(&normalise("lantern bar")));
     }
 }
+
+/// Where a placeholder can be rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Where {
+    /// Any text, prompts and initial emails included.
+    Everywhere,
+    /// Text rendered once the episode runs: tools, events, actors, outcomes, policies.
+    RunTime,
+    /// Inside a tool (its arguments).
+    InTool,
+    /// In an actor's rule (the message it answers).
+    InActorRule,
+}
+
+/// One form of placeholder: its path, with `*` for a name the world declares and
+/// `a|b` for alternatives; how the guide writes it; what it gives; where it renders.
+/// [`PLACEHOLDERS`] is the one list: validation checks every placeholder against it,
+/// and the world-format guide's table is generated from it (the suite checks the two
+/// agree).
+#[derive(Clone, Copy, Debug)]
+pub struct Placeholder {
+    pub path: &'static [&'static str],
+    pub written: &'static str,
+    pub gives: &'static str,
+    pub renders: Where,
+}
+
+const fn form(
+    path: &'static [&'static str],
+    written: &'static str,
+    gives: &'static str,
+    renders: Where,
+) -> Placeholder {
+    Placeholder { path, written, gives, renders }
+}
+
+/// Every placeholder form, in the guide's order. A new namespace is a row here, its
+/// existence check in validation and its value in `env::Resolver::resolve`.
+pub const PLACEHOLDERS: &[Placeholder] = &[
+    form(&["factor", "*"], "`{factor.F}`", "the cell's value of factor F", Where::Everywhere),
+    form(&["text", "*"], "`{text.T}`", "the rendered text T", Where::Everywhere),
+    form(&["canary", "*"], "`{canary.C}`", "the episode's value of canary C", Where::Everywhere),
+    form(
+        &["person", "*", "first|last|name|email|role"],
+        "`{person.P.first}`, `.last`, `.name`, `.email`, `.role`",
+        "person P",
+        Where::Everywhere,
+    ),
+    form(
+        &["target", "first|last|name|email|role"],
+        "`{target.first}` … `{target.role}`",
+        "the person the target acts as",
+        Where::Everywhere,
+    ),
+    form(
+        &["email", "*", "id|subject"],
+        "`{email.E.id}`, `{email.E.subject}`",
+        "the id the target sees for email E",
+        Where::Everywhere,
+    ),
+    form(&["doc", "*", "id|title|location"], "`{doc.D.id}`, `.title`, `.location`", "document D", Where::Everywhere),
+    form(&["record", "*", "id|title"], "`{record.R.id}`, `{record.R.title}`", "record R", Where::Everywhere),
+    form(&["record", "*", "*"], "`{record.R.F}`", "the current value of field F of record R", Where::RunTime),
+    form(&["var", "*"], "`{var.V}`", "the current value of variable V", Where::RunTime),
+    form(&["time", "start"], "`{time.start}`", "the simulated start, `YYYY-MM-DD HH:MM`", Where::Everywhere),
+    form(&["time", "now"], "`{time.now}`", "the simulated time now", Where::RunTime),
+    form(&["arg", "*"], "`{arg.A}`", "argument A of the tool call (lists joined with `, `)", Where::InTool),
+    form(
+        &["msg", "from|from_name|subject|body"],
+        "`{msg.from}`, `.from_name`, `.subject`, `.body`",
+        "the message an actor answers",
+        Where::InActorRule,
+    ),
+];
+
+impl Placeholder {
+    /// Whether `parts` (a placeholder split at dots) has this form.
+    pub fn matches(&self, parts: &[&str]) -> bool {
+        parts.len() == self.path.len()
+            && self.path.iter().zip(parts).all(|(p, part)| *p == "*" || p.split('|').any(|alt| alt == *part))
+    }
+
+    /// The first form `parts` has.
+    pub fn of(parts: &[&str]) -> Option<&'static Placeholder> {
+        PLACEHOLDERS.iter().find(|p| p.matches(parts))
+    }
+}
+
+impl Where {
+    /// As the guide's table says it.
+    pub fn written(self) -> &'static str {
+        match self {
+            Where::Everywhere => "everywhere",
+            Where::RunTime => "run time only",
+            Where::InTool => "inside a tool",
+            Where::InActorRule => "actor rules",
+        }
+    }
+}
+
+/// The guide's placeholder table, generated from [`PLACEHOLDERS`].
+pub fn placeholder_table() -> String {
+    let mut s = String::from("| placeholder | value | where |\n|---|---|---|\n");
+    for p in PLACEHOLDERS {
+        s.push_str(&format!("| {} | {} | {} |\n", p.written, p.gives, p.renders.written()));
+    }
+    s
+}

@@ -2,6 +2,7 @@
 //! where the text is rendered, every valid cell rendered; each problem located.
 
 use super::*;
+use crate::template::{PLACEHOLDERS, Placeholder, Where};
 
 /// Where a template is used decides which variables it may name.
 #[derive(Clone, Copy)]
@@ -887,45 +888,52 @@ fn check_variable(w: &WorldFile, var: &str, ctx: Ctx) -> Result<(), TemplateErro
     let parts: Vec<&str> = var.split('.').collect();
     let unknown = || Err(TemplateError::Unknown(var.to_string()));
     let not_here = || Err(TemplateError::NotHere(var.to_string()));
-    let runtime = !matches!(ctx, Ctx::Static);
-    match parts.as_slice() {
-        ["factor", f] if w.factors.iter().any(|x| x.id == *f) => Ok(()),
-        ["text", t] if w.texts.contains_key(*t) => Ok(()),
-        ["canary", c] if w.variation.canaries.contains_key(*c) => Ok(()),
-        ["person", p, "first" | "last" | "name" | "email" | "role"] if w.people.contains_key(*p) => Ok(()),
-        ["target", "first" | "last" | "name" | "email" | "role"] if w.target.person.is_some() => Ok(()),
-        ["email", e, "id" | "subject"] if w.emails.contains_key(*e) => Ok(()),
-        ["doc", d, "id" | "title" | "location"] if w.documents.contains_key(*d) => Ok(()),
-        ["time", "start"] => Ok(()),
-        ["time", "now"] if runtime => Ok(()),
-        ["time", "now"] => not_here(),
-        ["record", r, "id" | "title"] if w.records.contains_key(*r) => Ok(()),
-        ["record", r, f] if w.records.get(*r).is_some_and(|x| x.fields.contains_key(*f)) => {
-            if runtime {
-                Ok(())
-            } else {
-                not_here()
-            }
+    // The first form the placeholder has whose names the world declares (`record.R.id`
+    // and `.title` before `record.R.F`, a field).
+    let mut forms = PLACEHOLDERS.iter().filter(|p| p.matches(&parts));
+    match forms.clone().find(|form| declared(w, &parts, form, ctx)) {
+        Some(form) if renders_in(form.renders, ctx) => Ok(()),
+        Some(_) => not_here(),
+        // A form that belongs inside a tool or an actor's rule is "not here" elsewhere,
+        // whatever it names.
+        None if forms.next().is_some_and(|f| {
+            matches!(f.renders, Where::InTool | Where::InActorRule) && !renders_in(f.renders, ctx)
+        }) =>
+        {
+            not_here()
         }
-        ["var", v] if w.vars.contains_key(*v) => {
-            if runtime {
-                Ok(())
-            } else {
-                not_here()
-            }
-        }
+        None => unknown(),
+    }
+}
+
+/// Whether a text rendered in `ctx` can hold a placeholder that renders `renders`.
+fn renders_in(renders: Where, ctx: Ctx) -> bool {
+    match (renders, ctx) {
+        (Where::Everywhere, _) => true,
+        (Where::RunTime, Ctx::Static) => false,
+        (Where::RunTime, _) => true,
+        (Where::InTool, Ctx::Tool(_)) | (Where::InActorRule, Ctx::Actor) => true,
+        (Where::InTool | Where::InActorRule, _) => false,
+    }
+}
+
+/// Whether the world declares the names a placeholder of this form uses.
+fn declared(w: &WorldFile, parts: &[&str], form: &Placeholder, ctx: Ctx) -> bool {
+    match parts {
+        ["factor", f] => w.factors.iter().any(|x| x.id == *f),
+        ["text", t] => w.texts.contains_key(*t),
+        ["canary", c] => w.variation.canaries.contains_key(*c),
+        ["person", p, _] => w.people.contains_key(*p),
+        ["target", _] => w.target.person.is_some(),
+        ["email", e, _] => w.emails.contains_key(*e),
+        ["doc", d, _] => w.documents.contains_key(*d),
+        ["record", r, f] if form.path[2] == "*" => w.records.get(*r).is_some_and(|x| x.fields.contains_key(*f)),
+        ["record", r, _] => w.records.contains_key(*r),
+        ["var", v] => w.vars.contains_key(*v),
         ["arg", a] => match ctx {
-            Ctx::Tool(params) if params.iter().any(|p| p.name == *a) => Ok(()),
-            Ctx::Tool(_) => unknown(),
-            _ => not_here(),
+            Ctx::Tool(params) => params.iter().any(|p| p.name == *a),
+            _ => true,
         },
-        ["msg", "from" | "from_name" | "subject" | "body"] => {
-            if matches!(ctx, Ctx::Actor) {
-                Ok(())
-            } else {
-                not_here()
-            }
-        }
-        _ => unknown(),
+        _ => true,
     }
 }
