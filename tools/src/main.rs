@@ -994,6 +994,18 @@ impl From<terrarium_runtime::folders::FolderError> for Failure {
     }
 }
 
+/// The worlds of a run folder, with the `--world`s given; a given world the folder has
+/// no episode of is said, not silently ignored.
+fn folder_worlds<'f>(folder: &'f RunFolder, given: &[PathBuf]) -> Result<FolderWorlds<'f>, Failure> {
+    let given = load_all(given)?;
+    for w in &given {
+        if !folder.records.iter().any(|r| r.world == w.id()) {
+            eprintln!("warning: --world {}: {} holds no episode of world `{}`", w.path, folder.dir.display(), w.id());
+        }
+    }
+    Ok(FolderWorlds::new(folder, given))
+}
+
 /// Read a run folder, warning about every line and transcript left out.
 fn read_folder(dir: &Path) -> Result<RunFolder, Failure> {
     let folder = RunFolder::read(dir)?;
@@ -1005,7 +1017,7 @@ fn read_folder(dir: &Path) -> Result<RunFolder, Failure> {
 
 fn rejudge_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     let folder = read_folder(dir)?;
-    let mut worlds = FolderWorlds::new(&folder, load_all(given)?);
+    let mut worlds = folder_worlds(&folder, given)?;
     let rejudged = terrarium_runtime::folders::rejudge(&folder, &mut worlds)?;
     for c in &rejudged.changes {
         let why = if c.evidence.is_empty() { "no evidence now".to_string() } else { c.evidence.join("; ") };
@@ -1034,7 +1046,7 @@ fn report_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     // A torn last line (a crash mid-write) is left out, as resuming would repair it;
     // every line left out is named.
     let folder = read_folder(dir)?;
-    let mut worlds = FolderWorlds::new(&folder, load_all(given)?);
+    let mut worlds = folder_worlds(&folder, given)?;
     let reported = terrarium_runtime::folders::report(&folder, &mut worlds, &mut |w| eprintln!("warning: {w}"))?;
     let judged = if reported.judgements == 0 {
         String::new()

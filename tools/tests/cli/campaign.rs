@@ -610,6 +610,11 @@ fn a_run_folder_reads_the_same_from_any_directory_and_a_moved_one_names_the_way_
     assert_eq!(code(&rejudge), 2, "{}", text(&rejudge));
     assert!(text(&rejudge).contains("pass --world PATH"), "{}", text(&rejudge));
     assert_eq!(code(&terrarium_in(Path::new("/"), &["rejudge", m, "--world", w])), 0);
+    // A --world the folder has no episode of is said, not silently ignored.
+    let other = root().join("worlds/leaking");
+    let wrong = terrarium_in(Path::new("/"), &["rejudge", m, "--world", other.to_str().unwrap()]);
+    assert_eq!(code(&wrong), 2, "{}", text(&wrong));
+    assert!(text(&wrong).contains("holds no episode of world `leaking`"), "{}", text(&wrong));
     std::fs::remove_dir_all(&moved).unwrap();
 }
 
