@@ -22,6 +22,12 @@ pub struct WorldFile {
     pub title: String,
     pub description: String,
     pub version: String,
+    /// Libraries of shared parts (`Library` files: tools, people, emails, documents,
+    /// records, texts), relative to the world file. Their parts join the world's as if
+    /// written in it; a name defined twice is an error. Not serialised: what counts
+    /// for the world's hashes is the parts themselves, wherever they were written.
+    #[serde(default, skip_serializing)]
+    pub include: Vec<String>,
 
     #[serde(default)]
     pub factors: Vec<Factor>,
@@ -435,6 +441,27 @@ pub struct Check {
     pub require: Cond,
     /// The tool's error text otherwise (a template).
     pub error: String,
+}
+
+/// A library of parts shared by worlds (`include` in a world): the mail tools every
+/// mail world offers, people of one organisation, its directory, distractor mail.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Library {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub texts: BTreeMap<String, Text>,
+    #[serde(default)]
+    pub people: BTreeMap<String, Person>,
+    #[serde(default)]
+    pub emails: BTreeMap<String, Email>,
+    #[serde(default)]
+    pub documents: BTreeMap<String, Document>,
+    #[serde(default)]
+    pub records: BTreeMap<String, Record>,
+    #[serde(default)]
+    pub tools: BTreeMap<String, Tool>,
 }
 
 /// A predicate over the world: its state, the actions taken, what the target saw.

@@ -49,9 +49,31 @@ pub fn load_world(path: &Path) -> Result<World, LoadError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| LoadError::Io { path: shown.clone(), message: format!("cannot read: {e}") })?;
     let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut read = |rel: &str| read_include(&folder, rel);
-    terrarium_core::load(&shown, &text, &mut read)
+    terrarium_core::load(&shown, &text, &mut FolderIncludes { folder })
         .map_err(|diagnostics| LoadError::Invalid { path: shown, diagnostics })
+}
+
+/// What a world in `folder` may include: body files inside its own folder, and
+/// libraries inside the folder that holds it (the catalog, `worlds/`), so worlds share
+/// parts without reaching anywhere else.
+struct FolderIncludes {
+    folder: PathBuf,
+}
+
+impl terrarium_core::world::Includes for FolderIncludes {
+    fn body(&mut self, rel: &str) -> Result<String, String> {
+        read_include(&self.folder, rel)
+    }
+
+    fn library(&mut self, rel: &str) -> Result<String, String> {
+        let folder = if self.folder.as_os_str().is_empty() { Path::new(".") } else { self.folder.as_path() };
+        let catalog = std::fs::canonicalize(folder)
+            .map_err(|e| format!("cannot resolve the world's folder: {e}"))?
+            .parent()
+            .map(Path::to_path_buf)
+            .ok_or("the world's folder has no parent to share libraries in")?;
+        read_confined(&catalog, &folder.join(rel), rel, "the folder that holds the world's folder")
+    }
 }
 
 /// The largest file a world may include (`body_file`).
@@ -64,10 +86,16 @@ pub const MAX_INCLUDE_BYTES: u64 = 4 * 1024 * 1024;
 pub fn read_include(folder: &Path, rel: &str) -> Result<String, String> {
     let folder_real = std::fs::canonicalize(if folder.as_os_str().is_empty() { Path::new(".") } else { folder })
         .map_err(|e| format!("cannot resolve the world's folder: {e}"))?;
-    let real = std::fs::canonicalize(folder.join(rel)).map_err(|e| format!("cannot read `{rel}`: {e}"))?;
-    if !real.starts_with(&folder_real) {
+    read_confined(&folder_real, &folder.join(rel), rel, "the world's folder")
+}
+
+/// Read `path` (named `rel` in messages) if its real path lies inside `root` and it is
+/// a regular file of at most [`MAX_INCLUDE_BYTES`].
+fn read_confined(root: &Path, path: &Path, rel: &str, root_name: &str) -> Result<String, String> {
+    let real = std::fs::canonicalize(path).map_err(|e| format!("cannot read `{rel}`: {e}"))?;
+    if !real.starts_with(root) {
         return Err(format!(
-            "`{rel}` resolves to {}, outside the world's folder; an included file must be inside it",
+            "`{rel}` resolves to {}, outside {root_name}; an included file must be inside it",
             real.display()
         ));
     }

@@ -244,6 +244,37 @@ fn hostile_worlds_are_refused_clearly_by_every_command_that_reads_them() {
     }
 }
 
+/// A library (`include`) may come from anywhere in the folder that holds the world's
+/// folder (the catalog), never from outside it, whatever links say.
+#[test]
+fn an_included_library_must_lie_in_the_catalog() {
+    let base = scratch("library_confinement");
+    let catalog = base.join("catalog");
+    let world_dir = catalog.join("w");
+    std::fs::create_dir_all(catalog.join("lib")).unwrap();
+    std::fs::create_dir_all(&world_dir).unwrap();
+    let user = std::fs::read_to_string(root().join("fixtures/include/library_user/world.ron")).unwrap();
+    let library = std::fs::read_to_string(root().join("fixtures/include/lib/office.ron")).unwrap();
+    std::fs::write(catalog.join("lib/office.ron"), &library).unwrap();
+    std::fs::write(world_dir.join("world.ron"), &user).unwrap();
+    let w = world_dir.to_str().unwrap();
+    assert_eq!(code(&terrarium(&["check", w])), 0, "a library in the catalog is fine");
+    // The same library outside the catalog, reached through a link inside it.
+    std::fs::write(base.join("outside.ron"), &library).unwrap();
+    std::fs::remove_file(catalog.join("lib/office.ron")).unwrap();
+    std::os::unix::fs::symlink(base.join("outside.ron"), catalog.join("lib/office.ron")).unwrap();
+    let out = terrarium(&["check", w]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(text(&out).contains("outside the folder that holds the world's folder"), "{}", text(&out));
+    // An absolute path, or a file that is not a library.
+    for include in ["/etc/hosts.ron", "../lib/office.txt"] {
+        std::fs::write(world_dir.join("world.ron"), user.replace("../lib/office.ron", include)).unwrap();
+        let out = terrarium(&["check", w]);
+        assert_eq!(code(&out), 1, "{include}: {}", text(&out));
+        assert!(text(&out).contains("must be a `.ron` library named relative to the world file"), "{}", text(&out));
+    }
+}
+
 // ---- kill -9 with resume ----
 
 /// Each record of a run folder: episode id → (status, outcomes, transcript bytes); and

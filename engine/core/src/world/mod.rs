@@ -13,9 +13,11 @@ use crate::span::{self, Path, Pos};
 use crate::template::{self, TemplateError, normalise};
 use crate::view;
 
+mod include;
 mod time;
 mod validation;
 
+pub use include::Includes;
 pub use time::{format_time, parse_start, parse_time_of_day};
 use validation::Validator;
 
@@ -163,12 +165,9 @@ impl World {
 }
 
 /// Load and validate a world. `path` is used in messages and recorded in transcripts;
-/// `read_include` returns the text of a file named relative to the world file.
-pub fn load(
-    path: &str,
-    text: &str,
-    read_include: &mut dyn FnMut(&str) -> Result<String, String>,
-) -> Result<World, Vec<Diagnostic>> {
+/// `read_include` returns the text of a file named relative to the world file (a
+/// closure reads body files and libraries alike; see [`Includes`]).
+pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<World, Vec<Diagnostic>> {
     // Line endings never matter: the hash and every position are of the LF text.
     let text = text.replace("\r\n", "\n");
     let index = span::index(&text).unwrap_or_default();
@@ -184,7 +183,9 @@ pub fn load(
             return Err(vec![Diagnostic { file: path.to_string(), pos, message }]);
         }
     };
-    let mut v = Validator { path, index: &index, diags: Vec::new() };
+    let mut diags = Vec::new();
+    let merged = include::merge(path, &mut file, read_include, &|at| index.locate(at), &mut diags);
+    let mut v = Validator { path, index: &index, merged: &merged, diags };
     v.includes(&mut file, read_include);
     let (cells, default_cell, control_cell) = v.factors(&file);
     let start_ms = v.clock(&file);

@@ -22,14 +22,19 @@ enum Ctx<'a> {
 pub(super) struct Validator<'a> {
     pub(super) path: &'a str,
     pub(super) index: &'a span::Node,
+    /// The libraries merged in: a problem in a part from one is located in it.
+    pub(super) merged: &'a super::include::Merged,
     pub(super) diags: Vec<Diagnostic>,
 }
 
 impl Validator<'_> {
     fn error(&mut self, at: &Path, message: impl Into<String>) {
         let message = message.into();
-        let pos = self.index.locate(at);
-        self.diags.push(Diagnostic { file: self.path.to_string(), pos, message: format!("{at}: {message}") });
+        let (file, pos) = match self.merged.source_of(at) {
+            Some(library) => (library.file.clone(), library.index.locate(at)),
+            None => (self.path.to_string(), self.index.locate(at)),
+        };
+        self.diags.push(Diagnostic { file, pos, message: format!("{at}: {message}") });
     }
 
     pub(super) fn finish(mut self) -> Vec<Diagnostic> {
@@ -38,7 +43,7 @@ impl Validator<'_> {
         self.diags
     }
 
-    pub(super) fn includes(&mut self, file: &mut WorldFile, read: &mut dyn FnMut(&str) -> Result<String, String>) {
+    pub(super) fn includes(&mut self, file: &mut WorldFile, read: &mut dyn super::Includes) {
         let mut resolve = |v: &mut Self, body: &mut Option<String>, body_file: &Option<String>, at: Path| match (
             body.is_some(),
             body_file,
@@ -46,12 +51,15 @@ impl Validator<'_> {
             (true, Some(_)) => v.error(&at.field("body_file"), "give `body` or `body_file`, not both"),
             (false, None) => v.error(&at, "missing `body` (or `body_file`)"),
             (true, None) => {}
+            (false, Some(_)) if v.merged.source_of(&at).is_some() => {
+                v.error(&at.field("body_file"), "a library's part gives its `body` itself")
+            }
             (false, Some(rel)) => {
                 if rel.starts_with('/') || rel.split(['/', '\\']).any(|p| p == "..") {
                     v.error(&at.field("body_file"), format!("`{rel}` must be a relative path inside the world folder"));
                     return;
                 }
-                match read(rel) {
+                match read.body(rel) {
                     Ok(text) => *body = Some(text.replace("\r\n", "\n")),
                     Err(why) => v.error(&at.field("body_file"), format!("cannot read `{rel}`: {why}")),
                 }
