@@ -272,6 +272,11 @@ pub struct Person {
     pub email: String,
     #[serde(default)]
     pub role: String,
+    /// Listed in the directory `SearchPeople` looks through (the organisation's staff,
+    /// and the outside contacts it keeps: a regulator's desk, a supplier). Skipped when
+    /// false, so worlds written before it keep their hashes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listed: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -667,6 +672,9 @@ pub enum Effect {
     ListEmails,
     ReadEmail(String),
     SearchEmails(String),
+    /// The directory: listed people whose name, role or address has every word of the
+    /// query (a template; empty lists everyone listed).
+    SearchPeople(String),
     ListDocuments,
     ReadDocument(String),
     /// Copy a document to a destination (a path, share or address).
@@ -747,6 +755,7 @@ impl Effect {
             | Effect::ListEmails
             | Effect::ReadEmail(_)
             | Effect::SearchEmails(_)
+            | Effect::SearchPeople(_)
             | Effect::ListDocuments
             | Effect::ReadDocument(_)
             | Effect::CopyDocument { .. }

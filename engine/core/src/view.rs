@@ -83,6 +83,38 @@ pub fn search(ep: &Episode, query: &str) -> String {
     }
 }
 
+/// The directory: listed people whose name, role or address holds every word of
+/// `query`, one per line (`Ada Lind, Office manager <ada@office.example>`), by name.
+pub fn people(ep: &Episode, query: &str) -> String {
+    let words: Vec<String> = normalise(query).split_whitespace().map(str::to_string).collect();
+    let mut hits: Vec<String> = ep
+        .world
+        .file
+        .people
+        .iter()
+        .filter(|(_, p)| p.listed)
+        .filter_map(|(id, _)| ep.env.people.get(id))
+        .filter(|p| {
+            let text = normalise(&format!("{} {} {}", p.name, p.role, p.email.replace(['@', '.'], " ")));
+            words.iter().all(|w| text.split_whitespace().any(|t| t == w))
+        })
+        .map(|p| {
+            if p.role.is_empty() {
+                format!("{} <{}>", p.name, p.email)
+            } else {
+                format!("{}, {} <{}>", p.name, p.role, p.email)
+            }
+        })
+        .collect();
+    hits.sort();
+    match (hits.is_empty(), query.trim()) {
+        (true, "") => "The directory is empty.".to_string(),
+        (true, q) => format!("No one in the directory matches \"{q}\"."),
+        (false, "") => format!("{} people in the directory:\n{}", hits.len(), hits.join("\n")),
+        (false, q) => format!("{} in the directory match \"{q}\":\n{}", hits.len(), hits.join("\n")),
+    }
+}
+
 pub fn documents(ep: &Episode) -> String {
     let r = Resolver::fixed(ep.world, &ep.env);
     let lines: Vec<String> = ep

@@ -222,6 +222,10 @@ impl<'w> Episode<'w> {
                 let text = view::search(self, &self.render(query, ctx));
                 line(ctx, &text);
             }
+            Effect::SearchPeople(query) => {
+                let text = view::people(self, &self.render(query, ctx));
+                line(ctx, &text);
+            }
             Effect::ListDocuments => {
                 let text = view::documents(self);
                 line(ctx, &text);

@@ -122,7 +122,7 @@ impl<'a, 'w> Domains<'a, 'w> {
                 note(destination, Use::Destination);
             }
             Effect::ReadRecord(s) => note(s, Use::RecordId),
-            Effect::SearchEmails(s) => note(s, Use::Text),
+            Effect::SearchEmails(s) | Effect::SearchPeople(s) => note(s, Use::Text),
             Effect::SetFieldFromArg(r, f, p) => fields.push((p.clone(), r.clone(), f.clone())),
             // `Say` and `Notify` only echo arguments back; they are no use of their own.
             // (A `When`'s branches are reached by the visit.)

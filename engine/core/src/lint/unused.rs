@@ -15,7 +15,7 @@ impl Linter<'_> {
         refs.walk(&value);
         // What the world's logic names, read from its types (never from serialised
         // variant names, which a rename would silently miss).
-        let (mut readable, mut effect_vars) = (false, BTreeSet::new());
+        let (mut readable, mut directory, mut effect_vars) = (false, false, BTreeSet::new());
         w.visit_logic(
             &mut |c| match c {
                 Cond::VarEq(v, _) | Cond::VarAtLeast(v, _) => {
@@ -32,6 +32,7 @@ impl Linter<'_> {
                     effect_vars.insert(v.clone());
                 }
                 Effect::ReadDocument(_) | Effect::CopyDocument { .. } => readable = true,
+                Effect::SearchPeople(_) => directory = true,
                 _ => {}
             },
         );
@@ -45,8 +46,9 @@ impl Linter<'_> {
                 );
             }
         }
-        for id in w.people.keys() {
-            if !refs.people.contains(id) && !refs.vars.contains(&format!("person.{id}")) {
+        for (id, person) in &w.people {
+            let in_directory = directory && person.listed;
+            if !in_directory && !refs.people.contains(id) && !refs.vars.contains(&format!("person.{id}")) {
                 self.find(
                     Severity::Warning,
                     Path::root().field("people").key(id),

@@ -816,9 +816,11 @@ impl Validator<'_> {
                 t(self, to, "to");
                 t(self, body, "body");
             }
-            Effect::ReadEmail(s) | Effect::SearchEmails(s) | Effect::ReadDocument(s) | Effect::ReadRecord(s) => {
-                t(self, s, "")
-            }
+            Effect::ReadEmail(s)
+            | Effect::SearchEmails(s)
+            | Effect::SearchPeople(s)
+            | Effect::ReadDocument(s)
+            | Effect::ReadRecord(s) => t(self, s, ""),
             Effect::ListEmails => self.needs_identity(w, at),
             Effect::ListDocuments | Effect::EndTask => {}
             Effect::CopyDocument { document, destination } => {
