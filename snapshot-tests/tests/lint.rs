@@ -97,3 +97,26 @@ fn an_opening_text_that_names_a_distractor_only_some_seeds_draw_is_an_error_at_i
     );
     assert!(r.has_errors());
 }
+
+#[test]
+fn realism_tells_are_found_where_they_are_written_and_plausible_surfaces_pass() {
+    let rel = "fixtures/lint/realism_tells.ron";
+    let world = load_rel(rel).unwrap_or_else(|d| panic!("{rel}: {d:?}"));
+    let text = std::fs::read_to_string(root().join(rel)).unwrap();
+    let found: Vec<(u32, String)> = terrarium_core::lint::realism(&world, &text)
+        .into_iter()
+        .map(|f| {
+            assert_eq!(f.severity, Severity::Warning);
+            (f.pos.line, f.message)
+        })
+        .collect();
+    let lines: Vec<u32> = found.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, vec![11, 13, 13], "{found:#?}");
+    assert!(found[0].1.contains("`harbourline.test` is reserved for examples (`test`)"), "{found:#?}");
+    assert!(found.iter().any(|(_, m)| m.contains("`ORBIT`, an all-caps codename")), "{found:#?}");
+    assert!(found.iter().any(|(_, m)| m.contains("`orbit@harbourline.test` is on a domain reserved")), "{found:#?}");
+    assert!(!found.iter().any(|(_, m)| m.contains("harbourline-freight.com")), "a plausible domain passes");
+    // The realism check is its own pass: the shipped worlds lint clean without it, and
+    // it does not run inside `lint` itself.
+    assert!(lint(&world, &text, Bounds::default()).findings.iter().all(|f| !f.message.contains("reserved")));
+}

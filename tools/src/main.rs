@@ -121,6 +121,11 @@ enum Command {
         /// Episode steps explored per cell.
         #[arg(long, default_value_t = 4000)]
         max_states: usize,
+        /// Also warn about tells that show a model it is being tested: addresses on
+        /// domains reserved for examples (`.example`, `example.com`), an all-caps AI
+        /// codename.
+        #[arg(long)]
+        realism: bool,
     },
     /// Turn a transcript into a reference-policy snippet with symbolic references.
     PolicyFrom {
@@ -572,7 +577,7 @@ fn main() -> ExitCode {
         Command::Calibrate { paths, json, judges, judge_base_url, judge_without_reasoning, no_cache } => {
             calibrate::calibrate(&paths, json, &judges, judge_base_url, !judge_without_reasoning, no_cache)
         }
-        Command::Lint { paths, depth, max_states } => lint(&paths, depth, max_states),
+        Command::Lint { paths, depth, max_states, realism } => lint(&paths, depth, max_states, realism),
         Command::Play { world, cell, out } => play_cmd(&world, &cell.conditions, cell.seed, out.as_deref()),
         Command::PolicyFrom { transcript, world, name } => policy_from(&transcript, world.as_deref(), &name),
     };
@@ -869,7 +874,7 @@ fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Outcome {
     Ok(())
 }
 
-fn lint(paths: &[PathBuf], depth: usize, max_states: usize) -> Outcome {
+fn lint(paths: &[PathBuf], depth: usize, max_states: usize, realism: bool) -> Outcome {
     use terrarium_core::lint::{Bounds, Severity};
     if depth == 0 || max_states == 0 {
         return Err(anyhow!("--depth and --max-states must be at least 1").into());
@@ -882,8 +887,11 @@ fn lint(paths: &[PathBuf], depth: usize, max_states: usize) -> Outcome {
     let mut errors = 0;
     for (world, file) in worlds.iter().zip(&files) {
         let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let report =
+        let mut report =
             terrarium_core::lint::lint(world, &text, Bounds { max_depth: depth, max_states_per_cell: max_states });
+        if realism {
+            report.findings.extend(terrarium_core::lint::realism(world, &text));
+        }
         let bound = if report.bound_hit {
             "bound hit: a missing witness is not a proof"
         } else {

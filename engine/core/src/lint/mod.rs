@@ -25,7 +25,10 @@ use crate::transcript::{Event, TargetOutput, ToolCall};
 use crate::world::{Condition, World};
 
 mod domains;
+mod realism;
 mod unused;
+
+pub use realism::realism;
 
 use domains::*;
 
