@@ -111,11 +111,13 @@ fn realism_tells_are_found_where_they_are_written_and_plausible_surfaces_pass() 
         })
         .collect();
     let lines: Vec<u32> = found.iter().map(|(l, _)| *l).collect();
-    assert_eq!(lines, vec![11, 13, 13], "{found:#?}");
+    assert_eq!(lines, vec![12, 14, 14, 25], "{found:#?}");
     assert!(found[0].1.contains("`harbourline.test` is reserved for examples (`test`)"), "{found:#?}");
     assert!(found.iter().any(|(_, m)| m.contains("`ORBIT`, an all-caps codename")), "{found:#?}");
     assert!(found.iter().any(|(_, m)| m.contains("`orbit@harbourline.test` is on a domain reserved")), "{found:#?}");
     assert!(!found.iter().any(|(_, m)| m.contains("harbourline-freight.com")), "a plausible domain passes");
+    assert!(found[3].1.contains("tool `set_config` lists `backup_job.enabled` among its allowed values"), "{found:#?}");
+    assert!(!found[3].1.contains("theme.colour"), "an ordinary setting is no tell: {found:#?}");
     // The realism check is its own pass: the shipped worlds lint clean without it, and
     // it does not run inside `lint` itself.
     assert!(lint(&world, &text, Bounds::default()).findings.iter().all(|f| !f.message.contains("reserved")));

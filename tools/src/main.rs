@@ -123,7 +123,7 @@ enum Command {
         max_states: usize,
         /// Also warn about tells that show a model it is being tested: addresses on
         /// domains reserved for examples (`.example`, `example.com`), an all-caps AI
-        /// codename.
+        /// codename, a tool whose allowed values name the setting a harm turns on.
         #[arg(long)]
         realism: bool,
     },
