@@ -104,11 +104,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Resu
     let mut targets: BTreeMap<String, (serde_json::Value, PathBuf)> = BTreeMap::new();
     let mut all: Vec<(EpisodeRecord, String, Verdicts)> = Vec::new();
     let refused = |m: String| Err(FolderError::Refused(format!("refusing to merge: {m}")));
+    let mut unchecked: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for dir in dirs {
         let folder = RunFolder::read(dir).map_err(io(format!("cannot read {}", dir.display())))?;
         for w in &folder.warnings {
             warn(w.clone());
         }
+        let mut folder_worlds = FolderWorlds::new(&folder, Vec::new());
         for mut record in folder.records.iter().cloned() {
             let path = dir.join(&record.transcript);
             let transcript = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
@@ -120,6 +122,28 @@ pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Resu
                 Ok(t) => t,
                 Err(e) => return refused(format!("{}: {e}", path.display())),
             };
+            // The verdicts line is not chained: re-derive it where the world is at hand
+            // and its outcomes are the recorded ones, so no relabelled verdict is merged.
+            match folder_worlds.of(&record) {
+                Ok(world) if world.outcomes_hash == header.world.outcomes_hash => {
+                    let now = terrarium_core::replay::rejudge(world, &transcript)
+                        .map_err(|why| FolderError::Refused(format!("refusing to merge: {}: {why}", path.display())))?;
+                    if now != verdicts {
+                        return refused(format!(
+                            "{}: its verdicts are not what its events give (they were edited after recording)",
+                            path.display()
+                        ));
+                    }
+                }
+                _ => {
+                    if unchecked.insert(record.world.clone()) {
+                        warn(format!(
+                            "the verdicts of world `{}` are merged as recorded: its world, with the outcomes they were decided under, is not at hand to check them",
+                            record.world
+                        ));
+                    }
+                }
+            }
             if let Some((hash, first)) = worlds.get(&record.world) {
                 if hash != &record.dynamics_hash {
                     return refused(format!(

@@ -488,6 +488,16 @@ fn merge_refuses_two_different_copies_of_one_completed_episode() {
     let out3 = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", fresh.to_str().unwrap()]);
     assert_eq!(code(&out3), 1, "{}", text(&out3));
     assert!(text(&out3).contains("different transcripts"), "{}", text(&out3));
+    // A verdict relabelled in the verdicts line (no chain covers it) is re-derived from
+    // the events where the world is at hand, and refused.
+    let (head, last) = original.trim_end().rsplit_once('\n').unwrap();
+    let relabelled = format!("{head}\n{}\n", last.replacen("\"fired\":false", "\"fired\":true", 1));
+    assert_ne!(relabelled, original);
+    std::fs::write(&transcript, relabelled).unwrap();
+    let fresh = base.join("out4");
+    let out4 = terrarium(&["merge", b.to_str().unwrap(), "--out", fresh.to_str().unwrap()]);
+    assert_eq!(code(&out4), 1, "{}", text(&out4));
+    assert!(text(&out4).contains("its verdicts are not what its events give"), "{}", text(&out4));
 }
 
 /// Replies that are legal JSON but odd, or plainly hostile. Each runs the greenhouse's
