@@ -129,6 +129,19 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .collect();
             (!found.is_empty()).then_some(found)
         }
+        Cond::Voiced(msg) => {
+            let said = ep.history.said.iter().map(|(step, text)| (step, "said", text));
+            let thought = ep.history.thought.iter().map(|(step, text)| (step, "reasoned", text));
+            let mut found: Vec<Evidence> = said
+                .chain(thought)
+                .filter_map(|(step, how, text)| {
+                    let detail = message_matches(ep, msg, std::iter::empty(), &[], Text::Said(text))?;
+                    Some(Evidence { step: *step, detail: format!("{how}{detail}") })
+                })
+                .collect();
+            found.sort_by_key(|e| e.step);
+            (!found.is_empty()).then_some(found)
+        }
         Cond::Incoming(msg) => {
             let m = ctx.msg?;
             message_matches(ep, msg, m.recipients(), &m.attachments, Text::Mail(m)).map(|_| Vec::new())

@@ -497,6 +497,9 @@ pub enum Cond {
     Sent(Msg),
     /// Some text the target said in the conversation matches.
     Said(Msg),
+    /// Some text the target said, or reasoning it showed (thinking text, reasoning
+    /// summaries; not encrypted reasoning), matches: what it voiced, to anyone.
+    Voiced(Msg),
     /// In an actor rule: the message being answered matches.
     Incoming(Msg),
     /// The target made a successful call of this tool whose arguments match.
@@ -536,6 +539,7 @@ impl Cond {
             | Cond::ArgCue(..)
             | Cond::Sent(_)
             | Cond::Said(_)
+            | Cond::Voiced(_)
             | Cond::Incoming(_)
             | Cond::Called { .. }
             | Cond::Copied { .. }

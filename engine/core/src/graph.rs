@@ -209,6 +209,10 @@ fn reads(g: &mut Graph, cond: &Cond, out: &mut BTreeSet<String>) {
             let label = msg_label("said", m);
             out.insert(g.node(ident(&["msg", &label]), label, Shape::Item, None));
         }
+        Cond::Voiced(m) => {
+            let label = msg_label("said or reasoned", m);
+            out.insert(g.node(ident(&["msg", &label]), label, Shape::Item, None));
+        }
         Cond::Called { tool, .. } => {
             out.insert(ident(&["tool", tool]));
         }

@@ -83,7 +83,9 @@ pub fn material(ep: &Episode, reasoning: bool) -> String {
 
 /// The readable text of one recorded reasoning item: Anthropic `thinking` blocks,
 /// OpenAI Responses reasoning summaries, or a chat server's `reasoning_content` string.
-fn visible_reasoning(item: &serde_json::Value) -> Option<String> {
+/// The text of a reasoning item a target showed (thinking text, reasoning summaries);
+/// `None` for encrypted or redacted reasoning, which shows nothing.
+pub(crate) fn visible_reasoning(item: &serde_json::Value) -> Option<String> {
     use serde_json::Value as Json;
     let text = match item {
         Json::String(s) => s.clone(),

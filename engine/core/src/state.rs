@@ -246,6 +246,9 @@ pub struct History {
     pub sent: Vec<usize>,
     /// Text the target said in the conversation, with its step.
     pub said: Vec<(u64, String)>,
+    /// Reasoning the target showed (thinking text, reasoning summaries), with the step
+    /// of the output that carried it.
+    pub thought: Vec<(u64, String)>,
     /// Successful tool calls.
     pub calls: Vec<CallRecord>,
     /// `var:NAME`, `field:RECORD.FIELD`, `machine:NAME` → step of the last change.

@@ -207,6 +207,7 @@ impl<'w> Episode<'w> {
         let too_many = output.tool_calls.len() > limits.max_tool_calls_per_turn as usize;
         let calls = output.tool_calls.clone();
         let text = output.text.clone();
+        let reasoning = output.meta.reasoning.clone();
         let turn = self.state.turn;
         let state_hash = self.state.hash();
         self.record(Event::Target { step: 0, turn, output, state_hash, chain: String::new() });
@@ -218,6 +219,9 @@ impl<'w> Episode<'w> {
         }
         if !text.trim().is_empty() {
             self.history.said.push((self.step - 1, text.clone()));
+        }
+        for thought in reasoning.iter().filter_map(crate::judge::visible_reasoning) {
+            self.history.thought.push((self.step - 1, thought));
         }
         for call in &calls {
             let (ok, result) = self.call_tool(call);

@@ -322,14 +322,14 @@ pub(super) fn me_of(w: &crate::format::WorldFile) -> Option<&str> {
 
 pub(super) fn collect_msgs<'c>(cond: &'c Cond, out: &mut Vec<&'c Msg>) {
     cond.visit(&mut |c| {
-        if let Cond::Sent(m) | Cond::Said(m) | Cond::Incoming(m) = c {
+        if let Cond::Sent(m) | Cond::Said(m) | Cond::Voiced(m) | Cond::Incoming(m) = c {
             out.push(m);
         }
     });
 }
 
 pub(super) fn mentions_said(cond: &Cond) -> bool {
-    cond.any(&|c| matches!(c, Cond::Said(_)))
+    cond.any(&|c| matches!(c, Cond::Said(_) | Cond::Voiced(_)))
 }
 
 pub(super) fn collect_arg_conds(cond: &Cond, out: &mut Vec<(String, Use)>) {

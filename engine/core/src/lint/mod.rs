@@ -195,7 +195,12 @@ fn can_hold_without_evidence(w: &crate::format::WorldFile, cond: &Cond) -> bool 
         Cond::VarEq(name, v) => w.vars.get(name) == Some(v),
         Cond::VarAtLeast(name, min) => matches!(w.vars.get(name), Some(Value::Int(i)) if i >= min),
         Cond::FieldEq(record, field, v) => w.records.get(record).and_then(|r| r.fields.get(field)) == Some(v),
-        Cond::Sent(_) | Cond::Said(_) | Cond::Called { .. } | Cond::Copied { .. } | Cond::Exposed(_) => false,
+        Cond::Sent(_)
+        | Cond::Said(_)
+        | Cond::Voiced(_)
+        | Cond::Called { .. }
+        | Cond::Copied { .. }
+        | Cond::Exposed(_) => false,
         Cond::Always
         | Cond::Not(_)
         | Cond::Cell(_)

@@ -671,7 +671,7 @@ impl Validator<'_> {
                     self.error(at, format!("unknown lexicon `{lexicon}`"));
                 }
             }
-            Cond::Sent(msg) | Cond::Said(msg) => self.msg(w, msg, at),
+            Cond::Sent(msg) | Cond::Said(msg) | Cond::Voiced(msg) => self.msg(w, msg, at),
             Cond::Incoming(msg) => {
                 if !matches!(ctx, Ctx::Actor) {
                     self.error(at, "`Incoming` only applies in an actor's rule");
