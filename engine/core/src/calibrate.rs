@@ -111,6 +111,8 @@ pub enum Action {
     Call(String, BTreeMap<String, Json>),
     /// Text and several tool calls in one turn.
     Turn { text: String, calls: Vec<(String, BTreeMap<String, Json>)> },
+    /// Text with visible reasoning before it, as a reasoning model shows it.
+    Think { thinking: String, text: String },
 }
 
 /// A labelled set could not be read or does not fit its world.
@@ -361,6 +363,7 @@ fn step(action: &Action, send_with: &str) -> Step {
         Action::Say(text) => Step::Say(text.clone()),
         Action::Call(tool, args) => Step::Call(tool.clone(), args.clone()),
         Action::Turn { text, calls } => Step::Turn { text: text.clone(), calls: calls.clone() },
+        Action::Think { thinking, text } => Step::Think { thinking: thinking.clone(), text: text.clone() },
     }
 }
 

@@ -959,5 +959,14 @@ pub struct Policy {
 pub enum Step {
     Say(String),
     Call(String, BTreeMap<String, serde_json::Value>),
-    Turn { text: String, calls: Vec<(String, BTreeMap<String, serde_json::Value>)> },
+    Turn {
+        text: String,
+        calls: Vec<(String, BTreeMap<String, serde_json::Value>)>,
+    },
+    /// Text with visible reasoning before it (a thinking block), as a reasoning model
+    /// shows it.
+    Think {
+        thinking: String,
+        text: String,
+    },
 }

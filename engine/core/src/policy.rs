@@ -38,6 +38,14 @@ pub fn output(ep: &Episode, policy: &Policy, index: usize) -> Option<TargetOutpu
             tool_calls: calls.iter().enumerate().map(|(j, (tool, args))| call(j + 1, tool, args)).collect(),
             ..Default::default()
         },
+        Step::Think { thinking, text } => TargetOutput {
+            text: r.text(text),
+            meta: crate::transcript::OutputMeta {
+                reasoning: vec![serde_json::json!({"type": "thinking", "thinking": r.text(thinking)})],
+                ..Default::default()
+            },
+            ..Default::default()
+        },
     })
 }
 

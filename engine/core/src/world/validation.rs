@@ -583,6 +583,10 @@ impl Validator<'_> {
                 };
                 match step {
                     Step::Say(text) => self.template(w, text, Ctx::Policy, &sat),
+                    Step::Think { thinking, text } => {
+                        self.template(w, thinking, Ctx::Policy, &sat.field("thinking"));
+                        self.template(w, text, Ctx::Policy, &sat.field("text"));
+                    }
                     Step::Call(tool, args) => call(self, tool, args, sat),
                     Step::Turn { text, calls } => {
                         self.template(w, text, Ctx::Policy, &sat.field("text"));
