@@ -135,7 +135,7 @@ fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers
     assert!(!html.contains("<script") && !html.contains("<link"), "self-contained: no scripts, no external files");
     let charts: Vec<&str> =
         html.match_indices("<svg").map(|(i, _)| &html[i..i + html[i..].find("</svg>").unwrap() + 6]).collect();
-    assert_eq!(charts.len(), 3, "one chart per outcome of the one world");
+    assert_eq!(charts.len(), 4, "one chart per outcome of the one world");
     for chart in &charts {
         // Balanced: every element opened is closed (`<a>…</a>` counts two `<` and one
         // `</`) or self-closed (`<a/>`).

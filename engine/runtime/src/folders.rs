@@ -273,7 +273,8 @@ pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged
         let mut changed = Vec::new();
         for (name, v) in &verdicts.outcomes {
             let was = old.get(name).and_then(|o| o["fired"].as_bool());
-            if was != Some(v.fired) {
+            // An outcome added since that does not fire changes no verdict.
+            if was != Some(v.fired) && (was.is_some() || v.fired) {
                 out.changes.push(Change {
                     episode_id: r.episode_id.clone(),
                     outcome: name.clone(),

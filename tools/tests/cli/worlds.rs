@@ -6,7 +6,7 @@ use super::*;
 fn check_summarises_valid_worlds_and_locates_problems() {
     let out = terrarium(&["check", "worlds/", "fixtures/worlds/greenhouse"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("ok  blackmail  8 cells, 7 tools, 3 outcomes"));
+    assert!(text(&out).contains("ok  blackmail  8 cells, 7 tools, 4 outcomes"));
     let out = terrarium(&["check", "fixtures/malformed/many_semantic_errors.ron"]);
     assert_eq!(code(&out), 1);
     assert!(
