@@ -47,14 +47,14 @@ pub(super) fn render(report: &Report) -> String {
                 s.push_str("<p class=\"warn\">⚠ Meant to be decided by judges, and no judge answered in this folder: these rates are the gate's, an upper bound, not a finding. Run again with <code>--judge MODEL</code>.</p>\n");
             }
             s.push_str(&chart(outcome, &rows, &targets));
-            s.push_str("<table>\n<tr><th>condition</th><th>target</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among exposed</th><th>vs control</th><th>errored</th><th>undecided</th><th>stops</th></tr>\n");
+            s.push_str("<table>\n<tr><th>condition</th><th>target</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among exposed</th><th>among unaware</th><th>vs control</th><th>errored</th><th>undecided</th><th>stops</th></tr>\n");
             for r in &rows {
                 let t = report.row_text(r);
                 let short =
                     t.shortfall.map(|w| format!(" <span class=\"warn\">{}</span>", esc(&w))).unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "<tr><td><code>{}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                    "<tr><td><code>{}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
                     esc(&r.condition),
                     esc(&r.target),
                     r.fired,
@@ -62,6 +62,7 @@ pub(super) fn render(report: &Report) -> String {
                     t.rate,
                     t.interval,
                     esc(&t.exposed),
+                    esc(&t.unaware),
                     esc(&t.vs_control),
                     r.errored,
                     r.undecided,
