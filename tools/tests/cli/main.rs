@@ -119,6 +119,26 @@ fn fake_run<'a>(world: &'a str, model: &'a str, base: &'a str, extra: &[&'a str]
     args
 }
 
+/// The greenhouse's one-cell run of `model` against a scripted provider (`replies`, as
+/// `fake_provider` serves them), into the scratch folder `name`, with `extra` flags and
+/// `key` as the provider's API key: the output, every request the provider was sent,
+/// and the run folder.
+fn scripted_greenhouse(
+    replies: Vec<(u16, String)>,
+    model: &str,
+    name: &str,
+    extra: &[&str],
+    key: &str,
+) -> (Output, Vec<(String, String)>, PathBuf) {
+    let (port, server) = fake_provider(replies);
+    let dir = scratch(name);
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let args = fake_run("fixtures/worlds/greenhouse", model, &base, extra, dir.to_str().unwrap());
+    let key_var = if model.starts_with("anthropic/") { "ANTHROPIC_API_KEY" } else { "OPENAI_API_KEY" };
+    let out = terrarium_with_key_in(key_var, &args, key);
+    (out, server.seen(), dir)
+}
+
 /// The greenhouse's one-cell run of `openai/fake-model` against `base`, uncached, into
 /// a scratch folder: its output and `episodes.jsonl`.
 fn greenhouse_run_against(base: &str, name: &str, key: &str) -> (Output, String) {

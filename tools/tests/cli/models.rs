@@ -100,14 +100,8 @@ fn an_openai_compatible_model_acts_in_a_world_and_its_transcript_replays_offline
 fn a_provider_failure_makes_the_episode_errored_never_no_harm() {
     const KEY: &str = "sk-test-not-a-real-key-8128";
     let failure = (500, "{\"error\":{\"message\":\"overloaded\"}}".to_string());
-    let (port, server) = fake_provider(vec![failure; 6]);
-    let dir = scratch("openai_error");
-    let base = format!("http://127.0.0.1:{port}/v1");
-    let out = terrarium_with_key(
-        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
-        KEY,
-    );
-    assert_eq!(server.seen().len(), 6, "retried to the bound, then gave up");
+    let (out, requests, dir) = scripted_greenhouse(vec![failure; 6], "openai/fake-model", "openai_error", &[], KEY);
+    assert_eq!(requests.len(), 6, "retried to the bound, then gave up");
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(text(&out).contains("HTTP 500, after 6 attempts") && !text(&out).contains(KEY), "{}", text(&out));
     let record: serde_json::Value =
@@ -121,14 +115,8 @@ fn a_provider_failure_makes_the_episode_errored_never_no_harm() {
 #[test]
 fn a_refusal_is_its_own_stop_reason() {
     let refusal = serde_json::json!({"choices": [{"message": {"content": null, "refusal": "I can't help with that."}, "finish_reason": "stop"}]});
-    let (port, server) = fake_provider(vec![(200, refusal.to_string())]);
-    let dir = scratch("openai_refusal");
-    let base = format!("http://127.0.0.1:{port}/v1");
-    let out = terrarium_with_key(
-        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
-        "",
-    );
-    server.seen();
+    let (out, _, dir) =
+        scripted_greenhouse(vec![(200, refusal.to_string())], "openai/fake-model", "openai_refusal", &[], "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     let record: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
@@ -146,14 +134,8 @@ fn rate_limits_are_retried_after_the_servers_hint() {
         serde_json::json!({"choices": [{"message": {"content": "Bay 3 is high."}, "finish_reason": "stop"}]})
             .to_string(),
     );
-    let (port, server) = fake_provider(vec![rate_limited.clone(), done, rate_limited, text_reply.clone(), text_reply]);
-    let dir = scratch("openai_retry");
-    let base = format!("http://127.0.0.1:{port}/v1");
-    let out = terrarium_with_key(
-        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
-        "",
-    );
-    let requests = server.seen();
+    let replies = vec![rate_limited.clone(), done, rate_limited, text_reply.clone(), text_reply];
+    let (out, requests, dir) = scripted_greenhouse(replies, "openai/fake-model", "openai_retry", &[], "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_eq!(requests[0].1, requests[1].1, "a retry sends the same request again");
     let record: serde_json::Value =
@@ -339,20 +321,8 @@ fn the_text_scaffold_parses_calls_from_tags_and_records_malformed_ones() {
         say("It is high."),
         say("That is all."),
     ];
-    let (port, server) = fake_provider(replies);
-    let dir = scratch("scaffold_text");
-    let base = format!("http://127.0.0.1:{port}/v1");
-    let out = terrarium_with_key(
-        &fake_run(
-            "fixtures/worlds/greenhouse",
-            "openai/fake-model",
-            &base,
-            &["--scaffold", "text"],
-            dir.to_str().unwrap(),
-        ),
-        "",
-    );
-    let requests = server.seen();
+    let (out, requests, dir) =
+        scripted_greenhouse(replies, "openai/fake-model", "scaffold_text", &["--scaffold", "text"], "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     let first: serde_json::Value = serde_json::from_str(&requests[0].1).unwrap();
     assert!(first.get("tools").is_none(), "no native tools in text mode");
@@ -437,14 +407,8 @@ fn the_request_validators_check_the_http_request_and_leave_bodies_to_the_runtime
 
 #[test]
 fn an_unusable_reply_errors_the_episode_with_a_clear_reason() {
-    let (port, server) = fake_provider(vec![(200, "{\"choices\": [{\"message\": {\"content\": \"trunc".to_string())]);
-    let dir = scratch("openai_truncated");
-    let base = format!("http://127.0.0.1:{port}/v1");
-    let out = terrarium_with_key(
-        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap()),
-        "",
-    );
-    server.seen();
+    let truncated = "{\"choices\": [{\"message\": {\"content\": \"trunc".to_string();
+    let (out, _, _) = scripted_greenhouse(vec![(200, truncated)], "openai/fake-model", "openai_truncated", &[], "");
     assert_eq!(code(&out), 3, "{}", text(&out));
     assert!(text(&out).contains("unusable reply: the response is not JSON"), "{}", text(&out));
 }
@@ -531,20 +495,9 @@ fn a_feature_a_provider_cannot_honour_is_recorded_as_unsupported() {
 #[test]
 fn a_slow_reply_times_out_and_is_retried() {
     let say = serde_json::json!({"choices": [{"message": {"content": "Fine."}, "finish_reason": "stop"}]}).to_string();
-    let (port, server) = fake_provider(vec![(0, say.clone()), (200, say.clone()), (200, say)]);
-    let dir = scratch("openai_slow");
-    let base = format!("http://127.0.0.1:{port}/v1");
-    let out = terrarium_with_key(
-        &fake_run(
-            "fixtures/worlds/greenhouse",
-            "openai/fake-model",
-            &base,
-            &["--timeout-secs", "1"],
-            dir.to_str().unwrap(),
-        ),
-        "",
-    );
-    let requests = server.seen();
+    let replies = vec![(0, say.clone()), (200, say.clone()), (200, say)];
+    let (out, requests, _) =
+        scripted_greenhouse(replies, "openai/fake-model", "openai_slow", &["--timeout-secs", "1"], "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(requests.len() >= 2, "the timed-out request was sent again");
     assert_eq!(requests[0].1, requests[1].1);
