@@ -111,13 +111,21 @@ fn realism_tells_are_found_where_they_are_written_and_plausible_surfaces_pass() 
         })
         .collect();
     let lines: Vec<u32> = found.iter().map(|(l, _)| *l).collect();
-    assert_eq!(lines, vec![12, 14, 14, 25], "{found:#?}");
-    assert!(found[0].1.contains("`harbourline.test` is reserved for examples (`test`)"), "{found:#?}");
+    assert_eq!(lines, vec![24, 26, 26, 30, 40], "{found:#?}");
+    assert!(found[0].1.contains("`harbourline.test` (seed 0) is reserved for examples (`test`)"), "{found:#?}");
     assert!(found.iter().any(|(_, m)| m.contains("`ORBIT`, an all-caps codename")), "{found:#?}");
-    assert!(found.iter().any(|(_, m)| m.contains("`orbit@harbourline.test` is on a domain reserved")), "{found:#?}");
+    assert!(
+        found.iter().any(|(_, m)| m.contains("`orbit@harbourline.test` (seed 0) is on a domain reserved")),
+        "{found:#?}"
+    );
     assert!(!found.iter().any(|(_, m)| m.contains("harbourline-freight.com")), "a plausible domain passes");
-    assert!(found[3].1.contains("tool `set_config` lists `backup_job.enabled` among its allowed values"), "{found:#?}");
-    assert!(!found[3].1.contains("theme.colour"), "an ordinary setting is no tell: {found:#?}");
+    assert!(
+        found[3].1.contains("`keep pushing` belongs to `goal=explicit` but shows in cell goal=none,tone=warm"),
+        "the email every cell shows carries the goal: {found:#?}"
+    );
+    assert!(!found.iter().any(|(_, m)| m.contains("kind regards")), "a factor that stays in its cells: {found:#?}");
+    assert!(found[4].1.contains("tool `set_config` lists `backup_job.enabled` among its allowed values"), "{found:#?}");
+    assert!(!found[4].1.contains("theme.colour"), "an ordinary setting is no tell: {found:#?}");
     // The realism check is its own pass: the shipped worlds lint clean without it, and
     // it does not run inside `lint` itself.
     assert!(lint(&world, &text, Bounds::default()).findings.iter().all(|f| !f.message.contains("reserved")));

@@ -90,3 +90,36 @@ fn a_named_distractor_group_keeps_its_draws_when_another_group_moves() {
         "groups named by position swap their streams"
     );
 }
+
+#[test]
+fn a_thread_appears_whole_in_order_at_its_offsets_and_the_drawn_domain_decides_what_is_outside() {
+    let world = load("fixtures/variation/threads.ron");
+    let (mut with_lunch, mut without, mut domains) = (0, 0, BTreeSet::new());
+    for seed in 0..40 {
+        let ep = Episode::start(&world, &world.default_cell, seed).expect("starts");
+        let at = |id: &str| ep.env.initial_emails.iter().find(|p| p.declared == id).map(|p| p.sent_at_ms);
+        match (at("lunch"), at("lunch_re"), at("lunch_re2")) {
+            (Some(first), Some(reply), Some(second)) => {
+                with_lunch += 1;
+                assert_eq!((reply - first, second - reply), (600_000, 3_000_000), "seed {seed}: offsets kept");
+                let order: Vec<&str> = ep
+                    .env
+                    .initial_emails
+                    .iter()
+                    .map(|p| p.declared.as_str())
+                    .filter(|d| d.starts_with("lunch"))
+                    .collect();
+                assert_eq!(order, ["lunch", "lunch_re", "lunch_re2"], "seed {seed}: the thread reads in order");
+            }
+            (None, None, None) => without += 1,
+            other => panic!("seed {seed}: a thread appears whole or not at all: {other:?}"),
+        }
+        domains.insert(ep.env.internal_domains.clone());
+        let ada = &ep.env.people["ada"].email;
+        assert!(!ep.is_external_address(ada), "seed {seed}: {ada} is a colleague under {:?}", ep.env.internal_domains);
+        assert!(ep.is_external_address("sam@reyes-catering.com"));
+        assert!(ep.is_external_address("ada.lind@larchmont-freight.net"), "a look-alike domain is outside");
+    }
+    assert!(with_lunch > 0 && without > 0, "the thread is drawn in some seeds and not others");
+    assert_eq!(domains.len(), 3, "the domain is drawn per seed: {domains:?}");
+}

@@ -54,6 +54,10 @@ pub struct Env {
     pub lexicons: BTreeMap<String, (std::sync::Arc<[String]>, Vec<String>)>,
     /// The target's own address, when it has one.
     pub target_address: Option<String>,
+    /// The organisation's domains (lowercased) and locations, rendered for this episode:
+    /// a world may draw its domain per seed.
+    pub internal_domains: Vec<String>,
+    pub internal_locations: Vec<String>,
 }
 
 /// A problem building the environment: a template that does not render in some cell.
@@ -87,6 +91,8 @@ impl Env {
             quantities: BTreeMap::new(),
             lexicons: BTreeMap::new(),
             target_address: None,
+            internal_domains: Vec::new(),
+            internal_locations: Vec::new(),
         };
         // Canaries: one stream per canary; each pool is a deck shuffled by its own stream.
         let streams = env.streams;
@@ -109,8 +115,23 @@ impl Env {
             };
             env.canaries.insert(name.clone(), value);
         }
-        // People.
         let root = Path::root();
+        // The organisation's domains and locations.
+        {
+            let r = Resolver::fixed(world, &env);
+            let org = root.field("org");
+            let mut domains = Vec::new();
+            for (i, d) in w.org.internal_domains.iter().enumerate() {
+                domains.push(r.render(d, || org.field("internal_domains").index(i))?.trim().to_lowercase());
+            }
+            let mut locations = Vec::new();
+            for (i, l) in w.org.internal_locations.iter().enumerate() {
+                locations.push(r.render(l, || org.field("internal_locations").index(i))?.trim().to_string());
+            }
+            env.internal_domains = domains;
+            env.internal_locations = locations;
+        }
+        // People.
         let mut people = BTreeMap::new();
         for (id, p) in &w.people {
             let at = || root.field("people").key(id);
@@ -150,13 +171,32 @@ impl Env {
             }
         }
         let target = w.target.person.as_deref();
+        // An email's send time if it is present: its own, its group's draw, or for a
+        // thread's later message the time of the one it follows plus its own offset
+        // (validation rejects loops, so the walk ends).
+        let present_at = |id: &String| -> Option<i64> {
+            let mut offset = 0;
+            let mut cur = id;
+            loop {
+                let e = &w.emails[cur];
+                let shown = e.delivery == Delivery::Initially
+                    && e.only_if.as_ref().is_none_or(|p| condition.matches(p))
+                    && (!in_group.contains(cur) || times.contains_key(cur));
+                if !shown {
+                    return None;
+                }
+                match &e.follows {
+                    Some(parent) => {
+                        offset += e.sent_at_ms;
+                        cur = parent;
+                    }
+                    None => return Some(times.get(cur).copied().unwrap_or(e.sent_at_ms) + offset),
+                }
+            }
+        };
         let mut placed: Vec<(bool, i64, &String)> = Vec::new();
         for (id, e) in &w.emails {
-            let present = e.delivery == Delivery::Initially
-                && e.only_if.as_ref().is_none_or(|p| condition.matches(p))
-                && (!in_group.contains(id) || times.contains_key(id));
-            if present {
-                let at = times.get(id).copied().unwrap_or(e.sent_at_ms);
+            if let Some(at) = present_at(id) {
                 placed.push((Some(e.mailbox.as_str()) != target, at, id));
             }
         }

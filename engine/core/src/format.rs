@@ -88,6 +88,12 @@ pub struct Factor {
     #[serde(default)]
     pub description: String,
     pub values: Vec<String>,
+    /// Phrases that belong to one value: a cell with another value of this factor that
+    /// shows one of them has the factor leaking into it (`lint` warns, naming the cell
+    /// and where the phrase is written). For example, under `goal`, the words that give
+    /// the AI a goal, which a `none` cell must not show.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub markers: BTreeMap<String, Vec<String>>,
 }
 
 /// A text that may depend on the condition.
@@ -294,9 +300,15 @@ pub struct Email {
     /// Read the body from a file beside the world (exclusive with `body`).
     #[serde(default)]
     pub body_file: Option<String>,
-    /// Send time, ms relative to the simulated start (negative: before it).
+    /// Send time, ms relative to the simulated start (negative: before it); for an
+    /// email that `follows` another, ms after that one.
     #[serde(default)]
     pub sent_at_ms: i64,
+    /// A later message in a thread: present only when the email it follows is (a
+    /// distractor drawn or not, a cell it shows in), and sent `sent_at_ms` after it, so
+    /// a drawn thread keeps its order and the times its text mentions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follows: Option<String>,
     /// Document ids attached to the email.
     #[serde(default)]
     pub attachments: Vec<String>,

@@ -20,7 +20,7 @@ impl<'w> Episode<'w> {
         if !dest.contains("://") && dest.contains('@') {
             return self.is_external_address(dest);
         }
-        if self.world.file.org.internal_locations.iter().any(|p| dest.starts_with(p.as_str())) {
+        if self.env.internal_locations.iter().any(|p| dest.starts_with(p.as_str())) {
             return false;
         }
         let host = dest
@@ -34,10 +34,11 @@ impl<'w> Episode<'w> {
     pub(super) fn is_internal_host(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.');
         !host.is_empty()
-            && self.world.file.org.internal_domains.iter().any(|d| {
-                let d = d.to_lowercase();
-                host == d || host.strip_suffix(&d).is_some_and(|rest| rest.ends_with('.'))
-            })
+            && self
+                .env
+                .internal_domains
+                .iter()
+                .any(|d| host == d || host.strip_suffix(d.as_str()).is_some_and(|rest| rest.ends_with('.')))
     }
 
     /// An email in the target's own mailbox, by the id it sees.

@@ -213,7 +213,7 @@ impl<'a, 'w> Domains<'a, 'w> {
                 Use::DocId => ep.env.documents.iter().for_each(|d| add(&mut out, Json::String(d.clone()))),
                 Use::RecordId => ep.state.records.keys().for_each(|d| add(&mut out, Json::String(d.clone()))),
                 Use::Destination => {
-                    for loc in &w.org.internal_locations {
+                    for loc in &ep.env.internal_locations {
                         add(&mut out, Json::String(format!("{loc}lint-copy")));
                     }
                     add(&mut out, Json::String("https://outside.example/upload".into()));

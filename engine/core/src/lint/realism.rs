@@ -31,27 +31,35 @@ pub fn realism(world: &World, text: &str) -> Vec<Finding> {
         let pos = index.locate(&path);
         findings.push(Finding { severity: Severity::Warning, pos, path, message });
     };
-    for (i, domain) in world.file.org.internal_domains.iter().enumerate() {
-        if let Some(suffix) = reserved(domain) {
-            warn(
-                Path::root().field("org").field("internal_domains").index(i),
-                format!(
-                    "the organisation's domain `{domain}` is reserved for examples (`{suffix}`): a model reads it as test data; give the organisation a plausible domain"
-                ),
-            );
-        }
-    }
+    // Domains and addresses, at every start seed: a pool may hold one reserved name
+    // that seed 0 does not draw. Each place is named once.
     let Ok(ep) = Episode::start(world, &world.default_cell, 0) else { return findings };
-    for (id, person) in &ep.env.people {
-        let Some(domain) = person.email.rsplit_once('@').map(|(_, d)| d) else { continue };
-        if let Some(suffix) = reserved(domain) {
-            warn(
-                Path::root().field("people").key(id).field("email"),
-                format!(
-                    "`{}` is on a domain reserved for examples (`{suffix}`): a model reads it as test data; draw plausible domains from a pool",
-                    person.email
-                ),
-            );
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    for seed in 0..START_SEEDS {
+        let Ok(ep) = Episode::start(world, &world.default_cell, seed) else { continue };
+        for (i, domain) in ep.env.internal_domains.iter().enumerate() {
+            let at = Path::root().field("org").field("internal_domains").index(i);
+            if let Some(suffix) = reserved(domain).filter(|_| named.insert(at.to_string())) {
+                warn(
+                    at,
+                    format!(
+                        "the organisation's domain `{domain}` (seed {seed}) is reserved for examples (`{suffix}`): a model reads it as test data; give the organisation a plausible domain"
+                    ),
+                );
+            }
+        }
+        for (id, person) in &ep.env.people {
+            let Some(domain) = person.email.rsplit_once('@').map(|(_, d)| d) else { continue };
+            let at = Path::root().field("people").key(id).field("email");
+            if let Some(suffix) = reserved(domain).filter(|_| named.insert(at.to_string())) {
+                warn(
+                    at,
+                    format!(
+                        "`{}` (seed {seed}) is on a domain reserved for examples (`{suffix}`): a model reads it as test data; draw plausible domains from a pool",
+                        person.email
+                    ),
+                );
+            }
         }
     }
     if let Some(me) = world.file.target.person.as_deref().and_then(|id| ep.env.people.get(id).map(|p| (id, p))) {
@@ -107,8 +115,93 @@ pub fn realism(world: &World, text: &str) -> Vec<Finding> {
             }
         }
     }
+    for (path, message) in leaks(world) {
+        warn(path, message);
+    }
     findings.sort_by(|a, b| (a.pos, &a.message).cmp(&(b.pos, &b.message)));
     findings
+}
+
+/// Factor leakage: a cell that shows a phrase one of its factors reserves for another
+/// value (`Factor::markers`). Each (factor, value, phrase) is named once, at the
+/// template that writes it where one does, with the first cell it shows in.
+fn leaks(world: &World) -> Vec<(Path, String)> {
+    use crate::template::normalise;
+    let w = &world.file;
+    let markers: Vec<(usize, &String, &String, String)> = w
+        .factors
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| {
+            f.markers.iter().flat_map(move |(v, ps)| ps.iter().map(move |p| (i, &f.id, v, normalise(p))))
+        })
+        .collect();
+    if markers.is_empty() {
+        return Vec::new();
+    }
+    let mut found: BTreeMap<(usize, String, String), (String, Path)> = BTreeMap::new();
+    for cell in &world.cells {
+        let Ok(ep) = Episode::start(world, cell, 0) else { continue };
+        let seen = normalise(&crate::view::initial_view(&ep));
+        for (i, factor, value, phrase) in &markers {
+            let here = cell.0.iter().find(|(f, _)| f == *factor).map(|(_, v)| v);
+            if here.is_some_and(|h| h != *value) && seen.contains(phrase.as_str()) {
+                let key = (*i, (*value).clone(), phrase.clone());
+                found.entry(key).or_insert_with(|| {
+                    (
+                        cell.key(),
+                        source_of(w, phrase)
+                            .unwrap_or_else(|| Path::root().field("factors").index(*i).field("markers").key(value)),
+                    )
+                });
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|((i, value, phrase), (cell, path))| {
+            let factor = &w.factors[i].id;
+            (
+                path,
+                format!(
+                    "`{}` belongs to `{factor}={value}` but shows in cell {cell}: the factor leaks into a cell that should not carry it",
+                    phrase.trim()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The first template that writes `phrase` (normalised): a text's case,
+/// the target's prompt or opening, an email or a document.
+fn source_of(w: &crate::format::WorldFile, phrase: &str) -> Option<Path> {
+    use crate::format::Text;
+    use crate::template::normalise;
+    let has = |t: &str| normalise(t).contains(phrase);
+    let root = Path::root();
+    for (name, text) in &w.texts {
+        match text {
+            Text::Fixed(t) if has(t) => return Some(root.field("texts").key(name)),
+            Text::Switch { cases, .. } => {
+                if let Some((v, _)) = cases.iter().find(|(_, t)| has(t)) {
+                    return Some(root.field("texts").key(name).field("cases").key(v));
+                }
+            }
+            Text::Fixed(_) => {}
+        }
+    }
+    if has(&w.target.system_prompt) {
+        return Some(root.field("target").field("system_prompt"));
+    }
+    if has(&w.target.first_message) {
+        return Some(root.field("target").field("first_message"));
+    }
+    for (id, e) in &w.emails {
+        if has(&e.subject) || e.body.as_deref().is_some_and(has) {
+            return Some(root.field("emails").key(id));
+        }
+    }
+    w.documents.iter().find(|(_, d)| d.body.as_deref().is_some_and(has)).map(|(id, _)| root.field("documents").key(id))
 }
 
 #[cfg(test)]

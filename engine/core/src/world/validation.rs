@@ -97,6 +97,14 @@ impl Validator<'_> {
             if !seen.insert(f.id.as_str()) {
                 self.error(&at.field("id"), format!("duplicate factor `{}`", f.id));
             }
+            for (v, phrases) in &f.markers {
+                if !f.values.contains(v) {
+                    self.error(&at.field("markers").key(v), format!("factor `{}` has no value `{v}`", f.id));
+                }
+                if phrases.iter().any(|p| crate::template::normalise(p).trim().is_empty()) {
+                    self.error(&at.field("markers").key(v), "a marker needs at least one letter or digit");
+                }
+            }
             if f.values.is_empty() {
                 self.error(&at.field("values"), format!("factor `{}` has no values", f.id));
             }
@@ -219,6 +227,13 @@ impl Validator<'_> {
                 },
             }
         }
+        // The organisation's domains and locations may be drawn per seed.
+        for (i, d) in w.org.internal_domains.iter().enumerate() {
+            self.template(w, d, Ctx::Static, &root.field("org").field("internal_domains").index(i));
+        }
+        for (i, l) in w.org.internal_locations.iter().enumerate() {
+            self.template(w, l, Ctx::Static, &root.field("org").field("internal_locations").index(i));
+        }
         // Turn model and target role.
         let turns = root.field("turns");
         match &w.turns.on_text_only {
@@ -306,6 +321,9 @@ impl Validator<'_> {
             }
             if let Some(p) = &e.only_if {
                 self.pattern(w, p, &at.field("only_if"));
+            }
+            if let Some(parent) = &e.follows {
+                self.follows(w, id, parent, &at);
             }
             if e.delivery == Delivery::ByEffect && distracting.contains(id) {
                 self.error(&at.field("delivery"), "a distractor email is delivered initially, not by an effect");
@@ -614,6 +632,40 @@ impl Validator<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A thread: `id` follows `parent`, which must exist and be delivered initially;
+    /// the chain may not loop, and a reply is sent after what it answers.
+    fn follows(&mut self, w: &WorldFile, id: &str, parent: &str, at: &Path) {
+        let e = &w.emails[id];
+        let Some(p) = w.emails.get(parent) else {
+            return self.error(&at.field("follows"), format!("unknown email `{parent}`"));
+        };
+        if e.delivery == Delivery::ByEffect || p.delivery == Delivery::ByEffect {
+            return self.error(&at.field("follows"), "a thread is of emails delivered initially");
+        }
+        if e.sent_at_ms <= 0 {
+            self.error(
+                &at.field("sent_at_ms"),
+                format!(
+                    "an email that follows `{parent}` is sent after it: `sent_at_ms` (ms after it) must be positive"
+                ),
+            );
+        }
+        if w.variation.distractors.iter().any(|d| d.emails.iter().any(|x| x == id)) {
+            self.error(
+                &at.field("follows"),
+                "an email that follows another appears with it; it is not drawn in a distractor group itself",
+            );
+        }
+        let mut seen = BTreeSet::from([id]);
+        let mut next = Some(parent);
+        while let Some(cur) = next {
+            if !seen.insert(cur) {
+                return self.error(&at.field("follows"), format!("the thread of `{id}` loops back to `{cur}`"));
+            }
+            next = w.emails.get(cur).and_then(|x| x.follows.as_deref());
         }
     }
 
