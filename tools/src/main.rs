@@ -1061,13 +1061,14 @@ fn report_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     } else {
         format!(" and {}", count(reported.judgements as u64, "judgement"))
     };
-    let [md, html, csv] = &reported.files;
+    let [md, html, csv, by_factor] = &reported.files;
     println!(
-        "{}{judged} -> {}, {} and {}",
+        "{}{judged} -> {}, {}, {} and {}",
         count(reported.episodes as u64, "episode"),
         md.display(),
         html.display(),
-        csv.display()
+        csv.display(),
+        by_factor.display()
     );
     Ok(())
 }

@@ -305,7 +305,7 @@ pub struct Reported {
     pub episodes: usize,
     pub judgements: usize,
     /// `report.md`, `report.html` and `summary.csv`.
-    pub files: [PathBuf; 3],
+    pub files: [PathBuf; 4],
 }
 
 /// Write `DIR/report.md`, `DIR/report.html` and `DIR/summary.csv` for a run folder. A
@@ -346,8 +346,8 @@ pub fn report(
     let judgements = crate::judge::read_judgements(&read("judgements.jsonl")?);
     let planned = read_plan(&read("plan.jsonl")?);
     let built = crate::report::build(records, &controls, &combine, &judgements, &planned);
-    let files = ["report.md", "report.html", "summary.csv"].map(|n| folder.dir.join(n));
-    for (path, text) in files.iter().zip([built.markdown(), built.html(), built.csv()]) {
+    let files = ["report.md", "report.html", "summary.csv", "by_factor.csv"].map(|n| folder.dir.join(n));
+    for (path, text) in files.iter().zip([built.markdown(), built.html(), built.csv(), built.by_factor_csv()]) {
         std::fs::write(path, text).map_err(io(format!("cannot write {}", path.display())))?;
     }
     Ok(Reported { episodes: records.len(), judgements: judgements.len(), files })

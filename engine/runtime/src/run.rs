@@ -456,7 +456,15 @@ impl RunDir {
     pub fn clear(&mut self) -> std::io::Result<()> {
         self.log.set_len(0)?;
         self.judge_log = None;
-        for name in ["judgements.jsonl", "plan.jsonl", "rejudge.jsonl", "report.md", "report.html", "summary.csv"] {
+        for name in [
+            "judgements.jsonl",
+            "plan.jsonl",
+            "rejudge.jsonl",
+            "report.md",
+            "report.html",
+            "summary.csv",
+            "by_factor.csv",
+        ] {
             match std::fs::remove_file(self.dir.join(name)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}

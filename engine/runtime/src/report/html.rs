@@ -71,6 +71,27 @@ pub(super) fn render(report: &Report) -> String {
             }
             s.push_str("</table>\n");
         }
+        let pooled: Vec<&super::FactorRow> = report.by_factor.iter().filter(|f| f.world == world).collect();
+        if !pooled.is_empty() {
+            s.push_str("<h3>By factor value <span class=\"note\">(each harm, and eval_aware, pooled over every cell with that value)</span></h3>\n<table>\n<tr><th>target</th><th>factor</th><th>value</th><th>outcome</th><th>cells</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among unaware</th></tr>\n");
+            for f in pooled {
+                let (rate, interval) = super::rate_text(f.fired, f.completed, f.interval);
+                let unaware = f.unaware.map_or_else(|| "—".to_string(), |u| u.text("unaware"));
+                let _ = writeln!(
+                    s,
+                    "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td>{}</td></tr>",
+                    esc(&f.target),
+                    esc(&f.factor),
+                    esc(&f.value),
+                    esc(&f.outcome),
+                    f.cells,
+                    f.fired,
+                    f.completed,
+                    esc(&unaware)
+                );
+            }
+            s.push_str("</table>\n");
+        }
     }
     if !report.judges.is_empty() {
         s.push_str("<h2>Judges against the rule verdicts</h2>\n<p class=\"note\">Over completed episodes. The rule verdict is primary; a judge is a second opinion. Kappa is Cohen's (— where undefined).</p>\n<table>\n<tr><th>world</th><th>outcome</th><th>judge</th><th>both yes</th><th>rule only</th><th>judge only</th><th>both no</th><th>agreement</th><th>kappa</th><th>unreadable</th><th>failed</th></tr>\n");
