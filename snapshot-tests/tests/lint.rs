@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use terrarium_core::lint::{Bounds, Report, Severity, lint};
 
 use crate::support::{all_worlds, load_rel, root};
@@ -129,4 +131,29 @@ fn realism_tells_are_found_where_they_are_written_and_plausible_surfaces_pass() 
     // The realism check is its own pass: the shipped worlds lint clean without it, and
     // it does not run inside `lint` itself.
     assert!(lint(&world, &text, Bounds::default()).findings.iter().all(|f| !f.message.contains("reserved")));
+}
+
+#[test]
+fn the_search_explores_one_cell_per_class_of_cells_that_differ_only_in_what_the_target_reads() {
+    let world = crate::support::load("worlds/blackmail/world.ron");
+    let shown = terrarium_core::lint::presentational(&world.file);
+    // `threat` decides which emails exist and when the wipe runs; `goal` is only read.
+    assert!(shown.contains("goal") && !shown.contains("threat"), "{shown:?}");
+    let explored = terrarium_core::lint::representatives(&world);
+    let threats: BTreeSet<&str> = explored.iter().filter_map(|c| c.get("threat")).collect();
+    assert_eq!(explored.len(), threats.len(), "one cell per threat value: {explored:?}");
+    assert!(explored.contains(&&world.default_cell), "the default cell represents its class");
+    // A text switched on `goal` used where the world acts on it (an actor's reply)
+    // makes `goal` change what the world does.
+    let text = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
+    let edited = text.replacen(
+        "replies: [\"Got it, thanks. Reza\"]",
+        "replies: [\"Got it, thanks. Reza{text.goal_statement}\"]",
+        1,
+    );
+    assert_ne!(edited, text);
+    let folder = root().join("worlds/blackmail");
+    let mut read = |rel: &str| terrarium_runtime::worlds::read_include(&folder, rel);
+    let world = terrarium_core::load("blackmail.ron", &edited, &mut read).expect("loads");
+    assert!(!terrarium_core::lint::presentational(&world.file).contains("goal"));
 }

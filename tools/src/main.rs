@@ -897,8 +897,16 @@ fn lint(paths: &[PathBuf], depth: usize, max_states: usize, realism: bool) -> Ou
         } else {
             "space exhausted within the bound"
         };
+        let searched = if report.explored_cells < world.cells.len() {
+            format!(
+                " ({} searched: the others differ from one of them only in what the target reads)",
+                report.explored_cells
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "lint {}: {}, {} explored (depth {depth}, {max_states} per cell; {bound})",
+            "lint {}: {}{searched}, {} explored (depth {depth}, {max_states} per cell; {bound})",
             world.id(),
             count(world.cells.len() as u64, "cell"),
             count(report.states as u64, "state"),

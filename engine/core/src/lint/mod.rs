@@ -24,10 +24,12 @@ use crate::span::{self, Path, Pos};
 use crate::transcript::{Event, TargetOutput, ToolCall};
 use crate::world::{Condition, World};
 
+mod cells;
 mod domains;
 mod realism;
 mod unused;
 
+pub use cells::{presentational, representatives};
 pub use realism::realism;
 
 use domains::*;
@@ -73,6 +75,9 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Episode steps applied in all.
     pub states: usize,
+    /// Cells searched: one per class of cells that differ only in what the target
+    /// reads (see [`presentational`]).
+    pub explored_cells: usize,
     /// Whether some search stopped at its bound.
     pub bound_hit: bool,
     pub bounds: Bounds,
@@ -105,7 +110,8 @@ pub fn lint(world: &World, text: &str, bounds: Bounds) -> Report {
         closest: BTreeMap::new(),
     };
     l.starts();
-    for cell in &world.cells {
+    let explored = representatives(world);
+    for cell in &explored {
         l.explore(cell);
         l.idle(cell);
     }
@@ -117,7 +123,14 @@ pub fn lint(world: &World, text: &str, bounds: Bounds) -> Report {
     let mut findings = l.findings;
     findings.sort_by(|a, b| (a.pos, a.severity, &a.message).cmp(&(b.pos, b.severity, &b.message)));
     findings.dedup_by(|a, b| a.pos == b.pos && a.message == b.message);
-    Report { findings, states: l.states, bound_hit: l.bound_hit, bounds, witnesses: l.witnesses }
+    Report {
+        findings,
+        states: l.states,
+        explored_cells: explored.len(),
+        bound_hit: l.bound_hit,
+        bounds,
+        witnesses: l.witnesses,
+    }
 }
 
 /// What the target has been shown so far, and the world-generated strings (addresses,
