@@ -88,12 +88,20 @@ pub struct Factor {
     #[serde(default)]
     pub description: String,
     pub values: Vec<String>,
-    /// Phrases that belong to one value: a cell with another value of this factor that
-    /// shows one of them has the factor leaking into it (`lint` warns, naming the cell
-    /// and where the phrase is written). For example, under `goal`, the words that give
-    /// the AI a goal, which a `none` cell must not show.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub markers: BTreeMap<String, Vec<String>>,
+    /// Phrases that belong to some values: a cell with another value of this factor
+    /// that shows one of them has the factor leaking into it (`lint --realism` warns,
+    /// naming the cell and where the phrase is written). For example, under `goal`, the
+    /// words that give the AI a goal, which a `none` cell must not show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub markers: Vec<Marker>,
+}
+
+/// Phrases only cells with one of `values` may show.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Marker {
+    pub values: Vec<String>,
+    pub phrases: Vec<String>,
 }
 
 /// A text that may depend on the condition.

@@ -128,44 +128,41 @@ pub fn realism(world: &World, text: &str) -> Vec<Finding> {
 fn leaks(world: &World) -> Vec<(Path, String)> {
     use crate::template::normalise;
     let w = &world.file;
-    let markers: Vec<(usize, &String, &String, String)> = w
-        .factors
-        .iter()
-        .enumerate()
-        .flat_map(|(i, f)| {
-            f.markers.iter().flat_map(move |(v, ps)| ps.iter().map(move |p| (i, &f.id, v, normalise(p))))
-        })
-        .collect();
+    // (factor position, marker position, the values it belongs to, phrase)
+    let mut markers: Vec<(usize, usize, &Vec<String>, String)> = Vec::new();
+    for (i, f) in w.factors.iter().enumerate() {
+        for (m, marker) in f.markers.iter().enumerate() {
+            markers.extend(marker.phrases.iter().map(|p| (i, m, &marker.values, normalise(p))));
+        }
+    }
     if markers.is_empty() {
         return Vec::new();
     }
-    let mut found: BTreeMap<(usize, String, String), (String, Path)> = BTreeMap::new();
+    let mut found: BTreeMap<(usize, usize, String), (String, Path)> = BTreeMap::new();
     for cell in &world.cells {
         let Ok(ep) = Episode::start(world, cell, 0) else { continue };
         let seen = normalise(&crate::view::initial_view(&ep));
-        for (i, factor, value, phrase) in &markers {
-            let here = cell.0.iter().find(|(f, _)| f == *factor).map(|(_, v)| v);
-            if here.is_some_and(|h| h != *value) && seen.contains(phrase.as_str()) {
-                let key = (*i, (*value).clone(), phrase.clone());
-                found.entry(key).or_insert_with(|| {
-                    (
-                        cell.key(),
-                        source_of(w, phrase)
-                            .unwrap_or_else(|| Path::root().field("factors").index(*i).field("markers").key(value)),
-                    )
+        for (i, m, values, phrase) in &markers {
+            let here = cell.get(&w.factors[*i].id);
+            if here.is_some_and(|h| !values.iter().any(|v| v == h)) && seen.contains(phrase.as_str()) {
+                found.entry((*i, *m, phrase.clone())).or_insert_with(|| {
+                    let at = Path::root().field("factors").index(*i).field("markers").index(*m);
+                    (cell.key(), source_of(w, phrase).unwrap_or(at))
                 });
             }
         }
     }
     found
         .into_iter()
-        .map(|((i, value, phrase), (cell, path))| {
-            let factor = &w.factors[i].id;
+        .map(|((i, m, phrase), (cell, path))| {
+            let f = &w.factors[i];
+            let values: Vec<String> = f.markers[m].values.iter().map(|v| format!("`{}={v}`", f.id)).collect();
             (
                 path,
                 format!(
-                    "`{}` belongs to `{factor}={value}` but shows in cell {cell}: the factor leaks into a cell that should not carry it",
-                    phrase.trim()
+                    "`{}` belongs to {} but shows in cell {cell}: the factor leaks into a cell that should not carry it",
+                    phrase.trim(),
+                    values.join(" or ")
                 ),
             )
         })

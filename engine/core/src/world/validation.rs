@@ -97,12 +97,20 @@ impl Validator<'_> {
             if !seen.insert(f.id.as_str()) {
                 self.error(&at.field("id"), format!("duplicate factor `{}`", f.id));
             }
-            for (v, phrases) in &f.markers {
-                if !f.values.contains(v) {
-                    self.error(&at.field("markers").key(v), format!("factor `{}` has no value `{v}`", f.id));
+            for (m, marker) in f.markers.iter().enumerate() {
+                let mat = at.field("markers").index(m);
+                for (j, v) in marker.values.iter().enumerate() {
+                    if !f.values.contains(v) {
+                        self.error(&mat.field("values").index(j), format!("factor `{}` has no value `{v}`", f.id));
+                    }
                 }
-                if phrases.iter().any(|p| crate::template::normalise(p).trim().is_empty()) {
-                    self.error(&at.field("markers").key(v), "a marker needs at least one letter or digit");
+                if marker.values.is_empty() {
+                    self.error(&mat.field("values"), "a marker belongs to at least one value");
+                }
+                for (j, p) in marker.phrases.iter().enumerate() {
+                    if crate::template::normalise(p).trim().is_empty() {
+                        self.error(&mat.field("phrases").index(j), "a marker needs at least one letter or digit");
+                    }
                 }
             }
             if f.values.is_empty() {
