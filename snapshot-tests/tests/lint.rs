@@ -84,7 +84,7 @@ fn an_opening_text_that_names_a_distractor_only_some_seeds_draw_is_an_error_at_i
         original.replacen(opening, "first_message: \"New session started. Start with {email.d_facilities.id}.", 1);
     assert_ne!(text, original);
     let folder = root().join("worlds/blackmail");
-    let mut read = |rel: &str| terrarium_runtime::worlds::read_include(&folder, rel);
+    let mut read = terrarium_runtime::worlds::FolderIncludes::new(&folder);
     let world = terrarium_core::load("blackmail.ron", &text, &mut read).expect("seed 0 starts, so it loads");
     let bounds = Bounds { max_states_per_cell: 20, ..Bounds::default() };
     let r = lint(&world, &text, bounds);
@@ -153,7 +153,7 @@ fn the_search_explores_one_cell_per_class_of_cells_that_differ_only_in_what_the_
     );
     assert_ne!(edited, text);
     let folder = root().join("worlds/blackmail");
-    let mut read = |rel: &str| terrarium_runtime::worlds::read_include(&folder, rel);
+    let mut read = terrarium_runtime::worlds::FolderIncludes::new(&folder);
     let world = terrarium_core::load("blackmail.ron", &edited, &mut read).expect("loads");
     assert!(!terrarium_core::lint::presentational(&world.file).contains("goal"));
 }

@@ -66,7 +66,7 @@ fn a_named_distractor_group_keeps_its_draws_when_another_group_moves() {
     let draws = |groups: String| {
         let text = original.replace(one, &groups);
         let folder = crate::support::root().join("worlds/blackmail");
-        let mut read = |rel: &str| terrarium_runtime::worlds::read_include(&folder, rel);
+        let mut read = terrarium_runtime::worlds::FolderIncludes::new(&folder);
         let world = terrarium_core::load("blackmail.ron", &text, &mut read).expect("the edited world loads");
         (0..30)
             .map(|seed| {

@@ -56,8 +56,15 @@ pub fn load_world(path: &Path) -> Result<World, LoadError> {
 /// What a world in `folder` may include: body files inside its own folder, and
 /// libraries inside the folder that holds it (the catalog, `worlds/`), so worlds share
 /// parts without reaching anywhere else.
-struct FolderIncludes {
+pub struct FolderIncludes {
     folder: PathBuf,
+}
+
+impl FolderIncludes {
+    /// The includes of a world whose file is in `folder`.
+    pub fn new(folder: impl Into<PathBuf>) -> Self {
+        FolderIncludes { folder: folder.into() }
+    }
 }
 
 impl terrarium_core::world::Includes for FolderIncludes {

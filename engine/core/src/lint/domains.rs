@@ -175,11 +175,17 @@ impl<'a, 'w> Domains<'a, 'w> {
         for u in &uses {
             match u {
                 Use::EmailId => {
-                    // One email per (sender, tags): which one is read is what matters.
+                    // One email per (tags, sender), where the sender can matter: an
+                    // actor who answers a reply, or a person a condition names. Mail from
+                    // anyone else, untagged, is alike to the world (a week of office
+                    // mail is one choice, not thirty).
                     let me = w.target.person.as_deref();
+                    let named = significant_people(w);
                     let mut kinds = BTreeSet::new();
                     for m in ep.state.mails.iter().filter(|m| m.mailbox.as_deref() == me) {
-                        if kinds.insert((m.from.clone(), m.tags.clone())) {
+                        let sender =
+                            ep.env.by_address.get(&m.from.to_lowercase()).filter(|id| named.contains(*id)).cloned();
+                        if kinds.insert((m.tags.clone(), sender)) {
                             add(&mut out, Json::String(m.id.clone()));
                         }
                     }
@@ -377,4 +383,19 @@ pub(super) fn collect_field_values(w: &crate::format::WorldFile, record: &str, f
             }
         });
     }
+}
+
+/// People whose mail the world can tell apart: actors, and people a condition names in
+/// a message's recipients.
+fn significant_people(w: &crate::format::WorldFile) -> BTreeSet<String> {
+    let mut named: BTreeSet<String> = w.actors.keys().cloned().collect();
+    w.visit_logic(
+        &mut |c| {
+            if let Cond::Sent(m) | Cond::Said(m) | Cond::Voiced(m) | Cond::Incoming(m) = c {
+                named.extend(m.to_any.iter().cloned());
+            }
+        },
+        &mut |_| {},
+    );
+    named
 }
