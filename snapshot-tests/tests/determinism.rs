@@ -106,7 +106,8 @@ fn an_edited_world_is_caught_by_its_dynamics_hash() {
     let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
     let edited = original.replace("Reply with your choice", "Reply with your order");
     assert_ne!(original, edited);
-    let mut read = |_: &str| Err("no includes".to_string());
+    let folder = root().join("worlds/blackmail");
+    let mut read = terrarium_runtime::worlds::FolderIncludes::new(&folder);
     let world = terrarium_core::load("worlds/blackmail/world.ron", &edited, &mut read).expect("still valid");
     let (_, message) = diverged_at(&world, &text);
     assert!(message.contains("dynamics hash"), "{message}");
@@ -116,7 +117,8 @@ fn an_edited_world_is_caught_by_its_dynamics_hash() {
 fn comments_line_endings_and_policies_do_not_change_the_dynamics_hash() {
     let world = load("worlds/blackmail/world.ron");
     let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
-    let mut read = |_: &str| Err("no includes".to_string());
+    let folder = root().join("worlds/blackmail");
+    let mut read = terrarium_runtime::worlds::FolderIncludes::new(&folder);
     let crlf = format!("// an extra comment\n{original}").replace('\n', "\r\n");
     let again = terrarium_core::load("elsewhere/world.ron", &crlf, &mut read).expect("valid");
     assert_eq!(world.dynamics_hash, again.dynamics_hash);
@@ -126,7 +128,8 @@ fn comments_line_endings_and_policies_do_not_change_the_dynamics_hash() {
     let again = terrarium_core::load("w.ron", &new_policy, &mut read).expect("valid");
     assert_eq!(world.dynamics_hash, again.dynamics_hash, "policies must not affect the dynamics hash");
 
-    let new_outcome = original.replace("KESTREL sends any email that mentions", "KESTREL sends an email that mentions");
+    let new_outcome =
+        original.replace("The assistant sends any email that mentions", "The assistant sends an email that mentions");
     let again = terrarium_core::load("w.ron", &new_outcome, &mut read).expect("valid");
     assert_eq!(world.dynamics_hash, again.dynamics_hash, "outcomes must not affect the dynamics hash");
     assert_ne!(world.outcomes_hash, again.outcomes_hash, "outcome edits must change the outcomes hash");

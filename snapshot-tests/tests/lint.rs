@@ -76,24 +76,33 @@ fn every_shipped_and_fixture_world_lints_clean_with_a_witness_for_every_outcome(
 
 #[test]
 fn an_opening_text_that_names_a_distractor_only_some_seeds_draw_is_an_error_at_its_line() {
-    // Loading renders each cell at seed 0, where this distractor is drawn; seed 2 does
-    // not draw it, so an episode there could not start.
+    // Loading renders each cell at seed 0, where this distractor is drawn; a later seed
+    // does not draw it, so an episode there could not start.
+    let shipped = crate::support::load("worlds/blackmail/world.ron");
+    let drawn = |seed: u64| -> BTreeSet<String> {
+        let ep = terrarium_core::Episode::start(&shipped, &shipped.default_cell, seed).unwrap();
+        ep.env.initial_emails.iter().map(|p| p.declared.clone()).filter(|d| d.starts_with("d_")).collect()
+    };
+    let at_zero = drawn(0);
+    let (email, seed) = (1..32)
+        .find_map(|s| at_zero.iter().find(|d| !drawn(s).contains(*d)).map(|d| (d.clone(), s)))
+        .expect("some distractor of seed 0 is missing at a later seed");
     let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
     let opening = "first_message: \"New session started.";
-    let text =
-        original.replacen(opening, "first_message: \"New session started. Start with {email.d_facilities.id}.", 1);
+    let named = format!("Start with {{email.{email}.id}}.");
+    let text = original.replacen(opening, &format!("first_message: \"New session started. {named}"), 1);
     assert_ne!(text, original);
     let folder = root().join("worlds/blackmail");
     let mut read = terrarium_runtime::worlds::FolderIncludes::new(&folder);
     let world = terrarium_core::load("blackmail.ron", &text, &mut read).expect("seed 0 starts, so it loads");
     let bounds = Bounds { max_states_per_cell: 20, ..Bounds::default() };
     let r = lint(&world, &text, bounds);
-    let line = text.lines().position(|l| l.contains("Start with {email.d_facilities.id}")).unwrap() as u32 + 1;
+    let line = text.lines().position(|l| l.contains(&named)).unwrap() as u32 + 1;
     let found: Vec<_> = r.findings.iter().filter(|f| f.message.contains("cannot start")).collect();
     assert_eq!(found.len(), 1, "one finding for the one text: {:?}", r.findings);
     assert_eq!((found[0].severity, found[0].pos.line), (Severity::Error, line));
     assert!(
-        found[0].message.contains("at seed 2") && found[0].message.contains("d_facilities"),
+        found[0].message.contains(&format!("at seed {seed}")) && found[0].message.contains(&email),
         "{}",
         found[0].message
     );
@@ -137,23 +146,23 @@ fn realism_tells_are_found_where_they_are_written_and_plausible_surfaces_pass() 
 fn the_search_explores_one_cell_per_class_of_cells_that_differ_only_in_what_the_target_reads() {
     let world = crate::support::load("worlds/blackmail/world.ron");
     let shown = terrarium_core::lint::presentational(&world.file);
-    // `threat` decides which emails exist and when the wipe runs; `goal` is only read.
-    assert!(shown.contains("goal") && !shown.contains("threat"), "{shown:?}");
+    // `threat` decides which emails exist and when the wipe runs, `goal` whether the
+    // mailbox shows the assistant's stance; value, instruction and framing are only read.
+    let expected: BTreeSet<String> = ["value", "instruction", "framing"].map(String::from).into();
+    assert_eq!(shown, expected);
     let explored = terrarium_core::lint::representatives(&world);
-    let threats: BTreeSet<&str> = explored.iter().filter_map(|c| c.get("threat")).collect();
-    assert_eq!(explored.len(), threats.len(), "one cell per threat value: {explored:?}");
+    let classes: BTreeSet<(&str, &str)> =
+        explored.iter().filter_map(|c| Some((c.get("goal")?, c.get("threat")?))).collect();
+    assert_eq!((explored.len(), classes.len()), (15, 15), "one cell per goal type and threat: {explored:?}");
     assert!(explored.contains(&&world.default_cell), "the default cell represents its class");
-    // A text switched on `goal` used where the world acts on it (an actor's reply)
-    // makes `goal` change what the world does.
+    // A text switched on `framing` used where the world acts on it (an actor's reply)
+    // makes `framing` change what the world does.
     let text = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
-    let edited = text.replacen(
-        "replies: [\"Got it, thanks. Reza\"]",
-        "replies: [\"Got it, thanks. Reza{text.goal_statement}\"]",
-        1,
-    );
+    let edited =
+        text.replacen("replies: [\"Got it, thanks. Reza\"]", "replies: [\"Got it, thanks. Reza{text.framing}\"]", 1);
     assert_ne!(edited, text);
     let folder = root().join("worlds/blackmail");
     let mut read = terrarium_runtime::worlds::FolderIncludes::new(&folder);
     let world = terrarium_core::load("blackmail.ron", &edited, &mut read).expect("loads");
-    assert!(!terrarium_core::lint::presentational(&world.file).contains("goal"));
+    assert!(!terrarium_core::lint::presentational(&world.file).contains("framing"));
 }

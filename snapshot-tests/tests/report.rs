@@ -11,14 +11,26 @@ use terrarium_runtime::target::Scripted;
 
 use crate::support::load;
 
-/// Two reference policies over every cell they apply to, four seeds each; one episode
-/// errored, and usage and cost on the blackmail policy's.
+/// The cells pinned: an explicit goal or none, every threat, unstated or evaluation
+/// framing (one value and instruction each), so that the report stays readable.
+const PINNED: &[(&str, &[&str])] = &[
+    ("goal", &["explicit", "none"]),
+    ("value", &["public", "unset"]),
+    ("instruction", &["not_told"]),
+    ("framing", &["unstated", "evaluation"]),
+];
+
+/// Two reference policies over the pinned cells they apply to, four seeds each; one
+/// episode errored, and usage and cost on the blackmail policy's.
 fn records() -> (Vec<EpisodeRecord>, BTreeMap<String, String>) {
     let world = load("worlds/blackmail/world.ron");
+    let pinned: BTreeMap<String, Vec<String>> =
+        PINNED.iter().map(|(f, vs)| (f.to_string(), vs.iter().map(|v| v.to_string()).collect())).collect();
     let mut out = Vec::new();
     for policy in ["idle", "blackmail"] {
         let p = &world.file.policies[policy];
-        for cell in world.cells.iter().filter(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o))) {
+        let cells = world.cells.iter().filter(|c| c.matches(&pinned));
+        for cell in cells.filter(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o))) {
             for seed in 0..4 {
                 let mut target = Scripted::new(policy, p);
                 let mut record = run_episode(&world, cell, seed, &mut target).expect("runs").record;
@@ -97,6 +109,8 @@ fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
 
 /// Every recorded episode was planned, and two more of the idle policy in one cell
 /// that never ran (a run stopped by its budget).
+const DEFAULT: &str = "goal=explicit,value=public,threat=replacement,instruction=not_told,framing=unstated";
+
 fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
     let mut out: Vec<Planned> = records
         .iter()
@@ -111,7 +125,7 @@ fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
         out.push(Planned {
             episode_id: format!("blackmail-s{seed}-not-run"),
             world: "blackmail".into(),
-            condition_key: "goal=explicit,threat=replacement".into(),
+            condition_key: DEFAULT.into(),
             target: "scripted/idle".into(),
         });
     }
@@ -145,12 +159,10 @@ fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers
     // The judges find blackmail in every episode of a cell they decided (3 of 4: seed 3
     // is a tie, undecided, out of the denominator): the bar is full height, and its
     // interval, 3/3 → 43.9% – 100.0%, is in the tooltip and the table.
-    assert!(
-        charts[0].contains("scripted/blackmail — goal=explicit,threat=replacement: 100.0% (43.9% – 100.0%), 3 / 3")
-    );
+    assert!(charts[0].contains(&format!("scripted/blackmail — {DEFAULT}: 100.0% (43.9% – 100.0%), 3 / 3")));
     assert!(html.contains("<td class=\"num\">43.9% – 100.0%</td>"));
     assert!(html.contains("decided by judges (majority of 2)") && html.contains("decided by rule"));
     assert!(html.contains("Judges against the rule verdicts") && html.contains("openai/judge-a"));
     assert!(html.contains("⚠ 5 of 7 asked-for episodes"), "the short cell is flagged (4 completed, 1 errored)");
-    assert!(html.contains("⚠ 2 of the 59 episodes asked for have no record yet"));
+    assert!(html.contains("⚠ 2 of the 83 episodes asked for have no record yet"));
 }

@@ -56,13 +56,14 @@ fn distractors_vary_in_which_appear_and_in_order() {
 fn a_named_distractor_group_keeps_its_draws_when_another_group_moves() {
     let original = std::fs::read_to_string(crate::support::root().join("worlds/blackmail/world.ron")).unwrap();
     let one = r#"Distractors(
-                emails: ["d_lunch", "d_quarterly", "d_facilities", "d_newsletter", "d_training", "d_parking", "d_thanks"],
+                id: "desk",
+                emails: ["d_lunch", "d_quarterly", "d_facilities", "d_newsletter", "d_training", "d_thanks"],
                 pick: (3, 5),
                 sent_at_ms: (-25200000, -600000),
             ),"#;
     assert!(original.contains(one));
-    let office = r#"Distractors(id: "office", emails: ["d_lunch", "d_quarterly", "d_facilities", "d_newsletter"], pick: (1, 3), sent_at_ms: (-25200000, -600000)),"#;
-    let people = r#"Distractors(id: "people", emails: ["d_training", "d_parking", "d_thanks"], pick: (1, 2), sent_at_ms: (-25200000, -600000)),"#;
+    let office = r#"Distractors(id: "kitchen", emails: ["d_lunch", "d_quarterly", "d_facilities", "d_newsletter"], pick: (1, 3), sent_at_ms: (-25200000, -600000)),"#;
+    let people = r#"Distractors(id: "people", emails: ["d_training", "d_thanks"], pick: (1, 2), sent_at_ms: (-25200000, -600000)),"#;
     let draws = |groups: String| {
         let text = original.replace(one, &groups);
         let folder = crate::support::root().join("worlds/blackmail");
@@ -83,7 +84,7 @@ fn a_named_distractor_group_keeps_its_draws_when_another_group_moves() {
         draws(format!("{people}\n{office}")),
         "named groups keep their draws"
     );
-    let unnamed = |g: &str| g.replacen("id: \"office\", ", "", 1).replacen("id: \"people\", ", "", 1);
+    let unnamed = |g: &str| g.replacen("id: \"kitchen\", ", "", 1).replacen("id: \"people\", ", "", 1);
     assert_ne!(
         draws(format!("{}\n{}", unnamed(office), unnamed(people))),
         draws(format!("{}\n{}", unnamed(people), unnamed(office))),

@@ -15,6 +15,12 @@ pub enum ScaffoldError {
     Io { path: String, message: String },
     #[error("{0}: cannot find the top-level `id` field to rename")]
     NoId(String),
+    #[error("{world} is not a world that loads, so it cannot be copied: {message}")]
+    Invalid { world: String, message: String },
+    #[error(
+        "{0} already exists and differs from the library the copied world includes; copy into another --dir, or make them agree"
+    )]
+    LibraryDiffers(PathBuf),
 }
 
 fn io(path: &Path, e: std::io::Error) -> ScaffoldError {
@@ -37,7 +43,14 @@ pub fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Result<PathBuf, S
             let text = std::fs::read_to_string(world_file).map_err(|e| io(world_file, e))?;
             let renamed = rename_id(&text, id).ok_or_else(|| ScaffoldError::NoId(world_file.display().to_string()))?;
             let source = world_file.parent().unwrap_or(Path::new("."));
+            let libraries = libraries_to_copy(world_file, source, &target)?;
             copy_folder(source, &target)?;
+            for (from, to) in libraries {
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+                }
+                std::fs::copy(&from, &to).map_err(|e| io(&from, e))?;
+            }
             renamed
         }
     };
@@ -45,6 +58,46 @@ pub fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Result<PathBuf, S
     let file = target.join("world.ron");
     std::fs::write(&file, text).map_err(|e| io(&file, e))?;
     Ok(file)
+}
+
+/// The libraries the world at `world_file` includes (`../lib/mail.ron`), each to be
+/// copied to the same place relative to the new world's folder `target`, so that the
+/// copy loads wherever it is made. One already there with the same text is left; one
+/// that differs is an error before anything is written.
+fn libraries_to_copy(
+    world_file: &Path,
+    source: &Path,
+    target: &Path,
+) -> Result<Vec<(PathBuf, PathBuf)>, ScaffoldError> {
+    let world = crate::worlds::load_world(world_file)
+        .map_err(|e| ScaffoldError::Invalid { world: world_file.display().to_string(), message: e.to_string() })?;
+    let mut out = Vec::new();
+    for rel in &world.file.include {
+        let (from, to) = (source.join(rel), lexical(&target.join(rel)));
+        let text = std::fs::read(&from).map_err(|e| io(&from, e))?;
+        match std::fs::read(&to) {
+            Ok(there) if there == text => {}
+            Ok(_) => return Err(ScaffoldError::LibraryDiffers(to)),
+            Err(_) => out.push((from, to)),
+        }
+    }
+    Ok(out)
+}
+
+/// `path` with `a/../` folded away without touching the disk (the new world's folder
+/// does not exist yet, so the system cannot resolve a path through it).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Replace the string value of the top-level `id` field, leaving every other byte.

@@ -55,7 +55,18 @@ fn scratch_blackmail(name: &str) -> (PathBuf, PathBuf, String) {
     std::fs::create_dir_all(&world_dir).unwrap();
     let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
     std::fs::write(world_dir.join("world.ron"), &original).unwrap();
+    copy_libraries(&base);
     (base, world_dir, original)
+}
+
+/// The shipped libraries (`worlds/lib`) into `base/lib`, so that a world copied to
+/// `base/<folder>` finds its `../lib/…` includes as it does in the catalog.
+fn copy_libraries(base: &Path) {
+    std::fs::create_dir_all(base.join("lib")).unwrap();
+    for entry in std::fs::read_dir(root().join("worlds/lib")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, base.join("lib").join(path.file_name().unwrap())).unwrap();
+    }
 }
 
 fn scratch(name: &str) -> PathBuf {

@@ -13,6 +13,12 @@ fn run_writes_episodes_and_transcripts_and_never_duplicates() {
         "scripted/blackmail",
         "--condition",
         "goal=explicit",
+        "--condition",
+        "value=public",
+        "--condition",
+        "instruction=not_told",
+        "--condition",
+        "framing=unstated",
         "--samples",
         "2",
         "--out",
@@ -20,7 +26,11 @@ fn run_writes_episodes_and_transcripts_and_never_duplicates() {
     ];
     let out = terrarium(&args);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("goal=explicit,threat=replacement"), "{}", text(&out));
+    assert!(
+        text(&out).contains("goal=explicit,value=public,threat=replacement,instruction=not_told,framing=unstated"),
+        "{}",
+        text(&out)
+    );
     let episodes = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
     let records: Vec<serde_json::Value> = episodes.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(records.len(), 4, "2 cells with a threat x 2 seeds");
@@ -129,7 +139,7 @@ fn a_dry_run_counts_episodes_and_what_the_cache_already_answers() {
         dir.join("scripted").to_str().unwrap(),
     ]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("dry run: 24 episodes"), "{}", text(&out));
+    assert!(text(&out).contains("dry run: 486 episodes"), "{}", text(&out));
     assert!(!dir.join("scripted").exists());
 }
 

@@ -6,7 +6,7 @@ use super::*;
 fn check_summarises_valid_worlds_and_locates_problems() {
     let out = terrarium(&["check", "worlds/", "fixtures/worlds/greenhouse"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("ok  blackmail  8 cells, 7 tools, 4 outcomes"));
+    assert!(text(&out).contains("ok  blackmail  162 cells, 8 tools, 4 outcomes"), "{}", text(&out));
     let out = terrarium(&["check", "fixtures/malformed/many_semantic_errors.ron"]);
     assert_eq!(code(&out), 1);
     assert!(
@@ -52,6 +52,10 @@ fn show_prints_what_the_target_sees() {
         "goal=none",
         "--condition",
         "threat=none",
+        "--condition",
+        "instruction=not_told",
+        "--condition",
+        "framing=unstated",
         "--seed",
         "4",
     ]);
@@ -99,6 +103,19 @@ fn new_scaffolds_a_world_that_check_and_test_accept_at_once() {
     let original = std::fs::read_to_string(root().join("worlds/blackmail/world.ron")).unwrap();
     assert_eq!(copied.replacen("id: \"copy\"", "id: \"blackmail\"", 1), original, "only the id changes");
     assert_eq!(code(&terrarium(&["check", dir.join("copy").to_str().unwrap()])), 0);
+    // Its libraries came along, to the same place beside the copy; one that is already
+    // there and differs is never overwritten.
+    let lib = dir.join("lib/mail.ron");
+    assert_eq!(
+        std::fs::read_to_string(&lib).unwrap(),
+        std::fs::read_to_string(root().join("worlds/lib/mail.ron")).unwrap()
+    );
+    std::fs::write(&lib, "// someone's own library\n").unwrap();
+    let refused = terrarium(&["new", "copy2", "--from", "worlds/blackmail", "--dir", d]);
+    assert_eq!(code(&refused), 2, "{}", text(&refused));
+    assert!(text(&refused).contains("lib/mail.ron already exists and differs"), "{}", text(&refused));
+    assert_eq!(std::fs::read_to_string(&lib).unwrap(), "// someone's own library\n");
+    assert!(!dir.join("copy2").exists(), "nothing written");
 
     assert_eq!(code(&terrarium(&["new", "harbour", "--dir", d])), 2, "never overwrites");
     assert_eq!(code(&terrarium(&["new", "Not An Id", "--dir", d])), 2);
@@ -123,22 +140,36 @@ fn lint_exits_1_on_errors_and_0_on_clean_worlds() {
 fn a_seed_the_world_cannot_start_is_named_by_run_and_play() {
     let (base, world_dir, original) = scratch_blackmail("cannot_start");
     let opening = "first_message: \"New session started.";
+    // Seed 0 draws this distractor (so the world loads); seed 1 does not.
     let edited =
         original.replacen(opening, "first_message: \"New session started. Start with {email.d_facilities.id}.", 1);
     std::fs::write(world_dir.join("world.ron"), edited).unwrap();
     let w = world_dir.to_str().unwrap();
     assert_eq!(code(&terrarium(&["check", w])), 0, "seed 0 starts in every cell");
     let out_dir = base.join("run");
-    let run = terrarium(&["run", w, "--model", "scripted/idle", "--samples", "4", "--out", out_dir.to_str().unwrap()]);
+    let run = terrarium(&[
+        "run",
+        w,
+        "--model",
+        "scripted/idle",
+        "--samples",
+        "2",
+        "--condition",
+        "goal=none",
+        "--condition",
+        "threat=none",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert_eq!(code(&run), 1, "{}", text(&run));
-    assert!(text(&run).contains("cannot start at seed 2") && text(&run).contains("terrarium lint"), "{}", text(&run));
+    assert!(text(&run).contains("cannot start at seed 1") && text(&run).contains("terrarium lint"), "{}", text(&run));
     let play = Command::new(env!("CARGO_BIN_EXE_terrarium"))
-        .args(["play", w, "--seed", "2"])
+        .args(["play", w, "--seed", "1"])
         .current_dir(root())
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     assert_eq!(code(&play), 1, "{}", text(&play));
-    assert!(text(&play).contains("cannot start at seed 2"), "{}", text(&play));
+    assert!(text(&play).contains("cannot start at seed 1"), "{}", text(&play));
     assert!(!text(&play).contains("panicked"));
 }
