@@ -11,13 +11,14 @@ use crate::format::*;
 use crate::hash::Canon;
 use crate::span::{self, Path, Pos};
 use crate::template::{self, TemplateError, normalise};
-use crate::view;
 
 mod include;
+mod presentation;
 mod time;
 mod validation;
 
 pub use include::Includes;
+pub use presentation::{Dependents, presentational};
 pub use time::{format_time, parse_start, parse_time_of_day};
 use validation::Validator;
 

@@ -2,6 +2,7 @@
 //! where the text is rendered, every valid cell rendered; each problem located.
 
 use super::*;
+use crate::env::Resolver;
 use crate::template::{PLACEHOLDERS, Placeholder, Where};
 
 /// Where a template is used decides which variables it may name.
@@ -932,21 +933,146 @@ impl Validator<'_> {
 
     /// Render every template of every valid cell (seed 0): unfilled variables and
     /// silent fallbacks (two cells that look the same to the target) are errors.
+    ///
+    /// Cells that differ only in presentational factors (see [`super::presentational`])
+    /// share their emails, documents, records and people: one cell of each class is
+    /// started in full, and the others render only the templates those factors change.
+    /// Each cell's view is a digest of everything the target is shown at the start.
     pub(super) fn render_every_cell(&mut self, world: &World) {
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let w = &world.file;
+        let shown = super::presentational(w);
+        let varies = super::Dependents::of(w, &shown);
+        let mut classes: BTreeMap<Vec<(String, String)>, Vec<&Condition>> = BTreeMap::new();
         for cell in &world.cells {
-            match Episode::start(world, cell, 0) {
-                Ok(ep) => {
-                    if let Some(other) = seen.insert(view::initial_view(&ep), cell.key()) {
-                        self.error(
-                            &Path::root().field("factors"),
-                            format!("cells `{other}` and `{}` show the target exactly the same prompt, inbox and tools: a factor value with no effect is a silent fallback", cell.key()),
-                        );
+            let key = cell.0.iter().filter(|(f, _)| !shown.contains(f)).cloned().collect();
+            classes.entry(key).or_default().push(cell);
+        }
+        let mut seen: BTreeMap<[u8; 32], String> = BTreeMap::new();
+        let mut note = |v: &mut Self, digest: [u8; 32], cell: &Condition| {
+            if let Some(other) = seen.insert(digest, cell.key()) {
+                v.error(
+                    &Path::root().field("factors"),
+                    format!("cells `{other}` and `{}` show the target exactly the same prompt, inbox and tools: a factor value with no effect is a silent fallback", cell.key()),
+                );
+            }
+        };
+        for cells in classes.values() {
+            let first = cells[0];
+            let ep = match Episode::start(world, first, 0) {
+                Ok(ep) => ep,
+                Err(_) => {
+                    // A class whose first cell cannot start: start each, for its own error.
+                    for cell in cells {
+                        if let Err(e) = Episode::start(world, cell, 0) {
+                            self.error(&e.at, format!("in cell `{cell}`: {}", e.message));
+                        }
                     }
+                    continue;
                 }
-                Err(e) => self.error(&e.at, format!("in cell `{cell}`: {}", e.message)),
+            };
+            let view = match StartView::of(&ep, &varies) {
+                Ok(view) => view,
+                Err(e) => {
+                    self.error(&e.at, format!("in cell `{first}`: {}", e.message));
+                    continue;
+                }
+            };
+            note(self, view.digest(), first);
+            let mut env = ep.env;
+            for cell in &cells[1..] {
+                env.condition = (*cell).clone();
+                match view.in_cell(world, &env) {
+                    Ok(digest) => note(self, digest, cell),
+                    Err(e) => self.error(&e.at, format!("in cell `{cell}`: {}", e.message)),
+                }
             }
         }
+    }
+}
+
+/// What the target is shown when an episode starts: the templates rendered, in a fixed
+/// order, each with where it is and the digest of its text; and the rest (mail
+/// headers, records, which documents), digested once.
+struct StartView<'w> {
+    /// (template, where, whether presentational factors change it, its text's digest)
+    texts: Vec<(&'w str, Path, bool, [u8; 32])>,
+    rest: [u8; 32],
+}
+
+fn sha(text: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).into()
+}
+
+impl<'w> StartView<'w> {
+    fn of(ep: &Episode<'w>, varies: &super::Dependents) -> Result<Self, crate::env::EnvError> {
+        let w = &ep.world.file;
+        let root = Path::root();
+        let mut templates: Vec<(&'w str, Path)> = vec![
+            (w.target.system_prompt.as_str(), root.field("target").field("system_prompt")),
+            (w.target.first_message.as_str(), root.field("target").field("first_message")),
+        ];
+        if let Some(p) = &w.target.prefill {
+            templates.push((p.as_str(), root.field("target").field("prefill")));
+        }
+        // The emails, rendered when the episode started (in the order they were placed).
+        let mut mails: Vec<(&'w str, Path, &str)> = Vec::new();
+        let mut rest = String::new();
+        for (placed, m) in ep.env.initial_emails.iter().zip(&ep.state.mails) {
+            let e = &w.emails[&placed.declared];
+            let at = root.field("emails").key(&placed.declared);
+            mails.push((e.subject.as_str(), at.field("subject"), m.subject.as_str()));
+            mails.push((e.body.as_deref().unwrap_or(""), at.field("body"), m.body.as_str()));
+            rest.push_str(&format!(
+                "{}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}\n",
+                m.id, m.declared, m.from, m.to, m.cc, m.time_ms, m.attachments, m.tags
+            ));
+        }
+        for id in &ep.env.documents {
+            let d = &w.documents[id];
+            let at = root.field("documents").key(id);
+            templates.push((d.title.as_str(), at.field("title")));
+            templates.push((d.location.as_str(), at.field("location")));
+            templates.push((d.classification.as_str(), at.field("classification")));
+            templates.push((d.body.as_deref().unwrap_or(""), at.field("body")));
+        }
+        rest.push_str(&format!("{:?}", ep.state.records));
+        let r = Resolver::fixed(ep.world, &ep.env);
+        let mut texts = Vec::with_capacity(templates.len() + mails.len());
+        for (src, at, rendered) in mails {
+            texts.push((src, at, varies.depends(src), sha(rendered)));
+        }
+        for (src, at) in templates {
+            let digest = sha(&r.render(src, || at.clone())?);
+            texts.push((src, at, varies.depends(src), digest));
+        }
+        Ok(StartView { texts, rest: sha(&rest) })
+    }
+
+    fn digest(&self) -> [u8; 32] {
+        self.combine(self.texts.iter().map(|(_, _, _, d)| Ok(*d))).expect("nothing to render")
+    }
+
+    /// The digest of this view in another cell of its class (`env` set to that cell):
+    /// only the templates presentational factors change are rendered again.
+    fn in_cell(&self, world: &World, env: &crate::env::Env) -> Result<[u8; 32], crate::env::EnvError> {
+        let r = Resolver::fixed(world, env);
+        self.combine(self.texts.iter().map(|(src, at, varies, digest)| {
+            if *varies { r.render(src, || at.clone()).map(|t| sha(&t)) } else { Ok(*digest) }
+        }))
+    }
+
+    fn combine(
+        &self,
+        digests: impl Iterator<Item = Result<[u8; 32], crate::env::EnvError>>,
+    ) -> Result<[u8; 32], crate::env::EnvError> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for d in digests {
+            h.update(d?);
+        }
+        h.update(self.rest);
+        Ok(h.finalize().into())
     }
 }
 

@@ -1,0 +1,137 @@
+//! Presentational factors: a factor that changes only what the target (or a judge)
+//! reads — the framing of its prompt, an instruction, the wording of an email — and
+//! never what the world does. Cells that differ only in such factors have the same
+//! dynamics and the same emails, documents and records, differing only in rendered
+//! text. Validation renders those texts alone for all but one cell of each class, and
+//! lint searches one cell per class.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value as Json;
+
+use crate::format::{Cond, Text, WorldFile};
+use crate::template;
+
+/// The names a template uses: `text.NAME` as `NAME`, and `factor.F` as `factor.F`.
+fn uses(src: &str) -> Vec<String> {
+    template::variables(src)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| match v.strip_prefix("text.") {
+            Some(name) => Some(name.to_string()),
+            None => v.starts_with("factor.").then_some(v),
+        })
+        .collect()
+}
+
+/// What depends on `factors`: texts switched on one of them, texts using such a text,
+/// and the placeholders `factor.F` themselves. `depends(src)` says whether a template
+/// uses any of it.
+pub struct Dependents {
+    names: BTreeSet<String>,
+}
+
+impl Dependents {
+    pub fn of(w: &WorldFile, factors: &BTreeSet<String>) -> Self {
+        let mut names: BTreeSet<String> = factors.iter().map(|f| format!("factor.{f}")).collect();
+        names.extend(
+            w.texts
+                .iter()
+                .filter(|(_, t)| matches!(t, Text::Switch { factor, .. } if factors.contains(factor)))
+                .map(|(n, _)| n.clone()),
+        );
+        let text_uses: BTreeMap<&String, Vec<String>> = w
+            .texts
+            .iter()
+            .map(|(name, t)| {
+                let used = match t {
+                    Text::Fixed(s) => uses(s),
+                    Text::Switch { cases, .. } => cases.values().flat_map(|s| uses(s)).collect(),
+                };
+                (name, used)
+            })
+            .collect();
+        loop {
+            let more: Vec<String> = text_uses
+                .iter()
+                .filter(|(n, used)| !names.contains(**n) && used.iter().any(|u| names.contains(u)))
+                .map(|(n, _)| (*n).clone())
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            names.extend(more);
+        }
+        Dependents { names }
+    }
+
+    /// Whether the template `src` renders differently as the factors change.
+    pub fn depends(&self, src: &str) -> bool {
+        uses(src).iter().any(|u| self.names.contains(u))
+    }
+}
+
+/// Factors that change only what the target reads: named in no cell condition and no
+/// `only_if` of what exists, and used (directly, as `{factor.F}`, or through texts) only
+/// in the target's prompt and opening, emails, documents and judges' rubrics.
+pub fn presentational(w: &WorldFile) -> BTreeSet<String> {
+    let mut dynamic: BTreeSet<String> = BTreeSet::new();
+    w.visit_logic(
+        &mut |c| {
+            if let Cond::Cell(p) = c {
+                dynamic.extend(p.keys().cloned());
+            }
+        },
+        &mut |_| {},
+    );
+    let patterns = w
+        .emails
+        .values()
+        .filter_map(|e| e.only_if.as_ref())
+        .chain(w.documents.values().filter_map(|d| d.only_if.as_ref()));
+    for p in patterns {
+        dynamic.extend(p.keys().cloned());
+    }
+    // Every text and factor a template outside the read-only places uses, parsed once.
+    let json = serde_json::to_value(w).unwrap_or(Json::Null);
+    let mut acted_on: BTreeSet<String> = BTreeSet::new();
+    strings(&json, &mut Vec::new(), &mut |path, s| {
+        if !read_only_place(path) && s.contains('{') {
+            acted_on.extend(uses(s));
+        }
+    });
+    w.factors
+        .iter()
+        .filter(|f| !dynamic.contains(&f.id))
+        .filter(|f| Dependents::of(w, &BTreeSet::from([f.id.clone()])).names.is_disjoint(&acted_on))
+        .map(|f| f.id.clone())
+        .collect()
+}
+
+/// Places whose text the target (or a judge) only reads.
+fn read_only_place(path: &[&str]) -> bool {
+    matches!(
+        path,
+        ["texts", ..]
+            | ["target", "system_prompt" | "first_message" | "prefill"]
+            | ["emails", _, "subject" | "body"]
+            | ["documents", _, "title" | "body"]
+            | ["outcomes", _, "judge" | "description"]
+    )
+}
+
+/// Call `f` on every string in `value` with its path of object keys.
+fn strings<'a>(value: &'a Json, path: &mut Vec<&'a str>, f: &mut dyn FnMut(&[&str], &str)) {
+    match value {
+        Json::String(s) => f(path, s),
+        Json::Array(items) => items.iter().for_each(|v| strings(v, path, f)),
+        Json::Object(map) => {
+            for (k, v) in map {
+                path.push(k);
+                strings(v, path, f);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
