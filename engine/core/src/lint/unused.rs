@@ -37,7 +37,9 @@ impl Linter<'_> {
             },
         );
         refs.state_vars.extend(effect_vars);
-        for name in w.tools.keys() {
+        let shared =
+            |section: &str, name: &str| self.world.from_library.contains(&(section.to_string(), name.to_string()));
+        for name in w.tools.keys().filter(|n| !shared("tools", n)) {
             if !w.target.tools.contains(name) {
                 self.find(
                     Severity::Warning,
@@ -46,7 +48,7 @@ impl Linter<'_> {
                 );
             }
         }
-        for (id, person) in &w.people {
+        for (id, person) in w.people.iter().filter(|(id, _)| !shared("people", id)) {
             let in_directory = directory && person.listed;
             if !in_directory && !refs.people.contains(id) && !refs.vars.contains(&format!("person.{id}")) {
                 self.find(
@@ -56,7 +58,7 @@ impl Linter<'_> {
                 );
             }
         }
-        for id in w.documents.keys() {
+        for id in w.documents.keys().filter(|id| !shared("documents", id)) {
             if !readable && !refs.documents.contains(id) && !refs.vars.contains(&format!("doc.{id}")) {
                 self.find(
                     Severity::Warning,

@@ -85,6 +85,10 @@ pub struct World {
     /// Each lexicon's phrases without placeholders, normalised once at load and shared
     /// by every episode; phrases with placeholders are rendered per episode.
     pub static_lexicons: BTreeMap<String, std::sync::Arc<[String]>>,
+    /// (section, name) of the parts that came from an included library: `tools` /
+    /// `send_email`. A library is shared, so a world using some of its parts is not
+    /// leaving the rest unused.
+    pub from_library: std::collections::BTreeSet<(String, String)>,
 }
 
 impl World {
@@ -204,6 +208,7 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
         control_cell,
         start_ms,
         static_lexicons: BTreeMap::new(),
+        from_library: merged.origins.keys().cloned().collect(),
     };
     for (name, phrases) in &world.file.variation.lexicons {
         let normalised: Vec<String> = phrases
