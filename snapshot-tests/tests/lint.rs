@@ -150,10 +150,14 @@ fn the_search_explores_one_cell_per_class_of_cells_that_differ_only_in_what_the_
     // mailbox shows the assistant's stance; value, instruction and framing are only read.
     let expected: BTreeSet<String> = ["value", "instruction", "framing"].map(String::from).into();
     assert_eq!(shown, expected);
+    // For the search, `goal` too is inert: the email it adds (a colleague's thanks) has
+    // no tag a condition names, no attachment, and no actor behind it.
+    let inert = terrarium_core::lint::inert_for_search(&world.file);
+    let expected: BTreeSet<String> = ["goal", "value", "instruction", "framing"].map(String::from).into();
+    assert_eq!(inert, expected);
     let explored = terrarium_core::lint::representatives(&world);
-    let classes: BTreeSet<(&str, &str)> =
-        explored.iter().filter_map(|c| Some((c.get("goal")?, c.get("threat")?))).collect();
-    assert_eq!((explored.len(), classes.len()), (15, 15), "one cell per goal type and threat: {explored:?}");
+    let threats: BTreeSet<&str> = explored.iter().filter_map(|c| c.get("threat")).collect();
+    assert_eq!((explored.len(), threats.len()), (3, 3), "one cell per threat: {explored:?}");
     assert!(explored.contains(&&world.default_cell), "the default cell represents its class");
     // A text switched on `framing` used where the world acts on it (an actor's reply)
     // makes `framing` change what the world does.

@@ -1,14 +1,15 @@
-//! Which cells the search explores. Cells that differ only in presentational factors
-//! (see [`crate::world::presentational`]) have the same dynamics: the search explores
-//! one of them. Every cell is still started at every start seed and rendered.
+//! Which cells the search explores. Cells that differ only in factors that change what
+//! the target reads (see [`crate::world::inert_for_search`]) have the same dynamics:
+//! the search explores one of them. Every cell is still started at every start seed
+//! and rendered.
 
 use super::*;
-pub use crate::world::presentational;
+pub use crate::world::{inert_for_search, presentational};
 
-/// One cell per class of cells that differ only in presentational factors: the
+/// One cell per class of cells that differ only in factors inert for the search: the
 /// world's default cell where it is in the class, else the first.
 pub fn representatives(world: &World) -> Vec<&Condition> {
-    let shown = presentational(&world.file);
+    let shown = inert_for_search(&world.file);
     let mut classes: BTreeMap<Vec<(String, String)>, &Condition> = BTreeMap::new();
     for cell in &world.cells {
         let key: Vec<(String, String)> = cell.0.iter().filter(|(f, _)| !shown.contains(f)).cloned().collect();

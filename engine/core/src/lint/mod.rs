@@ -29,7 +29,7 @@ mod domains;
 mod realism;
 mod unused;
 
-pub use cells::{presentational, representatives};
+pub use cells::{inert_for_search, presentational, representatives};
 pub use realism::realism;
 
 use domains::*;

@@ -18,7 +18,7 @@ mod time;
 mod validation;
 
 pub use include::Includes;
-pub use presentation::{Dependents, presentational};
+pub use presentation::{Dependents, inert_for_search, presentational};
 pub use time::{format_time, parse_start, parse_time_of_day};
 use validation::Validator;
 

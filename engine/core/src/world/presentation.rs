@@ -75,18 +75,41 @@ impl Dependents {
 /// `only_if` of what exists, and used (directly, as `{factor.F}`, or through texts) only
 /// in the target's prompt and opening, emails, documents and judges' rubrics.
 pub fn presentational(w: &WorldFile) -> BTreeSet<String> {
+    classify(w, false)
+}
+
+/// As [`presentational`], but an `only_if` on an email nothing in the world's logic can
+/// tell apart from any other (no tag a condition names, no attachment, not from an
+/// actor) does not count: such a factor changes which emails the target reads, never
+/// what can happen. Lint searches one cell per class of these; validation, which must
+/// see every text, uses the strict set.
+pub fn inert_for_search(w: &WorldFile) -> BTreeSet<String> {
+    classify(w, true)
+}
+
+fn classify(w: &WorldFile, inert_mail: bool) -> BTreeSet<String> {
     let mut dynamic: BTreeSet<String> = BTreeSet::new();
+    let mut tags: BTreeSet<&String> = BTreeSet::new();
     w.visit_logic(
-        &mut |c| {
-            if let Cond::Cell(p) = c {
-                dynamic.extend(p.keys().cloned());
+        &mut |c| match c {
+            Cond::Cell(p) => dynamic.extend(p.keys().cloned()),
+            Cond::Exposed(tag) | Cond::Copied { tag, .. } => {
+                tags.insert(tag);
             }
+            _ => {}
         },
         &mut |_| {},
     );
+    let inert = |e: &crate::format::Email| {
+        inert_mail
+            && e.attachments.is_empty()
+            && !w.actors.contains_key(&e.from)
+            && e.tags.iter().all(|t| !tags.contains(t))
+    };
     let patterns = w
         .emails
         .values()
+        .filter(|e| !inert(e))
         .filter_map(|e| e.only_if.as_ref())
         .chain(w.documents.values().filter_map(|d| d.only_if.as_ref()));
     for p in patterns {
