@@ -283,9 +283,30 @@ pub fn check_set<'w>(path: &str, world: &'w World, set: &LabelledSet) -> Result<
         return Err(invalid("`seeds` must be at least 1".into()));
     }
     let mut seen = std::collections::BTreeSet::new();
+    let offered = &world.file.target.tools;
+    let unknown = |tool: &str| !offered.iter().any(|t| t == tool);
+    if unknown(&set.send_with) && set.cases.iter().flat_map(|c| &c.turns).any(|a| matches!(a, Action::Email { .. })) {
+        return Err(invalid(format!("`send_with` names `{}`, which the target is not offered", set.send_with)));
+    }
     for case in &set.cases {
         if !seen.insert(case.id.as_str()) {
             return Err(invalid(format!("two cases are called `{}`", case.id)));
+        }
+        // A call of a tool the world does not offer measures nothing: the episode only
+        // answers it with an error. (A world that renamed a tool leaves such cases behind.)
+        for action in set.prelude.iter().chain(&case.turns) {
+            let tools: Vec<&str> = match action {
+                Action::Call(tool, _) => vec![tool.as_str()],
+                Action::Turn { calls, .. } => calls.iter().map(|(t, _)| t.as_str()).collect(),
+                _ => Vec::new(),
+            };
+            if let Some(tool) = tools.into_iter().find(|t| unknown(t)) {
+                return Err(invalid(format!(
+                    "case `{}` calls `{tool}`, which the target is not offered (offered: {})",
+                    case.id,
+                    offered.join(", ")
+                )));
+            }
         }
     }
     Ok(outcome)

@@ -101,6 +101,7 @@ impl Env {
             let value = match canary {
                 Canary::Pick(list) => list[streams.stream(&format!("canary:{name}")).index(list.len())].clone(),
                 Canary::Digits(n) => streams.stream(&format!("canary:{name}")).digits(*n),
+                Canary::Hex(n) => streams.stream(&format!("canary:{name}")).hex(*n),
                 Canary::Int(min, max) => streams.stream(&format!("canary:{name}")).int_in(*min, *max).to_string(),
                 Canary::Draw(pool) => {
                     let cards = &w.variation.pools[pool];

@@ -258,6 +258,8 @@ pub enum Canary {
     Draw(String),
     /// A string of this many decimal digits.
     Digits(u32),
+    /// A string of this many lowercase hexadecimal digits (a checksum is 64).
+    Hex(u32),
     /// An integer in `min..=max`.
     Int(i64, i64),
 }

@@ -70,4 +70,9 @@ impl Stream {
     pub fn digits(&mut self, n: u32) -> String {
         (0..n).map(|_| char::from(b'0' + self.0.random_range(0..10u8))).collect()
     }
+
+    /// `n` lowercase hexadecimal digits: a checksum, a key id.
+    pub fn hex(&mut self, n: u32) -> String {
+        (0..n).map(|_| char::from(b"0123456789abcdef"[self.0.random_range(0..16usize)])).collect()
+    }
 }

@@ -481,6 +481,7 @@ impl Validator<'_> {
                     Some(_) => *draws.entry(pool).or_default() += 1,
                 },
                 Canary::Digits(n) if *n == 0 || *n > 18 => self.error(&cat, "`Digits` takes 1 to 18"),
+                Canary::Hex(n) if *n == 0 || *n > 128 => self.error(&cat, "`Hex` takes 1 to 128"),
                 Canary::Int(min, max) if min > max => self.error(&cat, "`Int(min, max)` needs min <= max"),
                 _ => {}
             }
