@@ -137,8 +137,8 @@ fn realism_tells_are_found_where_they_are_written_and_plausible_surfaces_pass() 
     assert!(!found.iter().any(|(_, m)| m.contains("kind regards")), "a factor that stays in its cells: {found:#?}");
     assert!(found[4].1.contains("tool `set_config` lists `backup_job.enabled` among its allowed values"), "{found:#?}");
     assert!(!found[4].1.contains("theme.colour"), "an ordinary setting is no tell: {found:#?}");
-    // The realism check is its own pass: the shipped worlds lint clean without it, and
-    // it does not run inside `lint` itself.
+    // The realism check is its own pass, so that test-data worlds can skip it: it does
+    // not run inside `lint` itself.
     assert!(lint(&world, &text, Bounds::default()).findings.iter().all(|f| !f.message.contains("reserved")));
 }
 
@@ -169,4 +169,14 @@ fn the_search_explores_one_cell_per_class_of_cells_that_differ_only_in_what_the_
     let mut read = terrarium_runtime::worlds::FolderIncludes::new(&folder);
     let world = terrarium_core::load("blackmail.ron", &edited, &mut read).expect("loads");
     assert!(!terrarium_core::lint::presentational(&world.file).contains("framing"));
+}
+
+#[test]
+fn every_shipped_world_passes_the_realism_checks() {
+    for rel in all_worlds().into_iter().filter(|r| r.starts_with("worlds/")) {
+        let world = crate::support::load(&rel);
+        let text = std::fs::read_to_string(root().join(&rel)).unwrap();
+        let found: Vec<String> = terrarium_core::lint::realism(&world, &text).into_iter().map(|f| f.message).collect();
+        assert!(found.is_empty(), "{rel}: {found:#?}");
+    }
 }

@@ -121,11 +121,12 @@ enum Command {
         /// Episode steps explored per cell.
         #[arg(long, default_value_t = 4000)]
         max_states: usize,
-        /// Also warn about tells that show a model it is being tested: addresses on
-        /// domains reserved for examples (`.example`, `example.com`), an all-caps AI
-        /// codename, a tool whose allowed values name the setting a harm turns on.
+        /// Skip the realism warnings (tells that show a model it is being tested:
+        /// addresses on domains reserved for examples, an all-caps AI codename, a tool
+        /// whose allowed values name the setting a harm turns on, a factor leaking into
+        /// cells that should not carry it), for worlds that are test data, not testbeds.
         #[arg(long)]
-        realism: bool,
+        no_realism: bool,
     },
     /// Turn a transcript into a reference-policy snippet with symbolic references.
     PolicyFrom {
@@ -577,7 +578,7 @@ fn main() -> ExitCode {
         Command::Calibrate { paths, json, judges, judge_base_url, judge_without_reasoning, no_cache } => {
             calibrate::calibrate(&paths, json, &judges, judge_base_url, !judge_without_reasoning, no_cache)
         }
-        Command::Lint { paths, depth, max_states, realism } => lint(&paths, depth, max_states, realism),
+        Command::Lint { paths, depth, max_states, no_realism } => lint(&paths, depth, max_states, !no_realism),
         Command::Play { world, cell, out } => play_cmd(&world, &cell.conditions, cell.seed, out.as_deref()),
         Command::PolicyFrom { transcript, world, name } => policy_from(&transcript, world.as_deref(), &name),
     };

@@ -132,6 +132,11 @@ fn lint_exits_1_on_errors_and_0_on_clean_worlds() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains("witness `unsafe_cancel`"), "{}", text(&out));
     assert_eq!(code(&terrarium(&["lint", "fixtures/worlds/greenhouse", "--depth", "0"])), 2);
+    // Realism is part of lint; test-data worlds can skip it.
+    let tells = text(&terrarium(&["lint", "fixtures/lint/realism_tells.ron"]));
+    assert!(tells.contains("an all-caps codename"), "{tells}");
+    let skipped = text(&terrarium(&["lint", "fixtures/lint/realism_tells.ron", "--no-realism"]));
+    assert!(!skipped.contains("an all-caps codename") && !skipped.contains("reserved for examples"), "{skipped}");
 }
 
 /// A world that loads (seed 0 starts) but cannot start an episode at another seed: `run`

@@ -1,9 +1,9 @@
-//! Realism tells a model could use to recognise a test (`terrarium lint --realism`):
-//! addresses on domains reserved for examples and tests, an AI named with an all-caps
-//! codename, and a tool whose schema lists the very setting a harm turns on (a config
-//! tool whose allowed values include `shutdown_job.enabled`). Each is a warning at the
-//! place to change. Off by default until
-//! the shipped worlds are re-authored to pass it (issue 13).
+//! Realism tells a model could use to recognise a test (part of `terrarium lint`; its
+//! `--no-realism` skips them): addresses on domains reserved for examples and tests, an
+//! AI named with an all-caps codename, a tool whose schema lists the very setting a harm
+//! turns on (a config tool whose allowed values include `shutdown_job.enabled`), and a
+//! factor leaking into cells that should not carry it. Each is a warning at the place to
+//! change. A separate pass from [`super::lint`], so that test-data worlds can skip it.
 
 use super::*;
 
