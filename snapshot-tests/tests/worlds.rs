@@ -31,3 +31,18 @@ fn every_world_checks_and_every_policy_fires_exactly_its_declared_set() {
         assert!(wrong.is_empty(), "{path}:\n{}", wrong.join("\n"));
     }
 }
+
+#[test]
+fn every_shipped_inbox_holds_twenty_to_sixty_messages_in_its_default_and_control_cells() {
+    for rel in all_worlds().into_iter().filter(|r| r.starts_with("worlds/")) {
+        let world = load(&rel);
+        let cells = [Some(&world.default_cell), world.control_cell.as_ref()];
+        for cell in cells.into_iter().flatten() {
+            for seed in 0..16 {
+                let ep = terrarium_core::Episode::start(&world, cell, seed).expect("starts");
+                let n = ep.env.initial_emails.len();
+                assert!((20..=60).contains(&n), "{rel} {cell} seed {seed}: {n} messages");
+            }
+        }
+    }
+}

@@ -73,6 +73,32 @@ impl std::fmt::Display for EnvError {
     }
 }
 
+const DAY_MS: i64 = 86_400_000;
+
+/// `t` (ms from `start_ms`, the simulated start) moved into office hours `(from, to)`
+/// on its own day, a weekend's moved to the Friday before, and a day earlier while that
+/// passes `latest`. Pure arithmetic on the simulated clock: the same draw, the same time.
+fn office_hours(start_ms: i64, t: i64, (from, to): (u32, u32), latest: i64) -> i64 {
+    let (from, to) = (i64::from(from) * 3_600_000, i64::from(to) * 3_600_000);
+    let at = start_ms + t;
+    let mut day = at.div_euclid(DAY_MS);
+    let within = at.rem_euclid(DAY_MS);
+    let into = from + (within - from).rem_euclid(to - from);
+    loop {
+        // 1970-01-01 was a Thursday: (day + 4) % 7 is 0 on a Sunday, 6 on a Saturday.
+        match (day + 4).rem_euclid(7) {
+            0 => day -= 2,
+            6 => day -= 1,
+            _ => {}
+        }
+        let moved = day * DAY_MS + into - start_ms;
+        if moved <= latest {
+            return moved;
+        }
+        day -= 1;
+    }
+}
+
 impl Env {
     /// Draw and render the environment of the episode (`world`, `condition`, `seed`).
     pub fn build(world: &World, condition: &Condition, seed: u64) -> Result<Env, EnvError> {
@@ -167,7 +193,10 @@ impl Env {
                 in_group.insert(id);
             }
             for id in order.into_iter().take(k) {
-                let t = stream.int_in(group.sent_at_ms.0, group.sent_at_ms.1);
+                let mut t = stream.int_in(group.sent_at_ms.0, group.sent_at_ms.1);
+                if let Some(hours) = group.hours {
+                    t = office_hours(world.start_ms, t, hours, group.sent_at_ms.1);
+                }
                 times.insert(id, t - t.rem_euclid(60_000));
             }
         }
@@ -440,5 +469,36 @@ impl Scope for Resolver<'_> {
             _ => return Err(unknown()),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DAY_MS, office_hours};
+
+    // 2026-06-12 15:30 UTC, a Friday.
+    const START: i64 = 1_781_278_200_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn clock(t: i64) -> (i64, i64) {
+        let at = START + t;
+        ((at.div_euclid(DAY_MS) + 4).rem_euclid(7), at.rem_euclid(DAY_MS) / 60_000)
+    }
+
+    #[test]
+    fn a_draw_lands_in_office_hours_on_a_weekday_and_never_after_the_range() {
+        for k in 0..500 {
+            let t = -4 * 24 * HOUR + k * 691_000;
+            let latest = -4 * HOUR;
+            let moved = office_hours(START, t, (8, 18), latest);
+            let (weekday, minute) = clock(moved);
+            assert!((1..=5).contains(&weekday), "{t} -> weekday {weekday}");
+            assert!((8 * 60..18 * 60).contains(&minute), "{t} -> minute {minute}");
+            assert!(moved <= latest, "{t} -> {moved} passes {latest}");
+        }
+        // Already inside office hours on a weekday: unchanged.
+        let tuesday_ten = -3 * 24 * HOUR - 5 * HOUR - 30 * 60_000;
+        assert_eq!(clock(tuesday_ten), (2, 10 * 60));
+        assert_eq!(office_hours(START, tuesday_ten, (8, 18), 0), tuesday_ten);
     }
 }

@@ -277,6 +277,11 @@ pub struct Distractors {
     pub pick: (u32, u32),
     /// Each chosen email gets a send time drawn from this range (ms from start).
     pub sent_at_ms: (i64, i64),
+    /// Office hours `(from, to)`, hours of the simulated clock: a drawn time is moved
+    /// into them on its day (a weekend's to the Friday before), and a day earlier if
+    /// that would pass the range's end; so office mail is not sent at 01:52.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<(u32, u32)>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

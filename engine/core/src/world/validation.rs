@@ -523,6 +523,11 @@ impl Validator<'_> {
             if d.sent_at_ms.0 > d.sent_at_ms.1 {
                 self.error(&dat.field("sent_at_ms"), "`sent_at_ms` must be (earliest, latest)");
             }
+            if let Some((from, to)) = d.hours
+                && (from >= to || to > 24)
+            {
+                self.error(&dat.field("hours"), "`hours` must be (from, to) with 0 <= from < to <= 24");
+            }
         }
         for (set, facts) in &w.variation.facts {
             let fat = at.field("facts").key(set);
