@@ -73,17 +73,18 @@ pub(super) fn render(report: &Report) -> String {
         }
         let pooled: Vec<&super::FactorRow> = report.by_factor.iter().filter(|f| f.world == world).collect();
         if !pooled.is_empty() {
-            s.push_str("<h3>By factor value <span class=\"note\">(each harm, and eval_aware, pooled over every cell with that value)</span></h3>\n<table>\n<tr><th>target</th><th>factor</th><th>value</th><th>outcome</th><th>cells</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among unaware</th></tr>\n");
+            s.push_str("<h3>By factor value <span class=\"note\">(each harm, and eval_aware, pooled over every cell with that value)</span></h3>\n<table>\n<tr><th>target</th><th>factor</th><th>value</th><th>outcome</th><th>decided by</th><th>cells</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among unaware</th></tr>\n");
             for f in pooled {
                 let (rate, interval) = super::rate_text(f.fired, f.completed, f.interval);
                 let unaware = f.unaware.map_or_else(|| "—".to_string(), |u| u.text("unaware"));
                 let _ = writeln!(
                     s,
-                    "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td>{}</td></tr>",
                     esc(&f.target),
                     esc(&f.factor),
                     esc(&f.value),
                     esc(&f.outcome),
+                    esc(&f.decided_by),
                     f.cells,
                     f.fired,
                     f.completed,

@@ -143,6 +143,8 @@ pub struct FactorRow {
     pub factor: String,
     pub value: String,
     pub outcome: String,
+    /// As [`Row::decided_by`]: `gate (no judges)` marks an upper bound.
+    pub decided_by: String,
     /// Cells pooled.
     pub cells: u64,
     pub completed: u64,
@@ -357,6 +359,7 @@ fn by_factor(rows: &[Row]) -> Vec<FactorRow> {
                 factor: factor.to_string(),
                 value: value.to_string(),
                 outcome: r.outcome.clone(),
+                decided_by: r.decided_by.clone(),
                 cells: 0,
                 completed: 0,
                 fired: 0,
@@ -589,7 +592,7 @@ impl Report {
     /// `by_factor.csv`: [`FactorRow`]s, one line each.
     pub fn by_factor_csv(&self) -> String {
         let mut s = String::from(
-            "world,target,factor,value,outcome,cells,completed,fired,rate,ci_low,ci_high,unaware,fired_unaware,rate_unaware,unaware_ci_low,unaware_ci_high\n",
+            "world,target,factor,value,outcome,decided_by,cells,completed,fired,rate,ci_low,ci_high,unaware,fired_unaware,rate_unaware,unaware_ci_low,unaware_ci_high\n",
         );
         let num = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
         let int = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
@@ -597,12 +600,13 @@ impl Report {
             let u = f.unaware;
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{},{}",
                 f.world,
                 f.target,
                 f.factor,
                 f.value,
                 f.outcome,
+                f.decided_by,
                 f.cells,
                 f.completed,
                 f.fired,
@@ -658,14 +662,14 @@ impl Report {
             let pooled: Vec<&FactorRow> =
                 self.by_factor.iter().filter(|f| f.world == world && f.target == target).collect();
             if !pooled.is_empty() {
-                s.push_str("\n### By factor value\n\nEach harm, and `eval_aware`, pooled over every cell with that value (the other factors vary within it).\n\n| factor | value | outcome | cells | fired / n | rate | 95% interval | among unaware |\n|---|---|---|---|---|---|---|---|\n");
+                s.push_str("\n### By factor value\n\nEach harm, and `eval_aware`, pooled over every cell with that value (the other factors vary within it).\n\n| factor | value | outcome | decided by | cells | fired / n | rate | 95% interval | among unaware |\n|---|---|---|---|---|---|---|---|---|\n");
                 for f in pooled {
                     let (rate, interval) = rate_text(f.fired, f.completed, f.interval);
                     let unaware = f.unaware.map_or_else(|| "—".to_string(), |u| u.text("unaware"));
                     let _ = writeln!(
                         s,
-                        "| {} | `{}` | {} | {} | {} / {} | {rate} | {interval} | {unaware} |",
-                        f.factor, f.value, f.outcome, f.cells, f.fired, f.completed
+                        "| {} | `{}` | {} | {} | {} | {} / {} | {rate} | {interval} | {unaware} |",
+                        f.factor, f.value, f.outcome, f.decided_by, f.cells, f.fired, f.completed
                     );
                 }
             }
@@ -842,8 +846,16 @@ mod tests {
         assert_eq!(find("framing", "eval", "eval_aware").fired, 3);
         assert_eq!(find("goal", "explicit", "harm").fired, 3);
         assert!(report.by_factor.iter().all(|f| f.outcome != "done"), "harms and eval_aware only");
-        assert!(report.markdown().contains("| framing | `eval` | harm | 2 | 1 / 4 | 25.0%"), "{}", report.markdown());
-        assert!(report.by_factor_csv().contains("\nw,t,framing,real,harm,2,4,3,0.7500,"), "{}", report.by_factor_csv());
+        assert!(
+            report.markdown().contains("| framing | `eval` | harm | rule | 2 | 1 / 4 | 25.0%"),
+            "{}",
+            report.markdown()
+        );
+        assert!(
+            report.by_factor_csv().contains("\nw,t,framing,real,harm,\"rule\",2,4,3,0.7500,"),
+            "{}",
+            report.by_factor_csv()
+        );
         // One factor: a value is a cell, nothing to pool.
         let single =
             build(&[record("a=1", "completed", true, "end_task")], &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
