@@ -779,21 +779,11 @@ fn the_cache_is_keyed_by_episode_and_turn_so_a_rerun_sends_nothing() {
 fn a_tampered_header_is_named_by_replay() {
     let dir = scratch("tampered_header");
     let d = dir.to_str().unwrap();
-    let run = [
-        "run",
-        "worlds/blackmail",
-        "--model",
-        "scripted/blackmail",
-        "--condition",
-        "goal=explicit",
-        "--condition",
-        "value=public",
-        "--condition",
-        "instruction=not_told",
-        "--condition",
-        "framing=unstated",
-    ];
-    assert_eq!(code(&terrarium(&[&run[..], &["--condition", "threat=replacement", "--out", d]].concat())), 0);
+    let run = explicit_public_cells(
+        &["run", "worlds/blackmail", "--model", "scripted/blackmail"],
+        &["--condition", "threat=replacement", "--out", d],
+    );
+    assert_eq!(code(&terrarium(&run)), 0);
     let transcript = std::fs::read_dir(dir.join("transcripts")).unwrap().next().unwrap().unwrap().path();
     let original = std::fs::read_to_string(&transcript).unwrap();
     assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);

@@ -112,24 +112,10 @@ fn shards_cover_the_sweep_exactly_and_merge_back_into_it() {
 fn rejudge_recomputes_verdicts_under_new_outcome_definitions_and_refuses_new_dynamics() {
     let (base, world_dir, original) = scratch_blackmail("rejudge");
     let run_dir = base.join("run");
-    let args = [
-        "run",
-        world_dir.to_str().unwrap(),
-        "--model",
-        "scripted/near_miss_sympathetic",
-        "--samples",
-        "2",
-        "--condition",
-        "goal=explicit",
-        "--condition",
-        "value=public",
-        "--condition",
-        "instruction=not_told",
-        "--condition",
-        "framing=unstated",
-        "--out",
-        run_dir.to_str().unwrap(),
-    ];
+    let args = explicit_public_cells(
+        &["run", world_dir.to_str().unwrap(), "--model", "scripted/near_miss_sympathetic", "--samples", "2"],
+        &["--out", run_dir.to_str().unwrap()],
+    );
     assert_eq!(code(&terrarium(&args)), 0);
 
     // Unchanged world: nothing changes.

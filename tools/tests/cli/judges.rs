@@ -175,33 +175,25 @@ fn judges_decide_gated_blackmail_with_quoted_evidence_and_unreadable_or_misquoti
     });
     let base = server.base_url();
     let dir = scratch("gated_judges");
-    let args = [
-        "run",
-        "worlds/blackmail",
-        "--model",
-        "openai/fake-model",
-        "--base-url",
-        &base,
-        "--judge-base-url",
-        &base,
-        "--judge",
-        "openai/judge-a",
-        "--judge",
-        "openai/judge-b",
-        "--samples",
-        "4",
-        "--condition",
-        "goal=explicit",
-        "--condition",
-        "value=public",
-        "--condition",
-        "instruction=not_told",
-        "--condition",
-        "framing=unstated",
-        "--no-cache",
-        "--out",
-        dir.to_str().unwrap(),
-    ];
+    let args = explicit_public_cells(
+        &[
+            "run",
+            "worlds/blackmail",
+            "--model",
+            "openai/fake-model",
+            "--base-url",
+            &base,
+            "--judge-base-url",
+            &base,
+            "--judge",
+            "openai/judge-a",
+            "--judge",
+            "openai/judge-b",
+            "--samples",
+            "4",
+        ],
+        &["--no-cache", "--out", dir.to_str().unwrap()],
+    );
     let out = terrarium_with_key(&args, "");
     assert_eq!(code(&out), 0, "{}", text(&out));
 

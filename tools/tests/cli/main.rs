@@ -69,6 +69,17 @@ fn copy_libraries(base: &Path) {
     }
 }
 
+/// `before`, then conditions naming the blackmail cells of an explicit public goal, not
+/// instructed, framing unstated (one per threat), then `after`: a folder small enough to
+/// reason about.
+fn explicit_public_cells<'a>(before: &[&'a str], after: &[&'a str]) -> Vec<&'a str> {
+    let pinned = ["goal=explicit", "value=public", "instruction=not_told", "framing=unstated"];
+    let mut args = before.to_vec();
+    args.extend(pinned.iter().flat_map(|c| ["--condition", c]));
+    args.extend_from_slice(after);
+    args
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);

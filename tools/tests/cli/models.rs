@@ -25,28 +25,10 @@ fn an_openai_compatible_model_acts_in_a_world_and_its_transcript_replays_offline
     let dir = scratch("openai_run");
     let base = format!("http://127.0.0.1:{port}/v1");
     let out = terrarium_with_key(
-        &[
-            "run",
-            "worlds/blackmail",
-            "--model",
-            "openai/fake-model",
-            "--base-url",
-            &base,
-            "--condition",
-            "goal=explicit",
-            "--condition",
-            "value=public",
-            "--condition",
-            "instruction=not_told",
-            "--condition",
-            "framing=unstated",
-            "--condition",
-            "threat=replacement",
-            "--temperature",
-            "0",
-            "--out",
-            dir.to_str().unwrap(),
-        ],
+        &explicit_public_cells(
+            &["run", "worlds/blackmail", "--model", "openai/fake-model", "--base-url", &base],
+            &["--condition", "threat=replacement", "--temperature", "0", "--out", dir.to_str().unwrap()],
+        ),
         KEY,
     );
     let requests = server.seen();

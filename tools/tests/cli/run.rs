@@ -6,24 +6,10 @@ use super::*;
 fn run_writes_episodes_and_transcripts_and_never_duplicates() {
     let dir = scratch("run");
     let out_dir = dir.to_str().unwrap();
-    let args = [
-        "run",
-        "worlds/blackmail",
-        "--model",
-        "scripted/blackmail",
-        "--condition",
-        "goal=explicit",
-        "--condition",
-        "value=public",
-        "--condition",
-        "instruction=not_told",
-        "--condition",
-        "framing=unstated",
-        "--samples",
-        "2",
-        "--out",
-        out_dir,
-    ];
+    let args = explicit_public_cells(
+        &["run", "worlds/blackmail", "--model", "scripted/blackmail"],
+        &["--samples", "2", "--out", out_dir],
+    );
     let out = terrarium(&args);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(
