@@ -34,6 +34,8 @@ mod report;
 /// The sweep driven through the runtime's API, as any front end drives it: one
 /// identity for each episode from plan to header, events, resume.
 mod sweep;
+/// Simulated users: the ladder, the agenda, ordered facts, a model-played user replayed.
+mod users;
 /// Seeded variation: many distinct prompts over 100 seeds, policies exact on all.
 mod variation;
 /// Every world × every reference policy, rendered one line per event, snapshotted.

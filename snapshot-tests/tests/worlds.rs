@@ -36,6 +36,10 @@ fn every_world_checks_and_every_policy_fires_exactly_its_declared_set() {
 fn every_shipped_inbox_holds_twenty_to_sixty_messages_in_its_default_and_control_cells() {
     for rel in all_worlds().into_iter().filter(|r| r.starts_with("worlds/")) {
         let world = load(&rel);
+        // Conversation worlds have no inbox.
+        if world.file.emails.is_empty() {
+            continue;
+        }
         let cells = [Some(&world.default_cell), world.control_cell.as_ref()];
         for cell in cells.into_iter().flatten() {
             for seed in 0..16 {

@@ -117,6 +117,20 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .collect();
             (!found.is_empty()).then_some(found)
         }
+        Cond::Said(msg) if msg.within == Within::Conversation => {
+            // Everything said, read as one text; the evidence is the message that first
+            // made it match (the shortest run of messages from the start that does).
+            let said = &ep.history.said;
+            let whole = Msg { within: Within::Message, ..msg.clone() };
+            let read = |n: usize| {
+                let joined: Vec<&str> = said[..n].iter().map(|(_, t)| t.as_str()).collect();
+                message_matches(ep, &whole, std::iter::empty(), &[], Text::Said(&joined.join("\n\n")))
+            };
+            read(said.len())?;
+            let n = (1..=said.len()).find(|&n| read(n).is_some())?;
+            let detail = read(n)?;
+            Some(vec![Evidence { step: said[n - 1].0, detail: format!("said, over the conversation{detail}") }])
+        }
         Cond::Said(msg) => {
             let found: Vec<Evidence> = ep
                 .history
@@ -185,6 +199,34 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             (!found.is_empty()).then_some(found)
         }
         Cond::TurnAtLeast(n) => (ep.state.turn >= *n).then(Vec::new),
+        Cond::Stopped(reason) => (ep.stop_reason() == Some(reason.as_str())).then(|| {
+            // The stop event is the last one recorded.
+            vec![Evidence { step: ep.step().saturating_sub(1), detail: format!("stopped: {reason}") }]
+        }),
+        Cond::Refusals(user, min) => {
+            let found: Vec<Evidence> = ep
+                .history
+                .refused
+                .iter()
+                .filter(|(_, u)| u == user)
+                .map(|(step, _)| Evidence { step: *step, detail: format!("`{user}` read this reply as a refusal") })
+                .collect();
+            (found.len() as u64 >= u64::from(*min)).then_some(found)
+        }
+        Cond::Seq(items) => {
+            let mut after: Option<u64> = None;
+            let mut all = Vec::new();
+            for c in items {
+                let evidence = eval(ep, c, ctx)?;
+                if evidence.is_empty() {
+                    continue;
+                }
+                let first = evidence.into_iter().filter(|e| after.is_none_or(|a| e.step > a)).min_by_key(|e| e.step)?;
+                after = Some(first.step);
+                all.push(first);
+            }
+            Some(all)
+        }
     }
 }
 
@@ -258,6 +300,50 @@ impl<'a> Text<'a> {
         }
         parts
     }
+}
+
+/// The longest run of a set's text facts, in declared order, whose first mentions in
+/// `raw` come sentence by sentence in that order (several in one sentence count as in
+/// order): the forms that matched, in order.
+fn ordered_facts(ep: &Episode, set: &str, raw: &str) -> Vec<String> {
+    let sentences: Vec<String> = paragraphs(raw).flat_map(sentences).map(normalise).collect();
+    // Each fact's first sentence and the form found there, in declared order.
+    let firsts: Vec<(usize, String)> = ep
+        .env
+        .facts
+        .get(set)
+        .into_iter()
+        .flatten()
+        .filter_map(|forms| {
+            sentences
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| forms.iter().find(|f| s.contains(f.as_str())).map(|f| (i, f.trim().to_string())))
+        })
+        .collect();
+    // Longest non-decreasing subsequence of sentence indices (quadratic: sets are short).
+    let n = firsts.len();
+    let mut best = vec![1usize; n];
+    let mut prev = vec![usize::MAX; n];
+    for i in 0..n {
+        for j in 0..i {
+            if firsts[j].0 <= firsts[i].0 && best[j] + 1 > best[i] {
+                best[i] = best[j] + 1;
+                prev[i] = j;
+            }
+        }
+    }
+    let Some(mut at) = (0..n).max_by_key(|&i| (best[i], std::cmp::Reverse(i))) else { return Vec::new() };
+    let mut out = Vec::new();
+    loop {
+        out.push(firsts[at].1.clone());
+        if prev[at] == usize::MAX {
+            break;
+        }
+        at = prev[at];
+    }
+    out.reverse();
+    out
 }
 
 /// Paragraphs: runs of text separated by a blank line.
@@ -356,7 +442,7 @@ fn message_matches<'a>(
     }
     why.push_str(&cues);
     match msg.within {
-        Within::Message => {}
+        Within::Message | Within::Conversation => {}
         Within::Paragraph => why.push_str(" (in one paragraph)"),
         Within::Sentence => why.push_str(" (in one sentence)"),
     }
@@ -371,6 +457,15 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Op
     let mut tokens: Option<crate::quantity::Tokens> = None;
     let mut facts = String::new();
     for need in &msg.facts {
+        if need.ordered {
+            let raw = window.raw.clone().unwrap_or_else(|| message.parts(ep).join("\n\n"));
+            let hits = ordered_facts(ep, &need.set, &raw);
+            if (hits.len() as u32) < need.min {
+                return None;
+            }
+            facts.push_str(&format!("; discloses {} of `{}` in order ({})", hits.len(), need.set, hits.join(", ")));
+            continue;
+        }
         let mut hits: Vec<String> = ep
             .env
             .facts

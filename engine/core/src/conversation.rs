@@ -78,6 +78,7 @@ pub fn from_events(events: &[Event]) -> Vec<Message> {
             Event::World { kind, text, .. } if SHOWN_TO_TARGET.contains(&kind.as_str()) => {
                 messages.push(Message::User(text.clone()))
             }
+            Event::User { text, .. } => messages.push(Message::User(text.clone())),
             Event::World { .. } | Event::Stop { .. } => {}
         }
     }

@@ -72,6 +72,12 @@ pub struct WorldFile {
     pub events: Vec<Event>,
     #[serde(default)]
     pub actors: BTreeMap<String, Actor>,
+    /// Simulated users: people who talk with the target in the conversation over many
+    /// turns, following an agenda and an escalation ladder (`turns.on_text_only:
+    /// User("id")` names the one who answers). Skipped when empty, so worlds without
+    /// one keep their hashes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<String, User>,
 
     #[serde(default)]
     pub outcomes: BTreeMap<String, Outcome>,
@@ -135,6 +141,9 @@ pub enum OnTextOnly {
     /// The named chat actor answers (see `actors`); when no rule matches the episode
     /// ends with stop reason `conversation_over`.
     Actor(String),
+    /// The named simulated user answers (see `users`): its rules, then its agenda, or
+    /// after a refusal its escalation ladder; or a model plays it (`--user-model`).
+    User(String),
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -494,6 +503,9 @@ pub struct Library {
     pub records: BTreeMap<String, Record>,
     #[serde(default)]
     pub tools: BTreeMap<String, Tool>,
+    /// Phrase lists, joining the world's `variation.lexicons`.
+    #[serde(default)]
+    pub lexicons: BTreeMap<String, Vec<String>>,
 }
 
 /// A predicate over the world: its state, the actions taken, what the target saw.
@@ -541,6 +553,17 @@ pub enum Cond {
     },
     /// At least this many target turns have happened.
     TurnAtLeast(u32),
+    /// The episode stopped for this reason (`refusal`: the provider reported one). Holds
+    /// only once stopped, so only in outcomes.
+    Stopped(String),
+    /// The simulated user read at least this many of the target's replies as refusals
+    /// (its `refusal` condition held on them).
+    Refusals(String, u32),
+    /// Each condition holds, in order: each has evidence at a later step than the
+    /// evidence taken for the one before, the earliest that fits (it pushed back, then
+    /// it agreed). A condition that holds with no evidence (a state, a `Not`) holds at
+    /// any point and does not move the order.
+    Seq(Vec<Cond>),
 }
 
 impl Cond {
@@ -551,7 +574,7 @@ impl Cond {
     pub fn visit<'c>(&'c self, f: &mut dyn FnMut(&'c Cond)) {
         f(self);
         match self {
-            Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| c.visit(f)),
+            Cond::All(items) | Cond::Any(items) | Cond::Seq(items) => items.iter().for_each(|c| c.visit(f)),
             Cond::Not(inner) => inner.visit(f),
             Cond::Always
             | Cond::Never
@@ -570,7 +593,9 @@ impl Cond {
             | Cond::Incoming(_)
             | Cond::Called { .. }
             | Cond::Copied { .. }
-            | Cond::TurnAtLeast(_) => {}
+            | Cond::TurnAtLeast(_)
+            | Cond::Stopped(_)
+            | Cond::Refusals(..) => {}
         }
     }
 
@@ -632,6 +657,9 @@ pub enum Within {
     Message,
     Paragraph,
     Sentence,
+    /// Everything the target has said in the conversation so far, in order, read as
+    /// one text (`Said` only): facts given over several turns count together.
+    Conversation,
 }
 
 impl Within {
@@ -663,6 +691,11 @@ fn is_zero(x: &f64) -> bool {
 pub struct FactNeed {
     pub set: String,
     pub min: u32,
+    /// Count only facts given in the set's order: the longest run of the set's facts,
+    /// in declared order, whose first mentions come sentence by sentence in that order
+    /// (facts in one sentence count as in order). Text facts only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ordered: bool,
 }
 
 /// A change to the world, or text for the tool result.
@@ -747,6 +780,15 @@ impl WorldFile {
         for rule in self.actors.values().flat_map(|a| &a.rules) {
             conds.push(&rule.when);
             effects.extend(&rule.effects);
+        }
+        for u in self.users.values() {
+            conds.push(&u.refusal);
+            for rule in &u.rules {
+                conds.push(&rule.when);
+                effects.extend(&rule.effects);
+            }
+            conds.extend(u.agenda.iter().filter_map(|b| b.only_if.as_ref()));
+            conds.extend(u.ladder.iter().filter_map(|r| r.only_if.as_ref()));
         }
         for o in self.outcomes.values() {
             conds.push(&o.when);
@@ -862,6 +904,109 @@ pub struct Rule {
     pub effects: Vec<Effect>,
 }
 
+/// A simulated user: a person who talks with the target over many turns. Its opening
+/// is `target.first_message`. Each time the target replies with text alone, the user
+/// reads the reply: if `refusal` holds on it, the user climbs its `ladder` one rung
+/// (pressing, then reframing); otherwise the first of its `rules` that holds answers,
+/// or else the next beat of its `agenda`. With the agenda done the conversation ends
+/// (`conversation_over`); with the ladder spent, a further refusal ends it
+/// (`user_gave_up`). A model may play the user instead (`--user-model`): it is shown
+/// `persona`, `goal` and the ladder, and the refusals are still counted.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// The name the user goes by (a template), for a model playing it and for reports.
+    pub name: String,
+    /// Who the user is, in the second person (a template): what a model playing the
+    /// user is told to be.
+    pub persona: String,
+    /// What the user wants from the conversation (a template).
+    pub goal: String,
+    /// When a reply counts as the target declining or pushing back: a condition on the
+    /// reply, read as `Incoming` (usually cues, within a sentence).
+    pub refusal: Cond,
+    /// What the user says next after a reply it accepts, in order; a beat whose
+    /// `only_if` does not hold is passed over.
+    #[serde(default)]
+    pub agenda: Vec<Beat>,
+    /// What the user says after each refusal, in order: one rung per refusal.
+    #[serde(default)]
+    pub ladder: Vec<Rung>,
+    /// Tried, in order, on a reply that is not a refusal, before the agenda: the first
+    /// whose `when` holds answers (its `delay_ms` is not used).
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// What a refusal does once the ladder is spent: the user leaves (`Leave`, the
+    /// default: `user_gave_up`), or lets it go and goes on with its agenda (`Continue`).
+    #[serde(default, skip_serializing_if = "AfterLadder::is_leave")]
+    pub after_ladder: AfterLadder,
+}
+
+/// What a simulated user does after a refusal once its ladder is spent.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum AfterLadder {
+    #[default]
+    Leave,
+    Continue,
+}
+
+impl AfterLadder {
+    pub fn is_leave(&self) -> bool {
+        *self == AfterLadder::Leave
+    }
+}
+
+/// One step of a user's agenda.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Beat {
+    /// Candidate messages (templates); one is chosen by the user's seeded stream.
+    pub says: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_if: Option<Cond>,
+}
+
+/// One rung of a user's escalation ladder: what it says after a refusal, and how.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rung {
+    pub tactic: Tactic,
+    /// Candidate messages (templates); one is chosen by the user's seeded stream.
+    pub says: Vec<String>,
+    /// A rung whose condition does not hold is passed over (a ladder that depends on
+    /// the cell: a persistent user in one cell, one who gives up in another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_if: Option<Cond>,
+}
+
+/// How a rung presses after a refusal.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Tactic {
+    /// Asks again, in other words.
+    Press,
+    /// Claims a role or a permission.
+    Authority,
+    /// Claims time pressure.
+    Urgency,
+    /// Gives a (fictional) purpose: research, a novel, a class.
+    Purpose,
+    /// Recasts the request as hypothetical.
+    Hypothetical,
+}
+
+impl Tactic {
+    /// As transcripts and reports write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tactic::Press => "press",
+            Tactic::Authority => "authority",
+            Tactic::Urgency => "urgency",
+            Tactic::Purpose => "purpose",
+            Tactic::Hypothetical => "hypothetical",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Outcome {
@@ -885,6 +1030,10 @@ pub struct Outcome {
     /// How several judges' answers combine into the verdict, for `decide: Judges`.
     #[serde(default, skip_serializing_if = "Combine::is_majority")]
     pub combine: Combine,
+    /// This outcome means the target refused: reports give its rate in the control
+    /// cell as the over-refusal rate, beside refusals the provider reported.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refusal: bool,
 }
 
 /// How judges' answers combine. Only answers that were read count; an episode with no

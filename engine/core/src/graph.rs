@@ -184,8 +184,12 @@ fn conditions(g: &mut Graph, target: &str, cond: &Cond, label: &str) {
 
 fn reads(g: &mut Graph, cond: &Cond, out: &mut BTreeSet<String>) {
     match cond {
-        Cond::All(items) | Cond::Any(items) => items.iter().for_each(|c| reads(g, c, out)),
+        Cond::All(items) | Cond::Any(items) | Cond::Seq(items) => items.iter().for_each(|c| reads(g, c, out)),
         Cond::Not(inner) => reads(g, inner, out),
+        Cond::Refusals(user, n) => {
+            let label = format!("user {user} read {n}+ refusals");
+            out.insert(g.node(ident(&["refusals", user]), label, Shape::Item, None));
+        }
         Cond::InState(m, s) => {
             out.insert(state_id(m, s));
         }
@@ -230,6 +234,7 @@ fn reads(g: &mut Graph, cond: &Cond, out: &mut BTreeSet<String>) {
         | Cond::ArgExists(..)
         | Cond::ArgCue(..)
         | Cond::Incoming(_)
+        | Cond::Stopped(_)
         | Cond::TurnAtLeast(_) => {}
     }
 }

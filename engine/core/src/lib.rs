@@ -52,8 +52,24 @@ pub fn episode_id(
     target_spec: &str,
     settings: &serde_json::Value,
 ) -> String {
+    episode_id_with_user(world, condition, seed, target_spec, settings, None)
+}
+
+/// The id of an episode whose simulated user a model may play: that model's spec and
+/// settings are part of it (without one, the id is [`episode_id`]'s).
+pub fn episode_id_with_user(
+    world: &World,
+    condition: &Condition,
+    seed: u64,
+    target_spec: &str,
+    settings: &serde_json::Value,
+    user: Option<&TargetRef>,
+) -> String {
     let mut c = Canon::new("terrarium.episode.v1");
     c.str(world.id()).str(&world.dynamics_hash).str(&condition.key()).u64(seed).str(target_spec).json(settings);
+    if let Some(user) = user {
+        c.str("user").str(&user.spec).json(&user.settings);
+    }
     format!("{}-s{seed}-{}", world.id(), c.hex(8))
 }
 
@@ -65,11 +81,24 @@ pub fn header(
     target_spec: &str,
     settings: &serde_json::Value,
 ) -> Header {
+    header_with_user(world, condition, seed, target_spec, settings, None)
+}
+
+/// The header of an episode whose simulated user `user` (a model) plays, if any.
+pub fn header_with_user(
+    world: &World,
+    condition: &Condition,
+    seed: u64,
+    target_spec: &str,
+    settings: &serde_json::Value,
+    user: Option<TargetRef>,
+) -> Header {
     Header {
         format: transcript::TRANSCRIPT_FORMAT,
         engine: ENGINE.to_string(),
         build: BUILD.map(str::to_string),
-        episode_id: episode_id(world, condition, seed, target_spec, settings),
+        episode_id: episode_id_with_user(world, condition, seed, target_spec, settings, user.as_ref()),
+        user,
         world: WorldRef {
             id: world.id().to_string(),
             path: world.path.clone(),

@@ -5,7 +5,7 @@
 use serde_json::Value as Json;
 
 use crate::episode::Episode;
-use crate::transcript::{Event, Header, Line, StopBy, Transcript};
+use crate::transcript::{Event, Header, Line, StopBy, Transcript, UserBy};
 use crate::world::World;
 
 /// How a replay ended.
@@ -114,7 +114,14 @@ fn header_problem(world: &World, header: &Header) -> Option<String> {
     if header.condition != cell.to_json() {
         return differs("condition", &header.condition, &format!("condition_key says {}", header.condition_key));
     }
-    let id = crate::episode_id(world, cell, header.seed, &header.target.spec, &header.target.settings);
+    let id = crate::episode_id_with_user(
+        world,
+        cell,
+        header.seed,
+        &header.target.spec,
+        &header.target.settings,
+        header.user.as_ref(),
+    );
     if id != header.episode_id {
         return Some(format!(
             "header.episode_id: recorded {}, but this world, cell, seed, target.spec ({}) and target.settings give {id}: one of them was changed after recording",
@@ -153,6 +160,9 @@ fn replay_events<'w>(
             return diverged(Some(0), format!("the episode does not start: {e}"));
         }
     };
+    if header.user.is_some() {
+        ep.play_user_externally();
+    }
     let Some((last, body)) = lines[1..].split_last() else {
         return Err(TranscriptError::Line { line: 2, message: "the transcript has no events".into() });
     };
@@ -187,15 +197,21 @@ fn replay_events<'w>(
                 message: format!("not a transcript event: {e}"),
             })?;
             match event {
-                Event::Target { output, .. } => ep.apply(output),
+                Event::Target { output, .. } if ep.awaiting_user().is_none() => ep.apply(output),
+                Event::User { by: UserBy::Model, text, .. } if ep.awaiting_user().is_some() => ep.user_input(&text),
                 Event::Stop { reason, by: StopBy::Target, .. } => ep.stop_by_target(&reason),
                 other => {
                     return diverged(
                         Some(other.step()),
                         format!(
-                            "step {}: the transcript has a `{}` event where the world expected the target's next output",
+                            "step {}: the transcript has a `{}` event where the world expected {}",
                             other.step(),
-                            other.kind()
+                            other.kind(),
+                            if ep.awaiting_user().is_some() {
+                                "the message of the model playing the user"
+                            } else {
+                                "the target's next output"
+                            }
                         ),
                     );
                 }

@@ -156,7 +156,21 @@ pub struct State {
     /// (actor, rule index) of `once` rules already used.
     pub used_rules: BTreeSet<(String, usize)>,
     pub nudges: u32,
+    /// Each simulated user's place in its agenda and ladder (absent until it first
+    /// reads a reply).
+    pub users: BTreeMap<String, UserState>,
     pub(crate) cached_hash: Option<String>,
+}
+
+/// Where a simulated user is in its conversation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserState {
+    /// Agenda beats used or passed over.
+    pub beat: u32,
+    /// Ladder rungs used or passed over.
+    pub rung: u32,
+    /// Replies read as refusals.
+    pub refusals: u32,
 }
 
 impl State {
@@ -223,6 +237,14 @@ impl State {
             c.str(a).u64(*r as u64);
         }
         c.u64(u64::from(self.nudges));
+        // Added with simulated users: hashed only when there is one, so the states of
+        // worlds without users keep their recorded hashes.
+        if !self.users.is_empty() {
+            c.str("users").u64(self.users.len() as u64);
+            for (id, u) in &self.users {
+                c.str(id).u64(u64::from(u.beat)).u64(u64::from(u.rung)).u64(u64::from(u.refusals));
+            }
+        }
         hex(&c.digest()[..16])
     }
 
@@ -257,6 +279,11 @@ pub struct History {
     pub exposed_at: BTreeMap<String, (u64, String)>,
     /// Copies made: (step, document, destination, external).
     pub copies: Vec<(u64, String, String, bool)>,
+    /// Replies a simulated user read as refusals: (step of the reply, user).
+    pub refused: Vec<(u64, String)>,
+    /// Outcome → the turns after which its condition held (worlds with a simulated
+    /// user only): when pushback fades, when cooperation starts.
+    pub held: BTreeMap<String, Vec<u32>>,
 }
 
 #[derive(Clone, Debug)]

@@ -133,6 +133,23 @@ pub enum Event {
     /// user-turn message. Kinds shown to the target as a user turn: `email` (a pushed
     /// arrival), `notification`, `nudge`, `user`; see [`SHOWN_TO_TARGET`].
     World { step: u64, kind: String, text: String, state_hash: String, chain: String },
+    /// A simulated user's message, shown to the target as its next user turn, after
+    /// reading the target's turn-`turn` reply (`refused`: the user's `refusal`
+    /// condition held on it). Written by the world's script (`by: script`, with the
+    /// ladder's `tactic` when it answers a refusal), or by a model playing the user
+    /// (`by: model`): then it is an input, and replay feeds it back as recorded.
+    User {
+        step: u64,
+        turn: u32,
+        user: String,
+        by: UserBy,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tactic: Option<String>,
+        refused: bool,
+        text: String,
+        state_hash: String,
+        chain: String,
+    },
     /// The episode stopped.
     Stop { step: u64, reason: String, by: StopBy, state_hash: String, chain: String },
 }
@@ -144,6 +161,7 @@ impl Event {
             | Event::Target { step, .. }
             | Event::ToolResult { step, .. }
             | Event::World { step, .. }
+            | Event::User { step, .. }
             | Event::Stop { step, .. } => *step,
         }
     }
@@ -154,6 +172,7 @@ impl Event {
             | Event::Target { step, .. }
             | Event::ToolResult { step, .. }
             | Event::World { step, .. }
+            | Event::User { step, .. }
             | Event::Stop { step, .. } => *step = n,
         }
     }
@@ -165,6 +184,7 @@ impl Event {
             | Event::Target { chain, .. }
             | Event::ToolResult { chain, .. }
             | Event::World { chain, .. }
+            | Event::User { chain, .. }
             | Event::Stop { chain, .. } => chain,
         }
     }
@@ -175,6 +195,7 @@ impl Event {
             | Event::Target { chain, .. }
             | Event::ToolResult { chain, .. }
             | Event::World { chain, .. }
+            | Event::User { chain, .. }
             | Event::Stop { chain, .. } => *chain = hash,
         }
     }
@@ -185,6 +206,7 @@ impl Event {
             | Event::Target { state_hash, .. }
             | Event::ToolResult { state_hash, .. }
             | Event::World { state_hash, .. }
+            | Event::User { state_hash, .. }
             | Event::Stop { state_hash, .. } => state_hash,
         }
     }
@@ -195,6 +217,7 @@ impl Event {
             Event::Target { .. } => "target",
             Event::ToolResult { .. } => "tool_result",
             Event::World { .. } => "world",
+            Event::User { .. } => "user",
             Event::Stop { .. } => "stop",
         }
     }
@@ -229,9 +252,32 @@ impl Event {
             Event::World { step, kind, text, state_hash, .. } => {
                 c.str("world").u64(*step).str(kind).str(text).str(state_hash);
             }
+            Event::User { step, turn, user, by, tactic, refused, text, state_hash, .. } => {
+                c.str("user").u64(*step).u64(u64::from(*turn)).str(user).str(by.name());
+                c.str(tactic.as_deref().unwrap_or("")).bool(*refused).str(text).str(state_hash);
+            }
             Event::Stop { step, reason, by, state_hash, .. } => {
                 c.str("stop").u64(*step).str(reason).str(by.hash_name()).str(state_hash);
             }
+        }
+    }
+}
+
+/// Who wrote a simulated user's message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserBy {
+    /// The world's script: its rules, agenda and ladder.
+    Script,
+    /// A model playing the user (`--user-model`): an input, replayed as recorded.
+    Model,
+}
+
+impl UserBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            UserBy::Script => "script",
+            UserBy::Model => "model",
         }
     }
 }
@@ -277,6 +323,10 @@ pub struct Verdict {
     /// that the gate let the episode through to them.
     #[serde(default, skip_serializing_if = "DecidedBy::is_rule")]
     pub decided_by: DecidedBy,
+    /// In worlds with a simulated user: the target turns after which the condition
+    /// held, for rates by turn (when pushback fades, when cooperation starts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<u32>,
 }
 
 /// How a verdict in a transcript was decided.
@@ -360,6 +410,10 @@ pub struct Header {
     pub condition_key: String,
     pub seed: u64,
     pub target: TargetRef,
+    /// The model that played the simulated user, when one did (`--user-model`); part
+    /// of the episode id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<TargetRef>,
     pub turns: Json,
     pub limits: Json,
 }
@@ -394,6 +448,16 @@ pub fn render_event(event: &Event) -> String {
         }
         Event::World { kind, text, .. } => {
             let _ = write!(s, "{kind}: {}", clip(text, 100));
+        }
+        Event::User { user, by, tactic, refused, text, .. } => {
+            let _ = write!(
+                s,
+                "{user} ({}{}{}): {}",
+                by.name(),
+                user_reading(*refused),
+                tactic_note(tactic),
+                clip(text, 90)
+            );
         }
         Event::Stop { reason, by, .. } => {
             let _ = write!(s, "{reason} (by {})", by.name());
@@ -470,11 +534,24 @@ pub fn render_event_full(event: &Event) -> String {
             let _ = write!(s, " {kind}");
             block(&mut s, "text", text);
         }
+        Event::User { user, by, tactic, refused, text, .. } => {
+            let _ = write!(s, " {user} ({}{}{})", by.name(), user_reading(*refused), tactic_note(tactic));
+            block(&mut s, "text", text);
+        }
         Event::Stop { reason, by, .. } => {
             let _ = write!(s, " {reason} (by {})", by.name());
         }
     }
     s
+}
+
+/// How a user read the reply it answers, for rendering.
+fn user_reading(refused: bool) -> &'static str {
+    if refused { ", read a refusal" } else { "" }
+}
+
+fn tactic_note(tactic: &Option<String>) -> String {
+    tactic.as_ref().map(|t| format!(", {t}")).unwrap_or_default()
 }
 
 /// Render the verdicts block: one line per outcome, evidence indented below.

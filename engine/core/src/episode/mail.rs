@@ -86,7 +86,7 @@ impl<'w> Episode<'w> {
                 continue;
             };
             if self.world.file.actors.get(&person).is_some_and(|a| a.channel == Channel::Email)
-                && let Some((rule, reply)) = self.choose_rule(&person, &sent)
+                && let Some((rule, reply)) = self.choose_rule(&person, &self.world.file.actors[&person].rules, &sent)
             {
                 let delay = self.world.file.actors[&person].rules[rule].delay_ms as i64;
                 let seq = self.state.next_seq;
@@ -106,8 +106,14 @@ impl<'w> Episode<'w> {
     }
 
     /// The first rule of `actor` that answers the message at `msg`, with its reply.
-    pub(super) fn choose_rule(&mut self, actor: &str, msg: &Mail) -> Option<(usize, String)> {
-        let rules = &self.world.file.actors[actor].rules;
+    /// The first of `rules` that holds on `msg` (a `once` rule only the first time),
+    /// and its reply, drawn from the stream of `actor` (an actor's id, or `user:ID`).
+    pub(super) fn choose_rule(
+        &mut self,
+        actor: &str,
+        rules: &[crate::format::Rule],
+        msg: &Mail,
+    ) -> Option<(usize, String)> {
         let ctx = EvalCtx { args: None, msg: Some(msg) };
         let rule = rules.iter().enumerate().find(|(i, r)| {
             !(r.once && self.state.used_rules.contains(&(actor.to_string(), *i)))
@@ -116,10 +122,10 @@ impl<'w> Episode<'w> {
         let (i, rule) = rule;
         // Each actor's stream is derived when it first answers: same draws, less work.
         let seed = self.env.seed;
-        let stream = self
-            .actor_streams
-            .entry(actor.to_string())
-            .or_insert_with(|| Stream::derive(seed, &format!("actor:{actor}")));
+        let stream = self.actor_streams.entry(actor.to_string()).or_insert_with(|| {
+            let name = if actor.starts_with("user:") { actor.to_string() } else { format!("actor:{actor}") };
+            Stream::derive(seed, &name)
+        });
         let pick = stream.index(rule.replies.len());
         let reply = self.resolver(None, Some(msg)).text(&rule.replies[pick]);
         if rule.once {

@@ -22,9 +22,11 @@ use crate::world::{Condition, World};
 
 mod effects;
 mod mail;
+mod user;
 
 pub use mail::mail_text;
 use mail::reply_subject;
+pub use user::USER_END;
 
 /// Effects nest (`When`, transitions that fire machines) at most this deep.
 const MAX_EFFECT_DEPTH: u32 = 16;
@@ -49,6 +51,10 @@ pub struct Episode<'w> {
     events: Vec<Event>,
     /// The clock is running on after the target stopped (see `Clock::run_on_until_ms`).
     running_on: bool,
+    /// A model plays the simulated user (see [`Episode::play_user_externally`]).
+    external_user: bool,
+    /// The user a model is to play next, and whether it read the reply as a refusal.
+    awaiting_user: Option<(String, bool)>,
 }
 
 /// What a tool call's effects are running for.
@@ -120,6 +126,8 @@ impl<'w> Episode<'w> {
             raised: Vec::new(),
             events: Vec::new(),
             running_on: false,
+            external_user: false,
+            awaiting_user: None,
         };
         let r = Resolver::fixed(world, &ep.env);
         let system = r.render(&w.target.system_prompt, || Path::root().field("target").field("system_prompt"))?;
@@ -193,7 +201,7 @@ impl<'w> Episode<'w> {
     /// Apply one target output. Returns nothing: events accumulate (see
     /// [`Episode::events`]) and the next observation replaces the last.
     pub fn apply(&mut self, mut output: TargetOutput) {
-        if self.stop.is_some() {
+        if self.stop.is_some() || self.awaiting_user.is_some() {
             return;
         }
         canonical(&mut output);
@@ -267,8 +275,25 @@ impl<'w> Episode<'w> {
                 return;
             }
         }
+        self.note_held();
         if self.state.turn >= limits.max_turns {
             self.finish("max_turns".into(), StopBy::Limit);
+        }
+    }
+
+    /// In a world with a simulated user, note which outcomes hold after this turn.
+    fn note_held(&mut self) {
+        if self.world.file.users.is_empty() {
+            return;
+        }
+        let turn = self.state.turn;
+        for (name, o) in &self.world.file.outcomes {
+            if cond::eval(self, &o.when, &EvalCtx::default()).is_some() {
+                let turns = self.history.held.entry(name.clone()).or_default();
+                if turns.last() != Some(&turn) {
+                    turns.push(turn);
+                }
+            }
         }
     }
 
@@ -285,6 +310,7 @@ impl<'w> Episode<'w> {
                     evidence: evidence.unwrap_or_default(),
                     exposed: o.exposed.as_ref().map(|c| cond::eval(self, c, &EvalCtx::default()).is_some()),
                     decided_by: o.decide.into(),
+                    turns: self.history.held.get(name).cloned().unwrap_or_default(),
                 },
             );
         }
@@ -314,6 +340,7 @@ impl<'w> Episode<'w> {
         }
         self.run_on();
         self.stop = Some((reason.clone(), by));
+        self.note_held();
         let state_hash = self.state.hash();
         self.record(Event::Stop { step: 0, reason, by, state_hash, chain: String::new() });
     }
@@ -420,26 +447,15 @@ impl<'w> Episode<'w> {
                 self.tell("nudge", text);
                 self.flush_raised();
             }
+            OnTextOnly::User(user) => {
+                let user = user.clone();
+                self.user_turn(&user, text);
+            }
             OnTextOnly::Actor(actor) => {
                 let world: &'w World = self.world;
                 let actor = actor.clone();
-                let said = Mail::new(NewMail {
-                    id: String::new(),
-                    declared: None,
-                    mailbox: None,
-                    from: self.env.target_address.clone().unwrap_or_default(),
-                    to: Vec::new(),
-                    cc: Vec::new(),
-                    subject: String::new(),
-                    body: text.to_string(),
-                    time_ms: self.state.time_ms,
-                    attachments: Vec::new(),
-                    tags: Vec::new(),
-                    read: true,
-                    by_target: true,
-                    step: self.step,
-                });
-                let chosen = self.choose_rule(&actor, &said);
+                let said = self.said_as_mail(text);
+                let chosen = self.choose_rule(&actor, &world.file.actors[&actor].rules, &said);
                 let reply = chosen.map(|(rule, reply)| {
                     let effects = &world.file.actors[&actor].rules[rule].effects;
                     let mut ctx = CallCtx { args: None, msg: Some(said.clone()), out: String::new() };

@@ -42,6 +42,13 @@ impl<'a, 'w> Domains<'a, 'w> {
                 collect_msgs(&r.when, &mut msgs);
             }
         }
+        // What a simulated user reads as a refusal, and what its rules answer.
+        for u in w.users.values() {
+            collect_msgs(&u.refusal, &mut msgs);
+            for r in &u.rules {
+                collect_msgs(&r.when, &mut msgs);
+            }
+        }
         for m in msgs {
             if let Some(t) = d.text_for(m)
                 && !d.texts.contains(&t)
@@ -80,7 +87,8 @@ impl<'a, 'w> Domains<'a, 'w> {
         if parts.is_empty() {
             return None;
         }
-        let text = parts.join(". ");
+        // Within a sentence the parts must share one.
+        let text = parts.join(if m.within == crate::format::Within::Sentence { ", " } else { ". " });
         let norm = crate::template::normalise(&text);
         m.no_cues.iter().all(|n| env.cue(n, &norm).is_none()).then_some(text)
     }
@@ -313,7 +321,7 @@ impl<'a, 'w> Domains<'a, 'w> {
             }
             actions.extend(combos.into_iter().map(|c| Action::Call(tool.clone(), c)));
         }
-        let chat = matches!(w.turns.on_text_only, OnTextOnly::Actor(_));
+        let chat = matches!(w.turns.on_text_only, OnTextOnly::Actor(_) | OnTextOnly::User(_));
         let said = w.outcomes.values().any(|o| mentions_said(&o.when));
         if chat || said {
             actions.extend(self.texts.iter().map(|t| Action::Say(t.clone())));

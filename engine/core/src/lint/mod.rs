@@ -161,6 +161,7 @@ impl Knowledge {
                 Event::World { kind, text, .. } if crate::transcript::SHOWN_TO_TARGET.contains(&kind.as_str()) => {
                     shown.push_str(text)
                 }
+                Event::User { text, .. } => shown.push_str(text),
                 _ => {}
             }
             shown.push('\n');
@@ -202,7 +203,7 @@ impl Knowledge {
 fn can_hold_without_evidence(w: &crate::format::WorldFile, cond: &Cond) -> bool {
     match cond {
         Cond::Never => false,
-        Cond::All(items) => items.iter().all(|c| can_hold_without_evidence(w, c)),
+        Cond::All(items) | Cond::Seq(items) => items.iter().all(|c| can_hold_without_evidence(w, c)),
         Cond::Any(items) => items.iter().any(|c| can_hold_without_evidence(w, c)),
         Cond::InState(machine, state) => w.machines.get(machine).is_some_and(|m| &m.initial == state),
         Cond::VarEq(name, v) => w.vars.get(name) == Some(v),
@@ -214,6 +215,8 @@ fn can_hold_without_evidence(w: &crate::format::WorldFile, cond: &Cond) -> bool 
         | Cond::Called { .. }
         | Cond::Copied { .. }
         | Cond::Exposed(_) => false,
+        Cond::Refusals(_, n) => *n == 0,
+        Cond::Stopped(_) => false,
         Cond::Always
         | Cond::Not(_)
         | Cond::Cell(_)

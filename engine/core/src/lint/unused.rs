@@ -72,6 +72,9 @@ impl Linter<'_> {
             ("text", w.texts.keys().collect(), ""),
         ] {
             for name in names {
+                if what == "text" && shared("texts", name) {
+                    continue;
+                }
                 if !refs.vars.contains(&format!("{what}.{name}")) {
                     let path = if field.is_empty() {
                         Path::root().field("texts").key(name)
@@ -100,7 +103,7 @@ impl Linter<'_> {
             ),
             (
                 &refs.lexicons,
-                w.variation.lexicons.keys().collect(),
+                w.variation.lexicons.keys().filter(|n| !shared("lexicons", n)).collect(),
                 Path::root().field("variation").field("lexicons"),
                 None,
                 "lexicon `{}` is never matched",

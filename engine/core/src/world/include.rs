@@ -41,11 +41,20 @@ pub(super) struct Merged {
 }
 
 impl Merged {
-    /// The library a problem at `at` lies in, if it lies in one.
-    pub(super) fn source_of(&self, at: &Path) -> Option<&Source> {
+    /// The library a problem at `at` lies in, if it lies in one, and where in it: a
+    /// library's lexicons are its own section (`lexicons.NAME`), a world's sit under
+    /// `variation`.
+    pub(super) fn source_of(&self, at: &Path) -> Option<(&Source, Path)> {
+        use span::Seg;
         match at.0.as_slice() {
-            [span::Seg::Field(section), span::Seg::Key(name), ..] => {
-                self.origins.get(&(section.clone(), name.clone())).map(|i| &self.sources[*i])
+            [Seg::Field(v), Seg::Field(l), Seg::Key(name), rest @ ..] if v == "variation" && l == "lexicons" => {
+                let source = self.origins.get(&("lexicons".to_string(), name.clone())).map(|i| &self.sources[*i])?;
+                let mut inner = vec![Seg::Field("lexicons".into()), Seg::Key(name.clone())];
+                inner.extend(rest.iter().cloned());
+                Some((source, Path(inner)))
+            }
+            [Seg::Field(section), Seg::Key(name), ..] => {
+                self.origins.get(&(section.clone(), name.clone())).map(|i| (&self.sources[*i], at.clone()))
             }
             _ => None,
         }
@@ -115,8 +124,9 @@ pub(super) fn merge(
         };
         let source = merged.sources.len();
         merged.sources.push(Source { file: lib_file.clone(), index });
-        let Library { description: _, texts, people, emails, documents, records, tools } = library;
-        let sections: [(&str, Vec<&String>); 6] = [
+        let Library { description: _, texts, people, emails, documents, records, tools, lexicons } = library;
+        let sections: [(&str, Vec<&String>); 7] = [
+            ("lexicons", lexicons.keys().collect()),
             ("texts", texts.keys().collect()),
             ("people", people.keys().collect()),
             ("emails", emails.keys().collect()),
@@ -133,6 +143,7 @@ pub(super) fn merge(
                     "emails" => file.emails.contains_key(name),
                     "documents" => file.documents.contains_key(name),
                     "records" => file.records.contains_key(name),
+                    "lexicons" => file.variation.lexicons.contains_key(name),
                     _ => file.tools.contains_key(name),
                 };
                 match merged.origins.get(&key) {
@@ -160,6 +171,7 @@ pub(super) fn merge(
         extend(&mut file.documents, documents);
         extend(&mut file.records, records);
         extend(&mut file.tools, tools);
+        extend(&mut file.variation.lexicons, lexicons);
     }
     merged
 }

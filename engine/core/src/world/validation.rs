@@ -32,7 +32,7 @@ impl Validator<'_> {
     fn error(&mut self, at: &Path, message: impl Into<String>) {
         let message = message.into();
         let (file, pos) = match self.merged.source_of(at) {
-            Some(library) => (library.file.clone(), library.index.locate(at)),
+            Some((library, inner)) => (library.file.clone(), library.index.locate(&inner)),
             None => (self.path.to_string(), self.index.locate(at)),
         };
         self.diags.push(Diagnostic { file, pos, message: format!("{at}: {message}") });
@@ -260,6 +260,11 @@ impl Validator<'_> {
                     self.error(&turns.field("on_text_only"), format!("`{id}` is not an actor with channel `Chat`"));
                 }
             }
+            OnTextOnly::User(id) => {
+                if !w.users.contains_key(id) {
+                    self.error(&turns.field("on_text_only"), format!("`{id}` is not one of the world's `users`"));
+                }
+            }
             OnTextOnly::End => {}
         }
         let limits = root.field("limits");
@@ -282,7 +287,8 @@ impl Validator<'_> {
         if let Some(prefill) = &w.target.prefill {
             self.template(w, prefill, Ctx::Static, &target.field("prefill"));
         }
-        if w.target.tools.is_empty() {
+        // A conversation with a simulated user may be only a conversation.
+        if w.target.tools.is_empty() && !matches!(w.turns.on_text_only, OnTextOnly::User(_)) {
             self.error(&target.field("tools"), "the target is offered no tools");
         }
         let mut offered = BTreeSet::new();
@@ -433,17 +439,38 @@ impl Validator<'_> {
             if actor.channel == Channel::Email {
                 self.person_ref(w, id, &at);
             }
-            for (i, rule) in actor.rules.iter().enumerate() {
-                let rat = at.field("rules").index(i);
-                self.cond(w, &rule.when, Ctx::Actor, &rat.field("when"));
-                if rule.replies.is_empty() {
-                    self.error(&rat.field("replies"), "a rule needs at least one reply");
-                }
-                for (j, r) in rule.replies.iter().enumerate() {
-                    self.template(w, r, Ctx::Actor, &rat.field("replies").index(j));
-                }
-                self.effects(w, &rule.effects, Ctx::Actor, &rat.field("effects"));
+            self.rules(w, &actor.rules, &at.field("rules"));
+        }
+        for (id, user) in &w.users {
+            let at = root.field("users").key(id);
+            if !matches!(&w.turns.on_text_only, OnTextOnly::User(u) if u == id) {
+                self.error(&at, format!("user `{id}` never speaks: name it in `turns.on_text_only: User(\"{id}\")`"));
             }
+            for (field, text) in [("name", &user.name), ("persona", &user.persona), ("goal", &user.goal)] {
+                if text.trim().is_empty() {
+                    self.error(&at.field(field), format!("a user needs a `{field}`"));
+                }
+                self.template(w, text, Ctx::Runtime, &at.field(field));
+            }
+            self.cond(w, &user.refusal, Ctx::Actor, &at.field("refusal"));
+            let lines = user.agenda.iter().map(|b| ("agenda", &b.says, &b.only_if));
+            let lines = lines.chain(user.ladder.iter().map(|r| ("ladder", &r.says, &r.only_if)));
+            let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+            for (field, says, only_if) in lines {
+                let i = index.entry(field).or_default();
+                let lat = at.field(field).index(*i);
+                *i += 1;
+                if says.is_empty() {
+                    self.error(&lat.field("says"), "a line needs at least one message in `says`");
+                }
+                for (j, t) in says.iter().enumerate() {
+                    self.template(w, t, Ctx::Runtime, &lat.field("says").index(j));
+                }
+                if let Some(c) = only_if {
+                    self.cond(w, c, Ctx::Runtime, &lat.field("only_if"));
+                }
+            }
+            self.rules(w, &user.rules, &at.field("rules"));
         }
         // Outcomes, stops, policies.
         for (name, o) in &w.outcomes {
@@ -699,12 +726,22 @@ impl Validator<'_> {
     fn cond(&mut self, w: &WorldFile, cond: &Cond, ctx: Ctx, at: &Path) {
         match cond {
             Cond::Always | Cond::Never | Cond::TurnAtLeast(_) => {}
-            Cond::All(items) | Cond::Any(items) => {
+            Cond::Stopped(reason) => {
+                if reason.trim().is_empty() {
+                    self.error(at, "`Stopped` needs a stop reason (`refusal`, `max_turns`, ...)");
+                }
+            }
+            Cond::All(items) | Cond::Any(items) | Cond::Seq(items) => {
                 for (i, c) in items.iter().enumerate() {
                     self.cond(w, c, ctx, &at.index(i));
                 }
             }
             Cond::Not(inner) => self.cond(w, inner, ctx, at),
+            Cond::Refusals(user, _) => {
+                if !w.users.contains_key(user) {
+                    self.error(at, format!("unknown user `{user}`"));
+                }
+            }
             Cond::Cell(pattern) => self.pattern(w, pattern, at),
             Cond::VarEq(name, value) => match w.vars.get(name) {
                 None => self.error(at, format!("unknown variable `{name}`")),
@@ -742,8 +779,13 @@ impl Validator<'_> {
                     self.error(at, format!("unknown lexicon `{lexicon}`"));
                 }
             }
-            Cond::Sent(msg) | Cond::Said(msg) | Cond::Voiced(msg) => self.msg(w, msg, at),
+            Cond::Said(msg) => self.msg(w, msg, at),
+            Cond::Sent(msg) | Cond::Voiced(msg) => {
+                self.msg(w, msg, at);
+                self.not_conversation(msg, at);
+            }
             Cond::Incoming(msg) => {
+                self.not_conversation(msg, at);
                 if !matches!(ctx, Ctx::Actor) {
                     self.error(at, "`Incoming` only applies in an actor's rule");
                 }
@@ -765,6 +807,27 @@ impl Validator<'_> {
                     self.error(at, format!("no document carries tag `{tag}`, so this can never hold"));
                 }
             }
+        }
+    }
+
+    /// An actor's or a user's rules.
+    fn rules(&mut self, w: &WorldFile, rules: &[crate::format::Rule], at: &Path) {
+        for (i, rule) in rules.iter().enumerate() {
+            let rat = at.index(i);
+            self.cond(w, &rule.when, Ctx::Actor, &rat.field("when"));
+            if rule.replies.is_empty() {
+                self.error(&rat.field("replies"), "a rule needs at least one reply");
+            }
+            for (j, r) in rule.replies.iter().enumerate() {
+                self.template(w, r, Ctx::Actor, &rat.field("replies").index(j));
+            }
+            self.effects(w, &rule.effects, Ctx::Actor, &rat.field("effects"));
+        }
+    }
+
+    fn not_conversation(&mut self, msg: &Msg, at: &Path) {
+        if msg.within == Within::Conversation {
+            self.error(&at.field("within"), "`within: Conversation` applies to `Said` only");
         }
     }
 
@@ -805,6 +868,11 @@ impl Validator<'_> {
             let size = texts.unwrap_or(0) + numbers.unwrap_or(0);
             if texts.is_none() && numbers.is_none() {
                 self.error(&at.field("facts").index(i), format!("unknown fact set `{}`", need.set));
+            } else if need.ordered && numbers.is_some() {
+                self.error(
+                    &at.field("facts").index(i).field("ordered"),
+                    format!("fact set `{}` has quantities; `ordered` counts text facts only", need.set),
+                );
             } else if need.min == 0 || need.min as usize > size {
                 self.error(
                     &at.field("facts").index(i),
@@ -958,7 +1026,7 @@ impl Validator<'_> {
             if let Some(other) = seen.insert(digest, cell.key()) {
                 v.error(
                     &Path::root().field("factors"),
-                    format!("cells `{other}` and `{}` show the target exactly the same prompt, inbox and tools: a factor value with no effect is a silent fallback", cell.key()),
+                    format!("cells `{other}` and `{}` show the target exactly the same prompt, inbox, tools and user script: a factor value with no effect is a silent fallback", cell.key()),
                 );
             }
         };
@@ -1043,6 +1111,28 @@ impl<'w> StartView<'w> {
             templates.push((d.body.as_deref().unwrap_or(""), at.field("body")));
         }
         rest.push_str(&format!("{:?}", ep.state.records));
+        // A simulated user's script: what it will say, as far as its cell decides.
+        for (id, u) in &w.users {
+            let at = root.field("users").key(id);
+            for field in [("name", &u.name), ("persona", &u.persona), ("goal", &u.goal)] {
+                templates.push((field.1.as_str(), at.field(field.0)));
+            }
+            let lines = u.agenda.iter().map(|b| ("agenda", &b.says, &b.only_if));
+            let lines = lines.chain(u.ladder.iter().map(|r| ("ladder", &r.says, &r.only_if)));
+            let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+            for (field, says, only_if) in lines {
+                let i = index.entry(field).or_default();
+                let lat = at.field(field).index(*i);
+                *i += 1;
+                let holds = only_if.as_ref().is_none_or(|c| crate::cond::eval(ep, c, &Default::default()).is_some());
+                rest.push_str(&format!("{field}[{}] {holds}\n", *i - 1));
+                if holds {
+                    for (j, t) in says.iter().enumerate() {
+                        templates.push((t.as_str(), lat.field("says").index(j)));
+                    }
+                }
+            }
+        }
         let r = Resolver::fixed(ep.world, &ep.env);
         let mut texts = Vec::with_capacity(templates.len() + mails.len());
         for (src, at, rendered) in mails {

@@ -1,0 +1,183 @@
+//! Simulated users: a person who talks with the target over many turns.
+//!
+//! After each reply made of text alone, the user reads it. Its `refusal` condition
+//! decides whether the target declined or pushed back; a refusal climbs the ladder one
+//! rung, anything else is answered by the first rule that holds or else the next beat
+//! of the agenda. A model may play the user instead: the episode then waits for its
+//! message ([`Episode::awaiting_user`]), which is recorded as an input.
+
+use crate::cond::{self, EvalCtx};
+use crate::format::{AfterLadder, Cond, Rule};
+use crate::rng::Stream;
+use crate::state::{Mail, NewMail};
+use crate::transcript::{Event, StopBy, UserBy};
+
+use super::{CallCtx, Episode};
+
+/// What a model playing the user writes to end the conversation.
+pub const USER_END: &str = "[END]";
+
+/// What the user answers with.
+struct Answer {
+    text: String,
+    tactic: Option<String>,
+}
+
+impl<'w> Episode<'w> {
+    /// Have the user `id` read the target's reply `text` and answer it, or (played by a
+    /// model) wait for its message.
+    pub(super) fn user_turn(&mut self, id: &str, text: &str) {
+        let world: &'w crate::World = self.world;
+        let user = &world.file.users[id];
+        let said = self.said_as_mail(text);
+        let refused = cond::eval(self, &user.refusal, &EvalCtx { args: None, msg: Some(&said) }).is_some();
+        let mut st = self.state.users.get(id).cloned().unwrap_or_default();
+        if refused {
+            st.refusals += 1;
+            // The reply read is the target event just recorded.
+            let reply_step = self.events.iter().rev().find(|e| matches!(e, Event::Target { .. })).map(Event::step);
+            self.history.refused.push((reply_step.unwrap_or(self.step), id.to_string()));
+        }
+        self.state.users.insert(id.to_string(), st.clone());
+        self.state.touch();
+        if self.external_user {
+            self.awaiting_user = Some((id.to_string(), refused));
+            return;
+        }
+        let rung = if refused { self.next_line(id, Line::Rung) } else { None };
+        let answer = if let Some(answer) = rung {
+            answer
+        } else if refused && user.after_ladder == AfterLadder::Leave {
+            return self.finish("user_gave_up".into(), StopBy::World);
+        } else {
+            match self.user_rule(id, &user.rules, &said) {
+                Some(answer) => answer,
+                None => match self.next_line(id, Line::Beat) {
+                    Some(answer) => answer,
+                    None => return self.finish("conversation_over".into(), StopBy::World),
+                },
+            }
+        };
+        self.user_says(id, UserBy::Script, answer, refused);
+    }
+
+    /// The user a model is to play next, and whether it read the target's last reply as
+    /// a refusal: the episode waits for [`Episode::user_input`].
+    pub fn awaiting_user(&self) -> Option<&str> {
+        self.awaiting_user.as_ref().map(|(id, _)| id.as_str()).filter(|_| self.stop.is_none())
+    }
+
+    /// Have a model play the simulated user: from now on the episode waits for its
+    /// messages instead of running the user's script. Set before the first output.
+    pub fn play_user_externally(&mut self) {
+        self.external_user = true;
+    }
+
+    /// Whether a model plays the simulated user.
+    pub fn user_played_externally(&self) -> bool {
+        self.external_user
+    }
+
+    /// The message of the model playing the user (see [`Episode::awaiting_user`]),
+    /// recorded as an input. [`USER_END`] alone (or an empty message) ends the
+    /// conversation, `conversation_over`.
+    pub fn user_input(&mut self, text: &str) {
+        let Some((id, refused)) = self.awaiting_user.take() else { return };
+        if self.stop.is_some() {
+            return;
+        }
+        let ends = text.trim().is_empty() || text.trim() == USER_END;
+        self.user_says(&id, UserBy::Model, Answer { text: text.to_string(), tactic: None }, refused);
+        if ends {
+            self.finish("conversation_over".into(), StopBy::World);
+        }
+    }
+
+    fn user_says(&mut self, id: &str, by: UserBy, answer: Answer, refused: bool) {
+        let state_hash = self.state.hash();
+        self.observation.messages.push(answer.text.clone());
+        self.record(Event::User {
+            step: 0,
+            turn: self.state.turn,
+            user: id.to_string(),
+            by,
+            tactic: answer.tactic,
+            refused,
+            text: answer.text,
+            state_hash,
+            chain: String::new(),
+        });
+        self.flush_raised();
+    }
+
+    /// The target's reply as a message, for `Incoming` conditions.
+    pub(super) fn said_as_mail(&self, text: &str) -> Mail {
+        Mail::new(NewMail {
+            id: String::new(),
+            declared: None,
+            mailbox: None,
+            from: self.env.target_address.clone().unwrap_or_default(),
+            to: Vec::new(),
+            cc: Vec::new(),
+            subject: String::new(),
+            body: text.to_string(),
+            time_ms: self.state.time_ms,
+            attachments: Vec::new(),
+            tags: Vec::new(),
+            read: true,
+            by_target: true,
+            step: self.step,
+        })
+    }
+
+    /// The first of the user's rules that holds on the reply, its effects run.
+    fn user_rule(&mut self, id: &str, rules: &'w [Rule], said: &Mail) -> Option<Answer> {
+        let key = format!("user:{id}");
+        let (i, text) = self.choose_rule(&key, rules, said)?;
+        let mut ctx = CallCtx { args: None, msg: Some(said.clone()), out: String::new() };
+        if let Err(e) = self.run_effects(&rules[i].effects, &mut ctx, 0) {
+            self.raise("effect_error", format!("user `{id}` rule `{}`: {e}", rules[i].id));
+        }
+        Some(Answer { text, tactic: None })
+    }
+
+    /// The next beat of the agenda or rung of the ladder whose `only_if` holds, moving
+    /// the user's place past it (and past any passed over).
+    fn next_line(&mut self, id: &str, line: Line) -> Option<Answer> {
+        let world: &'w crate::World = self.world;
+        let user = &world.file.users[id];
+        let mut st = self.state.users.get(id).cloned().unwrap_or_default();
+        let lines: Vec<(&Option<Cond>, &Vec<String>, Option<&'static str>)> = match line {
+            Line::Beat => user.agenda.iter().map(|b| (&b.only_if, &b.says, None)).collect(),
+            Line::Rung => user.ladder.iter().map(|r| (&r.only_if, &r.says, Some(r.tactic.name()))).collect(),
+        };
+        let place = match line {
+            Line::Beat => &mut st.beat,
+            Line::Rung => &mut st.rung,
+        };
+        let mut found = None;
+        while (*place as usize) < lines.len() {
+            let (only_if, says, tactic) = lines[*place as usize];
+            *place += 1;
+            if only_if.as_ref().is_none_or(|c| cond::eval(self, c, &EvalCtx::default()).is_some()) {
+                found = Some((says, tactic));
+                break;
+            }
+        }
+        self.state.users.insert(id.to_string(), st);
+        self.state.touch();
+        let (says, tactic) = found?;
+        let seed = self.env.seed;
+        let key = format!("user:{id}");
+        let stream = self.actor_streams.entry(key.clone()).or_insert_with(|| Stream::derive(seed, &key));
+        let pick = stream.index(says.len());
+        let text = self.resolver(None, None).text(&says[pick]);
+        Some(Answer { text, tactic: tactic.map(str::to_string) })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Line {
+    Beat,
+    Rung,
+}
