@@ -346,9 +346,20 @@ pub fn case_episodes<'w>(
     seeds
         .into_iter()
         .map(|seed| {
-            crate::run_steps(world, &cell, seed, &policy)
-                .map(|ep| (seed, ep))
-                .map_err(|e| invalid(format!("case `{}`, seed {seed}: {e}", case.id)))
+            let ep = crate::run_steps(world, &cell, seed, &policy)
+                .map_err(|e| invalid(format!("case `{}`, seed {seed}: {e}", case.id)))?;
+            // A turn the episode never took (the user left, a stop came first) would be
+            // labelled but never measured.
+            let taken = ep.state().turn as usize;
+            if taken < policy.steps.len() && ep.stop_reason() != Some("target_exhausted") {
+                return Err(invalid(format!(
+                    "case `{}`, seed {seed}: the episode stopped ({}) after {taken} of its {} turns, so the rest were never taken; shorten the case or run it in a cell where it goes on",
+                    case.id,
+                    ep.stop_reason().unwrap_or("running"),
+                    policy.steps.len()
+                )));
+            }
+            Ok((seed, ep))
         })
         .collect()
 }
