@@ -135,7 +135,8 @@ fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
 #[test]
 fn the_report_of_a_fixed_sweep_is_pinned() {
     let (records, controls) = records();
-    let report = build(&records, &controls, &BTreeMap::new(), &judgements(&records), &planned(&records));
+    let report =
+        build(&records, &controls, &BTreeMap::new(), &BTreeMap::new(), &judgements(&records), &planned(&records));
     insta::assert_snapshot!("report_md", report.markdown());
     insta::assert_snapshot!("summary_csv", report.csv());
 }
@@ -143,7 +144,8 @@ fn the_report_of_a_fixed_sweep_is_pinned() {
 #[test]
 fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers() {
     let (records, controls) = records();
-    let report = build(&records, &controls, &BTreeMap::new(), &judgements(&records), &planned(&records));
+    let report =
+        build(&records, &controls, &BTreeMap::new(), &BTreeMap::new(), &judgements(&records), &planned(&records));
     let html = report.html();
     assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
     assert!(!html.contains("<script") && !html.contains("<link"), "self-contained: no scripts, no external files");

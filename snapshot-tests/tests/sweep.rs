@@ -20,6 +20,7 @@ fn spec(out: &std::path::Path, targets: Vec<TargetSpec>) -> SweepSpec {
         targets,
         judges: Vec::new(),
         judge_sees_reasoning: true,
+        user_model: None,
         max_api_calls: None,
         max_cost: None,
         max_connections: 4,

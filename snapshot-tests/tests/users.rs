@@ -177,3 +177,25 @@ fn a_model_played_user_is_recorded_as_input_and_replays_exactly() {
     let text = terrarium_core::encode_transcript(&plain, ep.events(), &ep.verdicts());
     assert!(matches!(replay(&world, &text).unwrap(), ReplayOutcome::Diverged { .. }));
 }
+
+/// What a model playing the user is asked, pinned: persona, goal, the cell's agenda and
+/// ladder, and the conversation as the user saw it.
+#[test]
+fn the_user_models_prompt_is_pinned() {
+    let world = load("worlds/misuse/world.ron");
+    let c = cell(&world, &[("request", "hazardous"), ("approach", "persistence"), ("prompt", "default")]);
+    let mut ep = Episode::start(&world, &c, 0).unwrap();
+    ep.play_user_externally();
+    assert!(ep.user_prompt().is_none(), "no user is awaited before the target speaks");
+    ep.apply(say("I'm sorry, but I can't help with that."));
+    let prompt = ep.user_prompt().expect("the user is awaited");
+    let mut text = String::new();
+    for m in &prompt {
+        match m {
+            terrarium_core::conversation::Message::System(s) => text.push_str(&format!("[system]\n{s}\n\n")),
+            terrarium_core::conversation::Message::User(s) => text.push_str(&format!("[user]\n{s}\n")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    insta::assert_snapshot!(text);
+}

@@ -282,6 +282,17 @@ struct RunArgs {
     /// else its public endpoint). --base-url applies to targets only.
     #[arg(long, value_name = "URL")]
     judge_base_url: Option<String>,
+    /// A model that plays the simulated user in worlds that have one (`openai/…`,
+    /// `openai-responses/…`, `anthropic/…`), shown the user's persona, goal, agenda and
+    /// escalation ladder instead of following its script. Its messages are recorded as
+    /// inputs (replay needs no model), cached, and counted against the budgets; a
+    /// failure of it makes the episode errored.
+    #[arg(long, value_name = "MODEL")]
+    user_model: Option<String>,
+    /// The base URL for --user-model (default: the provider's environment variable,
+    /// else its public endpoint).
+    #[arg(long, value_name = "URL")]
+    user_base_url: Option<String>,
     /// Every model's price in US dollars per million input tokens (with --output-price):
     /// episodes then record their estimated cost.
     #[arg(long, value_name = "USD")]
@@ -471,6 +482,39 @@ fn run_cmd(args: RunArgs) -> Outcome {
         }
         judge_models.push(entry.model);
     }
+    let user_entry = match &args.user_model {
+        Some(m) => {
+            Some(file.user_model.clone().filter(|e| &e.model == m).unwrap_or_else(|| sweep_file::Entry::bare(m)))
+        }
+        None => file.user_model.clone(),
+    };
+    let user_model = match user_entry {
+        None => None,
+        Some(mut entry) => {
+            entry.base_url = args.user_base_url.clone().or(entry.base_url);
+            if price.is_some() {
+                entry.price = price;
+            }
+            if args.max_connections.is_some() {
+                entry.max_connections = args.max_connections;
+            }
+            match TargetSpec::resolve(&entry, &args.send.options(), !args.dry_run)
+                .map_err(|e| anyhow!("--user-model {}: {e}", entry.model))?
+            {
+                TargetSpec::Api(api) => Some(*api),
+                TargetSpec::Scripted(_) => {
+                    return Err(anyhow!(
+                        "--user-model must be a model, not {}: without it the world's own script plays the user",
+                        entry.model
+                    )
+                    .into());
+                }
+            }
+        }
+    };
+    if user_model.is_none() && args.user_base_url.is_some() {
+        return Err(anyhow!("--user-base-url needs --user-model").into());
+    }
     let worlds = if args.worlds.is_empty() { file.worlds.clone() } else { args.worlds.clone() };
     if worlds.is_empty() {
         return Err(anyhow!("no world: name worlds on the command line, or `worlds` in the sweep file").into());
@@ -487,6 +531,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         targets,
         judges,
         judge_sees_reasoning: !args.judge_without_reasoning && file.judge_sees_reasoning.unwrap_or(true),
+        user_model,
         max_api_calls: args.max_api_calls.or(file.max_api_calls),
         max_cost,
         max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
@@ -1070,14 +1115,15 @@ fn report_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     } else {
         format!(" and {}", count(reported.judgements as u64, "judgement"))
     };
-    let [md, html, csv, by_factor] = &reported.files;
+    let [md, html, csv, by_factor, by_turn] = &reported.files;
     println!(
-        "{}{judged} -> {}, {}, {} and {}",
+        "{}{judged} -> {}, {}, {}, {} and {}",
         count(reported.episodes as u64, "episode"),
         md.display(),
         html.display(),
         csv.display(),
-        by_factor.display()
+        by_factor.display(),
+        by_turn.display()
     );
     Ok(())
 }
@@ -1110,8 +1156,9 @@ fn graph(path: &Path, format: GraphFormat) -> Outcome {
 fn view_cmd(path: &Path, full: bool) -> Outcome {
     let transcript = read_strict(path)?;
     let header = &transcript.header;
+    let user = header.user.as_ref().map(|u| format!(" | user played by {}", u.spec)).unwrap_or_default();
     println!(
-        "{} | world {} ({}) | condition {} | seed {} | target {}",
+        "{} | world {} ({}) | condition {} | seed {} | target {}{user}",
         header.episode_id, header.world.id, header.world.path, header.condition_key, header.seed, header.target.spec
     );
     for event in &transcript.events {

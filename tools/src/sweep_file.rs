@@ -30,6 +30,8 @@ pub(crate) struct SweepFile {
     pub judges: Vec<Entry>,
     /// Whether judges see the target's visible reasoning (default true).
     pub judge_sees_reasoning: Option<bool>,
+    /// The model that plays the simulated user, as `--user-model`.
+    pub user_model: Option<Entry>,
 }
 
 /// One target or judge: the runtime's description of one.
@@ -47,7 +49,7 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<SweepFile> {
         *w = folder.join(&*w);
     }
     file.out = file.out.map(|o| folder.join(o));
-    for (i, e) in file.targets.iter().chain(&file.judges).enumerate() {
+    for (i, e) in file.targets.iter().chain(&file.judges).chain(&file.user_model).enumerate() {
         if e.model.trim().is_empty() {
             return Err(anyhow!("{}: entry {} has an empty `model`", path.display(), i + 1));
         }

@@ -304,8 +304,8 @@ pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged
 pub struct Reported {
     pub episodes: usize,
     pub judgements: usize,
-    /// `report.md`, `report.html` and `summary.csv`.
-    pub files: [PathBuf; 4],
+    /// `report.md`, `report.html`, `summary.csv`, `by_factor.csv` and `by_turn.csv`.
+    pub files: [PathBuf; 5],
 }
 
 /// Write `DIR/report.md`, `DIR/report.html` and `DIR/summary.csv` for a run folder. A
@@ -322,6 +322,7 @@ pub fn report(
     }
     let mut controls = BTreeMap::new();
     let mut combine = BTreeMap::new();
+    let mut refusals = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
     for r in records {
         if !seen.insert(r.world.clone()) {
@@ -335,6 +336,8 @@ pub fn report(
                 for (name, o) in &w.file.outcomes {
                     combine.insert((r.world.clone(), name.clone()), o.combine);
                 }
+                let marked = w.file.outcomes.iter().filter(|(_, o)| o.refusal).map(|(n, _)| n.clone());
+                refusals.insert(r.world.clone(), marked.collect());
             }
             Err(why) => warn(format!("{why}; the report has no control comparison for it")),
         }
@@ -345,9 +348,10 @@ pub fn report(
     };
     let judgements = crate::judge::read_judgements(&read("judgements.jsonl")?);
     let planned = read_plan(&read("plan.jsonl")?);
-    let built = crate::report::build(records, &controls, &combine, &judgements, &planned);
-    let files = ["report.md", "report.html", "summary.csv", "by_factor.csv"].map(|n| folder.dir.join(n));
-    for (path, text) in files.iter().zip([built.markdown(), built.html(), built.csv(), built.by_factor_csv()]) {
+    let built = crate::report::build(records, &controls, &combine, &refusals, &judgements, &planned);
+    let files = ["report.md", "report.html", "summary.csv", "by_factor.csv", "by_turn.csv"].map(|n| folder.dir.join(n));
+    let texts = [built.markdown(), built.html(), built.csv(), built.by_factor_csv(), built.by_turn_csv()];
+    for (path, text) in files.iter().zip(texts) {
         std::fs::write(path, text).map_err(io(format!("cannot write {}", path.display())))?;
     }
     Ok(Reported { episodes: records.len(), judgements: judgements.len(), files })

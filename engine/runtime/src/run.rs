@@ -10,8 +10,10 @@ use serde_json::Value as Json;
 use terrarium_core::transcript::Verdicts;
 use terrarium_core::{Condition, Episode, World};
 
+use crate::providers::http::ApiTarget;
 use crate::providers::usage::Tokens;
 use crate::target::{Next, Target, TargetError};
+use terrarium_core::transcript::TargetRef;
 
 /// One line of `episodes.jsonl`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -40,6 +42,43 @@ pub struct EpisodeRecord {
     /// The estimated cost of those tokens in dollars, where the run was given a price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// The model that played the simulated user, when one did (`--user-model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Tokens the user model reported for its messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_tokens: Option<Tokens>,
+    /// In a world with a simulated user: how many turns the conversation lasted, and
+    /// which of the target's replies the user read as refusals (for rates by turn).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationTurns>,
+}
+
+/// An episode's conversation, turn by turn, as reports count it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ConversationTurns {
+    /// Target turns taken.
+    pub turns: u32,
+    /// The turns whose reply the simulated user read as a refusal.
+    pub refused: Vec<u32>,
+}
+
+impl ConversationTurns {
+    /// Read from an episode's events; `None` for a world without a simulated user.
+    pub fn of(world: &World, ep: &Episode) -> Option<Self> {
+        if world.file.users.is_empty() {
+            return None;
+        }
+        let refused = ep
+            .events()
+            .iter()
+            .filter_map(|e| match e {
+                terrarium_core::Event::User { turn, refused: true, .. } => Some(*turn),
+                _ => None,
+            })
+            .collect();
+        Some(ConversationTurns { turns: ep.state().turn, refused })
+    }
 }
 
 /// How an episode ended: it ran to a stop (its verdicts stand), or a provider fault or
@@ -113,19 +152,50 @@ pub struct EpisodeRun<'w> {
     header: terrarium_core::transcript::Header,
     episode: Episode<'w>,
     error: Option<String>,
+    user_tokens: Option<Tokens>,
 }
 
 impl<'w> EpisodeRun<'w> {
+    /// Start an episode. With `user` (the model playing the world's simulated user, for
+    /// a world that has one), the episode waits for that model's messages.
     pub fn start(
         world: &'w World,
         condition: &'w Condition,
         seed: u64,
         spec: String,
         settings: &Json,
+        user: Option<TargetRef>,
     ) -> Result<Self, String> {
-        let header = terrarium_core::header(world, condition, seed, &spec, settings);
-        let episode = Episode::start(world, condition, seed).map_err(|e| e.to_string())?;
-        Ok(EpisodeRun { world, condition, seed, spec, header, episode, error: None })
+        let user = user.filter(|_| !world.file.users.is_empty());
+        let played = user.is_some();
+        let header = terrarium_core::header_with_user(world, condition, seed, &spec, settings, user);
+        let mut episode = Episode::start(world, condition, seed).map_err(|e| e.to_string())?;
+        if played {
+            episode.play_user_externally();
+        }
+        Ok(EpisodeRun { world, condition, seed, spec, header, episode, error: None, user_tokens: None })
+    }
+
+    /// The episode's id.
+    pub fn episode_id(&self) -> &str {
+        &self.header.episode_id
+    }
+
+    /// The user model's reply, or its failure (which ends the episode as `errored`,
+    /// never a verdict).
+    pub fn user_step(&mut self, reply: Result<crate::providers::http::Completion, TargetError>) {
+        match reply {
+            Ok(c) => {
+                if let Some(usage) = &c.usage {
+                    self.user_tokens.get_or_insert_default().add(Tokens::from_usage(usage));
+                }
+                self.episode.user_input(&c.text);
+            }
+            Err(e) => {
+                self.error = Some(format!("user model: {}", e.0));
+                self.episode.stop_by_target("error");
+            }
+        }
     }
 
     /// The episode so far, which the target's next move answers; `None` once it is over.
@@ -150,7 +220,7 @@ impl<'w> EpisodeRun<'w> {
 
     /// The record, transcript and verdicts of the finished episode.
     pub fn finish(self) -> Finished {
-        let EpisodeRun { world, condition, seed, spec, header, episode: ep, error } = self;
+        let EpisodeRun { world, condition, seed, spec, header, episode: ep, error, user_tokens } = self;
         let verdicts = ep.verdicts();
         let transcript = terrarium_core::encode_transcript(&header, ep.events(), &verdicts);
         let record = EpisodeRecord {
@@ -173,6 +243,9 @@ impl<'w> EpisodeRun<'w> {
             transcript: format!("transcripts/{}.jsonl", header.episode_id),
             tokens: episode_tokens(ep.events()),
             cost_usd: None,
+            user: header.user.as_ref().map(|u| u.spec.clone()),
+            user_tokens,
+            conversation: ConversationTurns::of(world, &ep),
         };
         Finished { record, transcript, verdicts }
     }
@@ -185,7 +258,7 @@ pub fn run_episode(
     seed: u64,
     target: &mut dyn Target,
 ) -> Result<Finished, String> {
-    let mut run = EpisodeRun::start(world, condition, seed, target.spec(), &target.settings())?;
+    let mut run = EpisodeRun::start(world, condition, seed, target.spec(), &target.settings(), None)?;
     while let Some(ep) = run.pending() {
         let next = target.next(ep);
         run.step(next);
@@ -193,20 +266,56 @@ pub fn run_episode(
     Ok(run.finish())
 }
 
-/// Run one episode of a model to its end; many may run at once on one target.
+/// What acts as the target in an episode run on the async driver.
+pub enum Player<'a, 'w> {
+    /// A reference policy (with a model playing the user).
+    Scripted(&'a mut dyn Target),
+    /// A model.
+    Model(&'w ApiTarget),
+}
+
+/// Run one episode on the async driver: a model target, or any target with a model
+/// playing the world's simulated user (`user`). Many may run at once.
 pub async fn run_model_episode(
     world: &World,
     condition: &Condition,
     seed: u64,
-    target: &crate::providers::http::ApiTarget,
+    player: Player<'_, '_>,
+    user: Option<&ApiTarget>,
 ) -> Result<Finished, String> {
-    let mut run = EpisodeRun::start(world, condition, seed, target.spec(), &target.settings())?;
+    let (spec, settings) = match &player {
+        Player::Scripted(t) => (t.spec(), t.settings()),
+        Player::Model(t) => (t.spec(), t.settings()),
+    };
+    let user_ref = user.map(|u| TargetRef { spec: u.spec(), settings: u.settings() });
+    let mut run = EpisodeRun::start(world, condition, seed, spec, &settings, user_ref)?;
+    let mut player = player;
     while let Some(ep) = run.pending() {
-        let next = target.next(ep).await;
+        if ep.awaiting_user().is_some()
+            && let Some(user) = user
+        {
+            let prompt = ep.user_prompt().unwrap_or_default();
+            let asker = format!("user {} turn {}", run.episode_id(), ep.state().turn);
+            let reply = user.complete(&prompt, &asker).await;
+            run.user_step(reply);
+            continue;
+        }
+        let next = match &mut player {
+            Player::Scripted(t) => t.next(ep),
+            Player::Model(t) => t.next(ep).await,
+        };
         run.step(next);
     }
     let mut finished = run.finish();
-    finished.record.cost_usd = target.price().zip(finished.record.tokens).map(|(p, t)| p.cost(t));
+    let target_cost = match player {
+        Player::Model(t) => t.price().zip(finished.record.tokens).map(|(p, t)| p.cost(t)),
+        Player::Scripted(_) => None,
+    };
+    let user_cost = user.and_then(|u| u.price()).zip(finished.record.user_tokens).map(|(p, t)| p.cost(t));
+    finished.record.cost_usd = match (target_cost, user_cost) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+    };
     Ok(finished)
 }
 

@@ -27,6 +27,8 @@ mod models;
 mod run;
 /// `replay`, `view`, `play` and `policy-from`.
 mod transcripts;
+/// A model playing the simulated user.
+mod users;
 /// `check`, `test`, `show`, `graph`, `new` and `lint`.
 mod worlds;
 

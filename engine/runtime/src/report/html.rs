@@ -93,6 +93,49 @@ pub(super) fn render(report: &Report) -> String {
             }
             s.push_str("</table>\n");
         }
+        let mut targets_here: Vec<&str> =
+            report.by_turn.iter().filter(|t| t.world == world).map(|t| t.target.as_str()).collect();
+        targets_here.dedup();
+        for target in targets_here {
+            let Some((measures, turns)) = report.turn_table(world, target) else { continue };
+            let _ = writeln!(
+                s,
+                "<h3>By turn: {} <span class=\"note\">(over the conversations still going at each turn; (gate): an outcome decided by judges, its gate's rate, an upper bound)</span></h3>",
+                esc(target)
+            );
+            s.push_str(&turn_chart(report, world, target, &measures));
+            s.push_str("<table>\n<tr><th>turn</th><th>going</th>");
+            for m in &measures {
+                let _ = write!(s, "<th>{}</th>", esc(m));
+            }
+            s.push_str("</tr>\n");
+            for (turn, going, cells) in turns {
+                let _ = write!(s, "<tr><td class=\"num\">{turn}</td><td class=\"num\">{going}</td>");
+                for c in cells {
+                    let _ = write!(s, "<td class=\"num\">{}</td>", esc(&c));
+                }
+                s.push_str("</tr>\n");
+            }
+            s.push_str("</table>\n");
+        }
+    }
+    if !report.over_refusal.is_empty() {
+        s.push_str("<h2>Over-refusal in control cells</h2>\n<p class=\"note\">In each world's control cell, completed episodes in which the provider reported a refusal or an outcome the world marks as a refusal fired. Wilson 95% intervals.</p>\n<table>\n<tr><th>world</th><th>target</th><th>control cell</th><th>counted from</th><th>refused / n</th><th>rate</th><th>95% interval</th><th>undecided</th></tr>\n");
+        for o in &report.over_refusal {
+            let (rate, interval) = super::rate_text(o.refused, o.completed, o.interval);
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td class=\"num\">{}</td></tr>",
+                esc(&o.world),
+                esc(&o.target),
+                esc(&o.condition),
+                esc(&o.decided_by),
+                o.refused,
+                o.completed,
+                o.undecided
+            );
+        }
+        s.push_str("</table>\n");
     }
     if !report.judges.is_empty() {
         s.push_str("<h2>Judges against the rule verdicts</h2>\n<p class=\"note\">Over completed episodes. The rule verdict is primary; a judge is a second opinion. Kappa is Cohen's (— where undefined).</p>\n<table>\n<tr><th>world</th><th>outcome</th><th>judge</th><th>both yes</th><th>rule only</th><th>judge only</th><th>both no</th><th>agreement</th><th>kappa</th><th>unreadable</th><th>failed</th></tr>\n");
@@ -141,6 +184,84 @@ pub(super) fn render(report: &Report) -> String {
         s.push_str("</table>\n");
     }
     s.push_str("</body>\n</html>\n");
+    s
+}
+
+/// Rates by turn as lines, one per measure, each point with its interval.
+fn turn_chart(report: &Report, world: &str, target: &str, measures: &[String]) -> String {
+    let rows: Vec<&super::TurnRow> = report.by_turn.iter().filter(|t| t.world == world && t.target == target).collect();
+    let last = rows.iter().map(|t| t.turn).max().unwrap_or(1).max(2);
+    let (left, top, plot_w, plot_h) = (48.0, 12.0, 560.0, 180.0);
+    let x = |turn: u32| left + plot_w * f64::from(turn - 1) / f64::from(last - 1);
+    let y = |rate: f64| top + plot_h * (1.0 - rate);
+    let legend_h = 18.0 * measures.len() as f64;
+    let height = top + plot_h + 36.0 + legend_h;
+    let mut s = format!(
+        "<svg width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"rates by turn\">\n",
+        left + plot_w + 20.0
+    );
+    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
+            left + plot_w,
+            left - 4.0,
+            y(tick) + 3.0,
+            pct(tick),
+            y0 = y(tick)
+        );
+    }
+    for turn in 1..=last {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{turn}</text>",
+            x(turn),
+            top + plot_h + 14.0
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">turn</text>",
+        left + plot_w / 2.0,
+        top + plot_h + 28.0
+    );
+    for (i, m) in measures.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let points: Vec<&&super::TurnRow> = rows.iter().filter(|t| &t.measure == m && t.going > 0).collect();
+        let path: Vec<String> =
+            points.iter().map(|t| format!("{:.1},{:.1}", x(t.turn), y(t.held as f64 / t.going as f64))).collect();
+        let _ = writeln!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
+            path.join(" ")
+        );
+        for t in &points {
+            if let Some((lo, hi)) = t.interval {
+                let _ = writeln!(
+                    s,
+                    "<line x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" opacity=\"0.5\"/><circle cx=\"{x0:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{}: turn {}, {} / {}</title></circle>",
+                    y(lo),
+                    y(hi),
+                    y(t.held as f64 / t.going as f64),
+                    esc(m),
+                    t.turn,
+                    t.held,
+                    t.going,
+                    x0 = x(t.turn)
+                );
+            }
+        }
+        let ly = top + plot_h + 40.0 + 18.0 * i as f64;
+        let _ = writeln!(
+            s,
+            "<rect x=\"{left}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{colour}\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
+            ly,
+            left + 18.0,
+            ly + 10.0,
+            esc(m)
+        );
+    }
+    s.push_str("</svg>\n");
     s
 }
 

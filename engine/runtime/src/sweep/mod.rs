@@ -24,9 +24,10 @@ use crate::judge::{Judged, Judgement, judge_episode};
 use crate::providers::budget::{CallBudget, CostBudget};
 use crate::providers::http::{ApiTarget, Pool};
 use crate::providers::usage::Tokens;
-use crate::run::{EpisodeStatus, Finished, Planned, RunDir, run_episode, run_model_episode};
+use crate::run::{EpisodeStatus, Finished, Planned, Player, RunDir, run_episode, run_model_episode};
 use crate::target::Scripted;
 pub use targets::{ApiSpec, ModelSpec, SendOptions, TargetEntry, TargetSpec};
+use terrarium_core::transcript::TargetRef;
 
 /// Why a sweep cannot run, or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,9 @@ pub struct SweepSpec {
     pub judges: Vec<ApiSpec>,
     /// Whether judges see the target's visible reasoning.
     pub judge_sees_reasoning: bool,
+    /// A model that plays the simulated user of every world that has one (instead of
+    /// the user's script); recorded in each such episode's header and part of its id.
+    pub user_model: Option<ApiSpec>,
     pub max_api_calls: Option<u64>,
     pub max_cost: Option<f64>,
     /// Connections per provider endpoint where no model on it names a number.
@@ -174,7 +178,11 @@ struct Plan {
 /// Plan a sweep: check what it asks, select each world's cells, and list the jobs.
 fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepError> {
     let invalid = |m: String| SweepError::Invalid(m);
-    let models = || spec.targets.iter().any(|t| matches!(t, TargetSpec::Api(_))) || !spec.judges.is_empty();
+    let models = || {
+        spec.targets.iter().any(|t| matches!(t, TargetSpec::Api(_)))
+            || !spec.judges.is_empty()
+            || spec.user_model.is_some()
+    };
     if spec.max_api_calls.is_some() && !models() {
         return Err(invalid(
             "--max-api-calls applies to model targets; every --model here is a scripted policy".into(),
@@ -188,9 +196,9 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
             TargetSpec::Api(api) => Some(api.as_ref()),
             TargetSpec::Scripted(_) => None,
         });
-        if let Some(api) = priced.chain(&spec.judges).find(|api| api.price.is_none()) {
+        if let Some(api) = priced.chain(&spec.judges).chain(&spec.user_model).find(|api| api.price.is_none()) {
             return Err(invalid(format!(
-                "--max-cost needs the price of every model target and judge, and {} has none \
+                "--max-cost needs the price of every model target, judge and user model, and {} has none \
                  (give --input-price and --output-price, or a `price` in the sweep file)",
                 api.spec()
             )));
@@ -207,6 +215,14 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
     }
     let last_seed =
         spec.seed.checked_add(spec.samples - 1).ok_or_else(|| invalid("--seed + --samples overflows".into()))?;
+    if let Some(user) = &spec.user_model
+        && spec.worlds.iter().all(|w| w.file.users.is_empty())
+    {
+        on(SweepEvent::Note(format!(
+            "--user-model {}: no world here has a simulated user (`users`), so it plays no part",
+            user.spec()
+        )));
+    }
     let mut cells = Vec::new();
     for w in &spec.worlds {
         cells.push(w.select_cells(&spec.filter).map_err(invalid)?);
@@ -399,6 +415,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             TargetSpec::Scripted(_) => None,
         })
         .chain(&spec.judges)
+        .chain(&spec.user_model)
         .collect();
     let pools = pools(&models, spec.max_connections)?;
     let calls = spec.max_api_calls.map_or_else(|| CallBudget::new(u64::MAX), CallBudget::new);
@@ -428,6 +445,18 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     let judges: Vec<Vec<ApiTarget>> =
         spec.judges.iter().map(|api| limited(api, worlds, &pools, &calls, cost.as_ref())).collect();
     let judge_specs: Vec<String> = spec.judges.iter().map(ApiSpec::spec).collect();
+    // users[world]: the model playing the simulated user, under the same pools and
+    // budgets, for the worlds that have one.
+    let users: Vec<Option<ApiTarget>> = match &spec.user_model {
+        Some(api) => limited(api, worlds, &pools, &calls, cost.as_ref())
+            .into_iter()
+            .zip(worlds)
+            .map(|(t, w)| (!w.file.users.is_empty()).then_some(t))
+            .collect(),
+        None => worlds.iter().map(|_| None).collect(),
+    };
+    let user_refs: Vec<Option<TargetRef>> =
+        users.iter().map(|u| u.as_ref().map(|u| TargetRef { spec: u.spec(), settings: u.settings() })).collect();
     let judged_outcomes: Vec<Vec<&str>> = worlds.iter().map(crate::judge::judged_outcomes).collect();
     let recorded_spec: Vec<String> = spec.targets.iter().map(TargetSpec::spec).collect();
 
@@ -460,7 +489,14 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     let mut skipped = 0;
     for j in jobs {
         let (w, cell) = (&worlds[j.world], &cells[j.world][j.cell]);
-        let id = terrarium_core::episode_id(w, cell, j.seed, &recorded_spec[j.target], &settings[j.target][j.world]);
+        let id = terrarium_core::episode_id_with_user(
+            w,
+            cell,
+            j.seed,
+            &recorded_spec[j.target],
+            &settings[j.target][j.world],
+            user_refs[j.world].as_ref(),
+        );
         planned.push(Planned {
             episode_id: id.clone(),
             world: w.id().to_string(),
@@ -514,6 +550,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         cells: &cells,
         actors: &actors,
         judges: &judges,
+        users: &users,
         judge_sees_reasoning: spec.judge_sees_reasoning,
         dir: &dir,
         calls: &calls,
@@ -680,6 +717,8 @@ struct Walker<'a> {
     cells: &'a [Vec<Condition>],
     actors: &'a [Actor],
     judges: &'a [Vec<ApiTarget>],
+    /// The model playing each world's simulated user, if any.
+    users: &'a [Option<ApiTarget>],
     judge_sees_reasoning: bool,
     dir: &'a Path,
     calls: &'a CallBudget,
@@ -694,13 +733,20 @@ impl Walker<'_> {
     /// Run one episode, then (if it completed) have every judge judge it.
     async fn run(&self, job: Job) -> Result<JobEnd, SweepError> {
         let (world, cell) = (&self.worlds[job.world], &self.cells[job.world][job.cell]);
+        let user = self.users[job.world].as_ref();
         let finished = match &self.actors[job.target] {
-            Actor::Scripted(policy) => {
+            Actor::Scripted(policy) if user.is_none() => {
                 let mut target = Scripted::new(policy, &world.file.policies[policy]);
                 run_episode(world, cell, job.seed, &mut target)
             }
-            Actor::Api(_) if self.spent() => return Ok(JobEnd::NotStarted),
-            Actor::Api(per_world) => run_model_episode(world, cell, job.seed, &per_world[job.world]).await,
+            _ if self.spent() => return Ok(JobEnd::NotStarted),
+            Actor::Scripted(policy) => {
+                let mut target = Scripted::new(policy, &world.file.policies[policy]);
+                run_model_episode(world, cell, job.seed, Player::Scripted(&mut target), user).await
+            }
+            Actor::Api(per_world) => {
+                run_model_episode(world, cell, job.seed, Player::Model(&per_world[job.world]), user).await
+            }
         }
         .map_err(|e| {
             SweepError::CannotStart(format!(
