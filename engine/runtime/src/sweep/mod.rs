@@ -345,7 +345,14 @@ pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRu
             }
             let model = api_targets.entry(world.id().to_string()).or_insert_with(|| api.target(world, pool.clone()));
             let mut ep = Episode::start(world, cell, job.seed).map_err(|e| cannot_start(world, cell, job.seed, &e))?;
+            if spec.user_model.is_some() && !world.file.users.is_empty() {
+                ep.play_user_externally();
+            }
             while !ep.is_done() {
+                // A model playing the user would answer next: the cache cannot say what.
+                if ep.awaiting_user().is_some() {
+                    break;
+                }
                 // Followed through cached replies only; the first uncached request ends it.
                 if !model.cached_next(&ep).is_some_and(|next| next.apply_to(&mut ep)) {
                     break;
