@@ -242,5 +242,32 @@ pub fn initial_view(ep: &Episode) -> String {
     for kind in ep.world.file.records.values().map(|r| r.kind.as_str()).collect::<std::collections::BTreeSet<_>>() {
         let _ = writeln!(s, "\n=== {kind} records ===\n{}", records(ep, kind));
     }
+    // Not shown to the target, but what it will meet: the simulated user's script.
+    for id in ep.world.file.users.keys() {
+        let Some(u) = ep.user_script(id) else { continue };
+        let _ = writeln!(
+            s,
+            "\n=== simulated user `{id}` (not shown to the target) ===\n{}: {}\nGoal: {}",
+            u.name, u.persona, u.goal
+        );
+        if !u.agenda.is_empty() {
+            let _ = writeln!(s, "Agenda:");
+            for b in &u.agenda {
+                let _ = writeln!(s, "  - {b}");
+            }
+        }
+        let _ = writeln!(s, "After a refusal:");
+        for (tactic, line) in &u.ladder {
+            let _ = writeln!(s, "  - {tactic}: {line}");
+        }
+        let _ = writeln!(
+            s,
+            "  - then {}",
+            match u.after_ladder {
+                crate::format::AfterLadder::Leave => "leaves (user_gave_up)",
+                crate::format::AfterLadder::Continue => "lets it go and carries on",
+            }
+        );
+    }
     s
 }
