@@ -787,8 +787,7 @@ impl WorldFile {
                 conds.push(&rule.when);
                 effects.extend(&rule.effects);
             }
-            conds.extend(u.agenda.iter().filter_map(|b| b.only_if.as_ref()));
-            conds.extend(u.ladder.iter().filter_map(|r| r.only_if.as_ref()));
+            conds.extend(u.lines().filter_map(|(_, _, _, only_if)| only_if));
         }
         for o in self.outcomes.values() {
             conds.push(&o.when);
@@ -953,6 +952,16 @@ pub enum AfterLadder {
 impl AfterLadder {
     pub fn is_leave(&self) -> bool {
         *self == AfterLadder::Leave
+    }
+}
+
+impl User {
+    /// Every agenda beat and ladder rung with where it is written: (`agenda` or
+    /// `ladder`, its index there, its `says`, its `only_if`).
+    pub fn lines(&self) -> impl Iterator<Item = (&'static str, usize, &[String], Option<&Cond>)> {
+        let beats = self.agenda.iter().enumerate().map(|(i, b)| ("agenda", i, b.says.as_slice(), b.only_if.as_ref()));
+        let rungs = self.ladder.iter().enumerate().map(|(i, r)| ("ladder", i, r.says.as_slice(), r.only_if.as_ref()));
+        beats.chain(rungs)
     }
 }
 

@@ -453,13 +453,8 @@ impl Validator<'_> {
                 self.template(w, text, Ctx::Runtime, &at.field(field));
             }
             self.cond(w, &user.refusal, Ctx::Actor, &at.field("refusal"));
-            let lines = user.agenda.iter().map(|b| ("agenda", &b.says, &b.only_if));
-            let lines = lines.chain(user.ladder.iter().map(|r| ("ladder", &r.says, &r.only_if)));
-            let mut index: BTreeMap<&str, usize> = BTreeMap::new();
-            for (field, says, only_if) in lines {
-                let i = index.entry(field).or_default();
-                let lat = at.field(field).index(*i);
-                *i += 1;
+            for (field, i, says, only_if) in user.lines() {
+                let lat = at.field(field).index(i);
                 if says.is_empty() {
                     self.error(&lat.field("says"), "a line needs at least one message in `says`");
                 }
@@ -1117,15 +1112,10 @@ impl<'w> StartView<'w> {
             for field in [("name", &u.name), ("persona", &u.persona), ("goal", &u.goal)] {
                 templates.push((field.1.as_str(), at.field(field.0)));
             }
-            let lines = u.agenda.iter().map(|b| ("agenda", &b.says, &b.only_if));
-            let lines = lines.chain(u.ladder.iter().map(|r| ("ladder", &r.says, &r.only_if)));
-            let mut index: BTreeMap<&str, usize> = BTreeMap::new();
-            for (field, says, only_if) in lines {
-                let i = index.entry(field).or_default();
-                let lat = at.field(field).index(*i);
-                *i += 1;
-                let holds = only_if.as_ref().is_none_or(|c| crate::cond::eval(ep, c, &Default::default()).is_some());
-                rest.push_str(&format!("{field}[{}] {holds}\n", *i - 1));
+            for (field, i, says, only_if) in u.lines() {
+                let lat = at.field(field).index(i);
+                let holds = only_if.is_none_or(|c| crate::cond::eval(ep, c, &Default::default()).is_some());
+                rest.push_str(&format!("{field}[{i}] {holds}\n"));
                 if holds {
                     for (j, t) in says.iter().enumerate() {
                         templates.push((t.as_str(), lat.field("says").index(j)));

@@ -579,6 +579,18 @@ fn judge_pairs(judgements: &[Judgement], records: &BTreeMap<&str, &EpisodeRecord
         .collect()
 }
 
+/// A number for a CSV cell: four places, empty when there is none.
+fn csv_num(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.4}")).unwrap_or_default()
+}
+
+/// `rate,ci_low,ci_high` for a CSV row: `fired / n` and its interval, empty cells
+/// where there is no episode.
+fn csv_rate(fired: u64, n: u64, interval: Option<(f64, f64)>) -> String {
+    let rate = (n > 0).then(|| fired as f64 / n as f64);
+    format!("{},{},{}", csv_num(rate), csv_num(interval.map(|i| i.0)), csv_num(interval.map(|i| i.1)))
+}
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
@@ -695,21 +707,9 @@ impl Report {
     /// `by_turn.csv`: [`TurnRow`]s, one line each.
     pub fn by_turn_csv(&self) -> String {
         let mut s = String::from("world,target,turn,measure,going,held,rate,ci_low,ci_high\n");
-        let num = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
         for t in &self.by_turn {
-            let _ = writeln!(
-                s,
-                "{},{},{},\"{}\",{},{},{},{},{}",
-                t.world,
-                t.target,
-                t.turn,
-                t.measure,
-                t.going,
-                t.held,
-                num((t.going > 0).then(|| t.held as f64 / t.going as f64)),
-                num(t.interval.map(|i| i.0)),
-                num(t.interval.map(|i| i.1)),
-            );
+            let rate = csv_rate(t.held, t.going, t.interval);
+            let _ = writeln!(s, "{},{},{},\"{}\",{},{},{rate}", t.world, t.target, t.turn, t.measure, t.going, t.held);
         }
         s
     }
@@ -791,30 +791,16 @@ impl Report {
         let mut s = String::from(
             "world,target,factor,value,outcome,decided_by,cells,completed,fired,rate,ci_low,ci_high,unaware,fired_unaware,rate_unaware,unaware_ci_low,unaware_ci_high\n",
         );
-        let num = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
-        let int = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
         for f in &self.by_factor {
-            let u = f.unaware;
+            let rate = csv_rate(f.fired, f.completed, f.interval);
+            let unaware = match f.unaware {
+                Some(u) => format!("{},{},{}", u.n, u.fired, csv_rate(u.fired, u.n, u.interval)),
+                None => ",,,,".to_string(),
+            };
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},\"{}\",{},{},{},{},{},{},{},{},{},{},{}",
-                f.world,
-                f.target,
-                f.factor,
-                f.value,
-                f.outcome,
-                f.decided_by,
-                f.cells,
-                f.completed,
-                f.fired,
-                num((f.completed > 0).then(|| f.fired as f64 / f.completed as f64)),
-                num(f.interval.map(|i| i.0)),
-                num(f.interval.map(|i| i.1)),
-                int(u.map(|u| u.n)),
-                int(u.map(|u| u.fired)),
-                num(u.and_then(|u| (u.n > 0).then(|| u.fired as f64 / u.n as f64))),
-                num(u.and_then(|u| u.interval).map(|i| i.0)),
-                num(u.and_then(|u| u.interval).map(|i| i.1)),
+                "{},{},{},{},{},\"{}\",{},{},{},{rate},{unaware}",
+                f.world, f.target, f.factor, f.value, f.outcome, f.decided_by, f.cells, f.completed, f.fired,
             );
         }
         s
