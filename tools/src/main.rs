@@ -491,6 +491,13 @@ fn run_cmd(args: RunArgs) -> Outcome {
     let user_model = match user_entry {
         None => None,
         Some(mut entry) => {
+            let model = entry.model.as_str();
+            if !model.starts_with("scripted/") && terrarium_runtime::sweep::ModelSpec::parse(model).is_none() {
+                return Err(anyhow!(
+                    "--user-model `{model}` is not a model spec; use openai/<model>, openai-responses/<model> or anthropic/<model>"
+                )
+                .into());
+            }
             entry.base_url = args.user_base_url.clone().or(entry.base_url);
             if price.is_some() {
                 entry.price = price;

@@ -192,6 +192,12 @@ fn print_dry_run(plan: &DryRun) {
             }
         }
     }
+    if let Some((user, episodes)) = &plan.user {
+        println!(
+            "user model {user}: plays the simulated user in {} (the cache is followed only up to the user's first message)",
+            count(*episodes as u64, "episode")
+        );
+    }
     if !plan.judges.is_empty() {
         println!(
             "judges {}: up to {} questions each (one per judged outcome of each completed episode not yet judged)",

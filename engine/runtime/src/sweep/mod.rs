@@ -318,6 +318,8 @@ pub struct DryRun {
     /// The judges' specs, and the most questions each would be asked.
     pub judges: Vec<String>,
     pub judge_questions: usize,
+    /// The model playing the simulated user, and how many of the episodes have one.
+    pub user: Option<(String, usize)>,
 }
 
 /// Plan `spec` and say what running it would do, following each model episode through
@@ -365,6 +367,10 @@ pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRu
         out.targets.push((target.spec(), cached, rows.into_values().collect()));
     }
     out.judges = spec.judges.iter().map(ApiSpec::spec).collect();
+    out.user = spec.user_model.as_ref().map(|u| {
+        let with_user = plan.jobs.iter().filter(|j| !spec.worlds[j.world].file.users.is_empty()).count();
+        (u.spec(), with_user)
+    });
     out.judge_questions = plan.jobs.iter().map(|j| crate::judge::judged_outcomes(&spec.worlds[j.world]).len()).sum();
     Ok(out)
 }
