@@ -119,6 +119,7 @@ fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
             world: r.world.clone(),
             condition_key: r.condition_key.clone(),
             target: r.target.clone(),
+            user: r.user.clone(),
         })
         .collect();
     for seed in [4, 5] {
@@ -127,6 +128,7 @@ fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
             world: "blackmail".into(),
             condition_key: DEFAULT.into(),
             target: "scripted/idle".into(),
+            user: None,
         });
     }
     out

@@ -54,6 +54,30 @@ pub struct EpisodeRecord {
     pub conversation: Option<ConversationTurns>,
 }
 
+/// What acted in an episode, as reports group it: the target, and the model that
+/// played the simulated user when one did (`scripted/benign with user openai/x`), so
+/// episodes with different user models are never pooled.
+pub fn acting(target: &str, user: Option<&str>) -> String {
+    match user {
+        Some(u) => format!("{target} with user {u}"),
+        None => target.to_string(),
+    }
+}
+
+impl EpisodeRecord {
+    /// See [`acting`].
+    pub fn acting(&self) -> String {
+        acting(&self.target, self.user.as_deref())
+    }
+}
+
+impl Planned {
+    /// See [`acting`].
+    pub fn acting(&self) -> String {
+        acting(&self.target, self.user.as_deref())
+    }
+}
+
 /// An episode's conversation, turn by turn, as reports count it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ConversationTurns {
@@ -114,6 +138,9 @@ pub struct Planned {
     pub world: String,
     pub condition_key: String,
     pub target: String,
+    /// The model playing the simulated user, when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// The planned episodes of a `plan.jsonl`, each once. Lines that do not parse are skipped.

@@ -24,8 +24,8 @@ type Group = (String, String, String);
 /// measure's text.
 type TurnTable = (Vec<String>, Vec<(u32, u64, Vec<String>)>);
 
-/// (world, target, turn, measure position, measure) → (going, held).
-type TurnCounts<'a> = BTreeMap<(&'a str, &'a str, u32, u8, String), (u64, u64)>;
+/// (world, what acted, turn, measure position, measure) → (going, held).
+type TurnCounts<'a> = BTreeMap<(&'a str, String, u32, u8, String), (u64, u64)>;
 
 #[derive(Clone, Debug, Default)]
 struct Counts {
@@ -260,7 +260,7 @@ pub fn build(
         if let Some(user) = &r.user {
             add_usage(&mut usage, format!("user {user}"), r.user_tokens, None);
         }
-        let g = groups.entry((r.world.clone(), r.condition_key.clone(), r.target.clone())).or_default();
+        let g = groups.entry((r.world.clone(), r.condition_key.clone(), r.acting())).or_default();
         *g.stops.entry(r.stop_reason.clone()).or_default() += 1;
         if r.status != EpisodeStatus::Completed {
             g.errored += 1;
@@ -384,7 +384,7 @@ pub fn build(
     let mut planned_groups: BTreeMap<Group, u64> = BTreeMap::new();
     let mut missing = 0;
     for p in planned {
-        *planned_groups.entry((p.world.clone(), p.condition_key.clone(), p.target.clone())).or_default() += 1;
+        *planned_groups.entry((p.world.clone(), p.condition_key.clone(), p.acting())).or_default() += 1;
         missing += u64::from(!by_id.contains_key(p.episode_id.as_str()));
     }
     let by_factor = by_factor(&rows);
@@ -416,15 +416,16 @@ fn by_turn(records: &[EpisodeRecord]) -> Vec<TurnRow> {
     for r in records.iter().filter(|r| r.status == EpisodeStatus::Completed) {
         let Some(c) = &r.conversation else { continue };
         let verdicts = r.outcomes.as_ref().and_then(|o| o.as_object());
+        let acting = r.acting();
         for turn in 1..=c.turns {
-            let read = counts.entry((&r.world, &r.target, turn, 0, READ_AS_REFUSAL.into())).or_default();
+            let read = counts.entry((&r.world, acting.clone(), turn, 0, READ_AS_REFUSAL.into())).or_default();
             read.0 += 1;
             read.1 += u64::from(c.refused.contains(&turn));
             for (name, v) in verdicts.into_iter().flatten() {
                 let gate = v["decided_by"] == "gate";
                 let measure = if gate { format!("{name} (gate)") } else { name.clone() };
                 let held = v["turns"].as_array().is_some_and(|ts| ts.iter().any(|t| t.as_u64() == Some(turn.into())));
-                let e = counts.entry((&r.world, &r.target, turn, 1, measure)).or_default();
+                let e = counts.entry((&r.world, acting.clone(), turn, 1, measure)).or_default();
                 e.0 += 1;
                 e.1 += u64::from(held);
             }
@@ -434,7 +435,7 @@ fn by_turn(records: &[EpisodeRecord]) -> Vec<TurnRow> {
         .into_iter()
         .map(|((world, target, turn, _, measure), (going, held))| TurnRow {
             world: world.to_string(),
-            target: target.to_string(),
+            target,
             turn,
             measure,
             going,
@@ -451,12 +452,12 @@ fn over_refusal(
     refusals: &BTreeMap<String, Vec<String>>,
     decisions: &BTreeMap<&str, BTreeMap<&str, (Option<bool>, String)>>,
 ) -> Vec<OverRefusal> {
-    let mut rows: BTreeMap<(&str, &str), OverRefusal> = BTreeMap::new();
+    let mut rows: BTreeMap<(&str, String), OverRefusal> = BTreeMap::new();
     for r in records.iter().filter(|r| controls.get(&r.world) == Some(&r.condition_key)) {
         let names = refusals.get(&r.world).map_or(&[][..], Vec::as_slice);
-        let row = rows.entry((&r.world, &r.target)).or_insert_with(|| OverRefusal {
+        let row = rows.entry((&r.world, r.acting())).or_insert_with(|| OverRefusal {
             world: r.world.clone(),
-            target: r.target.clone(),
+            target: r.acting(),
             condition: r.condition_key.clone(),
             decided_by: String::new(),
             completed: 0,
@@ -1040,6 +1041,18 @@ mod tests {
         assert_eq!(at(5, "assist"), None);
         let csv = report.by_turn_csv();
         assert!(csv.lines().any(|l| l == "w,t,3,\"assist\",2,1,0.5000,0.0945,0.9055"), "{csv}");
+    }
+
+    #[test]
+    fn episodes_with_different_user_models_are_never_pooled() {
+        let mut a = record("a=1", "completed", true, "conversation_over");
+        a.user = Some("openai/u1".into());
+        let mut b = record("a=1", "completed", false, "conversation_over");
+        b.user = Some("openai/u2".into());
+        let report = build(&[a, b], &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let targets: Vec<&str> = report.rows.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(targets, ["t with user openai/u1", "t with user openai/u2"]);
+        assert!(report.rows.iter().all(|r| r.completed == 1));
     }
 
     #[test]

@@ -515,6 +515,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             world: w.id().to_string(),
             condition_key: cell.key(),
             target: recorded_spec[j.target].clone(),
+            user: user_refs[j.world].as_ref().map(|u| u.spec.clone()),
         });
         if !(run_dir.has_completed(&id) || (!spec.retry_errored && run_dir.has(&id))) {
             todo.push((j, Work::Run));
