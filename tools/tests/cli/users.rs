@@ -125,3 +125,41 @@ fn a_user_model_must_be_a_model() {
     let out = terrarium(&["run", "worlds/delusion", "--model", "scripted/benign", "--user-base-url", "http://x/v1"]);
     assert_eq!(code(&out), 2, "{}", text(&out));
 }
+
+#[test]
+fn a_provider_refusal_in_a_control_cell_is_an_over_refusal_in_the_report() {
+    const KEY: &str = "sk-test-not-a-real-key-7272";
+    let refusal = r#"{"choices":[{"message":{"content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}],"usage":{"prompt_tokens":50,"completion_tokens":5}}"#;
+    let (port, _server) = fake_provider(vec![(200, refusal.to_string())]);
+    let dir = scratch("over_refusal_control");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let args = [
+        "run",
+        "worlds/edge_cases",
+        "--model",
+        "openai/fake-model",
+        "--base-url",
+        &base,
+        "--condition",
+        "request=plain",
+        "--condition",
+        "context=stated",
+        "--condition",
+        "framing=unstated",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let out = terrarium_with_key(&args, KEY);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(record["stop_reason"], "refusal");
+    assert_eq!(record["outcomes"]["refused"]["fired"], true, "{record}");
+    let report = terrarium(&["report", dir.to_str().unwrap()]);
+    assert_eq!(code(&report), 0, "{}", text(&report));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let line =
+        md.lines().find(|l| l.starts_with("| edge_cases | openai/fake-model | `request=plain")).unwrap_or_default();
+    assert!(line.contains("| 1 / 1 | 100.0% |"), "the over-refusal row: {line}\n{md}");
+}
