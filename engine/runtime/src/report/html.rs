@@ -129,7 +129,7 @@ pub(super) fn render(report: &Report) -> String {
                 esc(&o.world),
                 esc(&o.target),
                 esc(&o.condition),
-                esc(&o.decided_by),
+                code_spans(&o.decided_by),
                 o.refused,
                 o.completed,
                 o.undecided
@@ -371,6 +371,15 @@ fn num_cells(cells: &[String]) -> String {
 }
 
 /// Escape text for HTML and SVG.
+/// Escaped, with markdown's `code` spans as <code>.
+fn code_spans(text: &str) -> String {
+    esc(text)
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { format!("<code>{part}</code>") } else { part.to_string() })
+        .collect()
+}
+
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
