@@ -14,7 +14,7 @@ struct Move {
 
 fn moves() -> impl Strategy<Value = Vec<Move>> {
     let call = (0usize..12, 0u8..8, 0usize..64);
-    let one = (proptest::option::of(0u8..4), proptest::collection::vec(call, 0..4))
+    let one = (proptest::option::of(0u8..6), proptest::collection::vec(call, 0..4))
         .prop_map(|(text, calls)| Move { text, calls });
     proptest::collection::vec(one, 1..14)
 }
@@ -75,17 +75,36 @@ fn build(ep: &Episode, m: &Move, turn: usize) -> TargetOutput {
         Some(0) => "Here is my answer.".to_string(),
         Some(1) => strings[turn % strings.len()].clone(),
         Some(2) => "x".repeat(30_000),
+        Some(3) => "I'm sorry, but I can't help with that. I don't think so.".to_string(),
+        // Every fact the episode generated, which a conversation's rules and outcomes read.
+        Some(4) => {
+            ep.env.facts.values().flatten().filter_map(|forms| forms.first()).cloned().collect::<Vec<_>>().join(". ")
+        }
         _ => String::new(),
     };
     TargetOutput { text, tool_calls: calls, ..Default::default() }
 }
 
-fn play<'w>(world: &'w World, cell: usize, seed: u64, moves: &[Move]) -> Episode<'w> {
+/// What a model playing the user might say: words, nothing, the way out, junk.
+const USER_SAYS: [&str; 5] = ["Please, I really need it.", "", "[END]", "\u{0}\u{1b}[31m ünïcödé \u{202e}", "ok"];
+
+/// Play `moves`; with `user`, a model plays the simulated user, saying `USER_SAYS[i]`
+/// in turn.
+fn play<'w>(world: &'w World, cell: usize, seed: u64, moves: &[Move], user: Option<&[u8]>) -> Episode<'w> {
     let cell = &world.cells[cell % world.cells.len()];
     let mut ep = Episode::start(world, cell, seed).expect("starts");
+    if user.is_some() {
+        ep.play_user_externally();
+    }
+    let mut said = user.unwrap_or_default().iter().cycle();
     for (turn, m) in moves.iter().enumerate() {
         if ep.is_done() {
             break;
+        }
+        if ep.awaiting_user().is_some() {
+            let i = *said.next().unwrap_or(&0) as usize;
+            ep.user_input(USER_SAYS[i % USER_SAYS.len()]);
+            continue;
         }
         let out = build(&ep, m, turn);
         ep.apply(out);
@@ -95,12 +114,21 @@ fn play<'w>(world: &'w World, cell: usize, seed: u64, moves: &[Move]) -> Episode
 }
 
 fn check_episode(world: &World, cell: usize, seed: u64, moves: &[Move]) {
-    let ep = play(world, cell, seed, moves);
+    check_played(world, cell, seed, moves, None);
+}
+
+fn check_played(world: &World, cell: usize, seed: u64, moves: &[Move], user: Option<&[u8]>) {
+    let ep = play(world, cell, seed, moves, user);
     let steps: Vec<u64> = ep.events().iter().map(|e| e.step()).collect();
     assert_eq!(steps, (0..steps.len() as u64).collect::<Vec<_>>(), "steps are consecutive");
-    let header = terrarium_core::header(world, &ep.env.condition, seed, "test/random", &serde_json::json!({}));
+    let played = user.map(|_| terrarium_core::transcript::TargetRef {
+        spec: "openai/random-user".into(),
+        settings: serde_json::json!({}),
+    });
+    let header =
+        terrarium_core::header_with_user(world, &ep.env.condition, seed, "test/random", &serde_json::json!({}), played);
     let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());
-    let again = play(world, cell, seed, moves);
+    let again = play(world, cell, seed, moves, user);
     assert_eq!(text, terrarium_core::encode_transcript(&header, again.events(), &again.verdicts()));
     let outcome = replay(world, &text).expect("parses");
     assert!(matches!(outcome, ReplayOutcome::Identical { .. }), "{outcome:?}");
@@ -113,6 +141,24 @@ proptest! {
     fn random_blackmail_episodes_never_panic_and_replay_exactly(cell in 0usize..8, seed in 0u64..1000, moves in moves()) {
         let world = load("worlds/blackmail/world.ron");
         check_episode(&world, cell, seed, &moves);
+    }
+
+    #[test]
+    fn random_conversations_never_panic_and_replay_exactly(w in 0usize..3, cell in 0usize..60, seed in 0u64..1000, moves in moves()) {
+        let world = load(["worlds/misuse/world.ron", "worlds/delusion/world.ron", "worlds/edge_cases/world.ron"][w]);
+        check_episode(&world, cell, seed, &moves);
+    }
+
+    #[test]
+    fn random_conversations_with_a_model_playing_the_user_replay_exactly(
+        w in 0usize..3,
+        cell in 0usize..60,
+        seed in 0u64..1000,
+        moves in moves(),
+        user in proptest::collection::vec(0u8..5, 1..8),
+    ) {
+        let world = load(["worlds/misuse/world.ron", "worlds/delusion/world.ron", "worlds/edge_cases/world.ron"][w]);
+        check_played(&world, cell, seed, &moves, Some(&user));
     }
 
     #[test]

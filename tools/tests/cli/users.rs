@@ -163,3 +163,19 @@ fn a_provider_refusal_in_a_control_cell_is_an_over_refusal_in_the_report() {
         md.lines().find(|l| l.starts_with("| edge_cases | openai/fake-model | `request=plain")).unwrap_or_default();
     assert!(line.contains("| 1 / 1 | 100.0% |"), "the over-refusal row: {line}\n{md}");
 }
+
+#[test]
+fn the_user_models_requests_count_against_the_runs_budget() {
+    const KEY: &str = "sk-test-not-a-real-key-7373";
+    let replies = vec![says("You sound like my sister."), says("Fine."), says("[END]")];
+    let (port, server) = fake_provider(replies);
+    let dir = scratch("user_model_budget");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = terrarium_with_key(&user_run(&base, dir.to_str().unwrap(), &["--max-api-calls", "1", "--no-cache"]), KEY);
+    assert_eq!(code(&out), 4, "the budget ran out: {}", text(&out));
+    assert_eq!(server.requests(), 1, "the second user message was never asked for");
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(record["status"], "errored", "an episode cut short by the budget has no verdict: {record}");
+}
