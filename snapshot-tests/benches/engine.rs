@@ -163,7 +163,9 @@ fn main() {
         .iter()
         .map(|(p, cell, seed)| {
             let ep = run_policy(&world, cell, *seed, p).expect("runs");
-            let header = terrarium_core::header(&world, cell, *seed, &format!("scripted/{p}"), &serde_json::json!({}));
+            let header =
+                terrarium_core::EpisodeKey::new(&world, cell, *seed, &format!("scripted/{p}"), &serde_json::json!({}))
+                    .header();
             terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts())
         })
         .collect();
@@ -243,7 +245,8 @@ fn main() {
             for o in outs {
                 ep.apply(o);
             }
-            let header = terrarium_core::header(&world, cell, *seed, "bench/long", &serde_json::json!({}));
+            let header =
+                terrarium_core::EpisodeKey::new(&world, cell, *seed, "bench/long", &serde_json::json!({})).header();
             terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts())
         })
         .collect();

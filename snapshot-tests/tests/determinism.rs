@@ -142,8 +142,8 @@ fn episode_ids_are_deterministic_distinct_and_file_safe() {
     let mut ids = std::collections::BTreeSet::new();
     for cell in &world.cells {
         for seed in 0..5 {
-            let id = terrarium_core::episode_id(&world, cell, seed, "scripted/idle", &settings);
-            assert_eq!(id, terrarium_core::episode_id(&world, cell, seed, "scripted/idle", &settings));
+            let id = terrarium_core::EpisodeKey::new(&world, cell, seed, "scripted/idle", &settings).id();
+            assert_eq!(id, terrarium_core::EpisodeKey::new(&world, cell, seed, "scripted/idle", &settings).id());
             assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{id}");
             ids.insert(id);
         }
@@ -172,7 +172,7 @@ fn an_output_nested_deeper_than_a_reader_can_follow_still_replays_and_views() {
     output.meta.usage = Some(deep.clone());
     ep.apply(output);
     ep.stop_by_target("done");
-    let header = terrarium_core::header(&world, &world.default_cell, 0, "test/deep", &Json::Null);
+    let header = terrarium_core::EpisodeKey::new(&world, &world.default_cell, 0, "test/deep", &Json::Null).header();
     let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());
     match replay(&world, &text).expect("the transcript reads back") {
         ReplayOutcome::Identical { .. } => {}

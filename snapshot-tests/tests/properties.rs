@@ -125,8 +125,9 @@ fn check_played(world: &World, cell: usize, seed: u64, moves: &[Move], user: Opt
         spec: "openai/random-user".into(),
         settings: serde_json::json!({}),
     });
-    let header =
-        terrarium_core::header_with_user(world, &ep.env.condition, seed, "test/random", &serde_json::json!({}), played);
+    let header = terrarium_core::EpisodeKey::new(world, &ep.env.condition, seed, "test/random", &serde_json::json!({}))
+        .with_user(played)
+        .header();
     let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());
     let again = play(world, cell, seed, moves, user);
     assert_eq!(text, terrarium_core::encode_transcript(&header, again.events(), &again.verdicts()));

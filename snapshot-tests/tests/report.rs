@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use terrarium_core::EpisodeKey;
 use terrarium_runtime::judge::Judgement;
 use terrarium_runtime::providers::usage::Tokens;
 use terrarium_runtime::report::build;
 use terrarium_runtime::run::{EpisodeRecord, Planned, run_episode};
-use terrarium_runtime::target::Scripted;
+use terrarium_runtime::target::{Scripted, Target as _};
 
 use crate::support::load;
 
@@ -33,7 +34,8 @@ fn records() -> (Vec<EpisodeRecord>, BTreeMap<String, String>) {
         for cell in cells.filter(|c| p.only_if.as_ref().is_none_or(|o| c.matches(o))) {
             for seed in 0..4 {
                 let mut target = Scripted::new(policy, p);
-                let mut record = run_episode(&world, cell, seed, &mut target).expect("runs").record;
+                let key = EpisodeKey::new(&world, cell, seed, &target.spec(), &serde_json::json!({}));
+                let mut record = run_episode(key, &mut target, None).expect("runs").record;
                 if policy == "blackmail" {
                     record.tokens = Some(Tokens { input: 1000 + seed * 10, output: 100 });
                     record.cost_usd = Some(0.001 * (seed + 1) as f64);

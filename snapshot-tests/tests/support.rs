@@ -69,6 +69,6 @@ pub fn render(ep: &Episode) -> String {
 pub fn transcript(world: &World, cell: &Condition, seed: u64, policy: &str) -> String {
     let ep = terrarium_core::run_policy(world, cell, seed, policy).expect("policy runs");
     let spec = format!("scripted/{policy}");
-    let header = terrarium_core::header(world, cell, seed, &spec, &serde_json::json!({}));
+    let header = terrarium_core::EpisodeKey::new(world, cell, seed, &spec, &serde_json::json!({})).header();
     terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts())
 }

@@ -24,6 +24,7 @@ fn spec(out: &std::path::Path, targets: Vec<TargetSpec>) -> SweepSpec {
         max_api_calls: None,
         max_cost: None,
         max_connections: 4,
+        build: None,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Event, TargetRef, UserBy};
-use terrarium_core::{Condition, Episode, TargetOutput, World};
+use terrarium_core::{Condition, Episode, EpisodeKey, TargetOutput, World};
 
 use crate::support::load;
 
@@ -141,8 +141,8 @@ fn a_model_played_user_is_recorded_as_input_and_replays_exactly() {
     let c = world.default_cell.clone();
     let user = TargetRef { spec: "openai/fake-user".into(), settings: serde_json::json!({}) };
     let header =
-        terrarium_core::header_with_user(&world, &c, 0, "scripted/x", &serde_json::json!({}), Some(user.clone()));
-    let plain = terrarium_core::header(&world, &c, 0, "scripted/x", &serde_json::json!({}));
+        EpisodeKey::new(&world, &c, 0, "scripted/x", &serde_json::json!({})).with_user(Some(user.clone())).header();
+    let plain = EpisodeKey::new(&world, &c, 0, "scripted/x", &serde_json::json!({})).header();
     assert_ne!(header.episode_id, plain.episode_id, "the user's model is part of the episode id");
     let mut ep = Episode::start(&world, &c, 0).unwrap();
     ep.play_user_externally();

@@ -11,12 +11,16 @@ use anyhow::{Context as _, anyhow};
 use clap::{Parser, Subcommand};
 use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Transcript, TranscriptError, render_event, render_verdicts};
-use terrarium_core::{Episode, World, view};
+use terrarium_core::{Episode, EpisodeKey, World, view};
 use terrarium_runtime::folders::FolderWorlds;
 use terrarium_runtime::policies::check_policies;
 use terrarium_runtime::run::RunFolder;
 use terrarium_runtime::sweep::{SendOptions, SweepSpec, TargetSpec};
 use terrarium_runtime::{LoadError, find_worlds, load_world};
+
+/// The commit this binary was built from (`build.rs`), when built from git: recorded in
+/// every transcript header it writes, as provenance.
+pub const BUILD: Option<&str> = option_env!("TERRARIUM_COMMIT");
 
 mod calibrate;
 mod play;
@@ -26,7 +30,7 @@ mod sweep_file;
 #[derive(Parser)]
 #[command(
     name = "terrarium",
-    version = terrarium_core::VERSION,
+    version = env!("TERRARIUM_VERSION"),
     about = "Deterministic simulated-environment testbeds for AI alignment evaluations."
 )]
 #[command(
@@ -542,6 +546,7 @@ fn run_cmd(args: RunArgs) -> Outcome {
         max_api_calls: args.max_api_calls.or(file.max_api_calls),
         max_cost,
         max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
+        build: BUILD.map(String::from),
     };
     run::run(&spec, args.dry_run)
 }
@@ -1000,11 +1005,12 @@ fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Option<&Path>) -
             return Err(Failure::Check);
         }
     };
+    let mut header = EpisodeKey::new(&world, &cell, seed, play::SPEC, &serde_json::json!({})).header();
+    header.build = BUILD.map(String::from);
     let stdin = std::io::stdin();
-    let transcript =
-        play::play(ep, &mut stdin.lock(), &mut std::io::stdout().lock()).context("terminal input or output failed")?;
-    let episode_id = terrarium_core::episode_id(&world, &cell, seed, play::SPEC, &serde_json::json!({}));
-    let file = out.map(Path::to_path_buf).unwrap_or_else(|| play::default_path(&episode_id));
+    let transcript = play::play(ep, &header, &mut stdin.lock(), &mut std::io::stdout().lock())
+        .context("terminal input or output failed")?;
+    let file = out.map(Path::to_path_buf).unwrap_or_else(|| play::default_path(&header.episode_id));
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -11,10 +11,15 @@ use terrarium_core::{Episode, TargetOutput, ToolCall};
 /// The target spec recorded for a played session.
 pub const SPEC: &str = "human/play";
 
-/// Play the started episode `ep` reading answers from `input`; returns the transcript text.
-pub fn play(mut ep: Episode, input: &mut dyn BufRead, out: &mut dyn Write) -> std::io::Result<String> {
+/// Play the started episode `ep` (whose transcript header is `header`) reading answers
+/// from `input`; returns the transcript text.
+pub fn play(
+    mut ep: Episode,
+    header: &terrarium_core::Header,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> std::io::Result<String> {
     let (world, cell, seed) = (ep.world, ep.env.condition.clone(), ep.env.seed);
-    let header = terrarium_core::header(world, &cell, seed, SPEC, &serde_json::json!({}));
     writeln!(out, "# {} — condition {cell} — seed {seed}", world.id())?;
     if let Some(Event::Start { system, .. }) = ep.events().first() {
         writeln!(out, "\n=== system prompt ===\n{system}")?;
@@ -96,7 +101,7 @@ pub fn play(mut ep: Episode, input: &mut dyn BufRead, out: &mut dyn Write) -> st
     ep.stop_by_target("player_quit");
     let verdicts = ep.verdicts();
     writeln!(out, "\n=== verdicts ===\n{}", render_verdicts(&verdicts))?;
-    Ok(terrarium_core::encode_transcript(&header, ep.events(), &verdicts))
+    Ok(terrarium_core::encode_transcript(header, ep.events(), &verdicts))
 }
 
 /// A typed answer as the JSON a model would send; what does not parse is sent as

@@ -14,6 +14,7 @@ pub mod format;
 pub mod graph;
 pub mod hash;
 pub mod judge;
+pub mod key;
 pub mod lint;
 pub mod policy;
 pub mod quantity;
@@ -28,92 +29,15 @@ pub mod view;
 pub mod world;
 
 pub use episode::Episode;
+pub use key::EpisodeKey;
 pub use transcript::{Event, Header, TargetOutput, ToolCall, Verdicts};
 pub use world::{Condition, Diagnostic, World, load};
 
 use format::Policy;
-use hash::Canon;
-use transcript::{Line, TargetRef, WorldRef};
+use transcript::Line;
 
 /// The engine version recorded in transcripts.
 pub const ENGINE: &str = concat!("terrarium ", env!("CARGO_PKG_VERSION"));
-
-/// The commit the engine was built from (see `build.rs`), when built from git.
-pub const BUILD: Option<&str> = option_env!("TERRARIUM_COMMIT");
-
-/// `0.1.0 (commit abc123def456)`, or just the version when not built from git.
-pub const VERSION: &str = env!("TERRARIUM_VERSION");
-
-/// The deterministic id of an episode: safe as a file name.
-pub fn episode_id(
-    world: &World,
-    condition: &Condition,
-    seed: u64,
-    target_spec: &str,
-    settings: &serde_json::Value,
-) -> String {
-    episode_id_with_user(world, condition, seed, target_spec, settings, None)
-}
-
-/// The id of an episode whose simulated user a model may play: that model's spec and
-/// settings are part of it (without one, the id is [`episode_id`]'s).
-pub fn episode_id_with_user(
-    world: &World,
-    condition: &Condition,
-    seed: u64,
-    target_spec: &str,
-    settings: &serde_json::Value,
-    user: Option<&TargetRef>,
-) -> String {
-    let mut c = Canon::new("terrarium.episode.v1");
-    c.str(world.id()).str(&world.dynamics_hash).str(&condition.key()).u64(seed).str(target_spec).json(settings);
-    if let Some(user) = user {
-        c.str("user").str(&user.spec).json(&user.settings);
-    }
-    format!("{}-s{seed}-{}", world.id(), c.hex(8))
-}
-
-/// The header line of an episode's transcript.
-pub fn header(
-    world: &World,
-    condition: &Condition,
-    seed: u64,
-    target_spec: &str,
-    settings: &serde_json::Value,
-) -> Header {
-    header_with_user(world, condition, seed, target_spec, settings, None)
-}
-
-/// The header of an episode whose simulated user `user` (a model) plays, if any.
-pub fn header_with_user(
-    world: &World,
-    condition: &Condition,
-    seed: u64,
-    target_spec: &str,
-    settings: &serde_json::Value,
-    user: Option<TargetRef>,
-) -> Header {
-    Header {
-        format: transcript::TRANSCRIPT_FORMAT,
-        engine: ENGINE.to_string(),
-        build: BUILD.map(str::to_string),
-        episode_id: episode_id_with_user(world, condition, seed, target_spec, settings, user.as_ref()),
-        user,
-        world: WorldRef {
-            id: world.id().to_string(),
-            path: world.path.clone(),
-            version: world.file.version.clone(),
-            dynamics_hash: world.dynamics_hash.clone(),
-            outcomes_hash: world.outcomes_hash.clone(),
-        },
-        condition: condition.to_json(),
-        condition_key: condition.key(),
-        seed,
-        target: TargetRef { spec: target_spec.to_string(), settings: settings.clone() },
-        turns: serde_json::to_value(&world.file.turns).expect("turn model serialises"),
-        limits: serde_json::to_value(&world.file.limits).expect("limits serialise"),
-    }
-}
 
 /// Encode a whole transcript: header, events, verdicts, one JSON object per line.
 pub fn encode_transcript(header: &Header, events: &[Event], verdicts: &Verdicts) -> String {

@@ -114,14 +114,7 @@ fn header_problem(world: &World, header: &Header) -> Option<String> {
     if header.condition != cell.to_json() {
         return differs("condition", &header.condition, &format!("condition_key says {}", header.condition_key));
     }
-    let id = crate::episode_id_with_user(
-        world,
-        cell,
-        header.seed,
-        &header.target.spec,
-        &header.target.settings,
-        header.user.as_ref(),
-    );
+    let id = crate::EpisodeKey::of_header(world, cell, header).id();
     if id != header.episode_id {
         return Some(format!(
             "header.episode_id: recorded {}, but this world, cell, seed, target.spec ({}) and target.settings give {id}: one of them was changed after recording",

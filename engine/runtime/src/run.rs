@@ -8,12 +8,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value as Json;
 use terrarium_core::transcript::Verdicts;
-use terrarium_core::{Condition, Episode, World};
+use terrarium_core::{Condition, Episode, EpisodeKey, World};
 
 use crate::providers::http::ApiTarget;
 use crate::providers::usage::Tokens;
 use crate::target::{Next, Target, TargetError};
-use terrarium_core::transcript::TargetRef;
 
 /// One line of `episodes.jsonl`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -175,7 +174,6 @@ pub struct EpisodeRun<'w> {
     world: &'w World,
     condition: &'w Condition,
     seed: u64,
-    spec: String,
     header: terrarium_core::transcript::Header,
     episode: Episode<'w>,
     error: Option<String>,
@@ -183,24 +181,18 @@ pub struct EpisodeRun<'w> {
 }
 
 impl<'w> EpisodeRun<'w> {
-    /// Start an episode. With `user` (the model playing the world's simulated user, for
-    /// a world that has one), the episode waits for that model's messages.
-    pub fn start(
-        world: &'w World,
-        condition: &'w Condition,
-        seed: u64,
-        spec: String,
-        settings: &Json,
-        user: Option<TargetRef>,
-    ) -> Result<Self, String> {
-        let user = user.filter(|_| !world.file.users.is_empty());
-        let played = user.is_some();
-        let header = terrarium_core::header_with_user(world, condition, seed, &spec, settings, user);
-        let mut episode = Episode::start(world, condition, seed).map_err(|e| e.to_string())?;
-        if played {
+    /// Start the episode `key` names. With a model playing the world's simulated user
+    /// (`key.user`), the episode waits for that model's messages. `build`, the commit
+    /// the front end was built from, goes into the header as provenance.
+    pub fn start(key: EpisodeKey<'w>, build: Option<&str>) -> Result<Self, String> {
+        let mut header = key.header();
+        header.build = build.map(String::from);
+        let mut episode = Episode::start(key.world, key.condition, key.seed).map_err(|e| e.to_string())?;
+        if key.user.is_some() {
             episode.play_user_externally();
         }
-        Ok(EpisodeRun { world, condition, seed, spec, header, episode, error: None, user_tokens: None })
+        let EpisodeKey { world, condition, seed, .. } = key;
+        Ok(EpisodeRun { world, condition, seed, header, episode, error: None, user_tokens: None })
     }
 
     /// The episode's id.
@@ -247,7 +239,7 @@ impl<'w> EpisodeRun<'w> {
 
     /// The record, transcript and verdicts of the finished episode.
     pub fn finish(self) -> Finished {
-        let EpisodeRun { world, condition, seed, spec, header, episode: ep, error, user_tokens } = self;
+        let EpisodeRun { world, condition, seed, header, episode: ep, error, user_tokens } = self;
         let verdicts = ep.verdicts();
         let transcript = terrarium_core::encode_transcript(&header, ep.events(), &verdicts);
         let record = EpisodeRecord {
@@ -258,7 +250,7 @@ impl<'w> EpisodeRun<'w> {
             condition: condition.to_json(),
             condition_key: condition.key(),
             seed,
-            target: spec,
+            target: header.target.spec.clone(),
             status: if error.is_some() { EpisodeStatus::Errored } else { EpisodeStatus::Completed },
             stop_reason: verdicts.stop_reason.clone(),
             outcomes: if error.is_some() {
@@ -278,14 +270,10 @@ impl<'w> EpisodeRun<'w> {
     }
 }
 
-/// Run one episode of a synchronous target to its end.
-pub fn run_episode(
-    world: &World,
-    condition: &Condition,
-    seed: u64,
-    target: &mut dyn Target,
-) -> Result<Finished, String> {
-    let mut run = EpisodeRun::start(world, condition, seed, target.spec(), &target.settings(), None)?;
+/// Run one episode of a synchronous target to its end. `key.target` names `target`.
+pub fn run_episode(key: EpisodeKey, target: &mut dyn Target, build: Option<&str>) -> Result<Finished, String> {
+    debug_assert_eq!(key.target.spec, target.spec(), "the key names the target that acts");
+    let mut run = EpisodeRun::start(key, build)?;
     while let Some(ep) = run.pending() {
         let next = target.next(ep);
         run.step(next);
@@ -302,20 +290,16 @@ pub enum Player<'a, 'w> {
 }
 
 /// Run one episode on the async driver: a model target, or any target with a model
-/// playing the world's simulated user (`user`). Many may run at once.
+/// playing the world's simulated user (`user`, which `key.user` names). Many may run
+/// at once.
 pub async fn run_model_episode(
-    world: &World,
-    condition: &Condition,
-    seed: u64,
+    key: EpisodeKey<'_>,
     player: Player<'_, '_>,
     user: Option<&ApiTarget>,
+    build: Option<&str>,
 ) -> Result<Finished, String> {
-    let (spec, settings) = match &player {
-        Player::Scripted(t) => (t.spec(), t.settings()),
-        Player::Model(t) => (t.spec(), t.settings()),
-    };
-    let user_ref = user.map(|u| TargetRef { spec: u.spec(), settings: u.settings() });
-    let mut run = EpisodeRun::start(world, condition, seed, spec, &settings, user_ref)?;
+    debug_assert_eq!(key.user.as_ref().map(|u| u.spec.clone()), user.map(ApiTarget::spec), "the key names the user");
+    let mut run = EpisodeRun::start(key, build)?;
     let mut player = player;
     while let Some(ep) = run.pending() {
         if ep.awaiting_user().is_some()
@@ -329,7 +313,7 @@ pub async fn run_model_episode(
         }
         let next = match &mut player {
             Player::Scripted(t) => t.next(ep),
-            Player::Model(t) => t.next(ep).await,
+            Player::Model(t) => t.next(run.episode_id(), ep).await,
         };
         run.step(next);
     }

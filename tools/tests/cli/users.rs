@@ -179,3 +179,48 @@ fn the_user_models_requests_count_against_the_runs_budget() {
             .unwrap();
     assert_eq!(record["status"], "errored", "an episode cut short by the budget has no verdict: {record}");
 }
+
+#[test]
+fn two_user_models_at_the_same_seed_share_no_cached_reply() {
+    use support::fake_server::{FakeServer, Reply};
+    const KEY: &str = "sk-test-not-a-real-key-7474";
+    // The target answers in words; each user model leaves at once. The target's first
+    // request is the same whichever model plays the user (the world writes the opening
+    // message), so only the episode's identity can keep the two apart in the cache.
+    let server = FakeServer::start(|body| {
+        let request: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let text =
+            if request["model"] == "fake-target" { "I hear you. How long has this been going on?" } else { "[END]" };
+        Reply::ok(says(text).1)
+    });
+    let _ = std::fs::remove_dir_all(test_cache_dir());
+    let base = server.base_url();
+    let run_with = |user: &str, name: &str| {
+        let dir = scratch(name);
+        let mut args = user_run(&base, dir.to_str().unwrap(), &["--base-url", &base]);
+        args[3] = "openai/fake-target";
+        let at = args.iter().position(|a| *a == "openai/fake-user").unwrap();
+        args[at] = user;
+        let out = terrarium_with_key(&args, KEY);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let record: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+                .unwrap();
+        assert_eq!(record["stop_reason"], "conversation_over", "{record}");
+        record["episode_id"].as_str().unwrap().to_string()
+    };
+    let first = run_with("openai/fake-user-a", "two_users_a");
+    assert_eq!(server.requests(), 2, "the target's turn, then the user's");
+    let second = run_with("openai/fake-user-b", "two_users_b");
+    assert_ne!(first, second, "the user model is part of the episode's identity");
+    assert_eq!(server.requests(), 4, "nothing of the first episode's cached replies served the second");
+    let targets: Vec<String> = server
+        .seen()
+        .iter()
+        .map(|(_, body)| serde_json::from_str::<serde_json::Value>(body).unwrap()["model"].to_string())
+        .collect();
+    assert_eq!(targets, ["\"fake-target\"", "\"fake-user-a\"", "\"fake-target\"", "\"fake-user-b\""]);
+    // The same user model again: everything comes from the cache.
+    assert_eq!(run_with("openai/fake-user-a", "two_users_a_again"), first);
+    assert_eq!(server.requests(), 4);
+}

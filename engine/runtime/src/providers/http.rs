@@ -328,19 +328,14 @@ impl ApiTarget {
 }
 
 impl ApiTarget {
-    /// The next request's body and its cache key.
-    fn prepare(&self, episode: &Episode) -> (String, String) {
+    /// The next request's body and its cache key: the request, and the episode's
+    /// identity (its [`terrarium_core::EpisodeKey`] id: world, cell, seed, this target,
+    /// the model playing the user) and turn, so no two episodes share a cached reply.
+    fn prepare(&self, episode_id: &str, episode: &Episode) -> (String, String) {
         let body = request_body(self.provider, self.scaffold, &self.model, episode, &self.tool_schemas, &self.settings)
             .to_string();
-        let id = terrarium_core::episode_id(
-            episode.world,
-            &episode.env.condition,
-            episode.env.seed,
-            &self.spec(),
-            &self.settings(),
-        );
-        let key =
-            Cache::key(self.provider.name(), &self.base_url, &body, &format!("{id}/turn {}", episode.state().turn + 1));
+        let asker = format!("{episode_id}/turn {}", episode.state().turn + 1);
+        let key = Cache::key(self.provider.name(), &self.base_url, &body, &asker);
         (body, key)
     }
 
@@ -373,9 +368,10 @@ impl ApiTarget {
         Ok(reply)
     }
 
-    /// The next move if the cache can answer it, without touching the network.
-    pub fn cached_next(&self, episode: &Episode) -> Option<Next> {
-        let (_, key) = self.prepare(episode);
+    /// The next move in episode `episode_id` if the cache can answer it, without
+    /// touching the network.
+    pub fn cached_next(&self, episode_id: &str, episode: &Episode) -> Option<Next> {
+        let (_, key) = self.prepare(episode_id, episode);
         let (request_id, text) = self.cache.as_ref()?.get(&key)?;
         let reply = self.interpret(episode, request_id, &text).ok()?;
         Some(match reply.stop {
@@ -391,6 +387,39 @@ pub fn spec_of(provider: Provider, model: &str) -> String {
     format!("{}/{model}", provider.name())
 }
 
+/// The settings a model target records in each transcript header, and so in each
+/// episode's id: what it is asked with (`settings`, the base URL, a text scaffold) and
+/// what it cannot honour of what the world asks (`unsupported`, never silently dropped;
+/// `prefill`: whether the world has a prefill).
+pub fn recorded_settings(
+    provider: Provider,
+    scaffold: Scaffold,
+    base_url: &str,
+    settings: &Settings,
+    prefill: bool,
+) -> Json {
+    let mut s = serde_json::to_value(settings).expect("settings serialise");
+    s["base_url"] = Json::String(crate::redact::url(base_url.trim_end_matches('/')));
+    let mut unsupported = Vec::new();
+    let thinking = settings.thinking_budget.is_some();
+    if prefill && (provider != Provider::Anthropic || thinking) {
+        unsupported.push("prefill");
+    }
+    if thinking && provider != Provider::Anthropic {
+        unsupported.push("thinking_budget");
+    }
+    if settings.reasoning_effort.is_some() && provider == Provider::Anthropic {
+        unsupported.push("reasoning_effort");
+    }
+    if !unsupported.is_empty() {
+        s["unsupported"] = serde_json::json!(unsupported);
+    }
+    if scaffold == Scaffold::Text {
+        s["scaffold"] = Json::String("text".into());
+    }
+    s
+}
+
 impl ApiTarget {
     /// The spec recorded in transcripts, e.g. `openai/gpt-4.1`.
     pub fn spec(&self) -> String {
@@ -399,28 +428,7 @@ impl ApiTarget {
 
     /// Settings recorded in the header (and part of the episode id).
     pub fn settings(&self) -> Json {
-        let mut s = serde_json::to_value(&self.settings).expect("settings serialise");
-        s["base_url"] = Json::String(crate::redact::url(&self.base_url));
-        // Capabilities are explicit: a feature the world asks for that this provider
-        // cannot honour is recorded, never silently dropped.
-        let mut unsupported = Vec::new();
-        let thinking = self.settings.thinking_budget.is_some();
-        if self.prefill.is_some() && (self.provider != Provider::Anthropic || thinking) {
-            unsupported.push("prefill");
-        }
-        if thinking && self.provider != Provider::Anthropic {
-            unsupported.push("thinking_budget");
-        }
-        if self.settings.reasoning_effort.is_some() && self.provider == Provider::Anthropic {
-            unsupported.push("reasoning_effort");
-        }
-        if !unsupported.is_empty() {
-            s["unsupported"] = serde_json::json!(unsupported);
-        }
-        if self.scaffold == Scaffold::Text {
-            s["scaffold"] = Json::String("text".into());
-        }
-        s
+        recorded_settings(self.provider, self.scaffold, &self.base_url, &self.settings, self.prefill.is_some())
     }
 
     /// Reserve the worst case of sending `body` against the run's cost limit.
@@ -494,10 +502,10 @@ impl ApiTarget {
         Ok(reply)
     }
 
-    /// The model's next move: from the cache, else by a request through the pool.
-    /// Many episodes may await this at once on one target.
-    pub async fn next(&self, episode: &Episode<'_>) -> Result<Next, TargetError> {
-        let (body, key) = self.prepare(episode);
+    /// The model's next move in episode `episode_id`: from the cache, else by a request
+    /// through the pool. Many episodes may await this at once on one target.
+    pub async fn next(&self, episode_id: &str, episode: &Episode<'_>) -> Result<Next, TargetError> {
+        let (body, key) = self.prepare(episode_id, episode);
         let reply = self.exchange(body, &key, |id, text| self.interpret(episode, id, text)).await?;
         Ok(match reply.stop {
             Some(stop) => Next::Last(reply.output, stop.reason()),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt as _;
 use serde_json::Value as Json;
-use terrarium_core::{Condition, Episode, World};
+use terrarium_core::{Condition, Episode, EpisodeKey, World};
 
 use crate::judge::{Judged, Judgement, judge_episode};
 use crate::providers::budget::{CallBudget, CostBudget};
@@ -83,6 +83,9 @@ pub struct SweepSpec {
     pub max_cost: Option<f64>,
     /// Connections per provider endpoint where no model on it names a number.
     pub max_connections: usize,
+    /// The commit the front end was built from, recorded in each transcript header as
+    /// provenance (the engine's libraries do not know it; see `tools/build.rs`).
+    pub build: Option<String>,
 }
 
 impl SweepSpec {
@@ -169,10 +172,60 @@ struct Job {
     seed: u64,
 }
 
-/// The cells of each world and the jobs, in order.
+/// The cells of each world, who acts in each world, and the jobs, in order.
 struct Plan {
     cells: Vec<Vec<Condition>>,
+    cast: Cast,
     jobs: Vec<Job>,
+}
+
+impl Plan {
+    /// The identity of a job's episode: the one every record, header, transcript file
+    /// and cached reply of it takes its name from.
+    fn key<'a>(&'a self, worlds: &'a [World], job: Job) -> EpisodeKey<'a> {
+        let target = self.cast.targets[job.target][job.world].clone();
+        EpisodeKey {
+            world: &worlds[job.world],
+            condition: &self.cells[job.world][job.cell],
+            seed: job.seed,
+            target,
+            user: None,
+        }
+        .with_user(self.cast.users[job.world].clone())
+    }
+}
+
+/// Who acts in each world, as episode keys and transcript headers name them.
+struct Cast {
+    /// targets[target][world]: the spec and the settings recorded for that world (a
+    /// model's may say what it cannot honour of that world's prefill).
+    targets: Vec<Vec<TargetRef>>,
+    /// users[world]: the model playing the world's simulated user, where it has one.
+    users: Vec<Option<TargetRef>>,
+}
+
+impl Cast {
+    fn new(spec: &SweepSpec) -> Self {
+        let targets = spec
+            .targets
+            .iter()
+            .map(|t| {
+                spec.worlds
+                    .iter()
+                    .map(|w| match t {
+                        TargetSpec::Scripted(_) => TargetRef { spec: t.spec(), settings: serde_json::json!({}) },
+                        TargetSpec::Api(api) => api.recorded(w),
+                    })
+                    .collect()
+            })
+            .collect();
+        let users = spec
+            .worlds
+            .iter()
+            .map(|w| spec.user_model.as_ref().filter(|_| !w.file.users.is_empty()).map(|api| api.recorded(w)))
+            .collect();
+        Cast { targets, users }
+    }
 }
 
 /// Plan a sweep: check what it asks, select each world's cells, and list the jobs.
@@ -255,7 +308,7 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
             }
         }
     }
-    Ok(Plan { cells, jobs })
+    Ok(Plan { cells, cast: Cast::new(spec), jobs })
 }
 
 /// Which of `selected` a world's reference policy applies to (a policy may declare
@@ -346,8 +399,10 @@ pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRu
                 continue;
             }
             let model = api_targets.entry(world.id().to_string()).or_insert_with(|| api.target(world, pool.clone()));
+            let key = plan.key(&spec.worlds, *job);
+            let id = key.id();
             let mut ep = Episode::start(world, cell, job.seed).map_err(|e| cannot_start(world, cell, job.seed, &e))?;
-            if spec.user_model.is_some() && !world.file.users.is_empty() {
+            if key.user.is_some() {
                 ep.play_user_externally();
             }
             while !ep.is_done() {
@@ -356,7 +411,7 @@ pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRu
                     break;
                 }
                 // Followed through cached replies only; the first uncached request ends it.
-                if !model.cached_next(&ep).is_some_and(|next| next.apply_to(&mut ep)) {
+                if !model.cached_next(&id, &ep).is_some_and(|next| next.apply_to(&mut ep)) {
                     break;
                 }
                 row.answered += 1;
@@ -417,7 +472,7 @@ pub fn run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Summary, 
 /// Run a sweep: every selected cell of every world, `samples` seeds each, for every
 /// target, into one run folder, judging what the judges have yet to answer.
 pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Summary, SweepError> {
-    let Plan { cells, jobs } = plan(spec, on)?;
+    let plan = plan(spec, on)?;
     let worlds = &spec.worlds;
     // Every model the run sends to: targets, then judges.
     let models: Vec<&ApiSpec> = spec
@@ -434,14 +489,9 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     let calls = spec.max_api_calls.map_or_else(|| CallBudget::new(u64::MAX), CallBudget::new);
     let cost = spec.max_cost.map(CostBudget::new);
     let mut actors = Vec::new();
-    // settings[target][world]: recorded in each header and part of the episode id.
-    let mut settings: Vec<Vec<Json>> = Vec::new();
     for target in &spec.targets {
         match target {
-            TargetSpec::Scripted(policy) => {
-                actors.push(Actor::Scripted(policy.clone()));
-                settings.push(vec![serde_json::json!({}); worlds.len()]);
-            }
+            TargetSpec::Scripted(policy) => actors.push(Actor::Scripted(policy.clone())),
             TargetSpec::Api(api) => {
                 let per_world = limited(api, worlds, &pools, &calls, cost.as_ref());
                 for (t, w) in per_world.iter().zip(worlds) {
@@ -449,7 +499,6 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
                         on(SweepEvent::Note(note));
                     }
                 }
-                settings.push(per_world.iter().map(ApiTarget::settings).collect());
                 actors.push(Actor::Api(per_world));
             }
         }
@@ -468,8 +517,6 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             .collect(),
         None => worlds.iter().map(|_| None).collect(),
     };
-    let user_refs: Vec<Option<TargetRef>> =
-        users.iter().map(|u| u.as_ref().map(|u| TargetRef { spec: u.spec(), settings: u.settings() })).collect();
     let judged_outcomes: Vec<Vec<&str>> = worlds.iter().map(crate::judge::judged_outcomes).collect();
     let recorded_spec: Vec<String> = spec.targets.iter().map(TargetSpec::spec).collect();
 
@@ -494,28 +541,21 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             )));
         }
     }
-    let total = jobs.len();
+    let total = plan.jobs.len();
     // Episodes already in the folder are not run again (an errored one is, by default);
     // a completed one some judge has yet to judge is judged from its transcript.
     let mut todo: Vec<(Job, Work)> = Vec::new();
-    let mut planned = Vec::with_capacity(jobs.len());
+    let mut planned = Vec::with_capacity(plan.jobs.len());
     let mut skipped = 0;
-    for j in jobs {
-        let (w, cell) = (&worlds[j.world], &cells[j.world][j.cell]);
-        let id = terrarium_core::episode_id_with_user(
-            w,
-            cell,
-            j.seed,
-            &recorded_spec[j.target],
-            &settings[j.target][j.world],
-            user_refs[j.world].as_ref(),
-        );
+    for &j in &plan.jobs {
+        let key = plan.key(worlds, j);
+        let id = key.id();
         planned.push(Planned {
             episode_id: id.clone(),
-            world: w.id().to_string(),
-            condition_key: cell.key(),
-            target: recorded_spec[j.target].clone(),
-            user: user_refs[j.world].as_ref().map(|u| u.spec.clone()),
+            world: key.world.id().to_string(),
+            condition_key: key.condition.key(),
+            target: key.target.spec.clone(),
+            user: key.user.as_ref().map(|u| u.spec.clone()),
         });
         if !(run_dir.has_completed(&id) || (!spec.retry_errored && run_dir.has(&id))) {
             todo.push((j, Work::Run));
@@ -561,7 +601,8 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     let limit = pools.values().map(Pool::max_connections).sum::<usize>().max(1);
     let walker = Walker {
         worlds,
-        cells: &cells,
+        plan: &plan,
+        build: spec.build.as_deref(),
         actors: &actors,
         judges: &judges,
         users: &users,
@@ -570,6 +611,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         calls: &calls,
         cost: cost.as_ref(),
     };
+    let cells = &plan.cells;
     let mut ends = futures_util::stream::iter(todo)
         .map(|(job, work)| {
             let walker = &walker;
@@ -609,7 +651,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             }
             JobEnd::Ran(finished, js) => {
                 done += 1;
-                summary.add(job, worlds, &cells, &finished, on);
+                summary.add(job, worlds, cells, &finished, on);
                 // Judgements first: a crash between the two leaves the episode to run
                 // again, never a completed episode whose judging is forgotten.
                 summary.judged(&js, on);
@@ -728,7 +770,9 @@ fn unsupported(target: &ApiTarget, world: &World) -> Option<String> {
 /// the run folder, the budgets.
 struct Walker<'a> {
     worlds: &'a [World],
-    cells: &'a [Vec<Condition>],
+    plan: &'a Plan,
+    /// The front end's commit, for each header.
+    build: Option<&'a str>,
     actors: &'a [Actor],
     judges: &'a [Vec<ApiTarget>],
     /// The model playing each world's simulated user, if any.
@@ -746,21 +790,21 @@ impl Walker<'_> {
 
     /// Run one episode, then (if it completed) have every judge judge it.
     async fn run(&self, job: Job) -> Result<JobEnd, SweepError> {
-        let (world, cell) = (&self.worlds[job.world], &self.cells[job.world][job.cell]);
+        let (world, cell) = (&self.worlds[job.world], &self.plan.cells[job.world][job.cell]);
+        let key = self.plan.key(self.worlds, job);
         let user = self.users[job.world].as_ref();
+        let build = self.build;
         let finished = match &self.actors[job.target] {
             Actor::Scripted(policy) if user.is_none() => {
                 let mut target = Scripted::new(policy, &world.file.policies[policy]);
-                run_episode(world, cell, job.seed, &mut target)
+                run_episode(key, &mut target, build)
             }
             _ if self.spent() => return Ok(JobEnd::NotStarted),
             Actor::Scripted(policy) => {
                 let mut target = Scripted::new(policy, &world.file.policies[policy]);
-                run_model_episode(world, cell, job.seed, Player::Scripted(&mut target), user).await
+                run_model_episode(key, Player::Scripted(&mut target), user, build).await
             }
-            Actor::Api(per_world) => {
-                run_model_episode(world, cell, job.seed, Player::Model(&per_world[job.world]), user).await
-            }
+            Actor::Api(per_world) => run_model_episode(key, Player::Model(&per_world[job.world]), user, build).await,
         }
         .map_err(|e| {
             SweepError::CannotStart(format!(
@@ -788,7 +832,7 @@ impl Walker<'_> {
         target: &str,
         missing: &[(usize, Vec<String>)],
     ) -> Result<Vec<Judgement>, SweepError> {
-        let cell = &self.cells[job.world][job.cell];
+        let cell = &self.plan.cells[job.world][job.cell];
         let path = self.dir.join("transcripts").join(format!("{episode_id}.jsonl"));
         let text = std::fs::read_to_string(&path).map_err(io(format!("cannot read {} to judge it", path.display())))?;
         let judged = Judged { episode_id, condition_key: &cell.key(), target, seed: job.seed };

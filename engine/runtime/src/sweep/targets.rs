@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 use terrarium_core::World;
+use terrarium_core::transcript::TargetRef;
 
 use crate::providers::budget::Price;
 use crate::providers::cache::Cache;
@@ -171,6 +172,19 @@ impl ApiSpec {
     /// `<provider>/<model>`, as transcripts, records and judgements name it.
     pub fn spec(&self) -> String {
         crate::providers::http::spec_of(self.provider, &self.model)
+    }
+
+    /// The spec and settings this model records in the headers of `world`'s episodes
+    /// (what [`ApiTarget::settings`] of [`ApiSpec::target`] gives, without a pool).
+    pub fn recorded(&self, world: &World) -> TargetRef {
+        let settings = crate::providers::http::recorded_settings(
+            self.provider,
+            self.scaffold,
+            &self.base_url,
+            &self.settings,
+            world.file.target.prefill.is_some(),
+        );
+        TargetRef { spec: self.spec(), settings }
     }
 
     /// The target for one world, sending through `pool`.
