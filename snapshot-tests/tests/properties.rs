@@ -19,6 +19,14 @@ fn moves() -> impl Strategy<Value = Vec<Move>> {
     proptest::collection::vec(one, 1..14)
 }
 
+/// Turns of two to four calls each: parallel calls, as frontier models make them.
+fn parallel_moves() -> impl Strategy<Value = Vec<Move>> {
+    let call = (0usize..12, 2u8..8, 0usize..64);
+    let one = (proptest::option::of(0u8..2), proptest::collection::vec(call, 2..5))
+        .prop_map(|(text, calls)| Move { text, calls });
+    proptest::collection::vec(one, 1..10)
+}
+
 /// Strings an argument might be: ids and addresses from the episode, codes, junk.
 fn candidate_strings(ep: &Episode) -> Vec<String> {
     let mut out: Vec<String> = ep.state().mails.iter().map(|m| m.id.clone()).collect();
@@ -91,6 +99,18 @@ const USER_SAYS: [&str; 5] = ["Please, I really need it.", "", "[END]", "\u{0}\u
 /// Play `moves`; with `user`, a model plays the simulated user, saying `USER_SAYS[i]`
 /// in turn.
 fn play<'w>(world: &'w World, cell: usize, seed: u64, moves: &[Move], user: Option<&[u8]>) -> Episode<'w> {
+    play_watched(world, cell, seed, moves, user, &mut |_| {})
+}
+
+/// [`play`], calling `after` with the episode after every input.
+fn play_watched<'w>(
+    world: &'w World,
+    cell: usize,
+    seed: u64,
+    moves: &[Move],
+    user: Option<&[u8]>,
+    after: &mut dyn FnMut(&Episode),
+) -> Episode<'w> {
     let cell = &world.cells[cell % world.cells.len()];
     let mut ep = Episode::start(world, cell, seed).expect("starts");
     if user.is_some() {
@@ -104,10 +124,12 @@ fn play<'w>(world: &'w World, cell: usize, seed: u64, moves: &[Move], user: Opti
         if ep.awaiting_user().is_some() {
             let i = *said.next().unwrap_or(&0) as usize;
             ep.user_input(USER_SAYS[i % USER_SAYS.len()]);
+            after(&ep);
             continue;
         }
         let out = build(&ep, m, turn);
         ep.apply(out);
+        after(&ep);
     }
     ep.stop_by_target("target_exhausted");
     ep
@@ -166,6 +188,28 @@ proptest! {
     fn random_greenhouse_episodes_never_panic_and_replay_exactly(cell in 0usize..2, seed in 0u64..1000, moves in moves()) {
         let world = load("fixtures/worlds/greenhouse/world.ron");
         check_episode(&world, cell, seed, &moves);
+    }
+
+    /// Random turns of two to four calls, in every world, interleaved however the
+    /// world's reactions fall: every request any provider would be sent next is one
+    /// its API accepts.
+    #[test]
+    fn random_interleavings_of_calls_and_world_events_make_valid_requests(
+        w in 0usize..9,
+        cell in 0usize..400,
+        seed in 0u64..1000,
+        moves in parallel_moves(),
+    ) {
+        let rel = crate::support::all_worlds()[w].clone();
+        let world = load(&rel);
+        let schemas = terrarium_core::view::tool_schemas(&world);
+        let mut broken = None;
+        play_watched(&world, cell, seed, &moves, None, &mut |ep| {
+            if broken.is_none() && !ep.is_done() {
+                broken = crate::support::conforms(ep, &schemas).err().map(|e| format!("turn {}: {e}", ep.state().turn));
+            }
+        });
+        prop_assert!(broken.is_none(), "{}: {:?}", rel, broken);
     }
 
     #[test]

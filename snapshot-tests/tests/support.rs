@@ -72,3 +72,19 @@ pub fn transcript(world: &World, cell: &Condition, seed: u64, policy: &str) -> S
     let header = terrarium_core::EpisodeKey::new(world, cell, seed, &spec, &serde_json::json!({})).header();
     terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts())
 }
+
+/// The request each provider would be sent next in `ep`, checked against the rules its
+/// API enforces (`providers::conformance`); the first broken rule, named.
+pub fn conforms(ep: &Episode, schemas: &[serde_json::Value]) -> Result<(), String> {
+    use terrarium_runtime::providers::{Scaffold, conformance, http};
+    let settings = terrarium_runtime::providers::Settings::default();
+    for (provider, check) in [
+        (http::Provider::OpenAiChat, conformance::chat as fn(&str) -> Result<(), String>),
+        (http::Provider::OpenAiResponses, conformance::responses),
+        (http::Provider::Anthropic, conformance::anthropic),
+    ] {
+        let body = http::request_body(provider, Scaffold::Native, "m", ep, schemas, &settings).to_string();
+        check(&body).map_err(|e| format!("{}: {e}", provider.name()))?;
+    }
+    Ok(())
+}

@@ -86,6 +86,13 @@ pub fn anthropic(body: &str) -> Result<(), String> {
             }
             open.clear();
         }
+        // Tool results open a user turn: text after them, never before.
+        if m["role"] == "user"
+            && let Some(late) =
+                blocks.iter().skip_while(|b| b["type"] == "tool_result").find(|b| b["type"] == "tool_result")
+        {
+            return Err(format!("tool_result {} follows other content in its user turn", late["tool_use_id"]));
+        }
         for b in blocks {
             match b["type"].as_str() {
                 Some("tool_use") if m["role"] == "assistant" => {
@@ -268,6 +275,10 @@ mod tests {
             a_broken(&|v| v["messages"][1]["role"] = "user".into()),
             a_broken(&|v| v["max_tokens"] = Json::Null),
             a_broken(&|v| v["messages"][0]["content"] = "plain".into()),
+            a_broken(&|v| {
+                let text = json!({"type": "text", "text": "On my way."});
+                v["messages"][2]["content"].as_array_mut().unwrap().insert(0, text);
+            }),
         ] {
             assert!(anthropic(&body).is_err(), "accepted {body}");
         }
