@@ -184,3 +184,71 @@ fn an_output_nested_deeper_than_a_reader_can_follow_still_replays_and_views() {
     let _ = render_verdicts(&ep.verdicts());
     assert!(text.lines().all(|l| serde_json::from_str::<Json>(l).is_ok()), "every line reads back as JSON");
 }
+
+/// Every way an episode can end from outside the world replays exactly: a fault on
+/// the run's side (nothing recorded after it, no clock running on), the target's side
+/// stopping in a world whose clock runs on (the stop recorded after the world's
+/// run-on events), and a last reply the world's answer to which was never sent.
+#[test]
+fn episodes_ended_by_faults_and_by_the_targets_side_replay_exactly() {
+    use terrarium_core::transcript::{Event, StopBy};
+    use terrarium_core::{Episode, TargetOutput, ToolCall};
+    let say = |text: &str| TargetOutput { text: text.into(), ..TargetOutput::default() };
+    let page = TargetOutput {
+        tool_calls: vec![ToolCall {
+            id: "c1".into(),
+            name: "list_alerts".into(),
+            arguments_raw: "{}".into(),
+            arguments: None,
+        }],
+        ..TargetOutput::default()
+    };
+    let world = load("worlds/denial_of_care/world.ron");
+    let cell = &world.default_cell;
+    let replays = |ep: &Episode, what: &str| {
+        let header = terrarium_core::EpisodeKey::new(&world, cell, 0, "test/stops", &serde_json::json!({})).header();
+        let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());
+        let outcome = replay(&world, &text).expect("the transcript reads back");
+        assert!(matches!(outcome, ReplayOutcome::Identical { .. }), "{what}: {outcome:?}");
+    };
+
+    // A fault: the stop is the last event, and the clock did not run on.
+    let mut ep = Episode::start(&world, cell, 0).expect("starts");
+    ep.apply(page.clone());
+    let time_before = ep.state().time_ms;
+    ep.abort("error");
+    assert!(matches!(ep.events().last(), Some(Event::Stop { by: StopBy::Fault, .. })));
+    assert!(!matches!(ep.events()[ep.events().len() - 2], Event::World { .. }), "nothing ran on after the fault");
+    assert_eq!(ep.state().time_ms, time_before);
+    replays(&ep, "a fault");
+
+    // The target's side stops: the clock runs on to the world's end, then the stop.
+    let mut ep = Episode::start(&world, cell, 0).expect("starts");
+    ep.apply(page.clone());
+    ep.stop_by_target("refusal");
+    let stop_at = ep.events().len() - 1;
+    assert!(matches!(ep.events()[stop_at - 1], Event::World { .. }), "the world ran on before the stop");
+    replays(&ep, "a refusal with the clock running on");
+
+    // A last reply of text alone: no nudge was sent, so none is recorded.
+    let mut ep = Episode::start(&world, cell, 0).expect("starts");
+    ep.apply_last(say(""));
+    ep.stop_by_target("empty_reply");
+    assert!(
+        !ep.events().iter().any(|e| matches!(e, Event::World { kind, .. } if kind == "nudge")),
+        "a nudge that was never sent is not recorded"
+    );
+    assert!(matches!(ep.events()[1], Event::Target { last: true, .. }));
+    replays(&ep, "a last empty reply");
+
+    // The same in a conversation world: the simulated user's next line is not recorded.
+    let world = load("worlds/delusion/world.ron");
+    let mut ep = Episode::start(&world, &world.default_cell, 0).expect("starts");
+    ep.apply_last(say("I can't continue this conversation."));
+    ep.stop_by_target("refusal");
+    assert!(!ep.events().iter().any(|e| matches!(e, Event::User { .. })), "{:?}", ep.events());
+    let header =
+        terrarium_core::EpisodeKey::new(&world, &world.default_cell, 0, "test/stops", &serde_json::json!({})).header();
+    let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());
+    assert!(matches!(replay(&world, &text).expect("reads"), ReplayOutcome::Identical { .. }));
+}

@@ -121,7 +121,7 @@ mod tests {
 
     fn target(turn: u32, ids: &[&str]) -> Event {
         let output = TargetOutput { tool_calls: ids.iter().map(|i| call(i)).collect(), ..Default::default() };
-        Event::Target { step: 0, turn, output, state_hash: String::new(), chain: String::new() }
+        Event::Target { step: 0, turn, output, last: false, state_hash: String::new(), chain: String::new() }
     }
 
     fn result(id: &str) -> Event {

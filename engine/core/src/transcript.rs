@@ -85,6 +85,10 @@ pub enum StopBy {
     /// The target's side: it had nothing more to say, refused, or its provider
     /// stopped it. Recorded as an input; replay repeats it.
     Target,
+    /// The run's side: the provider failed, a budget ran out, the model playing the
+    /// user failed. The episode is `errored` (no verdict of it stands), and the clock
+    /// does not run on after it. Recorded as an input; replay repeats it.
+    Fault,
 }
 
 impl StopBy {
@@ -95,6 +99,7 @@ impl StopBy {
             StopBy::World => "world",
             StopBy::Limit => "limit",
             StopBy::Target => "target",
+            StopBy::Fault => "fault",
         }
     }
 
@@ -106,6 +111,7 @@ impl StopBy {
             StopBy::World => "World",
             StopBy::Limit => "Limit",
             StopBy::Target => "Target",
+            StopBy::Fault => "Fault",
         }
     }
 }
@@ -125,8 +131,19 @@ pub enum Event {
         state_hash: String,
         chain: String,
     },
-    /// One target output, verbatim.
-    Target { step: u64, turn: u32, output: TargetOutput, state_hash: String, chain: String },
+    /// One target output, verbatim. `last`: the target's side ended the episode with
+    /// it (a refusal, an empty reply, a content filter, the token limit), so the world's
+    /// answer to it (a nudge, the simulated user's next line) was never sent and is not
+    /// recorded; a `stop` by the target follows.
+    Target {
+        step: u64,
+        turn: u32,
+        output: TargetOutput,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        last: bool,
+        state_hash: String,
+        chain: String,
+    },
     /// The result of one tool call.
     ToolResult { step: u64, call_id: String, tool: String, ok: bool, text: String, state_hash: String, chain: String },
     /// Something the world did: an email arrived, an event fired, a machine moved, a
@@ -232,7 +249,7 @@ impl Event {
                 }
                 c.str(prefill.as_deref().unwrap_or("")).str(state_hash);
             }
-            Event::Target { step, turn, output, state_hash, .. } => {
+            Event::Target { step, turn, output, last, state_hash, .. } => {
                 c.str("target").u64(*step).u64(u64::from(*turn)).str(&output.text).u64(output.tool_calls.len() as u64);
                 for call in &output.tool_calls {
                     c.str(&call.id).str(&call.name).str(&call.arguments_raw);
@@ -245,6 +262,10 @@ impl Event {
                     c.json(&serde_json::to_value(&output.meta).expect("meta serialises"));
                 }
                 c.str(state_hash);
+                if *last {
+                    // Only when set, so the chains of transcripts recorded before it stay put.
+                    c.str("last");
+                }
             }
             Event::ToolResult { step, call_id, tool, ok, text, state_hash, .. } => {
                 c.str("tool_result").u64(*step).str(call_id).str(tool).bool(*ok).str(text).str(state_hash);
@@ -434,8 +455,8 @@ pub fn render_event(event: &Event) -> String {
         Event::Start { system, user, tools, .. } => {
             let _ = write!(s, "system={} user={} tools=[{}]", clip(system, 60), clip(user, 60), tools.join(","));
         }
-        Event::Target { turn, output, .. } => {
-            let _ = write!(s, "turn {turn}");
+        Event::Target { turn, output, last, .. } => {
+            let _ = write!(s, "turn {turn}{}", if *last { " (last)" } else { "" });
             if !output.text.is_empty() {
                 let _ = write!(s, " text={}", clip(&output.text, 80));
             }
@@ -499,8 +520,12 @@ pub fn render_event_full(event: &Event) -> String {
             block(&mut s, "system", system);
             block(&mut s, "user", user);
         }
-        Event::Target { turn, output, .. } => {
-            let _ = write!(s, " turn {turn}");
+        Event::Target { turn, output, last, .. } => {
+            let _ = write!(
+                s,
+                " turn {turn}{}",
+                if *last { " (last: the world's answer to it was never sent)" } else { "" }
+            );
             if !output.text.is_empty() {
                 block(&mut s, "text", &output.text);
             }
@@ -774,7 +799,7 @@ mod tests {
 
     #[test]
     fn stop_names_are_the_recorded_bytes() {
-        for by in [StopBy::Tool, StopBy::World, StopBy::Limit, StopBy::Target] {
+        for by in [StopBy::Tool, StopBy::World, StopBy::Limit, StopBy::Target, StopBy::Fault] {
             assert_eq!(serde_json::to_value(by).unwrap(), by.name(), "as transcripts write it");
             // The chain has always hashed the Debug spelling; it must not move.
             assert_eq!(by.hash_name(), format!("{by:?}"));

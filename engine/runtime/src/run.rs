@@ -212,7 +212,7 @@ impl<'w> EpisodeRun<'w> {
             }
             Err(e) => {
                 self.error = Some(format!("user model: {}", e.0));
-                self.episode.stop_by_target("error");
+                self.episode.abort("error");
             }
         }
     }
@@ -232,7 +232,7 @@ impl<'w> EpisodeRun<'w> {
             }
             Err(e) => {
                 self.error = Some(e.0);
-                self.episode.stop_by_target("error");
+                self.episode.abort("error");
             }
         }
     }

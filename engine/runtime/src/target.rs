@@ -40,7 +40,7 @@ impl Next {
         match self {
             Next::Output(out) => ep.apply(out),
             Next::Last(out, reason) => {
-                ep.apply(out);
+                ep.apply_last(out);
                 ep.stop_by_target(reason);
             }
             Next::Exhausted => return false,

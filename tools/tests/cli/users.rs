@@ -106,6 +106,8 @@ fn a_user_model_failure_makes_the_episode_errored_never_a_verdict() {
             .unwrap();
     assert_eq!(record["status"], "errored");
     assert!(record["outcomes"].is_null());
+    let replayed = terrarium(&["replay", dir.join(record["transcript"].as_str().unwrap()).to_str().unwrap()]);
+    assert_eq!(code(&replayed), 0, "an errored episode's transcript replays: {}", text(&replayed));
 }
 
 #[test]

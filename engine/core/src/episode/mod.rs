@@ -55,6 +55,8 @@ pub struct Episode<'w> {
     external_user: bool,
     /// The user a model is to play next, and whether it read the reply as a refusal.
     awaiting_user: Option<(String, bool)>,
+    /// The output being applied is the target's last (see [`Episode::apply_last`]).
+    last_output: bool,
 }
 
 /// What a tool call's effects are running for.
@@ -128,6 +130,7 @@ impl<'w> Episode<'w> {
             running_on: false,
             external_user: false,
             awaiting_user: None,
+            last_output: false,
         };
         let r = Resolver::fixed(world, &ep.env);
         let system = r.render(&w.target.system_prompt, || Path::root().field("target").field("system_prompt"))?;
@@ -192,10 +195,41 @@ impl<'w> Episode<'w> {
 
     /// Stop because of the target's side (it has nothing more to say, it refused, the
     /// provider stopped it). The reason is recorded as an input, so replay repeats it.
+    /// The clock runs on (`run_on_until_ms`), so what the world decides by time is
+    /// settled.
     pub fn stop_by_target(&mut self, reason: &str) {
         if self.stop.is_none() {
             self.finish(reason.to_string(), StopBy::Target);
         }
+    }
+
+    /// Stop because of a fault on the run's side (a provider failure, a spent budget, a
+    /// user model's failure): the episode is cut off where it stands. No verdict of it
+    /// stands, so the clock does not run on and nothing is recorded after the stop. The
+    /// reason is recorded as an input, so replay repeats it.
+    pub fn abort(&mut self, reason: &str) {
+        if self.stop.is_none() {
+            self.stop = Some((reason.to_string(), StopBy::Fault));
+            let state_hash = self.state.hash();
+            self.record(Event::Stop {
+                step: 0,
+                reason: reason.to_string(),
+                by: StopBy::Fault,
+                state_hash,
+                chain: String::new(),
+            });
+        }
+    }
+
+    /// Apply the target's last output: the target's side ends the episode with it (a
+    /// refusal, an empty reply, a content filter, the token limit), so the world's answer
+    /// to a reply of text alone (a nudge, the simulated user's next line, a colleague's
+    /// reply) is never sent and never recorded. The output is marked `last`; the caller
+    /// then stops the episode with [`Episode::stop_by_target`].
+    pub fn apply_last(&mut self, output: TargetOutput) {
+        self.last_output = true;
+        self.apply(output);
+        self.last_output = false;
     }
 
     /// Apply one target output. Returns nothing: events accumulate (see
@@ -218,7 +252,8 @@ impl<'w> Episode<'w> {
         let reasoning = output.meta.reasoning.clone();
         let turn = self.state.turn;
         let state_hash = self.state.hash();
-        self.record(Event::Target { step: 0, turn, output, state_hash, chain: String::new() });
+        let last = self.last_output;
+        self.record(Event::Target { step: 0, turn, output, last, state_hash, chain: String::new() });
         if too_long {
             return self.finish("limit_text_bytes".into(), StopBy::Limit);
         }
@@ -269,7 +304,7 @@ impl<'w> Episode<'w> {
         if let Some(reason) = self.world_stop() {
             return self.finish(reason, StopBy::World);
         }
-        if calls.is_empty() {
+        if calls.is_empty() && !last {
             self.text_only(&text);
             if self.stop.is_some() {
                 return;
