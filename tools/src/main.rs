@@ -380,6 +380,11 @@ struct ApiArgs {
     /// Extended-thinking budget in tokens, for Anthropic models.
     #[arg(long)]
     thinking_budget: Option<u32>,
+    /// Reasoning summaries asked of reasoning models on the Responses API (recorded as
+    /// visible reasoning, which judges and eval_aware read) [default: auto for o-series
+    /// and GPT-5 models, or any given --reasoning-effort; none otherwise].
+    #[arg(long, value_parser = terrarium_runtime::providers::REASONING_SUMMARIES)]
+    reasoning_summary: Option<String>,
     /// How tools reach the model: `native` tool calling, or described in the prompt and
     /// called by tags in the `text` (for comparison with text-based testbeds).
     #[arg(long, value_name = "native|text")]
@@ -729,12 +734,18 @@ impl ApiArgs {
         e.sampling_seed = self.sampling_seed.or(e.sampling_seed);
         e.reasoning_effort = self.reasoning_effort.clone().or(e.reasoning_effort.take());
         e.thinking_budget = self.thinking_budget.or(e.thinking_budget);
+        e.reasoning_summary = self.reasoning_summary.clone().or(e.reasoning_summary.take());
         if let Some(s) = self.scaffold {
             e.scaffold = Some(s);
         }
     }
 
-    fn settings(&self) -> terrarium_runtime::providers::Settings {
+    /// The settings `model` on `provider` is asked with, defaults included.
+    fn settings(
+        &self,
+        provider: terrarium_runtime::providers::http::Provider,
+        model: &str,
+    ) -> terrarium_runtime::providers::Settings {
         terrarium_runtime::providers::Settings {
             temperature: self.temperature,
             top_p: self.top_p,
@@ -742,7 +753,9 @@ impl ApiArgs {
             sampling_seed: self.sampling_seed,
             reasoning_effort: self.reasoning_effort.clone(),
             thinking_budget: self.thinking_budget,
+            reasoning_summary: self.reasoning_summary.clone(),
         }
+        .for_model(provider, model)
     }
 }
 
@@ -897,8 +910,8 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
         )
         .into());
     };
-    let (provider, name, base_url, settings) =
-        (spec.provider, spec.name, spec.base_url(api.base_url.as_deref()), api.settings());
+    let (provider, name, base_url) = (spec.provider, spec.name, spec.base_url(api.base_url.as_deref()));
+    let settings = api.settings(provider, name);
     let body =
         request_body(provider, api.scaffold.unwrap_or_default(), name, &ep, &view::tool_schemas(world), &settings);
     println!("POST {}", terrarium_runtime::redact::url(&provider.endpoint(base_url.trim_end_matches('/'))));

@@ -62,6 +62,15 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<SweepFile> {
                 e.model
             ));
         }
+        if let Some(r) = &e.reasoning_summary
+            && !terrarium_runtime::providers::REASONING_SUMMARIES.contains(&r.as_str())
+        {
+            return Err(anyhow!(
+                "{}: {}: reasoning_summary must be auto, concise, detailed or none, not {r:?}",
+                path.display(),
+                e.model
+            ));
+        }
         if let Some(p) = &e.price
             && !(p.input_per_mtok >= 0.0 && p.output_per_mtok >= 0.0)
         {

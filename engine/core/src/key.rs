@@ -73,6 +73,7 @@ impl<'a> EpisodeKey<'a> {
             build: None,
             episode_id: self.id(),
             user: self.user.clone(),
+            reasoning: None,
             world: WorldRef {
                 id: world.id().to_string(),
                 path: world.path.clone(),

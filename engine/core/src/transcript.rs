@@ -415,6 +415,54 @@ pub struct TargetRef {
     pub settings: Json,
 }
 
+/// How much of a target's reasoning its transcript shows, and so how much of it judges
+/// and `eval_aware` can read: nothing, a summary (OpenAI reasoning models' summaries),
+/// or the thinking itself (Anthropic thinking, a compatible server's
+/// `reasoning_content`). A rate conditioned on voiced awareness depends on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reasoning {
+    #[default]
+    None,
+    Summary,
+    Thinking,
+}
+
+impl Reasoning {
+    /// As transcripts and reports write it: `none`, `summary`, `thinking`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reasoning::None => "none",
+            Reasoning::Summary => "summary",
+            Reasoning::Thinking => "thinking",
+        }
+    }
+
+    /// What one recorded reasoning item shows: a Responses `reasoning` item with summary
+    /// text, thinking blocks and plain reasoning text as full thinking, or nothing (an
+    /// encrypted or empty item, redacted thinking).
+    pub fn of_item(item: &Json) -> Reasoning {
+        let visible = crate::judge::visible_reasoning(item).is_some();
+        match item.get("type").and_then(Json::as_str) {
+            Some("reasoning") if visible => Reasoning::Summary,
+            _ if visible => Reasoning::Thinking,
+            _ => Reasoning::None,
+        }
+    }
+
+    /// The most any target output among `events` showed.
+    pub fn shown(events: &[Event]) -> Reasoning {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Target { output, .. } => output.meta.reasoning.iter().map(Reasoning::of_item).max(),
+                _ => None,
+            })
+            .max()
+            .unwrap_or_default()
+    }
+}
+
 /// The first line of a transcript.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Header {
@@ -435,6 +483,11 @@ pub struct Header {
     /// of the episode id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<TargetRef>,
+    /// For a model target: how much of its reasoning the transcript shows (what its
+    /// settings asked the provider to expose, or more where the replies showed more).
+    /// Provenance for readers; not part of the episode id (its settings are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
     pub turns: Json,
     pub limits: Json,
 }
@@ -526,6 +579,10 @@ pub fn render_event_full(event: &Event) -> String {
                 " turn {turn}{}",
                 if *last { " (last: the world's answer to it was never sent)" } else { "" }
             );
+            // What judges and `eval_aware` read of the target's reasoning.
+            for thought in output.meta.reasoning.iter().filter_map(crate::judge::visible_reasoning) {
+                block(&mut s, "reasoning (visible)", &thought);
+            }
             if !output.text.is_empty() {
                 block(&mut s, "text", &output.text);
             }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value as Json;
-use terrarium_core::transcript::Verdicts;
+use terrarium_core::transcript::{Reasoning, Verdicts};
 use terrarium_core::{Condition, Episode, EpisodeKey, World};
 
 use crate::providers::http::ApiTarget;
@@ -41,6 +41,10 @@ pub struct EpisodeRecord {
     /// The estimated cost of those tokens in dollars, where the run was given a price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// For a model target (or a scripted one that showed reasoning): how much of its
+    /// reasoning the transcript shows (`none`, `summary`, `thinking`), as its header says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Reasoning>,
     /// The model that played the simulated user, when one did (`--user-model`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -239,7 +243,11 @@ impl<'w> EpisodeRun<'w> {
 
     /// The record, transcript and verdicts of the finished episode.
     pub fn finish(self) -> Finished {
-        let EpisodeRun { world, condition, seed, header, episode: ep, error, user_tokens } = self;
+        let EpisodeRun { world, condition, seed, mut header, episode: ep, error, user_tokens } = self;
+        // What the settings asked the provider to expose, or more where replies showed more.
+        let shown = Reasoning::shown(ep.events());
+        let declared = crate::providers::http::declared_reasoning(&header.target.spec, &header.target.settings);
+        header.reasoning = declared.map(|d| d.max(shown)).or((shown != Reasoning::None).then_some(shown));
         let verdicts = ep.verdicts();
         let transcript = terrarium_core::encode_transcript(&header, ep.events(), &verdicts);
         let record = EpisodeRecord {
@@ -262,6 +270,7 @@ impl<'w> EpisodeRun<'w> {
             transcript: format!("transcripts/{}.jsonl", header.episode_id),
             tokens: episode_tokens(ep.events()),
             cost_usd: None,
+            reasoning: header.reasoning,
             user: header.user.as_ref().map(|u| u.spec.clone()),
             user_tokens,
             conversation: ConversationTurns::of(world, &ep),

@@ -450,6 +450,60 @@ fn the_responses_api_passes_reasoning_items_back() {
     assert_eq!(std::fs::read_to_string(&transcript).unwrap(), std::fs::read_to_string(again_transcript).unwrap());
 }
 
+/// A reasoning model on the Responses API is asked for reasoning summaries by default,
+/// its summaries are recorded as visible reasoning, and the header, the record and the
+/// report say which kind of reasoning the target showed.
+#[test]
+fn a_reasoning_models_summaries_are_requested_recorded_and_reported() {
+    let shown = terrarium(&["show", "fixtures/worlds/greenhouse", "--model", "openai-responses/o3"]);
+    assert_eq!(code(&shown), 0, "{}", text(&shown));
+    assert!(text(&shown).contains("\"summary\": \"auto\""), "{}", text(&shown));
+    let hidden = terrarium(&[
+        "show",
+        "fixtures/worlds/greenhouse",
+        "--model",
+        "openai-responses/o3",
+        "--reasoning-summary",
+        "none",
+    ]);
+    assert!(!text(&hidden).contains("\"reasoning\""), "{}", text(&hidden));
+    let plain = terrarium(&["show", "fixtures/worlds/greenhouse", "--model", "openai-responses/gpt-4.1"]);
+    assert!(!text(&plain).contains("\"reasoning\""), "a model that refuses reasoning parameters: {}", text(&plain));
+
+    let summary = "The operator may be testing how I handle alarms; I will check the sensors first.";
+    let first = serde_json::json!({"id": "resp_1", "status": "completed", "output": [
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": summary}], "encrypted_content": "opaque"},
+        {"type": "function_call", "id": "fc_1", "call_id": "call_r1", "name": "read_sensors", "arguments": "{}"}
+    ]});
+    let done = serde_json::json!({"id": "resp_2", "status": "completed", "output": [
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "All normal."}]}]});
+    let (port, server) =
+        fake_provider(vec![(200, first.to_string()), (200, done.to_string()), (200, done.to_string())]);
+    let dir = scratch("responses_summaries");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = terrarium_with_key(
+        &fake_run("fixtures/worlds/greenhouse", "openai-responses/o3-fake", &base, &[], dir.to_str().unwrap()),
+        "sk-test-responses",
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let requests = server.seen();
+    let body: serde_json::Value = serde_json::from_str(&requests[0].1).unwrap();
+    assert_eq!(body["reasoning"], serde_json::json!({"summary": "auto"}));
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(record["reasoning"], "summary", "{record}");
+    let transcript = std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap();
+    let header: serde_json::Value = serde_json::from_str(transcript.lines().next().unwrap()).unwrap();
+    assert_eq!(header["reasoning"], "summary");
+    assert_eq!(header["target"]["settings"]["reasoning_summary"], "auto", "part of the episode's identity");
+    let view = terrarium(&["view", "--full", dir.join(record["transcript"].as_str().unwrap()).to_str().unwrap()]);
+    assert!(text(&view).contains(summary), "the summary is visible reasoning: {}", text(&view));
+    assert_eq!(code(&terrarium(&["report", dir.to_str().unwrap()])), 0);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("| openai-responses/o3-fake | summary |"), "{md}");
+}
+
 #[test]
 fn a_feature_a_provider_cannot_honour_is_recorded_as_unsupported() {
     let dir = scratch("unsupported");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 use terrarium_core::conversation::{Message, from_events};
+use terrarium_core::transcript::Reasoning;
 use terrarium_core::{Episode, World, view};
 
 use super::budget::{CallBudget, CostBudget, Price, Reservation};
@@ -385,6 +386,23 @@ impl ApiTarget {
 /// judgements.
 pub fn spec_of(provider: Provider, model: &str) -> String {
     format!("{}/{model}", provider.name())
+}
+
+/// How much reasoning a target with this spec and these recorded settings asks its
+/// provider to expose: `None` for a target that is not a model (a scripted policy); a
+/// summary for a Responses model asked for reasoning summaries; thinking for an
+/// Anthropic model given a thinking budget; otherwise none (an OpenAI-compatible
+/// server may still send `reasoning_content`, which the transcript then shows).
+pub fn declared_reasoning(spec: &str, settings: &Json) -> Option<Reasoning> {
+    let provider = crate::sweep::ModelSpec::parse(spec)?.provider;
+    let asked = |field: &str| settings.get(field).is_some_and(|v| !v.is_null() && *v != "none");
+    let unsupported =
+        |what: &str| settings.get("unsupported").and_then(Json::as_array).is_some_and(|u| u.iter().any(|x| x == what));
+    Some(match provider {
+        Provider::OpenAiResponses if asked("reasoning_summary") => Reasoning::Summary,
+        Provider::Anthropic if asked("thinking_budget") && !unsupported("thinking_budget") => Reasoning::Thinking,
+        _ => Reasoning::None,
+    })
 }
 
 /// The settings a model target records in each transcript header, and so in each

@@ -36,6 +36,46 @@ pub struct Settings {
     /// Extended-thinking budget in tokens for Anthropic models.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking_budget: Option<u32>,
+    /// Reasoning summaries asked of a reasoning model on the Responses API: `auto`,
+    /// `concise`, `detailed`, or `none` (not asked). By default `auto` for reasoning
+    /// models there (see [`Settings::for_model`]), so judges and `eval_aware` can read
+    /// what the model reasoned, as they read Anthropic thinking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_summary: Option<String>,
+}
+
+/// The reasoning summaries a Responses request may ask for (`none`: ask for none).
+pub const REASONING_SUMMARIES: [&str; 4] = ["auto", "concise", "detailed", "none"];
+
+impl Settings {
+    /// These settings as `model` on `provider` is asked with them: a reasoning model on
+    /// the Responses API (an o-series or GPT-5 model by its name, or any model given a
+    /// reasoning effort) is asked for reasoning summaries (`auto`) unless told otherwise.
+    pub fn for_model(mut self, provider: http::Provider, model: &str) -> Self {
+        if provider == http::Provider::OpenAiResponses
+            && self.reasoning_summary.is_none()
+            && (self.reasoning_effort.is_some() || is_reasoning_model(model))
+        {
+            self.reasoning_summary = Some("auto".into());
+        }
+        self
+    }
+
+    /// The summary to request, if any (`none` asks for none).
+    pub fn summary_requested(&self) -> Option<&str> {
+        self.reasoning_summary.as_deref().filter(|s| *s != "none")
+    }
+}
+
+/// Whether `model` is one of OpenAI's reasoning models by its name: the o-series (`o1`,
+/// `o3-mini`, `o4-mini`, …), GPT-5 and later, and Codex models. Others (gpt-4.1, gpt-4o)
+/// refuse reasoning parameters.
+pub fn is_reasoning_model(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    let o_series = name.strip_prefix('o').is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    let gpt = name.strip_prefix("gpt-").and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next());
+    let gpt_reasoning = gpt.and_then(|major| major.parse::<u32>().ok()).is_some_and(|major| major >= 5);
+    o_series || gpt_reasoning || name.contains("codex")
 }
 
 /// How tools reach the model: its provider's native tool calling (the default), or

@@ -2,7 +2,9 @@
 //! `function_call_output` items linked by `call_id`, and reasoning items passed back
 //! verbatim on later turns, as the API documents for reasoning models (scaffolds that
 //! drop them disadvantage those models). Requests are stateless (`store: false`), with
-//! encrypted reasoning content included so it can be passed back.
+//! encrypted reasoning content included so it can be passed back, and ask reasoning
+//! models for summaries of their reasoning (`reasoning.summary`), which are recorded as
+//! visible reasoning for judges and `eval_aware` to read.
 
 use serde_json::{Value as Json, json};
 use terrarium_core::conversation::Message;
@@ -56,8 +58,15 @@ pub fn request(model: &str, conversation: &[Message], tool_schemas: &[Json], set
     if let Some(n) = settings.max_tokens {
         body["max_output_tokens"] = json!(n);
     }
+    let mut reasoning = serde_json::Map::new();
     if let Some(effort) = &settings.reasoning_effort {
-        body["reasoning"] = json!({"effort": effort});
+        reasoning.insert("effort".into(), json!(effort));
+    }
+    if let Some(summary) = settings.summary_requested() {
+        reasoning.insert("summary".into(), json!(summary));
+    }
+    if !reasoning.is_empty() {
+        body["reasoning"] = Json::Object(reasoning);
     }
     body
 }
@@ -152,6 +161,30 @@ mod tests {
         assert_eq!(input[1], reasoning);
         assert_eq!(input[2]["type"], "function_call");
         assert_eq!(input[3], json!({"type": "function_call_output", "call_id": "call_a", "output": "Mailbox"}));
+    }
+
+    #[test]
+    fn reasoning_models_are_asked_for_summaries_unless_told_not_to() {
+        use crate::providers::http::Provider;
+        let ask = |model: &str, settings: Settings| {
+            let settings = settings.for_model(Provider::OpenAiResponses, model);
+            request(model, &[Message::System("s".into())], &[], &settings).get("reasoning").cloned()
+        };
+        for model in ["o3", "o4-mini", "o1-preview", "gpt-5", "gpt-5.1-codex", "openai/o3-mini"] {
+            assert_eq!(ask(model, Settings::default()), Some(json!({"summary": "auto"})), "{model}");
+        }
+        for model in ["gpt-4.1", "gpt-4o", "omni-mini", "gpt-3.5-turbo"] {
+            assert_eq!(ask(model, Settings::default()), None, "{model} refuses reasoning parameters");
+        }
+        let effort = Settings { reasoning_effort: Some("high".into()), ..Settings::default() };
+        assert_eq!(ask("my-finetune", effort), Some(json!({"effort": "high", "summary": "auto"})));
+        let none = Settings { reasoning_summary: Some("none".into()), ..Settings::default() };
+        assert_eq!(ask("o3", none), None, "`none` asks for no summary");
+        let detailed = Settings { reasoning_summary: Some("detailed".into()), ..Settings::default() };
+        assert_eq!(ask("o3", detailed), Some(json!({"summary": "detailed"})));
+        // Other providers are never given a summary setting.
+        let chat = Settings::default().for_model(Provider::OpenAiChat, "o3");
+        assert_eq!(chat.reasoning_summary, None);
     }
 
     #[test]

@@ -25,6 +25,17 @@ pub(super) fn render(report: &Report) -> String {
     if let Some(note) = report.missing_note() {
         let _ = writeln!(s, "<p class=\"warn\">{}</p>", esc(&note));
     }
+    if !report.reasoning.is_empty() {
+        s.push_str("<h2>Reasoning each target showed</h2>\n<p class=\"note\">What of a target's reasoning its transcripts show, and so what judges and eval_aware can read: none, a summary (OpenAI reasoning models asked for summaries), or the thinking itself.</p>\n<table>\n<tr><th>target</th><th>reasoning shown</th></tr>\n");
+        for target in &targets {
+            let shown = report.reasoning_text(target).unwrap_or_else(|| "— (not a model)".into());
+            let _ = writeln!(s, "<tr><td>{}</td><td>{}</td></tr>", esc(target), esc(&shown));
+        }
+        s.push_str("</table>\n");
+        if let Some(note) = report.reasoning_note() {
+            let _ = writeln!(s, "<p class=\"warn\">{}</p>", code_spans(&note));
+        }
+    }
     let mut worlds: Vec<&str> = report.rows.iter().map(|r| r.world.as_str()).collect();
     worlds.dedup();
     for world in worlds {

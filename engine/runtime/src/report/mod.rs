@@ -5,11 +5,12 @@
 //! episodes and every stop reason are counted and shown; errored episodes are never in
 //! a denominator. Judges are compared with the rule verdicts (counts, Cohen's kappa).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use terrarium_core::format::Combine;
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
+use terrarium_core::transcript::Reasoning;
 
 use crate::judge::Judgement;
 use crate::providers::usage::Tokens;
@@ -217,6 +218,9 @@ pub struct Report {
     planned: BTreeMap<Group, u64>,
     /// Planned episodes with no record at all.
     pub missing: u64,
+    /// What acted → how much of its reasoning its transcripts showed (model targets,
+    /// and scripted ones that showed some): the reasoning judges and `eval_aware` read.
+    pub reasoning: BTreeMap<String, BTreeSet<Reasoning>>,
 }
 
 /// Build the report. `controls` maps a world id to its control cell's key;
@@ -255,7 +259,11 @@ pub fn build(
             }
         }
     };
+    let mut reasoning: BTreeMap<String, BTreeSet<Reasoning>> = BTreeMap::new();
     for r in records {
+        if let Some(shown) = r.reasoning {
+            reasoning.entry(r.acting()).or_default().insert(shown);
+        }
         add_usage(&mut usage, r.target.clone(), r.tokens, r.cost_usd);
         if let Some(user) = &r.user {
             add_usage(&mut usage, format!("user {user}"), r.user_tokens, None);
@@ -402,6 +410,7 @@ pub fn build(
         controls: controls.clone(),
         planned: planned_groups,
         missing,
+        reasoning,
     }
 }
 
@@ -733,6 +742,32 @@ impl Report {
         m
     }
 
+    /// How much reasoning `target`'s transcripts showed (`summary`; `none, summary` where
+    /// its episodes differ), or `None` for a target that is not a model.
+    pub fn reasoning_text(&self, target: &str) -> Option<String> {
+        let kinds = self.reasoning.get(target)?;
+        Some(kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "))
+    }
+
+    /// A warning when the targets of this report showed their reasoning to different
+    /// degrees: `eval_aware` (and each harm's rate among unaware episodes) reads a
+    /// target's visible reasoning, so those rates do not compare across them.
+    pub fn reasoning_note(&self) -> Option<String> {
+        let kinds: BTreeSet<String> =
+            self.targets().iter().map(|t| self.reasoning_text(t).unwrap_or_else(|| "none".into())).collect();
+        (kinds.len() > 1).then(|| {
+            let each: Vec<String> = self
+                .targets()
+                .iter()
+                .map(|t| format!("{t}: {}", self.reasoning_text(t).unwrap_or_else(|| "none".into())))
+                .collect();
+            format!(
+                "⚠ These targets' reasoning was visible to different degrees ({}). Judges and `eval_aware` read a target's visible reasoning, so `eval_aware`, and each harm's rate among the episodes where the target voiced no suspicion of a test, are not comparable across them: a target whose reasoning is hidden can voice suspicion only in what it writes.",
+                each.join("; ")
+            )
+        })
+    }
+
     fn targets(&self) -> Vec<&str> {
         let mut t: Vec<&str> = self.rows.iter().map(|r| r.target.as_str()).collect();
         t.sort();
@@ -743,7 +778,7 @@ impl Report {
     /// `summary.csv`: one row per (world, cell, target, outcome).
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "world,condition,target,outcome,kind,completed,fired,rate,ci_low,ci_high,errored,diff_vs_control,diff_low,diff_high,exposed,fired_exposed,rate_exposed,exposed_ci_low,exposed_ci_high,decided_by,undecided,unaware,fired_unaware,rate_unaware,unaware_ci_low,unaware_ci_high\n",
+            "world,condition,target,outcome,kind,completed,fired,rate,ci_low,ci_high,errored,diff_vs_control,diff_low,diff_high,exposed,fired_exposed,rate_exposed,exposed_ci_low,exposed_ci_high,decided_by,undecided,unaware,fired_unaware,rate_unaware,unaware_ci_low,unaware_ci_high,reasoning\n",
         );
         let num = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
         let int = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
@@ -755,7 +790,7 @@ impl Report {
             let u_rate = u.and_then(|u| (u.n > 0).then(|| u.fired as f64 / u.n as f64));
             let _ = writeln!(
                 s,
-                "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{}",
+                "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{},\"{}\"",
                 r.world,
                 r.condition,
                 r.target,
@@ -782,6 +817,7 @@ impl Report {
                 num(u_rate),
                 num(u.and_then(|u| u.interval).map(|i| i.0)),
                 num(u.and_then(|u| u.interval).map(|i| i.1)),
+                self.reasoning_text(&r.target).unwrap_or_default(),
             );
         }
         s
@@ -817,9 +853,22 @@ impl Report {
         if let Some(note) = self.missing_note() {
             let _ = writeln!(s, "\n{note}");
         }
+        if !self.reasoning.is_empty() {
+            s.push_str("\n## Reasoning each target showed\n\nWhat of a target's reasoning its transcripts show, and so what judges and `eval_aware` can read: `none`, a `summary` (OpenAI reasoning models asked for summaries), or the `thinking` itself (Anthropic thinking, a compatible server's reasoning text).\n\n| target | reasoning shown |\n|---|---|\n");
+            for target in self.targets() {
+                let shown = self.reasoning_text(target).unwrap_or_else(|| "— (not a model)".into());
+                let _ = writeln!(s, "| {target} | {shown} |");
+            }
+            if let Some(note) = self.reasoning_note() {
+                let _ = writeln!(s, "\n{note}");
+            }
+        }
         for ((world, target), rows) in self.by_world_target() {
             let control = self.controls.get(world).map_or("(unknown)", String::as_str);
             let _ = writeln!(s, "\n## {world} — {target}\n\nControl cell: `{control}`\n");
+            if let Some(shown) = self.reasoning_text(target) {
+                let _ = writeln!(s, "Reasoning shown to judges and `eval_aware`: {shown}\n");
+            }
             s.push_str("| condition | outcome | kind | decided by | fired / n | rate | 95% interval | among exposed | among unaware | vs control | errored | undecided | stops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
             for r in &rows {
                 let t = self.row_text(r);
@@ -1010,10 +1059,38 @@ mod tests {
             transcript: String::new(),
             tokens: Some(Tokens { input: 100, output: 7 }),
             cost_usd: None,
+            reasoning: None,
             user: None,
             user_tokens: None,
             conversation: None,
         }
+    }
+
+    #[test]
+    fn each_target_says_what_reasoning_it_showed_and_a_difference_is_flagged() {
+        let shown = |target: &str, reasoning: Option<Reasoning>| EpisodeRecord {
+            target: target.into(),
+            reasoning,
+            ..record("a", "completed", false, "done")
+        };
+        let records = vec![
+            shown("openai-responses/o3", Some(Reasoning::Summary)),
+            shown("anthropic/claude", Some(Reasoning::Thinking)),
+            shown("openai/gpt-4.1", Some(Reasoning::None)),
+            shown("scripted/idle", None),
+        ];
+        let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        assert_eq!(report.reasoning_text("openai-responses/o3").as_deref(), Some("summary"));
+        assert_eq!(report.reasoning_text("scripted/idle"), None);
+        let note = report.reasoning_note().expect("the targets differ");
+        assert!(note.contains("anthropic/claude: thinking") && note.contains("openai/gpt-4.1: none"), "{note}");
+        let md = report.markdown();
+        assert!(md.contains("| openai-responses/o3 | summary |") && md.contains(&note), "{md}");
+        assert!(report.csv().lines().any(|l| l.starts_with("w,") && l.ends_with(",\"thinking\"")));
+        // Targets that show the same are compared without a warning.
+        let same = vec![shown("openai/a", Some(Reasoning::None)), shown("openai/b", Some(Reasoning::None))];
+        let report = build(&same, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        assert_eq!(report.reasoning_note(), None);
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct TargetEntry {
     pub sampling_seed: Option<u64>,
     pub reasoning_effort: Option<String>,
     pub thinking_budget: Option<u32>,
+    /// Reasoning summaries on the Responses API: `auto` (the default for reasoning
+    /// models), `concise`, `detailed` or `none`.
+    pub reasoning_summary: Option<String>,
     /// `native` (the default) or `text`.
     pub scaffold: Option<Scaffold>,
     pub max_connections: Option<u64>,
@@ -126,7 +129,9 @@ impl TargetSpec {
                 sampling_seed: entry.sampling_seed,
                 reasoning_effort: entry.reasoning_effort.clone(),
                 thinking_budget: entry.thinking_budget,
-            },
+                reasoning_summary: entry.reasoning_summary.clone(),
+            }
+            .for_model(spec.provider, spec.name),
             cache,
             max_attempts: send.max_attempts,
             timeout_secs: send.timeout_secs,
