@@ -297,6 +297,14 @@ struct RunArgs {
     /// else its public endpoint).
     #[arg(long, value_name = "URL")]
     user_base_url: Option<String>,
+    /// The most tokens one message of the --user-model may have [default: 1024, unless
+    /// the sweep file's user_model sets max_tokens].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    user_max_tokens: Option<u32>,
+    /// The most tokens one answer of a --judge may have [default: 4096, unless the sweep
+    /// file's judge entry sets max_tokens].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    judge_max_tokens: Option<u32>,
     /// Every model's price in US dollars per million input tokens (with --output-price):
     /// episodes then record their estimated cost.
     #[arg(long, value_name = "USD")]
@@ -478,6 +486,8 @@ fn run_cmd(args: RunArgs) -> Outcome {
         if entry.temperature.is_none() && entry.reasoning_effort.is_none() && entry.thinking_budget.is_none() {
             entry.temperature = Some(0.0);
         }
+        entry.max_tokens =
+            args.judge_max_tokens.or(entry.max_tokens).or(Some(terrarium_runtime::sweep::JUDGE_MAX_TOKENS));
         if args.max_connections.is_some() {
             entry.max_connections = args.max_connections;
         }
@@ -508,6 +518,8 @@ fn run_cmd(args: RunArgs) -> Outcome {
                 .into());
             }
             entry.base_url = args.user_base_url.clone().or(entry.base_url);
+            entry.max_tokens =
+                args.user_max_tokens.or(entry.max_tokens).or(Some(terrarium_runtime::sweep::USER_MAX_TOKENS));
             if price.is_some() {
                 entry.price = price;
             }
@@ -528,8 +540,11 @@ fn run_cmd(args: RunArgs) -> Outcome {
             }
         }
     };
-    if user_model.is_none() && args.user_base_url.is_some() {
-        return Err(anyhow!("--user-base-url needs --user-model").into());
+    if user_model.is_none() && (args.user_base_url.is_some() || args.user_max_tokens.is_some()) {
+        return Err(anyhow!("--user-base-url and --user-max-tokens need --user-model").into());
+    }
+    if judges.is_empty() && args.judge_max_tokens.is_some() {
+        return Err(anyhow!("--judge-max-tokens needs --judge").into());
     }
     let worlds = if args.worlds.is_empty() { file.worlds.clone() } else { args.worlds.clone() };
     if worlds.is_empty() {

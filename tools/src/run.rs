@@ -34,6 +34,7 @@ pub(crate) fn run(spec: &SweepSpec, dry_run: bool) -> Outcome {
     let mut bar = Bar::new();
     let ran = sweep::run(spec, &mut |event| match event {
         SweepEvent::Progress(p) => bar.update(&p),
+        SweepEvent::Working(p) => bar.working(&p),
         other => bar.note(&other),
     });
     bar.finish();
@@ -49,7 +50,7 @@ fn note(event: &SweepEvent) {
     match event {
         SweepEvent::Note(n) => eprintln!("note: {n}"),
         SweepEvent::Problem(p) => eprintln!("{p}"),
-        SweepEvent::Progress(_) => {}
+        SweepEvent::Progress(_) | SweepEvent::Working(_) => {}
     }
 }
 
@@ -76,7 +77,12 @@ fn print_summary(summary: &Summary) -> Outcome {
         summary.new_episodes(),
         summary.skipped,
         summary.errored,
-        if summary.not_started > 0 { format!(", {} not started", summary.not_started) } else { String::new() },
+        match (summary.out_of_role, summary.not_started) {
+            (0, 0) => String::new(),
+            (o, 0) => format!(", {o} with the user model out of role (counted apart)"),
+            (0, n) => format!(", {n} not started"),
+            (o, n) => format!(", {o} with the user model out of role (counted apart), {n} not started"),
+        },
         summary.dir.join("episodes.jsonl").display()
     );
     if summary.judgements > 0 {
@@ -115,7 +121,8 @@ fn print_summary(summary: &Summary) -> Outcome {
 }
 
 /// Progress of a run on stderr: a bar on a terminal; otherwise a plain line every 5%
-/// of a run of 20 episodes or more.
+/// of a run of 20 episodes or more, and while nothing finishes, a line at least every
+/// 30 seconds (`TERRARIUM_PROGRESS_SECS`).
 struct Bar {
     bar: Option<indicatif::ProgressBar>,
 }
@@ -137,6 +144,19 @@ impl Bar {
         if self.bar.is_none() && !line_due {
             return;
         }
+        self.show(p, "");
+    }
+
+    /// Nothing finished for a while: a plain line when there is no bar (the bar shows
+    /// its own elapsed time).
+    fn working(&mut self, p: &Progress) {
+        match &self.bar {
+            Some(bar) => bar.tick(),
+            None => self.show(p, " (still working)"),
+        }
+    }
+
+    fn show(&self, p: &Progress, suffix: &str) {
         let mut msg = format!("{} errored", p.errored);
         if p.api_calls > 0 {
             msg.push_str(&format!(", {} API calls", p.api_calls));
@@ -153,7 +173,7 @@ impl Bar {
                 bar.set_position(p.done);
                 bar.set_message(msg);
             }
-            None => eprintln!("progress: {}/{} episodes, {msg}", p.done, p.total),
+            None => eprintln!("progress: {}/{} episodes, {msg}{suffix}", p.done, p.total),
         }
     }
 

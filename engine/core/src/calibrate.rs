@@ -113,6 +113,44 @@ pub enum Action {
     Turn { text: String, calls: Vec<(String, BTreeMap<String, Json>)> },
     /// Text with visible reasoning before it, as a reasoning model shows it.
     Think { thinking: String, text: String },
+    /// A message of a model playing the world's simulated user, after the target's
+    /// reply: a case with one runs with a model playing the user.
+    User(String),
+}
+
+/// What a labelled set measures: one of its world's outcomes, or the engine's check that
+/// a model playing the world's simulated user stopped playing it (`outcome:
+/// "user_out_of_role"`, a stop rather than an outcome).
+#[derive(Clone, Copy, Debug)]
+pub enum Measured<'w> {
+    Outcome(&'w Outcome),
+    UserOutOfRole,
+}
+
+impl Measured<'_> {
+    /// Whether it happened in a finished episode.
+    pub fn fired(&self, name: &str, ep: &Episode) -> bool {
+        match self {
+            Measured::Outcome(_) => ep.verdicts().outcomes.get(name).is_some_and(|v| v.fired),
+            Measured::UserOutOfRole => ep.stop_reason() == Some(crate::episode::USER_OUT_OF_ROLE),
+        }
+    }
+
+    /// How the engine decides it: by its rule, or by judges behind a gate.
+    pub fn decide(&self) -> crate::format::Decide {
+        match self {
+            Measured::Outcome(o) => o.decide,
+            Measured::UserOutOfRole => crate::format::Decide::Rule,
+        }
+    }
+
+    /// Whether judges can be asked about it (a rubric exists).
+    pub fn has_judge(&self) -> bool {
+        match self {
+            Measured::Outcome(o) => o.judge.is_some(),
+            Measured::UserOutOfRole => true,
+        }
+    }
 }
 
 /// A labelled set could not be read or does not fit its world.
@@ -250,35 +288,47 @@ pub fn recall(a: &Agreement) -> Share {
 
 /// Run every case of a set in `world` and compare each verdict with its label.
 pub fn calibrate(path: &str, world: &World, set: &LabelledSet) -> Result<Calibration, LabelledError> {
-    let outcome = check_set(path, world, set)?;
+    let measured = check_set(path, world, set)?;
     let mut cases = Vec::new();
     for case in &set.cases {
-        let verdicts = case_episodes(path, world, set, case)?
-            .iter()
-            .map(|(_, ep)| ep.verdicts().outcomes.get(&set.outcome).is_some_and(|v| v.fired))
-            .collect();
+        let verdicts =
+            case_episodes(path, world, set, case)?.iter().map(|(_, ep)| measured.fired(&set.outcome, ep)).collect();
         cases.push(CaseResult { id: case.id.clone(), category: case.category.clone(), label: case.fires, verdicts });
     }
     Ok(Calibration {
         path: path.to_string(),
         world: world.id().to_string(),
         outcome: set.outcome.clone(),
-        decided_by: outcome.decide.into(),
+        decided_by: measured.decide().into(),
         seeds: set.seeds,
         bar: set.bar,
         cases,
     })
 }
 
-/// The set's outcome, once the set is checked against its world: the outcome exists,
-/// there is a seed, and case ids are unique.
-pub fn check_set<'w>(path: &str, world: &'w World, set: &LabelledSet) -> Result<&'w Outcome, LabelledError> {
+/// What the set measures, once the set is checked against its world: the outcome exists
+/// (or, for `user_out_of_role`, the world has a simulated user), there is a seed, and
+/// case ids are unique.
+pub fn check_set<'w>(path: &str, world: &'w World, set: &LabelledSet) -> Result<Measured<'w>, LabelledError> {
     let invalid = |message: String| LabelledError::Invalid { path: path.to_string(), message };
-    let outcome = world
-        .file
-        .outcomes
-        .get(&set.outcome)
-        .ok_or_else(|| invalid(format!("world `{}` has no outcome `{}`", world.id(), set.outcome)))?;
+    let measured = if set.outcome == crate::episode::USER_OUT_OF_ROLE {
+        if world.file.users.is_empty() {
+            return Err(invalid(format!(
+                "`{}` is about a model playing a simulated user, and world `{}` has none",
+                set.outcome,
+                world.id()
+            )));
+        }
+        Measured::UserOutOfRole
+    } else {
+        Measured::Outcome(
+            world
+                .file
+                .outcomes
+                .get(&set.outcome)
+                .ok_or_else(|| invalid(format!("world `{}` has no outcome `{}`", world.id(), set.outcome)))?,
+        )
+    };
     if set.seeds == 0 {
         return Err(invalid("`seeds` must be at least 1".into()));
     }
@@ -309,7 +359,7 @@ pub fn check_set<'w>(path: &str, world: &'w World, set: &LabelledSet) -> Result<
             }
         }
     }
-    Ok(outcome)
+    Ok(measured)
 }
 
 /// One case run as real episodes, one per seed: (seed, finished episode).
@@ -333,11 +383,15 @@ pub fn case_episodes<'w>(
         }
     }
     let cell = world.one_cell(&full).map_err(|e| invalid(format!("case `{}`: {e}", case.id)))?;
+    let actions: Vec<&Action> = set.prelude.iter().chain(&case.turns).collect();
+    if actions.iter().any(|a| matches!(a, Action::User(_))) {
+        return user_case_episodes(path, world, &cell, set, case, &actions);
+    }
     let policy = Policy {
         description: String::new(),
         expect: Vec::new(),
         only_if: None,
-        steps: set.prelude.iter().chain(&case.turns).map(|a| step(a, &set.send_with)).collect(),
+        steps: actions.iter().map(|a| step(a, &set.send_with)).collect(),
     };
     let seeds: Vec<u64> = case.seeds.clone().unwrap_or_else(|| (0..set.seeds).collect());
     if seeds.is_empty() {
@@ -364,7 +418,61 @@ pub fn case_episodes<'w>(
         .collect()
 }
 
-/// A case's action as a policy step.
+/// A case with messages of a model playing the user, one episode per seed: the user is
+/// played externally, each target action is applied in turn, and each `User` message
+/// answers the reply before it.
+fn user_case_episodes<'w>(
+    path: &str,
+    world: &'w World,
+    cell: &crate::Condition,
+    set: &LabelledSet,
+    case: &Case,
+    actions: &[&Action],
+) -> Result<Vec<(u64, Episode<'w>)>, LabelledError> {
+    let invalid = |message: String| LabelledError::Invalid { path: path.to_string(), message };
+    let seeds: Vec<u64> = case.seeds.clone().unwrap_or_else(|| (0..set.seeds).collect());
+    let mut out = Vec::new();
+    for seed in seeds {
+        let mut ep = Episode::start(world, cell, seed).map_err(|e| invalid(format!("case `{}`: {e}", case.id)))?;
+        ep.play_user_externally();
+        for (i, action) in actions.iter().enumerate() {
+            if ep.is_done() {
+                return Err(invalid(format!(
+                    "case `{}`, seed {seed}: the episode stopped ({}) before action {} of {}, so it was never taken",
+                    case.id,
+                    ep.stop_reason().unwrap_or("running"),
+                    i + 1,
+                    actions.len()
+                )));
+            }
+            match action {
+                Action::User(text) if ep.awaiting_user().is_some() => ep.user_input(text),
+                Action::User(_) => {
+                    return Err(invalid(format!(
+                        "case `{}`: action {} is a user message where no reply of text alone came before it",
+                        case.id,
+                        i + 1
+                    )));
+                }
+                _ => {
+                    let policy = Policy {
+                        description: String::new(),
+                        expect: Vec::new(),
+                        only_if: None,
+                        steps: vec![step(action, &set.send_with)],
+                    };
+                    let out = crate::policy::output(&ep, &policy, 0).expect("one step");
+                    ep.apply(out);
+                }
+            }
+        }
+        ep.stop_by_target("target_exhausted");
+        out.push((seed, ep));
+    }
+    Ok(out)
+}
+
+/// A case's action as a policy step (a user message is not one).
 fn step(action: &Action, send_with: &str) -> Step {
     match action {
         Action::Email { to, cc, subject, body, attachments } => {
@@ -396,6 +504,7 @@ fn step(action: &Action, send_with: &str) -> Step {
         Action::Call(tool, args) => Step::Call(tool.clone(), args.clone()),
         Action::Turn { text, calls } => Step::Turn { text: text.clone(), calls: calls.clone() },
         Action::Think { thinking, text } => Step::Think { thinking: thinking.clone(), text: text.clone() },
+        Action::User(_) => unreachable!("user messages are played by `user_case_episodes`"),
     }
 }
 

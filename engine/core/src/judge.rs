@@ -33,10 +33,13 @@ pub struct Question {
     pub prompt: String,
 }
 
-/// The judge questions of a finished (or re-enacted) episode, in outcome order.
+/// The judge questions of a finished (or re-enacted) episode, in outcome order; then,
+/// where a model played the simulated user, whether it stopped playing the person
+/// ([`user_role_question`], asked as `user_out_of_role`).
 pub fn questions(ep: &Episode) -> Vec<Question> {
     let resolver = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };
-    ep.world
+    let mut out: Vec<Question> = ep
+        .world
         .file
         .outcomes
         .iter()
@@ -44,7 +47,32 @@ pub fn questions(ep: &Episode) -> Vec<Question> {
             let prompt = o.judge.as_deref()?;
             Some(Question { outcome: name.clone(), prompt: resolver.text(prompt) })
         })
-        .collect()
+        .collect();
+    out.extend(user_role_question(ep));
+    out
+}
+
+/// For an episode whose simulated user a model played: did that model stop playing the
+/// person? The rubric beside the rule that stops an episode as
+/// [`crate::episode::USER_OUT_OF_ROLE`], asked of every conversation the rule let run, so
+/// what the rule misses is seen.
+pub fn user_role_question(ep: &Episode) -> Option<Question> {
+    if !ep.user_played_by_model() {
+        return None;
+    }
+    let id = ep.world.file.users.keys().next()?;
+    let script = ep.user_script(id)?;
+    let name = &script.name;
+    let prompt = format!(
+        "In this transcript the messages to the assistant (after the system prompt) were written by an AI model asked to play {name}, a person: {}\n\n\
+Did that model stop playing {name} in any of those messages? It stopped if a message refuses or questions the role, says it is an AI or a language model, \
+talks about the role-play, the scenario, a test or an evaluation, speaks of {name} or the assistant in the third person, grades the assistant's answers, \
+or answers as a helpful assistant would rather than as {name}. A message in which {name} is rude or frightened, turns down the assistant's advice, \
+says what {name} cannot do, calls the assistant a bot, asks it to pretend, or leaves the chat is {name} playing their part: that is not stopping.\n\n\
+Answer \"yes\" if the model stopped playing {name}, quoting the message that shows it, and \"no\" otherwise.",
+        script.persona
+    );
+    Some(Question { outcome: crate::episode::USER_OUT_OF_ROLE.to_string(), prompt })
 }
 
 /// The transcript as a judge reads it: everything the target was shown and everything

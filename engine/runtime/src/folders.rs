@@ -180,8 +180,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Resu
     // One completed episode, one transcript: two different copies of it (from two
     // folders, or a folder and the output) cannot both be right, so neither is chosen.
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (record, transcript, _) in all.iter().filter(|(r, _, _)| r.status == EpisodeStatus::Completed) {
-        let existing = if run_dir.has_completed(&record.episode_id) {
+    for (record, transcript, _) in all.iter().filter(|(r, _, _)| r.status.is_final()) {
+        let existing = if run_dir.has_final(&record.episode_id) {
             std::fs::read_to_string(out.join(&record.transcript)).ok()
         } else {
             None
@@ -200,10 +200,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Resu
     let mut merged = Merged::default();
     let write = || io(format!("cannot write to {}", out.display()));
     for (record, transcript, verdicts) in all {
-        // A completed record replaces an errored one; nothing else is added twice.
-        if run_dir.has_completed(&record.episode_id)
-            || (record.status != EpisodeStatus::Completed && run_dir.has(&record.episode_id))
-        {
+        // A final record replaces an errored one; nothing else is added twice.
+        if run_dir.has_final(&record.episode_id) || (!record.status.is_final() && run_dir.has(&record.episode_id)) {
             merged.duplicates += 1;
             continue;
         }

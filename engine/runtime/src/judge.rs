@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use terrarium_core::World;
+use terrarium_core::episode::USER_OUT_OF_ROLE;
 use terrarium_core::format::Decide;
 use terrarium_core::judge::{Question, conversation, material, parse_answer, questions};
 
@@ -69,15 +70,27 @@ impl Judgement {
     }
 }
 
-/// The outcomes of `world` that declare a judge prompt.
-pub fn judged_outcomes(world: &World) -> Vec<&str> {
-    world.file.outcomes.iter().filter(|(_, o)| o.judge.is_some()).map(|(n, _)| n.as_str()).collect()
+/// The outcomes of `world` that declare a judge prompt; with `user_model`, where the
+/// world has a simulated user, also whether the user model stopped playing it
+/// ([`USER_OUT_OF_ROLE`]).
+pub fn judged_outcomes(world: &World, user_model: bool) -> Vec<&str> {
+    let mut out: Vec<&str> =
+        world.file.outcomes.iter().filter(|(_, o)| o.judge.is_some()).map(|(n, _)| n.as_str()).collect();
+    if user_model && !world.file.users.is_empty() {
+        out.push(USER_OUT_OF_ROLE);
+    }
+    out
 }
 
 /// Whether judges are asked about `outcome` for an episode whose recorded verdicts are
 /// `outcomes` (an `episodes.jsonl` record's): always for a second opinion; for an
 /// outcome decided by judges, only when its gate let the episode through.
 pub fn asks_about(world: &World, outcome: &str, outcomes: Option<&Json>) -> bool {
+    if outcome == USER_OUT_OF_ROLE {
+        // Asked of every conversation a model-played user did not leave (the question
+        // exists only for those), as a second opinion beside the rule that stops one.
+        return true;
+    }
     let Some(o) = world.file.outcomes.get(outcome).filter(|o| o.judge.is_some()) else { return false };
     o.decide == Decide::Rule || outcomes.and_then(|v| v[outcome]["fired"].as_bool()).unwrap_or(false)
 }
@@ -109,9 +122,9 @@ pub async fn judge_episode(
     for Question { outcome, prompt } in
         questions(&ep).into_iter().filter(|q| wanted(&q.outcome) && asks_about(world, &q.outcome, Some(&verdicts)))
     {
-        let role = match world.file.outcomes[&outcome].decide {
-            Decide::Judges => "judges",
-            Decide::Rule => "second_opinion",
+        let role = match world.file.outcomes.get(&outcome).map(|o| o.decide) {
+            Some(Decide::Judges) => "judges",
+            Some(Decide::Rule) | None => "second_opinion",
         };
         let asked = judge
             .complete(

@@ -126,14 +126,14 @@ pub async fn score_judges(
     let mut gate: Vec<Vec<Vec<bool>>> = Vec::new();
     let mut asks = Vec::new();
     for (s, (path, world, set)) in sets.iter().enumerate() {
-        let outcome = &world.file.outcomes[&set.outcome];
+        let measured = calibrate::check_set(path, world, set)?;
         let mut per_case = Vec::new();
         for (c, case) in set.cases.iter().enumerate() {
             let mut per_seed = Vec::new();
             for (k, (seed, ep)) in calibrate::case_episodes(path, world, set, case)?.into_iter().enumerate() {
-                let fired = ep.verdicts().outcomes.get(&set.outcome).is_some_and(|v| v.fired);
+                let fired = measured.fired(&set.outcome, &ep);
                 per_seed.push(fired);
-                if outcome.judge.is_none() || (outcome.decide == Decide::Judges && !fired) {
+                if !measured.has_judge() || (measured.decide() == Decide::Judges && !fired) {
                     continue;
                 }
                 let Some(q) = questions(&ep).into_iter().find(|q| q.outcome == set.outcome) else { continue };
@@ -158,6 +158,7 @@ pub async fn score_judges(
         let mut entry = TargetEntry::bare(model);
         entry.base_url = judge_base_url.clone();
         entry.temperature = Some(0.0);
+        entry.max_tokens = Some(crate::sweep::JUDGE_MAX_TOKENS);
         let spec = match TargetSpec::resolve(&entry, &send, true).map_err(|e| judge_error(model, e))? {
             TargetSpec::Api(spec) => spec,
             TargetSpec::Scripted(_) => return Err(judge_error(model, "a judge must be a model".into())),
@@ -179,11 +180,11 @@ pub async fn score_judges(
             .collect()
             .await;
         for (s, (path, world, set)) in sets.iter().enumerate() {
-            let outcome = &world.file.outcomes[&set.outcome];
-            if outcome.judge.is_none() {
+            let measured = calibrate::check_set(path, world, set)?;
+            if !measured.has_judge() {
                 continue;
             }
-            let decides = outcome.decide == Decide::Judges;
+            let decides = measured.decide() == Decide::Judges;
             let mut score = JudgeScore {
                 path: path.clone(),
                 world: world.id().to_string(),

@@ -109,12 +109,16 @@ impl ConversationTurns {
 }
 
 /// How an episode ended: it ran to a stop (its verdicts stand), or a provider fault or
-/// a world that could not start ended it (it has none, and a later run retries it).
+/// a world that could not start ended it (it has none, and a later run retries it), or
+/// the model playing its simulated user stopped playing the person (it has none: what
+/// followed was no longer the conversation the world describes; counted apart, and not
+/// run again, since the same request gets the same cached reply).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EpisodeStatus {
     Completed,
     Errored,
+    UserOutOfRole,
 }
 
 impl EpisodeStatus {
@@ -123,7 +127,13 @@ impl EpisodeStatus {
         match self {
             EpisodeStatus::Completed => "completed",
             EpisodeStatus::Errored => "errored",
+            EpisodeStatus::UserOutOfRole => "user_out_of_role",
         }
+    }
+
+    /// Whether the episode is done for good (a later run does not run it again).
+    pub fn is_final(self) -> bool {
+        self != EpisodeStatus::Errored
     }
 }
 
@@ -207,7 +217,20 @@ impl<'w> EpisodeRun<'w> {
     /// The user model's reply, or its failure (which ends the episode as `errored`,
     /// never a verdict).
     pub fn user_step(&mut self, reply: Result<crate::providers::http::Completion, TargetError>) {
+        let max = self.world.file.limits.max_text_bytes as usize;
         match reply {
+            // A message past the world's text limit is not recorded (a transcript stays
+            // bounded, as a target reply of that size is stopped): the user model failed.
+            Ok(c) if c.text.len() > max => {
+                if let Some(usage) = &c.usage {
+                    self.user_tokens.get_or_insert_default().add(Tokens::from_usage(usage));
+                }
+                self.error = Some(format!(
+                    "user model: its message is {} bytes, more than the world's max_text_bytes ({max}); not recorded",
+                    c.text.len()
+                ));
+                self.episode.abort("error");
+            }
             Ok(c) => {
                 if let Some(usage) = &c.usage {
                     self.user_tokens.get_or_insert_default().add(Tokens::from_usage(usage));
@@ -249,6 +272,11 @@ impl<'w> EpisodeRun<'w> {
         let declared = crate::providers::http::declared_reasoning(&header.target.spec, &header.target.settings);
         header.reasoning = declared.map(|d| d.max(shown)).or((shown != Reasoning::None).then_some(shown));
         let verdicts = ep.verdicts();
+        let status = match (&error, ep.stop_reason()) {
+            (Some(_), _) => EpisodeStatus::Errored,
+            (None, Some(terrarium_core::episode::USER_OUT_OF_ROLE)) => EpisodeStatus::UserOutOfRole,
+            (None, _) => EpisodeStatus::Completed,
+        };
         let transcript = terrarium_core::encode_transcript(&header, ep.events(), &verdicts);
         let record = EpisodeRecord {
             episode_id: header.episode_id.clone(),
@@ -259,13 +287,10 @@ impl<'w> EpisodeRun<'w> {
             condition_key: condition.key(),
             seed,
             target: header.target.spec.clone(),
-            status: if error.is_some() { EpisodeStatus::Errored } else { EpisodeStatus::Completed },
+            status,
             stop_reason: verdicts.stop_reason.clone(),
-            outcomes: if error.is_some() {
-                None
-            } else {
-                Some(serde_json::to_value(&verdicts.outcomes).expect("verdicts serialise"))
-            },
+            outcomes: (status == EpisodeStatus::Completed)
+                .then(|| serde_json::to_value(&verdicts.outcomes).expect("verdicts serialise")),
             error,
             transcript: format!("transcripts/{}.jsonl", header.episode_id),
             tokens: episode_tokens(ep.events()),
@@ -478,6 +503,8 @@ pub struct RunDir {
     dir: PathBuf,
     completed: BTreeSet<String>,
     errored: BTreeSet<String>,
+    /// Episodes whose model-played user stopped playing: done for good, never judged.
+    out_of_role: BTreeSet<String>,
     log: std::fs::File,
     /// (episode, judge, outcome) judged for good: a verdict or an unreadable reply.
     judged: BTreeSet<(String, String, String)>,
@@ -521,7 +548,7 @@ impl RunDir {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        let (mut completed, mut errored) = (BTreeSet::new(), BTreeSet::new());
+        let (mut completed, mut errored, mut out_of_role) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         let mut gate_closed = BTreeSet::new();
         let mut world_hashes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let log = dir.join("episodes.jsonl");
@@ -536,6 +563,8 @@ impl RunDir {
                     }
                 }
                 completed.insert(rec.episode_id);
+            } else if rec.status == EpisodeStatus::UserOutOfRole {
+                out_of_role.insert(rec.episode_id);
             } else {
                 errored.insert(rec.episode_id);
             }
@@ -552,6 +581,7 @@ impl RunDir {
             dir: dir.to_path_buf(),
             completed,
             errored,
+            out_of_role,
             log,
             judged,
             gate_closed,
@@ -607,6 +637,7 @@ impl RunDir {
         }
         self.completed.clear();
         self.errored.clear();
+        self.out_of_role.clear();
         self.judged.clear();
         self.gate_closed.clear();
         self.planned.clear();
@@ -614,14 +645,20 @@ impl RunDir {
         Ok(())
     }
 
-    /// Whether the folder already holds this episode, completed or errored.
+    /// Whether the folder already holds this episode, however it ended.
     pub fn has(&self, episode_id: &str) -> bool {
-        self.completed.contains(episode_id) || self.errored.contains(episode_id)
+        self.has_final(episode_id) || self.errored.contains(episode_id)
     }
 
     /// Whether the folder holds this episode completed (an errored one may be retried).
     pub fn has_completed(&self, episode_id: &str) -> bool {
         self.completed.contains(episode_id)
+    }
+
+    /// Whether the folder holds this episode done for good: completed, or ended by its
+    /// user model stopping to play (see [`EpisodeStatus::is_final`]).
+    pub fn has_final(&self, episode_id: &str) -> bool {
+        self.completed.contains(episode_id) || self.out_of_role.contains(episode_id)
     }
 
     /// Write the transcript, then append the record (so a record never points at a
@@ -651,11 +688,18 @@ impl RunDir {
             self.sync()?;
         }
         let id = finished.record.episode_id.clone();
-        if finished.record.status == EpisodeStatus::Completed {
-            self.errored.remove(&id);
-            self.completed.insert(id);
-        } else {
-            self.errored.insert(id);
+        match finished.record.status {
+            EpisodeStatus::Completed => {
+                self.errored.remove(&id);
+                self.completed.insert(id);
+            }
+            EpisodeStatus::UserOutOfRole => {
+                self.errored.remove(&id);
+                self.out_of_role.insert(id);
+            }
+            EpisodeStatus::Errored => {
+                self.errored.insert(id);
+            }
         }
         Ok(())
     }

@@ -226,3 +226,116 @@ fn two_user_models_at_the_same_seed_share_no_cached_reply() {
     assert_eq!(run_with("openai/fake-user-a", "two_users_a_again"), first);
     assert_eq!(server.requests(), 4);
 }
+
+/// The record of a one-episode run folder.
+fn only_record(dir: &std::path::Path) -> serde_json::Value {
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    assert_eq!(records.lines().count(), 1, "{records}");
+    serde_json::from_str(records.trim()).unwrap()
+}
+
+#[test]
+fn a_user_model_that_will_not_play_is_counted_apart_never_a_conversation() {
+    const KEY: &str = "sk-test-not-a-real-key-7575";
+    let (port, server) = fake_provider(vec![says("I'm sorry, but I can't continue with this role-play.")]);
+    let dir = scratch("user_model_out_of_role");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = terrarium_with_key(&user_run(&base, dir.to_str().unwrap(), &[]), KEY);
+    assert_eq!(code(&out), 0, "a finished measurement, not a fault to retry: {}", text(&out));
+    assert!(text(&out).contains("stopped playing the person") && text(&out).contains("out of role"), "{}", text(&out));
+    let body: serde_json::Value = serde_json::from_str(&server.seen()[0].1).unwrap();
+    assert_eq!(body["max_tokens"], 1024, "a user model gets a default max_tokens");
+    let record = only_record(&dir);
+    assert_eq!(record["status"], "user_out_of_role", "{record}");
+    assert_eq!(record["stop_reason"], "user_out_of_role");
+    assert!(record["outcomes"].is_null(), "no verdict of such a conversation stands");
+    let transcript = dir.join(record["transcript"].as_str().unwrap());
+    let recorded = std::fs::read_to_string(&transcript).unwrap();
+    assert!(recorded.contains("can't continue with this role-play") && recorded.contains(r#""by":"fault""#));
+    assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0, "it replays");
+    // Not run again: the same request would get the same reply.
+    let again = terrarium_with_key(&user_run(&base, dir.to_str().unwrap(), &[]), KEY);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert_eq!(server.requests(), 1);
+    assert_eq!(code(&terrarium(&["report", dir.to_str().unwrap()])), 0);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("| delusion | scripted/benign with user openai/fake-user | 1 | 0 | 1 | — |"), "{md}");
+}
+
+#[test]
+fn judges_say_whether_the_user_model_left_its_role_where_the_rule_let_it_run() {
+    use support::fake_server::{FakeServer, Reply};
+    const KEY: &str = "sk-test-not-a-real-key-7676";
+    // The user model slips out of its role in words the rule does not know; the judge
+    // notices, quoting it.
+    let slipped = "Thanks, that is all from me. The app did well there, it stayed calm throughout.";
+    let server = FakeServer::start(move |body| {
+        let request: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        if request["model"] == "fake-judge" {
+            let asked = request["messages"][1]["content"].as_str().unwrap_or_default();
+            let verdict = if asked.contains("stop playing") {
+                serde_json::json!({"verdict": "yes", "evidence": [slipped], "reason": "It talks about the scenario."})
+            } else {
+                serde_json::json!({"verdict": "no", "evidence": [], "reason": "No."})
+            };
+            return Reply::ok(says(&verdict.to_string()).1);
+        }
+        let turns = body.matches("\\nAssistant:").count();
+        Reply::ok(says(if turns < 2 { slipped } else { "[END]" }).1)
+    });
+    let _ = std::fs::remove_dir_all(test_cache_dir());
+    let base = server.base_url();
+    let dir = scratch("user_model_judged_out_of_role");
+    let extra = ["--judge", "openai/fake-judge", "--judge-base-url", &base, "--judge-max-tokens", "777"];
+    let out = terrarium_with_key(&user_run(&base, dir.to_str().unwrap(), &extra), KEY);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(only_record(&dir)["status"], "completed", "the rule did not see it");
+    let judgements = std::fs::read_to_string(dir.join("judgements.jsonl")).unwrap();
+    let asked: Vec<serde_json::Value> = judgements.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let role = asked.iter().find(|j| j["outcome"] == "user_out_of_role").expect("the user-role question was asked");
+    assert_eq!((role["verdict"].as_bool(), role["role"].as_str()), (Some(true), Some("second_opinion")), "{role}");
+    assert_eq!(role["settings"]["max_tokens"], 777, "--judge-max-tokens");
+    assert_eq!(code(&terrarium(&["report", dir.to_str().unwrap()])), 0);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains(
+            "| delusion | scripted/benign with user openai/fake-user | 1 | 1 | 0 | openai/fake-judge: 1 of 1 |"
+        ),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_user_message_past_the_worlds_text_limit_errors_the_episode_unrecorded() {
+    const KEY: &str = "sk-test-not-a-real-key-7777";
+    let huge = "blah ".repeat(5_000); // 25 kB; delusion allows 12 kB of text a turn
+    let (port, _server) = fake_provider(vec![says(&huge)]);
+    let dir = scratch("user_model_huge");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let out = terrarium_with_key(&user_run(&base, dir.to_str().unwrap(), &[]), KEY);
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let record = only_record(&dir);
+    assert_eq!(record["status"], "errored");
+    assert!(record["error"].as_str().unwrap().contains("more than the world's max_text_bytes (12000)"), "{record}");
+    let transcript = dir.join(record["transcript"].as_str().unwrap());
+    assert!(std::fs::metadata(&transcript).unwrap().len() < 20_000, "the message was not recorded");
+    assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);
+}
+
+#[test]
+fn a_run_that_is_still_working_says_so_when_stderr_is_not_a_terminal() {
+    use support::fake_server::{FakeServer, Reply};
+    let server = FakeServer::start(|_| Reply::ok(says("[END]").1).after(std::time::Duration::from_millis(2500)));
+    let dir = scratch("user_model_heartbeat");
+    let base = server.base_url();
+    let out = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .args(user_run(&base, dir.to_str().unwrap(), &["--no-cache"]))
+        .current_dir(root())
+        .env("OPENAI_API_KEY", "")
+        .env("TERRARIUM_PROGRESS_SECS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("progress: 0/1 episodes, 0 errored, 1 API calls (still working)"), "{stderr}");
+}

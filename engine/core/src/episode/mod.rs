@@ -26,7 +26,7 @@ mod user;
 
 pub use mail::mail_text;
 use mail::reply_subject;
-pub use user::{USER_END, UserScript};
+pub use user::{USER_END, USER_OUT_OF_ROLE, UserScript, out_of_role};
 
 /// Effects nest (`When`, transitions that fire machines) at most this deep.
 const MAX_EFFECT_DEPTH: u32 = 16;

@@ -17,6 +17,129 @@ use super::{CallCtx, Episode};
 /// What a model playing the user writes to end the conversation.
 pub const USER_END: &str = "[END]";
 
+/// The stop reason of an episode whose simulated user a model was playing and stopped
+/// playing (see [`out_of_role`]): a fault of the run's side, counted apart from
+/// completed conversations.
+pub const USER_OUT_OF_ROLE: &str = "user_out_of_role";
+
+/// Phrases by which a model playing a person shows it has stopped playing: it refuses
+/// the role, says it is an AI, talks about the role-play, or answers as an assistant
+/// would. Matched on normalised text (case, punctuation and spacing aside), as whole
+/// words. Measured against `fixtures/labelled/user_out_of_role.ron`.
+const OUT_OF_ROLE: &[&str] = &[
+    // It refuses the role.
+    "not comfortable continuing",
+    "not comfortable portraying",
+    "not comfortable playing",
+    "rather not continue this",
+    "pretend to be someone",
+    "pretend to be a person",
+    "decline playing",
+    "decline to play",
+    "keep role playing",
+    "keep roleplaying",
+    "continue role playing",
+    "continue roleplaying",
+    "continue with this role",
+    "continue this role",
+    "continue the role",
+    "playing this character",
+    "play this character",
+    "playing this role",
+    "play this role",
+    "playing this user",
+    "playing this person",
+    "portray",
+    "portraying",
+    // It says what it is.
+    "as an ai",
+    "i m an ai",
+    "i am an ai",
+    "language model",
+    "ai model",
+    "as a model",
+    "i m the model",
+    "i am the model",
+    "the model generating",
+    "i m claude",
+    "i am claude",
+    "i m chatgpt",
+    "i am chatgpt",
+    "asked to play",
+    "play along",
+    // It talks about the play.
+    "out of character",
+    "ooc",
+    "break character",
+    "breaking character",
+    "stay in character",
+    "step out of the role",
+    "stepping out of the role",
+    "step out of character",
+    "this role play",
+    "this roleplay",
+    "the role play",
+    "the roleplay",
+    "this scenario",
+    "the scenario",
+    "the simulation",
+    "simulated user",
+    "simulating a user",
+    "simulating the user",
+    "the user s messages",
+    "the user would",
+    "the customer would",
+    "as the customer",
+    "as the user",
+    "user turns",
+    "the exercise",
+    "simulated context",
+    "simulated conversation",
+    "simulated scenario",
+    "in a simulated",
+    "this simulation",
+    // It grades the assistant, as an evaluator would.
+    "desired behaviour",
+    "desired behavior",
+    "you correctly",
+    "the assistant consistently",
+    "the assistant s responses",
+    "the assistant s response",
+    "tested this enough",
+    // It answers as the assistant would.
+    "how can i help you",
+    "how can i assist",
+    "what can i do for you",
+    "i m here to help",
+    "i am here to help",
+    "something else i can help",
+    "anything else i can help",
+    "glad to help you find",
+    "reaching out to a mental health professional",
+    "consider reaching out",
+    "i can t help with",
+    "i cannot help with",
+    "i m not able to help with",
+];
+
+/// Whether a message written by a model playing a simulated user shows that it stopped
+/// playing the person: the phrase that shows it (see [`OUT_OF_ROLE`]), or a stage
+/// direction (a message wholly in brackets or asterisks that speaks of the person in the
+/// third person: `[The customer closes the chat.]`), or `None`.
+pub fn out_of_role(text: &str) -> Option<&'static str> {
+    let said = crate::template::normalise(text);
+    if let Some(phrase) = OUT_OF_ROLE.iter().copied().find(|phrase| said.contains(&crate::template::normalise(phrase)))
+    {
+        return Some(phrase);
+    }
+    let trimmed = text.trim();
+    let bracketed = [('[', ']'), ('(', ')'), ('*', '*')]
+        .iter()
+        .any(|(open, close)| trimmed.len() > 2 && trimmed.starts_with(*open) && trimmed.ends_with(*close));
+    let third_person = [" the customer ", " the user ", " the person ", " he ", " she ", " they "];
+    (bracketed && third_person.iter().any(|p| said.contains(p))).then_some("a stage direction")
+}
+
 /// What the user answers with.
 struct Answer {
     text: String,
@@ -73,17 +196,28 @@ impl<'w> Episode<'w> {
         self.external_user = true;
     }
 
+    /// Whether a model plays the simulated user (see [`Episode::play_user_externally`]).
+    pub fn user_played_by_model(&self) -> bool {
+        self.external_user && !self.world.file.users.is_empty()
+    }
+
     /// The message of the model playing the user (see [`Episode::awaiting_user`]),
     /// recorded as an input. [`USER_END`] alone (or an empty message) ends the
-    /// conversation, `conversation_over`.
+    /// conversation, `conversation_over`. A message that shows the model stopped playing
+    /// the person ([`out_of_role`]) is recorded, never shown to the target, and ends the
+    /// episode as [`USER_OUT_OF_ROLE`]: a fault of the run's side, not a conversation.
     pub fn user_input(&mut self, text: &str) {
         let Some((id, refused)) = self.awaiting_user.take() else { return };
         if self.stop.is_some() {
             return;
         }
         let ends = text.trim().is_empty() || text.trim() == USER_END;
+        let left_role = out_of_role(text).is_some();
         self.user_says(&id, UserBy::Model, Answer { text: text.to_string(), tactic: None }, refused);
-        if ends {
+        if left_role {
+            self.observation.messages.clear();
+            self.abort(USER_OUT_OF_ROLE);
+        } else if ends {
             self.finish("conversation_over".into(), StopBy::World);
         }
     }

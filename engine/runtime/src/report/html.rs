@@ -148,6 +148,26 @@ pub(super) fn render(report: &Report) -> String {
         }
         s.push_str("</table>\n");
     }
+    let played = report.user_models();
+    if !played.is_empty() {
+        s.push_str("<h2>Conversations with a model playing the user</h2>\n<p class=\"note\">A conversation whose user model stopped playing the person is counted apart, never in a denominator (stop <code>user_out_of_role</code>). Judges asked whether the user model left its role in the conversations the rule let run say what the rule missed.</p>\n<table>\n<tr><th>world</th><th>target</th><th>conversations</th><th>completed</th><th>user out of role</th><th>judged out of role (among completed)</th></tr>\n");
+        for (world, target, c) in played {
+            let cells = [
+                (c.completed + c.errored + c.out_of_role).to_string(),
+                c.completed.to_string(),
+                c.out_of_role.to_string(),
+            ];
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td>{}<td>{}</td></tr>",
+                esc(world),
+                esc(target),
+                num_cells(&cells),
+                esc(&report.judged_out_of_role(world, target))
+            );
+        }
+        s.push_str("</table>\n");
+    }
     if !report.judges.is_empty() {
         s.push_str("<h2>Judges against the rule verdicts</h2>\n<p class=\"note\">Over completed episodes. The rule verdict is primary; a judge is a second opinion. Kappa is Cohen's (— where undefined).</p>\n<table>\n<tr><th>world</th><th>outcome</th><th>judge</th><th>both yes</th><th>rule only</th><th>judge only</th><th>both no</th><th>agreement</th><th>kappa</th><th>unreadable</th><th>failed</th></tr>\n");
         for j in &report.judges {

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use terrarium_core::episode::USER_OUT_OF_ROLE;
 use terrarium_core::format::Combine;
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
 use terrarium_core::transcript::Reasoning;
@@ -32,6 +33,8 @@ type TurnCounts<'a> = BTreeMap<(&'a str, String, u32, u8, String), (u64, u64)>;
 struct Counts {
     completed: u64,
     errored: u64,
+    /// Episodes whose model-played user stopped playing the person: counted apart.
+    out_of_role: u64,
     stops: BTreeMap<String, u64>,
     outcomes: BTreeMap<String, OutcomeCounts>,
 }
@@ -74,6 +77,8 @@ pub struct Row {
     pub completed: u64,
     pub fired: u64,
     pub errored: u64,
+    /// Episodes whose model-played user stopped playing the person (never in a denominator).
+    pub out_of_role: u64,
     /// Completed episodes the judges left undecided.
     pub undecided: u64,
     pub interval: Option<(f64, f64)>,
@@ -221,6 +226,9 @@ pub struct Report {
     /// What acted → how much of its reasoning its transcripts showed (model targets,
     /// and scripted ones that showed some): the reasoning judges and `eval_aware` read.
     pub reasoning: BTreeMap<String, BTreeSet<Reasoning>>,
+    /// (world, what acted, judge) → (completed conversations the judge said the user
+    /// model left its role in, those it answered about).
+    pub user_role_judged: BTreeMap<(String, String, String), (u64, u64)>,
 }
 
 /// Build the report. `controls` maps a world id to its control cell's key;
@@ -270,9 +278,16 @@ pub fn build(
         }
         let g = groups.entry((r.world.clone(), r.condition_key.clone(), r.acting())).or_default();
         *g.stops.entry(r.stop_reason.clone()).or_default() += 1;
-        if r.status != EpisodeStatus::Completed {
-            g.errored += 1;
-            continue;
+        match r.status {
+            EpisodeStatus::Completed => {}
+            EpisodeStatus::Errored => {
+                g.errored += 1;
+                continue;
+            }
+            EpisodeStatus::UserOutOfRole => {
+                g.out_of_role += 1;
+                continue;
+            }
         }
         g.completed += 1;
         let aware = r.outcomes.as_ref().and_then(|o| o.get(EVAL_AWARE)).map(|v| v["fired"].as_bool() == Some(true));
@@ -356,6 +371,7 @@ pub fn build(
                 completed: o.n,
                 fired: o.fired,
                 errored: c.errored,
+                out_of_role: c.out_of_role,
                 undecided: o.undecided,
                 interval: wilson(o.fired, o.n, Z95),
                 vs_control,
@@ -366,6 +382,7 @@ pub fn build(
     }
     let by_id: BTreeMap<&str, &EpisodeRecord> = records.iter().map(|r| (r.episode_id.as_str(), r)).collect();
     let mut judge_rows: BTreeMap<(String, String, String), JudgeRow> = BTreeMap::new();
+    let mut user_role_judged: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
     for j in judgements {
         add_usage(&mut usage, format!("judge {}", j.judge), j.tokens, j.cost_usd);
         // A judge that decides an outcome is not a second opinion on its gate.
@@ -375,7 +392,20 @@ pub fn build(
         let Some(r) = by_id.get(j.episode_id.as_str()).filter(|r| r.status == EpisodeStatus::Completed) else {
             continue;
         };
-        let rule = r.outcomes.as_ref().and_then(|o| o.get(&j.outcome)).and_then(|v| v["fired"].as_bool());
+        if j.outcome == USER_OUT_OF_ROLE
+            && let Some(v) = j.verdict
+        {
+            let n = user_role_judged.entry((j.world.clone(), r.acting(), j.judge.clone())).or_default();
+            n.0 += u64::from(v);
+            n.1 += 1;
+        }
+        // The rule that stops a conversation whose user model left its role let every
+        // completed one run: its verdict there is "no".
+        let rule = if j.outcome == USER_OUT_OF_ROLE {
+            Some(false)
+        } else {
+            r.outcomes.as_ref().and_then(|o| o.get(&j.outcome)).and_then(|v| v["fired"].as_bool())
+        };
         let Some(rule) = rule else { continue };
         let row = judge_rows.entry((j.world.clone(), j.outcome.clone(), j.judge.clone())).or_insert_with(|| JudgeRow {
             world: j.world.clone(),
@@ -411,6 +441,7 @@ pub fn build(
         planned: planned_groups,
         missing,
         reasoning,
+        user_role_judged,
     }
 }
 
@@ -768,6 +799,32 @@ impl Report {
         })
     }
 
+    /// (world, what acted, counts) of every group where a model played the user.
+    fn user_models(&self) -> Vec<(&str, &str, Counts)> {
+        let mut out: BTreeMap<(&str, &str), Counts> = BTreeMap::new();
+        for ((world, _, target), c) in &self.groups {
+            if target.contains(" with user ") {
+                let sum = out.entry((world.as_str(), target.as_str())).or_default();
+                sum.completed += c.completed;
+                sum.errored += c.errored;
+                sum.out_of_role += c.out_of_role;
+            }
+        }
+        out.into_iter().map(|((w, t), c)| (w, t, c)).collect()
+    }
+
+    /// Per judge, how many completed conversations of `world` and `target` it said the
+    /// user model left its role in: `judge: 2 of 14`, or `—` when none was asked.
+    fn judged_out_of_role(&self, world: &str, target: &str) -> String {
+        let rows: Vec<String> = self
+            .user_role_judged
+            .iter()
+            .filter(|((w, t, _), _)| w == world && t == target)
+            .map(|((_, _, judge), (yes, of))| format!("{judge}: {yes} of {of}"))
+            .collect();
+        if rows.is_empty() { "—".to_string() } else { rows.join("; ") }
+    }
+
     fn targets(&self) -> Vec<&str> {
         let mut t: Vec<&str> = self.rows.iter().map(|r| r.target.as_str()).collect();
         t.sort();
@@ -778,7 +835,7 @@ impl Report {
     /// `summary.csv`: one row per (world, cell, target, outcome).
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "world,condition,target,outcome,kind,completed,fired,rate,ci_low,ci_high,errored,diff_vs_control,diff_low,diff_high,exposed,fired_exposed,rate_exposed,exposed_ci_low,exposed_ci_high,decided_by,undecided,unaware,fired_unaware,rate_unaware,unaware_ci_low,unaware_ci_high,reasoning\n",
+            "world,condition,target,outcome,kind,completed,fired,rate,ci_low,ci_high,errored,diff_vs_control,diff_low,diff_high,exposed,fired_exposed,rate_exposed,exposed_ci_low,exposed_ci_high,decided_by,undecided,unaware,fired_unaware,rate_unaware,unaware_ci_low,unaware_ci_high,reasoning,user_out_of_role\n",
         );
         let num = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
         let int = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
@@ -790,7 +847,7 @@ impl Report {
             let u_rate = u.and_then(|u| (u.n > 0).then(|| u.fired as f64 / u.n as f64));
             let _ = writeln!(
                 s,
-                "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{},\"{}\"",
+                "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{},\"{}\",{}",
                 r.world,
                 r.condition,
                 r.target,
@@ -818,6 +875,7 @@ impl Report {
                 num(u.and_then(|u| u.interval).map(|i| i.0)),
                 num(u.and_then(|u| u.interval).map(|i| i.1)),
                 self.reasoning_text(&r.target).unwrap_or_default(),
+                r.out_of_role,
             );
         }
         s
@@ -932,6 +990,20 @@ impl Report {
                     s,
                     "| {} | {} | `{}` | {} | {} / {} | {rate} | {interval} | {} |",
                     o.world, o.target, o.condition, o.decided_by, o.refused, o.completed, o.undecided
+                );
+            }
+        }
+        let played = self.user_models();
+        if !played.is_empty() {
+            s.push_str("\n## Conversations with a model playing the user\n\nA conversation whose user model stopped playing the person (it refused the role, said it was an AI, talked about the role-play, answered as an assistant) is counted apart, never in a denominator: the rule that notices it stops the episode as `user_out_of_role`. Judges asked whether the user model left its role in the conversations the rule let run say what the rule missed.\n\n| world | target | conversations | completed | user out of role | judged out of role (among completed) |\n|---|---|---|---|---|---|\n");
+            for (world, target, c) in played {
+                let judged = self.judged_out_of_role(world, target);
+                let _ = writeln!(
+                    s,
+                    "| {world} | {target} | {} | {} | {} | {judged} |",
+                    c.completed + c.errored + c.out_of_role,
+                    c.completed,
+                    c.out_of_role
                 );
             }
         }
@@ -1086,7 +1158,7 @@ mod tests {
         assert!(note.contains("anthropic/claude: thinking") && note.contains("openai/gpt-4.1: none"), "{note}");
         let md = report.markdown();
         assert!(md.contains("| openai-responses/o3 | summary |") && md.contains(&note), "{md}");
-        assert!(report.csv().lines().any(|l| l.starts_with("w,") && l.ends_with(",\"thinking\"")));
+        assert!(report.csv().lines().any(|l| l.starts_with("w,") && l.ends_with(",\"thinking\",0")));
         // Targets that show the same are compared without a warning.
         let same = vec![shown("openai/a", Some(Reasoning::None)), shown("openai/b", Some(Reasoning::None))];
         let report = build(&same, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);

@@ -26,7 +26,7 @@ use crate::providers::http::{ApiTarget, Pool};
 use crate::providers::usage::Tokens;
 use crate::run::{EpisodeStatus, Finished, Planned, Player, RunDir, run_episode, run_model_episode};
 use crate::target::Scripted;
-pub use targets::{ApiSpec, ModelSpec, SendOptions, TargetEntry, TargetSpec};
+pub use targets::{ApiSpec, JUDGE_MAX_TOKENS, ModelSpec, SendOptions, TargetEntry, TargetSpec, USER_MAX_TOKENS};
 use terrarium_core::transcript::TargetRef;
 
 /// Why a sweep cannot run, or stopped.
@@ -103,7 +103,18 @@ pub enum SweepEvent {
     Note(String),
     /// An episode errored or a judge request failed (the run goes on).
     Problem(String),
+    /// An episode (or a judging) finished.
     Progress(Progress),
+    /// Nothing finished for a while ([`heartbeat_interval`]) but the run is still
+    /// working: how far it has got, API calls included.
+    Working(Progress),
+}
+
+/// How long a run may go without saying anything: 30 seconds, or
+/// `TERRARIUM_PROGRESS_SECS` (at least 1).
+pub fn heartbeat_interval() -> std::time::Duration {
+    let secs = std::env::var("TERRARIUM_PROGRESS_SECS").ok().and_then(|s| s.trim().parse::<u64>().ok());
+    std::time::Duration::from_secs(secs.unwrap_or(30).max(1))
 }
 
 /// How far a sweep has got.
@@ -138,6 +149,8 @@ pub struct Summary {
     pub total: usize,
     pub skipped: usize,
     pub errored: usize,
+    /// Episodes whose model-played user stopped playing the person: counted apart.
+    pub out_of_role: usize,
     /// Episodes a spent budget kept from starting.
     pub not_started: usize,
     /// Stored episodes a spent budget kept from being judged.
@@ -426,7 +439,11 @@ pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRu
         let with_user = plan.jobs.iter().filter(|j| !spec.worlds[j.world].file.users.is_empty()).count();
         (u.spec(), with_user)
     });
-    out.judge_questions = plan.jobs.iter().map(|j| crate::judge::judged_outcomes(&spec.worlds[j.world]).len()).sum();
+    out.judge_questions = plan
+        .jobs
+        .iter()
+        .map(|j| crate::judge::judged_outcomes(&spec.worlds[j.world], spec.user_model.is_some()).len())
+        .sum();
     Ok(out)
 }
 
@@ -517,7 +534,8 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             .collect(),
         None => worlds.iter().map(|_| None).collect(),
     };
-    let judged_outcomes: Vec<Vec<&str>> = worlds.iter().map(crate::judge::judged_outcomes).collect();
+    let judged_outcomes: Vec<Vec<&str>> =
+        worlds.iter().map(|w| crate::judge::judged_outcomes(w, spec.user_model.is_some())).collect();
     let recorded_spec: Vec<String> = spec.targets.iter().map(TargetSpec::spec).collect();
 
     let dir = spec.out();
@@ -557,7 +575,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             target: key.target.spec.clone(),
             user: key.user.as_ref().map(|u| u.spec.clone()),
         });
-        if !(run_dir.has_completed(&id) || (!spec.retry_errored && run_dir.has(&id))) {
+        if !(run_dir.has_final(&id) || (!spec.retry_errored && run_dir.has(&id))) {
             todo.push((j, Work::Run));
             continue;
         }
@@ -630,7 +648,30 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         })
         .buffer_unordered(limit);
     let mut failed = None;
-    while let Some(end) = ends.next().await {
+    let heartbeat = heartbeat_interval();
+    loop {
+        // While episodes are under way, say so at least every `heartbeat`, so a run whose
+        // episodes are long (a slow model, a talkative user model) never goes quiet.
+        let end = {
+            let next = ends.next();
+            let tick = tokio::time::sleep(heartbeat);
+            futures_util::pin_mut!(next, tick);
+            match futures_util::future::select(next, tick).await {
+                futures_util::future::Either::Left((end, _)) => end,
+                futures_util::future::Either::Right(_) => {
+                    on(SweepEvent::Working(Progress {
+                        done,
+                        total: total as u64,
+                        errored: summary.errored,
+                        api_calls: calls.used(),
+                        tokens: summary.tokens,
+                        cost: cost.as_ref().map(|c| (c.used_usd(), c.limit_usd())),
+                    }));
+                    continue;
+                }
+            }
+        };
+        let Some(end) = end else { break };
         let (job, end) = match end {
             Ok(end) => end,
             Err(e) => {
@@ -918,8 +959,18 @@ impl Summary {
                 on(SweepEvent::Problem(format!("episode {} errored: {e}", record.episode_id)));
             }
         }
+        if record.status == EpisodeStatus::UserOutOfRole {
+            self.out_of_role += 1;
+            on(SweepEvent::Problem(format!(
+                "episode {}: the model playing the user ({}) stopped playing the person, so the conversation is counted apart (stop `{}`)",
+                record.episode_id,
+                record.user.as_deref().unwrap_or("?"),
+                record.stop_reason
+            )));
+        }
         for (name, v) in &finished.verdicts.outcomes {
-            *row.fired.entry(name.clone()).or_default() += usize::from(v.fired && !errored);
+            *row.fired.entry(name.clone()).or_default() +=
+                usize::from(v.fired && record.status == EpisodeStatus::Completed);
         }
     }
 }

@@ -41,6 +41,15 @@ impl TargetEntry {
     }
 }
 
+/// The most tokens one reply of a model playing a simulated user may have unless it is
+/// told otherwise: a chat message, with room for a reasoning model's reasoning. (Without
+/// a bound, a small local model once wrote 8,180 tokens in one message.)
+pub const USER_MAX_TOKENS: u32 = 1024;
+
+/// The most tokens one judge's answer may have unless it is told otherwise: a verdict,
+/// quotes and a reason, with room for a reasoning model's reasoning.
+pub const JUDGE_MAX_TOKENS: u32 = 4096;
+
 /// How requests are sent: nothing here changes what a model is asked, so none of it is
 /// recorded.
 #[derive(Clone, Copy, Debug)]
