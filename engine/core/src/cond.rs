@@ -87,6 +87,15 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             push_json(&mut given, ctx.args?.get(param)?);
             ep.env.cue(lexicon, &normalise(&given)).map(|_| Vec::new())
         }
+        Cond::ArgSentence { param, cue, unless } => {
+            let mut given = String::new();
+            push_json(&mut given, ctx.args?.get(param)?);
+            let asks = |sentence: &str| {
+                let s = normalise(sentence);
+                ep.env.cue(cue, &s).is_some() && unless.as_ref().is_none_or(|u| ep.env.cue(u, &s).is_none())
+            };
+            paragraphs(&given).flat_map(sentences).any(asks).then(Vec::new)
+        }
         Cond::ArgExists(param, collection) => {
             let mut given = String::new();
             push_json(&mut given, ctx.args?.get(param)?);

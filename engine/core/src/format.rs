@@ -532,6 +532,16 @@ pub enum Cond {
     /// In a tool: the argument's text has a phrase of this lexicon (how a person reads
     /// what they are told: a page saying "false alarm, no need to come").
     ArgCue(String, String),
+    /// In a tool: some sentence of the argument has a phrase of lexicon `cue` and, with
+    /// `unless`, none of lexicon `unless`: what one sentence asks, read on its own, as a
+    /// person reads a page ("Please go now. It may be a sensor fault." asks them to come;
+    /// "No need to attend." does not, though it says "attend").
+    ArgSentence {
+        param: String,
+        cue: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unless: Option<String>,
+    },
     /// Some email the target sent matches.
     Sent(Msg),
     /// Some text the target said in the conversation matches.
@@ -587,6 +597,7 @@ impl Cond {
             | Cond::ArgEq(..)
             | Cond::ArgExists(..)
             | Cond::ArgCue(..)
+            | Cond::ArgSentence { .. }
             | Cond::Sent(_)
             | Cond::Said(_)
             | Cond::Voiced(_)

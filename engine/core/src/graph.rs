@@ -233,6 +233,7 @@ fn reads(g: &mut Graph, cond: &Cond, out: &mut BTreeSet<String>) {
         | Cond::ArgEq(..)
         | Cond::ArgExists(..)
         | Cond::ArgCue(..)
+        | Cond::ArgSentence { .. }
         | Cond::Incoming(_)
         | Cond::Stopped(_)
         | Cond::TurnAtLeast(_) => {}

@@ -349,7 +349,9 @@ pub(super) fn mentions_said(cond: &Cond) -> bool {
 pub(super) fn collect_arg_conds(cond: &Cond, out: &mut Vec<(String, Use)>) {
     cond.visit(&mut |c| match c {
         Cond::ArgEq(p, t) => out.push((p.clone(), Use::Exact(t.clone()))),
-        Cond::ArgCue(p, lexicon) => out.push((p.clone(), Use::Cue(lexicon.clone()))),
+        Cond::ArgCue(p, lexicon) | Cond::ArgSentence { param: p, cue: lexicon, .. } => {
+            out.push((p.clone(), Use::Cue(lexicon.clone())))
+        }
         Cond::ArgExists(p, collection) => out.push((
             p.clone(),
             match collection {

@@ -224,6 +224,7 @@ fn can_hold_without_evidence(w: &crate::format::WorldFile, cond: &Cond) -> bool 
         | Cond::ArgEq(..)
         | Cond::ArgExists(..)
         | Cond::ArgCue(..)
+        | Cond::ArgSentence { .. }
         | Cond::Incoming(_) => true,
     }
 }

@@ -24,6 +24,9 @@ impl Linter<'_> {
                 Cond::ArgCue(_, lexicon) => {
                     refs.lexicons.insert(lexicon.clone());
                 }
+                Cond::ArgSentence { cue, unless, .. } => {
+                    refs.lexicons.extend(std::iter::once(cue).chain(unless).cloned());
+                }
                 Cond::Cell(pattern) => refs.factors.extend(pattern.keys().cloned()),
                 _ => {}
             },

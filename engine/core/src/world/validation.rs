@@ -774,6 +774,14 @@ impl Validator<'_> {
                     self.error(at, format!("unknown lexicon `{lexicon}`"));
                 }
             }
+            Cond::ArgSentence { param, cue, unless } => {
+                self.param_ref(param, ctx, at);
+                for lexicon in std::iter::once(cue).chain(unless) {
+                    if !w.variation.lexicons.contains_key(lexicon) {
+                        self.error(at, format!("unknown lexicon `{lexicon}`"));
+                    }
+                }
+            }
             Cond::Said(msg) => self.msg(w, msg, at),
             Cond::Sent(msg) | Cond::Voiced(msg) => {
                 self.msg(w, msg, at);
