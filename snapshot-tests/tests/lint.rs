@@ -64,6 +64,26 @@ fn lint_finds_every_seeded_mistake_at_its_location() {
 }
 
 #[test]
+fn an_inbox_whose_dates_do_not_add_up_is_an_error_at_each_email() {
+    let rel = "fixtures/lint/misdated_mail.ron";
+    let r = lint_file(rel);
+    let text = std::fs::read_to_string(root().join(rel)).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1;
+    let misdated: Vec<(u32, &str)> = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error && f.message.contains("after it: a message read before it was sent"))
+        .map(|f| (f.pos.line, f.message.as_str()))
+        .collect();
+    assert_eq!(misdated.len(), 2, "{}", render(rel, &r));
+    assert_eq!(misdated[0].0, line_of("\"memo\": Email("));
+    assert!(misdated[0].1.contains("dated 2026-04-20 10:30") && misdated[0].1.contains("date it at or before"));
+    assert_eq!(misdated[1].0, line_of("\"lunch_re\": Email("));
+    assert!(misdated[1].1.contains("shorten the reply's `sent_at_ms`"), "{}", misdated[1].1);
+    assert!(r.has_errors());
+}
+
+#[test]
 fn every_shipped_and_fixture_world_lints_clean_with_a_witness_for_every_outcome() {
     for rel in all_worlds() {
         let r = lint_file(&rel);

@@ -201,6 +201,10 @@ impl Env {
             }
         }
         let target = w.target.person.as_deref();
+        // A library's mail is material a world draws from: a message from a library that
+        // starts a thread appears only when one of the world's groups draws it (never,
+        // undated, at the start), and its replies only with it.
+        let from_library = |id: &String| world.from_library.contains(&("emails".to_string(), id.clone()));
         // An email's send time if it is present: its own, its group's draw, or for a
         // thread's later message the time of the one it follows plus its own offset
         // (validation rejects loops, so the walk ends).
@@ -209,9 +213,14 @@ impl Env {
             let mut cur = id;
             loop {
                 let e = &w.emails[cur];
+                let drawn = if in_group.contains(cur) {
+                    times.contains_key(cur)
+                } else {
+                    e.follows.is_some() || !from_library(cur)
+                };
                 let shown = e.delivery == Delivery::Initially
                     && e.only_if.as_ref().is_none_or(|p| condition.matches(p))
-                    && (!in_group.contains(cur) || times.contains_key(cur));
+                    && drawn;
                 if !shown {
                     return None;
                 }

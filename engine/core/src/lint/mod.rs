@@ -229,6 +229,46 @@ fn can_hold_without_evidence(w: &crate::format::WorldFile, cond: &Cond) -> bool 
     }
 }
 
+/// The emails an episode starts with whose dates do not add up, with what is wrong: one
+/// dated after the episode's start (a message the target can read before it was sent),
+/// or a reply dated no later than the message it follows.
+fn misdated_emails(world: &World, ep: &Episode) -> Vec<(String, String)> {
+    let start = world.start_ms;
+    let at: BTreeMap<&str, i64> = ep.env.initial_emails.iter().map(|p| (p.declared.as_str(), p.sent_at_ms)).collect();
+    let mut out = Vec::new();
+    for placed in &ep.env.initial_emails {
+        let when = crate::world::format_time(start + placed.sent_at_ms);
+        let parent = world.file.emails[&placed.declared].follows.as_deref();
+        if placed.sent_at_ms > 0 {
+            let fix = if parent.is_some() {
+                "draw its thread earlier, or shorten the reply's `sent_at_ms`"
+            } else {
+                "date it at or before the start"
+            };
+            out.push((
+                placed.declared.clone(),
+                format!(
+                    "is in the mailbox at the start ({}) but dated {when}, after it: a message read before it was sent ({fix})",
+                    crate::world::format_time(start)
+                ),
+            ));
+        }
+        if let Some(parent_at) = parent.and_then(|p| at.get(p))
+            && placed.sent_at_ms <= *parent_at
+        {
+            out.push((
+                placed.declared.clone(),
+                format!(
+                    "is dated {when}, no later than `{}` which it answers ({})",
+                    parent.unwrap_or_default(),
+                    crate::world::format_time(start + parent_at)
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// A call of a tool that only lists (the inbox, the file area, records), with no arguments.
 fn is_listing(world: &World, action: &Action) -> bool {
     let Action::Call(tool, args) = action else { return false };
@@ -364,12 +404,34 @@ impl Linter<'_> {
     /// once, with the first cell and seed it fails at.
     fn starts(&mut self) {
         let mut failed: BTreeMap<(String, String), (Path, String, u64, usize)> = BTreeMap::new();
+        // Email id → (what is wrong with its date, first cell and seed, cells more).
+        let mut misdated: BTreeMap<String, (String, String, u64, usize)> = BTreeMap::new();
         for cell in &self.world.cells {
-            let first = (0..START_SEEDS).find_map(|s| Episode::start(self.world, cell, s).err().map(|e| (s, e)));
-            if let Some((seed, e)) = first {
-                let key = (e.at.to_string(), e.message.clone());
-                failed.entry(key).or_insert((e.at, cell.key(), seed, 0)).3 += 1;
+            let mut cell_misdated = BTreeSet::new();
+            for seed in 0..START_SEEDS {
+                match Episode::start(self.world, cell, seed) {
+                    Err(e) => {
+                        let key = (e.at.to_string(), e.message.clone());
+                        failed.entry(key).or_insert((e.at, cell.key(), seed, 0)).3 += 1;
+                        break;
+                    }
+                    Ok(ep) => {
+                        for (id, why) in misdated_emails(self.world, &ep) {
+                            if cell_misdated.insert(id.clone()) {
+                                misdated.entry(id).or_insert((why, cell.key(), seed, 0)).3 += 1;
+                            }
+                        }
+                    }
+                }
             }
+        }
+        for (id, (why, cell, seed, cells)) in misdated {
+            let more = if cells > 1 { format!(" (and {} more cells)", cells - 1) } else { String::new() };
+            self.find(
+                Severity::Error,
+                Path::root().field("emails").key(&id),
+                format!("in cell {cell} at seed {seed}{more}, email `{id}` {why}"),
+            );
         }
         for ((_, message), (path, cell, seed, cells)) in failed {
             let more = if cells > 1 { format!(" (and {} more cells)", cells - 1) } else { String::new() };
