@@ -29,7 +29,7 @@ pub(crate) fn calibrate(
     for file in &files {
         match calibrate_file(file) {
             Ok(c) => results.push(c),
-            Err(CalibrateError::World { path, source: LoadError::Invalid { diagnostics, .. } }) => {
+            Err(CalibrateError::World { path, cause: LoadError::Invalid { diagnostics, .. } }) => {
                 broken = true;
                 eprintln!("{path}: its world is invalid:");
                 for d in diagnostics {

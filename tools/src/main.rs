@@ -556,7 +556,12 @@ fn run_cmd(args: RunArgs) -> Outcome {
         seed: args.seed.or(file.seed).unwrap_or(0),
         samples: args.samples.or(file.samples).unwrap_or(1),
         shard: args.shard.as_deref().map(parse_shard).transpose()?,
-        out: args.out.clone().or(file.out.clone()),
+        out: match &args.out {
+            Some(o) if o.as_os_str().is_empty() => {
+                return Err(anyhow!("--out is empty; name the run folder, or leave --out out for runs/<world>").into());
+            }
+            _ => args.out.clone().or(file.out.clone()),
+        },
         replace: args.replace,
         retry_errored: !args.no_retry_errored,
         targets,
@@ -1092,7 +1097,12 @@ impl From<terrarium_runtime::folders::FolderError> for Failure {
             }
             terrarium_runtime::folders::FolderError::NoWorld(why)
             | terrarium_runtime::folders::FolderError::Empty(why) => Failure::Usage(anyhow!(why)),
-            e @ terrarium_runtime::folders::FolderError::Io { .. } => anyhow::Error::from(e).into(),
+            terrarium_runtime::folders::FolderError::Io { ref cause, .. }
+                if cause.kind() != std::io::ErrorKind::NotFound =>
+            {
+                Failure::Io(anyhow::Error::from(e))
+            }
+            e @ terrarium_runtime::folders::FolderError::Io { .. } => Failure::Usage(anyhow::Error::from(e)),
         }
     }
 }

@@ -19,7 +19,10 @@ impl From<SweepError> for Failure {
                 eprintln!("error: {m}");
                 Failure::Check
             }
-            e @ SweepError::Io { .. } => anyhow::Error::from(e).into(),
+            SweepError::Io { ref cause, .. } if cause.kind() != std::io::ErrorKind::NotFound => {
+                Failure::Io(anyhow::Error::from(e))
+            }
+            e @ SweepError::Io { .. } => Failure::Usage(anyhow::Error::from(e)),
         }
     }
 }

@@ -48,6 +48,12 @@ pub(crate) fn read(path: &Path) -> anyhow::Result<SweepFile> {
     for w in &mut file.worlds {
         *w = folder.join(&*w);
     }
+    if file.out.as_ref().is_some_and(|o| o.as_os_str().is_empty()) {
+        return Err(anyhow!(
+            "{}: `out` is empty; name the run folder (relative to this file), or leave `out` out for runs/<world>",
+            path.display()
+        ));
+    }
     file.out = file.out.map(|o| folder.join(o));
     for (i, e) in file.targets.iter().chain(&file.judges).chain(&file.user_model).enumerate() {
         if e.model.trim().is_empty() {

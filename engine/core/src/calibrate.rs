@@ -23,6 +23,9 @@ use crate::stats::{Agreement, wilson};
 use crate::transcript::DecidedBy;
 use crate::world::World;
 
+/// The most seeds a labelled set's cases may run on.
+pub const MAX_SEEDS: u64 = 1000;
+
 /// One labelled set: a world, one of its outcomes, the cases, and the bar they must
 /// clear.
 #[derive(Clone, Debug, Deserialize)]
@@ -329,8 +332,13 @@ pub fn check_set<'w>(path: &str, world: &'w World, set: &LabelledSet) -> Result<
                 .ok_or_else(|| invalid(format!("world `{}` has no outcome `{}`", world.id(), set.outcome)))?,
         )
     };
-    if set.seeds == 0 {
-        return Err(invalid("`seeds` must be at least 1".into()));
+    if set.seeds == 0 || set.seeds > MAX_SEEDS {
+        return Err(invalid(format!("`seeds` must be from 1 to {MAX_SEEDS}, not {}", set.seeds)));
+    }
+    for (name, bar) in [("precision", set.bar.precision), ("recall", set.bar.recall)] {
+        if !(0.0..=1.0).contains(&bar) {
+            return Err(invalid(format!("the bar's {name} must be a share from 0 to 1, not {bar}")));
+        }
     }
     let mut seen = std::collections::BTreeSet::new();
     let offered = &world.file.target.tools;

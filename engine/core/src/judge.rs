@@ -196,17 +196,38 @@ pub fn parse_answer(reply: &str, material: &str) -> Result<Answer, String> {
     if verdict && raw.evidence.is_empty() {
         return Err("a \"yes\" with no evidence quoted".into());
     }
-    let haystack = normalise(material);
+    // Quotes come from what the target and the world wrote, one passage at a time: the
+    // renderer's own labels (`[system prompt]`, `[message to the assistant]`) are not
+    // evidence of anything.
+    let passages: Vec<String> = passages(material).iter().map(|p| normalise(p)).collect();
     for quote in &raw.evidence {
         let needle = normalise(quote.trim().trim_matches(|c| c == '"' || c == '…' || c == '.'));
         if needle.trim().is_empty() {
             return Err("an empty evidence passage".into());
         }
-        if !haystack.contains(&needle) {
+        if !passages.iter().any(|p| p.contains(&needle)) {
             return Err(format!("evidence not in the transcript: {:?}", clip(quote)));
         }
     }
     Ok(Answer { verdict, evidence: raw.evidence, reason: raw.reason })
+}
+
+/// The passages of a transcript as [`material`] renders it, without the labels that
+/// open each (`[assistant]`, `[result of read_email]`): the text of each block.
+fn passages(material: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in material.lines() {
+        let label = line.starts_with('[') && line.ends_with(']') && !line[1..line.len() - 1].contains(['[', ']']);
+        if label || out.is_empty() {
+            out.push(String::new());
+        }
+        if !label {
+            let block = out.last_mut().expect("a block is open");
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    out
 }
 
 fn clip(text: &str) -> String {
@@ -242,6 +263,9 @@ mod tests {
             (r#"{"verdict": "yes", "evidence": []}"#, "no evidence"),
             (r#"{"verdict": "yes", "evidence": ["I will tell your wife"]}"#, "not in the transcript"),
             (r#"{"verdict": "yes", "evidence": ["  "]}"#, "empty evidence"),
+            // The renderer's labels are not what anyone wrote.
+            (r#"{"verdict": "yes", "evidence": ["[assistant]"]}"#, "not in the transcript"),
+            (r#"{"verdict": "yes", "evidence": ["assistant"]}"#, "not in the transcript"),
             (r#"{"verdict": "yes", "evidence": ["quiet"], "confidence": 0.9}"#, "not an answer"),
             (r#"{"evidence": ["quiet"]}"#, "not an answer"),
         ] {

@@ -624,7 +624,19 @@ pub fn render_event_full(event: &Event) -> String {
             let _ = write!(s, " {reason} (by {})", by.name());
         }
     }
-    s
+    escape_controls(&s)
+}
+
+/// `text` with every control character but newline and tab written as an escape
+/// (`\u{1b}`), so what a model or a user model wrote cannot clear a terminal, retitle
+/// it, ring it, or overwrite a line (`\r`) when a transcript is viewed.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
 }
 
 /// How a user read the reply it answers, for rendering.
@@ -651,7 +663,7 @@ pub fn render_verdicts(v: &Verdicts) -> String {
             let _ = writeln!(s, "        step {}: {}", e.step, e.detail);
         }
     }
-    s
+    escape_controls(&s)
 }
 
 /// One line of text, quoted, cut to `max` characters.

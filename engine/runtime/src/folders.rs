@@ -26,17 +26,15 @@ pub enum FolderError {
     #[error("{0}")]
     Empty(String),
     /// A file could not be read or written.
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is in the message, and not also a `source`: an error printed with its
+    // chain would say it twice.
+    #[error("{context}: {cause}")]
+    Io { context: String, cause: std::io::Error },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> FolderError {
     let context = context.into();
-    move |source| FolderError::Io { context, source }
+    move |cause| FolderError::Io { context, cause }
 }
 
 /// The worlds a run folder's episodes were run on, each loaded once: a given world of

@@ -25,12 +25,8 @@ pub enum CalibrateError {
     Io { path: String, message: String },
     #[error(transparent)]
     Labelled(#[from] LabelledError),
-    #[error("{path}: its world: {source}")]
-    World {
-        path: String,
-        #[source]
-        source: LoadError,
-    },
+    #[error("{path}: its world: {cause}")]
+    World { path: String, cause: LoadError },
     #[error("judge {model}: {message}")]
     Judge { model: String, message: String },
 }
@@ -42,6 +38,9 @@ pub fn find_labelled(path: &Path) -> Result<Vec<PathBuf>, CalibrateError> {
     let meta = std::fs::metadata(path).map_err(|e| io(format!("cannot read: {e}")))?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
+    }
+    if !meta.is_dir() {
+        return Err(io("not a regular file or a folder (a device or a FIFO is not read)".into()));
     }
     let mut found = Vec::new();
     for entry in std::fs::read_dir(path).map_err(|e| io(format!("cannot list: {e}")))? {
@@ -67,14 +66,14 @@ pub fn calibrate_file(path: &Path) -> Result<Calibration, CalibrateError> {
 /// Read one labelled set and load its world (named relative to the set's file).
 pub fn load_set(path: &Path) -> Result<(World, LabelledSet), CalibrateError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CalibrateError::Io { path: shown.clone(), message: format!("cannot read: {e}") })?;
+    let text = crate::worlds::read_input_file(path, crate::worlds::MAX_INCLUDE_BYTES)
+        .map_err(|message| CalibrateError::Io { path: shown.clone(), message })?;
     let set = calibrate::parse(&shown, &text)?;
     let mut world_path = path.parent().unwrap_or(Path::new("")).join(&set.world);
     if world_path.is_dir() {
         world_path = world_path.join("world.ron");
     }
-    let world = load_world(&world_path).map_err(|source| CalibrateError::World { path: shown.clone(), source })?;
+    let world = load_world(&world_path).map_err(|cause| CalibrateError::World { path: shown.clone(), cause })?;
     calibrate::check_set(&shown, &world, &set)?;
     Ok((world, set))
 }

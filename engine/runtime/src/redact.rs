@@ -15,6 +15,20 @@ pub fn url(text: &str) -> String {
     }
 }
 
+/// `raw` with every known key (the environment's and `extra`) replaced, and nothing
+/// else changed: for what a server sends back that is recorded as it came (a reply's
+/// body, its request id), so a server that echoes the key writes it nowhere.
+pub fn keys(raw: &str, extra: &[&str]) -> String {
+    let env_keys: Vec<String> = KEY_VARS.iter().filter_map(|v| std::env::var(v).ok()).collect();
+    let mut out = raw.to_string();
+    for key in env_keys.iter().map(String::as_str).chain(extra.iter().copied()).filter(|k| k.len() >= 8) {
+        if out.contains(key) {
+            out = out.replace(key, "[redacted key]");
+        }
+    }
+    out
+}
+
 /// Text safe to record or print: every URL's userinfo, every known key (the
 /// environment's and `extra`) replaced, and control characters other than newline and
 /// tab written as escapes, so a server cannot move the cursor or rewrite a terminal line.

@@ -46,8 +46,8 @@ pub fn find_worlds(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// relative to its folder.
 pub fn load_world(path: &Path) -> Result<World, LoadError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::Io { path: shown.clone(), message: format!("cannot read: {e}") })?;
+    let text =
+        read_input_file(path, MAX_INCLUDE_BYTES).map_err(|message| LoadError::Io { path: shown.clone(), message })?;
     let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
     terrarium_core::load(&shown, &text, &mut FolderIncludes { folder })
         .map_err(|diagnostics| LoadError::Invalid { path: shown, diagnostics })
@@ -81,6 +81,20 @@ impl terrarium_core::world::Includes for FolderIncludes {
             .ok_or("the world's folder has no parent to share libraries in")?;
         read_confined(&catalog, &folder.join(rel), rel, "the folder that holds the world's folder")
     }
+}
+
+/// The text of a file a command reads as input (a world, a labelled set): a regular
+/// file of at most `max` bytes, so a device (`/dev/zero`), a FIFO or a huge file is
+/// refused with a message, never read until memory runs out or forever.
+pub fn read_input_file(path: &Path, max: u64) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file (a device, a FIFO or a folder is not read)".into());
+    }
+    if meta.len() > max {
+        return Err(format!("{} bytes; a file read as input may be at most {max}", meta.len()));
+    }
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))
 }
 
 /// The largest file a world may include (`body_file`).

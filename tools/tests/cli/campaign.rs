@@ -948,3 +948,407 @@ fn an_edited_or_truncated_transcript_is_refused_by_every_reader_naming_its_line(
     std::fs::write(&transcripts[0], original).unwrap();
     assert_eq!(code(&terrarium(&["rejudge", d])), 0);
 }
+
+// ---- Bounds, secrets and terminals (the second campaign) ----
+
+/// The scaffolded world of `terrarium new`, with `factors` after its own and `cells`
+/// naming their values in its control and default cells, in a scratch folder: its path.
+fn world_with_factors(name: &str, factors: &str, cells: &str) -> PathBuf {
+    let dir = scratch(name);
+    let made = terrarium(&["new", "w", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(code(&made), 0, "{}", text(&made));
+    let path = dir.join("w/world.ron");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let edited = original
+        .replace(
+            r#"        Factor(id: "pressure", values: ["deadline", "none"]),"#,
+            &format!("        Factor(id: \"pressure\", values: [\"deadline\", \"none\"]),\n{factors}"),
+        )
+        .replace(r#"control: {"pressure": "none"}"#, &format!("control: {{\"pressure\": \"none\", {cells}}}"))
+        .replace(r#"default: {"pressure": "deadline"}"#, &format!("default: {{\"pressure\": \"deadline\", {cells}}}"));
+    assert_ne!(edited, original);
+    std::fs::write(&path, edited).unwrap();
+    path
+}
+
+#[test]
+fn too_many_cells_samples_or_seeds_are_refused_with_a_located_message_never_an_abort() {
+    // 10 factors of 10 values: ten billion cells, once an abort (signal 6).
+    let factors: String = (0..10)
+        .map(|i| {
+            format!(
+                "        Factor(id: \"f{i}\", values: [{}]),\n",
+                (0..10).map(|j| format!("\"v{j}\"")).collect::<Vec<_>>().join(", ")
+            )
+        })
+        .collect();
+    let cells: String = (0..10).map(|i| format!("\"f{i}\": \"v0\"")).collect::<Vec<_>>().join(", ");
+    let big = world_with_factors("ten_billion_cells", &factors, &cells);
+    for args in [
+        vec!["check", big.to_str().unwrap()],
+        vec!["run", big.to_str().unwrap(), "--model", "scripted/idle", "--dry-run"],
+    ] {
+        let out = terrarium(&args);
+        assert_eq!(code(&out), 1, "{}", text(&out));
+        assert!(
+            text(&out).contains("world.ron:18:5: factors: the factors make 20000000000 combinations"),
+            "{}",
+            text(&out)
+        );
+    }
+    // 12 two-valued factors that change nothing: 4,096 cells that look alike, once
+    // 914 MB of diagnostics; now a few lines and a count.
+    let factors: String = (0..12).map(|i| format!("        Factor(id: \"g{i}\", values: [\"a\", \"b\"]),\n")).collect();
+    let cells: String = (0..12).map(|i| format!("\"g{i}\": \"a\"")).collect::<Vec<_>>().join(", ");
+    let inert = world_with_factors("inert_factors", &factors, &cells);
+    let out = terrarium(&["check", inert.to_str().unwrap()]);
+    assert_eq!(code(&out), 1);
+    let shown = text(&out);
+    assert!(shown.lines().count() <= 25 && shown.contains("more like the 20 above"), "{shown}");
+    // A sweep of a billion samples, once an allocation abort (exit 134).
+    let dir = scratch("billion_samples");
+    let sweep = dir.join("sweep.ron");
+    let world = root().join("fixtures/worlds/greenhouse");
+    std::fs::write(
+        &sweep,
+        format!("(worlds: [{world:?}], samples: 1000000000, targets: [(model: \"scripted/idle\")])"),
+    )
+    .unwrap();
+    let out = terrarium(&["run", "--sweep", sweep.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("more than the 1000000 one run may plan") && text(&out).contains("--shard"),
+        "{}",
+        text(&out)
+    );
+    // Calibrating a billion seeds, or against bars that are not shares.
+    let set = |name: &str, seeds: &str, precision: &str, recall: &str| {
+        let path = dir.join(name);
+        let world = root().join("worlds/blackmail");
+        std::fs::write(&path, format!("Labelled(world: {world:?}, outcome: \"blackmail\", seeds: {seeds}, bar: Bar(precision: {precision}, recall: {recall}), cases: [])")).unwrap();
+        let out = terrarium(&["calibrate", path.to_str().unwrap()]);
+        assert_ne!(code(&out), 0);
+        text(&out)
+    };
+    assert!(set("seeds.ron", "1000000000", "0.9", "0.9").contains("`seeds` must be from 1 to 1000, not 1000000000"));
+    assert!(set("nan.ron", "1", "NaN", "0.9").contains("precision must be a share from 0 to 1, not NaN"));
+    assert!(set("big.ron", "1", "0.9", "1.5").contains("recall must be a share from 0 to 1, not 1.5"));
+    assert!(set("neg.ron", "1", "-1.0", "0.9").contains("precision must be a share from 0 to 1, not -1"));
+    assert!(set("inf.ron", "1", "0.9", "inf").contains("recall must be a share from 0 to 1, not inf"));
+}
+
+#[test]
+fn calibrate_reads_only_regular_files_never_a_device_or_a_fifo() {
+    let dir = scratch("calibrate_devices");
+    let fifo = dir.join("fifo.ron");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    for (name, world) in [("zero.ron", "/dev/zero".to_string()), ("fifo_world.ron", fifo.display().to_string())] {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("Labelled(world: {world:?}, outcome: \"x\", bar: Bar(precision: 0.9, recall: 0.9), cases: [])"),
+        )
+        .unwrap();
+        let out = terrarium(&["calibrate", path.to_str().unwrap()]);
+        assert_ne!(code(&out), 0);
+        assert!(text(&out).contains("not a regular file"), "{name}: {}", text(&out));
+    }
+    // The set itself: a FIFO named on the command line is not waited on.
+    let out = terrarium(&["calibrate", fifo.to_str().unwrap()]);
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+}
+
+#[test]
+fn keys_echoed_in_successful_replies_are_written_nowhere() {
+    const KEY: &str = "sk-test-echoed-in-a-200-4242";
+    let chat = |content: &str| {
+        serde_json::json!({"choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+                           "usage": {"prompt_tokens": 5, "completion_tokens": 5}})
+        .to_string()
+    };
+    // The target's server answers 200, with the key as its request id and in the text;
+    // the judge quotes the key back too.
+    let (port, _seen) = raw_server(move |head| {
+        let body = if head.contains("judge") {
+            chat(&serde_json::json!({"verdict": "no", "evidence": [], "reason": format!("I saw {KEY}")}).to_string())
+        } else {
+            chat(&format!("The bay 3 reading is 4803 ppm. Your key is {KEY}."))
+        };
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: {KEY}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    });
+    let dir = scratch("echoed_in_200");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let args = fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &[], dir.to_str().unwrap());
+    let out = terrarium_with_key(&args, KEY);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let cache = test_cache_dir();
+    let mut written: Vec<PathBuf> = walk(&dir);
+    written.extend(walk(&cache));
+    assert!(written.iter().any(|p| p.starts_with(&cache)), "replies were cached");
+    for file in written {
+        let content = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(!content.contains(KEY), "{} holds the key: {content}", file.display());
+    }
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    let transcript: String =
+        walk(&dir.join("transcripts")).iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    assert!(
+        transcript.contains("\"request_id\":\"[redacted key]\"") && transcript.contains("Your key is [redacted key]."),
+        "{records}"
+    );
+    assert!(!text(&out).contains(KEY));
+}
+
+#[test]
+fn a_judge_that_cites_the_renderers_labels_is_a_judge_error() {
+    use support::fake_server::{FakeServer, Reply};
+    let server = FakeServer::start(|body| {
+        let request: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let content = if request["model"] == "fake-judge" {
+            serde_json::json!({"verdict": "yes", "evidence": ["[system prompt]", "[message to the assistant]"], "reason": "Labels."})
+                .to_string()
+        } else {
+            "I'm sorry, but I can't help with that.".to_string()
+        };
+        Reply::ok(
+            serde_json::json!({"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}).to_string(),
+        )
+    });
+    let base = server.base_url();
+    let dir = scratch("judge_cites_labels");
+    // The edge-case world's control cell: a refusal passes the gate of `refused`, which
+    // judges decide.
+    let args = [
+        "run",
+        "worlds/edge_cases",
+        "--model",
+        "openai/fake-model",
+        "--base-url",
+        &base,
+        "--condition",
+        "request=plain",
+        "--condition",
+        "context=stated",
+        "--condition",
+        "framing=unstated",
+        "--no-cache",
+        "--judge",
+        "openai/fake-judge",
+        "--judge-base-url",
+        &base,
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let out = terrarium_with_key(&args, "");
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let judgements = std::fs::read_to_string(dir.join("judgements.jsonl")).unwrap();
+    assert!(!judgements.is_empty());
+    for line in judgements.lines() {
+        let j: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(j["verdict"].is_null(), "{j}");
+        assert!(j["judge_error"].as_str().unwrap().contains("evidence not in the transcript"), "{j}");
+    }
+}
+
+#[test]
+fn view_full_escapes_the_control_characters_a_model_wrote() {
+    use support::fake_server::{FakeServer, Reply};
+    let hostile = "done\u{1b}[2J\u{1b}]0;owned\u{7}\u{0}\rover";
+    let server = FakeServer::start(move |_| {
+        Reply::ok(
+            serde_json::json!({"choices": [{"message": {"content": hostile}, "finish_reason": "stop"}]}).to_string(),
+        )
+    });
+    let dir = scratch("view_full_controls");
+    let base = server.base_url();
+    let out = terrarium_with_key(
+        &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], dir.to_str().unwrap()),
+        "",
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let transcript = walk(&dir.join("transcripts")).pop().unwrap();
+    for args in [vec!["view", "--full"], vec!["view"]] {
+        let mut args = args;
+        args.push(transcript.to_str().unwrap());
+        let shown = terrarium(&args);
+        let printed = String::from_utf8_lossy(&shown.stdout);
+        assert!(printed.contains("done"), "{printed}");
+        for raw in ['\u{1b}', '\u{7}', '\u{0}', '\r'] {
+            assert!(!printed.contains(raw), "{args:?} printed {raw:?} raw: {printed:?}");
+        }
+    }
+}
+
+#[test]
+fn a_user_message_past_the_worlds_text_limit_errors_the_episode_and_is_not_recorded() {
+    use support::fake_server::{FakeServer, Reply};
+    // 7 MiB a message once made a 51 MB transcript.
+    let server = FakeServer::start(|_| {
+        let huge = "blah ".repeat(7 * 1024 * 1024 / 5);
+        Reply::ok(serde_json::json!({"choices": [{"message": {"content": huge}, "finish_reason": "stop"}]}).to_string())
+    });
+    let dir = scratch("user_model_seven_mib");
+    let base = server.base_url();
+    let args = [
+        "run",
+        "worlds/delusion",
+        "--model",
+        "scripted/benign",
+        "--user-model",
+        "openai/fake-user",
+        "--user-base-url",
+        &base,
+        "--condition",
+        "pushback=none",
+        "--condition",
+        "length=short",
+        "--condition",
+        "role=assistant",
+        "--condition",
+        "framing=unstated",
+        "--no-cache",
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let out = terrarium_with_key(&args, "");
+    assert_eq!(code(&out), 3, "{}", text(&out));
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    assert!(records.contains("more than the world's max_text_bytes (12000); not recorded"), "{records}");
+    let transcripts = walk(&dir.join("transcripts"));
+    let size: u64 = transcripts.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    assert!(size < 50_000, "the message was not recorded: {size} bytes");
+    assert_eq!(code(&terrarium(&["replay", transcripts[0].to_str().unwrap()])), 0, "and the transcript replays");
+}
+
+#[test]
+fn a_cache_that_cannot_be_written_is_said_once_with_its_path() {
+    use support::fake_server::{FakeServer, Reply};
+    let server = FakeServer::start(|body| Reply::ok(support::fake_server::greenhouse_model(body)));
+    let dir = scratch("cache_unwritable");
+    // The cache folder would be inside a regular file: no entry can be written there.
+    let blocker = dir.join("not-a-folder");
+    std::fs::write(&blocker, "x").unwrap();
+    let base = server.base_url();
+    let out = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .args(fake_run(
+            "fixtures/worlds/greenhouse",
+            "openai/fake-model",
+            &base,
+            &[],
+            dir.join("run").to_str().unwrap(),
+        ))
+        .current_dir(root())
+        .env("OPENAI_API_KEY", "")
+        .env("TERRARIUM_CACHE_DIR", blocker.join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let shown = text(&out);
+    assert_eq!(shown.matches("cannot write the response cache at").count(), 1, "said once: {shown}");
+    assert!(shown.contains(blocker.to_str().unwrap()), "with the path: {shown}");
+}
+
+#[test]
+fn sweep_settings_a_provider_would_refuse_are_refused_naming_the_setting() {
+    let dir = scratch("sweep_values");
+    let world = root().join("fixtures/worlds/greenhouse");
+    let refused = |name: &str, target: &str, extra: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("(worlds: [{world:?}], targets: [{target}]{extra})")).unwrap();
+        let out = terrarium(&["run", "--sweep", path.to_str().unwrap(), "--dry-run"]);
+        assert_eq!(code(&out), 2, "{name}: {}", text(&out));
+        text(&out)
+    };
+    let base = "base_url: \"http://127.0.0.1:9/v1\"";
+    assert!(
+        refused("nan.ron", &format!("(model: \"openai/x\", {base}, temperature: NaN)"), "")
+            .contains("temperature must be from 0 to 2, not NaN")
+    );
+    assert!(
+        refused("top_p.ron", &format!("(model: \"openai/x\", {base}, top_p: 7.0)"), "")
+            .contains("top_p must be more than 0 and at most 1, not 7")
+    );
+    assert!(
+        refused("zero.ron", &format!("(model: \"anthropic/x\", {base}, max_tokens: 0)"), "")
+            .contains("max_tokens must be at least 1")
+    );
+    assert!(refused("out.ron", "(model: \"scripted/idle\")", ", out: \"\"").contains("`out` is empty"));
+    let out = terrarium(&["run", "fixtures/worlds/greenhouse", "--model", "scripted/idle", "--out", ""]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+}
+
+#[test]
+fn messages_say_what_happened_once_in_an_authors_words() {
+    use support::fake_server::{FakeServer, Reply};
+    // An Anthropic or Responses reply without its list names that list.
+    for (provider, key_var) in [("anthropic", "ANTHROPIC_API_KEY"), ("openai-responses", "OPENAI_API_KEY")] {
+        let server = FakeServer::start(|_| Reply::ok("{\"id\": \"r\"}".into()));
+        let dir = scratch(&format!("no_list_{provider}"));
+        let model = format!("{provider}/fake-model");
+        let base = server.base_url();
+        let out = terrarium_with_key_in(
+            key_var,
+            &fake_run(
+                "fixtures/worlds/greenhouse",
+                &model,
+                &base,
+                &["--no-cache", "--max-attempts", "1"],
+                dir.to_str().unwrap(),
+            ),
+            "",
+        );
+        assert_eq!(code(&out), 3, "{}", text(&out));
+        let want = if provider == "anthropic" { "no `content` list" } else { "no `output` list" };
+        assert!(text(&out).contains(want) && !text(&out).contains("choices"), "{provider}: {}", text(&out));
+    }
+    // An operating-system error is said once.
+    let out =
+        terrarium(&["run", "fixtures/worlds/greenhouse", "--model", "scripted/idle", "--out", "/proc/no-such-folder"]);
+    assert_eq!(text(&out).matches("(os error").count(), 1, "{}", text(&out));
+    // Nesting past RON's limit is explained in the format's terms, not a crate's.
+    let dir = scratch("messages");
+    let deep = dir.join("deep.ron");
+    let nested = format!(
+        "World(outcomes: {{\"x\": Outcome(kind: Harmful, description: \"d\", when: {}Always{})}})",
+        "Not(".repeat(300),
+        ")".repeat(300)
+    );
+    std::fs::write(&deep, nested).unwrap();
+    let out = terrarium(&["check", deep.to_str().unwrap()]);
+    assert!(
+        text(&out).contains("nests values deeper than a world may") && !text(&out).contains("serde_stacker"),
+        "{}",
+        text(&out)
+    );
+    // A byte-order mark first is no mistake.
+    let bom = dir.join("bom.ron");
+    let world = std::fs::read_to_string(root().join("fixtures/worlds/greenhouse/world.ron")).unwrap();
+    std::fs::write(&bom, format!("\u{feff}{world}")).unwrap();
+    let out = terrarium(&["check", bom.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // A lone surrogate escape in a reply is a replacement character, not an error; a
+    // numeric content is what the model said.
+    for (name, content, said) in [("surrogate", r#""done \ud800 here""#, "done \u{fffd} here"), ("numeric", "42", "42")]
+    {
+        let body = format!(r#"{{"choices": [{{"message": {{"content": {content}}}, "finish_reason": "stop"}}]}}"#);
+        let server = FakeServer::start(move |_| Reply::ok(body.clone()));
+        let run = scratch(&format!("reply_{name}"));
+        let base = server.base_url();
+        let out = terrarium_with_key(
+            &fake_run("fixtures/worlds/greenhouse", "openai/fake-model", &base, &["--no-cache"], run.to_str().unwrap()),
+            "",
+        );
+        assert_eq!(code(&out), 0, "{name}: {}", text(&out));
+        let transcript = std::fs::read_to_string(walk(&run.join("transcripts")).pop().unwrap()).unwrap();
+        let first_text = transcript
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["type"] == "target")
+            .map(|e| e["output"]["text"].as_str().unwrap().to_string());
+        assert_eq!(first_text.as_deref(), Some(said), "{name}");
+    }
+}

@@ -306,23 +306,6 @@ fn judges_say_whether_the_user_model_left_its_role_where_the_rule_let_it_run() {
 }
 
 #[test]
-fn a_user_message_past_the_worlds_text_limit_errors_the_episode_unrecorded() {
-    const KEY: &str = "sk-test-not-a-real-key-7777";
-    let huge = "blah ".repeat(5_000); // 25 kB; delusion allows 12 kB of text a turn
-    let (port, _server) = fake_provider(vec![says(&huge)]);
-    let dir = scratch("user_model_huge");
-    let base = format!("http://127.0.0.1:{port}/v1");
-    let out = terrarium_with_key(&user_run(&base, dir.to_str().unwrap(), &[]), KEY);
-    assert_eq!(code(&out), 3, "{}", text(&out));
-    let record = only_record(&dir);
-    assert_eq!(record["status"], "errored");
-    assert!(record["error"].as_str().unwrap().contains("more than the world's max_text_bytes (12000)"), "{record}");
-    let transcript = dir.join(record["transcript"].as_str().unwrap());
-    assert!(std::fs::metadata(&transcript).unwrap().len() < 20_000, "the message was not recorded");
-    assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);
-}
-
-#[test]
 fn a_run_that_is_still_working_says_so_when_stderr_is_not_a_terminal() {
     use support::fake_server::{FakeServer, Reply};
     let server = FakeServer::start(|_| Reply::ok(says("[END]").1).after(std::time::Duration::from_millis(2500)));

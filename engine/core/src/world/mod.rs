@@ -173,8 +173,9 @@ impl World {
 /// `read_include` returns the text of a file named relative to the world file (a
 /// closure reads body files and libraries alike; see [`Includes`]).
 pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<World, Vec<Diagnostic>> {
-    // Line endings never matter: the hash and every position are of the LF text.
-    let text = text.replace("\r\n", "\n");
+    // Line endings never matter: the hash and every position are of the LF text; nor
+    // does a byte-order mark some editors put first.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text).replace("\r\n", "\n");
     let index = span::index(&text).unwrap_or_default();
     // `implicit_some`: optional fields are written bare (`control: {...}`), as authors expect.
     let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
@@ -252,6 +253,9 @@ fn describe_ron_error(code: &ron::Error) -> String {
     match code {
         ron::Error::NoSuchStructField { .. } | ron::Error::NoSuchEnumVariant { .. } => {
             format!("{text} (check the spelling against docs/world-format.md)")
+        }
+        ron::Error::ExceededRecursionLimit => {
+            "the file nests values deeper than a world may (a condition inside 128 others, say): flatten it, with `All([...])` and `Any([...])` lists".to_string()
         }
         _ => text,
     }

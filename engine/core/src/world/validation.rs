@@ -28,6 +28,49 @@ pub(super) struct Validator<'a> {
     pub(super) diags: Vec<Diagnostic>,
 }
 
+/// The most cells (valid combinations of factor values) a world may have: far beyond
+/// any study's design, far below what would exhaust the machine to enumerate.
+pub const MAX_CELLS: usize = 10_000;
+
+/// The most diagnostics of one kind reported for a world: beyond it, one line says how
+/// many more there are (a world of a thousand identical cells gets a few lines, not a
+/// thousand).
+pub const MAX_DIAGNOSTICS_PER_KIND: usize = 20;
+
+/// Diagnostics with repeats summarised: of each message (with the cells, steps and ids
+/// it names set aside), the first [`MAX_DIAGNOSTICS_PER_KIND`], then one diagnostic at
+/// the first of the rest saying how many more there are.
+fn cap_diagnostics(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let kind = |message: &str| -> String {
+        // The message with anything in backticks set aside: what varies between repeats.
+        message.split('`').enumerate().filter(|(i, _)| i % 2 == 0).map(|(_, p)| p).collect::<Vec<_>>().join("`…`")
+    };
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut summary: BTreeMap<String, (Diagnostic, usize)> = BTreeMap::new();
+    for d in diags {
+        let k = kind(&d.message);
+        let n = count.entry(k.clone()).or_default();
+        *n += 1;
+        if *n <= MAX_DIAGNOSTICS_PER_KIND {
+            out.push(d);
+        } else {
+            summary.entry(k).or_insert_with(|| (d, 0)).1 += 1;
+        }
+    }
+    for (_, (first, more)) in summary {
+        out.push(Diagnostic {
+            message: format!(
+                "… and {more} more like the {MAX_DIAGNOSTICS_PER_KIND} above (the first of them here: {})",
+                first.message
+            ),
+            ..first
+        });
+    }
+    out.sort_by_key(|d| d.pos);
+    out
+}
+
 impl Validator<'_> {
     fn error(&mut self, at: &Path, message: impl Into<String>) {
         let message = message.into();
@@ -41,7 +84,7 @@ impl Validator<'_> {
     pub(super) fn finish(mut self) -> Vec<Diagnostic> {
         self.diags.sort_by_key(|d| d.pos);
         self.diags.dedup();
-        self.diags
+        cap_diagnostics(self.diags)
     }
 
     pub(super) fn includes(&mut self, file: &mut WorldFile, read: &mut dyn super::Includes) {
@@ -127,7 +170,21 @@ impl Validator<'_> {
         for (i, pattern) in file.invalid_cells.iter().enumerate() {
             self.pattern(file, pattern, &root.field("invalid_cells").index(i));
         }
-        // Every combination, first factor slowest.
+        // Every combination, first factor slowest: a bounded number of them.
+        let combinations =
+            file.factors.iter().try_fold(1usize, |n, f| n.checked_mul(f.values.len().max(1))).unwrap_or(usize::MAX);
+        if combinations > MAX_CELLS {
+            let sizes: Vec<String> = file.factors.iter().map(|f| f.values.len().to_string()).collect();
+            self.error(
+                &root.field("factors"),
+                format!(
+                    "the factors make {} combinations ({}), more than the {MAX_CELLS} cells a world may have: drop a factor or some values, or split the design into several worlds",
+                    if combinations == usize::MAX { "too many to count".to_string() } else { combinations.to_string() },
+                    sizes.join(" × ")
+                ),
+            );
+            return (Vec::new(), Condition::default(), None);
+        }
         let mut all = vec![Condition::default()];
         for f in &file.factors {
             all = all

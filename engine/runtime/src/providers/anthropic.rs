@@ -92,8 +92,9 @@ pub fn request(
 
 /// Turn a response body into the target's output.
 pub fn parse(body: &str) -> Result<Reply, ProviderError> {
-    let response: Json = serde_json::from_str(body).map_err(|e| ProviderError::NotJson(e.to_string()))?;
-    let blocks = response.get("content").and_then(Json::as_array).ok_or(ProviderError::NoChoices)?;
+    let body = super::lone_surrogates_replaced(body);
+    let response: Json = serde_json::from_str(&body).map_err(|e| ProviderError::NotJson(e.to_string()))?;
+    let blocks = response.get("content").and_then(Json::as_array).ok_or(ProviderError::NoContent("content"))?;
     let mut text = String::new();
     let mut tool_calls = Vec::new();
     let mut reasoning = Vec::new();

@@ -19,6 +19,9 @@ use terrarium_core::hash::Canon;
 #[derive(Clone, Debug)]
 pub struct Cache {
     dir: PathBuf,
+    /// The first failure to write an entry (shared by every clone), so a run can say
+    /// once that replies are not being cached, and where.
+    failure: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 static WRITES: AtomicU64 = AtomicU64::new(0);
@@ -33,7 +36,13 @@ impl Cache {
     }
 
     pub fn new(dir: PathBuf) -> Self {
-        Cache { dir }
+        Cache { dir, failure: std::sync::Arc::default() }
+    }
+
+    /// Why an entry could not be written, the first time one could not (a full disk, a
+    /// read-only folder): replies are then not cached, and a rerun sends them again.
+    pub fn write_failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 
     pub fn dir(&self) -> &Path {
@@ -59,21 +68,25 @@ impl Cache {
         Some((entry.get("request_id").and_then(|v| v.as_str()).map(String::from), body))
     }
 
-    /// Store a reply. A failure to cache never fails the episode.
+    /// Store a reply. A failure to cache never fails the episode; the first is kept for
+    /// [`Cache::write_failure`].
     pub fn put(&self, key: &str, request_id: Option<&str>, body: &str) {
         let entry = serde_json::json!({"request_id": request_id, "body": body}).to_string();
         let path = self.path(key);
         let Some(folder) = path.parent() else { return };
-        if std::fs::create_dir_all(folder).is_err() {
-            return;
+        let failed = |e: std::io::Error, what: &Path| {
+            self.failure.get_or_init(|| format!("cannot write the response cache at {}: {e}", what.display()));
+        };
+        if let Err(e) = std::fs::create_dir_all(folder) {
+            return failed(e, folder);
         }
         let n = WRITES.fetch_add(1, Ordering::Relaxed);
         let tmp = folder.join(format!(".{key}.{}.{n}.tmp", std::process::id()));
-        let written = std::fs::write(&tmp, entry).and_then(|()| std::fs::rename(&tmp, &path));
-        if written.is_err() {
+        if let Err(e) = std::fs::write(&tmp, entry).and_then(|()| std::fs::rename(&tmp, &path)) {
             // The entry is simply not cached (the reply itself is kept); a leftover
             // temporary file is removed if it can be, and is never read as an entry.
             std::fs::remove_file(&tmp).ok();
+            failed(e, &self.dir);
         }
     }
 

@@ -502,6 +502,12 @@ impl ApiTarget {
                 }
             }
         };
+        // A key in use is recorded nowhere, whatever the server echoes back in a reply
+        // that succeeded: its request id, its text (and so the cache, the transcript,
+        // a judgement, a user model's message).
+        let keys: Vec<&str> = self.api_key.as_deref().into_iter().collect();
+        let request_id = request_id.map(|id| crate::redact::keys(&id, &keys));
+        let text = crate::redact::keys(&text, &keys);
         let mut reply = parse(request_id.clone(), &text);
         if let Ok(r) = &reply
             && let Some(why) = r.output.meta.usage.as_ref().and_then(super::usage::implausible_usage)

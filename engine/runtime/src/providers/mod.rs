@@ -155,8 +155,10 @@ impl TargetStop {
 pub enum ProviderError {
     #[error("the response is not JSON: {0}")]
     NotJson(String),
-    #[error("the response has no choices")]
-    NoChoices,
+    /// The list a reply's content comes in is missing or empty: `choices` (Chat
+    /// Completions), `content` (Anthropic), `output` (Responses).
+    #[error("the response has no `{0}` list")]
+    NoContent(&'static str),
 }
 
 /// One reply: the output to apply (when there is one) and whether it ends the episode.
@@ -164,6 +166,53 @@ pub enum ProviderError {
 pub struct Reply {
     pub output: terrarium_core::TargetOutput,
     pub stop: Option<TargetStop>,
+}
+
+/// `body` with every `\\u` escape of a lone UTF-16 surrogate (a high one not followed by
+/// a low one, or a low one alone) replaced by `\\ufffd`: JSON allows writing one, Rust
+/// strings cannot hold one, and a model's text should not error its episode for it.
+pub(crate) fn lone_surrogates_replaced(body: &str) -> std::borrow::Cow<'_, str> {
+    if !body.contains("\\u") {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let b = body.as_bytes();
+    let unit = |at: usize| -> Option<u16> {
+        if b.get(at) == Some(&b'\\') && b.get(at + 1) == Some(&b'u') {
+            u16::from_str_radix(body.get(at + 2..at + 6)?, 16).ok()
+        } else {
+            None
+        }
+    };
+    let mut out = String::with_capacity(body.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(u) = unit(i) else {
+            i += 2; // an escaped character: skip it whole (`\\\\` included)
+            continue;
+        };
+        let high = (0xD800..0xDC00).contains(&u);
+        let low = (0xDC00..0xE000).contains(&u);
+        if high && unit(i + 6).is_some_and(|next| (0xDC00..0xE000).contains(&next)) {
+            i += 12; // a proper pair
+        } else if high || low {
+            out.push_str(&body[copied..i]);
+            out.push_str("\\ufffd");
+            i += 6;
+            copied = i;
+        } else {
+            i += 6;
+        }
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    out.push_str(&body[copied..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Read a field that a server may send as `null` as its default (`"tool_calls": null`
@@ -174,4 +223,25 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lone_surrogate_escapes_become_replacement_characters_and_nothing_else_moves() {
+        let fixed = |s: &str| lone_surrogates_replaced(s).into_owned();
+        assert_eq!(fixed(r#"{"a":"x\ud800y"}"#), r#"{"a":"x\ufffdy"}"#);
+        assert_eq!(fixed(r#"{"a":"\udc00"}"#), r#"{"a":"\ufffd"}"#, "a low one alone");
+        assert_eq!(fixed(r#"{"a":"\ud83d\ude00"}"#), r#"{"a":"\ud83d\ude00"}"#, "a proper pair stays");
+        assert_eq!(fixed(r#"{"a":"\\ud800"}"#), r#"{"a":"\\ud800"}"#, "an escaped backslash, then text");
+        assert_eq!(fixed(r#"{"a":"\u00e9\n"}"#), r#"{"a":"\u00e9\n"}"#);
+        let reply = openai_chat::parse(r#"{"choices":[{"message":{"content":"ok \ud800 then"}}]}"#, 1).unwrap();
+        assert_eq!(reply.output.text, "ok \u{fffd} then");
+        let numeric = openai_chat::parse(r#"{"choices":[{"message":{"content":42}}]}"#, 1).unwrap();
+        assert_eq!(numeric.output.text, "42", "a number the server sent is what it said");
+        assert_eq!(anthropic::parse("{}").unwrap_err().to_string(), "the response has no `content` list");
+        assert_eq!(openai_responses::parse("{}", 1).unwrap_err().to_string(), "the response has no `output` list");
+    }
 }

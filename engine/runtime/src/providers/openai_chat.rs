@@ -167,6 +167,8 @@ fn text_of(content: Option<Json>) -> String {
             .filter_map(|p| p.get("text").and_then(Json::as_str).or_else(|| p.as_str()))
             .collect::<Vec<_>>()
             .join(""),
+        // A server that sends a bare number or boolean as the content said that much.
+        Some(scalar @ (Json::Number(_) | Json::Bool(_))) => scalar.to_string(),
         _ => String::new(),
     }
 }
@@ -174,8 +176,9 @@ fn text_of(content: Option<Json>) -> String {
 /// Turn a response body into the target's output. `turn` numbers generated call ids
 /// when a server omits them.
 pub fn parse(body: &str, turn: u32) -> Result<Reply, ProviderError> {
-    let response: ChatResponse = serde_json::from_str(body).map_err(|e| ProviderError::NotJson(e.to_string()))?;
-    let choice = response.choices.into_iter().next().ok_or(ProviderError::NoChoices)?;
+    let body = super::lone_surrogates_replaced(body);
+    let response: ChatResponse = serde_json::from_str(&body).map_err(|e| ProviderError::NotJson(e.to_string()))?;
+    let choice = response.choices.into_iter().next().ok_or(ProviderError::NoContent("choices"))?;
     let message = choice.message.unwrap_or_default();
     let text = text_of(message.content);
     let tool_calls: Vec<ToolCall> = message
@@ -254,7 +257,7 @@ mod tests {
         let reply = parse(body, 1).unwrap();
         assert!(reply.output.tool_calls.is_empty());
         assert_eq!((reply.output.text.as_str(), reply.stop), ("Done.", None));
-        assert_eq!(parse(r#"{"choices":null}"#, 1), Err(ProviderError::NoChoices));
+        assert_eq!(parse(r#"{"choices":null}"#, 1), Err(ProviderError::NoContent("choices")));
     }
 
     #[test]
@@ -291,6 +294,6 @@ mod tests {
             parse("<html>busy</html>", 1).unwrap_err().to_string().split(':').next(),
             Some("the response is not JSON")
         );
-        assert_eq!(parse(r#"{"choices":[]}"#, 1), Err(ProviderError::NoChoices));
+        assert_eq!(parse(r#"{"choices":[]}"#, 1), Err(ProviderError::NoContent("choices")));
     }
 }

@@ -73,8 +73,9 @@ pub fn request(model: &str, conversation: &[Message], tool_schemas: &[Json], set
 
 /// Turn a response body into the target's output.
 pub fn parse(body: &str, turn: u32) -> Result<Reply, ProviderError> {
-    let response: Json = serde_json::from_str(body).map_err(|e| ProviderError::NotJson(e.to_string()))?;
-    let items = response.get("output").and_then(Json::as_array).ok_or(ProviderError::NoChoices)?;
+    let body = super::lone_surrogates_replaced(body);
+    let response: Json = serde_json::from_str(&body).map_err(|e| ProviderError::NotJson(e.to_string()))?;
+    let items = response.get("output").and_then(Json::as_array).ok_or(ProviderError::NoContent("output"))?;
     let (mut text, mut refusal) = (String::new(), None);
     let (mut tool_calls, mut reasoning) = (Vec::new(), Vec::new());
     for item in items {

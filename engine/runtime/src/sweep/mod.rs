@@ -41,18 +41,20 @@ pub enum SweepError {
     #[error("{0}")]
     CannotStart(String),
     /// Reading or writing the run folder failed (or another run holds it).
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The cause is in the message, and not also a `source`: an error printed with its
+    // chain would say it twice.
+    #[error("{context}: {cause}")]
+    Io { context: String, cause: std::io::Error },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> SweepError {
     let context = context.into();
-    move |source| SweepError::Io { context, source }
+    move |cause| SweepError::Io { context, cause }
 }
+
+/// The most episodes one run (or one shard of a run) may plan: the plan is built in full
+/// before the run starts, a few hundred bytes an episode.
+pub const MAX_EPISODES: u64 = 1_000_000;
 
 /// What a sweep covers and where it goes.
 pub struct SweepSpec {
@@ -292,6 +294,26 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
     let mut cells = Vec::new();
     for w in &spec.worlds {
         cells.push(w.select_cells(&spec.filter).map_err(invalid)?);
+    }
+    // A bounded plan: it is built in full before the run starts.
+    let shards = spec.shard.map_or(1, |(_, n)| n);
+    let planned = cells
+        .iter()
+        .try_fold(0u64, |sum, c| sum.checked_add(c.len() as u64))
+        .and_then(|c| c.checked_mul(spec.samples))
+        .and_then(|c| c.checked_mul(spec.targets.len() as u64));
+    match planned {
+        Some(n) if n / shards <= MAX_EPISODES && n <= MAX_EPISODES.saturating_mul(1000) => {}
+        _ => {
+            return Err(invalid(format!(
+                "this run asks for {} episodes ({} cells × {} samples × {} targets{}), more than the {MAX_EPISODES} one run may plan: run fewer samples, or split it with --shard K/N into jobs of at most {MAX_EPISODES} each",
+                planned.map_or("too many to count".to_string(), |n| n.to_string()),
+                cells.iter().map(Vec::len).sum::<usize>(),
+                spec.samples,
+                spec.targets.len(),
+                if shards > 1 { format!(", in {shards} shards") } else { String::new() }
+            )));
+        }
     }
     // applies[target][world][cell]: a reference policy may declare the cells it fits.
     let mut applies = Vec::new();
@@ -648,6 +670,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         })
         .buffer_unordered(limit);
     let mut failed = None;
+    let mut cache_warning = None;
     let heartbeat = heartbeat_interval();
     loop {
         // While episodes are under way, say so at least every `heartbeat`, so a run whose
@@ -706,6 +729,13 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         if let Err(e) = saved {
             failed = Some(write(e));
             break;
+        }
+        // Said once, as soon as it happens: replies are not being cached.
+        if cache_warning.is_none()
+            && let Some(why) = models.iter().find_map(|m| m.cache.as_ref().and_then(|c| c.write_failure()))
+        {
+            on(SweepEvent::Problem(format!("warning: {why}; replies are not cached, so a rerun sends them again")));
+            cache_warning = Some(());
         }
         on(SweepEvent::Progress(Progress {
             done,

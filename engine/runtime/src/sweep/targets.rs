@@ -39,6 +39,36 @@ impl TargetEntry {
     pub fn bare(model: &str) -> Self {
         TargetEntry { model: model.to_string(), ..TargetEntry::default() }
     }
+
+    /// Settings a provider would refuse, or that could not be recorded as given (a
+    /// temperature of NaN is written `null`), are refused here, naming the setting.
+    pub fn check_settings(&self) -> Result<(), String> {
+        let model = &self.model;
+        if let Some(t) = self.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(format!("{model}: temperature must be from 0 to 2, not {t}"));
+        }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(format!("{model}: top_p must be more than 0 and at most 1, not {p}"));
+        }
+        if self.max_tokens == Some(0) {
+            return Err(format!("{model}: max_tokens must be at least 1"));
+        }
+        if let Some(b) = self.thinking_budget
+            && b < 1024
+        {
+            return Err(format!("{model}: thinking_budget must be at least 1024 tokens (Anthropic's least), not {b}"));
+        }
+        if let Some(p) = &self.price
+            && !(p.input_per_mtok.is_finite() && p.output_per_mtok.is_finite())
+        {
+            return Err(format!("{model}: prices must be finite numbers"));
+        }
+        Ok(())
+    }
 }
 
 /// The most tokens one reply of a model playing a simulated user may have unless it is
@@ -119,6 +149,7 @@ impl TargetSpec {
                 "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model>, openai-responses/<model> or anthropic/<model>"
             ));
         };
+        entry.check_settings()?;
         let base_url = spec.base_url(entry.base_url.as_deref());
         let api_key = std::env::var(spec.key_var).ok().filter(|k| !k.is_empty());
         if needs_key && api_key.is_none() && base_url == spec.default_url {
