@@ -86,7 +86,7 @@ pub fn material(ep: &Episode, reasoning: bool) -> String {
             Message::User(text) => push_block(&mut out, "message to the assistant", &text),
             Message::Assistant { text, tool_calls, reasoning: items } => {
                 if reasoning {
-                    let thought: Vec<String> = items.iter().filter_map(visible_reasoning).collect();
+                    let thought: Vec<String> = items.iter().filter_map(crate::transcript::visible_reasoning).collect();
                     if !thought.is_empty() {
                         push_block(&mut out, "assistant's reasoning", &thought.join("\n"));
                     }
@@ -107,30 +107,6 @@ pub fn material(ep: &Episode, reasoning: bool) -> String {
         }
     }
     out
-}
-
-/// The readable text of one recorded reasoning item: Anthropic `thinking` blocks,
-/// OpenAI Responses reasoning summaries, or a chat server's `reasoning_content` string.
-/// The text of a reasoning item a target showed (thinking text, reasoning summaries);
-/// `None` for encrypted or redacted reasoning, which shows nothing.
-pub(crate) fn visible_reasoning(item: &serde_json::Value) -> Option<String> {
-    use serde_json::Value as Json;
-    let text = match item {
-        Json::String(s) => s.clone(),
-        Json::Object(o) => match o.get("type").and_then(Json::as_str) {
-            Some("thinking") => o.get("thinking")?.as_str()?.to_string(),
-            Some("reasoning") => o
-                .get("summary")?
-                .as_array()?
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Json::as_str))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => return None,
-        },
-        _ => return None,
-    };
-    (!text.trim().is_empty()).then_some(text)
 }
 
 fn push_block(out: &mut String, label: &str, text: &str) {

@@ -415,6 +415,29 @@ pub struct TargetRef {
     pub settings: Json,
 }
 
+/// The readable text of one recorded reasoning item — Anthropic `thinking` blocks,
+/// OpenAI Responses reasoning summaries, a chat server's `reasoning_content` string — or
+/// `None` for encrypted or redacted reasoning, which shows nothing. What judges,
+/// `Voiced` conditions and `view --full` read of a target's reasoning.
+pub fn visible_reasoning(item: &serde_json::Value) -> Option<String> {
+    let text = match item {
+        Json::String(s) => s.clone(),
+        Json::Object(o) => match o.get("type").and_then(Json::as_str) {
+            Some("thinking") => o.get("thinking")?.as_str()?.to_string(),
+            Some("reasoning") => o
+                .get("summary")?
+                .as_array()?
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Json::as_str))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    (!text.trim().is_empty()).then_some(text)
+}
+
 /// How much of a target's reasoning its transcript shows, and so how much of it judges
 /// and `eval_aware` can read: nothing, a summary (OpenAI reasoning models' summaries),
 /// or the thinking itself (Anthropic thinking, a compatible server's
@@ -442,7 +465,7 @@ impl Reasoning {
     /// text, thinking blocks and plain reasoning text as full thinking, or nothing (an
     /// encrypted or empty item, redacted thinking).
     pub fn of_item(item: &Json) -> Reasoning {
-        let visible = crate::judge::visible_reasoning(item).is_some();
+        let visible = visible_reasoning(item).is_some();
         match item.get("type").and_then(Json::as_str) {
             Some("reasoning") if visible => Reasoning::Summary,
             _ if visible => Reasoning::Thinking,
@@ -580,7 +603,7 @@ pub fn render_event_full(event: &Event) -> String {
                 if *last { " (last: the world's answer to it was never sent)" } else { "" }
             );
             // What judges and `eval_aware` read of the target's reasoning.
-            for thought in output.meta.reasoning.iter().filter_map(crate::judge::visible_reasoning) {
+            for thought in output.meta.reasoning.iter().filter_map(visible_reasoning) {
                 block(&mut s, "reasoning (visible)", &thought);
             }
             if !output.text.is_empty() {

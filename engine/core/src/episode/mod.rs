@@ -263,7 +263,7 @@ impl<'w> Episode<'w> {
         if !text.trim().is_empty() {
             self.history.said.push((self.step - 1, text.clone()));
         }
-        for thought in reasoning.iter().filter_map(crate::judge::visible_reasoning) {
+        for thought in reasoning.iter().filter_map(crate::transcript::visible_reasoning) {
             self.history.thought.push((self.step - 1, thought));
         }
         for call in &calls {

@@ -71,6 +71,16 @@ pub enum Provider {
 }
 
 impl Provider {
+    /// The provider a model spec (`openai-responses/o3`) names; `None` for anything else
+    /// (`scripted/idle`).
+    pub fn of_spec(spec: &str) -> Option<Provider> {
+        let (prefix, model) = spec.split_once('/')?;
+        let provider = [Provider::OpenAiChat, Provider::Anthropic, Provider::OpenAiResponses]
+            .into_iter()
+            .find(|p| p.name() == prefix)?;
+        (!model.is_empty()).then_some(provider)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Provider::OpenAiChat => "openai",
@@ -394,7 +404,7 @@ pub fn spec_of(provider: Provider, model: &str) -> String {
 /// Anthropic model given a thinking budget; otherwise none (an OpenAI-compatible
 /// server may still send `reasoning_content`, which the transcript then shows).
 pub fn declared_reasoning(spec: &str, settings: &Json) -> Option<Reasoning> {
-    let provider = crate::sweep::ModelSpec::parse(spec)?.provider;
+    let provider = Provider::of_spec(spec)?;
     let asked = |field: &str| settings.get(field).is_some_and(|v| !v.is_null() && *v != "none");
     let unsupported =
         |what: &str| settings.get("unsupported").and_then(Json::as_array).is_some_and(|u| u.iter().any(|x| x == what));

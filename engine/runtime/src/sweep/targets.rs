@@ -109,16 +109,13 @@ pub struct ModelSpec<'a> {
 impl ModelSpec<'_> {
     /// `openai/<model>`, `openai-responses/<model>` or `anthropic/<model>`.
     pub fn parse(model: &str) -> Option<ModelSpec<'_>> {
-        let (provider, name) = model.split_once('/').filter(|(_, name)| !name.is_empty())?;
-        let (provider, key_var, url_var, default_url) = match provider {
-            "openai" => (Provider::OpenAiChat, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1"),
-            "openai-responses" => {
-                (Provider::OpenAiResponses, "OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
+        let provider = Provider::of_spec(model)?;
+        let (_, name) = model.split_once('/')?;
+        let (key_var, url_var, default_url) = match provider {
+            Provider::OpenAiChat | Provider::OpenAiResponses => {
+                ("OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
             }
-            "anthropic" => {
-                (Provider::Anthropic, "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com")
-            }
-            _ => return None,
+            Provider::Anthropic => ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
         };
         Some(ModelSpec { provider, name, key_var, url_var, default_url })
     }
