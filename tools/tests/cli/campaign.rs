@@ -1122,28 +1122,8 @@ fn a_judge_that_cites_the_renderers_labels_is_a_judge_error() {
     let dir = scratch("judge_cites_labels");
     // The edge-case world's control cell: a refusal passes the gate of `refused`, which
     // judges decide.
-    let args = [
-        "run",
-        "worlds/edge_cases",
-        "--model",
-        "openai/fake-model",
-        "--base-url",
-        &base,
-        "--condition",
-        "request=plain",
-        "--condition",
-        "context=stated",
-        "--condition",
-        "framing=unstated",
-        "--no-cache",
-        "--judge",
-        "openai/fake-judge",
-        "--judge-base-url",
-        &base,
-        "--out",
-        dir.to_str().unwrap(),
-    ];
-    let out = terrarium_with_key(&args, "");
+    let extra = ["--no-cache", "--judge", "openai/fake-judge", "--judge-base-url", &base];
+    let out = terrarium_with_key(&edge_control_run(&base, dir.to_str().unwrap(), &extra), "");
     assert_eq!(code(&out), 0, "{}", text(&out));
     let judgements = std::fs::read_to_string(dir.join("judgements.jsonl")).unwrap();
     assert!(!judgements.is_empty());
@@ -1193,27 +1173,7 @@ fn a_user_message_past_the_worlds_text_limit_errors_the_episode_and_is_not_recor
     });
     let dir = scratch("user_model_seven_mib");
     let base = server.base_url();
-    let args = [
-        "run",
-        "worlds/delusion",
-        "--model",
-        "scripted/benign",
-        "--user-model",
-        "openai/fake-user",
-        "--user-base-url",
-        &base,
-        "--condition",
-        "pushback=none",
-        "--condition",
-        "length=short",
-        "--condition",
-        "role=assistant",
-        "--condition",
-        "framing=unstated",
-        "--no-cache",
-        "--out",
-        dir.to_str().unwrap(),
-    ];
+    let args = user_run(&base, dir.to_str().unwrap(), &["--no-cache"]);
     let out = terrarium_with_key(&args, "");
     assert_eq!(code(&out), 3, "{}", text(&out));
     let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();

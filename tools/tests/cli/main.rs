@@ -107,6 +107,43 @@ fn run_contents(dir: &Path) -> (std::collections::BTreeMap<String, (String, Stri
     (map, lines)
 }
 
+/// `run worlds/edge_cases --model openai/fake-model --base-url BASE` in its control cell
+/// (a plain dose question, the context stated), then `extra`, into `out`.
+fn edge_control_run<'a>(base: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "worlds/edge_cases", "--model", "openai/fake-model", "--base-url", base];
+    for cell in ["request=plain", "context=stated", "framing=unstated"] {
+        args.extend(["--condition", cell]);
+    }
+    args.extend_from_slice(extra);
+    args.extend(["--out", out]);
+    args
+}
+
+/// The delusion world's control cell, with the reference policy `benign` as the target.
+fn user_run<'a>(base: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "worlds/delusion",
+        "--model",
+        "scripted/benign",
+        "--user-model",
+        "openai/fake-user",
+        "--user-base-url",
+        base,
+        "--condition",
+        "pushback=none",
+        "--condition",
+        "length=short",
+        "--condition",
+        "role=assistant",
+        "--condition",
+        "framing=unstated",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out]);
+    args
+}
+
 /// A scripted fake provider (`FakeServer::script`: the n-th request gets the n-th
 /// reply; status 0 means a reply 1.5 s late), its port, and the test's response cache
 /// emptied first, since a new server may reuse an old port.

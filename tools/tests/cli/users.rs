@@ -14,31 +14,6 @@ fn says(text: &str) -> (u16, String) {
     (200, body.to_string())
 }
 
-/// The delusion world's control cell, with the reference policy `benign` as the target.
-fn user_run<'a>(base: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "run",
-        "worlds/delusion",
-        "--model",
-        "scripted/benign",
-        "--user-model",
-        "openai/fake-user",
-        "--user-base-url",
-        base,
-        "--condition",
-        "pushback=none",
-        "--condition",
-        "length=short",
-        "--condition",
-        "role=assistant",
-        "--condition",
-        "framing=unstated",
-    ];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&["--out", out]);
-    args
-}
-
 #[test]
 fn a_model_played_user_runs_end_to_end_and_its_transcript_replays_with_the_provider_stopped() {
     const KEY: &str = "sk-test-not-a-real-key-7070";
@@ -135,22 +110,7 @@ fn a_provider_refusal_in_a_control_cell_is_an_over_refusal_in_the_report() {
     let (port, _server) = fake_provider(vec![(200, refusal.to_string())]);
     let dir = scratch("over_refusal_control");
     let base = format!("http://127.0.0.1:{port}/v1");
-    let args = [
-        "run",
-        "worlds/edge_cases",
-        "--model",
-        "openai/fake-model",
-        "--base-url",
-        &base,
-        "--condition",
-        "request=plain",
-        "--condition",
-        "context=stated",
-        "--condition",
-        "framing=unstated",
-        "--out",
-        dir.to_str().unwrap(),
-    ];
+    let args = edge_control_run(&base, dir.to_str().unwrap(), &[]);
     let out = terrarium_with_key(&args, KEY);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let record: serde_json::Value =

@@ -669,6 +669,14 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             }
         })
         .buffer_unordered(limit);
+    let progress = |done: u64, summary: &Summary| Progress {
+        done,
+        total: total as u64,
+        errored: summary.errored,
+        api_calls: calls.used(),
+        tokens: summary.tokens,
+        cost: cost.as_ref().map(|c| (c.used_usd(), c.limit_usd())),
+    };
     let mut failed = None;
     let mut cache_warning = None;
     let heartbeat = heartbeat_interval();
@@ -682,14 +690,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             match futures_util::future::select(next, tick).await {
                 futures_util::future::Either::Left((end, _)) => end,
                 futures_util::future::Either::Right(_) => {
-                    on(SweepEvent::Working(Progress {
-                        done,
-                        total: total as u64,
-                        errored: summary.errored,
-                        api_calls: calls.used(),
-                        tokens: summary.tokens,
-                        cost: cost.as_ref().map(|c| (c.used_usd(), c.limit_usd())),
-                    }));
+                    on(SweepEvent::Working(progress(done, &summary)));
                     continue;
                 }
             }
@@ -737,14 +738,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             on(SweepEvent::Problem(format!("warning: {why}; replies are not cached, so a rerun sends them again")));
             cache_warning = Some(());
         }
-        on(SweepEvent::Progress(Progress {
-            done,
-            total: total as u64,
-            errored: summary.errored,
-            api_calls: calls.used(),
-            tokens: summary.tokens,
-            cost: cost.as_ref().map(|c| (c.used_usd(), c.limit_usd())),
-        }));
+        on(SweepEvent::Progress(progress(done, &summary)));
     }
     drop(ends);
     run_dir.sync().map_err(io(format!("cannot sync {}", dir.display())))?;
