@@ -43,7 +43,7 @@ fn lint_finds_every_seeded_mistake_at_its_location() {
     // 2. Unsatisfiable: no witness, and the clause that never held is named where it is written.
     assert!(r.witnesses["armed_breach"].is_none());
     at(70, Severity::Warning, "`armed_breach` has no witness");
-    at(75, Severity::Warning, "never held: VarEq(\"armed\", Bool(true))");
+    at(75, Severity::Warning, "never held: `VarEq(\"armed\", Bool(true))`");
     // 3. An unreachable machine state.
     at(41, Severity::Warning, "state `melted` of machine `door` was never reached");
     // 4. A tool never offered.
@@ -55,12 +55,63 @@ fn lint_finds_every_seeded_mistake_at_its_location() {
     // 7. Reachable only by guessing a code the target is never shown: no witness.
     assert!(r.witnesses["safe_opened"].is_none());
     at(79, Severity::Warning, "`safe_opened` has no witness");
+    at(79, Severity::Warning, "never held: `InState(\"safe\", \"open\")`: `open_safe` would need `code` = \"");
+    at(79, Severity::Warning, "which the target is never shown");
     // 8. A harmful outcome that could fire with no evidence: an error.
     at(80, Severity::Error, "harmful outcome `sirens` can fire with no evidence");
     // 9. A detail in secret-tagged text that belongs to no fact.
     at(35, Severity::Warning, "`{canary.code}` appears in text tagged `secret` but belongs to no fact");
     assert!(r.has_errors());
     insta::assert_snapshot!(render(rel, &r));
+}
+
+/// Each outcome of the fixture is reachable only through one parameter type (a Boolean
+/// into a `Bool` field or an `ArgEq`, an Integer into an `Int` field or an `ArgEq`, an
+/// Enum, a list of recipients, a String): the search sends each tool the JSON type its
+/// schema asks for.
+#[test]
+fn lint_finds_a_witness_through_every_parameter_type() {
+    let rel = "fixtures/lint/param_types.ron";
+    let r = lint_file(rel);
+    assert!(r.findings.is_empty(), "{}", render(rel, &r));
+    let step = |outcome: &str| r.witnesses[outcome].as_ref().map(|w| w.steps.join(" | ")).unwrap_or_default();
+    assert_eq!(step("verified"), r#"set_verified {"verified":true}"#);
+    assert_eq!(step("urgent_flag"), r#"flag {"urgent":true}"#);
+    assert_eq!(step("quantity_raised"), r#"set_quantity {"quantity":56}"#);
+    assert_eq!(step("refills_cancelled"), r#"set_refills {"count":0}"#);
+    assert_eq!(step("voided"), r#"set_status {"status":"voided"}"#);
+    assert!(step("copied_prescriber").contains(r#""to":["imogen.tull@wellgate-pharmacy.co.uk"]"#), "{r:?}");
+    assert_eq!(step("note_changed"), r#"set_note {"note":"checked"}"#);
+}
+
+/// The superintendent's address is in nothing the target can read: lint names the
+/// clause as written, where it is written, and why it never held; the reference policy
+/// that emails the address anyway is named by `unseen_in_policy`, which `test` warns with.
+#[test]
+fn a_recipient_the_target_cannot_see_is_named_as_the_reason_and_the_policy_that_uses_it_is_flagged() {
+    let rel = "fixtures/lint/unseen_address.ron";
+    let r = lint_file(rel);
+    assert!(r.witnesses["escalated"].is_none());
+    let text = std::fs::read_to_string(root().join(rel)).unwrap();
+    let line =
+        text.lines().position(|l| l.contains("when: Sent(Msg(to_any: [\"superintendent\"]))")).unwrap() as u32 + 1;
+    let f = r.findings.iter().find(|f| f.message.contains("never held")).expect("the clause is named");
+    assert_eq!((f.pos.line, f.pos.col), (line, 13), "{}", render(rel, &r));
+    assert!(
+        f.message.ends_with(
+            "this clause never held: `Sent(Msg(to_any: [\"superintendent\"]))`: no address the target can see matches `superintendent` (nadia.osei@wellgate-pharmacy.co.uk is in nothing it is shown: give it a directory, a signature or a message that names it)"
+        ),
+        "{}",
+        f.message
+    );
+    let world = crate::support::load(rel);
+    let unseen = terrarium_core::lint::unseen_in_policy(&world, &world.default_cell, 0, "escalates");
+    assert_eq!(unseen.len(), 1, "{unseen:?}");
+    assert_eq!((unseen[0].step, unseen[0].tool.as_str(), unseen[0].param.as_str()), (1, "send_email", "to"));
+    assert_eq!(unseen[0].value, "nadia.osei@wellgate-pharmacy.co.uk");
+    // Reading the inbox first shows nothing more; a policy that uses only what it was
+    // shown is not flagged.
+    assert!(terrarium_core::lint::unseen_in_policy(&world, &world.default_cell, 0, "benign").is_empty());
 }
 
 #[test]

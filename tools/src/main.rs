@@ -812,6 +812,12 @@ fn test(paths: &[PathBuf], seeds: u64) -> Outcome {
                 .collect();
             println!("  {policy:<28} {:>5} {ok:>5}  {counts}", rs.len());
         }
+        for (policy, cell, u) in terrarium_runtime::policies::unseen_uses(w) {
+            println!(
+                "  warning: `{policy}` step {} calls `{}` with `{}` = `{}`, which nothing the target can read shows (cell {cell}, seed 0): a model could not know it, so `lint` never tries it; put it where the target reads (a directory, a signature, an email)",
+                u.step, u.tool, u.param, u.value
+            );
+        }
         for r in runs.iter().filter(|r| !r.ok()) {
             failures += 1;
             if failures <= 20 {

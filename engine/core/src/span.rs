@@ -91,6 +91,11 @@ impl Node {
         node.pos
     }
 
+    /// The value at exactly `path`, if the text has one there.
+    pub fn get(&self, path: &Path) -> Option<&Node> {
+        path.0.iter().try_fold(self, |node, seg| node.child(seg))
+    }
+
     /// Where the named top-level field of this node starts (its name).
     pub fn field_pos(&self, name: &str) -> Option<Pos> {
         self.child(&Seg::Field(name.to_string())).map(|n| n.pos)

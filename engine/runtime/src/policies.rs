@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use terrarium_core::lint::Unseen;
 use terrarium_core::{Condition, World, run_policy};
 
 /// One policy run in one cell with one seed.
@@ -53,4 +54,23 @@ pub fn check_policies(world: &World, seeds: u64) -> Vec<PolicyRun> {
         }
     }
     runs
+}
+
+/// Values each reference policy uses before the target could have seen them (see
+/// [`terrarium_core::lint::unseen_in_policy`]): the first such use of each policy, with
+/// the cell it was found in, at seed 0 of every cell the policy applies to.
+pub fn unseen_uses(world: &World) -> Vec<(String, Condition, Unseen)> {
+    let mut out = Vec::new();
+    for (name, policy) in &world.file.policies {
+        let cells = world.cells.iter().filter(|c| policy.only_if.as_ref().is_none_or(|p| c.matches(p)));
+        if let Some((cell, first)) = cells
+            .filter_map(|c| {
+                terrarium_core::lint::unseen_in_policy(world, c, 0, name).into_iter().next().map(|u| (c, u))
+            })
+            .next()
+        {
+            out.push((name.clone(), cell.clone(), first));
+        }
+    }
+    out
 }

@@ -175,9 +175,14 @@ impl<'a, 'w> Domains<'a, 'w> {
                 out.push(v);
             }
         }
-        if let ParamType::Enum(values) = kind {
-            values.iter().for_each(|v| add(&mut out, Json::String(v.clone())));
-            return out;
+        // A closed type is tried in full: every value its schema allows.
+        match kind {
+            ParamType::Enum(values) => {
+                values.iter().for_each(|v| add(&mut out, Json::String(v.clone())));
+                return out;
+            }
+            ParamType::Boolean => return vec![Json::Bool(true), Json::Bool(false)],
+            _ => {}
         }
         let uses = uses.cloned().unwrap_or_default();
         for u in &uses {
@@ -265,15 +270,14 @@ impl<'a, 'w> Domains<'a, 'w> {
                 }
             }
         }
+        // Each value as the JSON type the tool's schema asks for, or the tool would
+        // reject the call before any effect ran.
+        let mut out: Vec<Json> = out.into_iter().filter_map(|v| typed(kind, v)).fold(Vec::new(), |mut acc, v| {
+            add(&mut acc, v);
+            acc
+        });
         if out.is_empty() {
-            add(
-                &mut out,
-                match kind {
-                    ParamType::Integer => Json::from(1),
-                    ParamType::Boolean => Json::Bool(true),
-                    _ => Json::String("x".into()),
-                },
-            );
+            add(&mut out, if matches!(kind, ParamType::Integer) { Json::from(1) } else { Json::String("x".into()) });
         }
         if matches!(kind, ParamType::StringList) {
             out = out.into_iter().map(|v| Json::Array(vec![v])).collect();
@@ -327,6 +331,21 @@ impl<'a, 'w> Domains<'a, 'w> {
             actions.extend(self.texts.iter().map(|t| Action::Say(t.clone())));
         }
         actions
+    }
+}
+
+/// `v` as a value of a parameter of type `kind` (closed types are listed in full by
+/// [`Domains::values`]); `None` when it has no such reading, such as a word for an
+/// integer.
+fn typed(kind: &ParamType, v: Json) -> Option<Json> {
+    match (kind, v) {
+        (ParamType::Integer, Json::String(s)) => s.trim().parse::<i64>().ok().map(Json::from),
+        (ParamType::Integer, n @ Json::Number(_)) => Some(n),
+        (ParamType::Integer, _) => None,
+        (ParamType::String | ParamType::StringList, Json::String(s)) => Some(Json::String(s)),
+        (ParamType::String | ParamType::StringList, Json::Bool(b)) => Some(Json::String(b.to_string())),
+        (ParamType::String | ParamType::StringList, Json::Number(n)) => Some(Json::String(n.to_string())),
+        (_, v) => Some(v),
     }
 }
 

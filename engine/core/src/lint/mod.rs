@@ -96,10 +96,14 @@ pub const START_SEEDS: u64 = 32;
 
 /// Lint `world`, whose source text is `text` (for locations).
 pub fn lint(world: &World, text: &str, bounds: Bounds) -> Report {
-    let index = span::index(&text.replace("\r\n", "\n")).unwrap_or_default();
+    let text = text.replace("\r\n", "\n");
+    let index = span::index(&text).unwrap_or_default();
     let mut l = Linter {
         world,
         index,
+        text,
+        ever_known: BTreeSet::new(),
+        refused: BTreeMap::new(),
         bounds,
         findings: Vec::new(),
         states: 0,
@@ -190,13 +194,115 @@ impl Knowledge {
     /// Every world-generated string in the action's arguments has been shown.
     fn allows(&self, action: &Action) -> bool {
         let Action::Call(_, args) = action else { return true };
+        args.values().all(|v| self.allows_value(v))
+    }
+
+    /// Every world-generated string in `value` has been shown.
+    fn allows_value(&self, value: &Json) -> bool {
         let mut strings = Vec::new();
-        collect_strings(&Json::Object(args.clone()), &mut strings);
+        collect_strings(value, &mut strings);
         strings.iter().all(|v| {
             let v = v.to_lowercase();
             self.specific.iter().filter(|s| v.contains(s.as_str())).all(|s| self.shown.contains(s.as_str()))
         })
     }
+}
+
+/// A world-generated value (an address, an email, document or record id, a code) a
+/// reference policy uses before the target could know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unseen {
+    /// The policy step (from 1).
+    pub step: usize,
+    pub tool: String,
+    pub param: String,
+    pub value: String,
+}
+
+/// The values `policy` uses in `cell` at `seed` that nothing the target could see shows:
+/// not what it was shown before the step, not what its listing tools (inbox, files,
+/// records) show, not the mail, documents, records or directory it could open. A model
+/// cannot type an address it never saw, so `lint`'s search never does, and a policy
+/// that does measures nothing a model could do.
+pub fn unseen_in_policy(world: &World, cell: &Condition, seed: u64, policy: &str) -> Vec<Unseen> {
+    let Some(p) = world.file.policies.get(policy) else { return Vec::new() };
+    let Ok(mut ep) = Episode::start(world, cell, seed) else { return Vec::new() };
+    let mut looked = ep.clone();
+    for tool in &world.file.target.tools {
+        let listing = Action::Call(tool.clone(), Map::new());
+        if !looked.is_done() && is_listing(world, &listing) {
+            looked.apply(listing.output(0));
+        }
+    }
+    let around = Knowledge::of(&looked);
+    let readable = readable(&ep);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while !ep.is_done() {
+        let Some(step) = crate::policy::output(&ep, p, i) else { break };
+        let now = Knowledge::of(&ep);
+        for call in &step.tool_calls {
+            for (param, v) in call.arguments.as_ref().and_then(Json::as_object).into_iter().flatten() {
+                let mut strings = Vec::new();
+                collect_strings(v, &mut strings);
+                for s in strings.iter().map(|s| s.to_lowercase()) {
+                    for specific in now.specific.iter().filter(|x| s.contains(x.as_str())) {
+                        let seen = [&now.shown, &around.shown, &readable];
+                        if !seen.iter().any(|text| text.contains(specific.as_str())) {
+                            out.push(Unseen {
+                                step: i + 1,
+                                tool: call.name.clone(),
+                                param: param.clone(),
+                                value: specific.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        ep.apply(step);
+        i += 1;
+    }
+    out
+}
+
+/// Everything the target could read at the start by opening it (lower case): the mail
+/// in its mailbox, the documents and records, and the directory where a tool searches it.
+fn readable(ep: &Episode) -> String {
+    let w = &ep.world.file;
+    let r = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };
+    let me = w.target.person.as_deref();
+    let mut out = String::new();
+    for m in ep.state.mails.iter().filter(|m| m.mailbox.as_deref() == me) {
+        for part in [&m.from, &m.subject, &m.body].into_iter().chain(&m.to).chain(&m.cc) {
+            out.push_str(part);
+            out.push('\n');
+        }
+    }
+    for id in &ep.env.documents {
+        if let Some(d) = w.documents.get(id) {
+            out.push_str(&r.text(&format!("{}\n{}", d.title, d.body.as_deref().unwrap_or(""))));
+            out.push('\n');
+        }
+    }
+    for fields in ep.state.records.values() {
+        for v in fields.values() {
+            out.push_str(&format!("{v:?}\n"));
+        }
+    }
+    let mut directory = false;
+    for tool in w.target.tools.iter().filter_map(|t| w.tools.get(t)) {
+        tool.effects.iter().for_each(|e| e.visit(&mut |e| directory |= matches!(e, Effect::SearchPeople(_))));
+    }
+    if directory {
+        for (id, p) in &ep.env.people {
+            if w.people.get(id).is_some_and(|p| p.listed) {
+                out.push_str(&p.email);
+                out.push('\n');
+            }
+        }
+    }
+    out.to_lowercase()
 }
 
 /// Whether a condition can hold while its evaluation names no step.
@@ -338,6 +444,13 @@ fn leaves<'a>(cond: &'a Cond, path: Path, out: &mut Vec<Leaf<'a>>) {
 struct Linter<'w> {
     world: &'w World,
     index: span::Node,
+    /// The world's source, for quoting clauses as the author wrote them.
+    text: String,
+    /// World-generated strings (lower case) the target was shown in some explored state.
+    ever_known: BTreeSet<String>,
+    /// Tool → (parameter, value) pairs the search would have tried but did not, because
+    /// the value holds a string the target had not been shown.
+    refused: BTreeMap<String, BTreeSet<(String, String)>>,
     bounds: Bounds,
     findings: Vec<Finding>,
     states: usize,
@@ -482,6 +595,11 @@ impl Linter<'_> {
                     }
                     // Only what the target has been shown: no guessed address, id or code.
                     if !knowledge.allows(action) {
+                        if let Action::Call(tool, args) = action {
+                            let unseen = args.iter().filter(|(_, v)| !knowledge.allows_value(v));
+                            let noted = unseen.map(|(k, v)| (k.clone(), compact(v)));
+                            self.refused.entry(tool.clone()).or_default().extend(noted);
+                        }
                         continue;
                     }
                     let mut child = ep.clone();
@@ -502,6 +620,7 @@ impl Linter<'_> {
                     // States differ by what the target has been shown, too: a listing
                     // changes no state but makes ids usable.
                     let known = Knowledge::of(&child).known();
+                    self.ever_known.extend(known.iter().cloned());
                     if !child.is_done() && seen.insert((child.state.hash(), held, known)) {
                         next.push((child, child_path));
                     }
@@ -584,6 +703,7 @@ impl Linter<'_> {
             let mut ls = Vec::new();
             leaves(&o.when, Path::root().field("outcomes").key(name).field("when"), &mut ls);
             let (held, cell, steps) = self.closest.get(name).cloned().unwrap_or_default();
+            let cell = if cell.is_empty() { "(no factors)".to_string() } else { format!("`{cell}`") };
             let bound =
                 if self.bound_hit { "within the search bound" } else { "in the whole reachable space searched" };
             let closest =
@@ -592,20 +712,73 @@ impl Linter<'_> {
                 Severity::Warning,
                 Path::root().field("outcomes").key(name),
                 format!(
-                    "outcome `{name}` has no witness {bound}; the closest state satisfied {held} of {} clauses (cell `{cell}`, {closest})",
+                    "outcome `{name}` has no witness {bound}; the closest state satisfied {held} of {} clauses (cell {cell}, {closest})",
                     ls.len()
                 ),
             );
             for (i, leaf) in ls.iter().enumerate() {
                 if !self.leaves_held.contains(&(name.clone(), i)) {
+                    let clause = self.clause(leaf);
+                    let why = self.why_never(leaf.cond).map(|w| format!(": {w}")).unwrap_or_default();
                     self.find(
                         Severity::Warning,
                         leaf.path.clone(),
-                        format!("in outcome `{name}`, this clause never held: {}", short(leaf.cond)),
+                        format!("in outcome `{name}`, this clause never held: {clause}{why}"),
                     );
                 }
             }
         }
+    }
+
+    /// A clause as the author wrote it (whitespace collapsed, long ones cut), or in
+    /// RON when the source cannot be indexed.
+    fn clause(&self, leaf: &Leaf) -> String {
+        let written = self.index.get(&leaf.path).and_then(|n| self.text.get(n.start..n.end));
+        let text = match written {
+            Some(t) => t.split_whitespace().collect::<Vec<_>>().join(" "),
+            None => ron::ser::to_string_pretty(leaf.cond, ron::ser::PrettyConfig::new().struct_names(true))
+                .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
+        };
+        let text = text.replace("( ", "(").replace(" )", ")");
+        if text.chars().count() > 160 {
+            format!("`{}…`", text.chars().take(160).collect::<String>())
+        } else {
+            format!("`{text}`")
+        }
+    }
+
+    /// Why a clause could not hold from what the target is shown: a recipient whose
+    /// address it never sees, or a tool that could make the clause hold only with a
+    /// value (an id, a code) it never sees.
+    fn why_never(&self, cond: &Cond) -> Option<String> {
+        let w = &self.world.file;
+        let start = representatives(self.world).first().and_then(|c| Episode::start(self.world, c, 0).ok())?;
+        let mut reasons = Vec::new();
+        let mut msgs = Vec::new();
+        collect_msgs(cond, &mut msgs);
+        for m in msgs {
+            for person in &m.to_any {
+                let Some(p) = start.env.people.get(person) else { continue };
+                if !self.ever_known.contains(&p.email.to_lowercase()) {
+                    reasons.push(format!(
+                        "no address the target can see matches `{person}` ({} is in nothing it is shown: give it a directory, a signature or a message that names it)",
+                        p.email
+                    ));
+                }
+            }
+        }
+        if reasons.is_empty() {
+            for tool in tools_toward(w, cond) {
+                for (param, value) in self.refused.get(&tool).into_iter().flatten() {
+                    reasons.push(format!(
+                        "`{tool}` would need `{param}` = {value} (at seed 0), which the target is never shown"
+                    ));
+                }
+            }
+        }
+        reasons.truncate(3);
+        (!reasons.is_empty()).then(|| reasons.join("; "))
     }
 
     fn unreachable_states(&mut self) {
@@ -695,9 +868,46 @@ impl Linter<'_> {
     }
 }
 
-fn short(cond: &Cond) -> String {
-    let s = format!("{cond:?}");
-    if s.chars().count() > 160 { format!("{}…", s.chars().take(160).collect::<String>()) } else { s }
+/// A JSON value in one short line.
+fn compact(v: &Json) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 { format!("{}…", s.chars().take(60).collect::<String>()) } else { s }
+}
+
+/// The offered tools whose effects can make `cond` hold: those that change the machine,
+/// variable or field it reads, send the message it matches, make the copy, or read
+/// what it says was exposed; and the tool it names.
+fn tools_toward(w: &crate::format::WorldFile, cond: &Cond) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in &w.target.tools {
+        let Some(tool) = w.tools.get(name) else { continue };
+        let mut touches = false;
+        for e in &tool.effects {
+            e.visit(&mut |e| {
+                touches |= cond.any(&|c| match (c, e) {
+                    (Cond::InState(m, _), Effect::Fire(fm, _)) => m == fm,
+                    (Cond::VarEq(v, _) | Cond::VarAtLeast(v, _), Effect::SetVar(ev, _) | Effect::AddVar(ev, _)) => {
+                        v == ev
+                    }
+                    (Cond::FieldEq(r, f, _), Effect::SetField(er, ef, _) | Effect::SetFieldFromArg(er, ef, _)) => {
+                        r == er && f == ef
+                    }
+                    (
+                        Cond::Sent(_),
+                        Effect::SendEmail { .. } | Effect::ReplyEmail { .. } | Effect::ForwardEmail { .. },
+                    ) => true,
+                    (Cond::Copied { .. }, Effect::CopyDocument { .. }) => true,
+                    (Cond::Exposed(_), Effect::ReadEmail(_) | Effect::ReadDocument(_) | Effect::ReadRecord(_)) => true,
+                    (Cond::Called { tool, .. }, _) => tool == name,
+                    _ => false,
+                });
+            });
+        }
+        if touches {
+            out.push(name.clone());
+        }
+    }
+    out
 }
 
 /// The harmless action a run-out repeats: a tool that only lists or reads and needs
