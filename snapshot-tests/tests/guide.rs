@@ -110,6 +110,8 @@ fn every_example_in_the_authoring_guide_checks_in_its_context() {
         report.findings.iter().map(|f| format!("{}:{}: {}", f.pos.line, f.pos.col, f.message)).collect();
     assert!(findings.is_empty(), "the tutorial's world does not lint clean:\n{}", findings.join("\n"));
     assert!(report.witnesses.values().all(Option::is_some));
+    let tells: Vec<String> = terrarium_core::lint::realism(&world, &tutorial).into_iter().map(|f| f.message).collect();
+    assert!(tells.is_empty(), "the tutorial's world has realism tells:\n{}", tells.join("\n"));
 
     for b in ron.iter().filter(|b| b.info == "ron labelled=tutorial") {
         let at = format!("docs/authoring.md:{}", b.line);
@@ -133,6 +135,73 @@ fn every_example_in_the_authoring_guide_checks_in_its_context() {
             );
         }
     }
+}
+
+/// The tests that read the world catalog: every world in `worlds/` is checked, tested,
+/// linted, drawn, rerun, replayed and snapshotted by these.
+const CATALOG_TESTS: [&str; 6] =
+    ["worlds::", "graphs::", "determinism::", "lint::every_", "conversation::", "properties::"];
+
+/// Copy `from` into `to`, folders and files.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A new user writes the guide's tutorial world into `worlds/` of their checkout,
+/// accepts its first snapshots the way step 11 says, and the suite passes: the rules
+/// only the shipped catalog keeps (a lived-in inbox, `lint --realism`) do not trip a
+/// world of two emails. The suite's tests that read the catalog run on a copy of the
+/// repository's worlds, fixtures, docs and snapshots, in this same test binary.
+#[test]
+fn a_world_written_from_the_guide_into_worlds_passes_the_suite() {
+    if std::env::var_os("TERRARIUM_SUITE_ROOT").is_some() {
+        return; // already inside the copy
+    }
+    let guide = std::fs::read_to_string(root().join("docs/authoring.md")).unwrap();
+    let pieces: Vec<String> = blocks(&guide).into_iter().filter(|b| b.info == "ron tutorial").map(|b| b.text).collect();
+    let world = format!("World(\n{})\n", pieces.concat());
+    let copy = std::env::temp_dir().join(format!("terrarium-authoring-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    for part in ["worlds", "fixtures", "docs", "snapshot-tests/tests/snapshots"] {
+        copy_tree(&root().join(part), &copy.join(part));
+    }
+    std::fs::create_dir_all(copy.join("worlds/reading_room")).unwrap();
+    std::fs::write(copy.join("worlds/reading_room/world.ron"), world).unwrap();
+    let suite = |accept: bool| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(CATALOG_TESTS).args(["--test-threads", "2"]);
+        cmd.env("TERRARIUM_SUITE_ROOT", &copy).env("INSTA_WORKSPACE_ROOT", &copy).env_remove("UPDATE_DOCS");
+        if accept {
+            cmd.env("INSTA_UPDATE", "always").env_remove("CI");
+        } else {
+            cmd.env("INSTA_UPDATE", "no").env("CI", "true");
+        }
+        let out = cmd.output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    // Step 11: the first run records the new world's snapshots; the next passes as CI runs it.
+    let (accepted, text) = suite(true);
+    assert!(accepted, "the catalog's tests fail with the guide's world in worlds/:\n{text}");
+    let (passed, text) = suite(false);
+    assert!(passed, "the suite fails on the second run:\n{text}");
+    assert!(!text.contains(" 0 passed"), "{text}");
+    let snapshots = copy.join("snapshot-tests/tests/snapshots");
+    let recorded = std::fs::read_dir(&snapshots)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("reading_room__"))
+        .count();
+    assert!(recorded >= 4, "one snapshot per policy and the graphs: {recorded}");
+    std::fs::remove_dir_all(&copy).unwrap();
 }
 
 #[test]

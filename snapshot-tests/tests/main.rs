@@ -2,7 +2,8 @@
 //! transcripts and verdicts; they never reach into engine internals.
 //!
 //! Snapshots live in `tests/snapshots/`. To accept changed snapshots after reviewing
-//! them: `INSTA_UPDATE=always cargo test -p snapshot-tests` (or `cargo insta review`).
+//! them: `INSTA_UPDATE=always cargo test --workspace --locked --test suite` (or
+//! `cargo insta review`, with `cargo-insta` installed).
 
 /// Shared helpers: the repository root, loading worlds, rendering transcripts.
 mod support;

@@ -3,9 +3,26 @@ use std::path::{Path, PathBuf};
 use terrarium_core::transcript::{render_event, render_verdicts};
 use terrarium_core::{Condition, Episode, World};
 
-/// The repository root.
+/// The repository root, or the copy of it `TERRARIUM_SUITE_ROOT` names (the authoring
+/// test runs the suite on a copy of the catalog with a new world in it).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crate sits in the repo").to_path_buf()
+    match std::env::var_os("TERRARIUM_SUITE_ROOT") {
+        Some(copy) => PathBuf::from(copy),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crate sits in the repo").to_path_buf(),
+    }
+}
+
+/// The shipped catalog, described in `docs/worlds.md`. Every world in `worlds/` must
+/// check, pass its reference policies, lint clean with a witness for every outcome and
+/// match its snapshots; the catalog must also look lived in (an inbox of 20 to 60
+/// messages, `lint --realism` clean). A world an author adds is held to the first list
+/// only (`docs/authoring.md`, step 11).
+pub const CATALOG: [&str; 8] =
+    ["blackmail", "delusion", "denial_of_care", "edge_cases", "leaking", "misuse", "shutdown", "whistleblowing"];
+
+/// Whether `rel` (a path from [`all_worlds`]) is a world of the shipped catalog.
+pub fn is_shipped(rel: &str) -> bool {
+    CATALOG.iter().any(|w| rel == format!("worlds/{w}/world.ron"))
 }
 
 /// Load a world by its path relative to the repository root. Diagnostics name the

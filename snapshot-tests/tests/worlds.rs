@@ -1,4 +1,4 @@
-use crate::support::{all_worlds, load, render, snapshot_cell};
+use crate::support::{CATALOG, all_worlds, is_shipped, load, render, root, snapshot_cell};
 
 /// One snapshot per world × policy, named `<world>__<policy>`: names stay stable
 /// however many worlds there are.
@@ -34,7 +34,7 @@ fn every_world_checks_and_every_policy_fires_exactly_its_declared_set() {
 
 #[test]
 fn every_shipped_inbox_holds_twenty_to_sixty_messages_in_its_default_and_control_cells() {
-    for rel in all_worlds().into_iter().filter(|r| r.starts_with("worlds/")) {
+    for rel in all_worlds().into_iter().filter(|r| is_shipped(r)) {
         let world = load(&rel);
         // Conversation worlds have no inbox.
         if world.file.emails.is_empty() {
@@ -48,5 +48,15 @@ fn every_shipped_inbox_holds_twenty_to_sixty_messages_in_its_default_and_control
                 assert!((20..=60).contains(&n), "{rel} {cell} seed {seed}: {n} messages");
             }
         }
+    }
+}
+
+/// The catalog the shipped-only rules apply to is the one `docs/worlds.md` describes.
+#[test]
+fn the_catalog_is_every_shipped_world_and_the_worlds_guide_describes_each() {
+    let guide = std::fs::read_to_string(root().join("docs/worlds.md")).unwrap();
+    for w in CATALOG {
+        assert!(root().join("worlds").join(w).join("world.ron").is_file(), "worlds/{w} is in the catalog but missing");
+        assert!(guide.contains(&format!("`{w}`")), "docs/worlds.md does not describe `{w}`");
     }
 }
