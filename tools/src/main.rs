@@ -9,8 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, anyhow};
 use clap::{Parser, Subcommand};
-use terrarium_core::replay::{ReplayOutcome, replay};
-use terrarium_core::transcript::{Transcript, TranscriptError, render_event, render_verdicts};
+use terrarium_core::transcript::{Transcript, TranscriptError};
 use terrarium_core::{Episode, EpisodeKey, World, view};
 use terrarium_runtime::folders::FolderWorlds;
 use terrarium_runtime::policies::check_policies;
@@ -26,6 +25,7 @@ mod calibrate;
 mod play;
 mod run;
 mod sweep_file;
+mod transcripts;
 
 #[derive(Parser)]
 #[command(
@@ -63,8 +63,10 @@ enum Command {
     },
     /// Re-execute a transcript from its world, condition, seed and target outputs; report the first divergence.
     Replay {
-        /// A transcript file (`.jsonl`).
-        transcript: PathBuf,
+        /// Transcript files (`.jsonl`), run folders (every episode recorded there), or
+        /// folders of transcripts.
+        #[arg(required = true)]
+        transcripts: Vec<PathBuf>,
         /// The world file (default: where the transcript's run folder, or its header,
         /// says it was recorded).
         #[arg(long)]
@@ -85,8 +87,17 @@ enum Command {
     },
     /// Render a transcript one line per event, as the snapshots do (or, with --full, every text whole).
     View {
-        /// A transcript file (`.jsonl`).
-        transcript: PathBuf,
+        /// Transcript files (`.jsonl`), or a run folder: there, the episodes of the cell
+        /// and seed asked for (with nothing asked, the folder's episodes are listed).
+        #[arg(required = true)]
+        transcripts: Vec<PathBuf>,
+        /// In a run folder: only this cell's episodes (FACTOR=VALUE, repeated, or the
+        /// cell as tables print it: `a=x,b=y`).
+        #[arg(long = "condition", value_name = "FACTOR=VALUE")]
+        conditions: Vec<String>,
+        /// In a run folder: only episodes of this seed.
+        #[arg(long)]
+        seed: Option<u64>,
         /// Show every text whole (emails, documents, prompts) and each call's arguments
         /// one per line, instead of one line per event.
         #[arg(long)]
@@ -337,7 +348,8 @@ enum GraphFormat {
 /// Which episode a single-episode command starts.
 #[derive(clap::Args, Clone, Debug)]
 struct CellArgs {
-    /// Name the cell: one value of every factor (default: the world's default cell).
+    /// Name the cell: one value of every factor, repeated or joined with commas as
+    /// tables print a cell (default: the world's default cell).
     #[arg(long = "condition", value_name = "FACTOR=VALUE")]
     conditions: Vec<String>,
     /// The episode seed.
@@ -648,9 +660,11 @@ fn main() -> ExitCode {
         Command::Check { paths } => check(&paths),
         Command::Run(args) => run_cmd(*args),
         Command::Test { paths, seeds } => test(&paths, seeds),
-        Command::Replay { transcript, world } => replay_cmd(&transcript, world.as_deref()),
+        Command::Replay { transcripts, world } => transcripts::replay_all(&transcripts, world.as_deref()),
         Command::Show { world, cell, model, api } => show(&world, &cell.conditions, cell.seed, model.as_deref(), &api),
-        Command::View { transcript, full } => view_cmd(&transcript, full),
+        Command::View { transcripts, conditions, seed, full } => parse_conditions(&conditions)
+            .map_err(Failure::Usage)
+            .and_then(|c| transcripts::view(&transcripts, &c, seed, full)),
         Command::Graph { world, format } => graph(&world, format),
         Command::Cache { action } => cache_cmd(action),
         Command::Report { dir, world } => report_cmd(&dir, &world),
@@ -731,8 +745,11 @@ fn check(paths: &[PathBuf]) -> Outcome {
     if failed { Err(Failure::Check) } else { Ok(()) }
 }
 
+/// `--condition` values: `FACTOR=VALUE`, or several joined with commas as tables and
+/// records print a cell (`goal=none,threat=replacement`).
 fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     raw.iter()
+        .flat_map(|c| c.split(','))
         .map(|c| {
             let (f, v) = c.split_once('=').ok_or_else(|| anyhow!("--condition `{c}` must be FACTOR=VALUE"))?;
             let (f, v) = (f.trim(), v.trim());
@@ -885,40 +902,6 @@ fn recorded_world(
     })
 }
 
-fn replay_cmd(path: &Path, world: Option<&Path>) -> Outcome {
-    let text = read_transcript(path)?;
-    // The structure first (the world is found from the header); replay checks the rest.
-    let header = match Transcript::parse(&text) {
-        Ok(t) => t.header,
-        Err(e @ TranscriptError::Tampered { .. }) => {
-            println!("DIVERGED: {e}");
-            return Err(Failure::Check);
-        }
-        Err(e) => return Err(anyhow!("{}: {e}", path.display()).into()),
-    };
-    let world_path = recorded_world(path, &header, world)?;
-    let worlds = load_all(&[world_path])?;
-    let [world] = worlds.as_slice() else {
-        return Err(anyhow!("--world must name one world").into());
-    };
-    match replay(world, &text).map_err(|e| anyhow!("{}: {e}", path.display()))? {
-        ReplayOutcome::Identical { events } => {
-            println!(
-                "identical: {events} events, every state hash, chain hash and verdict reproduced ({})",
-                header.episode_id
-            );
-            Ok(())
-        }
-        ReplayOutcome::Diverged { step, message } => {
-            match step {
-                Some(s) => println!("DIVERGED at step {s}: {message}"),
-                None => println!("DIVERGED: {message}"),
-            }
-            Err(Failure::Check)
-        }
-    }
-}
-
 fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api: &ApiArgs) -> Outcome {
     use terrarium_runtime::providers::http::request_body;
     let filter = parse_conditions(conditions)?;
@@ -1047,7 +1030,8 @@ fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Option<&Path>) -
     let mut header = EpisodeKey::new(&world, &cell, seed, play::SPEC, &serde_json::json!({})).header();
     header.build = BUILD.map(String::from);
     let stdin = std::io::stdin();
-    let transcript = play::play(ep, &header, &mut stdin.lock(), &mut std::io::stdout().lock())
+    let echo = !std::io::IsTerminal::is_terminal(&stdin);
+    let transcript = play::play(ep, &header, &mut stdin.lock(), &mut std::io::stdout().lock(), echo)
         .context("terminal input or output failed")?;
     let file = out.map(Path::to_path_buf).unwrap_or_else(|| play::default_path(&header.episode_id));
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -1207,20 +1191,5 @@ fn graph(path: &Path, format: GraphFormat) -> Outcome {
             GraphFormat::Mermaid => terrarium_core::graph::mermaid(&world),
         }
     );
-    Ok(())
-}
-
-fn view_cmd(path: &Path, full: bool) -> Outcome {
-    let transcript = read_strict(path)?;
-    let header = &transcript.header;
-    let user = header.user.as_ref().map(|u| format!(" | user played by {}", u.spec)).unwrap_or_default();
-    println!(
-        "{} | world {} ({}) | condition {} | seed {} | target {}{user}",
-        header.episode_id, header.world.id, header.world.path, header.condition_key, header.seed, header.target.spec
-    );
-    for event in &transcript.events {
-        println!("{}", if full { terrarium_core::transcript::render_event_full(event) } else { render_event(event) });
-    }
-    print!("{}", render_verdicts(&transcript.verdicts));
     Ok(())
 }

@@ -12,12 +12,14 @@ use terrarium_core::{Episode, TargetOutput, ToolCall};
 pub const SPEC: &str = "human/play";
 
 /// Play the started episode `ep` (whose transcript header is `header`) reading answers
-/// from `input`; returns the transcript text.
+/// from `input`; returns the transcript text. With `echo`, each answer read is written
+/// back, so a piped session reads like a typed one (a terminal has shown it already).
 pub fn play(
     mut ep: Episode,
     header: &terrarium_core::Header,
     input: &mut dyn BufRead,
     out: &mut dyn Write,
+    echo: bool,
 ) -> std::io::Result<String> {
     let (world, cell, seed) = (ep.world, ep.env.condition.clone(), ep.env.seed);
     writeln!(out, "# {} — condition {cell} — seed {seed}", world.id())?;
@@ -31,8 +33,8 @@ pub fn play(
         write!(out, "{prompt}")?;
         out.flush()?;
         let line = lines.next().transpose()?;
-        if let Some(l) = &line {
-            writeln!(out, "{l}")?; // echo, so a piped session reads like a typed one
+        if let Some(l) = line.as_ref().filter(|_| echo) {
+            writeln!(out, "{l}")?;
         }
         Ok(line)
     };

@@ -88,6 +88,18 @@ fn print_summary(summary: &Summary) -> Outcome {
         },
         summary.dir.join("episodes.jsonl").display()
     );
+    if let Some((id, cell, seed)) = &summary.first {
+        let transcript = summary.dir.join("transcripts").join(format!("{id}.jsonl"));
+        if transcript.is_file() {
+            let pick = if cell.is_empty() { String::new() } else { format!(" --condition {cell}") };
+            println!("one transcript: terrarium view {}", transcript.display());
+            println!(
+                "or by cell and seed: terrarium view {}{pick} --seed {seed}; the tables: terrarium report {}",
+                summary.dir.display(),
+                summary.dir.display()
+            );
+        }
+    }
     if summary.judgements > 0 {
         println!(
             "{} ({}, {} failed) -> {}",

@@ -482,3 +482,27 @@ fn a_cost_limit_stops_the_run_before_it_is_passed() {
     assert_eq!(code(&unpriced), 2, "{}", text(&unpriced));
     assert!(text(&unpriced).contains("needs the price"), "{}", text(&unpriced));
 }
+
+/// A policy that skips cells is summarised by its `only_if`, in one short line; with
+/// several worlds, `--condition` applies to the worlds that have the factor.
+#[test]
+fn skipped_cells_are_summarised_and_a_condition_applies_to_the_worlds_that_have_its_factor() {
+    let out = terrarium(&["run", "worlds/blackmail", "--model", "scripted/blackmail", "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let note = text(&out).lines().find(|l| l.contains("applies only where")).map(String::from).expect("a note");
+    assert_eq!(
+        note,
+        "note: policy `blackmail` of world `blackmail` applies only where threat in replacement|restriction (`only_if`): skipping 54 of 162 selected cells"
+    );
+    let out = terrarium(&["run", "worlds/", "--model", "scripted/idle", "--condition", "threat=none", "--dry-run"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains("--condition threat=none applies to the worlds with a factor `threat`; `delusion`"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("blackmail        goal=explicit,value=public,threat=none"), "{}", text(&out));
+    let out = terrarium(&["run", "worlds/", "--model", "scripted/idle", "--condition", "thret=none", "--dry-run"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("--condition thret=none: no world here has a factor `thret`"), "{}", text(&out));
+}

@@ -1,4 +1,4 @@
-//! `replay`, `view`, `play` and `policy-from`: commands on one transcript.
+//! `replay`, `view`, `play` and `policy-from`: commands on transcripts and run folders.
 
 use super::*;
 
@@ -33,6 +33,94 @@ fn replay_reports_identical_and_divergent_transcripts() {
     let view = terrarium(&["view", transcript.to_str().unwrap()]);
     assert_eq!(code(&view), 0);
     assert!(text(&view).contains("FIRED unsafe_cancel (harmful)"), "{}", text(&view));
+}
+
+/// `run` ends naming a transcript and how to pick one; `view` and `replay` take several
+/// files and a run folder, where `view` picks by cell and seed (or lists the episodes).
+#[test]
+fn view_and_replay_take_many_transcripts_and_a_run_folder() {
+    let dir = scratch("many");
+    let d = dir.to_str().unwrap();
+    let out =
+        terrarium(&["run", "fixtures/worlds/greenhouse", "--model", "scripted/cancel", "--samples", "2", "--out", d]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let said = text(&out);
+    let line = said.lines().find(|l| l.starts_with("one transcript: terrarium view ")).expect("a transcript named");
+    let named = line.trim_start_matches("one transcript: terrarium view ");
+    assert!(Path::new(named).is_file(), "{named}");
+    let pick = said.lines().find(|l| l.starts_with("or by cell and seed: terrarium view ")).expect("a pick named");
+    let args: Vec<&str> =
+        pick.trim_start_matches("or by cell and seed: terrarium ").split(';').next().unwrap().split(' ').collect();
+    let picked = terrarium(&args);
+    assert_eq!(code(&picked), 0, "{}", text(&picked));
+    assert_eq!(text(&picked).matches("| world greenhouse").count(), 1, "{}", text(&picked));
+
+    let mut files: Vec<String> =
+        walk(&dir.join("transcripts")).iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    files.sort();
+    let n = files.len();
+    assert!(n >= 4, "{n}");
+    let mut view = vec!["view"];
+    view.extend(files.iter().map(String::as_str));
+    let all = terrarium(&view);
+    assert_eq!(code(&all), 0, "{}", text(&all));
+    assert_eq!(text(&all).matches("| world greenhouse").count(), n, "every file given is shown");
+
+    let listed = terrarium(&["view", d]);
+    assert_eq!(code(&listed), 0, "{}", text(&listed));
+    assert!(text(&listed).starts_with(&format!("{n} episodes here; pick one")), "{}", text(&listed));
+    let seed1 = terrarium(&["view", d, "--condition", "pressure=none", "--seed", "1"]);
+    assert_eq!(code(&seed1), 0, "{}", text(&seed1));
+    assert!(text(&seed1).contains("condition pressure=none | seed 1"), "{}", text(&seed1));
+    let none = terrarium(&["view", d, "--seed", "7"]);
+    assert_eq!(code(&none), 2, "{}", text(&none));
+    assert!(text(&none).contains("no episode here has seed 7"), "{}", text(&none));
+
+    let folder = terrarium(&["replay", d]);
+    assert_eq!(code(&folder), 0, "{}", text(&folder));
+    assert!(text(&folder).contains(&format!("{n} transcripts: {n} identical, 0 not")), "{}", text(&folder));
+    let tampered = dir.join("tampered.jsonl");
+    std::fs::write(
+        &tampered,
+        std::fs::read_to_string(&files[0]).unwrap().replace("Bay 3 stays sealed.", "Bay 3 vents."),
+    )
+    .unwrap();
+    let mixed = terrarium(&["replay", &files[1], tampered.to_str().unwrap()]);
+    assert_eq!(code(&mixed), 1, "{}", text(&mixed));
+    assert!(text(&mixed).contains("2 transcripts: 1 identical, 1 not"), "{}", text(&mixed));
+    assert!(text(&mixed).contains(&format!("DIVERGED   {}", tampered.display())), "{}", text(&mixed));
+}
+
+/// On a terminal, what is typed is shown once (the terminal echoes it); piped input is
+/// echoed by `play` so a scripted session reads like a typed one.
+#[test]
+fn play_on_a_terminal_shows_each_answer_once() {
+    let dir = scratch("play_tty");
+    let out = dir.join("s.jsonl");
+    let cmd = format!("{} play fixtures/worlds/greenhouse --out {}", env!("CARGO_BIN_EXE_terrarium"), out.display());
+    // `script` runs the command on a pseudo-terminal.
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs");
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"s\nthe sensors look fine\nq\n").unwrap();
+    let shown = child.wait_with_output().unwrap();
+    assert_eq!(text(&shown).matches("the sensors look fine").count(), 1, "{}", text(&shown));
+    let piped = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .args(["play", "fixtures/worlds/greenhouse", "--out", dir.join("p.jsonl").to_str().unwrap()])
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut piped = piped;
+    piped.stdin.take().unwrap().write_all(b"s\nthe sensors look fine\nq\n").unwrap();
+    let echoed = piped.wait_with_output().unwrap();
+    assert_eq!(text(&echoed).matches("say: the sensors look fine").count(), 1, "{}", text(&echoed));
 }
 
 /// Play a session from `script`, check it replays, turn it into a policy, add the

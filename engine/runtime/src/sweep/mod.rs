@@ -169,6 +169,8 @@ pub struct Summary {
     pub had_judges: bool,
     /// Why the run stopped before doing everything: a spent call budget or cost limit.
     pub stopped: Option<String>,
+    /// The first planned episode, with its cell and seed: a transcript to look at first.
+    pub first: Option<(String, String, u64)>,
 }
 
 impl Summary {
@@ -291,10 +293,7 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
             user.spec()
         )));
     }
-    let mut cells = Vec::new();
-    for w in &spec.worlds {
-        cells.push(w.select_cells(&spec.filter).map_err(invalid)?);
-    }
+    let cells = select_cells(spec, on)?;
     // A bounded plan: it is built in full before the run starts.
     let shards = spec.shard.map_or(1, |(_, n)| n);
     let planned = cells
@@ -346,6 +345,40 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
     Ok(Plan { cells, cast: Cast::new(spec), jobs })
 }
 
+/// Each world's cells under `--condition`. With several worlds, a factor applies to the
+/// worlds that have it (the others run in all their cells, said in a note); a factor
+/// no world has is an error, as is a value its world lacks.
+fn select_cells(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Vec<Vec<Condition>>, SweepError> {
+    let has = |w: &World, factor: &str| w.file.factors.iter().any(|f| f.id == factor);
+    let several = spec.worlds.len() > 1;
+    if several {
+        for (factor, value) in &spec.filter {
+            let without: Vec<&str> = spec.worlds.iter().filter(|w| !has(w, factor)).map(World::id).collect();
+            if without.len() == spec.worlds.len() {
+                return Err(SweepError::Invalid(format!(
+                    "--condition {factor}={value}: no world here has a factor `{factor}`"
+                )));
+            }
+            if !without.is_empty() {
+                on(SweepEvent::Note(format!(
+                    "--condition {factor}={value} applies to the worlds with a factor `{factor}`; {} {} none and {} in all {} cells",
+                    without.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", "),
+                    if without.len() == 1 { "has" } else { "have" },
+                    if without.len() == 1 { "runs" } else { "run" },
+                    if without.len() == 1 { "its" } else { "their" },
+                )));
+            }
+        }
+    }
+    let mut cells = Vec::new();
+    for w in &spec.worlds {
+        let filter: Vec<(String, String)> =
+            spec.filter.iter().filter(|(f, _)| !several || has(w, f)).cloned().collect();
+        cells.push(w.select_cells(&filter).map_err(SweepError::Invalid)?);
+    }
+    Ok(cells)
+}
+
 /// Which of `selected` a world's reference policy applies to (a policy may declare
 /// `only_if`); says so when some are skipped, fails when none is left.
 fn policy_cells(
@@ -365,12 +398,24 @@ fn policy_cells(
             w.id()
         )));
     }
-    if fits.iter().any(|f| !f) {
-        let skipped: Vec<String> = selected.iter().zip(&fits).filter(|(_, f)| !**f).map(|(c, _)| c.key()).collect();
+    let skipped = fits.iter().filter(|f| !**f).count();
+    if skipped > 0 {
+        // The pattern names the skipped cells exactly; listing hundreds helps nobody.
+        let only: Vec<String> = p
+            .only_if
+            .iter()
+            .flatten()
+            .map(|(factor, values)| match values.as_slice() {
+                [one] => format!("{factor}={one}"),
+                many => format!("{factor} in {}", many.join("|")),
+            })
+            .collect();
         on(SweepEvent::Note(format!(
-            "policy `{policy}` of world `{}` declares it applies only to some cells; skipping {}",
+            "policy `{policy}` of world `{}` applies only where {} (`only_if`): skipping {} of {} selected cells",
             w.id(),
-            skipped.join("; ")
+            only.join(" and "),
+            skipped,
+            selected.len()
         )));
     }
     Ok(fits)
@@ -623,6 +668,8 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     }
     // What was asked, so a report can say where fewer episodes came back.
     run_dir.plan(&planned).map_err(io(format!("cannot write to {}", dir.display())))?;
+    let first =
+        plan.jobs.first().zip(planned.first()).map(|(j, p)| (p.episode_id.clone(), p.condition_key.clone(), j.seed));
     drop(planned);
     if !spec.judges.is_empty() && judged_outcomes.iter().all(Vec::is_empty) {
         on(SweepEvent::Note(
@@ -635,6 +682,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         skipped,
         tables: recorded_spec.iter().map(|s| (s.clone(), Table::new())).collect(),
         had_judges: !spec.judges.is_empty(),
+        first,
         ..Summary::default()
     };
     let mut done = skipped as u64;

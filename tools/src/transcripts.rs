@@ -1,0 +1,200 @@
+//! `view` and `replay` over many transcripts: files, and run folders (every episode, or
+//! those of one cell and seed).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use terrarium_core::World;
+use terrarium_core::replay::{ReplayOutcome, replay};
+use terrarium_core::transcript::{Transcript, TranscriptError, render_event, render_verdicts};
+use terrarium_runtime::run::RunFolder;
+
+use crate::{Failure, Outcome, count, load_all, read_strict, read_transcript, recorded_world};
+
+/// One transcript to act on, with the world its run folder records for it, if known.
+struct Item {
+    path: PathBuf,
+    world: Option<PathBuf>,
+    /// From a run folder's record: cell and seed, for picking.
+    cell: Option<(String, u64)>,
+}
+
+/// The transcripts `paths` name: each file itself; a run folder's every recorded
+/// episode (its warnings said once); a folder of `.jsonl` files, each of them.
+fn expand(paths: &[PathBuf]) -> Result<Vec<Item>, Failure> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_file() {
+            out.push(Item { path: path.clone(), world: None, cell: None });
+        } else if path.join("episodes.jsonl").is_file() {
+            let folder = RunFolder::read(path).map_err(|e| Failure::Io(anyhow!(e)))?;
+            for w in &folder.warnings {
+                eprintln!("warning: {w}");
+            }
+            let mut worlds: BTreeMap<&str, Option<PathBuf>> = BTreeMap::new();
+            for r in &folder.records {
+                let world = worlds.entry(r.world_path.as_str()).or_insert_with(|| folder.world_path(r)).clone();
+                out.push(Item {
+                    path: folder.dir.join(&r.transcript),
+                    world,
+                    cell: Some((r.condition_key.clone(), r.seed)),
+                });
+            }
+        } else if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && p.is_file())
+                .collect();
+            if files.is_empty() {
+                return Err(Failure::Usage(anyhow!(
+                    "{} holds no transcript (`*.jsonl`) and no run (`episodes.jsonl`)",
+                    path.display()
+                )));
+            }
+            files.sort();
+            out.extend(files.into_iter().map(|path| Item { path, world: None, cell: None }));
+        } else {
+            return Err(Failure::Usage(anyhow!("{}: no such file or folder", path.display())));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a cell key (`a=x,b=y`) has every `factor=value` asked for.
+fn cell_matches(key: &str, filter: &[(String, String)]) -> bool {
+    filter.iter().all(|(f, v)| key.split(',').any(|pair| pair == format!("{f}={v}")))
+}
+
+/// `terrarium view`: every transcript named; in a run folder, those of the cell and seed
+/// asked for. A folder of many episodes with nothing asked lists them instead of
+/// printing them all.
+pub fn view(paths: &[PathBuf], filter: &[(String, String)], seed: Option<u64>, full: bool) -> Outcome {
+    const SHOWN: usize = 20;
+    let items = expand(paths)?;
+    let picked: Vec<&Item> = items
+        .iter()
+        .filter(|i| match &i.cell {
+            Some((key, s)) => cell_matches(key, filter) && seed.is_none_or(|seed| seed == *s),
+            None => true,
+        })
+        .collect();
+    let from_folder = items.iter().any(|i| i.cell.is_some());
+    if picked.is_empty() {
+        let asked: Vec<String> =
+            filter.iter().map(|(f, v)| format!("{f}={v}")).chain(seed.map(|s| format!("seed {s}"))).collect();
+        return Err(Failure::Usage(anyhow!("no episode here has {}", asked.join(", "))));
+    }
+    let narrowed = !filter.is_empty() || seed.is_some();
+    if from_folder && picked.len() > 1 && (!narrowed || picked.len() > SHOWN) {
+        println!(
+            "{} here; pick one with --condition FACTOR=VALUE (or the cell as the list prints it) and --seed N, or name its file:",
+            count(picked.len() as u64, "episode")
+        );
+        for i in picked.iter().take(SHOWN) {
+            let (cell, seed) = i.cell.clone().unwrap_or_default();
+            println!("  seed {seed:<4} {cell:<60} {}", i.path.display());
+        }
+        if picked.len() > SHOWN {
+            println!("  … and {} more", picked.len() - SHOWN);
+        }
+        return Ok(());
+    }
+    for (n, item) in picked.iter().enumerate() {
+        if n > 0 {
+            println!();
+        }
+        print_transcript(&read_strict(&item.path)?, full);
+    }
+    Ok(())
+}
+
+fn print_transcript(transcript: &Transcript, full: bool) {
+    let header = &transcript.header;
+    let user = header.user.as_ref().map(|u| format!(" | user played by {}", u.spec)).unwrap_or_default();
+    println!(
+        "{} | world {} ({}) | condition {} | seed {} | target {}{user}",
+        header.episode_id, header.world.id, header.world.path, header.condition_key, header.seed, header.target.spec
+    );
+    for event in &transcript.events {
+        println!("{}", if full { terrarium_core::transcript::render_event_full(event) } else { render_event(event) });
+    }
+    print!("{}", render_verdicts(&transcript.verdicts));
+}
+
+/// How one transcript replayed.
+enum Replayed {
+    Identical { events: usize, episode_id: String },
+    Diverged(String),
+}
+
+/// `terrarium replay`: every transcript named (files, run folders), each world loaded
+/// once. One transcript prints as it always has; several print a line each and a total.
+pub fn replay_all(paths: &[PathBuf], given: Option<&Path>) -> Outcome {
+    let items = expand(paths)?;
+    let mut worlds: BTreeMap<PathBuf, World> = BTreeMap::new();
+    let single = items.len() == 1;
+    let (mut identical, mut diverged) = (0usize, 0usize);
+    for item in &items {
+        let result = replay_one(item, given, &mut worlds);
+        match result {
+            Ok(Replayed::Identical { events, episode_id }) => {
+                identical += 1;
+                if single {
+                    println!(
+                        "identical: {events} events, every state hash, chain hash and verdict reproduced ({episode_id})"
+                    );
+                } else {
+                    println!("identical  {}  ({events} events)", item.path.display());
+                }
+            }
+            Ok(Replayed::Diverged(why)) => {
+                diverged += 1;
+                if single {
+                    println!("DIVERGED{why}");
+                } else {
+                    println!("DIVERGED   {}{why}", item.path.display());
+                }
+            }
+            Err(e) if single => return Err(e),
+            Err(Failure::Usage(e) | Failure::Io(e)) => {
+                diverged += 1;
+                println!("error      {}: {e:#}", item.path.display());
+            }
+            Err(_) => diverged += 1,
+        }
+    }
+    if !single {
+        println!("{}: {identical} identical, {diverged} not", count(items.len() as u64, "transcript"));
+    }
+    if diverged > 0 { Err(Failure::Check) } else { Ok(()) }
+}
+
+fn replay_one(item: &Item, given: Option<&Path>, worlds: &mut BTreeMap<PathBuf, World>) -> Result<Replayed, Failure> {
+    let path = &item.path;
+    let text = read_transcript(path)?;
+    // The structure first (the world is found from the header); replay checks the rest.
+    let header = match Transcript::parse(&text) {
+        Ok(t) => t.header,
+        Err(e @ TranscriptError::Tampered { .. }) => return Ok(Replayed::Diverged(format!(": {e}"))),
+        Err(e) => return Err(anyhow!("{}: {e}", path.display()).into()),
+    };
+    let world_path = match (given, &item.world) {
+        (None, Some(recorded)) => recorded.clone(),
+        _ => recorded_world(path, &header, given)?,
+    };
+    if !worlds.contains_key(&world_path) {
+        let loaded = load_all(std::slice::from_ref(&world_path))?;
+        let [world]: [World; 1] = loaded.try_into().map_err(|_| anyhow!("--world must name one world"))?;
+        worlds.insert(world_path.clone(), world);
+    }
+    let world = &worlds[&world_path];
+    match replay(world, &text).map_err(|e| anyhow!("{}: {e}", path.display()))? {
+        ReplayOutcome::Identical { events } => Ok(Replayed::Identical { events, episode_id: header.episode_id }),
+        ReplayOutcome::Diverged { step, message } => Ok(Replayed::Diverged(match step {
+            Some(s) => format!(" at step {s}: {message}"),
+            None => format!(": {message}"),
+        })),
+    }
+}
