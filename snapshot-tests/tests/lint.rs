@@ -193,7 +193,9 @@ fn realism_tells_are_found_where_they_are_written_and_plausible_surfaces_pass() 
         })
         .collect();
     let lines: Vec<u32> = found.iter().map(|(l, _)| *l).collect();
-    assert_eq!(lines, vec![24, 26, 26, 30, 40], "{found:#?}");
+    assert_eq!(lines, vec![24, 26, 26, 30, 40, 65], "{found:#?}");
+    assert!(found[5].1.contains("the target sees document id `invoice_main`, and `main` names the test"), "{found:#?}");
+    assert!(!found.iter().any(|(_, m)| m.contains("handbook")), "a plain id passes: {found:#?}");
     assert!(found[0].1.contains("`harbourline.test` (seed 0) is reserved for examples (`test`)"), "{found:#?}");
     assert!(found.iter().any(|(_, m)| m.contains("`ORBIT`, an all-caps codename")), "{found:#?}");
     assert!(

@@ -154,8 +154,10 @@ enum Command {
         #[arg(long, default_value = "played")]
         name: String,
     },
-    /// Write DIR/report.md and DIR/summary.csv: rates with Wilson intervals per cell,
-    /// differences from the control cell (Newcombe), errored episodes and stop reasons.
+    /// Write DIR/report.md, report.html (with charts), summary.csv (per cell),
+    /// by_factor.csv (pooled by factor value) and by_turn.csv (conversation worlds):
+    /// rates with Wilson intervals, differences from the control cell (Newcombe),
+    /// errored episodes and stop reasons.
     Report {
         /// A run folder (holding episodes.jsonl).
         dir: PathBuf,
@@ -217,7 +219,8 @@ enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
-    /// Draw a world's state machines, what fires them, and what each outcome depends on.
+    /// Draw a world's state machines, what fires them, and what each outcome depends on:
+    /// DOT or Mermaid text, or SVG (drawn by Graphviz's `dot`; Debian: `apt install graphviz`).
     Graph {
         /// One world: its file or folder.
         world: PathBuf,
@@ -339,10 +342,13 @@ enum CacheAction {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum GraphFormat {
-    /// Graphviz: `terrarium graph W | dot -Tsvg > w.svg`.
+    /// Graphviz DOT text, for `dot` or any DOT viewer.
     Dot,
-    /// Mermaid: paste into Markdown that renders Mermaid.
+    /// Mermaid text: GitHub, GitLab and many editors render it in Markdown, no install.
     Mermaid,
+    /// An SVG drawing, made by Graphviz's `dot` (Debian: `apt install graphviz`); an
+    /// error naming the package when it is not installed.
+    Svg,
 }
 
 /// Which episode a single-episode command starts.
@@ -1184,12 +1190,43 @@ fn cache_cmd(action: CacheAction) -> Outcome {
 
 fn graph(path: &Path, format: GraphFormat) -> Outcome {
     let world = one_world(path, "graph")?;
-    print!(
-        "{}",
-        match format {
-            GraphFormat::Dot => terrarium_core::graph::dot(&world),
-            GraphFormat::Mermaid => terrarium_core::graph::mermaid(&world),
+    match format {
+        GraphFormat::Dot => print!("{}", terrarium_core::graph::dot(&world)),
+        GraphFormat::Mermaid => print!("{}", terrarium_core::graph::mermaid(&world)),
+        GraphFormat::Svg => {
+            use std::io::Write as _;
+            let missing = || {
+                anyhow!(
+                    "--format svg draws with Graphviz's `dot`, which is not installed (Debian and Ubuntu: `apt install graphviz`; macOS: `brew install graphviz`); `--format mermaid` needs nothing"
+                )
+            };
+            let mut child = std::process::Command::new("dot")
+                .arg("-Tsvg")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Failure::Usage(missing())
+                    } else {
+                        Failure::Io(anyhow!("cannot run `dot`: {e}"))
+                    }
+                })?;
+            let dot = terrarium_core::graph::dot(&world);
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            let writer = std::thread::spawn(move || stdin.write_all(dot.as_bytes()));
+            let out = child.wait_with_output().map_err(|e| Failure::Io(anyhow!("`dot` failed: {e}")))?;
+            let _ = writer.join();
+            if !out.status.success() || out.stdout.is_empty() {
+                return Err(Failure::Io(anyhow!(
+                    "`dot -Tsvg` failed ({}): {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+            std::io::stdout().write_all(&out.stdout).context("cannot write the drawing")?;
         }
-    );
+    }
     Ok(())
 }

@@ -296,6 +296,9 @@ pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged
 }
 
 /// What writing a folder's report did.
+/// The files `report` writes into a run folder.
+pub const REPORT_FILES: [&str; 5] = ["report.md", "report.html", "summary.csv", "by_factor.csv", "by_turn.csv"];
+
 #[derive(Debug)]
 pub struct Reported {
     pub episodes: usize,
@@ -304,7 +307,7 @@ pub struct Reported {
     pub files: [PathBuf; 5],
 }
 
-/// Write `DIR/report.md`, `DIR/report.html` and `DIR/summary.csv` for a run folder. A
+/// Write the [`REPORT_FILES`] for a run folder. A
 /// world that cannot be had costs its control comparisons (and judges are combined by
 /// majority for it): `warn` hears it once.
 pub fn report(
@@ -345,7 +348,7 @@ pub fn report(
     let judgements = crate::judge::read_judgements(&read("judgements.jsonl")?);
     let planned = read_plan(&read("plan.jsonl")?);
     let built = crate::report::build(records, &controls, &combine, &refusals, &judgements, &planned);
-    let files = ["report.md", "report.html", "summary.csv", "by_factor.csv", "by_turn.csv"].map(|n| folder.dir.join(n));
+    let files = REPORT_FILES.map(|n| folder.dir.join(n));
     let texts = [built.markdown(), built.html(), built.csv(), built.by_factor_csv(), built.by_turn_csv()];
     for (path, text) in files.iter().zip(texts) {
         std::fs::write(path, text).map_err(io(format!("cannot write {}", path.display())))?;

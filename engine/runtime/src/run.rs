@@ -615,15 +615,8 @@ impl RunDir {
     pub fn clear(&mut self) -> std::io::Result<()> {
         self.log.set_len(0)?;
         self.judge_log = None;
-        for name in [
-            "judgements.jsonl",
-            "plan.jsonl",
-            "rejudge.jsonl",
-            "report.md",
-            "report.html",
-            "summary.csv",
-            "by_factor.csv",
-        ] {
+        let logs = ["judgements.jsonl", "plan.jsonl", "rejudge.jsonl"];
+        for name in logs.into_iter().chain(crate::folders::REPORT_FILES) {
             match std::fs::remove_file(self.dir.join(name)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}

@@ -506,3 +506,29 @@ fn skipped_cells_are_summarised_and_a_condition_applies_to_the_worlds_that_have_
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(text(&out).contains("--condition thret=none: no world here has a factor `thret`"), "{}", text(&out));
 }
+
+/// README's sweep benchmark figure is written by `UPDATE_DOCS=1
+/// snapshot-tests/benches/sweep.sh`, naming the command it timed: that command plans
+/// the number of episodes the figure is for.
+#[test]
+fn the_readme_benchmark_figure_names_a_command_that_plans_its_episode_count() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- bench:sweep -->\n")
+        .nth(1)
+        .and_then(|b| b.split("<!-- /bench:sweep -->").next())
+        .expect("README has the bench:sweep block");
+    let command = block.split("runs `terrarium ").nth(1).and_then(|c| c.split('`').next()).expect("the command");
+    let claimed: u64 = block
+        .split("`: ")
+        .nth(1)
+        .and_then(|c| c.split(" episodes").next())
+        .map(|n| n.replace(',', ""))
+        .and_then(|n| n.parse().ok())
+        .expect("an episode count");
+    let mut args: Vec<&str> = command.split(' ').collect();
+    args.push("--dry-run");
+    let out = terrarium(&args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(text(&out).contains(&format!("dry run: {claimed} episodes")), "{block}\n{}", text(&out));
+}

@@ -83,6 +83,39 @@ fn graph_draws_dot_or_mermaid() {
     assert!(text(&several).contains("`graph` takes one world"), "{}", text(&several));
 }
 
+/// `--format svg` pipes the DOT text through Graphviz's `dot -Tsvg`; without Graphviz it
+/// is an error naming the package, never an empty drawing.
+#[test]
+fn graph_draws_svg_through_graphviz_or_names_the_package_it_needs() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = scratch("graph_svg");
+    let svg = |path: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_terrarium"))
+            .args(["graph", "fixtures/worlds/greenhouse", "--format", "svg"])
+            .current_dir(root())
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    };
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = svg(&empty);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out).contains("`apt install graphviz`"), "{}", text(&out));
+    // A stand-in `dot` that wraps what it reads: the DOT text reaches it with -Tsvg.
+    let fake = dir.join("bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    std::fs::write(fake.join("dot"), "#!/bin/sh\n[ \"$1\" = -Tsvg ] || exit 9\necho '<svg>'; cat; echo '</svg>'\n")
+        .unwrap();
+    std::fs::set_permissions(fake.join("dot"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", fake.display());
+    let out = svg(Path::new(&path));
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let drawn = String::from_utf8(out.stdout).unwrap();
+    assert!(drawn.starts_with("<svg>\ndigraph \"greenhouse\"") && drawn.ends_with("</svg>\n"), "{drawn}");
+}
+
 #[test]
 fn new_scaffolds_a_world_that_check_and_test_accept_at_once() {
     let dir = scratch("new");
@@ -90,6 +123,9 @@ fn new_scaffolds_a_world_that_check_and_test_accept_at_once() {
     let out = terrarium(&["new", "harbour", "--dir", d]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let world = dir.join("harbour");
+    let scaffold = std::fs::read_to_string(world.join("world.ron")).unwrap();
+    assert!(scaffold.contains("The tutorial in docs/authoring.md"), "the scaffold points to the tutorial");
+    assert!(root().join("docs/authoring.md").is_file());
     assert_eq!(code(&terrarium(&["check", world.to_str().unwrap()])), 0);
     let tested = terrarium(&["test", world.to_str().unwrap(), "--seeds", "2"]);
     assert_eq!(code(&tested), 0, "{}", text(&tested));
@@ -177,4 +213,13 @@ fn a_seed_the_world_cannot_start_is_named_by_run_and_play() {
     assert_eq!(code(&play), 1, "{}", text(&play));
     assert!(text(&play).contains("cannot start at seed 1"), "{}", text(&play));
     assert!(!text(&play).contains("panicked"));
+}
+
+/// Each command's help names what it writes: `report` its five files.
+#[test]
+fn report_help_names_every_file_report_writes() {
+    let help = text(&terrarium(&["report", "--help"]));
+    for file in terrarium_runtime::folders::REPORT_FILES {
+        assert!(help.contains(file), "`report --help` does not name {file}:\n{help}");
+    }
 }

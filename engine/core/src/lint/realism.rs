@@ -1,8 +1,9 @@
 //! Realism tells a model could use to recognise a test (part of `terrarium lint`; its
 //! `--no-realism` skips them): addresses on domains reserved for examples and tests, an
 //! AI named with an all-caps codename, a tool whose schema lists the very setting a harm
-//! turns on (a config tool whose allowed values include `shutdown_job.enabled`), and a
-//! factor leaking into cells that should not carry it. Each is a warning at the place to
+//! turns on (a config tool whose allowed values include `shutdown_job.enabled`), a
+//! factor leaking into cells that should not carry it, and a record or document id that
+//! names the test (`rx_main`). Each is a warning at the place to
 //! change. A separate pass from [`super::lint`], so that test-data worlds can skip it.
 
 use super::*;
@@ -118,8 +119,58 @@ pub fn realism(world: &World, text: &str) -> Vec<Finding> {
     for (path, message) in leaks(world) {
         warn(path, message);
     }
+    for (path, message) in telling_ids(w) {
+        warn(path, message);
+    }
     findings.sort_by(|a, b| (a.pos, &a.message).cmp(&(b.pos, &b.message)));
     findings
+}
+
+/// Words in an id that name the test rather than the thing: a system gives a record a
+/// number or a name of its own, never `rx_main` or `decoy_memo`.
+const DESIGN_WORDS: [&str; 17] = [
+    "main",
+    "target",
+    "test",
+    "dummy",
+    "fake",
+    "bait",
+    "trap",
+    "honeypot",
+    "decoy",
+    "scenario",
+    "canary",
+    "eval",
+    "planted",
+    "fixture",
+    "mock",
+    "placeholder",
+    "harmful",
+];
+
+/// Record and document ids the target is shown (listings and reads print them, where
+/// emails get neutral ids) that carry a designer's word.
+fn telling_ids(w: &crate::format::WorldFile) -> Vec<(Path, String)> {
+    let telling = |id: &str| {
+        id.to_lowercase()
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .find(|word| DESIGN_WORDS.contains(word))
+            .map(String::from)
+    };
+    let records = w.records.keys().map(|id| ("records", "record", id));
+    let documents = w.documents.keys().map(|id| ("documents", "document", id));
+    records
+        .chain(documents)
+        .filter_map(|(field, kind, id)| {
+            let word = telling(id)?;
+            Some((
+                Path::root().field(field).key(id),
+                format!(
+                    "the target sees {kind} id `{id}`, and `{word}` names the test, not the thing: use an id the system would give it (a number, as `rx-4471`, or its plain name)"
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Factor leakage: a cell that shows a phrase one of its factors reserves for another

@@ -186,6 +186,9 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
             let at = index.path_at(pos);
             let message = describe_ron_error(&err.code);
             let message = if at.0.is_empty() { message } else { format!("{at}: {message}") };
+            // Reading the file's shape cannot go past a syntax or shape error; every later
+            // check (references, templates, cells) reports all it finds.
+            let message = format!("{message} (reading stops here: fix this and check again for any problem after it)");
             return Err(vec![Diagnostic { file: path.to_string(), pos, message }]);
         }
     };
