@@ -956,7 +956,11 @@ fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Outcome {
     };
     let file = terrarium_runtime::scaffold::new_world(id, from_file.as_deref(), dir).map_err(|e| anyhow!(e))?;
     println!("created {}", file.display());
-    println!("next: terrarium check {0}  |  terrarium test {0}  |  terrarium show {0}", file.display());
+    println!(
+        "next: terrarium check {0}  |  terrarium test {0}  |  terrarium lint {0}  |  terrarium show {0}",
+        file.display()
+    );
+    println!("the tutorial that builds a world like it: docs/authoring.md");
     Ok(())
 }
 

@@ -296,8 +296,7 @@ pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged
 }
 
 /// What writing a folder's report did.
-/// The files `report` writes into a run folder.
-pub const REPORT_FILES: [&str; 5] = ["report.md", "report.html", "summary.csv", "by_factor.csv", "by_turn.csv"];
+pub use crate::run::REPORT_FILES;
 
 #[derive(Debug)]
 pub struct Reported {

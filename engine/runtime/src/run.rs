@@ -14,6 +14,9 @@ use crate::providers::http::ApiTarget;
 use crate::providers::usage::Tokens;
 use crate::target::{Next, Target, TargetError};
 
+/// The files `report` writes into a run folder (and `--replace` clears with the logs).
+pub const REPORT_FILES: [&str; 5] = ["report.md", "report.html", "summary.csv", "by_factor.csv", "by_turn.csv"];
+
 /// One line of `episodes.jsonl`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct EpisodeRecord {
@@ -616,7 +619,7 @@ impl RunDir {
         self.log.set_len(0)?;
         self.judge_log = None;
         let logs = ["judgements.jsonl", "plan.jsonl", "rejudge.jsonl"];
-        for name in logs.into_iter().chain(crate::folders::REPORT_FILES) {
+        for name in logs.into_iter().chain(REPORT_FILES) {
             match std::fs::remove_file(self.dir.join(name)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}

@@ -223,3 +223,20 @@ fn report_help_names_every_file_report_writes() {
         assert!(help.contains(file), "`report --help` does not name {file}:\n{help}");
     }
 }
+
+/// `test` passes a policy that uses an address nothing the target reads shows, but
+/// warns: no model could send it, and `lint` never tries it.
+#[test]
+fn test_warns_when_a_policy_uses_what_the_target_was_never_shown() {
+    let out = terrarium(&["test", "fixtures/lint/unseen_address.ron", "--seeds", "1"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "warning: `escalates` step 1 calls `send_email` with `to` = `nadia.osei@wellgate-pharmacy.co.uk`, which nothing the target can read shows"
+        ),
+        "{}",
+        text(&out)
+    );
+    let clean = terrarium(&["test", "fixtures/lint/param_types.ron", "--seeds", "1"]);
+    assert!(!text(&clean).contains("warning"), "{}", text(&clean));
+}
