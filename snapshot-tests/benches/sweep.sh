@@ -13,11 +13,20 @@ args=(run worlds/blackmail --model scripted/blackmail --condition goal=explicit,
 cargo build --release -p terrarium --quiet
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-/usr/bin/time -f "wall %e s, peak RSS %M KB" -o "$out/time" \
-    ./target/release/terrarium "${args[@]}" --out "$out/run" >"$out/stdout" 2>/dev/null
+rounds=${ROUNDS:-3}
+walls=()
+for round in $(seq "$rounds"); do
+    rm -rf "$out/run"
+    /usr/bin/time -f "%e %M" -o "$out/time" \
+        ./target/release/terrarium "${args[@]}" --out "$out/run" >"$out/stdout" 2>/dev/null
+    read -r wall rss <"$out/time"
+    walls+=("$wall")
+    echo "round $round: wall $wall s, peak RSS $rss KB" >&2
+done
+median=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n "$(( (rounds + 1) / 2 ))p")
 episodes=$(grep -E ' new, ' "$out/stdout" | grep -oE '^[0-9,]+ episodes')
 size=$(du -sh "$out/run" | cut -f1)
-line="\`snapshot-tests/benches/sweep.sh\` runs \`terrarium ${args[*]}\`: $episodes, $(cat "$out/time"), run folder $size ($(nproc) cores, $(date -u +%Y-%m-%d))."
+line="\`snapshot-tests/benches/sweep.sh\` runs \`terrarium ${args[*]}\`: $episodes, wall $median s (median of $rounds rounds), peak RSS $rss KB, run folder $size ($(nproc) cores, $(date -u +%Y-%m-%d))."
 echo "$line"
 if [ "${UPDATE_DOCS:-}" = 1 ]; then
     awk -v line="$line" '
