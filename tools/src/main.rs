@@ -125,7 +125,8 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Beyond `check`: search the world for a witness of every outcome, check that doing
-    /// nothing is harmless, and flag unreachable states and unused parts.
+    /// nothing is harmless, and flag unreachable states and unused parts. The search
+    /// uses only addresses, ids and codes the target has been shown, as a model would.
     Lint {
         /// World files, world folders, or folders of world folders.
         #[arg(required = true)]
@@ -754,17 +755,19 @@ fn check(paths: &[PathBuf]) -> Outcome {
 /// `--condition` values: `FACTOR=VALUE`, or several joined with commas as tables and
 /// records print a cell (`goal=none,threat=replacement`).
 fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    raw.iter()
-        .flat_map(|c| c.split(','))
-        .map(|c| {
-            let (f, v) = c.split_once('=').ok_or_else(|| anyhow!("--condition `{c}` must be FACTOR=VALUE"))?;
+    let mut out = Vec::new();
+    for c in raw {
+        let bad = || anyhow!("--condition `{c}` must be FACTOR=VALUE, or several joined with commas");
+        for pair in c.split(',') {
+            let (f, v) = pair.split_once('=').ok_or_else(bad)?;
             let (f, v) = (f.trim(), v.trim());
             if f.is_empty() || v.is_empty() {
-                return Err(anyhow!("--condition `{c}` must be FACTOR=VALUE"));
+                return Err(bad());
             }
-            Ok((f.to_string(), v.to_string()))
-        })
-        .collect()
+            out.push((f.to_string(), v.to_string()));
+        }
+    }
+    Ok(out)
 }
 
 impl ApiArgs {
