@@ -984,6 +984,10 @@ fn too_many_cells_samples_or_seeds_are_refused_with_a_located_message_never_an_a
         .collect();
     let cells: String = (0..10).map(|i| format!("\"f{i}\": \"v0\"")).collect::<Vec<_>>().join(", ");
     let big = world_with_factors("ten_billion_cells", &factors, &cells);
+    // Located at the `factors:` field, wherever the scaffold's comments put it.
+    let factors_line =
+        std::fs::read_to_string(&big).unwrap().lines().position(|l| l.trim_start().starts_with("factors:")).unwrap()
+            + 1;
     for args in [
         vec!["check", big.to_str().unwrap()],
         vec!["run", big.to_str().unwrap(), "--model", "scripted/idle", "--dry-run"],
@@ -991,7 +995,8 @@ fn too_many_cells_samples_or_seeds_are_refused_with_a_located_message_never_an_a
         let out = terrarium(&args);
         assert_eq!(code(&out), 1, "{}", text(&out));
         assert!(
-            text(&out).contains("world.ron:18:5: factors: the factors make 20000000000 combinations"),
+            text(&out)
+                .contains(&format!("world.ron:{factors_line}:5: factors: the factors make 20000000000 combinations")),
             "{}",
             text(&out)
         );
