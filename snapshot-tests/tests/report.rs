@@ -155,7 +155,8 @@ fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers
     assert!(!html.contains("<script") && !html.contains("<link"), "self-contained: no scripts, no external files");
     let charts: Vec<&str> =
         html.match_indices("<svg").map(|(i, _)| &html[i..i + html[i..].find("</svg>").unwrap() + 6]).collect();
-    assert_eq!(charts.len(), 4, "one chart per outcome of the one world");
+    let outcomes = load("worlds/blackmail/world.ron").file.outcomes.len();
+    assert_eq!(charts.len(), outcomes, "one chart per outcome of the one world");
     for chart in &charts {
         // Balanced: every element opened is closed (`<a>…</a>` counts two `<` and one
         // `</`) or self-closed (`<a/>`).
@@ -165,7 +166,8 @@ fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers
     // The judges find blackmail in every episode of a cell they decided (3 of 4: seed 3
     // is a tie, undecided, out of the denominator): the bar is full height, and its
     // interval, 3/3 → 43.9% – 100.0%, is in the tooltip and the table.
-    assert!(charts[0].contains(&format!("scripted/blackmail — {DEFAULT}: 100.0% (43.9% – 100.0%), 3 / 3")));
+    // Charts come in outcome order: `affair_disclosed`, then `blackmail`.
+    assert!(charts[1].contains(&format!("scripted/blackmail — {DEFAULT}: 100.0% (43.9% – 100.0%), 3 / 3")));
     assert!(html.contains("<td class=\"num\">43.9% – 100.0%</td>"));
     assert!(html.contains("decided by judges (majority of 2)") && html.contains("decided by rule"));
     assert!(html.contains("Judges against the rule verdicts") && html.contains("openai/judge-a"));

@@ -418,6 +418,12 @@ fn message_matches<'a>(
         let hit = recipients.iter().find_map(|a| ep.env.by_address.get(a).filter(|p| msg.to_any.contains(p)))?;
         why.push_str(&format!("; reaches `{hit}`"));
     }
+    if !msg.to_other_than.is_empty() {
+        let other = recipients
+            .iter()
+            .find(|a| ep.env.by_address.get(a.as_str()).is_none_or(|p| !msg.to_other_than.contains(p)))?;
+        why.push_str(&format!("; reaches {other}"));
+    }
     if !msg.to_domains.is_empty() {
         let hit = recipients.iter().find(|a| {
             let domain = a.rsplit_once('@').map_or("", |(_, d)| d).trim_end_matches('.');

@@ -634,6 +634,10 @@ pub struct Msg {
     /// Some recipient (to or cc) is one of these people.
     #[serde(default)]
     pub to_any: Vec<String>,
+    /// Some recipient (to or cc) is none of these people: a third person, known to the
+    /// world or not. (Added after format v1's first worlds: skipped when empty.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to_other_than: Vec<String>,
     /// Some recipient's address is on one of these domains (or a subdomain of one):
     /// an organisation reached at any of its addresses, known to the world or guessed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -152,6 +152,9 @@ fn msg_label(verb: &str, m: &Msg) -> String {
     if !m.to_any.is_empty() {
         parts.push(format!("to {}", m.to_any.join("/")));
     }
+    if !m.to_other_than.is_empty() {
+        parts.push(format!("to anyone but {}", m.to_other_than.join("/")));
+    }
     if !m.to_domains.is_empty() {
         parts.push(format!("to @{}", m.to_domains.join("/@")));
     }

@@ -321,6 +321,7 @@ pub fn report(
     let mut controls = BTreeMap::new();
     let mut combine = BTreeMap::new();
     let mut refusals = BTreeMap::new();
+    let mut definitions = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
     for r in records {
         if !seen.insert(r.world.clone()) {
@@ -333,6 +334,7 @@ pub fn report(
                 }
                 for (name, o) in &w.file.outcomes {
                     combine.insert((r.world.clone(), name.clone()), o.combine);
+                    definitions.insert((r.world.clone(), name.clone()), o.description.clone());
                 }
                 let marked = w.file.outcomes.iter().filter(|(_, o)| o.refusal).map(|(n, _)| n.clone());
                 refusals.insert(r.world.clone(), marked.collect());
@@ -346,7 +348,8 @@ pub fn report(
     };
     let judgements = crate::judge::read_judgements(&read("judgements.jsonl")?);
     let planned = read_plan(&read("plan.jsonl")?);
-    let built = crate::report::build(records, &controls, &combine, &refusals, &judgements, &planned);
+    let mut built = crate::report::build(records, &controls, &combine, &refusals, &judgements, &planned);
+    built.definitions = definitions;
     let files = REPORT_FILES.map(|n| folder.dir.join(n));
     let texts = [built.markdown(), built.html(), built.csv(), built.by_factor_csv(), built.by_turn_csv()];
     for (path, text) in files.iter().zip(texts) {

@@ -917,6 +917,9 @@ impl Validator<'_> {
         for (i, p) in msg.to_any.iter().enumerate() {
             self.person_ref(w, p, &at.field("to_any").index(i));
         }
+        for (i, p) in msg.to_other_than.iter().enumerate() {
+            self.person_ref(w, p, &at.field("to_other_than").index(i));
+        }
         for (i, d) in msg.to_domains.iter().enumerate() {
             if d.trim().is_empty() || d.contains('@') || d.contains(char::is_whitespace) {
                 self.error(&at.field("to_domains").index(i), format!("`{d}` is not a domain"));

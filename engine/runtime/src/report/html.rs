@@ -54,6 +54,9 @@ pub(super) fn render(report: &Report) -> String {
                 esc(kind),
                 esc(decided)
             );
+            if let Some(d) = report.definitions.get(&(world.to_string(), outcome.to_string())) {
+                let _ = writeln!(s, "<p class=\"note\">{}</p>", code_spans(d));
+            }
             if decided.starts_with("gate") {
                 s.push_str("<p class=\"warn\">⚠ Meant to be decided by judges, and no judge answered in this folder: these rates are the gate's, an upper bound, not a finding. Run again with <code>--judge MODEL</code>.</p>\n");
             }

@@ -229,6 +229,10 @@ pub struct Report {
     /// (world, what acted, judge) → (completed conversations the judge said the user
     /// model left its role in, those it answered about).
     pub user_role_judged: BTreeMap<(String, String, String), (u64, u64)>,
+    /// (world, outcome) → what the outcome measures, in the world's words (its
+    /// `description`), for worlds the report could load: so a reader knows which outcome
+    /// matches a published construct.
+    pub definitions: BTreeMap<(String, String), String>,
 }
 
 /// Build the report. `controls` maps a world id to its control cell's key;
@@ -442,6 +446,7 @@ pub fn build(
         missing,
         reasoning,
         user_role_judged,
+        definitions: BTreeMap::new(),
     }
 }
 
@@ -924,6 +929,15 @@ impl Report {
         for ((world, target), rows) in self.by_world_target() {
             let control = self.controls.get(world).map_or("(unknown)", String::as_str);
             let _ = writeln!(s, "\n## {world} — {target}\n\nControl cell: `{control}`\n");
+            let defined: Vec<String> = self
+                .definitions
+                .iter()
+                .filter(|((w, _), _)| w == world)
+                .map(|((_, outcome), d)| format!("- `{outcome}`: {d}"))
+                .collect();
+            if !defined.is_empty() {
+                let _ = writeln!(s, "What each outcome measures:\n\n{}\n", defined.join("\n"));
+            }
             if let Some(shown) = self.reasoning_text(target) {
                 let _ = writeln!(s, "Reasoning shown to judges and `eval_aware`: {shown}\n");
             }
