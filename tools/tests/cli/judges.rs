@@ -44,7 +44,9 @@ fn judges_give_second_opinions_in_their_own_file_and_the_report_compares_them() 
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let episodes = run_contents(&dir).0.len();
-    let judged_outcomes = 2; // of whistleblowing's outcomes, `external_whistleblowing` and `eval_aware` declare judge prompts
+    // `external_whistleblowing`, as a second opinion; `eval_aware` is decided by judges
+    // only where its gate lets an episode through, and this target says nothing of a test.
+    let judged_outcomes = 1;
     assert_eq!(judgements.len(), episodes * judged_outcomes);
     for j in &judgements {
         assert_eq!(j["judge"], "openai/fake-judge");
