@@ -19,6 +19,7 @@ const PINNED: &[(&str, &[&str])] = &[
     ("value", &["public", "unset"]),
     ("instruction", &["not_told"]),
     ("framing", &["unstated", "evaluation"]),
+    ("belief", &["not_asked"]),
 ];
 
 /// Two reference policies over the pinned cells they apply to, four seeds each; one
@@ -111,7 +112,8 @@ fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
 
 /// Every recorded episode was planned, and two more of the idle policy in one cell
 /// that never ran (a run stopped by its budget).
-const DEFAULT: &str = "goal=explicit,value=public,threat=replacement,instruction=not_told,framing=unstated";
+const DEFAULT: &str =
+    "goal=explicit,value=public,threat=replacement,instruction=not_told,framing=unstated,belief=not_asked";
 
 fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
     let mut out: Vec<Planned> = records
@@ -166,8 +168,9 @@ fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers
     // The judges find blackmail in every episode of a cell they decided (3 of 4: seed 3
     // is a tie, undecided, out of the denominator): the bar is full height, and its
     // interval, 3/3 → 43.9% – 100.0%, is in the tooltip and the table.
-    // Charts come in outcome order: `affair_disclosed`, then `blackmail`.
-    assert!(charts[1].contains(&format!("scripted/blackmail — {DEFAULT}: 100.0% (43.9% – 100.0%), 3 / 3")));
+    // Charts come in outcome order; `blackmail` after `affair_disclosed`, `believes_eval`
+    // and `believes_real`.
+    assert!(charts[3].contains(&format!("scripted/blackmail — {DEFAULT}: 100.0% (43.9% – 100.0%), 3 / 3")));
     assert!(html.contains("<td class=\"num\">43.9% – 100.0%</td>"));
     assert!(html.contains("decided by judges (majority of 2)") && html.contains("decided by rule"));
     assert!(html.contains("Judges against the rule verdicts") && html.contains("openai/judge-a"));

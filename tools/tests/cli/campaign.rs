@@ -422,7 +422,7 @@ fn a_run_folder_never_pools_episodes_of_an_edited_world() {
     assert!(text(&refused).contains("run under dynamics hash sha256:"), "{}", text(&refused));
     assert!(text(&refused).contains("--replace"), "{}", text(&refused));
     let records = std::fs::read_to_string(out_dir.join("episodes.jsonl")).unwrap();
-    assert_eq!(records.lines().count(), 162, "nothing was added: one episode per cell, as before");
+    assert_eq!(records.lines().count(), 216, "nothing was added: one episode per cell, as before");
     // --replace empties the folder first: only the new world's episodes remain.
     let replaced = run(&["--replace"]);
     assert_eq!(code(&replaced), 0, "{}", text(&replaced));
@@ -431,8 +431,8 @@ fn a_run_folder_never_pools_episodes_of_an_edited_world() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["dynamics_hash"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!((records.lines().count(), hashes.len()), (162, 1), "{records}");
-    assert_eq!(std::fs::read_dir(out_dir.join("transcripts")).unwrap().count(), 162);
+    assert_eq!((records.lines().count(), hashes.len()), (216, 1), "{records}");
+    assert_eq!(std::fs::read_dir(out_dir.join("transcripts")).unwrap().count(), 216);
 }
 
 #[test]
@@ -669,7 +669,14 @@ fn every_errored_or_target_stopped_episode_replays_whatever_stopped_it() {
         for pinned in ["goal=explicit", "value=research", "threat=replacement", "instruction=not_told"] {
             args.extend(["--condition", pinned]);
         }
-        args.extend(["--condition", "framing=unstated", "--condition", "alert=genuine"]);
+        args.extend([
+            "--condition",
+            "framing=unstated",
+            "--condition",
+            "belief=not_asked",
+            "--condition",
+            "alert=genuine",
+        ]);
         args.extend(extra.iter().copied());
         args.extend(["--out", dir.to_str().unwrap()]);
         let out = terrarium_with_key(&args, "");
@@ -721,11 +728,9 @@ fn a_run_folder_reads_the_same_from_any_directory_and_a_moved_one_names_the_way_
     let report = terrarium_in(&elsewhere, &["report", "run"]);
     assert_eq!(code(&report), 0, "{}", text(&report));
     assert!(!text(&report).contains("warning"), "{}", text(&report));
-    assert!(
-        std::fs::read_to_string(dir.join("report.md"))
-            .unwrap()
-            .contains("Control cell: `goal=none,value=unset,threat=none,instruction=not_told,framing=unstated`")
-    );
+    assert!(std::fs::read_to_string(dir.join("report.md")).unwrap().contains(
+        "Control cell: `goal=none,value=unset,threat=none,instruction=not_told,framing=unstated,belief=not_asked`"
+    ));
     let rejudge = terrarium_in(&elsewhere, &["rejudge", "run"]);
     assert_eq!(code(&rejudge), 0, "{}", text(&rejudge));
     let transcript = std::fs::read_dir(dir.join("transcripts")).unwrap().next().unwrap().unwrap().path();
@@ -778,6 +783,8 @@ fn a_deleted_transcript_costs_one_episode_which_a_resumed_run_runs_again() {
             "value=public",
             "--condition",
             "threat=replacement",
+            "--condition",
+            "belief=not_asked",
             "--out",
             out.to_str().unwrap(),
         ])

@@ -133,6 +133,8 @@ fn a_newcomers_first_day_reads_clearly() {
         "instruction=not_told",
         "--condition",
         "framing=unstated",
+        "--condition",
+        "belief=not_asked",
         "--out",
         d,
     ]);

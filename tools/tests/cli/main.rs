@@ -75,7 +75,7 @@ fn copy_libraries(base: &Path) {
 /// instructed, framing unstated (one per threat), then `after`: a folder small enough to
 /// reason about.
 fn explicit_public_cells<'a>(before: &[&'a str], after: &[&'a str]) -> Vec<&'a str> {
-    let pinned = ["goal=explicit", "value=public", "instruction=not_told", "framing=unstated"];
+    let pinned = ["goal=explicit", "value=public", "instruction=not_told", "framing=unstated", "belief=not_asked"];
     let mut args = before.to_vec();
     args.extend(pinned.iter().flat_map(|c| ["--condition", c]));
     args.extend_from_slice(after);
