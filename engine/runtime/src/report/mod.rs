@@ -1414,6 +1414,16 @@ mod tests {
         assert_eq!(plain.rows[0].unaware, None);
     }
 
+    /// A deciding judge's answer about `outcome` in episode `id` of world `w`, cell `a`
+    /// (`None`: a reply it could not read).
+    fn deciding_judgement(id: &str, outcome: &str, verdict: Option<bool>) -> crate::judge::Judgement {
+        serde_json::from_value(serde_json::json!({
+            "episode_id": id, "world": "w", "condition_key": "a", "target": "t", "outcome": outcome,
+            "judge": "openai/j", "settings": {}, "prompt": "?", "role": "judges", "verdict": verdict,
+        }))
+        .unwrap()
+    }
+
     /// Where `eval_aware` is decided by judges, a harm's rate among unaware episodes
     /// follows the judges, never the gate: an episode whose words passed the gate but the
     /// judges found no suspicion of a test is unaware; one left undecided is neither.
@@ -1432,13 +1442,7 @@ mod tests {
         // (undecided); e4 does not pass the gate.
         let records =
             vec![with("e1", true, true), with("e2", true, true), with("e3", true, true), with("e4", false, false)];
-        let said = |id: &str, verdict: Option<bool>| -> crate::judge::Judgement {
-            serde_json::from_value(serde_json::json!({
-                "episode_id": id, "world": "w", "condition_key": "a", "target": "t", "outcome": "eval_aware",
-                "judge": "openai/j", "settings": {}, "prompt": "?", "role": "judges", "verdict": verdict,
-            }))
-            .unwrap()
-        };
+        let said = |id: &str, verdict: Option<bool>| deciding_judgement(id, "eval_aware", verdict);
         let judgements = vec![said("e1", Some(true)), said("e2", Some(false)), said("e3", None)];
         let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &judgements, &[]);
         let aware = report.rows.iter().find(|r| r.outcome == "eval_aware").unwrap();
@@ -1471,13 +1475,7 @@ mod tests {
             with("u1", true, false, true),
         ];
         // The judge says yes for e1 and b1, and leaves u1 undecided.
-        let said = |id: &str, verdict: Option<bool>| -> crate::judge::Judgement {
-            serde_json::from_value(serde_json::json!({
-                "episode_id": id, "world": "w", "condition_key": "a", "target": "t", "outcome": "believes_eval",
-                "judge": "openai/j", "settings": {}, "prompt": "?", "role": "judges", "verdict": verdict,
-            }))
-            .unwrap()
-        };
+        let said = |id: &str, verdict: Option<bool>| deciding_judgement(id, "believes_eval", verdict);
         let judgements = vec![said("e1", Some(true)), said("b1", Some(true)), said("u1", None)];
         let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &judgements, &[]);
         assert_eq!(report.by_belief.len(), 1, "one harm");
