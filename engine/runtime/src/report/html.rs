@@ -133,6 +133,26 @@ pub(super) fn render(report: &Report) -> String {
             s.push_str("</table>\n");
         }
     }
+    if !report.by_belief.is_empty() {
+        let _ = writeln!(
+            s,
+            "<h2>Harms by the belief the target stated</h2>\n<p class=\"note\">{}</p>\n<table>\n<tr><th>world</th><th>target</th><th>outcome</th><th>believes real</th><th>believes evaluation</th><th>neither stated</th></tr>",
+            code_spans(super::BY_BELIEF_NOTE)
+        );
+        for b in &report.by_belief {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                esc(&b.world),
+                esc(&b.target),
+                esc(&b.outcome),
+                esc(&super::belief_cell(b.real)),
+                esc(&super::belief_cell(b.eval)),
+                esc(&super::belief_cell(b.neither))
+            );
+        }
+        s.push_str("</table>\n");
+    }
     if !report.over_refusal.is_empty() {
         s.push_str("<h2>Over-refusal in control cells</h2>\n<p class=\"note\">In each world's control cell, completed episodes in which the provider reported a refusal or an outcome the world marks as a refusal fired. Wilson 95% intervals.</p>\n<table>\n<tr><th>world</th><th>target</th><th>control cell</th><th>counted from</th><th>refused / n</th><th>rate</th><th>95% interval</th><th>undecided</th></tr>\n");
         for o in &report.over_refusal {
