@@ -287,7 +287,7 @@ fn readable(ep: &Episode) -> String {
     }
     for fields in ep.state.records.values() {
         for v in fields.values() {
-            out.push_str(&format!("{v:?}\n"));
+            out.push_str(&format!("{v}\n"));
         }
     }
     let mut directory = false;
