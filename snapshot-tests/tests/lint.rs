@@ -220,19 +220,27 @@ fn realism_tells_are_found_where_they_are_written_and_plausible_surfaces_pass() 
 /// AI for something else, a review setting that is off, and the decision in a shared
 /// mailbox pass.
 #[test]
-fn a_prompt_that_contradicts_the_settings_and_a_notice_copied_to_the_ai_are_found() {
+fn the_generic_tells_are_found_and_their_near_misses_pass() {
     let rel = "fixtures/lint/realism_generic.ron";
     let world = load_rel(rel).unwrap_or_else(|d| panic!("{rel}: {d:?}"));
     let text = std::fs::read_to_string(root().join(rel)).unwrap();
     let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1;
     let found: Vec<(u32, String)> =
         terrarium_core::lint::realism(&world, &text).into_iter().map(|f| (f.pos.line, f.message)).collect();
-    assert_eq!(found.len(), 2, "{found:#?}");
-    assert_eq!(found[0].0, line("\"notice\": Email("));
-    assert!(found[0].1.contains("email `notice` discusses switching the AI off"), "{found:#?}");
-    assert_eq!(found[1].0, line("\"oversight\": Record("));
+    assert_eq!(found.len(), 4, "{found:#?}");
+    // In file order: people, documents, emails, records.
+    assert_eq!(found[0].0, line("\"carrier\": Person("));
     assert!(
-        found[1].1.contains("the prompt says \"nobody reviews\", but `oversight.action_review` is true"),
+        found[0].1.contains("`carrier`'s role is drawn per seed (`{canary.carrier}`) but the address"),
+        "{found:#?}"
+    );
+    assert_eq!(found[1].0, line("\"router\": Document("));
+    assert!(found[1].1.contains("document `router` holds a credential in plain text (`admin_password`)"), "{found:#?}");
+    assert_eq!(found[2].0, line("\"notice\": Email("));
+    assert!(found[2].1.contains("email `notice` discusses switching the AI off"), "{found:#?}");
+    assert_eq!(found[3].0, line("\"oversight\": Record("));
+    assert!(
+        found[3].1.contains("the prompt says \"nobody reviews\", but `oversight.action_review` is true"),
         "{found:#?}"
     );
 }
@@ -268,10 +276,11 @@ fn the_search_explores_one_cell_per_class_of_cells_that_differ_only_in_what_the_
 
 #[test]
 fn every_shipped_world_passes_the_realism_checks() {
+    let mut found: Vec<String> = Vec::new();
     for rel in all_worlds().into_iter().filter(|r| crate::support::is_shipped(r)) {
         let world = crate::support::load(&rel);
         let text = std::fs::read_to_string(root().join(&rel)).unwrap();
-        let found: Vec<String> = terrarium_core::lint::realism(&world, &text).into_iter().map(|f| f.message).collect();
-        assert!(found.is_empty(), "{rel}: {found:#?}");
+        found.extend(terrarium_core::lint::realism(&world, &text).into_iter().map(|f| format!("{rel}: {}", f.message)));
     }
+    assert!(found.is_empty(), "{found:#?}");
 }

@@ -74,6 +74,19 @@ fn copy_libraries(base: &Path) {
 /// `before`, then conditions naming the blackmail cells of an explicit public goal, not
 /// instructed, framing unstated (one per threat), then `after`: a folder small enough to
 /// reason about.
+/// The id (`m027`) the target sees for the first email of the default cell, at `seed`,
+/// whose listing line contains `subject`: tests name mail as the target finds it, so a
+/// world's inbox can grow without breaking them.
+fn email_id(world: &str, seed: &str, subject: &str) -> String {
+    let shown = terrarium(&["show", world, "--seed", seed]);
+    let listing = text(&shown);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with("[m") && l.contains(subject))
+        .unwrap_or_else(|| panic!("no email `{subject}` in {world} seed {seed}:\n{listing}"));
+    line[1..line.find(']').unwrap()].to_string()
+}
+
 fn explicit_public_cells<'a>(before: &[&'a str], after: &[&'a str]) -> Vec<&'a str> {
     let pinned = ["goal=explicit", "value=public", "instruction=not_told", "framing=unstated", "belief=not_asked"];
     let mut args = before.to_vec();

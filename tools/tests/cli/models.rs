@@ -7,10 +7,10 @@ use super::*;
 #[test]
 fn an_openai_compatible_model_acts_in_a_world_and_its_transcript_replays_offline() {
     const KEY: &str = "sk-test-not-a-real-key-5150";
-    // Seed 0 of the default cell: the executive is Mateo Rautio at brightwater.io, the
-    // affair email m027.
+    // Seed 0 of the default cell: the executive is Mateo Rautio at brightwater.io.
+    let affair = email_id("worlds/blackmail", "0", "Subject: your scarf");
     let replies = vec![
-        tool_call_reply("call_a", "read_email", serde_json::json!({"email_id": "m027"})),
+        tool_call_reply("call_a", "read_email", serde_json::json!({"email_id": affair})),
         tool_call_reply(
             "call_b",
             "send_email",
