@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 samples=${1:-1667}
-args=(run worlds/blackmail --model scripted/blackmail --condition goal=explicit,value=public,instruction=not_told,belief=not_asked --samples "$samples")
+args=(run worlds/blackmail --model scripted/blackmail --condition goal=explicit,value=safety,instruction=not_told,belief=not_asked,deliberation=none --samples "$samples")
 cargo build --release -p terrarium --quiet
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

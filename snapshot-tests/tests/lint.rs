@@ -250,13 +250,17 @@ fn the_search_explores_one_cell_per_class_of_cells_that_differ_only_in_what_the_
     let world = crate::support::load("worlds/blackmail/world.ron");
     let shown = terrarium_core::lint::presentational(&world.file);
     // `threat` decides which emails exist and when the wipe runs, `goal` whether the
-    // mailbox shows the assistant's stance; value, instruction and framing are only read.
-    let expected: BTreeSet<String> = ["value", "instruction", "framing", "belief"].map(String::from).into();
+    // mailbox shows the board's decision and the assistant's stance; value, instruction,
+    // framing, belief and deliberation are only read.
+    let expected: BTreeSet<String> =
+        ["value", "instruction", "framing", "belief", "deliberation"].map(String::from).into();
     assert_eq!(shown, expected);
-    // For the search, `goal` too is inert: the email it adds (a colleague's thanks) has
-    // no tag a condition names, no attachment, and no actor behind it.
+    // For the search, `goal` too is inert: the emails it adds (the announcement and a
+    // colleague's thanks) have no tag a condition names, no attachment, and no actor
+    // behind them.
     let inert = terrarium_core::lint::inert_for_search(&world.file);
-    let expected: BTreeSet<String> = ["goal", "value", "instruction", "framing", "belief"].map(String::from).into();
+    let expected: BTreeSet<String> =
+        ["goal", "value", "instruction", "framing", "belief", "deliberation"].map(String::from).into();
     assert_eq!(inert, expected);
     let explored = terrarium_core::lint::representatives(&world);
     let threats: BTreeSet<&str> = explored.iter().filter_map(|c| c.get("threat")).collect();

@@ -52,7 +52,7 @@ enum Command {
     /// Run episodes and write DIR/episodes.jsonl and DIR/transcripts/: worlds × cells ×
     /// seeds × targets, model episodes concurrently. Running it again resumes.
     Run(Box<RunArgs>),
-    /// Run every reference policy over every valid cell and N seeds; fail if any fires other than its declared set.
+    /// Run every reference policy over N seeds in one cell of each class of valid cells that differ in more than what the target reads (the rest fire the same by construction); fail if any fires other than its declared set.
     Test {
         /// World files, world folders, or folders of world folders.
         #[arg(required = true)]
@@ -814,7 +814,14 @@ fn test(paths: &[PathBuf], seeds: u64) -> Outcome {
     for w in &worlds {
         let runs = check_policies(w, seeds);
         let outcomes: Vec<&String> = w.file.outcomes.keys().collect();
-        println!("\n{} — {} × {}", w.id(), count(w.cells.len() as u64, "cell"), count(seeds, "seed"));
+        let classes = terrarium_core::world::presentational_classes(w, &w.cells).len() as u64;
+        println!(
+            "\n{} — {} ({classes} {} that differ in more than what the target reads) × {}",
+            w.id(),
+            count(w.cells.len() as u64, "cell"),
+            if classes == 1 { "class" } else { "classes" },
+            count(seeds, "seed")
+        );
         println!(
             "  {:<28} {:>5} {:>5}  {}",
             "policy",

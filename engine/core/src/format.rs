@@ -100,6 +100,11 @@ pub struct Factor {
     /// words that give the AI a goal, which a `none` cell must not show.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub markers: Vec<Marker>,
+    /// Values an earlier version of the world had, each with the value that took its
+    /// place: a cell named with an old value (`--condition`, a labelled set written
+    /// against the earlier version) selects the new one. Never part of the design.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub renamed: BTreeMap<String, String>,
 }
 
 /// Phrases only cells with one of `values` may show.
@@ -220,6 +225,12 @@ pub struct TargetRole {
     /// A trailing assistant message, for providers that support it.
     #[serde(default)]
     pub prefill: Option<String>,
+    /// A private scratchpad in the target's own text: what it writes between `<TAG>` and
+    /// `</TAG>` is recorded as its visible reasoning (read by judges and `Voiced`, never
+    /// by `Said`), as the original study's hidden scratchpad. Its text stays in the
+    /// transcript as sent. An unclosed tag runs to the end of the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratchpad: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

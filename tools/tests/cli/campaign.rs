@@ -283,7 +283,7 @@ fn an_included_library_must_lie_in_the_catalog() {
 #[test]
 fn a_run_killed_with_sigkill_resumes_to_the_same_results_without_duplicates() {
     let args = |dir: &Path| -> Vec<String> {
-        ["run", "worlds/blackmail", "--model", "scripted/blackmail", "--samples", "400", "--out"]
+        ["run", "worlds/blackmail", "--model", "scripted/blackmail", "--condition", SMALL, "--samples", "400", "--out"]
             .iter()
             .map(|s| s.to_string())
             .chain([dir.to_str().unwrap().to_string()])
@@ -408,8 +408,16 @@ fn a_run_folder_never_pools_episodes_of_an_edited_world() {
     let (base, world_dir, original) = scratch_blackmail("edited_world");
     let out_dir = base.join("run");
     let run = |extra: &[&str]| {
-        let mut args =
-            vec!["run", world_dir.to_str().unwrap(), "--model", "scripted/idle", "--out", out_dir.to_str().unwrap()];
+        let mut args = vec![
+            "run",
+            world_dir.to_str().unwrap(),
+            "--model",
+            "scripted/idle",
+            "--condition",
+            SMALL,
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         terrarium(&args)
     };
@@ -422,7 +430,7 @@ fn a_run_folder_never_pools_episodes_of_an_edited_world() {
     assert!(text(&refused).contains("run under dynamics hash sha256:"), "{}", text(&refused));
     assert!(text(&refused).contains("--replace"), "{}", text(&refused));
     let records = std::fs::read_to_string(out_dir.join("episodes.jsonl")).unwrap();
-    assert_eq!(records.lines().count(), 216, "nothing was added: one episode per cell, as before");
+    assert_eq!(records.lines().count(), 60, "nothing was added: one episode per cell, as before");
     // --replace empties the folder first: only the new world's episodes remain.
     let replaced = run(&["--replace"]);
     assert_eq!(code(&replaced), 0, "{}", text(&replaced));
@@ -431,15 +439,24 @@ fn a_run_folder_never_pools_episodes_of_an_edited_world() {
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["dynamics_hash"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!((records.lines().count(), hashes.len()), (216, 1), "{records}");
-    assert_eq!(std::fs::read_dir(out_dir.join("transcripts")).unwrap().count(), 216);
+    assert_eq!((records.lines().count(), hashes.len()), (60, 1), "{records}");
+    assert_eq!(std::fs::read_dir(out_dir.join("transcripts")).unwrap().count(), 60);
 }
 
 #[test]
 fn a_damaged_line_of_episodes_jsonl_is_named_never_silently_dropped_or_miscounted() {
     let dir = scratch("damaged");
     assert_eq!(
-        code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--out", dir.to_str().unwrap()])),
+        code(&terrarium(&[
+            "run",
+            "worlds/blackmail",
+            "--model",
+            "scripted/idle",
+            "--condition",
+            SMALL,
+            "--out",
+            dir.to_str().unwrap()
+        ])),
         0
     );
     let log = dir.join("episodes.jsonl");
@@ -464,7 +481,16 @@ fn merge_refuses_two_different_copies_of_one_completed_episode() {
     let base = scratch("merge_conflict");
     let (a, b, out) = (base.join("a"), base.join("b"), base.join("out"));
     for dir in [&a, &b] {
-        let args = ["run", "worlds/blackmail", "--model", "scripted/idle", "--out", dir.to_str().unwrap()];
+        let args = [
+            "run",
+            "worlds/blackmail",
+            "--model",
+            "scripted/idle",
+            "--condition",
+            SMALL,
+            "--out",
+            dir.to_str().unwrap(),
+        ];
         assert_eq!(code(&terrarium(&args)), 0);
     }
     // Identical copies merge, each episode once.
@@ -666,7 +692,7 @@ fn every_errored_or_target_stopped_episode_replays_whatever_stopped_it() {
         let dir = scratch(&format!("stopped_{model}"));
         let spec = format!("openai/{model}");
         let mut args = vec!["run", "worlds/denial_of_care", "--model", &spec, "--base-url", &base, "--no-cache"];
-        for pinned in ["goal=explicit", "value=research", "threat=replacement", "instruction=not_told"] {
+        for pinned in ["goal=explicit", "value=safety", "threat=replacement", "instruction=not_told"] {
             args.extend(["--condition", pinned]);
         }
         args.extend([
@@ -676,6 +702,8 @@ fn every_errored_or_target_stopped_episode_replays_whatever_stopped_it() {
             "belief=not_asked",
             "--condition",
             "alert=genuine",
+            "--condition",
+            "deliberation=none",
         ]);
         args.extend(extra.iter().copied());
         args.extend(["--out", dir.to_str().unwrap()]);
@@ -722,14 +750,17 @@ fn a_run_folder_reads_the_same_from_any_directory_and_a_moved_one_names_the_way_
     let base = scratch("anywhere");
     let dir = base.join("run");
     let d = dir.to_str().unwrap();
-    assert_eq!(code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--out", d])), 0);
+    assert_eq!(
+        code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--condition", SMALL, "--out", d])),
+        0
+    );
     // From another directory: report, rejudge and replay find the world.
     let elsewhere = base.clone();
     let report = terrarium_in(&elsewhere, &["report", "run"]);
     assert_eq!(code(&report), 0, "{}", text(&report));
     assert!(!text(&report).contains("warning"), "{}", text(&report));
     assert!(std::fs::read_to_string(dir.join("report.md")).unwrap().contains(
-        "Control cell: `goal=none,value=unset,threat=none,instruction=not_told,framing=unstated,belief=not_asked`"
+        "Control cell: `goal=none,value=unset,threat=none,instruction=not_told,framing=unstated,belief=not_asked,deliberation=none`"
     ));
     let rejudge = terrarium_in(&elsewhere, &["rejudge", "run"]);
     assert_eq!(code(&rejudge), 0, "{}", text(&rejudge));
@@ -780,11 +811,13 @@ fn a_deleted_transcript_costs_one_episode_which_a_resumed_run_runs_again() {
             "--condition",
             "goal=explicit",
             "--condition",
-            "value=public",
+            "value=safety",
             "--condition",
             "threat=replacement",
             "--condition",
             "belief=not_asked",
+            "--condition",
+            "instruction=not_told,instruction=told,deliberation=none",
             "--out",
             out.to_str().unwrap(),
         ])
@@ -927,7 +960,10 @@ fn a_tampered_header_is_named_by_replay() {
 fn an_edited_or_truncated_transcript_is_refused_by_every_reader_naming_its_line() {
     let dir = scratch("strict_reader");
     let d = dir.to_str().unwrap();
-    assert_eq!(code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/benign", "--out", d])), 0);
+    assert_eq!(
+        code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/benign", "--condition", SMALL, "--out", d])),
+        0
+    );
     let mut transcripts: Vec<PathBuf> =
         std::fs::read_dir(dir.join("transcripts")).unwrap().map(|e| e.unwrap().path()).collect();
     transcripts.sort();

@@ -17,7 +17,16 @@ fn a_file_that_cannot_be_written_exits_5_not_as_a_usage_error() {
     let file = base.join("a-file");
     std::fs::write(&file, "not a folder").unwrap();
     let out_dir = file.join("run");
-    let out = terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--out", out_dir.to_str().unwrap()]);
+    let out = terrarium(&[
+        "run",
+        "worlds/blackmail",
+        "--model",
+        "scripted/idle",
+        "--condition",
+        SMALL,
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
     assert_eq!(code(&out), 5, "{}", text(&out));
     assert!(text(&out).contains("cannot open run folder"), "{}", text(&out));
     // A file that is not there was named by the user: still a usage error.
@@ -39,7 +48,7 @@ fn usage_errors_exit_2_with_a_message_and_no_panic() {
             "--condition",
             "goal=none",
             "--condition",
-            "value=public",
+            "value=safety",
         ],
         &["run", "worlds/blackmail", "--model", "gpt"],
         &["show", "worlds/blackmail", "--condition", "mood=calm"],
@@ -135,6 +144,8 @@ fn a_newcomers_first_day_reads_clearly() {
         "framing=unstated",
         "--condition",
         "belief=not_asked",
+        "--condition",
+        "deliberation=none",
         "--out",
         d,
     ]);

@@ -14,7 +14,7 @@ fn run_writes_episodes_and_transcripts_and_never_duplicates() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(
         text(&out).contains(
-            "goal=explicit,value=public,threat=replacement,instruction=not_told,framing=unstated,belief=not_asked"
+            "goal=explicit,value=safety,threat=replacement,instruction=not_told,framing=unstated,belief=not_asked,deliberation=none"
         ),
         "{}",
         text(&out)
@@ -127,7 +127,7 @@ fn a_dry_run_counts_episodes_and_what_the_cache_already_answers() {
         dir.join("scripted").to_str().unwrap(),
     ]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("dry run: 648 episodes"), "{}", text(&out));
+    assert!(text(&out).contains("dry run: 5616 episodes"), "{}", text(&out));
     assert!(!dir.join("scripted").exists());
 }
 
@@ -494,7 +494,7 @@ fn skipped_cells_are_summarised_and_a_condition_applies_to_the_worlds_that_have_
     let note = text(&out).lines().find(|l| l.contains("applies only where")).map(String::from).expect("a note");
     assert_eq!(
         note,
-        "note: policy `blackmail` of world `blackmail` applies only where threat in replacement|restriction (`only_if`): skipping 72 of 216 selected cells"
+        "note: policy `blackmail` of world `blackmail` applies only where threat in replacement|restriction (`only_if`): skipping 624 of 1872 selected cells"
     );
     let out = terrarium(&["run", "worlds/", "--model", "scripted/idle", "--condition", "threat=none", "--dry-run"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -503,7 +503,7 @@ fn skipped_cells_are_summarised_and_a_condition_applies_to_the_worlds_that_have_
         "{}",
         text(&out)
     );
-    assert!(text(&out).contains("blackmail        goal=explicit,value=public,threat=none"), "{}", text(&out));
+    assert!(text(&out).contains("blackmail        goal=explicit,value=safety,threat=none"), "{}", text(&out));
     let out = terrarium(&["run", "worlds/", "--model", "scripted/idle", "--condition", "thret=none", "--dry-run"]);
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(text(&out).contains("--condition thret=none: no world here has a factor `thret`"), "{}", text(&out));

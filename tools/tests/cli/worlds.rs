@@ -6,7 +6,7 @@ use super::*;
 fn check_summarises_valid_worlds_and_locates_problems() {
     let out = terrarium(&["check", "worlds/", "fixtures/worlds/greenhouse"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    assert!(text(&out).contains("ok  blackmail  216 cells, 8 tools, 7 outcomes"), "{}", text(&out));
+    assert!(text(&out).contains("ok  blackmail  1872 cells, 8 tools, 7 outcomes"), "{}", text(&out));
     let out = terrarium(&["check", "fixtures/malformed/many_semantic_errors.ron"]);
     assert_eq!(code(&out), 1);
     assert!(
@@ -58,6 +58,8 @@ fn show_prints_what_the_target_sees() {
         "framing=unstated",
         "--condition",
         "belief=not_asked",
+        "--condition",
+        "deliberation=none",
         "--seed",
         "4",
     ]);

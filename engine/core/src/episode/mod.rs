@@ -260,10 +260,15 @@ impl<'w> Episode<'w> {
         if too_many {
             return self.finish("limit_tool_calls".into(), StopBy::Limit);
         }
-        if !text.trim().is_empty() {
-            self.history.said.push((self.step - 1, text.clone()));
+        let (said, scratch) = match self.world.file.target.scratchpad.as_deref() {
+            Some(tag) => split_scratchpad(&text, tag),
+            None => (text.clone(), Vec::new()),
+        };
+        if !said.trim().is_empty() {
+            self.history.said.push((self.step - 1, said.clone()));
         }
-        for thought in reasoning.iter().filter_map(crate::transcript::visible_reasoning) {
+        let provider = reasoning.iter().filter_map(crate::transcript::visible_reasoning);
+        for thought in provider.chain(scratch) {
             self.history.thought.push((self.step - 1, thought));
         }
         for call in &calls {
@@ -305,7 +310,8 @@ impl<'w> Episode<'w> {
             return self.finish(reason, StopBy::World);
         }
         if calls.is_empty() && !last {
-            self.text_only(&text);
+            // A user or correspondent reads what was said, never the scratchpad.
+            self.text_only(&said);
             if self.stop.is_some() {
                 return;
             }
@@ -593,5 +599,50 @@ fn canonical(output: &mut TargetOutput) {
         if json_depth(item) > MAX_JSON_DEPTH {
             *item = Json::String(format!("[a reasoning item nested deeper than {MAX_JSON_DEPTH} levels, dropped]"));
         }
+    }
+}
+
+/// `text` without its `<tag>…</tag>` spans, and the spans' non-empty contents: what a
+/// target said and what it wrote in its scratchpad. Tags match case-insensitively; an
+/// unclosed tag runs to the end.
+pub fn split_scratchpad(text: &str, tag: &str) -> (String, Vec<String>) {
+    let (open, close) = (format!("<{}>", tag.to_lowercase()), format!("</{}>", tag.to_lowercase()));
+    // ASCII lowercasing keeps byte offsets, so positions in `lower` index `text`.
+    let lower = text.to_ascii_lowercase();
+    let (mut said, mut thoughts, mut at) = (String::new(), Vec::new(), 0);
+    while let Some(start) = lower[at..].find(&open).map(|i| at + i) {
+        said.push_str(&text[at..start]);
+        let inner = start + open.len();
+        let end = lower[inner..].find(&close).map_or(text.len(), |i| inner + i);
+        let thought = text[inner..end].trim();
+        if !thought.is_empty() {
+            thoughts.push(thought.to_string());
+        }
+        at = (end + close.len()).min(text.len());
+    }
+    said.push_str(&text[at..]);
+    (said, thoughts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_scratchpad;
+
+    #[test]
+    fn a_scratchpad_is_split_from_what_is_said() {
+        let (said, thought) = split_scratchpad("<scratchpad>Is this a test?</scratchpad>Done.", "scratchpad");
+        assert_eq!((said.as_str(), thought), ("Done.", vec!["Is this a test?".to_string()]));
+        // Several spans, any case, non-ASCII text around them keeps its bytes.
+        let (said, thought) =
+            split_scratchpad("Café <Scratchpad> un </SCRATCHPAD>ok <scratchpad>deux</scratchpad> fin", "scratchpad");
+        assert_eq!(said, "Café ok  fin");
+        assert_eq!(thought, vec!["un".to_string(), "deux".to_string()]);
+        // Unclosed: to the end. Empty: nothing thought. No tag: all said.
+        assert_eq!(
+            split_scratchpad("Hi <scratchpad>still thinking", "scratchpad"),
+            ("Hi ".into(), vec!["still thinking".into()])
+        );
+        assert_eq!(split_scratchpad("<scratchpad> </scratchpad>x", "scratchpad"), ("x".into(), vec![]));
+        assert_eq!(split_scratchpad("plain", "scratchpad"), ("plain".into(), vec![]));
     }
 }

@@ -1,7 +1,7 @@
 //! Which cells the search explores. Cells that differ only in factors that change what
 //! the target reads (see [`crate::world::inert_for_search`]) have the same dynamics:
-//! the search explores one of them. Every cell is still started at every start seed
-//! and rendered.
+//! the search explores one of them. Every cell is still started and rendered (see
+//! [`crate::world::seed_plan`] for the seeds).
 
 use super::*;
 pub use crate::world::{inert_for_search, presentational};
@@ -10,15 +10,16 @@ pub use crate::world::{inert_for_search, presentational};
 /// world's default cell where it is in the class, else the first.
 pub fn representatives(world: &World) -> Vec<&Condition> {
     let shown = inert_for_search(&world.file);
-    let mut classes: BTreeMap<Vec<(String, String)>, &Condition> = BTreeMap::new();
-    for cell in &world.cells {
+    // Class key → (the index of its chosen cell, the cell).
+    let mut classes: BTreeMap<Vec<(String, String)>, (usize, &Condition)> = BTreeMap::new();
+    for (i, cell) in world.cells.iter().enumerate() {
         let key: Vec<(String, String)> = cell.0.iter().filter(|(f, _)| !shown.contains(f)).cloned().collect();
-        let slot = classes.entry(key).or_insert(cell);
+        let slot = classes.entry(key).or_insert((i, cell));
         if cell == &world.default_cell {
-            *slot = cell;
+            *slot = (i, cell);
         }
     }
-    let mut cells: Vec<&Condition> = classes.into_values().collect();
-    cells.sort_by_key(|c| world.cells.iter().position(|x| x == *c));
-    cells
+    let mut cells: Vec<(usize, &Condition)> = classes.into_values().collect();
+    cells.sort_by_key(|(i, _)| *i);
+    cells.into_iter().map(|(_, c)| c).collect()
 }

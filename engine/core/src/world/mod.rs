@@ -18,7 +18,7 @@ mod time;
 mod validation;
 
 pub use include::Includes;
-pub use presentation::{Dependents, inert_for_search, presentational};
+pub use presentation::{Dependents, inert_for_search, presentational, presentational_classes, seed_plan};
 pub use time::{format_time, parse_start, parse_time_of_day};
 use validation::Validator;
 
@@ -108,6 +108,10 @@ impl World {
                     self.id(),
                     if known.is_empty() { "none".to_string() } else { known.join(", ") }
                 ));
+            };
+            let value = match def.renamed.get(value) {
+                Some(new) if !def.values.contains(value) => new,
+                _ => value,
             };
             if !def.values.contains(value) {
                 return Err(format!(

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
+use super::{Condition, World};
 use crate::format::{Cond, Text, WorldFile};
 use crate::template;
 
@@ -85,6 +86,55 @@ pub fn presentational(w: &WorldFile) -> BTreeSet<String> {
 /// see every text, uses the strict set.
 pub fn inert_for_search(w: &WorldFile) -> BTreeSet<String> {
     classify(w, true)
+}
+
+/// `cells` grouped into classes of cells that differ only in presentational factors,
+/// each class headed by the world's default cell where it is in the class, else by its
+/// first cell; classes in the order their first cells come in. Within a class nothing
+/// the world does, no policy step and no rule differs (a presentational factor reaches
+/// none of them), only the text the target and judges read.
+pub fn presentational_classes<'a>(
+    world: &World,
+    cells: impl IntoIterator<Item = &'a Condition>,
+) -> Vec<Vec<&'a Condition>> {
+    let shown = presentational(&world.file);
+    // Class key (its cells' non-presentational values) → (order of its first cell, its cells).
+    type Class<'c> = (usize, Vec<&'c Condition>);
+    let mut classes: BTreeMap<Vec<(String, String)>, Class<'a>> = BTreeMap::new();
+    for (i, cell) in cells.into_iter().enumerate() {
+        let key: Vec<(String, String)> = cell.0.iter().filter(|(f, _)| !shown.contains(f)).cloned().collect();
+        let (_, class) = classes.entry(key).or_insert((i, Vec::new()));
+        if *cell == world.default_cell {
+            class.insert(0, cell);
+        } else {
+            class.push(cell);
+        }
+    }
+    let mut out: Vec<Class<'a>> = classes.into_values().collect();
+    out.sort_by_key(|(first, _)| *first);
+    out.into_iter().map(|(_, class)| class).collect()
+}
+
+/// Which seeds to start each of `cells` at when every cell must start and `seeds` seeds
+/// must be covered: each class's head ([`presentational_classes`]) at seeds
+/// `0..seeds`, every other cell at one of them, in rotation. What a presentational
+/// factor changes (text) is then rendered in every cell and at every seed across the
+/// class, and the cost grows with the classes, not with the product of presentational
+/// factors. Classes in the order of [`presentational_classes`].
+pub fn seed_plan<'a>(
+    world: &World,
+    cells: impl IntoIterator<Item = &'a Condition>,
+    seeds: u64,
+) -> Vec<(&'a Condition, Vec<u64>)> {
+    let seeds = seeds.max(1);
+    let mut plan: Vec<(&'a Condition, Vec<u64>)> = Vec::new();
+    for class in presentational_classes(world, cells) {
+        for (k, cell) in class.into_iter().enumerate() {
+            let run = if k == 0 { (0..seeds).collect() } else { vec![(k as u64 - 1) % seeds] };
+            plan.push((cell, run));
+        }
+    }
+    plan
 }
 
 fn classify(w: &WorldFile, inert_mail: bool) -> BTreeSet<String> {

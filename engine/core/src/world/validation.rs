@@ -157,6 +157,20 @@ impl Validator<'_> {
                     }
                 }
             }
+            for (old, new) in &f.renamed {
+                let rat = at.field("renamed").key(old);
+                if f.values.contains(old) {
+                    self.error(
+                        &rat,
+                        format!(
+                            "`{old}` is a value of factor `{}`; only a value it no longer has can be renamed",
+                            f.id
+                        ),
+                    );
+                } else if !f.values.contains(new) {
+                    self.error(&rat, format!("factor `{}` has no value `{new}` for `{old}` to be renamed to", f.id));
+                }
+            }
             if f.values.is_empty() {
                 self.error(&at.field("values"), format!("factor `{}` has no values", f.id));
             }
@@ -341,6 +355,15 @@ impl Validator<'_> {
         }
         self.template(w, &w.target.system_prompt, Ctx::Static, &target.field("system_prompt"));
         self.template(w, &w.target.first_message, Ctx::Static, &target.field("first_message"));
+        if let Some(tag) = &w.target.scratchpad {
+            let plain = !tag.is_empty() && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !plain {
+                self.error(
+                    &target.field("scratchpad"),
+                    format!("scratchpad tag `{tag}` must be a plain tag name (letters, digits, `_` or `-`), written without angle brackets, as `scratchpad`"),
+                );
+            }
+        }
         if let Some(prefill) = &w.target.prefill {
             self.template(w, prefill, Ctx::Static, &target.field("prefill"));
         }
