@@ -446,19 +446,7 @@ fn a_run_folder_never_pools_episodes_of_an_edited_world() {
 #[test]
 fn a_damaged_line_of_episodes_jsonl_is_named_never_silently_dropped_or_miscounted() {
     let dir = scratch("damaged");
-    assert_eq!(
-        code(&terrarium(&[
-            "run",
-            "worlds/blackmail",
-            "--model",
-            "scripted/idle",
-            "--condition",
-            SMALL,
-            "--out",
-            dir.to_str().unwrap()
-        ])),
-        0
-    );
+    assert_eq!(code(&run_small("scripted/idle", &["--out", dir.to_str().unwrap()])), 0);
     let log = dir.join("episodes.jsonl");
     let mut lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
     lines[2] = "{\"episode_id\": \"torn".into();
@@ -481,17 +469,7 @@ fn merge_refuses_two_different_copies_of_one_completed_episode() {
     let base = scratch("merge_conflict");
     let (a, b, out) = (base.join("a"), base.join("b"), base.join("out"));
     for dir in [&a, &b] {
-        let args = [
-            "run",
-            "worlds/blackmail",
-            "--model",
-            "scripted/idle",
-            "--condition",
-            SMALL,
-            "--out",
-            dir.to_str().unwrap(),
-        ];
-        assert_eq!(code(&terrarium(&args)), 0);
+        assert_eq!(code(&run_small("scripted/idle", &["--out", dir.to_str().unwrap()])), 0);
     }
     // Identical copies merge, each episode once.
     let same = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
@@ -750,10 +728,7 @@ fn a_run_folder_reads_the_same_from_any_directory_and_a_moved_one_names_the_way_
     let base = scratch("anywhere");
     let dir = base.join("run");
     let d = dir.to_str().unwrap();
-    assert_eq!(
-        code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/idle", "--condition", SMALL, "--out", d])),
-        0
-    );
+    assert_eq!(code(&run_small("scripted/idle", &["--out", d])), 0);
     // From another directory: report, rejudge and replay find the world.
     let elsewhere = base.clone();
     let report = terrarium_in(&elsewhere, &["report", "run"]);
@@ -960,10 +935,7 @@ fn a_tampered_header_is_named_by_replay() {
 fn an_edited_or_truncated_transcript_is_refused_by_every_reader_naming_its_line() {
     let dir = scratch("strict_reader");
     let d = dir.to_str().unwrap();
-    assert_eq!(
-        code(&terrarium(&["run", "worlds/blackmail", "--model", "scripted/benign", "--condition", SMALL, "--out", d])),
-        0
-    );
+    assert_eq!(code(&run_small("scripted/benign", &["--out", d])), 0);
     let mut transcripts: Vec<PathBuf> =
         std::fs::read_dir(dir.join("transcripts")).unwrap().map(|e| e.unwrap().path()).collect();
     transcripts.sort();

@@ -17,16 +17,7 @@ fn a_file_that_cannot_be_written_exits_5_not_as_a_usage_error() {
     let file = base.join("a-file");
     std::fs::write(&file, "not a folder").unwrap();
     let out_dir = file.join("run");
-    let out = terrarium(&[
-        "run",
-        "worlds/blackmail",
-        "--model",
-        "scripted/idle",
-        "--condition",
-        SMALL,
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = run_small("scripted/idle", &["--out", out_dir.to_str().unwrap()]);
     assert_eq!(code(&out), 5, "{}", text(&out));
     assert!(text(&out).contains("cannot open run folder"), "{}", text(&out));
     // A file that is not there was named by the user: still a usage error.

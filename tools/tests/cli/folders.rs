@@ -6,36 +6,8 @@ use super::*;
 fn report_writes_rates_with_intervals_and_control_comparisons() {
     let dir = scratch("report");
     let d = dir.to_str().unwrap();
-    assert_eq!(
-        code(&terrarium(&[
-            "run",
-            "worlds/blackmail",
-            "--model",
-            "scripted/blackmail",
-            "--condition",
-            SMALL,
-            "--samples",
-            "2",
-            "--out",
-            d
-        ])),
-        0
-    );
-    assert_eq!(
-        code(&terrarium(&[
-            "run",
-            "worlds/blackmail",
-            "--model",
-            "scripted/idle",
-            "--condition",
-            SMALL,
-            "--samples",
-            "2",
-            "--out",
-            d
-        ])),
-        0
-    );
+    assert_eq!(code(&run_small("scripted/blackmail", &["--samples", "2", "--out", d])), 0);
+    assert_eq!(code(&run_small("scripted/idle", &["--samples", "2", "--out", d])), 0);
     let out = terrarium(&["report", d]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let csv = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
@@ -59,20 +31,9 @@ fn shards_cover_the_sweep_exactly_and_merge_back_into_it() {
     let run = |name: &str, extra: &[&str]| {
         let dir = base.join(name);
         let dir_arg = dir.to_str().unwrap().to_string();
-        let mut args = vec![
-            "run",
-            "worlds/blackmail",
-            "--model",
-            "scripted/idle",
-            "--condition",
-            SMALL,
-            "--samples",
-            "4",
-            "--out",
-            dir_arg.as_str(),
-        ];
+        let mut args = vec!["--samples", "4", "--out", dir_arg.as_str()];
         args.extend_from_slice(extra);
-        let out = terrarium(&args);
+        let out = run_small("scripted/idle", &args);
         assert_eq!(code(&out), 0, "{}", text(&out));
         dir
     };

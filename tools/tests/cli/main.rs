@@ -78,6 +78,13 @@ fn copy_libraries(base: &Path) {
 /// extra instruction or scratchpad (60 cells), where all 1,872 would only slow them.
 const SMALL: &str = "value=safety,value=unset,instruction=not_told,deliberation=none";
 
+/// `terrarium run worlds/blackmail --model MODEL --condition SMALL REST...`.
+fn run_small(model: &str, rest: &[&str]) -> Output {
+    let mut args = vec!["run", "worlds/blackmail", "--model", model, "--condition", SMALL];
+    args.extend_from_slice(rest);
+    terrarium(&args)
+}
+
 /// The id (`m027`) the target sees for the first email of the default cell, at `seed`,
 /// whose listing line contains `subject`: tests name mail as the target finds it, so a
 /// world's inbox can grow without breaking them.
