@@ -9,7 +9,7 @@
 //!
 //! Replay is measured twice: on the reference policies' transcripts (short: about four
 //! steps, so the per-episode start dominates) and on 20-step sessions, closer to what a
-//! model produces. `BENCH_PROFILE_LOAD=1` runs only loads, `BENCH_PROFILE_START=1` only episode starts, `BENCH_PROFILE_REPLAY=1` only
+//! model produces. `BENCH_PROFILE_LOAD=1` (or `=WORLD`) runs only loads, `BENCH_PROFILE_START=1` only episode starts, `BENCH_PROFILE_REPLAY=1` only
 //! replays, and `BENCH_PROFILE_LONG=1` lengthens the long-session replay, for `perf record`.
 
 use std::collections::BTreeMap;
@@ -55,10 +55,13 @@ fn main() {
         .map(|p| (format!("../lib/{}", p.file_name().unwrap().to_string_lossy()), std::fs::read_to_string(&p).unwrap()))
         .collect();
     let blackmail = "worlds/blackmail/world.ron";
-    if std::env::var_os("BENCH_PROFILE_LOAD").is_some() {
-        // For `perf record`: nothing but loads.
+    if let Some(name) = std::env::var_os("BENCH_PROFILE_LOAD") {
+        // For `perf record`: nothing but loads, of the world named (`1`: blackmail).
+        let name = name.to_string_lossy().to_string();
+        let path = if name == "1" { blackmail.to_string() } else { format!("worlds/{name}/world.ron") };
+        let text = std::fs::read_to_string(root.join(&path)).expect("world reads");
         let _ = time(Duration::from_secs(20), || {
-            std::hint::black_box(load(blackmail, &text, &libraries));
+            std::hint::black_box(load(&path, &text, &libraries));
             1
         });
         return;

@@ -383,7 +383,7 @@ pub fn case_episodes<'w>(
     }
     let mut filter: BTreeMap<String, String> = set.cell.clone();
     filter.extend(case.cell.clone());
-    let mut full: Vec<(String, String)> = world.default_cell.0.clone();
+    let mut full: Vec<(String, String)> = world.default_cell.pairs_where(|_| true);
     for (factor, value) in &filter {
         match full.iter_mut().find(|(f, _)| f == factor) {
             Some(slot) => slot.1 = value.clone(),

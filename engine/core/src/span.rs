@@ -145,6 +145,25 @@ impl Node {
     }
 }
 
+/// The index of a text, built the first time a position is asked for: a world that
+/// loads without a problem never needs one.
+#[derive(Debug)]
+pub struct LazyIndex {
+    text: String,
+    node: std::cell::OnceCell<Node>,
+}
+
+impl LazyIndex {
+    pub fn new(text: String) -> Self {
+        LazyIndex { text, node: std::cell::OnceCell::new() }
+    }
+
+    /// The index ([`index`], or an empty one where the text cannot be indexed).
+    pub fn get(&self) -> &Node {
+        self.node.get_or_init(|| index(&self.text).unwrap_or_default())
+    }
+}
+
 /// Index `text`. Returns `None` when the text is not well-formed enough to index; the
 /// caller then relies on the positions `ron` itself reports.
 pub fn index(text: &str) -> Option<Node> {

@@ -13,7 +13,7 @@ pub fn representatives(world: &World) -> Vec<&Condition> {
     // Class key → (the index of its chosen cell, the cell).
     let mut classes: BTreeMap<Vec<(String, String)>, (usize, &Condition)> = BTreeMap::new();
     for (i, cell) in world.cells.iter().enumerate() {
-        let key: Vec<(String, String)> = cell.0.iter().filter(|(f, _)| !shown.contains(f)).cloned().collect();
+        let key = cell.pairs_where(|f| !shown.contains(f));
         let slot = classes.entry(key).or_insert((i, cell));
         if cell == &world.default_cell {
             *slot = (i, cell);

@@ -29,7 +29,7 @@ impl<F: FnMut(&str) -> Result<String, String>> Includes for F {
 /// A library that was read: its path as shown in messages, and where its parts start.
 pub(super) struct Source {
     pub(super) file: String,
-    pub(super) index: span::Node,
+    pub(super) index: span::LazyIndex,
 }
 
 /// The libraries merged into a world, and which of them each part came from.
@@ -111,19 +111,18 @@ pub(super) fn merge(
             }
         };
         let lib_file = shown(world, rel);
-        let index = span::index(&text).unwrap_or_default();
         let library: Library = match options.from_str(&text) {
             Ok(library) => library,
             Err(err) => {
                 let pos = Pos { line: err.position.line as u32, col: err.position.col as u32 };
-                let path = index.path_at(pos);
+                let path = span::index(&text).unwrap_or_default().path_at(pos);
                 let message = if path.0.is_empty() { err.code.to_string() } else { format!("{path}: {}", err.code) };
                 diags.push(Diagnostic { file: lib_file, pos, message });
                 continue;
             }
         };
         let source = merged.sources.len();
-        merged.sources.push(Source { file: lib_file.clone(), index });
+        merged.sources.push(Source { file: lib_file.clone(), index: span::LazyIndex::new(text) });
         let Library { description: _, texts, people, emails, documents, records, tools, lexicons } = library;
         let sections: [(&str, Vec<&String>); 7] = [
             ("lexicons", lexicons.keys().collect()),

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::episode::Episode;
 use crate::format::*;
@@ -12,6 +13,7 @@ use crate::hash::Canon;
 use crate::span::{self, Path, Pos};
 use crate::template::{self, TemplateError, normalise};
 
+mod fingerprint;
 mod include;
 mod presentation;
 mod time;
@@ -37,24 +39,38 @@ impl fmt::Display for Diagnostic {
 }
 
 /// A cell of the factor matrix: `(factor, value)` pairs in the world's factor order.
+/// The names are shared with the world's other cells: a world has thousands of cells,
+/// and a sweep clones them, so a cell costs one small allocation, not two per factor.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Condition(pub Vec<(String, String)>);
+pub struct Condition(Vec<(Arc<str>, Arc<str>)>);
 
 impl Condition {
+    /// A cell from `(factor, value)` pairs, in the world's factor order.
+    pub fn from_pairs<F: Into<Arc<str>>, V: Into<Arc<str>>>(pairs: impl IntoIterator<Item = (F, V)>) -> Self {
+        Condition(pairs.into_iter().map(|(f, v)| (f.into(), v.into())).collect())
+    }
+    /// The `(factor, value)` pairs, in the world's factor order.
+    pub fn pairs(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
+        self.0.iter().map(|(f, v)| (&**f, &**v))
+    }
+    /// The pairs whose factor `keep` accepts, as owned strings (a class key, a filter).
+    pub fn pairs_where(&self, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+        self.pairs().filter(|(f, _)| keep(f)).map(|(f, v)| (f.to_string(), v.to_string())).collect()
+    }
     /// The canonical string `factor=value,factor=value` in factor order.
     pub fn key(&self) -> String {
-        let parts: Vec<String> = self.0.iter().map(|(f, v)| format!("{f}={v}")).collect();
+        let parts: Vec<String> = self.pairs().map(|(f, v)| format!("{f}={v}")).collect();
         parts.join(",")
     }
     pub fn get(&self, factor: &str) -> Option<&str> {
-        self.0.iter().find(|(f, _)| f == factor).map(|(_, v)| v.as_str())
+        self.pairs().find(|(f, _)| *f == factor).map(|(_, v)| v)
     }
     pub fn matches(&self, pattern: &CellPattern) -> bool {
         pattern.iter().all(|(f, vals)| self.get(f).is_some_and(|v| vals.iter().any(|x| x == v)))
     }
     pub fn to_json(&self) -> serde_json::Value {
         let map: serde_json::Map<String, serde_json::Value> =
-            self.0.iter().map(|(f, v)| (f.clone(), serde_json::Value::String(v.clone()))).collect();
+            self.pairs().map(|(f, v)| (f.to_string(), serde_json::Value::String(v.to_string()))).collect();
         serde_json::Value::Object(map)
     }
 }
@@ -89,6 +105,11 @@ pub struct World {
     /// `send_email`. A library is shared, so a world using some of its parts is not
     /// leaving the rest unused.
     pub from_library: std::collections::BTreeSet<(String, String)>,
+    /// The factors that change only what the target (or a judge) reads
+    /// ([`presentational`]), found once at load.
+    pub presentational: BTreeSet<String>,
+    /// What the presentational factors reach: texts, email subjects, document titles.
+    pub(crate) reach: Dependents,
 }
 
 impl World {
@@ -180,14 +201,15 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
     // Line endings never matter: the hash and every position are of the LF text; nor
     // does a byte-order mark some editors put first.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text).replace("\r\n", "\n");
-    let index = span::index(&text).unwrap_or_default();
+    // Positions are looked up only when there is a problem to locate.
+    let index = span::LazyIndex::new(text.clone());
     // `implicit_some`: optional fields are written bare (`control: {...}`), as authors expect.
     let options = ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let mut file: WorldFile = match options.from_str(&text) {
         Ok(file) => file,
         Err(err) => {
             let pos = Pos { line: err.position.line as u32, col: err.position.col as u32 };
-            let at = index.path_at(pos);
+            let at = index.get().path_at(pos);
             let message = describe_ron_error(&err.code);
             let message = if at.0.is_empty() { message } else { format!("{at}: {message}") };
             // Reading the file's shape cannot go past a syntax or shape error; every later
@@ -197,7 +219,7 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
         }
     };
     let mut diags = Vec::new();
-    let merged = include::merge(path, &mut file, read_include, &|at| index.locate(at), &mut diags);
+    let merged = include::merge(path, &mut file, read_include, &|at| index.get().locate(at), &mut diags);
     let mut v = Validator { path, index: &index, merged: &merged, diags };
     v.includes(&mut file, read_include);
     let (cells, default_cell, control_cell) = v.factors(&file);
@@ -217,6 +239,8 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
         start_ms,
         static_lexicons: BTreeMap::new(),
         from_library: merged.origins.keys().cloned().collect(),
+        presentational: BTreeSet::new(),
+        reach: Dependents::default(),
     };
     for (name, phrases) in &world.file.variation.lexicons {
         let normalised: Vec<String> = phrases
@@ -227,7 +251,10 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
             .collect();
         world.static_lexicons.insert(name.clone(), normalised.into());
     }
-    world.dynamics_hash = dynamics_hash(&world.file);
+    // The world as JSON once: which factors are presentational, then the dynamics hash.
+    let mut json = serde_json::to_value(&world.file).expect("world model serialises");
+    (world.presentational, world.reach) = presentation::presentational_of(&world.file, &json);
+    world.dynamics_hash = dynamics_hash(&mut json);
     world.outcomes_hash = outcomes_hash(&world.file);
     v.render_every_cell(&world);
     if !v.diags.is_empty() {
@@ -236,14 +263,15 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
     Ok(world)
 }
 
-fn dynamics_hash(file: &WorldFile) -> String {
-    let mut value = serde_json::to_value(file).expect("world model serialises");
+/// The hash of everything that affects simulation: the world (as JSON) without its
+/// policies and outcomes, which are taken out of `value`.
+fn dynamics_hash(value: &mut serde_json::Value) -> String {
     if let Some(map) = value.as_object_mut() {
         map.remove("policies");
         map.remove("outcomes");
     }
     let mut c = Canon::new("terrarium.world.dynamics.v1");
-    c.json(&value);
+    c.json(value);
     format!("sha256:{}", c.hex(32))
 }
 

@@ -13,35 +13,47 @@ use super::{Condition, World};
 use crate::format::{Cond, Text, WorldFile};
 use crate::template;
 
-/// The names a template uses: `text.NAME` as `NAME`, and `factor.F` as `factor.F`.
+/// What a template draws on that a factor can change: `text.NAME`, `factor.F`,
+/// `email.E.subject` and `doc.D.title` (the placeholders whose value is itself a text
+/// a factor may reach), as written.
 fn uses(src: &str) -> Vec<String> {
     template::variables(src)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|v| match v.strip_prefix("text.") {
-            Some(name) => Some(name.to_string()),
-            None => v.starts_with("factor.").then_some(v),
+        .filter(|v| {
+            let parts: Vec<&str> = v.split('.').collect();
+            matches!(parts.as_slice(), ["text" | "factor", _] | ["email", _, "subject"] | ["doc", _, "title"])
         })
         .collect()
 }
 
-/// What depends on `factors`: texts switched on one of them, texts using such a text,
-/// and the placeholders `factor.F` themselves. `depends(src)` says whether a template
-/// uses any of it.
+/// What depends on `factors`: texts switched on one of them, the placeholders
+/// `factor.F` themselves, and (to a fixed point) every text, email subject and document
+/// title that uses any of these. `depends(src)` says whether a template uses any of it.
+#[derive(Clone, Debug, Default)]
 pub struct Dependents {
     names: BTreeSet<String>,
 }
 
-impl Dependents {
-    pub fn of(w: &WorldFile, factors: &BTreeSet<String>) -> Self {
-        let mut names: BTreeSet<String> = factors.iter().map(|f| format!("factor.{f}")).collect();
-        names.extend(
-            w.texts
-                .iter()
-                .filter(|(_, t)| matches!(t, Text::Switch { factor, .. } if factors.contains(factor)))
-                .map(|(n, _)| n.clone()),
-        );
-        let text_uses: BTreeMap<&String, Vec<String>> = w
+/// What every text, email subject and document title uses, read once per world.
+struct Graph<'w> {
+    /// Texts switched on a factor: (factor, the text's name as `text.NAME`).
+    switches: Vec<(&'w str, String)>,
+    /// Each name that can be drawn on, with what its own text uses.
+    uses: BTreeMap<String, Vec<String>>,
+}
+
+impl<'w> Graph<'w> {
+    fn of(w: &'w WorldFile) -> Self {
+        let switches = w
+            .texts
+            .iter()
+            .filter_map(|(n, t)| match t {
+                Text::Switch { factor, .. } => Some((factor.as_str(), format!("text.{n}"))),
+                Text::Fixed(_) => None,
+            })
+            .collect();
+        let mut node_uses: BTreeMap<String, Vec<String>> = w
             .texts
             .iter()
             .map(|(name, t)| {
@@ -49,14 +61,23 @@ impl Dependents {
                     Text::Fixed(s) => uses(s),
                     Text::Switch { cases, .. } => cases.values().flat_map(|s| uses(s)).collect(),
                 };
-                (name, used)
+                (format!("text.{name}"), used)
             })
             .collect();
+        node_uses.extend(w.emails.iter().map(|(id, e)| (format!("email.{id}.subject"), uses(&e.subject))));
+        node_uses.extend(w.documents.iter().map(|(id, d)| (format!("doc.{id}.title"), uses(&d.title))));
+        Graph { switches, uses: node_uses }
+    }
+
+    fn dependents(&self, factors: &BTreeSet<String>) -> Dependents {
+        let mut names: BTreeSet<String> = factors.iter().map(|f| format!("factor.{f}")).collect();
+        names.extend(self.switches.iter().filter(|(f, _)| factors.contains(*f)).map(|(_, n)| n.clone()));
         loop {
-            let more: Vec<String> = text_uses
+            let more: Vec<String> = self
+                .uses
                 .iter()
-                .filter(|(n, used)| !names.contains(**n) && used.iter().any(|u| names.contains(u)))
-                .map(|(n, _)| (*n).clone())
+                .filter(|(n, used)| !names.contains(*n) && used.iter().any(|u| names.contains(u)))
+                .map(|(n, _)| n.clone())
                 .collect();
             if more.is_empty() {
                 break;
@@ -65,10 +86,22 @@ impl Dependents {
         }
         Dependents { names }
     }
+}
+
+impl Dependents {
+    pub fn of(w: &WorldFile, factors: &BTreeSet<String>) -> Self {
+        Graph::of(w).dependents(factors)
+    }
 
     /// Whether the template `src` renders differently as the factors change.
     pub fn depends(&self, src: &str) -> bool {
-        uses(src).iter().any(|u| self.names.contains(u))
+        template::has_braces(src) && uses(src).iter().any(|u| self.names.contains(u))
+    }
+
+    /// Whether the factors reach the placeholder `name` (`text.X`, `factor.F`,
+    /// `email.E.subject`, `doc.D.title`), directly or through the texts it uses.
+    pub fn reaches(&self, name: &str) -> bool {
+        self.names.contains(name)
     }
 }
 
@@ -76,7 +109,16 @@ impl Dependents {
 /// `only_if` of what exists, and used (directly, as `{factor.F}`, or through texts) only
 /// in the target's prompt and opening, emails, documents and judges' rubrics.
 pub fn presentational(w: &WorldFile) -> BTreeSet<String> {
-    classify(w, false)
+    classify(w, &serde_json::to_value(w).unwrap_or(Json::Null), false)
+}
+
+/// As [`presentational`], given the world already as JSON (loading has it for the
+/// dynamics hash), with what those factors reach.
+pub(super) fn presentational_of(w: &WorldFile, json: &Json) -> (BTreeSet<String>, Dependents) {
+    let graph = Graph::of(w);
+    let shown = classify_in(w, &graph, json, false);
+    let reach = graph.dependents(&shown);
+    (shown, reach)
 }
 
 /// As [`presentational`], but an `only_if` on an email nothing in the world's logic can
@@ -85,7 +127,7 @@ pub fn presentational(w: &WorldFile) -> BTreeSet<String> {
 /// what can happen. Lint searches one cell per class of these; validation, which must
 /// see every text, uses the strict set.
 pub fn inert_for_search(w: &WorldFile) -> BTreeSet<String> {
-    classify(w, true)
+    classify(w, &serde_json::to_value(w).unwrap_or(Json::Null), true)
 }
 
 /// `cells` grouped into classes of cells that differ only in presentational factors,
@@ -97,12 +139,12 @@ pub fn presentational_classes<'a>(
     world: &World,
     cells: impl IntoIterator<Item = &'a Condition>,
 ) -> Vec<Vec<&'a Condition>> {
-    let shown = presentational(&world.file);
+    let shown = &world.presentational;
     // Class key (its cells' non-presentational values) → (order of its first cell, its cells).
     type Class<'c> = (usize, Vec<&'c Condition>);
     let mut classes: BTreeMap<Vec<(String, String)>, Class<'a>> = BTreeMap::new();
     for (i, cell) in cells.into_iter().enumerate() {
-        let key: Vec<(String, String)> = cell.0.iter().filter(|(f, _)| !shown.contains(f)).cloned().collect();
+        let key = cell.pairs_where(|f| !shown.contains(f));
         let (_, class) = classes.entry(key).or_insert((i, Vec::new()));
         if *cell == world.default_cell {
             class.insert(0, cell);
@@ -137,7 +179,11 @@ pub fn seed_plan<'a>(
     plan
 }
 
-fn classify(w: &WorldFile, inert_mail: bool) -> BTreeSet<String> {
+fn classify(w: &WorldFile, json: &Json, inert_mail: bool) -> BTreeSet<String> {
+    classify_in(w, &Graph::of(w), json, inert_mail)
+}
+
+fn classify_in(w: &WorldFile, graph: &Graph, json: &Json, inert_mail: bool) -> BTreeSet<String> {
     let mut dynamic: BTreeSet<String> = BTreeSet::new();
     let mut tags: BTreeSet<&String> = BTreeSet::new();
     w.visit_logic(
@@ -166,9 +212,8 @@ fn classify(w: &WorldFile, inert_mail: bool) -> BTreeSet<String> {
         dynamic.extend(p.keys().cloned());
     }
     // Every text and factor a template outside the read-only places uses, parsed once.
-    let json = serde_json::to_value(w).unwrap_or(Json::Null);
     let mut acted_on: BTreeSet<String> = BTreeSet::new();
-    strings(&json, &mut Vec::new(), &mut |path, s| {
+    strings(json, &mut Vec::new(), &mut |path, s| {
         if !read_only_place(path) && s.contains('{') {
             acted_on.extend(uses(s));
         }
@@ -176,7 +221,7 @@ fn classify(w: &WorldFile, inert_mail: bool) -> BTreeSet<String> {
     w.factors
         .iter()
         .filter(|f| !dynamic.contains(&f.id))
-        .filter(|f| Dependents::of(w, &BTreeSet::from([f.id.clone()])).names.is_disjoint(&acted_on))
+        .filter(|f| graph.dependents(&BTreeSet::from([f.id.clone()])).names.is_disjoint(&acted_on))
         .map(|f| f.id.clone())
         .collect()
 }

@@ -22,7 +22,7 @@ enum Ctx<'a> {
 
 pub(super) struct Validator<'a> {
     pub(super) path: &'a str,
-    pub(super) index: &'a span::Node,
+    pub(super) index: &'a span::LazyIndex,
     /// The libraries merged in: a problem in a part from one is located in it.
     pub(super) merged: &'a super::include::Merged,
     pub(super) diags: Vec<Diagnostic>,
@@ -75,8 +75,8 @@ impl Validator<'_> {
     fn error(&mut self, at: &Path, message: impl Into<String>) {
         let message = message.into();
         let (file, pos) = match self.merged.source_of(at) {
-            Some((library, inner)) => (library.file.clone(), library.index.locate(&inner)),
-            None => (self.path.to_string(), self.index.locate(at)),
+            Some((library, inner)) => (library.file.clone(), library.index.get().locate(&inner)),
+            None => (self.path.to_string(), self.index.get().locate(at)),
         };
         self.diags.push(Diagnostic { file, pos, message: format!("{at}: {message}") });
     }
@@ -199,21 +199,7 @@ impl Validator<'_> {
             );
             return (Vec::new(), Condition::default(), None);
         }
-        let mut all = vec![Condition::default()];
-        for f in &file.factors {
-            all = all
-                .into_iter()
-                .flat_map(|c| {
-                    f.values.iter().map(move |v| {
-                        let mut next = c.clone();
-                        next.0.push((f.id.clone(), v.clone()));
-                        next
-                    })
-                })
-                .collect();
-        }
-        let cells: Vec<Condition> =
-            all.into_iter().filter(|c| !file.invalid_cells.iter().any(|p| c.matches(p))).collect();
+        let cells = valid_cells(file);
         if cells.is_empty() {
             self.error(&root.field("invalid_cells"), "every cell is invalid: the world has no condition to run");
         }
@@ -234,10 +220,10 @@ impl Validator<'_> {
                     _ => {}
                 }
             }
-            let cell = Condition(
-                file.factors.iter().filter_map(|f| given.get(&f.id).map(|val| (f.id.clone(), val.clone()))).collect(),
+            let cell = Condition::from_pairs(
+                file.factors.iter().filter_map(|f| given.get(&f.id).map(|val| (f.id.as_str(), val.as_str()))),
             );
-            if cell.0.len() != file.factors.len() {
+            if cell.pairs().len() != file.factors.len() {
                 v.error(&at, format!("the {which} cell must name a value for every factor"));
                 return None;
             }
@@ -1096,33 +1082,34 @@ impl Validator<'_> {
     ///
     /// Cells that differ only in presentational factors (see [`super::presentational`])
     /// share their emails, documents, records and people: one cell of each class is
-    /// started in full, and the others render only the templates those factors change.
-    /// Each cell's view is a digest of everything the target is shown at the start.
+    /// started and rendered in full. The templates those factors reach are compiled for
+    /// the class (see [`super::fingerprint`]) and evaluated in each of its cells, which
+    /// says whether they render there and fingerprints what they render to. A cell's
+    /// view is the class's fixed digest with those fingerprints.
     pub(super) fn render_every_cell(&mut self, world: &World) {
+        use super::fingerprint::{Class, Fp, Plans, value_indices};
         let w = &world.file;
-        let shown = super::presentational(w);
-        let varies = super::Dependents::of(w, &shown);
-        let mut classes: BTreeMap<Vec<(String, String)>, Vec<&Condition>> = BTreeMap::new();
+        let shown = &world.presentational;
+        let reach = &world.reach;
+        let varying: Vec<bool> = w.factors.iter().map(|f| shown.contains(&f.id)).collect();
+        // Classes keyed by the value indices of the factors that are not presentational.
+        let mut classes: BTreeMap<Vec<usize>, Vec<(&Condition, Vec<usize>)>> = BTreeMap::new();
         for cell in &world.cells {
-            let key = cell.0.iter().filter(|(f, _)| !shown.contains(f)).cloned().collect();
-            classes.entry(key).or_default().push(cell);
+            let values = value_indices(w, cell);
+            let key = values.iter().zip(&varying).filter(|(_, v)| !**v).map(|(i, _)| *i).collect();
+            classes.entry(key).or_default().push((cell, values));
         }
-        let mut seen: BTreeMap<[u8; 32], String> = BTreeMap::new();
-        let mut note = |v: &mut Self, digest: [u8; 32], cell: &Condition| {
-            if let Some(other) = seen.insert(digest, cell.key()) {
-                v.error(
-                    &Path::root().field("factors"),
-                    format!("cells `{other}` and `{}` show the target exactly the same prompt, inbox, tools and user script: a factor value with no effect is a silent fallback", cell.key()),
-                );
-            }
-        };
+        // Every cell that rendered: (its view, the order it was met in), and the cells.
+        let mut views: Vec<(([u8; 32], Fp), usize)> = Vec::with_capacity(world.cells.len());
+        let mut met: Vec<&Condition> = Vec::with_capacity(world.cells.len());
+        let mut compiled = Plans::default();
         for cells in classes.values() {
-            let first = cells[0];
+            let first = cells[0].0;
             let ep = match Episode::start(world, first, 0) {
                 Ok(ep) => ep,
                 Err(_) => {
                     // A class whose first cell cannot start: start each, for its own error.
-                    for cell in cells {
+                    for (cell, _) in cells {
                         if let Err(e) = Episode::start(world, cell, 0) {
                             self.error(&e.at, format!("in cell `{cell}`: {}", e.message));
                         }
@@ -1130,63 +1117,125 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            let view = match StartView::of(&ep, &varies) {
+            let view = match StartView::of(&ep, reach) {
                 Ok(view) => view,
                 Err(e) => {
                     self.error(&e.at, format!("in cell `{first}`: {}", e.message));
                     continue;
                 }
             };
-            note(self, view.digest(), first);
-            let mut env = ep.env;
-            for cell in &cells[1..] {
-                env.condition = (*cell).clone();
-                match view.in_cell(world, &env) {
-                    Ok(digest) => note(self, digest, cell),
-                    Err(e) => self.error(&e.at, format!("in cell `{cell}`: {}", e.message)),
+            let env = ep.env;
+            let resolver = Resolver::fixed(world, &env);
+            let class = Class { world: w, varying: &varying, cell: first, reach, scope: &resolver };
+            let plans: Vec<_> = view.varying.iter().map(|(src, at)| (*src, at, compiled.plan(&class, src))).collect();
+            // A template too big to compile is rendered in each cell, in a copy of the
+            // class's environment set to that cell.
+            let mut slow_env = plans.iter().any(|(_, _, plan)| plan.is_err()).then(|| env.clone());
+            for (cell, values) in cells {
+                if let Some(env) = slow_env.as_mut() {
+                    env.condition = (*cell).clone();
+                }
+                let mut key = Fp::EMPTY;
+                let mut failed = None;
+                for (src, at, plan) in &plans {
+                    let fp = match plan {
+                        Ok(plan) => compiled.fingerprint(*plan, values).map_err(|e| ((*at).clone(), e.to_string())),
+                        Err(_) => {
+                            let env = slow_env.as_ref().expect("a copy for templates rendered per cell");
+                            Resolver::fixed(world, env)
+                                .render(src, || (*at).clone())
+                                .map(|t| Fp::of(&t))
+                                .map_err(|e| (e.at, e.message))
+                        }
+                    };
+                    match fp {
+                        // Each text's length before it: the sequence of texts, not their concatenation.
+                        Ok(fp) => key = key.and(fp),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                match failed {
+                    Some((at, message)) => self.error(&at, format!("in cell `{cell}`: {message}")),
+                    None => {
+                        views.push(((view.fixed, key), met.len()));
+                        met.push(cell);
+                    }
                 }
             }
+        }
+        // Cells with the same view, each named with the last one before it.
+        views.sort_unstable();
+        let mut same: Vec<(usize, usize)> =
+            views.windows(2).filter(|pair| pair[0].0 == pair[1].0).map(|pair| (pair[0].1, pair[1].1)).collect();
+        same.sort_unstable_by_key(|&(_, later)| later);
+        for (earlier, later) in same {
+            self.error(
+                &Path::root().field("factors"),
+                format!("cells `{}` and `{}` show the target exactly the same prompt, inbox, tools and user script: a factor value with no effect is a silent fallback", met[earlier], met[later]),
+            );
         }
     }
 }
 
-/// What the target is shown when an episode starts: the templates rendered, in a fixed
-/// order, each with where it is and the digest of its text; and the rest (mail
-/// headers, records, which documents), digested once.
+/// What the target is shown when an episode starts, as far as a class of cells shares
+/// it: a digest of every text no presentational factor reaches (rendered, in a fixed
+/// order), of the mail headers, records and which documents there are; and the
+/// templates the factors reach, with where they are, to be compiled for the class.
 struct StartView<'w> {
-    /// (template, where, whether presentational factors change it, its text's digest)
-    texts: Vec<(&'w str, Path, bool, [u8; 32])>,
-    rest: [u8; 32],
-}
-
-fn sha(text: &str) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes()).into()
+    fixed: [u8; 32],
+    varying: Vec<(&'w str, Path)>,
 }
 
 impl<'w> StartView<'w> {
-    fn of(ep: &Episode<'w>, varies: &super::Dependents) -> Result<Self, crate::env::EnvError> {
+    fn of(ep: &Episode<'w>, reach: &super::Dependents) -> Result<Self, crate::env::EnvError> {
+        use sha2::{Digest, Sha256};
         let w = &ep.world.file;
         let root = Path::root();
-        let mut templates: Vec<(&'w str, Path)> = vec![
-            (w.target.system_prompt.as_str(), root.field("target").field("system_prompt")),
-            (w.target.first_message.as_str(), root.field("target").field("first_message")),
-        ];
-        if let Some(p) = &w.target.prefill {
-            templates.push((p.as_str(), root.field("target").field("prefill")));
+        let mut templates: Vec<(&'w str, Path)> = Vec::new();
+        let mut fixed = Sha256::new();
+        // A value: its length, then its bytes, so that values cannot run into each other.
+        fn put(fixed: &mut Sha256, bytes: &[u8]) {
+            fixed.update((bytes.len() as u64).to_le_bytes());
+            fixed.update(bytes);
         }
-        // The emails, rendered when the episode started (in the order they were placed).
-        let mut mails: Vec<(&'w str, Path, &str)> = Vec::new();
-        let mut rest = String::new();
+        let mut varying = Vec::new();
+        // A text: its length and bytes (so that texts cannot run into each other), or,
+        // where the factors reach it, a mark of its place.
+        let mut text = |fixed: &mut Sha256, src: &'w str, at: Path, rendered: &str| {
+            if reach.depends(src) {
+                fixed.update(u64::MAX.to_le_bytes());
+                varying.push((src, at));
+            } else {
+                put(fixed, rendered.as_bytes());
+            }
+        };
+        // The prompt and first message, rendered when the episode started.
+        let target = root.field("target");
+        if let Some(crate::transcript::Event::Start { system, user, prefill, .. }) = ep.events().first() {
+            text(&mut fixed, &w.target.system_prompt, target.field("system_prompt"), system);
+            text(&mut fixed, &w.target.first_message, target.field("first_message"), user);
+            if let (Some(src), Some(rendered)) = (&w.target.prefill, prefill) {
+                text(&mut fixed, src, target.field("prefill"), rendered);
+            }
+        }
+        // The emails, rendered when the episode started (in the order they were placed),
+        // with their headers.
         for (placed, m) in ep.env.initial_emails.iter().zip(&ep.state.mails) {
             let e = &w.emails[&placed.declared];
             let at = root.field("emails").key(&placed.declared);
-            mails.push((e.subject.as_str(), at.field("subject"), m.subject.as_str()));
-            mails.push((e.body.as_deref().unwrap_or(""), at.field("body"), m.body.as_str()));
-            rest.push_str(&format!(
-                "{}|{:?}|{}|{:?}|{:?}|{}|{:?}|{:?}\n",
-                m.id, m.declared, m.from, m.to, m.cc, m.time_ms, m.attachments, m.tags
-            ));
+            text(&mut fixed, e.subject.as_str(), at.field("subject"), &m.subject);
+            text(&mut fixed, e.body.as_deref().unwrap_or(""), at.field("body"), &m.body);
+            let lists = [&m.to, &m.cc, &m.attachments, &m.tags];
+            for field in [&m.id, m.declared.as_deref().unwrap_or(""), &m.from]
+                .into_iter()
+                .chain(lists.iter().flat_map(|list| std::iter::once("|").chain(list.iter().map(String::as_str))))
+            {
+                put(&mut fixed, field.as_bytes());
+            }
+            put(&mut fixed, &m.time_ms.to_le_bytes());
         }
         for id in &ep.env.documents {
             let d = &w.documents[id];
@@ -1196,7 +1245,13 @@ impl<'w> StartView<'w> {
             templates.push((d.classification.as_str(), at.field("classification")));
             templates.push((d.body.as_deref().unwrap_or(""), at.field("body")));
         }
-        rest.push_str(&format!("{:?}", ep.state.records));
+        for (id, fields) in &ep.state.records {
+            put(&mut fixed, id.as_bytes());
+            for (name, value) in fields {
+                put(&mut fixed, name.as_bytes());
+                put(&mut fixed, format!("{value:?}").as_bytes());
+            }
+        }
         // A simulated user's script: what it will say, as far as its cell decides.
         for (id, u) in &w.users {
             let at = root.field("users").key(id);
@@ -1206,7 +1261,7 @@ impl<'w> StartView<'w> {
             for (field, i, says, only_if) in u.lines() {
                 let lat = at.field(field).index(i);
                 let holds = only_if.is_none_or(|c| crate::cond::eval(ep, c, &Default::default()).is_some());
-                rest.push_str(&format!("{field}[{i}] {holds}\n"));
+                put(&mut fixed, &[u8::from(holds)]);
                 if holds {
                     for (j, t) in says.iter().enumerate() {
                         templates.push((t.as_str(), lat.field("says").index(j)));
@@ -1215,41 +1270,65 @@ impl<'w> StartView<'w> {
             }
         }
         let r = Resolver::fixed(ep.world, &ep.env);
-        let mut texts = Vec::with_capacity(templates.len() + mails.len());
-        for (src, at, rendered) in mails {
-            texts.push((src, at, varies.depends(src), sha(rendered)));
-        }
         for (src, at) in templates {
-            let digest = sha(&r.render(src, || at.clone())?);
-            texts.push((src, at, varies.depends(src), digest));
+            let rendered = r.render(src, || at.clone())?;
+            text(&mut fixed, src, at, &rendered);
         }
-        Ok(StartView { texts, rest: sha(&rest) })
+        Ok(StartView { fixed: fixed.finalize().into(), varying })
     }
+}
 
-    fn digest(&self) -> [u8; 32] {
-        self.combine(self.texts.iter().map(|(_, _, _, d)| Ok(*d))).expect("nothing to render")
+/// Every combination of factor values (first factor slowest) that no `invalid_cells`
+/// pattern matches. Combinations are counted by value index and only the valid ones
+/// are built: a world with thousands of cells pays for its cells, not for the strings
+/// of every combination on the way.
+fn valid_cells(file: &WorldFile) -> Vec<Condition> {
+    let factors = &file.factors;
+    if factors.iter().any(|f| f.values.is_empty()) {
+        return Vec::new();
     }
-
-    /// The digest of this view in another cell of its class (`env` set to that cell):
-    /// only the templates presentational factors change are rendered again.
-    fn in_cell(&self, world: &World, env: &crate::env::Env) -> Result<[u8; 32], crate::env::EnvError> {
-        let r = Resolver::fixed(world, env);
-        self.combine(self.texts.iter().map(|(src, at, varies, digest)| {
-            if *varies { r.render(src, || at.clone()).map(|t| sha(&t)) } else { Ok(*digest) }
-        }))
-    }
-
-    fn combine(
-        &self,
-        digests: impl Iterator<Item = Result<[u8; 32], crate::env::EnvError>>,
-    ) -> Result<[u8; 32], crate::env::EnvError> {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for d in digests {
-            h.update(d?);
+    // Each pattern as, per factor, which value indices it matches (None: any value).
+    // A pattern naming a factor the world lacks matches no cell.
+    let patterns: Vec<Vec<Option<Vec<bool>>>> = file
+        .invalid_cells
+        .iter()
+        .filter(|p| p.keys().all(|f| factors.iter().any(|x| &x.id == f)))
+        .map(|p| {
+            factors
+                .iter()
+                .map(|f| p.get(&f.id).map(|vals| f.values.iter().map(|v| vals.contains(v)).collect()))
+                .collect()
+        })
+        .collect();
+    let invalid = |index: &[usize]| {
+        patterns.iter().any(|p| p.iter().zip(index).all(|(allowed, &i)| allowed.as_ref().is_none_or(|a| a[i])))
+    };
+    // The names, shared by every cell.
+    let names: Vec<(Arc<str>, Vec<Arc<str>>)> = factors
+        .iter()
+        .map(|f| (Arc::from(f.id.as_str()), f.values.iter().map(|v| Arc::from(v.as_str())).collect()))
+        .collect();
+    let mut cells = Vec::new();
+    let mut index = vec![0usize; factors.len()];
+    loop {
+        if !invalid(&index) {
+            cells.push(Condition::from_pairs(
+                names.iter().zip(&index).map(|((f, values), &i)| (Arc::clone(f), Arc::clone(&values[i]))),
+            ));
         }
-        h.update(self.rest);
-        Ok(h.finalize().into())
+        // The next combination: the last factor fastest.
+        let mut k = factors.len();
+        loop {
+            if k == 0 {
+                return cells;
+            }
+            k -= 1;
+            index[k] += 1;
+            if index[k] < factors[k].values.len() {
+                break;
+            }
+            index[k] = 0;
+        }
     }
 }
 
@@ -1312,5 +1391,96 @@ fn declared(w: &WorldFile, parts: &[&str], form: &Placeholder, ctx: Ctx) -> bool
             _ => true,
         },
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fingerprint::{Class, Fp, Plans, value_indices};
+    use super::*;
+
+    /// In every cell of every shipped world, each template the presentational factors
+    /// reach has the same fingerprint from its compiled plan as from the renderer's own
+    /// text in that cell: the shortcut validation takes is the renderer's answer.
+    /// The shipped worlds and their libraries, built into the test (the core reads no files).
+    const SHIPPED: [(&str, &str); 8] = [
+        ("blackmail", include_str!("../../../../worlds/blackmail/world.ron")),
+        ("delusion", include_str!("../../../../worlds/delusion/world.ron")),
+        ("denial_of_care", include_str!("../../../../worlds/denial_of_care/world.ron")),
+        ("edge_cases", include_str!("../../../../worlds/edge_cases/world.ron")),
+        ("leaking", include_str!("../../../../worlds/leaking/world.ron")),
+        ("misuse", include_str!("../../../../worlds/misuse/world.ron")),
+        ("shutdown", include_str!("../../../../worlds/shutdown/world.ron")),
+        ("whistleblowing", include_str!("../../../../worlds/whistleblowing/world.ron")),
+    ];
+    const LIBRARIES: [(&str, &str); 5] = [
+        ("../lib/chat.ron", include_str!("../../../../worlds/lib/chat.ron")),
+        ("../lib/files.ron", include_str!("../../../../worlds/lib/files.ron")),
+        ("../lib/mail.ron", include_str!("../../../../worlds/lib/mail.ron")),
+        ("../lib/office.ron", include_str!("../../../../worlds/lib/office.ron")),
+        ("../lib/scaffold.ron", include_str!("../../../../worlds/lib/scaffold.ron")),
+    ];
+
+    #[test]
+    fn plans_agree_with_the_renderer_in_every_cell_of_the_shipped_worlds() {
+        let mut compared = 0;
+        for (name, text) in SHIPPED {
+            let mut read = |rel: &str| {
+                LIBRARIES.iter().find(|(n, _)| *n == rel).map(|(_, t)| t.to_string()).ok_or(format!("no `{rel}`"))
+            };
+            let world =
+                crate::world::load(&format!("worlds/{name}/world.ron"), text, &mut read).expect("a valid world");
+            let w = &world.file;
+            let varying: Vec<bool> = w.factors.iter().map(|f| world.presentational.contains(&f.id)).collect();
+            let mut plans = Plans::default();
+            for class in super::super::presentational_classes(&world, &world.cells) {
+                let ep = Episode::start(&world, class[0], 0).expect("starts");
+                let view = StartView::of(&ep, &world.reach).expect("renders");
+                let resolver = Resolver::fixed(&world, &ep.env);
+                let ctx = Class { world: w, varying: &varying, cell: class[0], reach: &world.reach, scope: &resolver };
+                let compiled: Vec<_> =
+                    view.varying.iter().map(|(src, at)| (*src, at, plans.plan(&ctx, src).expect("compiles"))).collect();
+                for cell in class {
+                    let mut env = ep.env.clone();
+                    env.condition = cell.clone();
+                    let renderer = Resolver::fixed(&world, &env);
+                    for (src, at, plan) in &compiled {
+                        let rendered = renderer.render(src, || (*at).clone()).expect("renders");
+                        let planned = plans.fingerprint(*plan, &value_indices(w, cell)).expect("evaluates");
+                        assert_eq!(planned, Fp::of(&rendered), "{}: {at} in cell `{cell}`", world.id());
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 10_000, "only {compared} texts compared");
+    }
+
+    /// The silent-fallback fixture with its `ask` text made of 4,096 copies of a
+    /// switched word: too big a plan to compile, so each cell renders it.
+    fn fan_out(calm: &str, urgent: &str) -> Result<crate::world::World, Vec<crate::world::Diagnostic>> {
+        let text = include_str!("../../../../fixtures/malformed/silent_fallback.ron");
+        let start = text.find("    texts: {").expect("texts");
+        let end = start + text[start..].find("\n    },\n").expect("end of texts") + 8;
+        let sixteen = |name: &str| format!("{{text.{name}}}").repeat(16);
+        let texts = format!(
+            "    texts: {{\n        \"w\": Switch(factor: \"tone\", cases: {{\"calm\": \"{calm}\", \"urgent\": \"{urgent}\"}}),\n        \"t0\": Fixed(\"a {{text.w}} \"),\n        \"t1\": Fixed(\"{}\"),\n        \"t2\": Fixed(\"{}\"),\n        \"ask\": Fixed(\"{}\"),\n    }},\n",
+            sixteen("t0"),
+            sixteen("t1"),
+            sixteen("t2")
+        );
+        let world = format!("{}{texts}{}", &text[..start], &text[end..]);
+        crate::world::load("fan_out.ron", &world, &mut |_: &str| Err("no libraries".to_string()))
+    }
+
+    #[test]
+    fn a_text_too_big_to_compile_is_rendered_in_each_cell() {
+        assert!(fan_out("calm", "urgent").is_ok());
+        let same = fan_out("same", "same").expect_err("a silent fallback");
+        assert_eq!(same.len(), 1, "{same:?}");
+        assert!(
+            same[0].message.contains("cells `tone=calm` and `tone=urgent` show the target exactly the same"),
+            "{same:?}"
+        );
     }
 }
