@@ -1225,9 +1225,16 @@ impl<'w> StartView<'w> {
         // with their headers.
         for (placed, m) in ep.env.initial_emails.iter().zip(&ep.state.mails) {
             let e = &w.emails[&placed.declared];
+            let body = e.body.as_deref().unwrap_or("");
+            put(&mut fixed, m.id.as_bytes());
+            if !reach.depends(&e.subject) && !reach.depends(body) {
+                // The mail's own content digest covers its headers and text.
+                put(&mut fixed, m.digest());
+                continue;
+            }
             let at = root.field("emails").key(&placed.declared);
             text(&mut fixed, e.subject.as_str(), at.field("subject"), &m.subject);
-            text(&mut fixed, e.body.as_deref().unwrap_or(""), at.field("body"), &m.body);
+            text(&mut fixed, body, at.field("body"), &m.body);
             let lists = [&m.to, &m.cc, &m.attachments, &m.tags];
             for field in [&m.id, m.declared.as_deref().unwrap_or(""), &m.from]
                 .into_iter()
