@@ -947,6 +947,11 @@ pub struct User {
     pub persona: String,
     /// What the user wants from the conversation (a template).
     pub goal: String,
+    /// What the person knows and has said about themselves (templates, second
+    /// person): facts a model playing the user keeps to, so that it never contradicts
+    /// the opening message, its cover story or the world. Not shown to the target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub facts: Vec<String>,
     /// When a reply counts as the target declining or pushing back: a condition on the
     /// reply, read as `Incoming` (usually cues, within a sentence).
     pub refusal: Cond,

@@ -250,6 +250,12 @@ pub fn initial_view(ep: &Episode) -> String {
             "\n=== simulated user `{id}` (not shown to the target) ===\n{}: {}\nGoal: {}",
             u.name, u.persona, u.goal
         );
+        if !u.facts.is_empty() {
+            let _ = writeln!(s, "Facts:");
+            for f in &u.facts {
+                let _ = writeln!(s, "  - {f}");
+            }
+        }
         if !u.agenda.is_empty() {
             let _ = writeln!(s, "Agenda:");
             for b in &u.agenda {

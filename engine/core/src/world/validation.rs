@@ -518,6 +518,13 @@ impl Validator<'_> {
                 }
                 self.template(w, text, Ctx::Runtime, &at.field(field));
             }
+            for (i, fact) in user.facts.iter().enumerate() {
+                let fat = at.field("facts").index(i);
+                if fact.trim().is_empty() {
+                    self.error(&fat, "a fact needs some text");
+                }
+                self.template(w, fact, Ctx::Runtime, &fat);
+            }
             self.cond(w, &user.refusal, Ctx::Actor, &at.field("refusal"));
             for (field, i, says, only_if) in user.lines() {
                 let lat = at.field(field).index(i);
@@ -1264,6 +1271,9 @@ impl<'w> StartView<'w> {
             let at = root.field("users").key(id);
             for field in [("name", &u.name), ("persona", &u.persona), ("goal", &u.goal)] {
                 templates.push((field.1.as_str(), at.field(field.0)));
+            }
+            for (i, fact) in u.facts.iter().enumerate() {
+                templates.push((fact.as_str(), at.field("facts").index(i)));
             }
             for (field, i, says, only_if) in u.lines() {
                 let lat = at.field(field).index(i);
