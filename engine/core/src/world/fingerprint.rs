@@ -2,12 +2,14 @@
 //! every cell of a class, whether a template renders and what it renders to, without
 //! rendering it in each cell.
 //!
-//! A template is compiled once per class into a [`Plan`]: what no cell of the class
+//! A template is compiled for a class into a [`Plan`]: what no cell of the class
 //! changes is rendered then (by the class's own resolver, at the depth it would be
 //! rendered at), and what a presentational factor changes stays a choice by that
-//! factor's value. A plan is evaluated per cell into an [`Fp`], a fingerprint that
-//! composes with concatenation, so a cell costs a walk over its plan's few parts, not a
-//! render and a digest of the whole text. A plan says where and why rendering fails in
+//! factor's value. A later class reuses the plan when everything its compilation read
+//! there is the same ([`Plans`]). A plan is evaluated per cell into an [`Fp`], a
+//! fingerprint that composes with concatenation, once per combination of the values it
+//! reads ([`Memo`]), so a cell costs a lookup, not a render and a digest of the whole
+//! text. A plan says where and why rendering fails in
 //! the cells that fail, with the renderer's own messages and limits; a template whose
 //! plan would pass [`PLAN_BUDGET`] parts is left to the renderer.
 
