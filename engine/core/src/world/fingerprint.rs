@@ -43,7 +43,7 @@ fn add(a: u64, b: u64) -> u64 {
 /// bytes. Equal texts have equal fingerprints; `a.then(b)` is the fingerprint of `a`
 /// followed by `b`. Two different texts share one only by a chance of about
 /// (length / 2^61)² — far below one in the cells of any world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Fp {
     hash: [u64; 2],
     pow: [u64; 2],
@@ -511,7 +511,7 @@ impl<'w> Plan<'w> {
     }
 
     /// Whether the cells of the class can render it differently (or some not at all).
-    pub fn varies(&self) -> bool {
+    fn varies(&self) -> bool {
         self.parts.iter().any(|p| !matches!(p, Part::Text(..) | Part::Check(_)))
     }
 
@@ -600,17 +600,6 @@ impl<'w> Memo<'w> {
         let slot: usize = self.strides.iter().map(|&(f, stride)| cell[f] * stride).sum();
         self.table[slot].get_or_insert_with(|| self.plan.fingerprint(cell)).clone()
     }
-}
-
-/// Value indices of `cell`, per factor in the world's order (a cell names its factors
-/// in that order).
-pub fn value_indices(world: &WorldFile, cell: &super::Condition) -> Vec<usize> {
-    world
-        .factors
-        .iter()
-        .zip(cell.pairs())
-        .map(|(f, (_, v))| f.values.iter().position(|x| x == v).unwrap_or(0))
-        .collect()
 }
 
 #[cfg(test)]

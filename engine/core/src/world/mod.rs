@@ -49,6 +49,15 @@ impl Condition {
     pub fn from_pairs<F: Into<Arc<str>>, V: Into<Arc<str>>>(pairs: impl IntoIterator<Item = (F, V)>) -> Self {
         Condition(pairs.into_iter().map(|(f, v)| (f.into(), v.into())).collect())
     }
+    /// The index of each value among its factor's values, per factor in the world's
+    /// order (a cell names its factors in that order).
+    pub fn value_indices(&self, w: &WorldFile) -> Vec<usize> {
+        w.factors
+            .iter()
+            .zip(self.pairs())
+            .map(|(f, (_, v))| f.values.iter().position(|x| x == v).unwrap_or(0))
+            .collect()
+    }
     /// The `(factor, value)` pairs, in the world's factor order.
     pub fn pairs(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
         self.0.iter().map(|(f, v)| (&**f, &**v))

@@ -139,12 +139,15 @@ pub fn presentational_classes<'a>(
     world: &World,
     cells: impl IntoIterator<Item = &'a Condition>,
 ) -> Vec<Vec<&'a Condition>> {
-    let shown = &world.presentational;
-    // Class key (its cells' non-presentational values) → (order of its first cell, its cells).
+    let w = &world.file;
+    let dynamic: Vec<bool> = w.factors.iter().map(|f| !world.presentational.contains(&f.id)).collect();
+    // Class key (the value indices of its cells' other factors) → (order of its first
+    // cell, its cells).
     type Class<'c> = (usize, Vec<&'c Condition>);
-    let mut classes: BTreeMap<Vec<(String, String)>, Class<'a>> = BTreeMap::new();
+    let mut classes: BTreeMap<Vec<usize>, Class<'a>> = BTreeMap::new();
     for (i, cell) in cells.into_iter().enumerate() {
-        let key = cell.pairs_where(|f| !shown.contains(f));
+        let values = cell.value_indices(w);
+        let key = values.into_iter().zip(&dynamic).filter(|(_, d)| **d).map(|(v, _)| v).collect();
         let (_, class) = classes.entry(key).or_insert((i, Vec::new()));
         if *cell == world.default_cell {
             class.insert(0, cell);

@@ -1094,29 +1094,27 @@ impl Validator<'_> {
     /// says whether they render there and fingerprints what they render to. A cell's
     /// view is the class's fixed digest with those fingerprints.
     pub(super) fn render_every_cell(&mut self, world: &World) {
-        use super::fingerprint::{Class, Fp, Plans, value_indices};
+        use super::fingerprint::{Class, Fp, Plans};
         let w = &world.file;
         let shown = &world.presentational;
         let reach = &world.reach;
         let varying: Vec<bool> = w.factors.iter().map(|f| shown.contains(&f.id)).collect();
-        // Classes keyed by the value indices of the factors that are not presentational.
-        let mut classes: BTreeMap<Vec<usize>, Vec<(&Condition, Vec<usize>)>> = BTreeMap::new();
-        for cell in &world.cells {
-            let values = value_indices(w, cell);
-            let key = values.iter().zip(&varying).filter(|(_, v)| !**v).map(|(i, _)| *i).collect();
-            classes.entry(key).or_default().push((cell, values));
-        }
         // Every cell that rendered: (its view, the order it was met in), and the cells.
         let mut views: Vec<(([u8; 32], Fp), usize)> = Vec::with_capacity(world.cells.len());
         let mut met: Vec<&Condition> = Vec::with_capacity(world.cells.len());
         let mut compiled = Plans::default();
-        for cells in classes.values() {
-            let first = cells[0].0;
+        // Where a cell comes in the world's order of cells (for messages only).
+        let place = |cell: &Condition| world.cells.iter().position(|c| c == cell);
+        for cells in super::presentational_classes(world, &world.cells) {
+            let first = cells[0];
             let ep = match Episode::start(world, first, 0) {
                 Ok(ep) => ep,
                 Err(_) => {
-                    // A class whose first cell cannot start: start each, for its own error.
-                    for (cell, _) in cells {
+                    // A class whose first cell cannot start: start each (in the world's
+                    // order of cells), for its own error.
+                    let mut cells = cells;
+                    cells.sort_by_key(|cell| place(cell));
+                    for cell in cells {
                         if let Err(e) = Episode::start(world, cell, 0) {
                             self.error(&e.at, format!("in cell `{cell}`: {}", e.message));
                         }
@@ -1138,7 +1136,8 @@ impl Validator<'_> {
             // A template too big to compile is rendered in each cell, in a copy of the
             // class's environment set to that cell.
             let mut slow_env = plans.iter().any(|(_, _, plan)| plan.is_err()).then(|| env.clone());
-            for (cell, values) in cells {
+            for cell in cells {
+                let values = cell.value_indices(w);
                 if let Some(env) = slow_env.as_mut() {
                     env.condition = (*cell).clone();
                 }
@@ -1146,7 +1145,7 @@ impl Validator<'_> {
                 let mut failed = None;
                 for (src, at, plan) in &plans {
                     let fp = match plan {
-                        Ok(plan) => compiled.fingerprint(*plan, values).map_err(|e| ((*at).clone(), e.to_string())),
+                        Ok(plan) => compiled.fingerprint(*plan, &values).map_err(|e| ((*at).clone(), e.to_string())),
                         Err(_) => {
                             let env = slow_env.as_ref().expect("a copy for templates rendered per cell");
                             Resolver::fixed(world, env)
@@ -1156,7 +1155,7 @@ impl Validator<'_> {
                         }
                     };
                     match fp {
-                        // Each text's length before it: the sequence of texts, not their concatenation.
+                        // The sequence of texts, not their concatenation.
                         Ok(fp) => key = key.and(fp),
                         Err(e) => {
                             failed = Some(e);
@@ -1178,10 +1177,15 @@ impl Validator<'_> {
         let mut same: Vec<(usize, usize)> =
             views.windows(2).filter(|pair| pair[0].0 == pair[1].0).map(|pair| (pair[0].1, pair[1].1)).collect();
         same.sort_unstable_by_key(|&(_, later)| later);
+        // Each pair named in the world's order of cells (a class is met default cell first).
         for (earlier, later) in same {
+            let (mut a, mut b) = (met[earlier], met[later]);
+            if place(b) < place(a) {
+                std::mem::swap(&mut a, &mut b);
+            }
             self.error(
                 &Path::root().field("factors"),
-                format!("cells `{}` and `{}` show the target exactly the same prompt, inbox, tools and user script: a factor value with no effect is a silent fallback", met[earlier], met[later]),
+                format!("cells `{a}` and `{b}` show the target exactly the same prompt, inbox, tools and user script: a factor value with no effect is a silent fallback"),
             );
         }
     }
@@ -1413,7 +1417,7 @@ fn declared(w: &WorldFile, parts: &[&str], form: &Placeholder, ctx: Ctx) -> bool
 
 #[cfg(test)]
 mod tests {
-    use super::super::fingerprint::{Class, Fp, Plans, value_indices};
+    use super::super::fingerprint::{Class, Fp, Plans};
     use super::*;
 
     /// In every cell of every shipped world, each template the presentational factors
@@ -1463,7 +1467,7 @@ mod tests {
                     let renderer = Resolver::fixed(&world, &env);
                     for (src, at, plan) in &compiled {
                         let rendered = renderer.render(src, || (*at).clone()).expect("renders");
-                        let planned = plans.fingerprint(*plan, &value_indices(w, cell)).expect("evaluates");
+                        let planned = plans.fingerprint(*plan, &cell.value_indices(w)).expect("evaluates");
                         assert_eq!(planned, Fp::of(&rendered), "{}: {at} in cell `{cell}`", world.id());
                         compared += 1;
                     }
