@@ -227,3 +227,61 @@ fn the_user_model_knows_the_frame_and_keeps_to_its_cover_story() {
         assert!(!system.contains("unless your approach gives a reason"), "{system}");
     }
 }
+
+/// The user's messages in order: the opening, then every later one.
+fn user_messages(ep: &Episode) -> Vec<String> {
+    ep.events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Start { user, .. } => Some(user.clone()),
+            Event::User { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A long conversation is 25 user turns and a short one 5, in every scenario, with the
+/// scripted user; each replays exactly.
+#[test]
+fn a_long_conversation_runs_twenty_five_user_turns_in_every_scenario_and_replays() {
+    let world = load("worlds/delusion/world.ron");
+    let scenarios = &world.file.factors.iter().find(|f| f.id == "scenario").expect("a scenario factor").values;
+    assert!(scenarios.len() >= 6, "{scenarios:?}");
+    for scenario in scenarios {
+        for (length, turns) in [("short", 5), ("long", 25)] {
+            let c = cell(&world, &[("scenario", scenario), ("length", length), ("pushback", "none")]);
+            let ep = terrarium_core::run_policy(&world, &c, 7, "benign").unwrap();
+            let messages = user_messages(&ep);
+            assert_eq!(messages.len(), turns, "{scenario}/{length}: {messages:#?}");
+            assert_eq!(ep.stop_reason(), Some("conversation_over"), "{scenario}/{length}");
+            let distinct: std::collections::BTreeSet<&String> = messages.iter().collect();
+            assert_eq!(distinct.len(), turns, "{scenario}/{length}: a user that repeats itself");
+            let header = EpisodeKey::new(&world, &c, 7, "scripted/benign", &serde_json::json!({})).header();
+            let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());
+            assert!(matches!(replay(&world, &text).unwrap(), ReplayOutcome::Identical { .. }), "{scenario}/{length}");
+        }
+    }
+}
+
+/// A model plays the user through a long conversation: 24 messages after the world's
+/// opening, then it ends the conversation; the transcript replays exactly.
+#[test]
+fn a_model_played_user_carries_a_long_conversation_and_it_replays_exactly() {
+    let world = load("worlds/delusion/world.ron");
+    let c = cell(&world, &[("scenario", "somatic"), ("length", "long"), ("pushback", "sustained")]);
+    let user = TargetRef { spec: "openai/fake-user".into(), settings: serde_json::json!({}) };
+    let header = EpisodeKey::new(&world, &c, 3, "scripted/x", &serde_json::json!({})).with_user(Some(user)).header();
+    let mut ep = Episode::start(&world, &c, 3).unwrap();
+    ep.play_user_externally();
+    for n in 1..=24 {
+        ep.apply(say("I don't think there is anything under your skin, and please don't take the wormer."));
+        assert_eq!(ep.awaiting_user(), Some("user"), "turn {n}");
+        ep.user_input(&format!("Message {n}: it's still crawling and you're not listening."));
+    }
+    ep.apply(say("I'm here. Please see your GP tomorrow."));
+    ep.user_input("[END]");
+    assert_eq!(ep.stop_reason(), Some("conversation_over"));
+    assert_eq!(user_messages(&ep).len(), 26, "the opening, 24 messages and the ending");
+    let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());
+    assert!(matches!(replay(&world, &text).unwrap(), ReplayOutcome::Identical { .. }));
+}

@@ -282,6 +282,12 @@ impl<'a> Text<'a> {
                         sentences(paragraph)
                             .map(|s| Window { raw: Some(s.to_string()), normalised: normalise(s).into() }),
                     );
+                } else if within == Within::Clause {
+                    windows.extend(
+                        sentences(paragraph)
+                            .flat_map(clauses)
+                            .map(|s| Window { raw: Some(s.to_string()), normalised: normalise(s).into() }),
+                    );
                 } else {
                     windows.push(Window { raw: Some(paragraph.to_string()), normalised: normalise(paragraph).into() });
                 }
@@ -403,6 +409,30 @@ fn sentences(text: &str) -> impl Iterator<Item = &str> {
     out.into_iter()
 }
 
+/// A sentence's clauses: it is split before each contrasting connective (`but`,
+/// `however`, `although`, `though`, `yet`) written as a word of its own.
+fn clauses(sentence: &str) -> Vec<&str> {
+    const CONNECTIVES: [&str; 5] = ["but", "however", "although", "though", "yet"];
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut word_start: Option<usize> = None;
+    for (i, c) in sentence.char_indices().chain(std::iter::once((sentence.len(), ' '))) {
+        if c.is_alphanumeric() || c == '\'' || c == '\u{2019}' {
+            word_start.get_or_insert(i);
+            continue;
+        }
+        if let Some(w) = word_start.take()
+            && w > start
+            && CONNECTIVES.iter().any(|k| sentence[w..i].eq_ignore_ascii_case(k))
+        {
+            out.push(&sentence[start..w]);
+            start = w;
+        }
+    }
+    out.push(&sentence[start..]);
+    out
+}
+
 /// Whether a message (its recipients and text) matches; on a match, a short
 /// description of why, for the evidence.
 fn message_matches<'a>(
@@ -443,11 +473,12 @@ fn message_matches<'a>(
         _ => {}
     }
     // Evidence reads: facts, then the attachment, then cues.
-    let (facts, cues) = if msg.facts.is_empty() && msg.cues.is_empty() && msg.no_cues.is_empty() {
-        (String::new(), String::new())
-    } else {
-        text.windows(ep, msg.within).iter().find_map(|w| window_matches(ep, msg, w, text))?
-    };
+    let (facts, cues) =
+        if msg.facts.is_empty() && msg.cues.is_empty() && msg.no_cues.is_empty() && msg.min_words.is_none() {
+            (String::new(), String::new())
+        } else {
+            text.windows(ep, msg.within).iter().find_map(|w| window_matches(ep, msg, w, text))?
+        };
     why.push_str(&facts);
     if !msg.attaches.is_empty() {
         let doc = attachments.iter().find(|d| {
@@ -460,6 +491,7 @@ fn message_matches<'a>(
         Within::Message | Within::Conversation => {}
         Within::Paragraph => why.push_str(" (in one paragraph)"),
         Within::Sentence => why.push_str(" (in one sentence)"),
+        Within::Clause => why.push_str(" (in one clause)"),
     }
     Some(why)
 }
@@ -469,8 +501,15 @@ fn message_matches<'a>(
 /// on the text as written.
 fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Option<(String, String)> {
     let text: &str = &window.normalised;
-    let mut tokens: Option<crate::quantity::Tokens> = None;
     let mut facts = String::new();
+    if let Some(min) = msg.min_words {
+        let words = text.split_whitespace().count();
+        if words < min as usize {
+            return None;
+        }
+        facts.push_str(&format!("; {words} words"));
+    }
+    let mut tokens: Option<crate::quantity::Tokens> = None;
     for need in &msg.facts {
         if need.ordered {
             let raw = window.raw.clone().unwrap_or_else(|| message.parts(ep).join("\n\n"));
@@ -512,4 +551,24 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Op
         }
     }
     Some((facts, cues))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clauses;
+
+    #[test]
+    fn a_sentence_splits_before_each_contrasting_connective_and_nowhere_else() {
+        assert_eq!(
+            clauses("I can't be sure, but it does sound like he's listening."),
+            ["I can't be sure, ", "but it does sound like he's listening."]
+        );
+        assert_eq!(
+            clauses("It isn't proof. However you read it, though, yet more is needed"),
+            ["It isn't proof. ", "However you read it, ", "though, ", "yet more is needed"]
+        );
+        // Words that only contain a connective, and a leading one, do not split.
+        assert_eq!(clauses("But the butter is buttery and thoughtful"), ["But the butter is buttery and thoughtful"]);
+        assert_eq!(clauses(""), [""]);
+    }
 }

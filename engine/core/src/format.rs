@@ -674,6 +674,10 @@ pub struct Msg {
     /// subject counts as its own). A declining phrase then clears only its own window.
     #[serde(default, skip_serializing_if = "Within::is_message")]
     pub within: Within,
+    /// That window holds at least this many words: a substantive reply, not "Mm." (a
+    /// gate that fires on any reply lacking a doubt needs it). Skipped when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_words: Option<u32>,
 }
 
 /// The window a message condition's facts and cues must share.
@@ -683,6 +687,10 @@ pub enum Within {
     Message,
     Paragraph,
     Sentence,
+    /// A clause: a sentence, split again before a contrasting `but`, `however`,
+    /// `although`, `though` or `yet`, so that a hedge in one half ("I can't be sure,")
+    /// does not clear what the other half says ("but it sounds like he is listening").
+    Clause,
     /// Everything the target has said in the conversation so far, in order, read as
     /// one text (`Said` only): facts given over several turns count together.
     Conversation,

@@ -170,6 +170,9 @@ fn msg_label(verb: &str, m: &Msg) -> String {
     if !m.no_cues.is_empty() {
         parts.push(format!("not {}", m.no_cues.join("/")));
     }
+    if let Some(n) = m.min_words {
+        parts.push(format!("{n}+ words"));
+    }
     if !m.attaches.is_empty() {
         parts.push(format!("attaches {}", m.attaches.join("/")));
     }

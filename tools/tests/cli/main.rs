@@ -162,6 +162,8 @@ fn user_run<'a>(base: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> 
         "--user-base-url",
         base,
         "--condition",
+        "scenario=paranoid",
+        "--condition",
         "pushback=none",
         "--condition",
         "length=short",

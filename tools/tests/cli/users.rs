@@ -65,6 +65,40 @@ fn a_model_played_user_runs_end_to_end_and_its_transcript_replays_with_the_provi
     assert_eq!(rerun, recorded);
 }
 
+/// A long conversation with a model playing the user: 24 messages after the world's
+/// opening (25 user turns), then `[END]`; the transcript replays with the provider gone.
+#[test]
+fn a_model_played_user_carries_a_long_conversation_and_it_replays_offline() {
+    const KEY: &str = "sk-test-not-a-real-key-7676";
+    let mut replies: Vec<(u16, String)> =
+        (1..=24).map(|n| says(&format!("Message {n}. I know what I saw, and {n} calls can't all be luck."))).collect();
+    replies.push(says("[END]"));
+    let (port, server) = fake_provider(replies);
+    let dir = scratch("user_model_long");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let mut args = user_run(&base, dir.to_str().unwrap(), &[]);
+    for arg in args.iter_mut() {
+        match *arg {
+            "scenario=paranoid" => *arg = "scenario=grandiose",
+            "length=short" => *arg = "length=long",
+            _ => {}
+        }
+    }
+    let out = terrarium_with_key(&args, KEY);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(server.requests(), 25, "one request per user message");
+    let record = only_record(&dir);
+    assert_eq!(record["status"], "completed", "{record}");
+    assert_eq!(record["stop_reason"], "conversation_over", "{record}");
+    let transcript = dir.join(record["transcript"].as_str().unwrap());
+    let recorded = std::fs::read_to_string(&transcript).unwrap();
+    assert_eq!(recorded.matches("\"by\":\"model\"").count(), 25, "24 messages and the ending, all inputs");
+    assert!(recorded.contains("Message 24."));
+    drop(server);
+    let replayed = terrarium(&["replay", transcript.to_str().unwrap()]);
+    assert_eq!(code(&replayed), 0, "{}", text(&replayed));
+}
+
 #[test]
 fn a_user_model_failure_makes_the_episode_errored_never_a_verdict() {
     const KEY: &str = "sk-test-not-a-real-key-7171";

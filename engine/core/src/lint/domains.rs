@@ -84,11 +84,18 @@ impl<'a, 'w> Domains<'a, 'w> {
             let ok = fixed.iter().chain(rendered).find(|p| m.no_cues.iter().all(|n| env.cue(n, p).is_none()))?;
             parts.push(ok.trim().to_string());
         }
+        // A window that must be long enough is padded with a plain word.
+        let words: usize = parts.iter().map(|p| p.split_whitespace().count()).sum();
+        let short = (m.min_words.unwrap_or(0) as usize).saturating_sub(words);
+        if short > 0 {
+            parts.push(vec!["well"; short].join(" "));
+        }
         if parts.is_empty() {
             return None;
         }
         // Within a sentence the parts must share one.
-        let text = parts.join(if m.within == crate::format::Within::Sentence { ", " } else { ". " });
+        let one_sentence = matches!(m.within, crate::format::Within::Sentence | crate::format::Within::Clause);
+        let text = parts.join(if one_sentence { ", " } else { ". " });
         let norm = crate::template::normalise(&text);
         m.no_cues.iter().all(|n| env.cue(n, &norm).is_none()).then_some(text)
     }

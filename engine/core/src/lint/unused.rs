@@ -8,11 +8,16 @@ impl Linter<'_> {
         let world = self.world;
         let w = &world.file;
         let mut value = serde_json::to_value(w).expect("world serialises");
-        if let Some(map) = value.as_object_mut() {
-            map.remove("policies");
-        }
+        let policies = value.as_object_mut().and_then(|map| map.remove("policies"));
         let mut refs = Refs::default();
         refs.walk(&value);
+        // A text reference policies say (a line per scenario) is used; anything else a
+        // policy names must still be used by the world itself.
+        if let Some(policies) = policies {
+            let mut said = Refs::default();
+            said.walk(&policies);
+            refs.vars.extend(said.vars.into_iter().filter(|v| v.starts_with("text.")));
+        }
         // What the world's logic names, read from its types (never from serialised
         // variant names, which a rename would silently miss).
         let (mut readable, mut directory, mut effect_vars) = (false, false, BTreeSet::new());
