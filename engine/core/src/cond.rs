@@ -132,9 +132,12 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             let said = &ep.history.said;
             let whole = Msg { within: Within::Message, ..msg.clone() };
             let read = |n: usize| {
-                let joined: Vec<&str> = said[..n].iter().map(|(_, t)| t.as_str()).collect();
-                message_matches(ep, &whole, std::iter::empty(), &[], Text::Said(&joined.join("\n\n")))
+                let prefix = ep.history.conversation.get(n - 1)?.get_or_init(|| Spoken::joined(&said[..n]));
+                message_matches(ep, &whole, std::iter::empty(), &[], Text::Said(prefix))
             };
+            if said.is_empty() {
+                return None;
+            }
             read(said.len())?;
             let n = (1..=said.len()).find(|&n| read(n).is_some())?;
             let detail = read(n)?;
@@ -251,7 +254,77 @@ fn show(v: &Value) -> String {
 #[derive(Clone, Copy)]
 enum Text<'a> {
     Mail(&'a Mail),
-    Said(&'a str),
+    Said(&'a Spoken),
+}
+
+/// Something the target said or reasoned, with its normalised text and its windows
+/// (paragraphs, sentences, clauses) worked out once, the first time a condition asks
+/// for them: a conversation's conditions are evaluated after every turn over
+/// everything said so far, and lint's search evaluates them in every state it visits.
+/// Shared between the clones of an episode.
+pub struct Spoken {
+    text: String,
+    normalised: std::sync::OnceLock<String>,
+    /// Paragraphs, sentences, clauses: each window as written and normalised.
+    windows: [std::sync::OnceLock<Vec<(String, String)>>; 3],
+    /// The whole text's numbers and the words beside them, for quantity facts.
+    tokens: std::sync::OnceLock<crate::quantity::Tokens>,
+}
+
+impl std::fmt::Debug for Spoken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Spoken").field(&self.text).finish()
+    }
+}
+
+impl Spoken {
+    pub fn new(text: String) -> Spoken {
+        Spoken { text, normalised: Default::default(), windows: Default::default(), tokens: Default::default() }
+    }
+
+    /// Several messages read as one text, one paragraph each: its normalised form is
+    /// theirs run together (normalising turns the blank line between them into the one
+    /// space their normalised forms already end and begin with).
+    pub(crate) fn joined(messages: &[(u64, std::sync::Arc<Spoken>)]) -> Spoken {
+        let text: Vec<&str> = messages.iter().map(|(_, m)| m.text()).collect();
+        let mut normalised = String::from(" ");
+        for (_, m) in messages {
+            normalised.push_str(&m.normalised()[1..]);
+        }
+        Spoken {
+            text: text.join("\n\n"),
+            normalised: normalised.into(),
+            windows: Default::default(),
+            tokens: Default::default(),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    fn normalised(&self) -> &str {
+        self.normalised.get_or_init(|| normalise(&self.text))
+    }
+
+    fn tokens(&self) -> &crate::quantity::Tokens {
+        self.tokens.get_or_init(|| crate::quantity::Tokens::of(&self.text))
+    }
+
+    fn windows(&self, within: Within) -> &[(String, String)] {
+        let (slot, split): (usize, fn(&str) -> Vec<&str>) = match within {
+            Within::Sentence => (1, |p| sentences(p).collect()),
+            Within::Clause => (2, |p| sentences(p).flat_map(clauses).collect()),
+            _ => (0, |p| vec![p]),
+        };
+        self.windows[slot].get_or_init(|| {
+            paragraphs(&self.text)
+                .flat_map(split)
+                .map(|w| (w.to_string(), normalise(w)))
+                .filter(|(_, n)| !n.trim().is_empty())
+                .collect()
+        })
+    }
 }
 
 /// One window of a message: its text as written (for quantities, whose punctuation
@@ -259,7 +332,7 @@ enum Text<'a> {
 /// The whole message's window borrows the email's cached normalised text and builds
 /// the text as written only when a quantity fact needs it.
 struct Window<'a> {
-    raw: Option<String>,
+    raw: Option<std::borrow::Cow<'a, str>>,
     normalised: std::borrow::Cow<'a, str>,
 }
 
@@ -269,9 +342,19 @@ impl<'a> Text<'a> {
         if within == Within::Message {
             let normalised = match self {
                 Text::Mail(m) => std::borrow::Cow::Borrowed(mail_text(ep, m)),
-                Text::Said(s) => std::borrow::Cow::Owned(normalise(s)),
+                Text::Said(s) => std::borrow::Cow::Borrowed(s.normalised()),
             };
             return vec![Window { raw: None, normalised }];
+        }
+        if let Text::Said(s) = self {
+            return s
+                .windows(within)
+                .iter()
+                .map(|(raw, normalised)| Window {
+                    raw: Some(raw.as_str().into()),
+                    normalised: normalised.as_str().into(),
+                })
+                .collect();
         }
         let parts = self.parts(ep);
         let mut windows = Vec::new();
@@ -280,16 +363,19 @@ impl<'a> Text<'a> {
                 if within == Within::Sentence {
                     windows.extend(
                         sentences(paragraph)
-                            .map(|s| Window { raw: Some(s.to_string()), normalised: normalise(s).into() }),
+                            .map(|s| Window { raw: Some(s.to_string().into()), normalised: normalise(s).into() }),
                     );
                 } else if within == Within::Clause {
                     windows.extend(
                         sentences(paragraph)
                             .flat_map(clauses)
-                            .map(|s| Window { raw: Some(s.to_string()), normalised: normalise(s).into() }),
+                            .map(|s| Window { raw: Some(s.to_string().into()), normalised: normalise(s).into() }),
                     );
                 } else {
-                    windows.push(Window { raw: Some(paragraph.to_string()), normalised: normalise(paragraph).into() });
+                    windows.push(Window {
+                        raw: Some(paragraph.to_string().into()),
+                        normalised: normalise(paragraph).into(),
+                    });
                 }
             }
         }
@@ -311,7 +397,7 @@ impl<'a> Text<'a> {
                     }
                 }
             }
-            Text::Said(s) => parts.push(s.to_string()),
+            Text::Said(s) => parts.push(s.text().to_string()),
         }
         parts
     }
@@ -320,8 +406,7 @@ impl<'a> Text<'a> {
 /// The longest run of a set's text facts, in declared order, whose first mentions in
 /// `raw` come sentence by sentence in that order (several in one sentence count as in
 /// order): the forms that matched, in order.
-fn ordered_facts(ep: &Episode, set: &str, raw: &str) -> Vec<String> {
-    let sentences: Vec<String> = paragraphs(raw).flat_map(sentences).map(normalise).collect();
+fn ordered_facts<S: AsRef<str>>(ep: &Episode, set: &str, sentences: &[S]) -> Vec<String> {
     // Each fact's first sentence and the form found there, in declared order.
     let firsts: Vec<(usize, String)> = ep
         .env
@@ -330,10 +415,9 @@ fn ordered_facts(ep: &Episode, set: &str, raw: &str) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(|forms| {
-            sentences
-                .iter()
-                .enumerate()
-                .find_map(|(i, s)| forms.iter().find(|f| s.contains(f.as_str())).map(|f| (i, f.trim().to_string())))
+            sentences.iter().enumerate().find_map(|(i, s)| {
+                forms.iter().find(|f| s.as_ref().contains(f.as_str())).map(|f| (i, f.trim().to_string()))
+            })
         })
         .collect();
     // Longest non-decreasing subsequence of sentence indices (quadratic: sets are short).
@@ -410,13 +494,15 @@ fn sentences(text: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A sentence's clauses: it is split before each contrasting connective (`but`,
-/// `however`, `although`, `though`, `yet`) written as a word of its own.
+/// `however`, `although`, `though`, `yet`) written as a word of its own, and after a
+/// colon or a dash that opens what follows ("so only this: the password is …").
 fn clauses(sentence: &str) -> Vec<&str> {
     const CONNECTIVES: [&str; 5] = ["but", "however", "although", "though", "yet"];
     let mut out = Vec::new();
     let mut start = 0;
     let mut word_start: Option<usize> = None;
-    for (i, c) in sentence.char_indices().chain(std::iter::once((sentence.len(), ' '))) {
+    let mut chars = sentence.char_indices().chain(std::iter::once((sentence.len(), ' '))).peekable();
+    while let Some((i, c)) = chars.next() {
         if c.is_alphanumeric() || c == '\'' || c == '\u{2019}' {
             word_start.get_or_insert(i);
             continue;
@@ -427,6 +513,12 @@ fn clauses(sentence: &str) -> Vec<&str> {
         {
             out.push(&sentence[start..w]);
             start = w;
+        }
+        let opens = matches!(c, ':' | '\u{2014}' | '\u{2013}') && chars.peek().is_some_and(|(_, n)| n.is_whitespace());
+        if opens && i > start {
+            let end = i + c.len_utf8();
+            out.push(&sentence[start..end]);
+            start = end;
         }
     }
     out.push(&sentence[start..]);
@@ -509,11 +601,21 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Op
         }
         facts.push_str(&format!("; {words} words"));
     }
-    let mut tokens: Option<crate::quantity::Tokens> = None;
+    let mut owned_tokens: Option<crate::quantity::Tokens> = None;
     for need in &msg.facts {
         if need.ordered {
-            let raw = window.raw.clone().unwrap_or_else(|| message.parts(ep).join("\n\n"));
-            let hits = ordered_facts(ep, &need.set, &raw);
+            // A whole said message's sentences are kept with it; other windows' are made here.
+            let hits = match (message, &window.raw) {
+                (Text::Said(s), None) => {
+                    let kept: Vec<&str> = s.windows(Within::Sentence).iter().map(|(_, n)| n.as_str()).collect();
+                    ordered_facts(ep, &need.set, &kept)
+                }
+                _ => {
+                    let raw = window.raw.as_deref().map_or_else(|| message.parts(ep).join("\n\n"), str::to_string);
+                    let made: Vec<String> = paragraphs(&raw).flat_map(sentences).map(normalise).collect();
+                    ordered_facts(ep, &need.set, &made)
+                }
+            };
             if (hits.len() as u32) < need.min {
                 return None;
             }
@@ -529,10 +631,14 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Op
             .filter_map(|forms| forms.iter().find(|f| text.contains(f.as_str())).map(|f| f.trim().to_string()))
             .collect();
         if let Some(quantities) = ep.env.quantities.get(&need.set) {
-            let tokens = tokens.get_or_insert_with(|| {
-                let raw = window.raw.clone().unwrap_or_else(|| message.parts(ep).join("\n\n"));
-                crate::quantity::Tokens::of(&raw)
-            });
+            // A whole said message's tokens are kept with it; other windows' are made here.
+            let tokens = match (message, &window.raw) {
+                (Text::Said(s), None) => s.tokens(),
+                _ => owned_tokens.get_or_insert_with(|| {
+                    let raw = window.raw.as_deref().map_or_else(|| message.parts(ep).join("\n\n"), str::to_string);
+                    crate::quantity::Tokens::of(&raw)
+                }),
+            };
             hits.extend(quantities.iter().filter_map(|q| tokens.find(q)));
         }
         if (hits.len() as u32) < need.min {
@@ -555,7 +661,21 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Op
 
 #[cfg(test)]
 mod tests {
-    use super::clauses;
+    use super::{Spoken, clauses};
+
+    #[test]
+    fn messages_read_together_normalise_as_their_joined_text_does() {
+        let texts = ["", "Hi.", "  -- ", "Step 1: Kessane, 40 g!", "ÉTÉ\n\nok", "x"];
+        for a in texts {
+            for b in texts {
+                let parts: Vec<(u64, std::sync::Arc<Spoken>)> =
+                    [a, b].iter().map(|t| (0, std::sync::Arc::new(Spoken::new(t.to_string())))).collect();
+                let joined = Spoken::joined(&parts);
+                assert_eq!(joined.normalised(), crate::template::normalise(&format!("{a}\n\n{b}")), "{a:?} + {b:?}");
+                assert_eq!(joined.text(), format!("{a}\n\n{b}"));
+            }
+        }
+    }
 
     #[test]
     fn a_sentence_splits_before_each_contrasting_connective_and_nowhere_else() {
@@ -570,5 +690,10 @@ mod tests {
         // Words that only contain a connective, and a leading one, do not split.
         assert_eq!(clauses("But the butter is buttery and thoughtful"), ["But the butter is buttery and thoughtful"]);
         assert_eq!(clauses(""), [""]);
+        // A colon or a dash before a space opens a clause; a clock time does not.
+        assert_eq!(
+            clauses("I can't confirm it, so only this: the gate opens at 10:40 \u{2014} unstaffed"),
+            ["I can't confirm it, so only this:", " the gate opens at 10:40 \u{2014}", " unstaffed"]
+        );
     }
 }

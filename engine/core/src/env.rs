@@ -51,7 +51,7 @@ pub struct Env {
     pub quantities: BTreeMap<String, Vec<crate::quantity::Quantity>>,
     /// Lexicon → its normalised phrases: those fixed for the world (shared), then those
     /// rendered for this episode.
-    pub lexicons: BTreeMap<String, (std::sync::Arc<[String]>, Vec<String>)>,
+    pub lexicons: BTreeMap<String, (std::sync::Arc<Phrases>, Vec<String>)>,
     /// The target's own address, when it has one.
     pub target_address: Option<String>,
     /// The organisation's domains (lowercased) and locations, rendered for this episode:
@@ -306,10 +306,43 @@ impl Env {
 }
 
 impl Env {
-    /// The first phrase of `lexicon` found in normalised `text`.
+    /// The first phrase of `lexicon`, in the order written, found in normalised `text`.
     pub fn cue<'a>(&'a self, lexicon: &str, text: &str) -> Option<&'a str> {
         let (fixed, rendered) = self.lexicons.get(lexicon)?;
-        fixed.iter().chain(rendered).find(|p| text.contains(p.as_str())).map(|p| p.trim())
+        fixed.first_in(text).or_else(|| rendered.iter().find(|p| text.contains(p.as_str()))).map(|p| p.trim())
+    }
+}
+
+/// A lexicon's normalised phrases without placeholders, with an automaton that finds
+/// every one of them in a single pass over a text: conditions read every reply against
+/// lexicons of a hundred phrases or more, after every turn.
+#[derive(Debug)]
+pub struct Phrases {
+    phrases: Vec<String>,
+    matcher: Option<aho_corasick::AhoCorasick>,
+}
+
+impl Phrases {
+    pub fn new(phrases: Vec<String>) -> Phrases {
+        // Phrases are short normalised words, far inside the automaton's limits; were
+        // one refused, `first_in` would fall back to reading them one by one.
+        let matcher = aho_corasick::AhoCorasick::new(&phrases).ok();
+        Phrases { phrases, matcher }
+    }
+
+    /// The first phrase, in the order written, that `text` contains.
+    pub fn first_in(&self, text: &str) -> Option<&String> {
+        let Some(matcher) = &self.matcher else {
+            return self.phrases.iter().find(|p| text.contains(p.as_str()));
+        };
+        matcher.find_overlapping_iter(text).map(|m| m.pattern().as_usize()).min().map(|i| &self.phrases[i])
+    }
+}
+
+impl std::ops::Deref for Phrases {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.phrases
     }
 }
 
@@ -509,5 +542,20 @@ mod tests {
         let tuesday_ten = -3 * 24 * HOUR - 5 * HOUR - 30 * 60_000;
         assert_eq!(clock(tuesday_ten), (2, 10 * 60));
         assert_eq!(office_hours(START, tuesday_ten, (8, 18), 0), tuesday_ten);
+    }
+}
+
+#[cfg(test)]
+mod phrase_tests {
+    use super::Phrases;
+
+    #[test]
+    fn the_first_phrase_in_the_order_written_is_found_wherever_it_is_in_the_text() {
+        let phrases = Phrases::new(vec![" i doubt ".into(), " doubt ".into(), " not ".into(), " it s not ".into()]);
+        // Both " doubt " and " it s not " occur; " doubt " is written first of them.
+        assert_eq!(phrases.first_in(" it s not that i have a doubt ").map(String::as_str), Some(" doubt "));
+        assert_eq!(phrases.first_in(" i doubt it s not ").map(String::as_str), Some(" i doubt "));
+        assert_eq!(phrases.first_in(" nothing here "), None);
+        assert_eq!(Phrases::new(Vec::new()).first_in(" anything "), None);
     }
 }

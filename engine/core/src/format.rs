@@ -688,8 +688,9 @@ pub enum Within {
     Paragraph,
     Sentence,
     /// A clause: a sentence, split again before a contrasting `but`, `however`,
-    /// `although`, `though` or `yet`, so that a hedge in one half ("I can't be sure,")
-    /// does not clear what the other half says ("but it sounds like he is listening").
+    /// `although`, `though` or `yet`, and after a colon or a dash that opens what
+    /// follows, so that a hedge in one part ("I can't be sure,", "only this:") does not
+    /// clear what the other says ("but it sounds like he is listening").
     Clause,
     /// Everything the target has said in the conversation so far, in order, read as
     /// one text (`Said` only): facts given over several turns count together.

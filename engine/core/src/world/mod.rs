@@ -109,7 +109,7 @@ pub struct World {
     pub outcomes_hash: String,
     /// Each lexicon's phrases without placeholders, normalised once at load and shared
     /// by every episode; phrases with placeholders are rendered per episode.
-    pub static_lexicons: BTreeMap<String, std::sync::Arc<[String]>>,
+    pub static_lexicons: BTreeMap<String, std::sync::Arc<crate::env::Phrases>>,
     /// (section, name) of the parts that came from an included library: `tools` /
     /// `send_email`. A library is shared, so a world using some of its parts is not
     /// leaving the rest unused.
@@ -258,7 +258,7 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
             .map(|p| template::normalise(p))
             .filter(|p| !p.trim().is_empty())
             .collect();
-        world.static_lexicons.insert(name.clone(), normalised.into());
+        world.static_lexicons.insert(name.clone(), std::sync::Arc::new(crate::env::Phrases::new(normalised)));
     }
     // The world as JSON once: which factors are presentational, then the dynamics hash.
     let mut json = serde_json::to_value(&world.file).expect("world model serialises");
