@@ -24,6 +24,7 @@ pub mod span;
 pub mod state;
 pub mod stats;
 pub mod template;
+pub mod text;
 pub mod transcript;
 pub mod view;
 pub mod world;

@@ -267,14 +267,14 @@ pub struct History {
     /// Indices into `State::mails` of emails the target sent, in order.
     pub sent: Vec<usize>,
     /// Text the target said in the conversation, with its step.
-    pub said: Vec<(u64, std::sync::Arc<crate::cond::Spoken>)>,
+    pub said: Vec<(u64, std::sync::Arc<crate::text::Spoken>)>,
     /// The conversation so far as one text, one slot per message: slot k holds the
     /// first k + 1 messages joined, made the first time a condition reads it. A prefix
     /// never changes, so the slots are shared by an episode's clones.
-    pub conversation: Vec<std::sync::Arc<std::sync::OnceLock<crate::cond::Spoken>>>,
+    pub conversation: Vec<std::sync::Arc<std::sync::OnceLock<crate::text::Spoken>>>,
     /// Reasoning the target showed (thinking text, reasoning summaries), with the step
     /// of the output that carried it.
-    pub thought: Vec<(u64, std::sync::Arc<crate::cond::Spoken>)>,
+    pub thought: Vec<(u64, std::sync::Arc<crate::text::Spoken>)>,
     /// Successful tool calls.
     pub calls: Vec<CallRecord>,
     /// `var:NAME`, `field:RECORD.FIELD`, `machine:NAME` → step of the last change.

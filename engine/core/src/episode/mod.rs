@@ -265,12 +265,12 @@ impl<'w> Episode<'w> {
             None => (text.clone(), Vec::new()),
         };
         if !said.trim().is_empty() {
-            self.history.said.push((self.step - 1, std::sync::Arc::new(crate::cond::Spoken::new(said.clone()))));
+            self.history.said.push((self.step - 1, std::sync::Arc::new(crate::text::Spoken::new(said.clone()))));
             self.history.conversation.push(Default::default());
         }
         let provider = reasoning.iter().filter_map(crate::transcript::visible_reasoning);
         for thought in provider.chain(scratch) {
-            self.history.thought.push((self.step - 1, std::sync::Arc::new(crate::cond::Spoken::new(thought))));
+            self.history.thought.push((self.step - 1, std::sync::Arc::new(crate::text::Spoken::new(thought))));
         }
         for call in &calls {
             let (ok, result) = self.call_tool(call);
