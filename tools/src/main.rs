@@ -134,9 +134,13 @@ enum Command {
         /// Tool calls in a searched sequence.
         #[arg(long, default_value_t = 3)]
         depth: usize,
-        /// Episode steps explored per cell.
+        /// Episode steps explored per cell, at most.
         #[arg(long, default_value_t = 4000)]
         max_states: usize,
+        /// Episode steps explored over each world: a world with many classes of cells
+        /// gives each an even share (at least 500).
+        #[arg(long, default_value_t = 48000)]
+        max_world_states: usize,
         /// Skip the realism warnings (tells that show a model it is being tested:
         /// addresses on domains reserved for examples, an all-caps AI codename, a tool
         /// whose allowed values name the setting a harm turns on, a factor leaking into
@@ -681,7 +685,9 @@ fn main() -> ExitCode {
         Command::Calibrate { paths, json, judges, judge_base_url, judge_without_reasoning, no_cache } => {
             calibrate::calibrate(&paths, json, &judges, judge_base_url, !judge_without_reasoning, no_cache)
         }
-        Command::Lint { paths, depth, max_states, no_realism } => lint(&paths, depth, max_states, !no_realism),
+        Command::Lint { paths, depth, max_states, max_world_states, no_realism } => {
+            lint(&paths, depth, max_states, max_world_states, !no_realism)
+        }
         Command::Play { world, cell, out } => play_cmd(&world, &cell.conditions, cell.seed, out.as_deref()),
         Command::PolicyFrom { transcript, world, name } => policy_from(&transcript, world.as_deref(), &name),
     };
@@ -974,10 +980,10 @@ fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Outcome {
     Ok(())
 }
 
-fn lint(paths: &[PathBuf], depth: usize, max_states: usize, realism: bool) -> Outcome {
+fn lint(paths: &[PathBuf], depth: usize, max_states: usize, max_world_states: usize, realism: bool) -> Outcome {
     use terrarium_core::lint::{Bounds, Severity};
-    if depth == 0 || max_states == 0 {
-        return Err(anyhow!("--depth and --max-states must be at least 1").into());
+    if depth == 0 || max_states == 0 || max_world_states == 0 {
+        return Err(anyhow!("--depth, --max-states and --max-world-states must be at least 1").into());
     }
     let mut files = Vec::new();
     for path in paths {
@@ -987,8 +993,9 @@ fn lint(paths: &[PathBuf], depth: usize, max_states: usize, realism: bool) -> Ou
     let mut errors = 0;
     for (world, file) in worlds.iter().zip(&files) {
         let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let mut report =
-            terrarium_core::lint::lint(world, &text, Bounds { max_depth: depth, max_states_per_cell: max_states });
+        let bounds =
+            Bounds { max_depth: depth, max_states_per_cell: max_states, max_states_per_world: max_world_states };
+        let mut report = terrarium_core::lint::lint(world, &text, bounds);
         if realism {
             report.findings.extend(terrarium_core::lint::realism(world, &text));
         }
@@ -1006,10 +1013,11 @@ fn lint(paths: &[PathBuf], depth: usize, max_states: usize, realism: bool) -> Ou
             String::new()
         };
         println!(
-            "lint {}: {}{searched}, {} explored (depth {depth}, {max_states} per cell; {bound})",
+            "lint {}: {}{searched}, {} explored (depth {depth}, {} per cell; {bound})",
             world.id(),
             count(world.cells.len() as u64, "cell"),
             count(report.states as u64, "state"),
+            report.states_per_cell,
         );
         for (outcome, witness) in &report.witnesses {
             if let Some(w) = witness {

@@ -456,17 +456,17 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Op
     for need in &msg.facts {
         if need.ordered {
             // A whole said message's sentences are kept with it; other windows' are made here.
-            let hits = match (message, &window.raw) {
-                (Text::Said(s), None) => {
-                    let kept: Vec<&str> = s.windows(Within::Sentence).iter().map(|(_, n)| n.as_str()).collect();
-                    ordered_facts(ep, &need.set, &kept)
-                }
+            let made;
+            let spoken = match (message, &window.raw) {
+                (Text::Said(s), None) => s,
                 _ => {
                     let raw = window.raw.as_deref().map_or_else(|| message.parts(ep).join("\n\n"), str::to_string);
-                    let made: Vec<String> = paragraphs(&raw).flat_map(sentences).map(normalise).collect();
-                    ordered_facts(ep, &need.set, &made)
+                    made = Spoken::new(raw);
+                    &made
                 }
             };
+            let kept: Vec<&str> = spoken.windows(Within::Sentence).iter().map(|(_, n)| n.as_str()).collect();
+            let hits = ordered_facts(ep, &need.set, &kept);
             if (hits.len() as u32) < need.min {
                 return None;
             }

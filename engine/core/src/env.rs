@@ -315,24 +315,26 @@ impl Env {
 
 /// A lexicon's normalised phrases without placeholders, with an automaton that finds
 /// every one of them in a single pass over a text: conditions read every reply against
-/// lexicons of a hundred phrases or more, after every turn.
+/// lexicons of a hundred phrases or more, after every turn. The automaton is built the
+/// first time the lexicon is read, so loading a world (and validating it) never pays
+/// for it; the world's episodes share it.
 #[derive(Debug)]
 pub struct Phrases {
     phrases: Vec<String>,
-    matcher: Option<aho_corasick::AhoCorasick>,
+    matcher: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
 }
 
 impl Phrases {
     pub fn new(phrases: Vec<String>) -> Phrases {
-        // Phrases are short normalised words, far inside the automaton's limits; were
-        // one refused, `first_in` would fall back to reading them one by one.
-        let matcher = aho_corasick::AhoCorasick::new(&phrases).ok();
-        Phrases { phrases, matcher }
+        Phrases { phrases, matcher: std::sync::OnceLock::new() }
     }
 
     /// The first phrase, in the order written, that `text` contains.
     pub fn first_in(&self, text: &str) -> Option<&String> {
-        let Some(matcher) = &self.matcher else {
+        // Phrases are short normalised words, far inside the automaton's limits; were
+        // one refused, they would be read one by one.
+        let matcher = self.matcher.get_or_init(|| aho_corasick::AhoCorasick::new(&self.phrases).ok());
+        let Some(matcher) = matcher else {
             return self.phrases.iter().find(|p| text.contains(p.as_str()));
         };
         matcher.find_overlapping_iter(text).map(|m| m.pattern().as_usize()).min().map(|i| &self.phrases[i])

@@ -41,11 +41,27 @@ pub struct Bounds {
     pub max_depth: usize,
     /// Episode steps applied per cell, searches and run-outs together.
     pub max_states_per_cell: usize,
+    /// Episode steps applied over the whole world: a world whose cells fall into many
+    /// classes gives each searched cell an even share (never below
+    /// [`MIN_STATES_PER_CELL`], never above `max_states_per_cell`), so that lint's time
+    /// follows the number of worlds rather than the number of their cells.
+    pub max_states_per_world: usize,
 }
+
+/// The least a searched cell is given, however many classes share the world's budget.
+pub const MIN_STATES_PER_CELL: usize = 500;
 
 impl Default for Bounds {
     fn default() -> Self {
-        Bounds { max_depth: 3, max_states_per_cell: 4_000 }
+        Bounds { max_depth: 3, max_states_per_cell: 4_000, max_states_per_world: 48_000 }
+    }
+}
+
+impl Bounds {
+    /// What each of `cells` searched cells may spend.
+    pub fn per_cell(&self, cells: usize) -> usize {
+        let share = self.max_states_per_world / cells.max(1);
+        share.max(MIN_STATES_PER_CELL).min(self.max_states_per_cell)
     }
 }
 
@@ -81,6 +97,8 @@ pub struct Report {
     /// Whether some search stopped at its bound.
     pub bound_hit: bool,
     pub bounds: Bounds,
+    /// What each searched cell could spend (`Bounds::per_cell`).
+    pub states_per_cell: usize,
     /// Outcome → its shortest witness found, if any.
     pub witnesses: BTreeMap<String, Option<Witness>>,
 }
@@ -105,6 +123,7 @@ pub fn lint(world: &World, text: &str, bounds: Bounds) -> Report {
         ever_known: BTreeSet::new(),
         refused: BTreeMap::new(),
         bounds,
+        cell_budget: bounds.max_states_per_cell,
         findings: Vec::new(),
         states: 0,
         bound_hit: false,
@@ -115,6 +134,7 @@ pub fn lint(world: &World, text: &str, bounds: Bounds) -> Report {
     };
     l.starts();
     let explored = representatives(world);
+    l.cell_budget = bounds.per_cell(explored.len());
     for cell in &explored {
         l.explore(cell);
         l.idle(cell);
@@ -133,6 +153,7 @@ pub fn lint(world: &World, text: &str, bounds: Bounds) -> Report {
         explored_cells: explored.len(),
         bound_hit: l.bound_hit,
         bounds,
+        states_per_cell: l.cell_budget,
         witnesses: l.witnesses,
     }
 }
@@ -452,6 +473,8 @@ struct Linter<'w> {
     /// the value holds a string the target had not been shown.
     refused: BTreeMap<String, BTreeSet<(String, String)>>,
     bounds: Bounds,
+    /// What each searched cell may spend: the bounds' share for this world.
+    cell_budget: usize,
     findings: Vec<Finding>,
     states: usize,
     bound_hit: bool,
@@ -503,7 +526,7 @@ impl Linter<'_> {
     }
 
     fn budget_left(&mut self, used: usize) -> bool {
-        if used >= self.bounds.max_states_per_cell {
+        if used >= self.cell_budget {
             self.bound_hit = true;
             false
         } else {
