@@ -162,8 +162,8 @@ fn email_to_outside_addresses_is_delivered_and_marked_external() {
     let (ok, text) = last_result(&ep);
     assert!(ok, "{text}");
     assert!(text.contains("tips@daily-ledger.example"));
-    assert!(ep.is_external_address("tips@daily-ledger.example"));
-    assert!(!ep.is_external_address(&ep.env.people["exec"].email));
+    assert!(ep.moment().is_external_address("tips@daily-ledger.example"));
+    assert!(!ep.moment().is_external_address(&ep.env.people["exec"].email));
 }
 
 #[test]

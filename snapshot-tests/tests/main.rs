@@ -32,6 +32,8 @@ mod properties;
 mod recorded;
 /// `report`: markdown and CSV of a fixed sweep snapshotted, the HTML's charts checked.
 mod report;
+/// The code's shape: no import cycle between a crate's modules.
+mod structure;
 /// The sweep driven through the runtime's API, as any front end drives it: one
 /// identity for each episode from plan to header, events, resume.
 mod sweep;

@@ -932,7 +932,7 @@ fn show(path: &Path, conditions: &[String], seed: u64, model: Option<&str>, api:
     let ep = Episode::start(world, &cell, seed).map_err(|e| anyhow!("{e}"))?;
     let Some(model) = model else {
         println!("# world {} — condition {} — seed {seed}\n", world.id(), cell);
-        print!("{}", view::initial_view(&ep));
+        print!("{}", view::initial_view(&ep.moment()));
         return Ok(());
     };
     let Some(spec) = terrarium_runtime::sweep::ModelSpec::parse(model) else {

@@ -8,8 +8,8 @@
 use serde_json::{Map, Value as Json};
 
 use crate::env::{Resolver, push_json};
-use crate::episode::{Episode, mail_text};
 use crate::format::{Collection, Cond, Msg, Value, Within};
+use crate::moment::Moment;
 use crate::state::Mail;
 use crate::template::normalise;
 use crate::text::{Spoken, clauses, paragraphs, sentences};
@@ -23,10 +23,10 @@ pub struct EvalCtx<'a> {
     pub msg: Option<&'a Mail>,
 }
 
-pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
+pub fn eval(now: &Moment, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
     let yes = || Some(Vec::new());
     let changed = |key: String, detail: String| -> Option<Vec<Evidence>> {
-        Some(ep.history.changed.get(&key).map(|&step| vec![Evidence { step, detail }]).unwrap_or_default())
+        Some(now.history.changed.get(&key).map(|&step| vec![Evidence { step, detail }]).unwrap_or_default())
     };
     match cond {
         Cond::Always => yes(),
@@ -34,7 +34,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
         Cond::All(items) => {
             let mut all = Vec::new();
             for c in items {
-                for e in eval(ep, c, ctx)? {
+                for e in eval(now, c, ctx)? {
                     if !all.contains(&e) {
                         all.push(e);
                     }
@@ -43,32 +43,32 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             all.sort_by_key(|e: &Evidence| e.step);
             Some(all)
         }
-        Cond::Any(items) => items.iter().find_map(|c| eval(ep, c, ctx)),
-        Cond::Not(inner) => match eval(ep, inner, ctx) {
+        Cond::Any(items) => items.iter().find_map(|c| eval(now, c, ctx)),
+        Cond::Not(inner) => match eval(now, inner, ctx) {
             Some(_) => None,
             None => yes(),
         },
-        Cond::Cell(pattern) => ep.env.condition.matches(pattern).then(Vec::new),
+        Cond::Cell(pattern) => now.env.condition.matches(pattern).then(Vec::new),
         Cond::VarEq(name, v) => {
-            (ep.state.vars.get(name) == Some(v)).then_some(())?;
+            (now.state.vars.get(name) == Some(v)).then_some(())?;
             changed(format!("var:{name}"), format!("{name} = {}", show(v)))
         }
-        Cond::VarAtLeast(name, min) => match ep.state.vars.get(name) {
+        Cond::VarAtLeast(name, min) => match now.state.vars.get(name) {
             Some(Value::Int(i)) if i >= min => changed(format!("var:{name}"), format!("{name} = {i}")),
             _ => None,
         },
         Cond::FieldEq(record, field, v) => {
-            (ep.state.records.get(record).and_then(|r| r.get(field)) == Some(v)).then_some(())?;
+            (now.state.records.get(record).and_then(|r| r.get(field)) == Some(v)).then_some(())?;
             changed(format!("field:{record}.{field}"), format!("{record}.{field} = {}", show(v)))
         }
         Cond::InState(machine, state) => {
-            (ep.state.machines.get(machine) == Some(state)).then_some(())?;
+            (now.state.machines.get(machine) == Some(state)).then_some(())?;
             changed(format!("machine:{machine}"), format!("{machine} entered `{state}`"))
         }
         Cond::Exposed(tag) => {
-            ep.state.exposed.contains(tag).then_some(())?;
+            now.state.exposed.contains(tag).then_some(())?;
             Some(
-                ep.history
+                now.history
                     .exposed_at
                     .get(tag)
                     .map(|(step, what)| vec![Evidence { step: *step, detail: format!("saw `{tag}` in {what}") }])
@@ -79,21 +79,22 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             let args = ctx.args?;
             let mut given = String::new();
             push_json(&mut given, args.get(param)?);
-            let want = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: ctx.args, msg: ctx.msg }
-                .text(template);
+            let want =
+                Resolver { world: now.world, env: now.env, state: Some(now.state), args: ctx.args, msg: ctx.msg }
+                    .text(template);
             (normalise(&given) == normalise(&want)).then(Vec::new)
         }
         Cond::ArgCue(param, lexicon) => {
             let mut given = String::new();
             push_json(&mut given, ctx.args?.get(param)?);
-            ep.env.cue(lexicon, &normalise(&given)).map(|_| Vec::new())
+            now.env.cue(lexicon, &normalise(&given)).map(|_| Vec::new())
         }
         Cond::ArgSentence { param, cue, unless } => {
             let mut given = String::new();
             push_json(&mut given, ctx.args?.get(param)?);
             let asks = |sentence: &str| {
                 let s = normalise(sentence);
-                ep.env.cue(cue, &s).is_some() && unless.as_ref().is_none_or(|u| ep.env.cue(u, &s).is_none())
+                now.env.cue(cue, &s).is_some() && unless.as_ref().is_none_or(|u| now.env.cue(u, &s).is_none())
             };
             paragraphs(&given).flat_map(sentences).any(asks).then(Vec::new)
         }
@@ -101,27 +102,27 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             let mut given = String::new();
             push_json(&mut given, ctx.args?.get(param)?);
             let given = given.trim();
-            let me = ep.world.file.target.person.as_deref();
+            let me = now.world.file.target.person.as_deref();
             let exists = match collection {
                 Collection::Email => {
-                    ep.state.mail_by_id(given).is_some_and(|i| ep.state.mails[i].mailbox.as_deref() == me)
+                    now.state.mail_by_id(given).is_some_and(|i| now.state.mails[i].mailbox.as_deref() == me)
                 }
-                Collection::Document => ep.env.documents.contains(given),
-                Collection::Record => ep.state.records.contains_key(given),
+                Collection::Document => now.env.documents.contains(given),
+                Collection::Record => now.state.records.contains_key(given),
                 Collection::Person => {
-                    ep.env.by_address.contains_key(&given.to_lowercase()) || ep.env.people.contains_key(given)
+                    now.env.by_address.contains_key(&given.to_lowercase()) || now.env.people.contains_key(given)
                 }
             };
             exists.then(Vec::new)
         }
         Cond::Sent(msg) => {
-            let found: Vec<Evidence> = ep
+            let found: Vec<Evidence> = now
                 .history
                 .sent
                 .iter()
                 .filter_map(|&i| {
-                    let m = &ep.state.mails[i];
-                    let detail = message_matches(ep, msg, m.recipients(), &m.attachments, Text::Mail(m))?;
+                    let m = &now.state.mails[i];
+                    let detail = message_matches(now, msg, m.recipients(), &m.attachments, Text::Mail(m))?;
                     Some(Evidence { step: m.step, detail: format!("email {} to {}{detail}", m.id, m.to.join(", ")) })
                 })
                 .collect();
@@ -130,11 +131,11 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
         Cond::Said(msg) if msg.within == Within::Conversation => {
             // Everything said, read as one text; the evidence is the message that first
             // made it match (the shortest run of messages from the start that does).
-            let said = &ep.history.said;
+            let said = &now.history.said;
             let whole = Msg { within: Within::Message, ..msg.clone() };
             let read = |n: usize| {
-                let prefix = ep.history.conversation.get(n - 1)?.get_or_init(|| Spoken::joined(&said[..n]));
-                message_matches(ep, &whole, std::iter::empty(), &[], Text::Said(prefix))
+                let prefix = now.history.conversation.get(n - 1)?.get_or_init(|| Spoken::joined(&said[..n]));
+                message_matches(now, &whole, std::iter::empty(), &[], Text::Said(prefix))
             };
             if said.is_empty() {
                 return None;
@@ -145,24 +146,24 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             Some(vec![Evidence { step: said[n - 1].0, detail: format!("said, over the conversation{detail}") }])
         }
         Cond::Said(msg) => {
-            let found: Vec<Evidence> = ep
+            let found: Vec<Evidence> = now
                 .history
                 .said
                 .iter()
                 .filter_map(|(step, text)| {
-                    let detail = message_matches(ep, msg, std::iter::empty(), &[], Text::Said(text))?;
+                    let detail = message_matches(now, msg, std::iter::empty(), &[], Text::Said(text))?;
                     Some(Evidence { step: *step, detail: format!("said{detail}") })
                 })
                 .collect();
             (!found.is_empty()).then_some(found)
         }
         Cond::Voiced(msg) => {
-            let said = ep.history.said.iter().map(|(step, text)| (step, "said", text));
-            let thought = ep.history.thought.iter().map(|(step, text)| (step, "reasoned", text));
+            let said = now.history.said.iter().map(|(step, text)| (step, "said", text));
+            let thought = now.history.thought.iter().map(|(step, text)| (step, "reasoned", text));
             let mut found: Vec<Evidence> = said
                 .chain(thought)
                 .filter_map(|(step, how, text)| {
-                    let detail = message_matches(ep, msg, std::iter::empty(), &[], Text::Said(text))?;
+                    let detail = message_matches(now, msg, std::iter::empty(), &[], Text::Said(text))?;
                     Some(Evidence { step: *step, detail: format!("{how}{detail}") })
                 })
                 .collect();
@@ -171,11 +172,11 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
         }
         Cond::Incoming(msg) => {
             let m = ctx.msg?;
-            message_matches(ep, msg, m.recipients(), &m.attachments, Text::Mail(m)).map(|_| Vec::new())
+            message_matches(now, msg, m.recipients(), &m.attachments, Text::Mail(m)).map(|_| Vec::new())
         }
         Cond::Called { tool, args } => {
-            let r = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };
-            let found: Vec<Evidence> = ep
+            let r = Resolver { world: now.world, env: now.env, state: Some(now.state), args: None, msg: None };
+            let found: Vec<Evidence> = now
                 .history
                 .calls
                 .iter()
@@ -197,12 +198,12 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             (!found.is_empty()).then_some(found)
         }
         Cond::Copied { tag, external } => {
-            let found: Vec<Evidence> = ep
+            let found: Vec<Evidence> = now
                 .history
                 .copies
                 .iter()
                 .filter(|(_, doc, _, ext)| {
-                    ep.world.file.documents[doc].tags.contains(tag) && external.is_none_or(|want| want == *ext)
+                    now.world.file.documents[doc].tags.contains(tag) && external.is_none_or(|want| want == *ext)
                 })
                 .map(|(step, doc, dest, ext)| Evidence {
                     step: *step,
@@ -211,13 +212,13 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 .collect();
             (!found.is_empty()).then_some(found)
         }
-        Cond::TurnAtLeast(n) => (ep.state.turn >= *n).then(Vec::new),
-        Cond::Stopped(reason) => (ep.stop_reason() == Some(reason.as_str())).then(|| {
+        Cond::TurnAtLeast(n) => (now.state.turn >= *n).then(Vec::new),
+        Cond::Stopped(reason) => (now.stop == Some(reason.as_str())).then(|| {
             // The stop event is the last one recorded.
-            vec![Evidence { step: ep.step().saturating_sub(1), detail: format!("stopped: {reason}") }]
+            vec![Evidence { step: now.step.saturating_sub(1), detail: format!("stopped: {reason}") }]
         }),
         Cond::Refusals(user, min) => {
-            let found: Vec<Evidence> = ep
+            let found: Vec<Evidence> = now
                 .history
                 .refused
                 .iter()
@@ -230,7 +231,7 @@ pub fn eval(ep: &Episode, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             let mut after: Option<u64> = None;
             let mut all = Vec::new();
             for c in items {
-                let evidence = eval(ep, c, ctx)?;
+                let evidence = eval(now, c, ctx)?;
                 if evidence.is_empty() {
                     continue;
                 }
@@ -269,10 +270,10 @@ struct Window<'a> {
 
 impl<'a> Text<'a> {
     /// The windows facts and cues must share.
-    fn windows(self, ep: &'a Episode, within: Within) -> Vec<Window<'a>> {
+    fn windows(self, now: &'a Moment, within: Within) -> Vec<Window<'a>> {
         if within == Within::Message {
             let normalised = match self {
-                Text::Mail(m) => std::borrow::Cow::Borrowed(mail_text(ep, m)),
+                Text::Mail(m) => std::borrow::Cow::Borrowed(now.mail_text(m)),
                 Text::Said(s) => std::borrow::Cow::Borrowed(s.normalised()),
             };
             return vec![Window { raw: None, normalised }];
@@ -287,7 +288,7 @@ impl<'a> Text<'a> {
                 })
                 .collect();
         }
-        let parts = self.parts(ep);
+        let parts = self.parts(now);
         let mut windows = Vec::new();
         for part in &parts {
             for paragraph in paragraphs(part) {
@@ -315,15 +316,15 @@ impl<'a> Text<'a> {
     }
 
     /// The message's text, part by part: subject, body, attached documents.
-    fn parts(self, ep: &Episode) -> Vec<String> {
+    fn parts(self, now: &Moment) -> Vec<String> {
         let mut parts: Vec<String> = Vec::new();
         match self {
             Text::Mail(m) => {
                 parts.push(m.subject.clone());
                 parts.push(m.body.clone());
-                let r = Resolver::fixed(ep.world, &ep.env);
+                let r = Resolver::fixed(now.world, now.env);
                 for d in &m.attachments {
-                    if let Some(doc) = ep.world.file.documents.get(d) {
+                    if let Some(doc) = now.world.file.documents.get(d) {
                         parts.push(r.text(doc.body.as_deref().unwrap_or("")));
                     }
                 }
@@ -337,9 +338,9 @@ impl<'a> Text<'a> {
 /// The longest run of a set's text facts, in declared order, whose first mentions in
 /// `raw` come sentence by sentence in that order (several in one sentence count as in
 /// order): the forms that matched, in order.
-fn ordered_facts<S: AsRef<str>>(ep: &Episode, set: &str, sentences: &[S]) -> Vec<String> {
+fn ordered_facts<S: AsRef<str>>(now: &Moment, set: &str, sentences: &[S]) -> Vec<String> {
     // Each fact's first sentence and the form found there, in declared order.
-    let firsts: Vec<(usize, String)> = ep
+    let firsts: Vec<(usize, String)> = now
         .env
         .facts
         .get(set)
@@ -379,7 +380,7 @@ fn ordered_facts<S: AsRef<str>>(ep: &Episode, set: &str, sentences: &[S]) -> Vec
 /// Whether a message (its recipients and text) matches; on a match, a short
 /// description of why, for the evidence.
 fn message_matches<'a>(
-    ep: &Episode,
+    now: &Moment,
     msg: &Msg,
     recipients: impl Iterator<Item = &'a String>,
     attachments: &[String],
@@ -388,13 +389,13 @@ fn message_matches<'a>(
     let recipients: Vec<String> = recipients.map(|a| a.to_lowercase()).collect();
     let mut why = String::new();
     if !msg.to_any.is_empty() {
-        let hit = recipients.iter().find_map(|a| ep.env.by_address.get(a).filter(|p| msg.to_any.contains(p)))?;
+        let hit = recipients.iter().find_map(|a| now.env.by_address.get(a).filter(|p| msg.to_any.contains(p)))?;
         why.push_str(&format!("; reaches `{hit}`"));
     }
     if !msg.to_other_than.is_empty() {
         let other = recipients
             .iter()
-            .find(|a| ep.env.by_address.get(a.as_str()).is_none_or(|p| !msg.to_other_than.contains(p)))?;
+            .find(|a| now.env.by_address.get(a.as_str()).is_none_or(|p| !msg.to_other_than.contains(p)))?;
         why.push_str(&format!("; reaches {other}"));
     }
     if !msg.to_domains.is_empty() {
@@ -409,10 +410,10 @@ fn message_matches<'a>(
     }
     match msg.external {
         Some(true) => {
-            let outside = recipients.iter().find(|a| ep.is_external_address(a))?;
+            let outside = recipients.iter().find(|a| now.is_external_address(a))?;
             why.push_str(&format!("; leaves the organisation ({outside})"));
         }
-        Some(false) if recipients.iter().any(|a| ep.is_external_address(a)) => return None,
+        Some(false) if recipients.iter().any(|a| now.is_external_address(a)) => return None,
         _ => {}
     }
     // Evidence reads: facts, then the attachment, then cues.
@@ -420,12 +421,12 @@ fn message_matches<'a>(
         if msg.facts.is_empty() && msg.cues.is_empty() && msg.no_cues.is_empty() && msg.min_words.is_none() {
             (String::new(), String::new())
         } else {
-            text.windows(ep, msg.within).iter().find_map(|w| window_matches(ep, msg, w, text))?
+            text.windows(now, msg.within).iter().find_map(|w| window_matches(now, msg, w, text))?
         };
     why.push_str(&facts);
     if !msg.attaches.is_empty() {
         let doc = attachments.iter().find(|d| {
-            ep.world.file.documents.get(*d).is_some_and(|doc| doc.tags.iter().any(|t| msg.attaches.contains(t)))
+            now.world.file.documents.get(*d).is_some_and(|doc| doc.tags.iter().any(|t| msg.attaches.contains(t)))
         })?;
         why.push_str(&format!("; attaches `{doc}`"));
     }
@@ -442,7 +443,7 @@ fn message_matches<'a>(
 /// Facts, cues and no-cues in one window of text: on a match, why (the facts' part and
 /// the cues' part). Text facts are matched on the normalised text, quantities by value
 /// on the text as written.
-fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Option<(String, String)> {
+fn window_matches(now: &Moment, msg: &Msg, window: &Window, message: Text) -> Option<(String, String)> {
     let text: &str = &window.normalised;
     let mut facts = String::new();
     if let Some(min) = msg.min_words {
@@ -460,20 +461,20 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Op
             let spoken = match (message, &window.raw) {
                 (Text::Said(s), None) => s,
                 _ => {
-                    let raw = window.raw.as_deref().map_or_else(|| message.parts(ep).join("\n\n"), str::to_string);
+                    let raw = window.raw.as_deref().map_or_else(|| message.parts(now).join("\n\n"), str::to_string);
                     made = Spoken::new(raw);
                     &made
                 }
             };
             let kept: Vec<&str> = spoken.windows(Within::Sentence).iter().map(|(_, n)| n.as_str()).collect();
-            let hits = ordered_facts(ep, &need.set, &kept);
+            let hits = ordered_facts(now, &need.set, &kept);
             if (hits.len() as u32) < need.min {
                 return None;
             }
             facts.push_str(&format!("; discloses {} of `{}` in order ({})", hits.len(), need.set, hits.join(", ")));
             continue;
         }
-        let mut hits: Vec<String> = ep
+        let mut hits: Vec<String> = now
             .env
             .facts
             .get(&need.set)
@@ -481,12 +482,12 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Op
             .flatten()
             .filter_map(|forms| forms.iter().find(|f| text.contains(f.as_str())).map(|f| f.trim().to_string()))
             .collect();
-        if let Some(quantities) = ep.env.quantities.get(&need.set) {
+        if let Some(quantities) = now.env.quantities.get(&need.set) {
             // A whole said message's tokens are kept with it; other windows' are made here.
             let tokens = match (message, &window.raw) {
                 (Text::Said(s), None) => s.tokens(),
                 _ => owned_tokens.get_or_insert_with(|| {
-                    let raw = window.raw.as_deref().map_or_else(|| message.parts(ep).join("\n\n"), str::to_string);
+                    let raw = window.raw.as_deref().map_or_else(|| message.parts(now).join("\n\n"), str::to_string);
                     crate::quantity::Tokens::of(&raw)
                 }),
             };
@@ -499,11 +500,11 @@ fn window_matches(ep: &Episode, msg: &Msg, window: &Window, message: Text) -> Op
     }
     let mut cues = String::new();
     for lex in &msg.cues {
-        let hit = ep.env.cue(lex, text)?;
+        let hit = now.env.cue(lex, text)?;
         cues.push_str(&format!("; `{lex}` cue \"{hit}\""));
     }
     for lex in &msg.no_cues {
-        if ep.env.cue(lex, text).is_some() {
+        if now.env.cue(lex, text).is_some() {
             return None;
         }
     }

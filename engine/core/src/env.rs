@@ -9,6 +9,7 @@ use crate::rng::StreamKey;
 use crate::span::Path;
 use crate::state::{Mail, State};
 use crate::template::{self, Scope, TemplateError, normalise, push_display};
+use crate::text::Phrases;
 use crate::world::{Condition, World, format_time};
 
 /// A rendered person.
@@ -313,41 +314,6 @@ impl Env {
     }
 }
 
-/// A lexicon's normalised phrases without placeholders, with an automaton that finds
-/// every one of them in a single pass over a text: conditions read every reply against
-/// lexicons of a hundred phrases or more, after every turn. The automaton is built the
-/// first time the lexicon is read, so loading a world (and validating it) never pays
-/// for it; the world's episodes share it.
-#[derive(Debug)]
-pub struct Phrases {
-    phrases: Vec<String>,
-    matcher: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
-}
-
-impl Phrases {
-    pub fn new(phrases: Vec<String>) -> Phrases {
-        Phrases { phrases, matcher: std::sync::OnceLock::new() }
-    }
-
-    /// The first phrase, in the order written, that `text` contains.
-    pub fn first_in(&self, text: &str) -> Option<&String> {
-        // Phrases are short normalised words, far inside the automaton's limits; were
-        // one refused, they would be read one by one.
-        let matcher = self.matcher.get_or_init(|| aho_corasick::AhoCorasick::new(&self.phrases).ok());
-        let Some(matcher) = matcher else {
-            return self.phrases.iter().find(|p| text.contains(p.as_str()));
-        };
-        matcher.find_overlapping_iter(text).map(|m| m.pattern().as_usize()).min().map(|i| &self.phrases[i])
-    }
-}
-
-impl std::ops::Deref for Phrases {
-    type Target = [String];
-    fn deref(&self) -> &[String] {
-        &self.phrases
-    }
-}
-
 /// The display id of the n-th email of an episode (1-based).
 pub fn mail_id(n: usize) -> String {
     format!("m{n:03}")
@@ -544,20 +510,5 @@ mod tests {
         let tuesday_ten = -3 * 24 * HOUR - 5 * HOUR - 30 * 60_000;
         assert_eq!(clock(tuesday_ten), (2, 10 * 60));
         assert_eq!(office_hours(START, tuesday_ten, (8, 18), 0), tuesday_ten);
-    }
-}
-
-#[cfg(test)]
-mod phrase_tests {
-    use super::Phrases;
-
-    #[test]
-    fn the_first_phrase_in_the_order_written_is_found_wherever_it_is_in_the_text() {
-        let phrases = Phrases::new(vec![" i doubt ".into(), " doubt ".into(), " not ".into(), " it s not ".into()]);
-        // Both " doubt " and " it s not " occur; " doubt " is written first of them.
-        assert_eq!(phrases.first_in(" it s not that i have a doubt ").map(String::as_str), Some(" doubt "));
-        assert_eq!(phrases.first_in(" i doubt it s not ").map(String::as_str), Some(" i doubt "));
-        assert_eq!(phrases.first_in(" nothing here "), None);
-        assert_eq!(Phrases::new(Vec::new()).first_in(" anything "), None);
     }
 }

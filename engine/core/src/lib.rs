@@ -6,6 +6,7 @@
 //! touches tokio; `clippy.toml` keeps it so.
 
 pub mod calibrate;
+pub mod cells;
 pub mod cond;
 pub mod conversation;
 pub mod env;
@@ -16,6 +17,7 @@ pub mod hash;
 pub mod judge;
 pub mod key;
 pub mod lint;
+pub mod moment;
 pub mod policy;
 pub mod quantity;
 pub mod replay;
@@ -29,10 +31,11 @@ pub mod transcript;
 pub mod view;
 pub mod world;
 
+pub use cells::load;
 pub use episode::Episode;
 pub use key::EpisodeKey;
 pub use transcript::{Event, Header, TargetOutput, ToolCall, Verdicts};
-pub use world::{Condition, Diagnostic, World, load};
+pub use world::{Condition, Diagnostic, World};
 
 use format::Policy;
 use transcript::Line;

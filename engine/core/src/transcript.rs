@@ -382,6 +382,11 @@ impl DecidedBy {
     }
 }
 
+/// The stop reason of an episode whose simulated user a model was playing and stopped
+/// playing (see [`crate::episode::out_of_role`]): a fault of the run's side, counted
+/// apart from completed conversations.
+pub const USER_OUT_OF_ROLE: &str = "user_out_of_role";
+
 /// The last line of a transcript.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdicts {

@@ -6,39 +6,40 @@ use std::fmt::Write as _;
 
 use serde_json::{Value as Json, json};
 
+use crate::cond::{self, EvalCtx};
 use crate::env::Resolver;
-use crate::episode::Episode;
-use crate::format::{ParamType, Tool, Value};
+use crate::format::{AfterLadder, Cond, ParamType, Tool, Value};
+use crate::moment::Moment;
 use crate::state::Mail;
 use crate::template::normalise;
 use crate::transcript::Event;
 use crate::world::{World, format_time};
 
-fn when(ep: &Episode, m: &Mail) -> String {
-    format_time(ep.world.start_ms + m.time_ms)
+fn when(now: &Moment, m: &Mail) -> String {
+    format_time(now.world.start_ms + m.time_ms)
 }
 
-fn sender(ep: &Episode, address: &str) -> String {
-    match ep.env.by_address.get(&address.to_lowercase()) {
-        Some(p) => format!("{} <{address}>", ep.env.people[p].name),
+fn sender(now: &Moment, address: &str) -> String {
+    match now.env.by_address.get(&address.to_lowercase()) {
+        Some(p) => format!("{} <{address}>", now.env.people[p].name),
         None => address.to_string(),
     }
 }
 
-fn my_mail<'a>(ep: &'a Episode) -> impl Iterator<Item = &'a Mail> {
-    let me = ep.world.file.target.person.as_deref();
-    ep.state.mails.iter().filter(move |m| m.mailbox.as_deref() == me)
+fn my_mail<'a>(now: &'a Moment) -> impl Iterator<Item = &'a Mail> {
+    let me = now.world.file.target.person.as_deref();
+    now.state.mails.iter().filter(move |m| m.mailbox.as_deref() == me)
 }
 
-fn summary_line(ep: &Episode, m: &Mail) -> String {
-    let dir = if m.by_target { format!("To: {}", m.to.join(", ")) } else { format!("From: {}", sender(ep, &m.from)) };
+fn summary_line(now: &Moment, m: &Mail) -> String {
+    let dir = if m.by_target { format!("To: {}", m.to.join(", ")) } else { format!("From: {}", sender(now, &m.from)) };
     let unread = if m.read { "" } else { " (unread)" };
-    format!("[{}] {} | {dir} | Subject: {}{unread}", m.id, when(ep, m), m.subject)
+    format!("[{}] {} | {dir} | Subject: {}{unread}", m.id, when(now, m), m.subject)
 }
 
 /// The target's mailbox, oldest first.
-pub fn inbox(ep: &Episode) -> String {
-    let lines: Vec<String> = my_mail(ep).map(|m| summary_line(ep, m)).collect();
+pub fn inbox(now: &Moment) -> String {
+    let lines: Vec<String> = my_mail(now).map(|m| summary_line(now, m)).collect();
     if lines.is_empty() {
         return "The mailbox is empty.".into();
     }
@@ -46,9 +47,9 @@ pub fn inbox(ep: &Episode) -> String {
 }
 
 /// One email in full.
-pub fn mail(ep: &Episode, m: &Mail) -> String {
+pub fn mail(now: &Moment, m: &Mail) -> String {
     let mut s =
-        format!("ID: {}\nDate: {}\nFrom: {}\nTo: {}\n", m.id, when(ep, m), sender(ep, &m.from), m.to.join(", "));
+        format!("ID: {}\nDate: {}\nFrom: {}\nTo: {}\n", m.id, when(now, m), sender(now, &m.from), m.to.join(", "));
     if !m.cc.is_empty() {
         let _ = writeln!(s, "Cc: {}", m.cc.join(", "));
     }
@@ -57,7 +58,9 @@ pub fn mail(ep: &Episode, m: &Mail) -> String {
         let names: Vec<String> = m
             .attachments
             .iter()
-            .map(|d| format!("{} ({})", d, Resolver::fixed(ep.world, &ep.env).text(&ep.world.file.documents[d].title)))
+            .map(|d| {
+                format!("{} ({})", d, Resolver::fixed(now.world, now.env).text(&now.world.file.documents[d].title))
+            })
             .collect();
         let _ = writeln!(s, "Attachments: {}", names.join(", "));
     }
@@ -66,15 +69,15 @@ pub fn mail(ep: &Episode, m: &Mail) -> String {
 }
 
 /// Emails in the target's mailbox whose sender, subject or body contains the query.
-pub fn search(ep: &Episode, query: &str) -> String {
+pub fn search(now: &Moment, query: &str) -> String {
     let q = normalise(query);
     if q.trim().is_empty() {
-        return inbox(ep);
+        return inbox(now);
     }
     let q = q.trim();
-    let hits: Vec<String> = my_mail(ep)
-        .filter(|m| normalise(&format!("{} {} {}", sender(ep, &m.from), m.subject, m.body)).contains(q))
-        .map(|m| summary_line(ep, m))
+    let hits: Vec<String> = my_mail(now)
+        .filter(|m| normalise(&format!("{} {} {}", sender(now, &m.from), m.subject, m.body)).contains(q))
+        .map(|m| summary_line(now, m))
         .collect();
     if hits.is_empty() {
         format!("No emails match \"{}\".", query.trim())
@@ -85,15 +88,15 @@ pub fn search(ep: &Episode, query: &str) -> String {
 
 /// The directory: listed people whose name, role or address holds every word of
 /// `query`, one per line (`Ada Lind, Office manager <ada@office.example>`), by name.
-pub fn people(ep: &Episode, query: &str) -> String {
+pub fn people(now: &Moment, query: &str) -> String {
     let words: Vec<String> = normalise(query).split_whitespace().map(str::to_string).collect();
-    let mut hits: Vec<String> = ep
+    let mut hits: Vec<String> = now
         .world
         .file
         .people
         .iter()
         .filter(|(_, p)| p.listed)
-        .filter_map(|(id, _)| ep.env.people.get(id))
+        .filter_map(|(id, _)| now.env.people.get(id))
         .filter(|p| {
             let text = normalise(&format!("{} {} {}", p.name, p.role, p.email.replace(['@', '.'], " ")));
             words.iter().all(|w| text.split_whitespace().any(|t| t == w))
@@ -115,14 +118,14 @@ pub fn people(ep: &Episode, query: &str) -> String {
     }
 }
 
-pub fn documents(ep: &Episode) -> String {
-    let r = Resolver::fixed(ep.world, &ep.env);
-    let lines: Vec<String> = ep
+pub fn documents(now: &Moment) -> String {
+    let r = Resolver::fixed(now.world, now.env);
+    let lines: Vec<String> = now
         .env
         .documents
         .iter()
         .map(|id| {
-            let d = &ep.world.file.documents[id];
+            let d = &now.world.file.documents[id];
             let loc = if d.location.is_empty() { String::new() } else { format!(" | {}", r.text(&d.location)) };
             format!("[{id}] {} ({}){loc}", r.text(&d.title), r.text(&d.classification))
         })
@@ -134,9 +137,9 @@ pub fn documents(ep: &Episode) -> String {
     }
 }
 
-pub fn document(ep: &Episode, id: &str) -> String {
-    let d = &ep.world.file.documents[id];
-    let r = Resolver::fixed(ep.world, &ep.env);
+pub fn document(now: &Moment, id: &str) -> String {
+    let d = &now.world.file.documents[id];
+    let r = Resolver::fixed(now.world, now.env);
     format!(
         "Title: {}\nClassification: {}\n\n{}",
         r.text(&d.title),
@@ -150,26 +153,26 @@ fn fields_line(fields: &std::collections::BTreeMap<String, Value>) -> String {
     parts.join(", ")
 }
 
-pub fn records(ep: &Episode, kind: &str) -> String {
-    let lines: Vec<String> = ep
+pub fn records(now: &Moment, kind: &str) -> String {
+    let lines: Vec<String> = now
         .world
         .file
         .records
         .iter()
         .filter(|(_, r)| r.kind == kind)
         .map(|(id, r)| {
-            let title = Resolver::fixed(ep.world, &ep.env).text(&r.title);
-            format!("[{id}] {title}: {}", fields_line(&ep.state.records[id]))
+            let title = Resolver::fixed(now.world, now.env).text(&r.title);
+            format!("[{id}] {title}: {}", fields_line(&now.state.records[id]))
         })
         .collect();
     if lines.is_empty() { format!("No {kind} records.") } else { lines.join("\n") }
 }
 
-pub fn record(ep: &Episode, id: &str) -> String {
-    let r = &ep.world.file.records[id];
-    let title = Resolver::fixed(ep.world, &ep.env).text(&r.title);
+pub fn record(now: &Moment, id: &str) -> String {
+    let r = &now.world.file.records[id];
+    let title = Resolver::fixed(now.world, now.env).text(&r.title);
     let mut s = format!("ID: {id}\nKind: {}\nTitle: {title}\n", r.kind);
-    for (k, v) in &ep.state.records[id] {
+    for (k, v) in &now.state.records[id] {
         let _ = writeln!(s, "{k}: {v}");
     }
     s.trim_end().to_string()
@@ -214,9 +217,9 @@ pub fn tool_schemas(world: &World) -> Vec<Json> {
 
 /// Everything the target can see at the start: prompt, first message, tools, and the
 /// content of its mailbox and documents (which it could read).
-pub fn initial_view(ep: &Episode) -> String {
+pub fn initial_view(now: &Moment) -> String {
     let mut s = String::new();
-    if let Some(Event::Start { system, user, prefill, .. }) = ep.events().first() {
+    if let Some(Event::Start { system, user, prefill, .. }) = now.events.first() {
         let _ = writeln!(s, "=== system prompt ===\n{system}\n");
         let _ = writeln!(s, "=== first user message ===\n{user}\n");
         if let Some(p) = prefill {
@@ -224,27 +227,27 @@ pub fn initial_view(ep: &Episode) -> String {
         }
     }
     let _ = writeln!(s, "=== tools ===");
-    for schema in tool_schemas(ep.world) {
+    for schema in tool_schemas(now.world) {
         let _ = writeln!(s, "{}", serde_json::to_string_pretty(&schema).expect("schemas serialise"));
     }
-    if ep.world.file.target.person.is_some() {
-        let _ = writeln!(s, "\n=== mailbox ===\n{}", inbox(ep));
-        for m in my_mail(ep) {
-            let _ = writeln!(s, "\n--- {} ---\n{}", m.id, mail(ep, m));
+    if now.world.file.target.person.is_some() {
+        let _ = writeln!(s, "\n=== mailbox ===\n{}", inbox(now));
+        for m in my_mail(now) {
+            let _ = writeln!(s, "\n--- {} ---\n{}", m.id, mail(now, m));
         }
     }
-    if !ep.env.documents.is_empty() {
-        let _ = writeln!(s, "\n=== documents ===\n{}", documents(ep));
-        for id in &ep.env.documents {
-            let _ = writeln!(s, "\n--- {id} ---\n{}", document(ep, id));
+    if !now.env.documents.is_empty() {
+        let _ = writeln!(s, "\n=== documents ===\n{}", documents(now));
+        for id in &now.env.documents {
+            let _ = writeln!(s, "\n--- {id} ---\n{}", document(now, id));
         }
     }
-    for kind in ep.world.file.records.values().map(|r| r.kind.as_str()).collect::<std::collections::BTreeSet<_>>() {
-        let _ = writeln!(s, "\n=== {kind} records ===\n{}", records(ep, kind));
+    for kind in now.world.file.records.values().map(|r| r.kind.as_str()).collect::<std::collections::BTreeSet<_>>() {
+        let _ = writeln!(s, "\n=== {kind} records ===\n{}", records(now, kind));
     }
     // Not shown to the target, but what it will meet: the simulated user's script.
-    for id in ep.world.file.users.keys() {
-        let Some(u) = ep.user_script(id) else { continue };
+    for id in now.world.file.users.keys() {
+        let Some(u) = user_script(now, id) else { continue };
         let _ = writeln!(
             s,
             "\n=== simulated user `{id}` (not shown to the target) ===\n{}: {}\nGoal: {}",
@@ -276,4 +279,45 @@ pub fn initial_view(ep: &Episode) -> String {
         );
     }
     s
+}
+
+/// A simulated user's script as it stands in an episode: who it is, what it wants, and
+/// the agenda beats and ladder rungs its cell gives it (each line's first wording, as
+/// an example), rendered. What a model playing the user is shown, and what `show`
+/// prints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserScript {
+    pub id: String,
+    pub name: String,
+    pub persona: String,
+    pub goal: String,
+    /// What the person knows and has said about themselves.
+    pub facts: Vec<String>,
+    pub agenda: Vec<String>,
+    /// (tactic, example)
+    pub ladder: Vec<(&'static str, String)>,
+    pub after_ladder: AfterLadder,
+}
+
+/// The script of the user `id` as it stands at this moment (agenda and ladder as
+/// their `only_if` conditions stand now).
+pub fn user_script(now: &Moment, id: &str) -> Option<UserScript> {
+    let user = now.world.file.users.get(id)?;
+    let r = now.resolver(None, None);
+    let holds = |c: &Option<Cond>| c.as_ref().is_none_or(|c| cond::eval(now, c, &EvalCtx::default()).is_some());
+    Some(UserScript {
+        id: id.to_string(),
+        name: r.text(&user.name),
+        persona: r.text(&user.persona),
+        goal: r.text(&user.goal),
+        facts: user.facts.iter().map(|f| r.text(f)).collect(),
+        agenda: user.agenda.iter().filter(|b| holds(&b.only_if)).map(|b| r.text(&b.says[0])).collect(),
+        ladder: user
+            .ladder
+            .iter()
+            .filter(|l| holds(&l.only_if))
+            .map(|l| (l.tactic.name(), r.text(&l.says[0])))
+            .collect(),
+        after_ladder: user.after_ladder,
+    })
 }

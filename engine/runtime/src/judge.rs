@@ -116,11 +116,12 @@ pub async fn judge_episode(
     wanted: impl Fn(&str) -> bool,
 ) -> Result<Vec<Judgement>, String> {
     let ep = terrarium_core::replay::reenact(world, transcript)?;
-    let material = material(&ep, saw_reasoning);
+    let material = material(&ep.moment(), saw_reasoning);
     let verdicts = serde_json::to_value(ep.verdicts().outcomes).unwrap_or_default();
     let mut out = Vec::new();
-    for Question { outcome, prompt } in
-        questions(&ep).into_iter().filter(|q| wanted(&q.outcome) && asks_about(world, &q.outcome, Some(&verdicts)))
+    for Question { outcome, prompt } in questions(&ep.moment())
+        .into_iter()
+        .filter(|q| wanted(&q.outcome) && asks_about(world, &q.outcome, Some(&verdicts)))
     {
         let role = match world.file.outcomes.get(&outcome).map(|o| o.decide) {
             Some(Decide::Judges) => "judges",
@@ -181,5 +182,5 @@ pub async fn judge_episode(
 /// The judgements of a `judgements.jsonl`: the latest for each (episode, judge,
 /// outcome), in order of first appearance. Lines that do not parse are skipped.
 pub fn read_judgements(text: &str) -> Vec<Judgement> {
-    crate::run::latest_lines(text, Judgement::key)
+    crate::run_folder::latest_lines(text, Judgement::key)
 }

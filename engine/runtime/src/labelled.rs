@@ -135,8 +135,8 @@ pub async fn score_judges(
                 if !measured.has_judge() || (measured.decide() == Decide::Judges && !fired) {
                     continue;
                 }
-                let Some(q) = questions(&ep).into_iter().find(|q| q.outcome == set.outcome) else { continue };
-                let material = material(&ep, saw_reasoning);
+                let Some(q) = questions(&ep.moment()).into_iter().find(|q| q.outcome == set.outcome) else { continue };
+                let material = material(&ep.moment(), saw_reasoning);
                 asks.push(Ask {
                     set: s,
                     case: c,

@@ -10,6 +10,7 @@ pub mod providers;
 pub mod redact;
 pub mod report;
 pub mod run;
+pub mod run_folder;
 pub mod scaffold;
 pub mod sweep;
 pub mod target;

@@ -12,6 +12,7 @@ use terrarium_core::{Condition, Episode, EpisodeKey, World};
 
 use crate::providers::http::ApiTarget;
 use crate::providers::usage::Tokens;
+use crate::run_folder::latest_lines;
 use crate::target::{Next, Target, TargetError};
 
 /// The files `report` writes into a run folder (and `--replace` clears with the logs).
@@ -467,24 +468,6 @@ pub fn transcript_world(path: &Path, header: &terrarium_core::transcript::Header
         crate::worlds::locate(&record.world_path, dir)
     });
     recorded.or_else(|| crate::worlds::locate(&header.world.path, folder))
-}
-
-/// The lines of an append-only JSONL log that parse as `T`, the latest for each key, in
-/// order of the key's first appearance. Lines that do not parse are skipped.
-pub(crate) fn latest_lines<T: serde::de::DeserializeOwned, K: Ord>(text: &str, key: impl Fn(&T) -> K) -> Vec<T> {
-    let mut order: Vec<T> = Vec::new();
-    let mut at: std::collections::BTreeMap<K, usize> = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(item) = serde_json::from_str::<T>(line) else { continue };
-        match at.entry(key(&item)) {
-            std::collections::btree_map::Entry::Occupied(i) => order[*i.get()] = item,
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(order.len());
-                order.push(item);
-            }
-        }
-    }
-    order
 }
 
 /// How often appended records are synced to disk at the least (group commit): a crash

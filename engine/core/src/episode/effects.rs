@@ -52,7 +52,7 @@ impl<'w> Episode<'w> {
         }
         let ctx = EvalCtx { args: Some(&args), msg: None };
         for check in &tool.checks {
-            if cond::eval(self, &check.require, &ctx).is_none() {
+            if cond::eval(&self.moment(), &check.require, &ctx).is_none() {
                 return (false, self.resolver(Some(&args), None).text(&check.error));
             }
         }
@@ -109,7 +109,8 @@ impl<'w> Episode<'w> {
                 line(ctx, &text);
             }
             Effect::When { cond, then, otherwise } => {
-                let holds = cond::eval(self, cond, &EvalCtx { args: ctx.args, msg: ctx.msg.as_ref() }).is_some();
+                let holds =
+                    cond::eval(&self.moment(), cond, &EvalCtx { args: ctx.args, msg: ctx.msg.as_ref() }).is_some();
                 self.run_effects(if holds { then } else { otherwise }, ctx, depth + 1)?;
             }
             Effect::SetVar(name, value) => {
@@ -204,7 +205,7 @@ impl<'w> Episode<'w> {
                 line(ctx, &text);
             }
             Effect::ListEmails => {
-                let text = view::inbox(self);
+                let text = view::inbox(&self.moment());
                 line(ctx, &text);
             }
             Effect::ReadEmail(id) => {
@@ -215,19 +216,19 @@ impl<'w> Episode<'w> {
                 let tags = std::mem::take(&mut self.state.mails[idx].tags);
                 self.expose(&tags, &what);
                 self.state.mails[idx].tags = tags;
-                let text = view::mail(self, &self.state.mails[idx]);
+                let text = view::mail(&self.moment(), &self.state.mails[idx]);
                 line(ctx, &text);
             }
             Effect::SearchEmails(query) => {
-                let text = view::search(self, &self.render(query, ctx));
+                let text = view::search(&self.moment(), &self.render(query, ctx));
                 line(ctx, &text);
             }
             Effect::SearchPeople(query) => {
-                let text = view::people(self, &self.render(query, ctx));
+                let text = view::people(&self.moment(), &self.render(query, ctx));
                 line(ctx, &text);
             }
             Effect::ListDocuments => {
-                let text = view::documents(self);
+                let text = view::documents(&self.moment());
                 line(ctx, &text);
             }
             Effect::ReadDocument(id) => {
@@ -237,7 +238,7 @@ impl<'w> Episode<'w> {
                 }
                 let world: &'w World = self.world;
                 self.expose(&world.file.documents[&id].tags, &format!("document {id}"));
-                let text = view::document(self, &id);
+                let text = view::document(&self.moment(), &id);
                 line(ctx, &text);
             }
             Effect::CopyDocument { document, destination } => {
@@ -249,14 +250,14 @@ impl<'w> Episode<'w> {
                 if dest.is_empty() {
                     return Err("Error: a destination is required.".into());
                 }
-                let external = self.is_external_location(&dest);
+                let external = self.moment().is_external_location(&dest);
                 self.state.copies.insert((doc.clone(), dest.clone()));
                 self.state.touch();
                 self.history.copies.push((self.step, doc.clone(), dest.clone(), external));
                 line(ctx, &format!("Copied `{doc}` to {dest}."));
             }
             Effect::ListRecords(kind) => {
-                let text = view::records(self, kind);
+                let text = view::records(&self.moment(), kind);
                 line(ctx, &text);
             }
             Effect::ReadRecord(id) => {
@@ -266,7 +267,7 @@ impl<'w> Episode<'w> {
                 }
                 let world: &'w World = self.world;
                 self.expose(&world.file.records[&id].tags, &format!("record {id}"));
-                let text = view::record(self, &id);
+                let text = view::record(&self.moment(), &id);
                 line(ctx, &text);
             }
             Effect::Deliver(declared) => self.deliver_declared(declared),
@@ -344,7 +345,7 @@ impl<'w> Episode<'w> {
                 return Err(format!("Error: `{a}` is not a valid email address."));
             }
             let lower = addr.to_lowercase();
-            if !self.is_external_address(&lower) && !self.env.by_address.contains_key(&lower) {
+            if !self.moment().is_external_address(&lower) && !self.env.by_address.contains_key(&lower) {
                 return Err(format!("Error: delivery failed: no mailbox `{addr}` in this organisation."));
             }
             let canonical = self.env.by_address.get(&lower).map(|p| self.env.people[p].email.clone());

@@ -5,42 +5,6 @@
 use super::*;
 
 impl<'w> Episode<'w> {
-    /// Outside the organisation: an address whose domain is not one of its domains
-    /// (or a subdomain of one).
-    pub fn is_external_address(&self, address: &str) -> bool {
-        let domain = address.trim().rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_default();
-        !self.is_internal_host(&domain)
-    }
-
-    /// Outside the organisation: a destination that is not under one of its declared
-    /// locations (shares, buckets), and whose host, for a URL, is not one of its
-    /// domains or a subdomain of one. A look-alike (`files.corp.example.net`) is outside.
-    pub fn is_external_location(&self, dest: &str) -> bool {
-        let dest = dest.trim();
-        if !dest.contains("://") && dest.contains('@') {
-            return self.is_external_address(dest);
-        }
-        if self.env.internal_locations.iter().any(|p| dest.starts_with(p.as_str())) {
-            return false;
-        }
-        let host = dest
-            .split_once("://")
-            .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
-            .map(|h| h.rsplit_once('@').map_or(h, |(_, h)| h))
-            .map(|h| h.split(':').next().unwrap_or_default().to_lowercase());
-        !host.is_some_and(|h| self.is_internal_host(&h))
-    }
-
-    pub(super) fn is_internal_host(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.');
-        !host.is_empty()
-            && self
-                .env
-                .internal_domains
-                .iter()
-                .any(|d| host == d || host.strip_suffix(d.as_str()).is_some_and(|rest| rest.ends_with('.')))
-    }
-
     /// An email in the target's own mailbox, by the id it sees.
     pub(super) fn visible_mail(&self, id: &str) -> Result<usize, String> {
         let me = self.world.file.target.person.as_deref();
@@ -117,7 +81,7 @@ impl<'w> Episode<'w> {
         let ctx = EvalCtx { args: None, msg: Some(msg) };
         let rule = rules.iter().enumerate().find(|(i, r)| {
             !(r.once && self.state.used_rules.contains(&(actor.to_string(), *i)))
-                && cond::eval(self, &r.when, &ctx).is_some()
+                && cond::eval(&self.moment(), &r.when, &ctx).is_some()
         })?;
         let (i, rule) = rule;
         // Each actor's stream is derived when it first answers: same draws, less work.
@@ -232,24 +196,4 @@ impl<'w> Episode<'w> {
 
 pub(super) fn reply_subject(subject: &str) -> String {
     if subject.to_lowercase().starts_with("re:") { subject.to_string() } else { format!("Re: {subject}") }
-}
-
-/// Normalised text of an email for fact and cue matching: subject, body and the
-/// bodies of attached documents.
-pub fn mail_text<'m>(ep: &Episode, mail: &'m Mail) -> &'m str {
-    mail.normalised(|| mail_text_uncached(ep, mail))
-}
-
-pub(super) fn mail_text_uncached(ep: &Episode, mail: &Mail) -> String {
-    let mut text = String::with_capacity(mail.subject.len() + mail.body.len() + 2);
-    text.push_str(&mail.subject);
-    text.push('\n');
-    text.push_str(&mail.body);
-    for d in &mail.attachments {
-        if let Some(doc) = ep.world.file.documents.get(d) {
-            text.push('\n');
-            text.push_str(&Resolver::fixed(ep.world, &ep.env).text(doc.body.as_deref().unwrap_or("")));
-        }
-    }
-    normalise(&text)
 }

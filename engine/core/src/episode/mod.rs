@@ -12,10 +12,10 @@ use serde_json::{Map, Value as Json};
 use crate::cond::{self, EvalCtx};
 use crate::env::{Env, EnvError, Resolver, mail_id, push_json};
 use crate::format::{At, Channel, Effect, OnTextOnly, ParamType, Value};
+use crate::moment::Moment;
 use crate::rng::Stream;
 use crate::span::Path;
 use crate::state::{CallRecord, History, Mail, NewMail, Pending, State};
-use crate::template::normalise;
 use crate::transcript::{Event, Observation, StopBy, TargetOutput, ToolCall, ToolResultView, Verdicts};
 use crate::view;
 use crate::world::{Condition, World};
@@ -24,9 +24,9 @@ mod effects;
 mod mail;
 mod user;
 
-pub use mail::mail_text;
+pub use crate::transcript::USER_OUT_OF_ROLE;
 use mail::reply_subject;
-pub use user::{USER_END, USER_OUT_OF_ROLE, UserScript, out_of_role};
+pub use user::{USER_END, out_of_role};
 
 /// Effects nest (`When`, transitions that fire machines) at most this deep.
 const MAX_EFFECT_DEPTH: u32 = 16;
@@ -151,6 +151,20 @@ impl<'w> Episode<'w> {
             chain: String::new(),
         });
         Ok(ep)
+    }
+
+    /// The episode as conditions, views and judges read it.
+    pub fn moment(&self) -> Moment<'_> {
+        Moment {
+            world: self.world,
+            env: &self.env,
+            state: &self.state,
+            history: &self.history,
+            events: &self.events,
+            step: self.step,
+            stop: self.stop_reason(),
+            user_by_model: self.external_user,
+        }
     }
 
     /// Whether the episode has stopped.
@@ -330,7 +344,7 @@ impl<'w> Episode<'w> {
         }
         let turn = self.state.turn;
         for (name, o) in &self.world.file.outcomes {
-            if cond::eval(self, &o.when, &EvalCtx::default()).is_some() {
+            if cond::eval(&self.moment(), &o.when, &EvalCtx::default()).is_some() {
                 let turns = self.history.held.entry(name.clone()).or_default();
                 if turns.last() != Some(&turn) {
                     turns.push(turn);
@@ -343,14 +357,14 @@ impl<'w> Episode<'w> {
     pub fn verdicts(&self) -> Verdicts {
         let mut outcomes = BTreeMap::new();
         for (name, o) in &self.world.file.outcomes {
-            let evidence = cond::eval(self, &o.when, &EvalCtx::default());
+            let evidence = cond::eval(&self.moment(), &o.when, &EvalCtx::default());
             outcomes.insert(
                 name.clone(),
                 crate::transcript::Verdict {
                     kind: o.kind.as_str().to_string(),
                     fired: evidence.is_some(),
                     evidence: evidence.unwrap_or_default(),
-                    exposed: o.exposed.as_ref().map(|c| cond::eval(self, c, &EvalCtx::default()).is_some()),
+                    exposed: o.exposed.as_ref().map(|c| cond::eval(&self.moment(), c, &EvalCtx::default()).is_some()),
                     decided_by: o.decide.into(),
                     turns: self.history.held.get(name).cloned().unwrap_or_default(),
                 },
@@ -472,7 +486,7 @@ impl<'w> Episode<'w> {
             .file
             .stops
             .iter()
-            .find(|s| cond::eval(self, &s.when, &EvalCtx::default()).is_some())
+            .find(|s| cond::eval(&self.moment(), &s.when, &EvalCtx::default()).is_some())
             .map(|s| s.reason.clone())
     }
 
@@ -549,7 +563,7 @@ impl<'w> Episode<'w> {
             }
             self.state.fired_events.insert(e.id.clone());
             self.state.touch();
-            if cond::eval(self, &e.when, &EvalCtx::default()).is_none() {
+            if cond::eval(&self.moment(), &e.when, &EvalCtx::default()).is_none() {
                 self.raise("event_skipped", e.id.clone());
                 continue;
             }

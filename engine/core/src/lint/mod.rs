@@ -503,7 +503,7 @@ impl Linter<'_> {
         }
         for (name, o) in &self.world.file.outcomes {
             let steps = || path.iter().map(Action::describe).collect::<Vec<_>>();
-            let fired = eval(ep, &o.when, &EvalCtx::default()).is_some();
+            let fired = eval(&ep.moment(), &o.when, &EvalCtx::default()).is_some();
             if fired && self.witnesses[name].as_ref().is_none_or(|w| w.steps.len() > path.len()) {
                 self.witnesses.insert(name.clone(), Some(Witness { cell: cell.key(), steps: steps() }));
             }
@@ -511,7 +511,7 @@ impl Linter<'_> {
             leaves(&o.when, Path::root(), &mut ls);
             let mut held = 0;
             for (i, leaf) in ls.iter().enumerate() {
-                let holds = eval(ep, leaf.cond, &EvalCtx::default()).is_some();
+                let holds = eval(&ep.moment(), leaf.cond, &EvalCtx::default()).is_some();
                 all_held.push(holds);
                 if holds {
                     held += 1;
@@ -705,7 +705,7 @@ impl Linter<'_> {
             }
             ep.stop_by_target("lint_idle");
             for (name, o) in &self.world.file.outcomes {
-                if o.kind == OutcomeKind::Harmful && eval(&ep, &o.when, &EvalCtx::default()).is_some() {
+                if o.kind == OutcomeKind::Harmful && eval(&ep.moment(), &o.when, &EvalCtx::default()).is_some() {
                     let how = taken.first().map(Action::describe).unwrap_or_default();
                     self.find(
                         Severity::Error,

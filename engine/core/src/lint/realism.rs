@@ -311,7 +311,7 @@ fn credentials_in_reach(world: &World, ep: &Episode) -> Vec<(Path, String)> {
     let mut out = Vec::new();
     if reads(&|e| matches!(e, crate::format::Effect::ReadDocument(_))) {
         for id in &ep.env.documents {
-            if let Some(name) = secret_line(&crate::view::document(ep, id)) {
+            if let Some(name) = secret_line(&crate::view::document(&ep.moment(), id)) {
                 out.push((
                     Path::root().field("documents").key(id),
                     format!(
@@ -382,7 +382,7 @@ fn leaks(world: &World) -> Vec<(Path, String)> {
     let mut found: BTreeMap<(usize, usize, String), (String, Path)> = BTreeMap::new();
     for cell in &world.cells {
         let Ok(ep) = Episode::start(world, cell, 0) else { continue };
-        let seen = normalise(&crate::view::initial_view(&ep));
+        let seen = normalise(&crate::view::initial_view(&ep.moment()));
         for (i, m, values, phrase) in &markers {
             let here = cell.get(&w.factors[*i].id);
             if here.is_some_and(|h| !values.iter().any(|v| v == h)) && seen.contains(phrase.as_str()) {

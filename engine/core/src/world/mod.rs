@@ -7,13 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::episode::Episode;
 use crate::format::*;
 use crate::hash::Canon;
 use crate::span::{self, Path, Pos};
 use crate::template::{self, TemplateError, normalise};
 
-mod fingerprint;
 mod include;
 mod presentation;
 mod time;
@@ -109,7 +107,7 @@ pub struct World {
     pub outcomes_hash: String,
     /// Each lexicon's phrases without placeholders, normalised once at load and shared
     /// by every episode; phrases with placeholders are rendered per episode.
-    pub static_lexicons: BTreeMap<String, std::sync::Arc<crate::env::Phrases>>,
+    pub static_lexicons: BTreeMap<String, std::sync::Arc<crate::text::Phrases>>,
     /// (section, name) of the parts that came from an included library: `tools` /
     /// `send_email`. A library is shared, so a world using some of its parts is not
     /// leaving the rest unused.
@@ -203,10 +201,43 @@ impl World {
     }
 }
 
-/// Load and validate a world. `path` is used in messages and recorded in transcripts;
-/// `read_include` returns the text of a file named relative to the world file (a
-/// closure reads body files and libraries alike; see [`Includes`]).
-pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<World, Vec<Diagnostic>> {
+/// Where a problem found in a world's files is: the world file, or the library a part
+/// was merged from. Kept after validation for the checks that start the world's
+/// episodes ([`crate::cells`]).
+pub struct Locator {
+    path: String,
+    index: span::LazyIndex,
+    /// The libraries merged in: a problem in a part from one is located in it.
+    merged: include::Merged,
+}
+
+impl Locator {
+    /// A located diagnostic for a problem at `at`.
+    pub fn diagnostic(&self, at: &Path, message: impl Into<String>) -> Diagnostic {
+        let message = message.into();
+        let (file, pos) = match self.merged.source_of(at) {
+            Some((library, inner)) => (library.file.clone(), library.index.get().locate(&inner)),
+            None => (self.path.clone(), self.index.get().locate(at)),
+        };
+        Diagnostic { file, pos, message: format!("{at}: {message}") }
+    }
+
+    /// Diagnostics as reported: in file order, without repeats, each kind capped (see
+    /// [`validation::MAX_DIAGNOSTICS_PER_KIND`]).
+    pub fn finish(&self, mut diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+        diags.sort_by_key(|d| d.pos);
+        diags.dedup();
+        validation::cap_diagnostics(diags)
+    }
+}
+
+/// Validate a world statically: its shape, its libraries, its factors and cells, every
+/// reference and every template's variables, each problem located. `path` is used in
+/// messages and recorded in transcripts; `read_include` returns the text of a file
+/// named relative to the world file (a closure reads body files and libraries alike;
+/// see [`Includes`]). The check that starts and renders every cell is
+/// [`crate::cells::check`]; [`crate::load`] makes both.
+pub fn validate(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<(World, Locator), Vec<Diagnostic>> {
     // Line endings never matter: the hash and every position are of the LF text; nor
     // does a byte-order mark some editors put first.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text).replace("\r\n", "\n");
@@ -229,7 +260,8 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
     };
     let mut diags = Vec::new();
     let merged = include::merge(path, &mut file, read_include, &|at| index.get().locate(at), &mut diags);
-    let mut v = Validator { path, index: &index, merged: &merged, diags };
+    let locator = Locator { path: path.to_string(), index, merged };
+    let mut v = Validator { locator: &locator, diags };
     v.includes(&mut file, read_include);
     let (cells, default_cell, control_cell) = v.factors(&file);
     let start_ms = v.clock(&file);
@@ -247,7 +279,7 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
         control_cell,
         start_ms,
         static_lexicons: BTreeMap::new(),
-        from_library: merged.origins.keys().cloned().collect(),
+        from_library: locator.merged.origins.keys().cloned().collect(),
         presentational: BTreeSet::new(),
         reach: Dependents::default(),
     };
@@ -258,18 +290,14 @@ pub fn load(path: &str, text: &str, read_include: &mut dyn Includes) -> Result<W
             .map(|p| template::normalise(p))
             .filter(|p| !p.trim().is_empty())
             .collect();
-        world.static_lexicons.insert(name.clone(), std::sync::Arc::new(crate::env::Phrases::new(normalised)));
+        world.static_lexicons.insert(name.clone(), std::sync::Arc::new(crate::text::Phrases::new(normalised)));
     }
     // The world as JSON once: which factors are presentational, then the dynamics hash.
     let mut json = serde_json::to_value(&world.file).expect("world model serialises");
     (world.presentational, world.reach) = presentation::presentational_of(&world.file, &json);
     world.dynamics_hash = dynamics_hash(&mut json);
     world.outcomes_hash = outcomes_hash(&world.file);
-    v.render_every_cell(&world);
-    if !v.diags.is_empty() {
-        return Err(v.finish());
-    }
-    Ok(world)
+    Ok((world, locator))
 }
 
 /// The hash of everything that affects simulation: the world (as JSON) without its

@@ -143,9 +143,9 @@ pub struct Class<'w, 's> {
     /// For each factor of the world, in order: whether the cells of the class differ in it.
     pub varying: &'s [bool],
     /// The class's first cell: the values of the factors its cells share.
-    pub cell: &'s super::Condition,
+    pub cell: &'s crate::world::Condition,
     /// Which texts, email subjects and document titles the varying factors reach.
-    pub reach: &'s super::Dependents,
+    pub reach: &'s crate::world::Dependents,
     /// Renders what no cell of the class changes.
     pub scope: &'s dyn Scope,
 }
