@@ -112,3 +112,42 @@ fn a_relabelled_header_or_changed_line_endings_never_replay_as_identical() {
         }
     }
 }
+
+/// Typed records and verdicts write the bytes the committed fixtures hold: every line
+/// of the recorded run folder's `episodes.jsonl` and `plan.jsonl`, and every verdicts
+/// line of the recorded transcripts, read and written back unchanged.
+#[test]
+fn records_and_verdicts_read_and_written_back_are_byte_identical() {
+    use terrarium_runtime::run::{EpisodeRecord, Planned};
+    let folder = root().join("fixtures/runs/blackmail-1.0.0");
+    let mut lines = 0;
+    for (file, roundtrip) in [
+        (
+            "episodes.jsonl",
+            (|l: &str| {
+                serde_json::to_string(&serde_json::from_str::<EpisodeRecord>(l).expect("a record")).expect("writes")
+            }) as fn(&str) -> String,
+        ),
+        ("plan.jsonl", |l: &str| {
+            serde_json::to_string(&serde_json::from_str::<Planned>(l).expect("a plan line")).expect("writes")
+        }),
+    ] {
+        let text = std::fs::read_to_string(folder.join(file)).expect("reads");
+        for line in text.lines() {
+            assert_eq!(roundtrip(line), line, "{file}");
+            lines += 1;
+        }
+    }
+    let mut transcripts: Vec<std::path::PathBuf> =
+        std::fs::read_dir(folder.join("transcripts")).expect("lists").map(|e| e.expect("entry").path()).collect();
+    transcripts.push(path("blackmail-recorded.jsonl"));
+    for t in transcripts {
+        let text = std::fs::read_to_string(&t).expect("reads");
+        let last = text.lines().last().expect("a verdicts line");
+        let verdicts: terrarium_core::transcript::Line = serde_json::from_str(last).expect("a verdicts line");
+        assert!(matches!(verdicts, terrarium_core::transcript::Line::Verdicts(_)), "{}", t.display());
+        assert_eq!(serde_json::to_string(&verdicts).expect("writes"), last, "{}", t.display());
+        lines += 1;
+    }
+    assert!(lines >= 10, "only {lines} lines compared");
+}

@@ -92,9 +92,9 @@ fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
     let mut gated = 0;
     for r in records.iter().filter(|r| r.status == terrarium_runtime::run::EpisodeStatus::Completed) {
         let outcomes = r.outcomes.as_ref().unwrap();
-        let mentioned = outcomes["secret_mentioned"]["fired"].as_bool().unwrap();
+        let mentioned = outcomes["secret_mentioned"].fired;
         out.push(judgement(r, "secret_mentioned", "openai/judge-a", "second_opinion", mentioned != (r.seed == 3)));
-        if !outcomes["blackmail"]["fired"].as_bool().unwrap() {
+        if !outcomes["blackmail"].fired {
             continue;
         }
         let mut a = judgement(r, "blackmail", "openai/judge-a", "judges", r.seed != 3);

@@ -1148,12 +1148,21 @@ pub enum OutcomeKind {
 }
 
 impl OutcomeKind {
+    pub const ALL: [OutcomeKind; 3] = [OutcomeKind::Harmful, OutcomeKind::Notable, OutcomeKind::Success];
+
+    /// The kind as verdicts write it.
     pub fn as_str(self) -> &'static str {
         match self {
             OutcomeKind::Harmful => "harmful",
             OutcomeKind::Notable => "notable",
             OutcomeKind::Success => "success",
         }
+    }
+}
+
+impl std::fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -332,7 +332,9 @@ pub struct Evidence {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    pub kind: String,
+    /// The outcome's kind, written as `harmful`, `notable` or `success`.
+    #[serde(with = "kind_name")]
+    pub kind: crate::format::OutcomeKind,
     pub fired: bool,
     pub evidence: Vec<Evidence>,
     /// Whether the outcome's `exposed` condition held at the end (absent when the
@@ -348,6 +350,23 @@ pub struct Verdict {
     /// held, for rates by turn (when pushback fades, when cooperation starts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub turns: Vec<u32>,
+}
+
+/// A verdict's kind as transcripts and records write it: its lower-case name.
+mod kind_name {
+    use crate::format::OutcomeKind;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(kind: &OutcomeKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(kind.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OutcomeKind, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        OutcomeKind::ALL.into_iter().find(|k| k.as_str() == name).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown outcome kind `{name}` (harmful, notable or success)"))
+        })
+    }
 }
 
 /// How a verdict in a transcript was decided.

@@ -268,7 +268,7 @@ pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged
         let old = r.outcomes.clone().unwrap_or_default();
         let mut changed = Vec::new();
         for (name, v) in &verdicts.outcomes {
-            let was = old.get(name).and_then(|o| o["fired"].as_bool());
+            let was = old.get(name).map(|o| o.fired);
             // An outcome added since that does not fire changes no verdict.
             if was != Some(v.fired) && (was.is_some() || v.fired) {
                 out.changes.push(Change {

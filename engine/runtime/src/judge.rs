@@ -6,10 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use std::collections::BTreeMap;
+
 use terrarium_core::World;
 use terrarium_core::episode::USER_OUT_OF_ROLE;
 use terrarium_core::format::Decide;
 use terrarium_core::judge::{Question, conversation, material, parse_answer, questions};
+use terrarium_core::transcript::Verdict;
 
 use crate::providers::http::ApiTarget;
 use crate::providers::usage::Tokens;
@@ -85,14 +88,14 @@ pub fn judged_outcomes(world: &World, user_model: bool) -> Vec<&str> {
 /// Whether judges are asked about `outcome` for an episode whose recorded verdicts are
 /// `outcomes` (an `episodes.jsonl` record's): always for a second opinion; for an
 /// outcome decided by judges, only when its gate let the episode through.
-pub fn asks_about(world: &World, outcome: &str, outcomes: Option<&Json>) -> bool {
+pub fn asks_about(world: &World, outcome: &str, outcomes: Option<&BTreeMap<String, Verdict>>) -> bool {
     if outcome == USER_OUT_OF_ROLE {
         // Asked of every conversation a model-played user did not leave (the question
         // exists only for those), as a second opinion beside the rule that stops one.
         return true;
     }
     let Some(o) = world.file.outcomes.get(outcome).filter(|o| o.judge.is_some()) else { return false };
-    o.decide == Decide::Rule || outcomes.and_then(|v| v[outcome]["fired"].as_bool()).unwrap_or(false)
+    o.decide == Decide::Rule || outcomes.and_then(|v| v.get(outcome)).is_some_and(|v| v.fired)
 }
 
 /// Which episode is judged: what its record would say.
@@ -117,7 +120,7 @@ pub async fn judge_episode(
 ) -> Result<Vec<Judgement>, String> {
     let ep = terrarium_core::replay::reenact(world, transcript)?;
     let material = material(&ep.moment(), saw_reasoning);
-    let verdicts = serde_json::to_value(ep.verdicts().outcomes).unwrap_or_default();
+    let verdicts = ep.verdicts().outcomes;
     let mut out = Vec::new();
     for Question { outcome, prompt } in questions(&ep.moment())
         .into_iter()

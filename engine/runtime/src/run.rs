@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value as Json;
-use terrarium_core::transcript::{Reasoning, Verdicts};
+use terrarium_core::transcript::{DecidedBy, Reasoning, Verdict, Verdicts};
 use terrarium_core::{Condition, Episode, EpisodeKey, World};
 
 use crate::providers::http::ApiTarget;
@@ -33,8 +33,10 @@ pub struct EpisodeRecord {
     pub target: String,
     pub status: EpisodeStatus,
     pub stop_reason: String,
-    /// Outcome name → verdict; `null` when errored.
-    pub outcomes: Option<Json>,
+    /// Outcome name → verdict; `null` when errored. Written with each verdict's keys in
+    /// sorted order, as records have always been.
+    #[serde(serialize_with = "sorted_keys")]
+    pub outcomes: Option<BTreeMap<String, Verdict>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The transcript, relative to the run folder.
@@ -59,6 +61,13 @@ pub struct EpisodeRecord {
     /// which of the target's replies the user read as refusals (for rates by turn).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation: Option<ConversationTurns>,
+}
+
+/// Verdicts as records write them: every object's keys in sorted order (the record's
+/// bytes predate typed verdicts, and run folders are compared byte for byte).
+fn sorted_keys<S: serde::Serializer>(outcomes: &Option<BTreeMap<String, Verdict>>, s: S) -> Result<S::Ok, S::Error> {
+    let value = serde_json::to_value(outcomes).map_err(serde::ser::Error::custom)?;
+    value.serialize(s)
 }
 
 /// What acted in an episode, as reports group it: the target, and the model that
@@ -293,8 +302,7 @@ impl<'w> EpisodeRun<'w> {
             target: header.target.spec.clone(),
             status,
             stop_reason: verdicts.stop_reason.clone(),
-            outcomes: (status == EpisodeStatus::Completed)
-                .then(|| serde_json::to_value(&verdicts.outcomes).expect("verdicts serialise")),
+            outcomes: (status == EpisodeStatus::Completed).then(|| verdicts.outcomes.clone()),
             error,
             transcript: format!("transcripts/{}.jsonl", header.episode_id),
             tokens: episode_tokens(ep.events()),
@@ -543,8 +551,8 @@ impl RunDir {
         for rec in folder.records {
             world_hashes.entry(rec.world.clone()).or_default().insert(rec.dynamics_hash.clone());
             if rec.status == EpisodeStatus::Completed {
-                for (name, v) in rec.outcomes.as_ref().and_then(|o| o.as_object()).into_iter().flatten() {
-                    if v["decided_by"] == "gate" && v["fired"] == false {
+                for (name, v) in rec.outcomes.iter().flatten() {
+                    if v.decided_by == DecidedBy::Gate && !v.fired {
                         gate_closed.insert((rec.episode_id.clone(), name.clone()));
                     }
                 }

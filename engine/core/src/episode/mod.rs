@@ -361,7 +361,7 @@ impl<'w> Episode<'w> {
             outcomes.insert(
                 name.clone(),
                 crate::transcript::Verdict {
-                    kind: o.kind.as_str().to_string(),
+                    kind: o.kind,
                     fired: evidence.is_some(),
                     evidence: evidence.unwrap_or_default(),
                     exposed: o.exposed.as_ref().map(|c| cond::eval(&self.moment(), c, &EvalCtx::default()).is_some()),

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use terrarium_core::episode::USER_OUT_OF_ROLE;
-use terrarium_core::format::Combine;
+use terrarium_core::format::{Combine, OutcomeKind};
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
-use terrarium_core::transcript::Reasoning;
+use terrarium_core::transcript::{DecidedBy, Reasoning, Verdict};
 
 use crate::judge::Judgement;
 use crate::providers::usage::Tokens;
@@ -299,9 +299,9 @@ pub fn build(
         // How each verdict of this episode is decided: the rule, the judges' combined
         // answers on what the gate let through (`None`: left undecided), or the gate
         // alone where no judge answered.
-        let decide = |name: &str, v: &serde_json::Value| -> (Option<bool>, String) {
-            let passed_gate = v["fired"].as_bool().unwrap_or(false);
-            if v["decided_by"] != "gate" {
+        let decide = |name: &str, v: &Verdict| -> (Option<bool>, String) {
+            let passed_gate = v.fired;
+            if v.decided_by != DecidedBy::Gate {
                 return (Some(passed_gate), "rule".into());
             }
             let Some(judges) = deciding_judges.get(&(r.world.as_str(), name)) else {
@@ -321,9 +321,9 @@ pub fn build(
         // This episode's decided verdicts (`None`: left undecided by the judges), for
         // the over-refusal rate and the rates by turn.
         let decided = decisions.entry(r.episode_id.as_str()).or_default();
-        for (name, v) in r.outcomes.as_ref().and_then(|o| o.as_object()).into_iter().flatten() {
+        for (name, v) in r.outcomes.iter().flatten() {
             let entry = g.outcomes.entry(name.clone()).or_default();
-            entry.kind = v["kind"].as_str().unwrap_or_default().to_string();
+            entry.kind = v.kind.as_str().to_string();
             let (fired, by) = decide(name, v);
             entry.decided_by = by;
             let Some(fired) = fired else {
@@ -334,12 +334,12 @@ pub fn build(
             decided.insert(name.as_str(), (Some(fired), entry.decided_by.clone()));
             entry.n += 1;
             entry.fired += u64::from(fired);
-            if let Some(exposed) = v.get("exposed").and_then(|e| e.as_bool()) {
+            if let Some(exposed) = v.exposed {
                 let e = entry.exposure.get_or_insert_default();
                 e.0 += u64::from(exposed);
                 e.1 += u64::from(exposed && fired);
             }
-            if let Some(aware) = aware.filter(|_| v["kind"] == "harmful") {
+            if let Some(aware) = aware.filter(|_| v.kind == OutcomeKind::Harmful) {
                 let u = entry.unaware.get_or_insert_default();
                 u.0 += u64::from(!aware);
                 u.1 += u64::from(!aware && fired);
@@ -414,7 +414,7 @@ pub fn build(
         let rule = if j.outcome == USER_OUT_OF_ROLE {
             Some(false)
         } else {
-            r.outcomes.as_ref().and_then(|o| o.get(&j.outcome)).and_then(|v| v["fired"].as_bool())
+            r.outcomes.as_ref().and_then(|o| o.get(&j.outcome)).map(|v| v.fired)
         };
         let Some(rule) = rule else { continue };
         let row = judge_rows.entry((j.world.clone(), j.outcome.clone(), j.judge.clone())).or_insert_with(|| JudgeRow {
@@ -496,13 +496,7 @@ fn by_belief(
         let Some(decided) = decisions.get(r.episode_id.as_str()) else { continue };
         let belief = |name: &str| decided.get(name).map(|(v, _)| *v);
         let (Some(Some(real)), Some(Some(eval))) = (belief(BELIEVES_REAL), belief(BELIEVES_EVAL)) else { continue };
-        let harms = r
-            .outcomes
-            .as_ref()
-            .and_then(|o| o.as_object())
-            .into_iter()
-            .flatten()
-            .filter(|(_, v)| v["kind"] == "harmful");
+        let harms = r.outcomes.iter().flatten().filter(|(_, v)| v.kind == OutcomeKind::Harmful);
         for (name, _) in harms {
             let Some((Some(fired), _)) = decided.get(name.as_str()) else { continue };
             let row = out.entry((r.world.clone(), r.acting(), name.clone())).or_insert_with(|| BeliefRow {
@@ -535,16 +529,16 @@ fn by_turn(records: &[EpisodeRecord]) -> Vec<TurnRow> {
     let mut counts: TurnCounts = BTreeMap::new();
     for r in records.iter().filter(|r| r.status == EpisodeStatus::Completed) {
         let Some(c) = &r.conversation else { continue };
-        let verdicts = r.outcomes.as_ref().and_then(|o| o.as_object());
+        let verdicts = r.outcomes.as_ref();
         let acting = r.acting();
         for turn in 1..=c.turns {
             let read = counts.entry((&r.world, acting.clone(), turn, 0, READ_AS_REFUSAL.into())).or_default();
             read.0 += 1;
             read.1 += u64::from(c.refused.contains(&turn));
             for (name, v) in verdicts.into_iter().flatten() {
-                let gate = v["decided_by"] == "gate";
+                let gate = v.decided_by == DecidedBy::Gate;
                 let measure = if gate { format!("{name} (gate)") } else { name.clone() };
-                let held = v["turns"].as_array().is_some_and(|ts| ts.iter().any(|t| t.as_u64() == Some(turn.into())));
+                let held = v.turns.contains(&turn);
                 let e = counts.entry((&r.world, acting.clone(), turn, 1, measure)).or_default();
                 e.0 += 1;
                 e.1 += u64::from(held);
@@ -1186,6 +1180,11 @@ impl Report {
 mod tests {
     use super::*;
 
+    /// Verdicts written as a record holds them.
+    fn verdicts(v: serde_json::Value) -> BTreeMap<String, Verdict> {
+        serde_json::from_value(v).expect("verdicts")
+    }
+
     #[test]
     fn usage_is_read_from_each_provider_shape() {
         let chat =
@@ -1234,7 +1233,7 @@ mod tests {
             status,
             stop_reason: stop.into(),
             outcomes: completed
-                .then(|| serde_json::json!({"harm": {"kind": "harmful", "fired": fired, "evidence": []}})),
+                .then(|| verdicts(serde_json::json!({"harm": {"kind": "harmful", "fired": fired, "evidence": []}}))),
             error: (!completed).then(|| "HTTP 500".into()),
             transcript: String::new(),
             tokens: Some(Tokens { input: 100, output: 7 }),
@@ -1280,9 +1279,9 @@ mod tests {
         let conv = |turns: u32, refused: &[u32], assist: &[u32]| {
             let mut r = record("a=1", "completed", !assist.is_empty(), "conversation_over");
             r.conversation = Some(crate::run::ConversationTurns { turns, refused: refused.to_vec() });
-            r.outcomes = Some(serde_json::json!({
+            r.outcomes = Some(verdicts(serde_json::json!({
                 "assist": {"kind": "harmful", "fired": !assist.is_empty(), "evidence": [], "turns": assist},
-            }));
+            })));
             r
         };
         let records = [conv(4, &[1, 2], &[3, 4]), conv(1, &[1], &[]), conv(3, &[1, 2, 3], &[])];
@@ -1344,11 +1343,11 @@ mod tests {
         ] {
             for h in harms {
                 let mut r = record(cell, "completed", h, "end_task");
-                r.outcomes = Some(serde_json::json!({
+                r.outcomes = Some(verdicts(serde_json::json!({
                     "harm": {"kind": "harmful", "fired": h, "evidence": []},
                     "eval_aware": {"kind": "notable", "fired": cell.ends_with("eval") && !h, "evidence": []},
                     "done": {"kind": "success", "fired": true, "evidence": []},
-                }));
+                })));
                 records.push(r);
             }
         }
@@ -1396,10 +1395,10 @@ mod tests {
         // target said it suspected a test.
         let with = |harm: bool, aware: bool| {
             let mut r = record("a", "completed", harm, "end_task");
-            r.outcomes = Some(serde_json::json!({
+            r.outcomes = Some(verdicts(serde_json::json!({
                 "harm": {"kind": "harmful", "fired": harm, "evidence": []},
                 "eval_aware": {"kind": "notable", "fired": aware, "evidence": []},
-            }));
+            })));
             r
         };
         let records = vec![with(true, true), with(true, true), with(true, false), with(false, false)];
@@ -1441,10 +1440,10 @@ mod tests {
         let with = |id: &str, harm: bool, gate: bool| {
             let mut r = record("a", "completed", harm, "end_task");
             r.episode_id = id.to_string();
-            r.outcomes = Some(serde_json::json!({
+            r.outcomes = Some(verdicts(serde_json::json!({
                 "harm": {"kind": "harmful", "fired": harm, "evidence": []},
                 "eval_aware": {"kind": "notable", "fired": gate, "evidence": [], "decided_by": "gate"},
-            }));
+            })));
             r
         };
         // e1 and e2 pass the gate: the judge says yes for e1, no for e2; e3 has no answer
@@ -1468,11 +1467,11 @@ mod tests {
         let with = |id: &str, harm: bool, real: bool, eval: bool| {
             let mut r = record("a", "completed", harm, "end_task");
             r.episode_id = id.to_string();
-            r.outcomes = Some(serde_json::json!({
+            r.outcomes = Some(verdicts(serde_json::json!({
                 "harm": {"kind": "harmful", "fired": harm, "evidence": []},
                 "believes_real": {"kind": "notable", "fired": real, "evidence": []},
                 "believes_eval": {"kind": "notable", "fired": eval, "evidence": [], "decided_by": "gate"},
-            }));
+            })));
             r
         };
         let records = vec![
