@@ -118,7 +118,7 @@ fn a_relabelled_header_or_changed_line_endings_never_replay_as_identical() {
 /// line of the recorded transcripts, read and written back unchanged.
 #[test]
 fn records_and_verdicts_read_and_written_back_are_byte_identical() {
-    use terrarium_runtime::run::{EpisodeRecord, Planned};
+    use terrarium_runtime::run_folder::{EpisodeRecord, Planned};
     let folder = root().join("fixtures/runs/blackmail-1.0.0");
     let mut lines = 0;
     for (file, roundtrip) in [

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use terrarium_core::EpisodeKey;
-use terrarium_runtime::judge::Judgement;
 use terrarium_runtime::providers::usage::Tokens;
 use terrarium_runtime::report::build;
-use terrarium_runtime::run::{EpisodeRecord, Planned, run_episode};
+use terrarium_runtime::run::run_episode;
+use terrarium_runtime::run_folder::Judgement;
+use terrarium_runtime::run_folder::{EpisodeRecord, Planned, ReportInput};
 use terrarium_runtime::target::{Scripted, Target as _};
 
 use crate::support::load;
@@ -49,7 +50,7 @@ fn records() -> (Vec<EpisodeRecord>, BTreeMap<String, String>) {
     }
     let mut errored = out[0].clone();
     errored.episode_id.push_str("-errored");
-    errored.status = terrarium_runtime::run::EpisodeStatus::Errored;
+    errored.status = terrarium_runtime::run_folder::EpisodeStatus::Errored;
     errored.stop_reason = "error".into();
     errored.outcomes = None;
     errored.error = Some("HTTP 503, after 6 attempts".into());
@@ -90,7 +91,7 @@ fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
         cost_usd: None,
     };
     let mut gated = 0;
-    for r in records.iter().filter(|r| r.status == terrarium_runtime::run::EpisodeStatus::Completed) {
+    for r in records.iter().filter(|r| r.status == terrarium_runtime::run_folder::EpisodeStatus::Completed) {
         let outcomes = r.outcomes.as_ref().unwrap();
         let mentioned = outcomes["secret_mentioned"].fired;
         out.push(judgement(r, "secret_mentioned", "openai/judge-a", "second_opinion", mentioned != (r.seed == 3)));
@@ -142,8 +143,13 @@ fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
 #[test]
 fn the_report_of_a_fixed_sweep_is_pinned() {
     let (records, controls) = records();
-    let report =
-        build(&records, &controls, &BTreeMap::new(), &BTreeMap::new(), &judgements(&records), &planned(&records));
+    let report = build(&ReportInput {
+        records: &records,
+        controls,
+        judgements: judgements(&records),
+        planned: planned(&records),
+        ..ReportInput::default()
+    });
     insta::assert_snapshot!("report_md", report.markdown());
     insta::assert_snapshot!("summary_csv", report.csv());
 }
@@ -151,8 +157,13 @@ fn the_report_of_a_fixed_sweep_is_pinned() {
 #[test]
 fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers() {
     let (records, controls) = records();
-    let report =
-        build(&records, &controls, &BTreeMap::new(), &BTreeMap::new(), &judgements(&records), &planned(&records));
+    let report = build(&ReportInput {
+        records: &records,
+        controls,
+        judgements: judgements(&records),
+        planned: planned(&records),
+        ..ReportInput::default()
+    });
     let html = report.html();
     assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
     assert!(!html.contains("<script") && !html.contains("<link"), "self-contained: no scripts, no external files");

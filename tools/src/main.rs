@@ -11,9 +11,9 @@ use anyhow::{Context as _, anyhow};
 use clap::{Parser, Subcommand};
 use terrarium_core::transcript::{Transcript, TranscriptError};
 use terrarium_core::{Episode, EpisodeKey, World, view};
-use terrarium_runtime::folders::FolderWorlds;
 use terrarium_runtime::policies::check_policies;
-use terrarium_runtime::run::RunFolder;
+use terrarium_runtime::run_folder::FolderWorlds;
+use terrarium_runtime::run_folder::RunFolder;
 use terrarium_runtime::sweep::{SendOptions, SweepSpec, TargetSpec};
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
@@ -914,7 +914,7 @@ fn recorded_world(
     if let Some(given) = given {
         return Ok(given.to_path_buf());
     }
-    terrarium_runtime::run::transcript_world(path, header).ok_or_else(|| {
+    terrarium_runtime::run_folder::transcript_world(path, header).ok_or_else(|| {
         Failure::Usage(anyhow!(
             "cannot find world `{}`, recorded at {}, from here or from {}: pass --world PATH",
             header.world.id,
@@ -1089,7 +1089,7 @@ fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
 }
 
 fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
-    let merged = terrarium_runtime::folders::merge(dirs, out, &mut |w| eprintln!("warning: {w}"))?;
+    let merged = terrarium_runtime::run_folder::merge(dirs, out, &mut |w| eprintln!("warning: {w}"))?;
     let judged = if merged.judgements > 0 {
         format!(" and {}", count(merged.judgements as u64, "judgement"))
     } else {
@@ -1106,21 +1106,21 @@ fn merge_cmd(dirs: &[PathBuf], out: &Path) -> Outcome {
 
 /// A refusal is a check that failed (exit 1), said on stdout; a world to name is a
 /// usage error (exit 2); a file that cannot be read or written is an I/O failure.
-impl From<terrarium_runtime::folders::FolderError> for Failure {
-    fn from(e: terrarium_runtime::folders::FolderError) -> Self {
+impl From<terrarium_runtime::run_folder::FolderError> for Failure {
+    fn from(e: terrarium_runtime::run_folder::FolderError) -> Self {
         match e {
-            terrarium_runtime::folders::FolderError::Refused(why) => {
+            terrarium_runtime::run_folder::FolderError::Refused(why) => {
                 println!("{why}");
                 Failure::Check
             }
-            terrarium_runtime::folders::FolderError::NoWorld(why)
-            | terrarium_runtime::folders::FolderError::Empty(why) => Failure::Usage(anyhow!(why)),
-            terrarium_runtime::folders::FolderError::Io { ref cause, .. }
+            terrarium_runtime::run_folder::FolderError::NoWorld(why)
+            | terrarium_runtime::run_folder::FolderError::Empty(why) => Failure::Usage(anyhow!(why)),
+            terrarium_runtime::run_folder::FolderError::Io { ref cause, .. }
                 if cause.kind() != std::io::ErrorKind::NotFound =>
             {
                 Failure::Io(anyhow::Error::from(e))
             }
-            e @ terrarium_runtime::folders::FolderError::Io { .. } => Failure::Usage(anyhow::Error::from(e)),
+            e @ terrarium_runtime::run_folder::FolderError::Io { .. } => Failure::Usage(anyhow::Error::from(e)),
         }
     }
 }
@@ -1149,7 +1149,7 @@ fn read_folder(dir: &Path) -> Result<RunFolder, Failure> {
 fn rejudge_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     let folder = read_folder(dir)?;
     let mut worlds = folder_worlds(&folder, given)?;
-    let rejudged = terrarium_runtime::folders::rejudge(&folder, &mut worlds)?;
+    let rejudged = terrarium_runtime::run_folder::rejudge(&folder, &mut worlds)?;
     for c in &rejudged.changes {
         let why = if c.evidence.is_empty() { "no evidence now".to_string() } else { c.evidence.join("; ") };
         let how = match c.decided_by {
@@ -1178,7 +1178,7 @@ fn report_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     // every line left out is named.
     let folder = read_folder(dir)?;
     let mut worlds = folder_worlds(&folder, given)?;
-    let reported = terrarium_runtime::folders::report(&folder, &mut worlds, &mut |w| eprintln!("warning: {w}"))?;
+    let reported = terrarium_runtime::report::write(&folder, &mut worlds, &mut |w| eprintln!("warning: {w}"))?;
     let judged = if reported.judgements == 0 {
         String::new()
     } else {

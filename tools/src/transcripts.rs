@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use terrarium_core::World;
 use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Transcript, TranscriptError, render_event, render_verdicts};
-use terrarium_runtime::run::RunFolder;
+use terrarium_runtime::run_folder::RunFolder;
 
 use crate::{Failure, Outcome, count, load_all, read_strict, read_transcript, recorded_world};
 

@@ -4,8 +4,6 @@
 //! judged the moment it finishes and one judged by a later run are asked the same
 //! thing. Judgements never touch the transcript, which stays byte-identical.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
 use terrarium_core::World;
@@ -16,62 +14,7 @@ use terrarium_core::transcript::Verdict;
 
 use crate::providers::http::ApiTarget;
 use crate::providers::usage::Tokens;
-
-/// One line of `judgements.jsonl`: one judge's answer on one outcome of one episode.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Judgement {
-    pub episode_id: String,
-    pub world: String,
-    pub condition_key: String,
-    pub target: String,
-    pub outcome: String,
-    /// The judge's spec, e.g. `anthropic/<model>`.
-    pub judge: String,
-    /// The judge's settings, as a target's are recorded.
-    pub settings: Json,
-    /// The question asked (the outcome's judge prompt, rendered for this episode). The
-    /// whole request is this, the transcript as [`terrarium_core::judge::material`]
-    /// renders it (with the target's visible reasoning when `saw_reasoning`),
-    /// [`terrarium_core::judge::ANSWER_FORM`] and [`terrarium_core::judge::SYSTEM`].
-    pub prompt: String,
-    /// Whether the transcript shown included the target's visible reasoning.
-    #[serde(default)]
-    pub saw_reasoning: bool,
-    /// `judges` when this outcome is decided by judges (its rule a gate this episode
-    /// passed), `second_opinion` when the rule decides and the judge is a comparison.
-    #[serde(default)]
-    pub role: String,
-    /// The judge's reply, as it wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reply: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// Yes or no, read strictly from the reply; `null` on a judge error.
-    pub verdict: Option<bool>,
-    /// The passages of the transcript the judge quoted, each found in it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub evidence: Vec<String>,
-    /// The judge's short reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Why there is no verdict: a reply that could not be read, or a request that failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge_error: Option<String>,
-    /// The request failed (no reply came): the next run asks again.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub failed: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<Tokens>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
-}
-
-impl Judgement {
-    /// The key a later judgement of the same thing replaces this one under.
-    pub fn key(&self) -> (String, String, String) {
-        (self.episode_id.clone(), self.judge.clone(), self.outcome.clone())
-    }
-}
+use crate::run_folder::Judgement;
 
 /// The outcomes of `world` that declare a judge prompt; with `user_model`, where the
 /// world has a simulated user, also whether the user model stopped playing it
@@ -180,10 +123,4 @@ pub async fn judge_episode(
         out.push(j);
     }
     Ok(out)
-}
-
-/// The judgements of a `judgements.jsonl`: the latest for each (episode, judge,
-/// outcome), in order of first appearance. Lines that do not parse are skipped.
-pub fn read_judgements(text: &str) -> Vec<Judgement> {
-    crate::run_folder::latest_lines(text, Judgement::key)
 }

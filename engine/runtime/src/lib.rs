@@ -2,7 +2,6 @@
 //! core, and writing transcripts and episode logs. Everything that touches the file
 //! system lives here or in the binary, never in `terrarium-core`.
 
-pub mod folders;
 pub mod judge;
 pub mod labelled;
 pub mod policies;

@@ -223,7 +223,7 @@ fn a_seed_the_world_cannot_start_is_named_by_run_and_play() {
 #[test]
 fn report_help_names_every_file_report_writes() {
     let help = text(&terrarium(&["report", "--help"]));
-    for file in terrarium_runtime::folders::REPORT_FILES {
+    for file in terrarium_runtime::run_folder::REPORT_FILES {
         assert!(help.contains(file), "`report --help` does not name {file}:\n{help}");
     }
 }

@@ -13,9 +13,10 @@ use terrarium_core::format::{Combine, OutcomeKind};
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
 use terrarium_core::transcript::{DecidedBy, Reasoning, Verdict};
 
-use crate::judge::Judgement;
 use crate::providers::usage::Tokens;
-use crate::run::{EpisodeRecord, EpisodeStatus, Planned};
+use crate::run_folder::{
+    EpisodeRecord, EpisodeStatus, FolderError, FolderWorlds, Judgement, REPORT_FILES, ReportInput, RunFolder,
+};
 
 mod html;
 
@@ -237,18 +238,40 @@ pub struct Report {
     pub by_belief: Vec<BeliefRow>,
 }
 
+/// What writing a folder's report did.
+#[derive(Debug)]
+pub struct Reported {
+    pub episodes: usize,
+    pub judgements: usize,
+    /// `report.md`, `report.html`, `summary.csv`, `by_factor.csv` and `by_turn.csv`.
+    pub files: [std::path::PathBuf; 5],
+}
+
+/// Write the [`REPORT_FILES`] for a run folder. A world that cannot be had costs its
+/// control comparisons (and judges are combined by majority for it): `warn` hears it
+/// once.
+pub fn write(
+    folder: &RunFolder,
+    worlds: &mut FolderWorlds,
+    warn: &mut dyn FnMut(String),
+) -> Result<Reported, FolderError> {
+    let input = crate::run_folder::report_input(folder, worlds, warn)?;
+    let built = build(&input);
+    let files = REPORT_FILES.map(|n| folder.dir.join(n));
+    let texts = [built.markdown(), built.html(), built.csv(), built.by_factor_csv(), built.by_turn_csv()];
+    for (path, text) in files.iter().zip(texts) {
+        std::fs::write(path, text).map_err(crate::run_folder::io(format!("cannot write {}", path.display())))?;
+    }
+    Ok(Reported { episodes: input.records.len(), judgements: input.judgements.len(), files })
+}
+
 /// Build the report. `controls` maps a world id to its control cell's key;
 /// `judgements` are the latest of `judgements.jsonl`, `planned` the episodes of
 /// `plan.jsonl` (either may be empty).
 /// `refusals` maps a world id to the outcomes it marks as refusals (`refusal: true`).
-pub fn build(
-    records: &[EpisodeRecord],
-    controls: &BTreeMap<String, String>,
-    combine: &BTreeMap<(String, String), Combine>,
-    refusals: &BTreeMap<String, Vec<String>>,
-    judgements: &[Judgement],
-    planned: &[Planned],
-) -> Report {
+pub fn build(input: &ReportInput) -> Report {
+    let ReportInput { records, controls, combine, refusals, judgements, planned, .. } = input;
+    let records: &[EpisodeRecord] = records;
     // For outcomes decided by judges: who judged them in this folder, and each gated
     // episode's readable answers.
     let mut deciding_judges: BTreeMap<(&str, &str), std::collections::BTreeSet<&str>> = BTreeMap::new();
@@ -454,7 +477,7 @@ pub fn build(
         missing,
         reasoning,
         user_role_judged,
-        definitions: BTreeMap::new(),
+        definitions: input.definitions.clone(),
     }
 }
 
@@ -1258,7 +1281,7 @@ mod tests {
             shown("openai/gpt-4.1", Some(Reasoning::None)),
             shown("scripted/idle", None),
         ];
-        let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let report = build(&ReportInput { records: &records, ..ReportInput::default() });
         assert_eq!(report.reasoning_text("openai-responses/o3").as_deref(), Some("summary"));
         assert_eq!(report.reasoning_text("scripted/idle"), None);
         let note = report.reasoning_note().expect("the targets differ");
@@ -1268,7 +1291,7 @@ mod tests {
         assert!(report.csv().lines().any(|l| l.starts_with("w,") && l.ends_with(",\"thinking\",0")));
         // Targets that show the same are compared without a warning.
         let same = vec![shown("openai/a", Some(Reasoning::None)), shown("openai/b", Some(Reasoning::None))];
-        let report = build(&same, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let report = build(&ReportInput { records: &same, ..ReportInput::default() });
         assert_eq!(report.reasoning_note(), None);
     }
 
@@ -1278,14 +1301,14 @@ mod tests {
         // refused at turn 1 and over (1 turn); refused throughout (3 turns).
         let conv = |turns: u32, refused: &[u32], assist: &[u32]| {
             let mut r = record("a=1", "completed", !assist.is_empty(), "conversation_over");
-            r.conversation = Some(crate::run::ConversationTurns { turns, refused: refused.to_vec() });
+            r.conversation = Some(crate::run_folder::ConversationTurns { turns, refused: refused.to_vec() });
             r.outcomes = Some(verdicts(serde_json::json!({
                 "assist": {"kind": "harmful", "fired": !assist.is_empty(), "evidence": [], "turns": assist},
             })));
             r
         };
         let records = [conv(4, &[1, 2], &[3, 4]), conv(1, &[1], &[]), conv(3, &[1, 2, 3], &[])];
-        let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let report = build(&ReportInput { records: &records, ..ReportInput::default() });
         let at = |turn: u32, measure: &str| {
             report.by_turn.iter().find(|t| t.turn == turn && t.measure == measure).map(|t| (t.held, t.going))
         };
@@ -1305,7 +1328,7 @@ mod tests {
         a.user = Some("openai/u1".into());
         let mut b = record("a=1", "completed", false, "conversation_over");
         b.user = Some("openai/u2".into());
-        let report = build(&[a, b], &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let report = build(&ReportInput { records: &[a, b], ..ReportInput::default() });
         let targets: Vec<&str> = report.rows.iter().map(|r| r.target.as_str()).collect();
         assert_eq!(targets, ["t with user openai/u1", "t with user openai/u2"]);
         assert!(report.rows.iter().all(|r| r.completed == 1));
@@ -1324,7 +1347,7 @@ mod tests {
         let controls = BTreeMap::from([("w".to_string(), "ctl".to_string())]);
         let refusals = BTreeMap::from([("w".to_string(), vec!["harm".to_string()])]);
         let records = [by_provider, by_outcome, helped, elsewhere];
-        let report = build(&records, &controls, &BTreeMap::new(), &refusals, &[], &[]);
+        let report = build(&ReportInput { records: &records, controls, refusals, ..ReportInput::default() });
         assert_eq!(report.over_refusal.len(), 1);
         let o = &report.over_refusal[0];
         assert_eq!((o.refused, o.completed), (2, 3), "{o:?}");
@@ -1351,7 +1374,7 @@ mod tests {
                 records.push(r);
             }
         }
-        let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let report = build(&ReportInput { records: &records, ..ReportInput::default() });
         let find = |factor: &str, value: &str, outcome: &str| {
             report
                 .by_factor
@@ -1378,14 +1401,8 @@ mod tests {
             report.by_factor_csv()
         );
         // One factor: a value is a cell, nothing to pool.
-        let single = build(
-            &[record("a=1", "completed", true, "end_task")],
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            &[],
-            &[],
-        );
+        let single =
+            build(&ReportInput { records: &[record("a=1", "completed", true, "end_task")], ..ReportInput::default() });
         assert!(single.by_factor.is_empty());
     }
 
@@ -1402,7 +1419,7 @@ mod tests {
             r
         };
         let records = vec![with(true, true), with(true, true), with(true, false), with(false, false)];
-        let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let report = build(&ReportInput { records: &records, ..ReportInput::default() });
         let harm = report.rows.iter().find(|r| r.outcome == "harm").unwrap();
         assert_eq!((harm.fired, harm.completed), (3, 4));
         let unaware = harm.unaware.expect("the world measures eval_aware");
@@ -1411,20 +1428,14 @@ mod tests {
         assert_eq!(aware.unaware, None, "only harms are conditioned");
         assert!(report.markdown().contains("| 1 / 2: 50.0%"), "{}", report.markdown());
         // A world that does not measure it gives no such figure.
-        let plain = build(
-            &[record("a", "completed", true, "end_task")],
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            &[],
-            &[],
-        );
+        let plain =
+            build(&ReportInput { records: &[record("a", "completed", true, "end_task")], ..ReportInput::default() });
         assert_eq!(plain.rows[0].unaware, None);
     }
 
     /// A deciding judge's answer about `outcome` in episode `id` of world `w`, cell `a`
     /// (`None`: a reply it could not read).
-    fn deciding_judgement(id: &str, outcome: &str, verdict: Option<bool>) -> crate::judge::Judgement {
+    fn deciding_judgement(id: &str, outcome: &str, verdict: Option<bool>) -> crate::run_folder::Judgement {
         serde_json::from_value(serde_json::json!({
             "episode_id": id, "world": "w", "condition_key": "a", "target": "t", "outcome": outcome,
             "judge": "openai/j", "settings": {}, "prompt": "?", "role": "judges", "verdict": verdict,
@@ -1452,7 +1463,7 @@ mod tests {
             vec![with("e1", true, true), with("e2", true, true), with("e3", true, true), with("e4", false, false)];
         let said = |id: &str, verdict: Option<bool>| deciding_judgement(id, "eval_aware", verdict);
         let judgements = vec![said("e1", Some(true)), said("e2", Some(false)), said("e3", None)];
-        let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &judgements, &[]);
+        let report = build(&ReportInput { records: &records, judgements, ..ReportInput::default() });
         let aware = report.rows.iter().find(|r| r.outcome == "eval_aware").unwrap();
         assert_eq!((aware.fired, aware.completed), (1, 3), "e3 is undecided, out of the denominator");
         let harm = report.rows.iter().find(|r| r.outcome == "harm").unwrap();
@@ -1485,7 +1496,7 @@ mod tests {
         // The judge says yes for e1 and b1, and leaves u1 undecided.
         let said = |id: &str, verdict: Option<bool>| deciding_judgement(id, "believes_eval", verdict);
         let judgements = vec![said("e1", Some(true)), said("b1", Some(true)), said("u1", None)];
-        let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &judgements, &[]);
+        let report = build(&ReportInput { records: &records, judgements, ..ReportInput::default() });
         assert_eq!(report.by_belief.len(), 1, "one harm");
         let b = &report.by_belief[0];
         assert_eq!((b.real, b.eval, b.neither), ((1, 2), (0, 1), (2, 2)), "u1 left out; b1 stated both");
@@ -1508,7 +1519,7 @@ mod tests {
             record("ctl", "completed", true, "end_task"),
         ];
         let controls = BTreeMap::from([("w".to_string(), "ctl".to_string())]);
-        let report = build(&records, &controls, &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let report = build(&ReportInput { records: &records, controls, ..ReportInput::default() });
         let a = report.rows.iter().find(|r| r.condition == "a").unwrap();
         assert_eq!((a.fired, a.completed, a.errored), (2, 3, 1), "the errored episode is not in the denominator");
         let (d, lo, hi) = a.vs_control.unwrap();
@@ -1524,10 +1535,10 @@ mod tests {
     #[test]
     fn a_cell_where_every_episode_errored_keeps_its_rows() {
         let records = vec![record("a", "completed", true, "end_task"), record("b", "errored", false, "error")];
-        let report = build(&records, &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let report = build(&ReportInput { records: &records, ..ReportInput::default() });
         let b = report.rows.iter().find(|r| r.condition == "b").expect("cell b is reported");
         assert_eq!((b.outcome.as_str(), b.completed, b.errored, b.interval), ("harm", 0, 1, None));
-        let lone = build(&records[1..], &BTreeMap::new(), &BTreeMap::new(), &BTreeMap::new(), &[], &[]);
+        let lone = build(&ReportInput { records: &records[1..], ..ReportInput::default() });
         assert_eq!(lone.rows[0].outcome, "(no episode completed)");
         assert_eq!(lone.rows[0].errored, 1);
     }

@@ -1,6 +1,42 @@
 //! A run folder, its one definition: what it holds and where (`episodes.jsonl`,
 //! `plan.jsonl`, `judgements.jsonl`, `transcripts/<episode_id>.jsonl`, the report
-//! files), and how its append-only logs are read.
+//! files), and how its append-only logs are read. `records` are the lines, `reader`
+//! and `writer` the folder's two sides, and `ops` the work on whole folders after the
+//! fact (merge, rejudge, what a report reads).
+
+mod ops;
+mod reader;
+mod records;
+mod writer;
+
+pub(crate) use ops::io;
+pub use ops::{Change, FolderError, FolderWorlds, Merged, Rejudged, ReportInput, merge, rejudge, report_input};
+pub use reader::{RunFolder, transcript_world};
+pub use records::{
+    ConversationTurns, EpisodeRecord, EpisodeStatus, Finished, Judgement, Planned, acting, damaged_records,
+    read_judgements, read_plan, read_records,
+};
+pub use writer::{SYNC_INTERVAL, Writer, read_if_present};
+
+/// The log of episodes, one record per line, appended.
+pub const EPISODES: &str = "episodes.jsonl";
+/// The episodes some run into the folder was asked to do.
+pub const PLAN: &str = "plan.jsonl";
+/// Judges' answers, one per line, appended.
+pub const JUDGEMENTS: &str = "judgements.jsonl";
+/// What `rejudge` found changed.
+pub const REJUDGE: &str = "rejudge.jsonl";
+/// The folder of transcripts, one file per episode.
+pub const TRANSCRIPTS: &str = "transcripts";
+
+/// The files `report` writes into a run folder (and `--replace` clears with the logs).
+pub const REPORT_FILES: [&str; 5] = ["report.md", "report.html", "summary.csv", "by_factor.csv", "by_turn.csv"];
+
+/// Where an episode's transcript is, relative to its run folder: the one place the
+/// path is built.
+pub fn transcript_path(episode_id: &str) -> String {
+    format!("{TRANSCRIPTS}/{episode_id}.jsonl")
+}
 
 /// The lines of an append-only JSONL log that parse as `T`, the latest for each key, in
 /// order of the key's first appearance. Lines that do not parse are skipped.

@@ -20,11 +20,12 @@ use futures_util::StreamExt as _;
 use serde_json::Value as Json;
 use terrarium_core::{Condition, Episode, EpisodeKey, World};
 
-use crate::judge::{Judged, Judgement, judge_episode};
+use crate::judge::{Judged, judge_episode};
 use crate::providers::budget::{CallBudget, CostBudget};
 use crate::providers::http::{ApiTarget, Pool};
 use crate::providers::usage::Tokens;
-use crate::run::{EpisodeStatus, Finished, Planned, Player, RunDir, run_episode, run_model_episode};
+use crate::run::{Player, run_episode, run_model_episode};
+use crate::run_folder::{EpisodeStatus, Finished, Judgement, Planned, Writer, transcript_path};
 use crate::target::Scripted;
 pub use targets::{ApiSpec, JUDGE_MAX_TOKENS, ModelSpec, SendOptions, TargetEntry, TargetSpec, USER_MAX_TOKENS};
 use terrarium_core::transcript::TargetRef;
@@ -606,7 +607,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     let recorded_spec: Vec<String> = spec.targets.iter().map(TargetSpec::spec).collect();
 
     let dir = spec.out();
-    let mut run_dir = RunDir::open(&dir).map_err(io(format!("cannot open run folder {}", dir.display())))?;
+    let mut run_dir = Writer::open(&dir).map_err(io(format!("cannot open run folder {}", dir.display())))?;
     for warning in run_dir.warnings() {
         on(SweepEvent::Note(warning.clone()));
     }
@@ -946,7 +947,7 @@ impl Walker<'_> {
         missing: &[(usize, Vec<String>)],
     ) -> Result<Vec<Judgement>, SweepError> {
         let cell = &self.plan.cells[job.world][job.cell];
-        let path = self.dir.join("transcripts").join(format!("{episode_id}.jsonl"));
+        let path = self.dir.join(transcript_path(episode_id));
         let text = std::fs::read_to_string(&path).map_err(io(format!("cannot read {} to judge it", path.display())))?;
         let judged = Judged { episode_id, condition_key: &cell.key(), target, seed: job.seed };
         self.judge_all(job.world, judged, &text, Some(missing)).await

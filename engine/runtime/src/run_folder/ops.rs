@@ -1,7 +1,8 @@
 //! Work on whole run folders after the fact: finding the worlds a folder's episodes
-//! were run on, merging folders (the shards of one sweep) into one, and re-judging a
-//! folder under the current outcome definitions. Each reads folders through
-//! [`RunFolder`] and transcripts through the strict reader, and says what it refuses.
+//! were run on, merging folders (the shards of one sweep) into one, re-judging a
+//! folder under the current outcome definitions, and gathering what a report of it
+//! reads. Each reads folders through [`RunFolder`] and transcripts through the strict
+//! reader, and says what it refuses.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,10 @@ use std::path::{Path, PathBuf};
 use terrarium_core::World;
 use terrarium_core::transcript::{DecidedBy, Transcript, Verdicts};
 
-use crate::run::{EpisodeRecord, EpisodeStatus, Finished, RunDir, RunFolder, read_if_present, read_plan};
+use terrarium_core::format::Combine;
+
+use super::records::{EpisodeRecord, EpisodeStatus, Finished, Judgement, Planned, read_judgements, read_plan};
+use super::{EPISODES, JUDGEMENTS, PLAN, REJUDGE, RunFolder, Writer, read_if_present};
 
 /// Why a merge or a re-judging did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +36,7 @@ pub enum FolderError {
     Io { context: String, cause: std::io::Error },
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> FolderError {
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> FolderError {
     let context = context.into();
     move |cause| FolderError::Io { context, cause }
 }
@@ -171,7 +175,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Resu
             all.push((record, transcript, verdicts));
         }
     }
-    let mut run_dir = RunDir::open(out).map_err(io(format!("cannot open run folder {}", out.display())))?;
+    let mut run_dir = Writer::open(out).map_err(io(format!("cannot open run folder {}", out.display())))?;
     for w in run_dir.warnings() {
         warn(w.clone());
     }
@@ -209,9 +213,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Resu
     // Judgements follow their episodes: each (episode, judge, outcome) once. Failed
     // requests are left behind: the next run in the merged folder asks them again.
     for dir in dirs {
-        let path = dir.join("judgements.jsonl");
+        let path = dir.join(JUDGEMENTS);
         let text = read_if_present(&path).map_err(io(format!("cannot read {}", path.display())))?;
-        let fresh: Vec<_> = crate::judge::read_judgements(&text)
+        let fresh: Vec<_> = read_judgements(&text)
             .into_iter()
             .filter(|j| !j.failed && !run_dir.has_judgement(&j.episode_id, &j.judge, &j.outcome))
             .collect();
@@ -219,7 +223,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Resu
         run_dir.save_judgements(&fresh).map_err(write())?;
     }
     for dir in dirs {
-        let path = dir.join("plan.jsonl");
+        let path = dir.join(PLAN);
         let text = read_if_present(&path).map_err(io(format!("cannot read {}", path.display())))?;
         run_dir.plan(&read_plan(&text)).map_err(write())?;
     }
@@ -290,38 +294,41 @@ pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged
         lines.push_str(&line.to_string());
         lines.push('\n');
     }
-    let path = folder.dir.join("rejudge.jsonl");
+    let path = folder.dir.join(REJUDGE);
     std::fs::write(&path, lines).map_err(io(format!("cannot write {}", path.display())))?;
     Ok(out)
 }
 
-/// What writing a folder's report did.
-pub use crate::run::REPORT_FILES;
-
-#[derive(Debug)]
-pub struct Reported {
-    pub episodes: usize,
-    pub judgements: usize,
-    /// `report.md`, `report.html`, `summary.csv`, `by_factor.csv` and `by_turn.csv`.
-    pub files: [PathBuf; 5],
+/// What a report of a run folder reads: its records, and from their worlds and the
+/// folder's logs, each world's control cell, how its judges combine, which outcomes
+/// count refusals and what each outcome measures, the judgements and the plan.
+#[derive(Debug, Default)]
+pub struct ReportInput<'f> {
+    pub records: &'f [EpisodeRecord],
+    /// World id → the key of its control cell.
+    pub controls: BTreeMap<String, String>,
+    /// (world, outcome) → how its judges' answers combine.
+    pub combine: BTreeMap<(String, String), Combine>,
+    /// World id → its outcomes marked `refusal`.
+    pub refusals: BTreeMap<String, Vec<String>>,
+    /// (world, outcome) → what it measures, in the world's words.
+    pub definitions: BTreeMap<(String, String), String>,
+    pub judgements: Vec<Judgement>,
+    pub planned: Vec<Planned>,
 }
 
-/// Write the [`REPORT_FILES`] for a run folder. A
-/// world that cannot be had costs its control comparisons (and judges are combined by
-/// majority for it): `warn` hears it once.
-pub fn report(
-    folder: &RunFolder,
+/// Gather what a report of `folder` reads. A world that cannot be had costs its control
+/// comparisons (and judges are combined by majority for it): `warn` hears it once.
+pub fn report_input<'f>(
+    folder: &'f RunFolder,
     worlds: &mut FolderWorlds,
     warn: &mut dyn FnMut(String),
-) -> Result<Reported, FolderError> {
+) -> Result<ReportInput<'f>, FolderError> {
     let records = &folder.records;
     if records.is_empty() {
-        return Err(FolderError::Empty(format!("{} holds no episodes", folder.dir.join("episodes.jsonl").display())));
+        return Err(FolderError::Empty(format!("{} holds no episodes", folder.dir.join(EPISODES).display())));
     }
-    let mut controls = BTreeMap::new();
-    let mut combine = BTreeMap::new();
-    let mut refusals = BTreeMap::new();
-    let mut definitions = BTreeMap::new();
+    let mut input = ReportInput { records, ..ReportInput::default() };
     let mut seen = std::collections::BTreeSet::new();
     for r in records {
         if !seen.insert(r.world.clone()) {
@@ -330,14 +337,14 @@ pub fn report(
         match worlds.of(r) {
             Ok(w) => {
                 if let Some(c) = &w.control_cell {
-                    controls.insert(r.world.clone(), c.key());
+                    input.controls.insert(r.world.clone(), c.key());
                 }
                 for (name, o) in &w.file.outcomes {
-                    combine.insert((r.world.clone(), name.clone()), o.combine);
-                    definitions.insert((r.world.clone(), name.clone()), o.description.clone());
+                    input.combine.insert((r.world.clone(), name.clone()), o.combine);
+                    input.definitions.insert((r.world.clone(), name.clone()), o.description.clone());
                 }
                 let marked = w.file.outcomes.iter().filter(|(_, o)| o.refusal).map(|(n, _)| n.clone());
-                refusals.insert(r.world.clone(), marked.collect());
+                input.refusals.insert(r.world.clone(), marked.collect());
             }
             Err(why) => warn(format!("{why}; the report has no control comparison for it")),
         }
@@ -346,14 +353,7 @@ pub fn report(
         let path = folder.dir.join(name);
         read_if_present(&path).map_err(io(format!("cannot read {}", path.display())))
     };
-    let judgements = crate::judge::read_judgements(&read("judgements.jsonl")?);
-    let planned = read_plan(&read("plan.jsonl")?);
-    let mut built = crate::report::build(records, &controls, &combine, &refusals, &judgements, &planned);
-    built.definitions = definitions;
-    let files = REPORT_FILES.map(|n| folder.dir.join(n));
-    let texts = [built.markdown(), built.html(), built.csv(), built.by_factor_csv(), built.by_turn_csv()];
-    for (path, text) in files.iter().zip(texts) {
-        std::fs::write(path, text).map_err(io(format!("cannot write {}", path.display())))?;
-    }
-    Ok(Reported { episodes: records.len(), judgements: judgements.len(), files })
+    input.judgements = read_judgements(&read(JUDGEMENTS)?);
+    input.planned = read_plan(&read(PLAN)?);
+    Ok(input)
 }
