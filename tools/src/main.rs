@@ -14,7 +14,7 @@ use terrarium_core::{Episode, EpisodeKey, World, view};
 use terrarium_runtime::policies::check_policies;
 use terrarium_runtime::run_folder::FolderWorlds;
 use terrarium_runtime::run_folder::RunFolder;
-use terrarium_runtime::sweep::{SendOptions, SweepSpec, TargetSpec};
+use terrarium_runtime::sweep::{Overrides, SendOptions, SpecError, SweepFile, SweepSpec, TargetEntry};
 use terrarium_runtime::{LoadError, find_worlds, load_world};
 
 /// The commit this binary was built from (`build.rs`), when built from git: recorded in
@@ -24,7 +24,6 @@ pub const BUILD: Option<&str> = option_env!("TERRARIUM_COMMIT");
 mod calibrate;
 mod play;
 mod run;
-mod sweep_file;
 mod transcripts;
 
 #[derive(Parser)]
@@ -443,170 +442,38 @@ impl SendArgs {
     }
 }
 
-/// `terrarium run`: the sweep file (if any) with the flags laid over it.
+/// `terrarium run`: the sweep file (if any) with the flags laid over it, resolved by
+/// the runtime, then run and rendered.
 fn run_cmd(args: RunArgs) -> Outcome {
-    let file = args.sweep.as_deref().map(sweep_file::read).transpose()?.unwrap_or_default();
-    let price = match (args.input_price, args.output_price) {
-        (None, None) => None,
-        (Some(i), Some(o)) if i >= 0.0 && o >= 0.0 && i.is_finite() && o.is_finite() => {
-            Some(terrarium_runtime::providers::budget::Price { input_per_mtok: i, output_per_mtok: o })
-        }
-        (Some(_), Some(_)) => {
-            return Err(anyhow!("--input-price and --output-price must be non-negative numbers").into());
-        }
-        _ => return Err(anyhow!("give --input-price and --output-price together").into()),
-    };
-    let max_cost = args.max_cost.or(file.max_cost_usd);
-    if let Some(c) = max_cost.filter(|c| !(c.is_finite() && *c > 0.0)) {
-        return Err(anyhow!("--max-cost must be a positive number of dollars, not {c}").into());
-    }
-    // --model replaces the file's targets, keeping the file's settings for a model it names.
-    let mut entries = Vec::new();
-    for model in &args.models {
-        if entries.iter().any(|e: &sweep_file::Entry| &e.model == model) {
-            return Err(anyhow!("--model {model} is given twice").into());
-        }
-        let from_file = file.targets.iter().find(|e| &e.model == model);
-        entries.push(from_file.cloned().unwrap_or_else(|| sweep_file::Entry::bare(model)));
-    }
-    if entries.is_empty() {
-        entries = file.targets.clone();
-    }
-    if entries.is_empty() {
-        return Err(anyhow!("no target: give --model, or `targets` in the sweep file").into());
-    }
-    let mut targets = Vec::new();
-    for mut entry in entries {
-        args.api.overlay(&mut entry);
-        if price.is_some() {
-            entry.price = price;
-        }
-        if args.max_connections.is_some() {
-            entry.max_connections = args.max_connections;
-        }
-        targets.push(TargetSpec::resolve(&entry, &args.send.options(), !args.dry_run).map_err(|e| anyhow!(e))?);
-    }
-    let mut judges = Vec::new();
-    let judge_entries: Vec<sweep_file::Entry> = if args.judges.is_empty() {
-        file.judges.clone()
-    } else {
-        args.judges
-            .iter()
-            .map(|m| file.judges.iter().find(|e| &e.model == m).cloned().unwrap_or_else(|| sweep_file::Entry::bare(m)))
-            .collect()
-    };
-    let mut judge_models: Vec<String> = Vec::new();
-    for mut entry in judge_entries {
-        if judge_models.contains(&entry.model) {
-            return Err(anyhow!("judge {} is given twice", entry.model).into());
-        }
-        entry.base_url = args.judge_base_url.clone().or(entry.base_url);
-        if price.is_some() {
-            entry.price = price;
-        }
-        // Pinned to temperature 0 where the provider allows it (reasoning and thinking
-        // models do not).
-        if entry.temperature.is_none() && entry.reasoning_effort.is_none() && entry.thinking_budget.is_none() {
-            entry.temperature = Some(0.0);
-        }
-        entry.max_tokens =
-            args.judge_max_tokens.or(entry.max_tokens).or(Some(terrarium_runtime::sweep::JUDGE_MAX_TOKENS));
-        if args.max_connections.is_some() {
-            entry.max_connections = args.max_connections;
-        }
-        match TargetSpec::resolve(&entry, &args.send.options(), !args.dry_run)
-            .map_err(|e| anyhow!("judge {}: {e}", entry.model))?
-        {
-            TargetSpec::Api(api) => judges.push(*api),
-            TargetSpec::Scripted(_) => {
-                return Err(anyhow!("a judge must be a model, not {}", entry.model).into());
-            }
-        }
-        judge_models.push(entry.model);
-    }
-    let user_entry = match &args.user_model {
-        Some(m) => {
-            Some(file.user_model.clone().filter(|e| &e.model == m).unwrap_or_else(|| sweep_file::Entry::bare(m)))
-        }
-        None => file.user_model.clone(),
-    };
-    let user_model = match user_entry {
-        None => None,
-        Some(mut entry) => {
-            let model = entry.model.as_str();
-            if !model.starts_with("scripted/") && terrarium_runtime::sweep::ModelSpec::parse(model).is_none() {
-                return Err(anyhow!(
-                    "--user-model `{model}` is not a model spec; use openai/<model>, openai-responses/<model> or anthropic/<model>"
-                )
-                .into());
-            }
-            entry.base_url = args.user_base_url.clone().or(entry.base_url);
-            entry.max_tokens =
-                args.user_max_tokens.or(entry.max_tokens).or(Some(terrarium_runtime::sweep::USER_MAX_TOKENS));
-            if price.is_some() {
-                entry.price = price;
-            }
-            if args.max_connections.is_some() {
-                entry.max_connections = args.max_connections;
-            }
-            match TargetSpec::resolve(&entry, &args.send.options(), !args.dry_run)
-                .map_err(|e| anyhow!("--user-model {}: {e}", entry.model))?
-            {
-                TargetSpec::Api(api) => Some(*api),
-                TargetSpec::Scripted(_) => {
-                    return Err(anyhow!(
-                        "--user-model must be a model, not {}: without it the world's own script plays the user",
-                        entry.model
-                    )
-                    .into());
-                }
-            }
-        }
-    };
-    if user_model.is_none() && (args.user_base_url.is_some() || args.user_max_tokens.is_some()) {
-        return Err(anyhow!("--user-base-url and --user-max-tokens need --user-model").into());
-    }
-    if judges.is_empty() && args.judge_max_tokens.is_some() {
-        return Err(anyhow!("--judge-max-tokens needs --judge").into());
-    }
-    let worlds = if args.worlds.is_empty() { file.worlds.clone() } else { args.worlds.clone() };
-    if worlds.is_empty() {
-        return Err(anyhow!("no world: name worlds on the command line, or `worlds` in the sweep file").into());
-    }
-    let spec = SweepSpec {
-        worlds: load_all(&worlds)?,
-        filter: parse_conditions(if args.conditions.is_empty() { &file.conditions } else { &args.conditions })?,
-        seed: args.seed.or(file.seed).unwrap_or(0),
-        samples: args.samples.or(file.samples).unwrap_or(1),
-        shard: args.shard.as_deref().map(parse_shard).transpose()?,
-        out: match &args.out {
-            Some(o) if o.as_os_str().is_empty() => {
-                return Err(anyhow!("--out is empty; name the run folder, or leave --out out for runs/<world>").into());
-            }
-            _ => args.out.clone().or(file.out.clone()),
-        },
+    let file = args.sweep.as_deref().map(SweepFile::read).transpose()?.unwrap_or_default();
+    let flags = Overrides {
+        worlds: args.worlds,
+        models: args.models,
+        conditions: args.conditions,
+        seed: args.seed,
+        samples: args.samples,
+        out: args.out,
+        shard: args.shard,
         replace: args.replace,
-        retry_errored: !args.no_retry_errored,
-        targets,
-        judges,
-        judge_sees_reasoning: !args.judge_without_reasoning && file.judge_sees_reasoning.unwrap_or(true),
-        user_model,
-        max_api_calls: args.max_api_calls.or(file.max_api_calls),
-        max_cost,
-        max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
+        keep_errored: args.no_retry_errored,
+        max_connections: args.max_connections,
+        max_api_calls: args.max_api_calls,
+        max_cost: args.max_cost,
+        judges: args.judges,
+        judge_without_reasoning: args.judge_without_reasoning,
+        judge_base_url: args.judge_base_url,
+        judge_max_tokens: args.judge_max_tokens,
+        user_model: args.user_model,
+        user_base_url: args.user_base_url,
+        user_max_tokens: args.user_max_tokens,
+        input_price: args.input_price,
+        output_price: args.output_price,
+        settings: args.api.entry(),
+        send: args.send.options(),
+        dry_run: args.dry_run,
         build: BUILD.map(String::from),
     };
-    run::run(&spec, args.dry_run)
-}
-
-/// `K/N` with 1 <= K <= N.
-fn parse_shard(text: &str) -> anyhow::Result<(u64, u64)> {
-    let parsed =
-        text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
-    match parsed {
-        Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),
-        _ => Err(anyhow!("--shard `{text}` must be K/N with 1 <= K <= N")),
-    }
+    run::run(&SweepSpec::resolve(&file, &flags)?, args.dry_run)
 }
 
 /// How a command ended, when not in success.
@@ -632,6 +499,22 @@ impl From<anyhow::Error> for Failure {
         match io {
             Some(io) if io.kind() != std::io::ErrorKind::NotFound => Failure::Io(e),
             _ => Failure::Usage(e),
+        }
+    }
+}
+
+/// A sweep that cannot be resolved: a usage error (exit 2), or worlds with problems,
+/// each printed located (exit 1).
+impl From<SpecError> for Failure {
+    fn from(e: SpecError) -> Self {
+        match e {
+            SpecError::Usage(why) => Failure::Usage(anyhow!(why)),
+            SpecError::InvalidWorlds(diagnostics) => {
+                for d in diagnostics {
+                    eprintln!("{d}");
+                }
+                Failure::Check
+            }
         }
     }
 }
@@ -673,9 +556,9 @@ fn main() -> ExitCode {
         Command::Test { paths, seeds } => test(&paths, seeds),
         Command::Replay { transcripts, world } => transcripts::replay_all(&transcripts, world.as_deref()),
         Command::Show { world, cell, model, api } => show(&world, &cell.conditions, cell.seed, model.as_deref(), &api),
-        Command::View { transcripts, conditions, seed, full } => parse_conditions(&conditions)
-            .map_err(Failure::Usage)
-            .and_then(|c| transcripts::view(&transcripts, &c, seed, full)),
+        Command::View { transcripts, conditions, seed, full } => {
+            parse_conditions(&conditions).and_then(|c| transcripts::view(&transcripts, &c, seed, full))
+        }
         Command::Graph { world, format } => graph(&world, format),
         Command::Cache { action } => cache_cmd(action),
         Command::Report { dir, world } => report_cmd(&dir, &world),
@@ -710,24 +593,7 @@ fn main() -> ExitCode {
 /// Load every world named by `paths`. Invalid worlds print their problems and fail
 /// the check; a missing path is a usage error.
 fn load_all(paths: &[PathBuf]) -> Result<Vec<World>, Failure> {
-    let mut worlds = Vec::new();
-    let mut invalid = false;
-    for path in paths {
-        let files = find_worlds(path).map_err(|e| Failure::Usage(anyhow!(e)))?;
-        for file in files {
-            match load_world(&file) {
-                Ok(w) => worlds.push(w),
-                Err(LoadError::Invalid { diagnostics, .. }) => {
-                    invalid = true;
-                    for d in diagnostics {
-                        eprintln!("{d}");
-                    }
-                }
-                Err(e @ LoadError::Io { .. }) => return Err(Failure::Usage(anyhow!(e))),
-            }
-        }
-    }
-    if invalid { Err(Failure::Check) } else { Ok(worlds) }
+    Ok(terrarium_runtime::sweep::load_worlds(paths)?)
 }
 
 fn check(paths: &[PathBuf]) -> Outcome {
@@ -760,35 +626,24 @@ fn check(paths: &[PathBuf]) -> Outcome {
 
 /// `--condition` values: `FACTOR=VALUE`, or several joined with commas as tables and
 /// records print a cell (`goal=none,threat=replacement`).
-fn parse_conditions(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for c in raw {
-        let bad = || anyhow!("--condition `{c}` must be FACTOR=VALUE, or several joined with commas");
-        for pair in c.split(',') {
-            let (f, v) = pair.split_once('=').ok_or_else(bad)?;
-            let (f, v) = (f.trim(), v.trim());
-            if f.is_empty() || v.is_empty() {
-                return Err(bad());
-            }
-            out.push((f.to_string(), v.to_string()));
-        }
-    }
-    Ok(out)
+fn parse_conditions(raw: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    Ok(terrarium_runtime::sweep::parse_conditions(raw)?)
 }
 
 impl ApiArgs {
-    /// Lay the flags that were given over a sweep file's entry.
-    fn overlay(&self, e: &mut sweep_file::Entry) {
-        e.base_url = self.base_url.clone().or(e.base_url.take());
-        e.temperature = self.temperature.or(e.temperature);
-        e.top_p = self.top_p.or(e.top_p);
-        e.max_tokens = self.max_tokens.or(e.max_tokens);
-        e.sampling_seed = self.sampling_seed.or(e.sampling_seed);
-        e.reasoning_effort = self.reasoning_effort.clone().or(e.reasoning_effort.take());
-        e.thinking_budget = self.thinking_budget.or(e.thinking_budget);
-        e.reasoning_summary = self.reasoning_summary.clone().or(e.reasoning_summary.take());
-        if let Some(s) = self.scaffold {
-            e.scaffold = Some(s);
+    /// The settings these flags give, laid over every target's.
+    fn entry(&self) -> TargetEntry {
+        TargetEntry {
+            base_url: self.base_url.clone(),
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+            sampling_seed: self.sampling_seed,
+            reasoning_effort: self.reasoning_effort.clone(),
+            thinking_budget: self.thinking_budget,
+            reasoning_summary: self.reasoning_summary.clone(),
+            scaffold: self.scaffold,
+            ..TargetEntry::default()
         }
     }
 

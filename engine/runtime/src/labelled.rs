@@ -156,8 +156,7 @@ pub async fn score_judges(
     for model in judges {
         let mut entry = TargetEntry::bare(model);
         entry.base_url = judge_base_url.clone();
-        entry.temperature = Some(0.0);
-        entry.max_tokens = Some(crate::sweep::JUDGE_MAX_TOKENS);
+        let entry = entry.as_judge();
         let spec = match TargetSpec::resolve(&entry, &send, true).map_err(|e| judge_error(model, e))? {
             TargetSpec::Api(spec) => spec,
             TargetSpec::Scripted(_) => return Err(judge_error(model, "a judge must be a model".into())),

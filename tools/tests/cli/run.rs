@@ -534,3 +534,64 @@ fn the_readme_benchmark_figure_names_a_command_that_plans_its_episode_count() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).contains(&format!("dry run: {claimed} episodes")), "{block}\n{}", text(&out));
 }
+
+/// The command line is one front end of the runtime's sweep: the same sweep file and
+/// flags given to `terrarium run` and resolved through the API (`SweepSpec::resolve`,
+/// then `sweep::run`) make the same run folder, byte for byte.
+#[test]
+fn a_sweep_run_from_the_cli_and_through_the_api_makes_the_same_folder() {
+    use terrarium_runtime::sweep::{self, Overrides, SweepFile, SweepSpec};
+    let base = scratch("cli-vs-api");
+    let sweep_file = base.join("sweep.ron");
+    std::fs::write(
+        &sweep_file,
+        format!(
+            "(worlds: [{:?}], conditions: [\"goal=explicit,value=safety,instruction=not_told,framing=unstated,belief=not_asked,deliberation=none\"],\n samples: 2, targets: [(model: \"scripted/blackmail\"), (model: \"scripted/idle\")])",
+            root().join("worlds/blackmail").display().to_string()
+        ),
+    )
+    .unwrap();
+    let (cli, api) = (base.join("cli"), base.join("api"));
+    let out =
+        terrarium(&["run", "--sweep", sweep_file.to_str().unwrap(), "--seed", "4", "--out", cli.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // The build the binary records, so that the API's headers say the same.
+    let first = std::fs::read_dir(cli.join("transcripts")).unwrap().next().unwrap().unwrap().path();
+    let header: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(first).unwrap().lines().next().unwrap()).unwrap();
+    let flags = Overrides {
+        seed: Some(4),
+        out: Some(api.clone()),
+        build: header["build"].as_str().map(String::from),
+        ..Overrides::default()
+    };
+    let spec = SweepSpec::resolve(&SweepFile::read(&sweep_file).unwrap(), &flags).unwrap();
+    let summary = sweep::run(&spec, &mut |_| {}).unwrap();
+    assert_eq!((summary.total, summary.skipped, summary.errored), (10, 0, 0), "(2 threat cells + 3 cells) x 2 seeds");
+    let files = |dir: &Path| -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for sub in ["", "transcripts"] {
+            let mut names: Vec<_> = std::fs::read_dir(dir.join(sub))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file() && !p.ends_with(".lock"))
+                .collect();
+            names.sort();
+            for p in names {
+                // Record lines may come in any order; their set is the folder's meaning.
+                let mut lines: Vec<String> = std::fs::read_to_string(&p).unwrap().lines().map(String::from).collect();
+                if p.ends_with("episodes.jsonl") || p.ends_with("plan.jsonl") {
+                    lines.sort();
+                }
+                out.push((p.strip_prefix(dir).unwrap().display().to_string(), lines));
+            }
+        }
+        out
+    };
+    let (a, b) = (files(&cli), files(&api));
+    assert!(a.len() > 8, "{a:?}");
+    assert_eq!(a.iter().map(|f| &f.0).collect::<Vec<_>>(), b.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert_eq!(x, y, "{name} differs");
+    }
+}

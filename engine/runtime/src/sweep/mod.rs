@@ -11,6 +11,7 @@
 //! the sum of those episodes are under way at once. Scripted episodes need no waiting
 //! and run inline. One call budget and one cost limit cover the targets and judges.
 
+mod spec;
 pub mod targets;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,6 +28,7 @@ use crate::providers::usage::Tokens;
 use crate::run::{Player, run_episode, run_model_episode};
 use crate::run_folder::{EpisodeStatus, Finished, Judgement, Planned, Writer, transcript_path};
 use crate::target::Scripted;
+pub use spec::{Overrides, SpecError, SweepFile, load_worlds, parse_conditions, parse_shard};
 pub use targets::{ApiSpec, JUDGE_MAX_TOKENS, ModelSpec, SendOptions, TargetEntry, TargetSpec, USER_MAX_TOKENS};
 use terrarium_core::transcript::TargetRef;
 

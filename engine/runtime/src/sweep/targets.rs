@@ -40,6 +40,39 @@ impl TargetEntry {
         TargetEntry { model: model.to_string(), ..TargetEntry::default() }
     }
 
+    /// Lay the settings `over` sets over this entry's: a front end's flags over a
+    /// sweep file's entry. Its `model`, `max_connections` and `price` are not read.
+    pub fn overlay(&mut self, over: &TargetEntry) {
+        self.base_url = over.base_url.clone().or(self.base_url.take());
+        self.temperature = over.temperature.or(self.temperature);
+        self.top_p = over.top_p.or(self.top_p);
+        self.max_tokens = over.max_tokens.or(self.max_tokens);
+        self.sampling_seed = over.sampling_seed.or(self.sampling_seed);
+        self.reasoning_effort = over.reasoning_effort.clone().or(self.reasoning_effort.take());
+        self.thinking_budget = over.thinking_budget.or(self.thinking_budget);
+        self.reasoning_summary = over.reasoning_summary.clone().or(self.reasoning_summary.take());
+        self.scaffold = over.scaffold.or(self.scaffold);
+    }
+
+    /// This entry as a judge is asked, whoever asks (a run, `calibrate`): pinned to
+    /// temperature 0 where the provider allows it (a reasoning effort or a thinking
+    /// budget rules a temperature out), and at most [`JUDGE_MAX_TOKENS`] an answer
+    /// unless the entry says otherwise.
+    pub fn as_judge(mut self) -> Self {
+        if self.temperature.is_none() && self.reasoning_effort.is_none() && self.thinking_budget.is_none() {
+            self.temperature = Some(0.0);
+        }
+        self.max_tokens = self.max_tokens.or(Some(JUDGE_MAX_TOKENS));
+        self
+    }
+
+    /// This entry as the model playing a simulated user: at most [`USER_MAX_TOKENS`] a
+    /// message unless the entry says otherwise.
+    pub fn as_user(mut self) -> Self {
+        self.max_tokens = self.max_tokens.or(Some(USER_MAX_TOKENS));
+        self
+    }
+
     /// Settings a provider would refuse, or that could not be recorded as given (a
     /// temperature of NaN is written `null`), are refused here, naming the setting.
     pub fn check_settings(&self) -> Result<(), String> {
