@@ -173,7 +173,7 @@ fn main() {
         })
         .collect();
     // Where replay time goes: re-execution alone, with the outputs already parsed.
-    let parsed: Vec<(terrarium_core::Condition, u64, Vec<terrarium_core::TargetOutput>)> = jobs
+    let parsed: Vec<(terrarium_core::Cell, u64, Vec<terrarium_core::TargetOutput>)> = jobs
         .iter()
         .zip(&transcripts)
         .map(|((_, cell, seed), t)| {

@@ -171,7 +171,7 @@ fn an_output_nested_deeper_than_a_reader_can_follow_still_replays_and_views() {
     let mut output = TargetOutput { text: String::new(), tool_calls: vec![call], ..Default::default() };
     output.meta.usage = Some(deep.clone());
     ep.apply(output);
-    ep.stop_by_target("done");
+    ep.stop_by_target("done".into());
     let header = terrarium_core::EpisodeKey::new(&world, &world.default_cell, 0, "test/deep", &Json::Null).header();
     let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());
     match replay(&world, &text).expect("the transcript reads back") {
@@ -216,7 +216,7 @@ fn episodes_ended_by_faults_and_by_the_targets_side_replay_exactly() {
     let mut ep = Episode::start(&world, cell, 0).expect("starts");
     ep.apply(page.clone());
     let time_before = ep.state().time_ms;
-    ep.abort("error");
+    ep.abort("error".into());
     assert!(matches!(ep.events().last(), Some(Event::Stop { by: StopBy::Fault, .. })));
     assert!(!matches!(ep.events()[ep.events().len() - 2], Event::World { .. }), "nothing ran on after the fault");
     assert_eq!(ep.state().time_ms, time_before);
@@ -225,7 +225,7 @@ fn episodes_ended_by_faults_and_by_the_targets_side_replay_exactly() {
     // The target's side stops: the clock runs on to the world's end, then the stop.
     let mut ep = Episode::start(&world, cell, 0).expect("starts");
     ep.apply(page.clone());
-    ep.stop_by_target("refusal");
+    ep.stop_by_target("refusal".into());
     let stop_at = ep.events().len() - 1;
     assert!(matches!(ep.events()[stop_at - 1], Event::World { .. }), "the world ran on before the stop");
     replays(&ep, "a refusal with the clock running on");
@@ -233,7 +233,7 @@ fn episodes_ended_by_faults_and_by_the_targets_side_replay_exactly() {
     // A last reply of text alone: no nudge was sent, so none is recorded.
     let mut ep = Episode::start(&world, cell, 0).expect("starts");
     ep.apply_last(say(""));
-    ep.stop_by_target("empty_reply");
+    ep.stop_by_target("empty_reply".into());
     assert!(
         !ep.events().iter().any(|e| matches!(e, Event::World { kind, .. } if kind == "nudge")),
         "a nudge that was never sent is not recorded"
@@ -245,7 +245,7 @@ fn episodes_ended_by_faults_and_by_the_targets_side_replay_exactly() {
     let world = load("worlds/delusion/world.ron");
     let mut ep = Episode::start(&world, &world.default_cell, 0).expect("starts");
     ep.apply_last(say("I can't continue this conversation."));
-    ep.stop_by_target("refusal");
+    ep.stop_by_target("refusal".into());
     assert!(!ep.events().iter().any(|e| matches!(e, Event::User { .. })), "{:?}", ep.events());
     let header =
         terrarium_core::EpisodeKey::new(&world, &world.default_cell, 0, "test/stops", &serde_json::json!({})).header();

@@ -131,7 +131,7 @@ fn play_watched<'w>(
         ep.apply(out);
         after(&ep);
     }
-    ep.stop_by_target("target_exhausted");
+    ep.stop_by_target("target_exhausted".into());
     ep
 }
 
@@ -147,7 +147,7 @@ fn check_played(world: &World, cell: usize, seed: u64, moves: &[Move], user: Opt
         spec: "openai/random-user".into(),
         settings: serde_json::json!({}),
     });
-    let header = terrarium_core::EpisodeKey::new(world, &ep.env.condition, seed, "test/random", &serde_json::json!({}))
+    let header = terrarium_core::EpisodeKey::new(world, &ep.env.cell, seed, "test/random", &serde_json::json!({}))
         .with_user(played)
         .header();
     let text = terrarium_core::encode_transcript(&header, ep.events(), &ep.verdicts());

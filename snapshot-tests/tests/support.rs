@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use terrarium_core::transcript::{render_event, render_verdicts};
-use terrarium_core::{Condition, Episode, World};
+use terrarium_core::{Cell, Episode, World};
 
 /// The repository root, or the copy of it `TERRARIUM_SUITE_ROOT` names (the authoring
 /// test runs the suite on a copy of the catalog with a new world in it).
@@ -61,7 +61,7 @@ pub fn all_worlds() -> Vec<String> {
 
 /// The cell a policy is snapshotted in: the default cell when the policy applies
 /// there, else its first applicable cell.
-pub fn snapshot_cell(world: &World, policy: &str) -> Condition {
+pub fn snapshot_cell(world: &World, policy: &str) -> Cell {
     let p = &world.file.policies[policy];
     match &p.only_if {
         Some(only) if !world.default_cell.matches(only) => {
@@ -83,7 +83,7 @@ pub fn render(ep: &Episode) -> String {
 }
 
 /// The whole transcript file of a policy run.
-pub fn transcript(world: &World, cell: &Condition, seed: u64, policy: &str) -> String {
+pub fn transcript(world: &World, cell: &Cell, seed: u64, policy: &str) -> String {
     let ep = terrarium_core::run_policy(world, cell, seed, policy).expect("policy runs");
     let spec = format!("scripted/{policy}");
     let header = terrarium_core::EpisodeKey::new(world, cell, seed, &spec, &serde_json::json!({})).header();

@@ -106,7 +106,7 @@ enum Command {
     New {
         /// The new world's id: lowercase letters, digits, `_` or `-`.
         id: String,
-        /// Copy this world (and the files beside it) instead of the scaffold.
+        /// Copy this world (and the files beside it) instead of the starter world.
         #[arg(long)]
         from: Option<PathBuf>,
         #[arg(long, default_value = "worlds")]
@@ -825,7 +825,7 @@ fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Outcome {
         }
         None => None,
     };
-    let file = terrarium_runtime::scaffold::new_world(id, from_file.as_deref(), dir).map_err(|e| anyhow!(e))?;
+    let file = terrarium_runtime::starter::new_world(id, from_file.as_deref(), dir).map_err(|e| anyhow!(e))?;
     println!("created {}", file.display());
     println!(
         "next: terrarium check {0}  |  terrarium test {0}  |  terrarium lint {0}  |  terrarium show {0}",

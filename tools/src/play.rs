@@ -21,7 +21,7 @@ pub fn play(
     out: &mut dyn Write,
     echo: bool,
 ) -> std::io::Result<String> {
-    let (world, cell, seed) = (ep.world, ep.env.condition.clone(), ep.env.seed);
+    let (world, cell, seed) = (ep.world, ep.env.cell.clone(), ep.env.seed);
     writeln!(out, "# {} — condition {cell} — seed {seed}", world.id())?;
     if let Some(Event::Start { system, .. }) = ep.events().first() {
         writeln!(out, "\n=== system prompt ===\n{system}")?;
@@ -100,7 +100,7 @@ pub fn play(
         }
         shown = ep.events().len();
     }
-    ep.stop_by_target("player_quit");
+    ep.stop_by_target("player_quit".into());
     let verdicts = ep.verdicts();
     writeln!(out, "\n=== verdicts ===\n{}", render_verdicts(&verdicts))?;
     Ok(terrarium_core::encode_transcript(header, ep.events(), &verdicts))

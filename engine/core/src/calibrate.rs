@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 use crate::episode::Episode;
 use crate::format::{Outcome, Policy, Step};
 use crate::stats::{Agreement, wilson};
+use crate::stop::StopReason;
 use crate::transcript::DecidedBy;
 use crate::world::World;
 
@@ -135,7 +136,7 @@ impl Measured<'_> {
     pub fn fired(&self, name: &str, ep: &Episode) -> bool {
         match self {
             Measured::Outcome(_) => ep.verdicts().outcomes.get(name).is_some_and(|v| v.fired),
-            Measured::UserOutOfRole => ep.stop_reason() == Some(crate::episode::USER_OUT_OF_ROLE),
+            Measured::UserOutOfRole => ep.stop_reason() == Some(&StopReason::UserOutOfRole),
         }
     }
 
@@ -413,11 +414,11 @@ pub fn case_episodes<'w>(
             // A turn the episode never took (the user left, a stop came first) would be
             // labelled but never measured.
             let taken = ep.state().turn as usize;
-            if taken < policy.steps.len() && ep.stop_reason() != Some("target_exhausted") {
+            if taken < policy.steps.len() && ep.stop_reason() != Some(&StopReason::TargetExhausted) {
                 return Err(invalid(format!(
                     "case `{}`, seed {seed}: the episode stopped ({}) after {taken} of its {} turns, so the rest were never taken; shorten the case or run it in a cell where it goes on",
                     case.id,
-                    ep.stop_reason().unwrap_or("running"),
+                    ep.stop_reason().unwrap_or(&StopReason::Running),
                     policy.steps.len()
                 )));
             }
@@ -432,7 +433,7 @@ pub fn case_episodes<'w>(
 fn user_case_episodes<'w>(
     path: &str,
     world: &'w World,
-    cell: &crate::Condition,
+    cell: &crate::Cell,
     set: &LabelledSet,
     case: &Case,
     actions: &[&Action],
@@ -448,7 +449,7 @@ fn user_case_episodes<'w>(
                 return Err(invalid(format!(
                     "case `{}`, seed {seed}: the episode stopped ({}) before action {} of {}, so it was never taken",
                     case.id,
-                    ep.stop_reason().unwrap_or("running"),
+                    ep.stop_reason().unwrap_or(&StopReason::Running),
                     i + 1,
                     actions.len()
                 )));
@@ -474,7 +475,7 @@ fn user_case_episodes<'w>(
                 }
             }
         }
-        ep.stop_by_target("target_exhausted");
+        ep.stop_by_target(StopReason::TargetExhausted);
         out.push((seed, ep));
     }
     Ok(out)

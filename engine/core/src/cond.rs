@@ -10,7 +10,7 @@ use serde_json::{Map, Value as Json};
 use crate::env::{Resolver, push_json};
 use crate::format::{Collection, Cond, Msg, Value, Within};
 use crate::moment::Moment;
-use crate::state::Mail;
+use crate::state::{ChangeKey, Mail};
 use crate::template::normalise;
 use crate::text::{Spoken, clauses, paragraphs, sentences};
 use crate::transcript::Evidence;
@@ -25,7 +25,7 @@ pub struct EvalCtx<'a> {
 
 pub fn eval(now: &Moment, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
     let yes = || Some(Vec::new());
-    let changed = |key: String, detail: String| -> Option<Vec<Evidence>> {
+    let changed = |key: ChangeKey, detail: String| -> Option<Vec<Evidence>> {
         Some(now.history.changed.get(&key).map(|&step| vec![Evidence { step, detail }]).unwrap_or_default())
     };
     match cond {
@@ -48,22 +48,22 @@ pub fn eval(now: &Moment, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             Some(_) => None,
             None => yes(),
         },
-        Cond::Cell(pattern) => now.env.condition.matches(pattern).then(Vec::new),
+        Cond::Cell(pattern) => now.env.cell.matches(pattern).then(Vec::new),
         Cond::VarEq(name, v) => {
             (now.state.vars.get(name) == Some(v)).then_some(())?;
-            changed(format!("var:{name}"), format!("{name} = {}", show(v)))
+            changed(ChangeKey::Var(name.clone()), format!("{name} = {}", show(v)))
         }
         Cond::VarAtLeast(name, min) => match now.state.vars.get(name) {
-            Some(Value::Int(i)) if i >= min => changed(format!("var:{name}"), format!("{name} = {i}")),
+            Some(Value::Int(i)) if i >= min => changed(ChangeKey::Var(name.clone()), format!("{name} = {i}")),
             _ => None,
         },
         Cond::FieldEq(record, field, v) => {
             (now.state.records.get(record).and_then(|r| r.get(field)) == Some(v)).then_some(())?;
-            changed(format!("field:{record}.{field}"), format!("{record}.{field} = {}", show(v)))
+            changed(ChangeKey::Field(record.clone(), field.clone()), format!("{record}.{field} = {}", show(v)))
         }
         Cond::InState(machine, state) => {
             (now.state.machines.get(machine) == Some(state)).then_some(())?;
-            changed(format!("machine:{machine}"), format!("{machine} entered `{state}`"))
+            changed(ChangeKey::Machine(machine.clone()), format!("{machine} entered `{state}`"))
         }
         Cond::Exposed(tag) => {
             now.state.exposed.contains(tag).then_some(())?;
@@ -213,7 +213,7 @@ pub fn eval(now: &Moment, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             (!found.is_empty()).then_some(found)
         }
         Cond::TurnAtLeast(n) => (now.state.turn >= *n).then(Vec::new),
-        Cond::Stopped(reason) => (now.stop == Some(reason.as_str())).then(|| {
+        Cond::Stopped(reason) => now.stop.is_some_and(|r| r == reason.as_str()).then(|| {
             // The stop event is the last one recorded.
             vec![Evidence { step: now.step.saturating_sub(1), detail: format!("stopped: {reason}") }]
         }),

@@ -10,7 +10,7 @@ use crate::span::Path;
 use crate::state::{Mail, State};
 use crate::template::{self, Scope, TemplateError, normalise, push_display};
 use crate::text::Phrases;
-use crate::world::{Condition, World, format_time};
+use crate::world::{Cell, World, format_time};
 
 /// A rendered person.
 #[derive(Clone, Debug)]
@@ -32,7 +32,7 @@ pub struct Placed {
 
 #[derive(Clone, Debug)]
 pub struct Env {
-    pub condition: Condition,
+    pub cell: Cell,
     pub seed: u64,
     /// The key of every seeded stream in the episode.
     pub streams: StreamKey,
@@ -102,10 +102,10 @@ fn office_hours(start_ms: i64, t: i64, (from, to): (u32, u32), latest: i64) -> i
 
 impl Env {
     /// Draw and render the environment of the episode (`world`, `condition`, `seed`).
-    pub fn build(world: &World, condition: &Condition, seed: u64) -> Result<Env, EnvError> {
+    pub fn build(world: &World, condition: &Cell, seed: u64) -> Result<Env, EnvError> {
         let w = &world.file;
         let mut env = Env {
-            condition: condition.clone(),
+            cell: condition.clone(),
             seed,
             streams: StreamKey::new(seed),
             canaries: BTreeMap::new(),
@@ -408,11 +408,11 @@ impl Scope for Resolver<'_> {
         let unknown = || TemplateError::Unknown(path.join("."));
         let not_here = || TemplateError::NotHere(path.join("."));
         match path {
-            ["factor", f] => out.push_str(self.env.condition.get(f).ok_or_else(unknown)?),
+            ["factor", f] => out.push_str(self.env.cell.get(f).ok_or_else(unknown)?),
             ["text", t] => match w.texts.get(*t).ok_or_else(unknown)? {
                 Text::Fixed(src) => template::render_into(src, self, depth, out)?,
                 Text::Switch { factor, cases } => {
-                    let value = self.env.condition.get(factor).ok_or_else(unknown)?;
+                    let value = self.env.cell.get(factor).ok_or_else(unknown)?;
                     template::render_into(cases.get(value).ok_or_else(unknown)?, self, depth, out)?;
                 }
             },

@@ -134,7 +134,7 @@ fn effects(world: &World, g: &mut Graph, source: &str, list: &[Effect]) {
                 g.edge(source, &id, "delivers");
             }
             Effect::EndTask | Effect::Stop(_) => {
-                let reason = if let Effect::Stop(r) = e { r.as_str() } else { "end_task" };
+                let reason = if let Effect::Stop(r) = e { r.as_str() } else { crate::stop::StopReason::EndTask.name() };
                 let id = g.node(ident(&["stop", reason]), format!("stop: {reason}"), Shape::Stop, None);
                 g.edge(source, &id, "");
             }

@@ -6,7 +6,7 @@
 
 use crate::hash::Canon;
 use crate::transcript::{Header, TargetRef, WorldRef};
-use crate::world::{Condition, World};
+use crate::world::{Cell, World};
 
 /// Everything that decides one episode. Two episodes with equal keys are the same
 /// episode (same id, same transcript); two that differ in any part are different
@@ -14,7 +14,7 @@ use crate::world::{Condition, World};
 #[derive(Clone, Debug)]
 pub struct EpisodeKey<'a> {
     pub world: &'a World,
-    pub condition: &'a Condition,
+    pub condition: &'a Cell,
     pub seed: u64,
     /// What acts: `scripted/<policy>` or `provider/model`, with the settings recorded in
     /// the header (sampling, base URL, reasoning exposure; `{}` for scripted targets).
@@ -25,13 +25,7 @@ pub struct EpisodeKey<'a> {
 
 impl<'a> EpisodeKey<'a> {
     /// The key of an episode with no model playing a user.
-    pub fn new(
-        world: &'a World,
-        condition: &'a Condition,
-        seed: u64,
-        spec: &str,
-        settings: &serde_json::Value,
-    ) -> Self {
+    pub fn new(world: &'a World, condition: &'a Cell, seed: u64, spec: &str, settings: &serde_json::Value) -> Self {
         EpisodeKey {
             world,
             condition,
@@ -92,7 +86,7 @@ impl<'a> EpisodeKey<'a> {
 
     /// The key a recorded header names, in `world` (whose cell `condition` is the
     /// header's): what replay recomputes the id from.
-    pub fn of_header(world: &'a World, condition: &'a Condition, header: &Header) -> Self {
+    pub fn of_header(world: &'a World, condition: &'a Cell, header: &Header) -> Self {
         EpisodeKey { world, condition, seed: header.seed, target: header.target.clone(), user: header.user.clone() }
     }
 }

@@ -25,6 +25,7 @@ pub mod rng;
 pub mod span;
 pub mod state;
 pub mod stats;
+pub mod stop;
 pub mod template;
 pub mod text;
 pub mod transcript;
@@ -35,9 +36,10 @@ pub use cells::load;
 pub use episode::Episode;
 pub use key::EpisodeKey;
 pub use transcript::{Event, Header, TargetOutput, ToolCall, Verdicts};
-pub use world::{Condition, Diagnostic, World};
+pub use world::{Cell, Diagnostic, World};
 
 use format::Policy;
+use stop::StopReason;
 use transcript::Line;
 
 /// The engine version recorded in transcripts.
@@ -57,7 +59,7 @@ pub fn encode_transcript(header: &Header, events: &[Event], verdicts: &Verdicts)
 }
 
 /// Run a reference policy to its end: the scripted target, entirely in the core.
-pub fn run_policy<'w>(world: &'w World, condition: &Condition, seed: u64, policy: &str) -> Result<Episode<'w>, String> {
+pub fn run_policy<'w>(world: &'w World, condition: &Cell, seed: u64, policy: &str) -> Result<Episode<'w>, String> {
     let p =
         world.file.policies.get(policy).ok_or_else(|| format!("world `{}` has no policy `{policy}`", world.id()))?;
     run_steps(world, condition, seed, p)
@@ -66,7 +68,7 @@ pub fn run_policy<'w>(world: &'w World, condition: &Condition, seed: u64, policy
 /// Run a policy's steps to their end (then the target has nothing more to say). A step
 /// whose template does not render in this episode (an email of a distractor this seed
 /// did not draw, a misspelt name) is an error, never text a verdict is computed from.
-pub fn run_steps<'w>(world: &'w World, condition: &Condition, seed: u64, p: &Policy) -> Result<Episode<'w>, String> {
+pub fn run_steps<'w>(world: &'w World, condition: &Cell, seed: u64, p: &Policy) -> Result<Episode<'w>, String> {
     let mut ep = Episode::start(world, condition, seed).map_err(|e| e.to_string())?;
     let mut i = 0;
     while !ep.is_done() {
@@ -78,7 +80,7 @@ pub fn run_steps<'w>(world: &'w World, condition: &Condition, seed: u64, p: &Pol
                 }
                 ep.apply(out)
             }
-            None => ep.stop_by_target("target_exhausted"),
+            None => ep.stop_by_target(StopReason::TargetExhausted),
         }
         i += 1;
     }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::env::{Env, Resolver};
 use crate::state::{History, Mail, State};
+use crate::stop::StopReason;
 use crate::template::normalise;
 use crate::transcript::Event;
 use crate::world::World;
@@ -23,7 +24,7 @@ pub struct Moment<'a> {
     /// The step the next event will be recorded at.
     pub step: u64,
     /// Why the episode stopped, once it has.
-    pub stop: Option<&'a str>,
+    pub stop: Option<&'a StopReason>,
     /// A model plays the simulated user.
     pub user_by_model: bool,
 }

@@ -193,11 +193,11 @@ fn replay_events<'w>(
                 Event::Target { output, last: false, .. } if ep.awaiting_user().is_none() => ep.apply(output),
                 Event::Target { output, last: true, .. } if ep.awaiting_user().is_none() => ep.apply_last(output),
                 Event::User { by: UserBy::Model, text, .. } if ep.awaiting_user().is_some() => ep.user_input(&text),
-                Event::Stop { reason, by: StopBy::Target, .. } => ep.stop_by_target(&reason),
-                Event::Stop { reason, by: StopBy::Fault, .. } => ep.abort(&reason),
+                Event::Stop { reason, by: StopBy::Target, .. } => ep.stop_by_target(reason),
+                Event::Stop { reason, by: StopBy::Fault, .. } => ep.abort(reason),
                 // The clock ran on after the target's side stopped: the stop is recorded
                 // after what the world did meanwhile, and is the input here.
-                Event::World { .. } if let Some(reason) = target_stop_after(&body[i..]) => ep.stop_by_target(&reason),
+                Event::World { .. } if let Some(reason) = target_stop_after(&body[i..]) => ep.stop_by_target(reason),
                 other => {
                     return diverged(
                         Some(other.step()),
@@ -264,7 +264,7 @@ fn replay_events<'w>(
 
 /// The reason of the target's stop that `lines` (world events, then a stop) record,
 /// when they are the clock running on after the target's side stopped.
-fn target_stop_after(lines: &[&str]) -> Option<String> {
+fn target_stop_after(lines: &[&str]) -> Option<crate::stop::StopReason> {
     for line in lines {
         match serde_json::from_str::<Event>(line).ok()? {
             Event::World { .. } => continue,

@@ -261,6 +261,18 @@ fn value(c: &mut Canon, v: &Value) {
     };
 }
 
+/// A part of the state whose last change is remembered, for the evidence of conditions
+/// on it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKey {
+    /// A variable.
+    Var(String),
+    /// A record's field: (record, field).
+    Field(String, String),
+    /// A machine's state.
+    Machine(String),
+}
+
 /// What the target did: not state, but what outcomes are decided over.
 #[derive(Clone, Debug, Default)]
 pub struct History {
@@ -277,8 +289,8 @@ pub struct History {
     pub thought: Vec<(u64, std::sync::Arc<crate::text::Spoken>)>,
     /// Successful tool calls.
     pub calls: Vec<CallRecord>,
-    /// `var:NAME`, `field:RECORD.FIELD`, `machine:NAME` → step of the last change.
-    pub changed: BTreeMap<String, u64>,
+    /// What changed → the step of its last change.
+    pub changed: BTreeMap<ChangeKey, u64>,
     /// Tag → (step first seen, what showed it).
     pub exposed_at: BTreeMap<String, (u64, String)>,
     /// Copies made: (step, document, destination, external).

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::hash::Canon;
+use crate::stop::StopReason;
 
 /// The transcript format version.
 pub const TRANSCRIPT_FORMAT: u32 = 1;
@@ -168,7 +169,7 @@ pub enum Event {
         chain: String,
     },
     /// The episode stopped.
-    Stop { step: u64, reason: String, by: StopBy, state_hash: String, chain: String },
+    Stop { step: u64, reason: StopReason, by: StopBy, state_hash: String, chain: String },
 }
 
 impl Event {
@@ -278,7 +279,7 @@ impl Event {
                 c.str(tactic.as_deref().unwrap_or("")).bool(*refused).str(text).str(state_hash);
             }
             Event::Stop { step, reason, by, state_hash, .. } => {
-                c.str("stop").u64(*step).str(reason).str(by.hash_name()).str(state_hash);
+                c.str("stop").u64(*step).str(reason.name()).str(by.hash_name()).str(state_hash);
             }
         }
     }
@@ -401,15 +402,12 @@ impl DecidedBy {
     }
 }
 
-/// The stop reason of an episode whose simulated user a model was playing and stopped
-/// playing (see [`crate::episode::out_of_role`]): a fault of the run's side, counted
-/// apart from completed conversations.
-pub const USER_OUT_OF_ROLE: &str = "user_out_of_role";
+pub use crate::stop::USER_OUT_OF_ROLE;
 
 /// The last line of a transcript.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdicts {
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
     pub outcomes: BTreeMap<String, Verdict>,
 }
 

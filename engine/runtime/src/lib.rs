@@ -10,7 +10,7 @@ pub mod redact;
 pub mod report;
 pub mod run;
 pub mod run_folder;
-pub mod scaffold;
+pub mod starter;
 pub mod sweep;
 pub mod target;
 pub mod worlds;

@@ -4,17 +4,18 @@
 use std::collections::BTreeSet;
 
 use terrarium_core::lint::Unseen;
-use terrarium_core::{Condition, World, run_policy};
+use terrarium_core::stop::StopReason;
+use terrarium_core::{Cell, World, run_policy};
 
 /// One policy run in one cell with one seed.
 #[derive(Clone, Debug)]
 pub struct PolicyRun {
     pub policy: String,
-    pub cell: Condition,
+    pub cell: Cell,
     pub seed: u64,
     pub expected: BTreeSet<String>,
     pub fired: BTreeSet<String>,
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
     /// Set when the episode could not run at all.
     pub error: Option<String>,
 }
@@ -43,7 +44,7 @@ pub fn check_policies(world: &World, seeds: u64) -> Vec<PolicyRun> {
                     seed,
                     expected: expected.clone(),
                     fired: BTreeSet::new(),
-                    stop_reason: String::new(),
+                    stop_reason: StopReason::Running,
                     error: None,
                 };
                 match run_policy(world, cell, seed, name) {
@@ -64,7 +65,7 @@ pub fn check_policies(world: &World, seeds: u64) -> Vec<PolicyRun> {
 /// Values each reference policy uses before the target could have seen them (see
 /// [`terrarium_core::lint::unseen_in_policy`]): the first such use of each policy, with
 /// the cell it was found in, at seed 0 of every cell the policy applies to.
-pub fn unseen_uses(world: &World) -> Vec<(String, Condition, Unseen)> {
+pub fn unseen_uses(world: &World) -> Vec<(String, Cell, Unseen)> {
     let mut out = Vec::new();
     for (name, policy) in &world.file.policies {
         let cells = world.cells.iter().filter(|c| policy.only_if.as_ref().is_none_or(|p| c.matches(p)));

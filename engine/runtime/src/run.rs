@@ -1,8 +1,9 @@
 //! Running episodes: start one, feed it the target's moves, and finish it into the
 //! record and transcript a run folder keeps ([`crate::run_folder`]).
 
+use terrarium_core::stop::StopReason;
 use terrarium_core::transcript::Reasoning;
-use terrarium_core::{Condition, Episode, EpisodeKey, World};
+use terrarium_core::{Cell, Episode, EpisodeKey, World};
 
 use crate::providers::http::ApiTarget;
 use crate::providers::usage::Tokens;
@@ -27,7 +28,7 @@ fn episode_tokens(events: &[terrarium_core::transcript::Event]) -> Option<Tokens
 /// model awaited among many others.
 pub struct EpisodeRun<'w> {
     world: &'w World,
-    condition: &'w Condition,
+    condition: &'w Cell,
     seed: u64,
     header: terrarium_core::transcript::Header,
     episode: Episode<'w>,
@@ -70,7 +71,7 @@ impl<'w> EpisodeRun<'w> {
                     "user model: its message is {} bytes, more than the world's max_text_bytes ({max}); not recorded",
                     c.text.len()
                 ));
-                self.episode.abort("error");
+                self.episode.abort(StopReason::Error);
             }
             Ok(c) => {
                 if let Some(usage) = &c.usage {
@@ -80,7 +81,7 @@ impl<'w> EpisodeRun<'w> {
             }
             Err(e) => {
                 self.error = Some(format!("user model: {}", e.0));
-                self.episode.abort("error");
+                self.episode.abort(StopReason::Error);
             }
         }
     }
@@ -95,12 +96,12 @@ impl<'w> EpisodeRun<'w> {
         match next {
             Ok(next) => {
                 if !next.apply_to(&mut self.episode) {
-                    self.episode.stop_by_target("target_exhausted");
+                    self.episode.stop_by_target(StopReason::TargetExhausted);
                 }
             }
             Err(e) => {
                 self.error = Some(e.0);
-                self.episode.abort("error");
+                self.episode.abort(StopReason::Error);
             }
         }
     }
@@ -115,7 +116,7 @@ impl<'w> EpisodeRun<'w> {
         let verdicts = ep.verdicts();
         let status = match (&error, ep.stop_reason()) {
             (Some(_), _) => EpisodeStatus::Errored,
-            (None, Some(terrarium_core::episode::USER_OUT_OF_ROLE)) => EpisodeStatus::UserOutOfRole,
+            (None, Some(StopReason::UserOutOfRole)) => EpisodeStatus::UserOutOfRole,
             (None, _) => EpisodeStatus::Completed,
         };
         let transcript = terrarium_core::encode_transcript(&header, ep.events(), &verdicts);

@@ -1,6 +1,7 @@
 //! Targets: whatever produces the outputs an episode consumes.
 
 use terrarium_core::format::Policy;
+use terrarium_core::stop::StopReason;
 use terrarium_core::{Episode, TargetOutput, policy};
 
 /// A target failed (a provider fault, not a choice the target made). The episode is
@@ -28,7 +29,7 @@ pub enum Next {
     Output(TargetOutput),
     /// An output to apply (so it is recorded), after which the target's side ends the
     /// episode with this reason: a refusal, an empty reply, a content filter, max tokens.
-    Last(TargetOutput, &'static str),
+    Last(TargetOutput, StopReason),
     /// Nothing more to say.
     Exhausted,
 }

@@ -143,7 +143,7 @@ pub struct Class<'w, 's> {
     /// For each factor of the world, in order: whether the cells of the class differ in it.
     pub varying: &'s [bool],
     /// The class's first cell: the values of the factors its cells share.
-    pub cell: &'s crate::world::Condition,
+    pub cell: &'s crate::world::Cell,
     /// Which texts, email subjects and document titles the varying factors reach.
     pub reach: &'s crate::world::Dependents,
     /// Renders what no cell of the class changes.

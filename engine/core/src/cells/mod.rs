@@ -6,7 +6,7 @@
 use crate::env::Resolver;
 use crate::episode::Episode;
 use crate::span::Path;
-use crate::world::{Condition, Dependents, Diagnostic, Includes, Locator, World};
+use crate::world::{Cell, Dependents, Diagnostic, Includes, Locator, World};
 
 mod fingerprint;
 
@@ -37,10 +37,10 @@ pub fn check(world: &World, locator: &Locator) -> Vec<Diagnostic> {
     let varying: Vec<bool> = w.factors.iter().map(|f| shown.contains(&f.id)).collect();
     // Every cell that rendered: (its view, the order it was met in), and the cells.
     let mut views: Vec<(([u8; 32], Fp), usize)> = Vec::with_capacity(world.cells.len());
-    let mut met: Vec<&Condition> = Vec::with_capacity(world.cells.len());
+    let mut met: Vec<&Cell> = Vec::with_capacity(world.cells.len());
     let mut compiled = Plans::default();
     // Where a cell comes in the world's order of cells (for messages only).
-    let place = |cell: &Condition| world.cells.iter().position(|c| c == cell);
+    let place = |cell: &Cell| world.cells.iter().position(|c| c == cell);
     for cells in crate::world::presentational_classes(world, &world.cells) {
         let first = cells[0];
         let ep = match Episode::start(world, first, 0) {
@@ -75,7 +75,7 @@ pub fn check(world: &World, locator: &Locator) -> Vec<Diagnostic> {
         for cell in cells {
             let values = cell.value_indices(w);
             if let Some(env) = slow_env.as_mut() {
-                env.condition = (*cell).clone();
+                env.cell = (*cell).clone();
             }
             let mut key = Fp::EMPTY;
             let mut failed = None;
@@ -259,7 +259,7 @@ mod tests {
         ("../lib/files.ron", include_str!("../../../../worlds/lib/files.ron")),
         ("../lib/mail.ron", include_str!("../../../../worlds/lib/mail.ron")),
         ("../lib/office.ron", include_str!("../../../../worlds/lib/office.ron")),
-        ("../lib/scaffold.ron", include_str!("../../../../worlds/lib/scaffold.ron")),
+        ("../lib/prompts.ron", include_str!("../../../../worlds/lib/prompts.ron")),
     ];
 
     #[test]
@@ -282,7 +282,7 @@ mod tests {
                     view.varying.iter().map(|(src, at)| (*src, at, plans.plan(&ctx, src).expect("compiles"))).collect();
                 for cell in class {
                     let mut env = ep.env.clone();
-                    env.condition = cell.clone();
+                    env.cell = cell.clone();
                     let renderer = Resolver::fixed(&world, &env);
                     for (src, at, plan) in &compiled {
                         let rendered = renderer.render(src, || (*at).clone()).expect("renders");

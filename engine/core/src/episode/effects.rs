@@ -2,6 +2,7 @@
 //! machines, documents, mail), and the text the target gets back.
 
 use super::*;
+use crate::state::ChangeKey;
 
 impl<'w> Episode<'w> {
     pub(super) fn call_tool(&mut self, call: &ToolCall) -> (bool, String) {
@@ -84,7 +85,7 @@ impl<'w> Episode<'w> {
         self.resolver(ctx.args, ctx.msg.as_ref()).text(src)
     }
 
-    pub(super) fn mark_changed(&mut self, key: String) {
+    pub(super) fn mark_changed(&mut self, key: ChangeKey) {
         self.history.changed.insert(key, self.step);
         self.state.touch();
     }
@@ -116,13 +117,13 @@ impl<'w> Episode<'w> {
             Effect::SetVar(name, value) => {
                 let v = self.value(value, ctx);
                 self.state.vars.insert(name.clone(), v);
-                self.mark_changed(format!("var:{name}"));
+                self.mark_changed(ChangeKey::Var(name.clone()));
             }
             Effect::AddVar(name, n) => {
                 if let Some(Value::Int(i)) = self.state.vars.get_mut(name) {
                     *i = i.saturating_add(*n);
                 }
-                self.mark_changed(format!("var:{name}"));
+                self.mark_changed(ChangeKey::Var(name.clone()));
             }
             Effect::SetField(record, field, value) => {
                 let v = self.value(value, ctx);
@@ -277,17 +278,17 @@ impl<'w> Episode<'w> {
             }
             Effect::EndTask => {
                 line(ctx, "Task marked as complete.");
-                self.stop_after_call("end_task");
+                self.stop_after_call(StopReason::EndTask);
             }
-            Effect::Stop(reason) => self.stop_after_call(reason),
+            Effect::Stop(reason) => self.stop_after_call(StopReason::from_name(reason)),
         }
         Ok(())
     }
 
     /// A stop raised inside a tool call takes effect once its result is recorded.
-    pub(super) fn stop_after_call(&mut self, reason: &str) {
+    pub(super) fn stop_after_call(&mut self, reason: StopReason) {
         if self.stop.is_none() && self.pending_stop.is_none() {
-            self.pending_stop = Some(reason.to_string());
+            self.pending_stop = Some(reason);
         }
     }
 
@@ -306,7 +307,7 @@ impl<'w> Episode<'w> {
             .and_then(|r| r.get_mut(field))
             .ok_or_else(|| format!("Error: no setting `{record}.{field}`."))?;
         *slot = v;
-        self.mark_changed(format!("field:{record}.{field}"));
+        self.mark_changed(ChangeKey::Field(record.to_string(), field.to_string()));
         Ok(())
     }
 
@@ -319,14 +320,14 @@ impl<'w> Episode<'w> {
             return Ok(());
         };
         self.state.machines.insert(machine.to_string(), t.to.clone());
-        self.mark_changed(format!("machine:{machine}"));
+        self.mark_changed(ChangeKey::Machine(machine.to_string()));
         self.raise("transition", format!("{machine}: {current} -> {} ({event})", t.to));
         if ctx.args.is_none() {
             // Outside a tool call (a scheduled event, an actor's reply) the evidence is
             // the transition's own line, which is recorded once the raised lines flush.
             // (In a call it stays the call's result, the step that caused it.)
             let step = self.step + self.raised.len() as u64 - 1;
-            self.history.changed.insert(format!("machine:{machine}"), step);
+            self.history.changed.insert(ChangeKey::Machine(machine.to_string()), step);
         }
         self.run_effects(&t.effects, ctx, depth + 1)
     }

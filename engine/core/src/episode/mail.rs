@@ -110,7 +110,7 @@ impl<'w> Episode<'w> {
                     format!("more than {MAX_DELIVERIES_PER_STEP} replies arrived at one moment (actors answering each other?)"),
                 );
                 self.flush_raised();
-                self.finish("limit_actor_exchanges".into(), StopBy::Limit);
+                self.finish(StopReason::LimitActorExchanges, StopBy::Limit);
                 return;
             }
             self.state.pending.remove(&p);
@@ -162,7 +162,7 @@ impl<'w> Episode<'w> {
             return;
         }
         let e = &self.world.file.emails[declared];
-        if !e.only_if.as_ref().is_none_or(|p| self.env.condition.matches(p)) {
+        if !e.only_if.as_ref().is_none_or(|p| self.env.cell.matches(p)) {
             return;
         }
         let r = self.resolver(None, None);

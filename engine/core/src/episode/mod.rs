@@ -16,9 +16,10 @@ use crate::moment::Moment;
 use crate::rng::Stream;
 use crate::span::Path;
 use crate::state::{CallRecord, History, Mail, NewMail, Pending, State};
+use crate::stop::StopReason;
 use crate::transcript::{Event, Observation, StopBy, TargetOutput, ToolCall, ToolResultView, Verdicts};
 use crate::view;
-use crate::world::{Condition, World};
+use crate::world::{Cell, World};
 
 mod effects;
 mod mail;
@@ -42,9 +43,9 @@ pub struct Episode<'w> {
     actor_streams: BTreeMap<String, Stream>,
     step: u64,
     chain: [u8; 32],
-    stop: Option<(String, StopBy)>,
+    stop: Option<(StopReason, StopBy)>,
     /// A stop requested by an effect, taken once the current call or event is recorded.
-    pending_stop: Option<String>,
+    pending_stop: Option<StopReason>,
     observation: Observation,
     /// World events raised while a tool call or a turn is being processed.
     raised: Vec<(&'static str, String)>,
@@ -69,7 +70,7 @@ struct CallCtx<'a> {
 impl<'w> Episode<'w> {
     /// Start the episode: draw the environment, build the initial state, and record
     /// the start event (what the target sees first).
-    pub fn start(world: &'w World, condition: &Condition, seed: u64) -> Result<Self, EnvError> {
+    pub fn start(world: &'w World, condition: &Cell, seed: u64) -> Result<Self, EnvError> {
         let env = Env::build(world, condition, seed)?;
         let w = &world.file;
         let mut records = BTreeMap::new();
@@ -173,8 +174,8 @@ impl<'w> Episode<'w> {
     }
 
     /// The stop reason, once stopped.
-    pub fn stop_reason(&self) -> Option<&str> {
-        self.stop.as_ref().map(|(r, _)| r.as_str())
+    pub fn stop_reason(&self) -> Option<&StopReason> {
+        self.stop.as_ref().map(|(r, _)| r)
     }
 
     /// What the target sees next: tool results and new user-turn messages.
@@ -211,9 +212,9 @@ impl<'w> Episode<'w> {
     /// provider stopped it). The reason is recorded as an input, so replay repeats it.
     /// The clock runs on (`run_on_until_ms`), so what the world decides by time is
     /// settled.
-    pub fn stop_by_target(&mut self, reason: &str) {
+    pub fn stop_by_target(&mut self, reason: StopReason) {
         if self.stop.is_none() {
-            self.finish(reason.to_string(), StopBy::Target);
+            self.finish(reason, StopBy::Target);
         }
     }
 
@@ -221,17 +222,11 @@ impl<'w> Episode<'w> {
     /// user model's failure): the episode is cut off where it stands. No verdict of it
     /// stands, so the clock does not run on and nothing is recorded after the stop. The
     /// reason is recorded as an input, so replay repeats it.
-    pub fn abort(&mut self, reason: &str) {
+    pub fn abort(&mut self, reason: StopReason) {
         if self.stop.is_none() {
-            self.stop = Some((reason.to_string(), StopBy::Fault));
+            self.stop = Some((reason.clone(), StopBy::Fault));
             let state_hash = self.state.hash();
-            self.record(Event::Stop {
-                step: 0,
-                reason: reason.to_string(),
-                by: StopBy::Fault,
-                state_hash,
-                chain: String::new(),
-            });
+            self.record(Event::Stop { step: 0, reason, by: StopBy::Fault, state_hash, chain: String::new() });
         }
     }
 
@@ -269,10 +264,10 @@ impl<'w> Episode<'w> {
         let last = self.last_output;
         self.record(Event::Target { step: 0, turn, output, last, state_hash, chain: String::new() });
         if too_long {
-            return self.finish("limit_text_bytes".into(), StopBy::Limit);
+            return self.finish(StopReason::LimitTextBytes, StopBy::Limit);
         }
         if too_many {
-            return self.finish("limit_tool_calls".into(), StopBy::Limit);
+            return self.finish(StopReason::LimitToolCalls, StopBy::Limit);
         }
         let (said, scratch) = match self.world.file.target.scratchpad.as_deref() {
             Some(tag) => split_scratchpad(&text, tag),
@@ -333,7 +328,7 @@ impl<'w> Episode<'w> {
         }
         self.note_held();
         if self.state.turn >= limits.max_turns {
-            self.finish("max_turns".into(), StopBy::Limit);
+            self.finish(StopReason::MaxTurns, StopBy::Limit);
         }
     }
 
@@ -370,7 +365,7 @@ impl<'w> Episode<'w> {
                 },
             );
         }
-        Verdicts { stop_reason: self.stop_reason().unwrap_or("running").to_string(), outcomes }
+        Verdicts { stop_reason: self.stop_reason().cloned().unwrap_or(StopReason::Running), outcomes }
     }
 
     fn record(&mut self, mut event: Event) {
@@ -384,11 +379,11 @@ impl<'w> Episode<'w> {
         event.set_chain(crate::hash::hex(&self.chain[..16]));
         self.events.push(event);
         if self.step > u64::from(self.world.file.limits.max_events) && self.stop.is_none() {
-            self.finish("limit_events".into(), StopBy::Limit);
+            self.finish(StopReason::LimitEvents, StopBy::Limit);
         }
     }
 
-    fn finish(&mut self, reason: String, by: StopBy) {
+    fn finish(&mut self, reason: StopReason, by: StopBy) {
         if self.stop.is_some() || self.running_on {
             // Stopped already, or an effect of an event the run-on fired: the stop that
             // began the run-on is the one recorded.
@@ -481,21 +476,21 @@ impl<'w> Episode<'w> {
         self.raise(kind, text);
     }
 
-    fn world_stop(&self) -> Option<String> {
+    fn world_stop(&self) -> Option<StopReason> {
         self.world
             .file
             .stops
             .iter()
             .find(|s| cond::eval(&self.moment(), &s.when, &EvalCtx::default()).is_some())
-            .map(|s| s.reason.clone())
+            .map(|s| StopReason::from_name(&s.reason))
     }
 
     fn text_only(&mut self, text: &str) {
         match &self.world.file.turns.on_text_only {
-            OnTextOnly::End => self.finish("text_only".into(), StopBy::World),
+            OnTextOnly::End => self.finish(StopReason::TextOnly, StopBy::World),
             OnTextOnly::Nudge { message, max } => {
                 if self.state.nudges >= *max {
-                    return self.finish("nudges_exhausted".into(), StopBy::World);
+                    return self.finish(StopReason::NudgesExhausted, StopBy::World);
                 }
                 self.state.nudges += 1;
                 self.state.touch();
@@ -525,7 +520,7 @@ impl<'w> Episode<'w> {
                     Some(reply) => self.tell("user", reply),
                     None => {
                         self.flush_raised();
-                        return self.finish("conversation_over".into(), StopBy::World);
+                        return self.finish(StopReason::ConversationOver, StopBy::World);
                     }
                 }
                 self.flush_raised();

@@ -10,7 +10,8 @@ use crate::cond::{self, EvalCtx};
 use crate::format::{AfterLadder, Cond, Rule};
 use crate::rng::Stream;
 use crate::state::{Mail, NewMail};
-use crate::transcript::{Event, StopBy, USER_OUT_OF_ROLE, UserBy};
+use crate::stop::StopReason;
+use crate::transcript::{Event, StopBy, UserBy};
 
 use super::{CallCtx, Episode};
 
@@ -163,13 +164,13 @@ impl<'w> Episode<'w> {
         let answer = if let Some(answer) = rung {
             answer
         } else if refused && user.after_ladder == AfterLadder::Leave {
-            return self.finish("user_gave_up".into(), StopBy::World);
+            return self.finish(StopReason::UserGaveUp, StopBy::World);
         } else {
             match self.user_rule(id, &user.rules, &said) {
                 Some(answer) => answer,
                 None => match self.next_line(id, Line::Beat) {
                     Some(answer) => answer,
-                    None => return self.finish("conversation_over".into(), StopBy::World),
+                    None => return self.finish(StopReason::ConversationOver, StopBy::World),
                 },
             }
         };
@@ -208,9 +209,9 @@ impl<'w> Episode<'w> {
         self.user_says(&id, UserBy::Model, Answer { text: text.to_string(), tactic: None }, refused);
         if left_role {
             self.observation.messages.clear();
-            self.abort(USER_OUT_OF_ROLE);
+            self.abort(StopReason::UserOutOfRole);
         } else if ends {
-            self.finish("conversation_over".into(), StopBy::World);
+            self.finish(StopReason::ConversationOver, StopBy::World);
         }
     }
 

@@ -22,7 +22,7 @@ use crate::episode::Episode;
 use crate::format::{Collection, Cond, Effect, Msg, OnTextOnly, OutcomeKind, ParamType, Value};
 use crate::span::{self, Path, Pos};
 use crate::transcript::{Event, TargetOutput, ToolCall};
-use crate::world::{Condition, World};
+use crate::world::{Cell, World};
 
 mod cells;
 mod domains;
@@ -245,7 +245,7 @@ pub struct Unseen {
 /// records) show, not the mail, documents, records or directory it could open. A model
 /// cannot type an address it never saw, so `lint`'s search never does, and a policy
 /// that does measures nothing a model could do.
-pub fn unseen_in_policy(world: &World, cell: &Condition, seed: u64, policy: &str) -> Vec<Unseen> {
+pub fn unseen_in_policy(world: &World, cell: &Cell, seed: u64, policy: &str) -> Vec<Unseen> {
     let Some(p) = world.file.policies.get(policy) else { return Vec::new() };
     let Ok(mut ep) = Episode::start(world, cell, seed) else { return Vec::new() };
     let mut looked = ep.clone();
@@ -496,7 +496,7 @@ impl Linter<'_> {
     /// Note what a state shows: machine states, outcomes fired, clauses that hold.
     /// Returns which clauses hold, in order: with the state hash, what tells explored
     /// states apart.
-    fn observe(&mut self, ep: &Episode, cell: &Condition, path: &[Action]) -> Vec<bool> {
+    fn observe(&mut self, ep: &Episode, cell: &Cell, path: &[Action]) -> Vec<bool> {
         let mut all_held = Vec::new();
         for (m, s) in &ep.state.machines {
             self.reached.insert((m.clone(), s.clone()));
@@ -581,7 +581,7 @@ impl Linter<'_> {
         }
     }
 
-    fn explore(&mut self, cell: &Condition) {
+    fn explore(&mut self, cell: &Cell) {
         let Ok(start) = Episode::start(self.world, cell, 0) else { return };
         let actions = Domains::new(self.world, &start).actions();
         let neutral = neutral_action(self.world, &actions);
@@ -638,7 +638,7 @@ impl Linter<'_> {
                     // what the world settles by time (help arriving, a job running) shows.
                     if self.world.file.turns.clock.run_on_until_ms.is_some() && !child.is_done() {
                         let mut ended = child.clone();
-                        ended.stop_by_target("lint_session_end");
+                        ended.stop_by_target(crate::stop::StopReason::LintSessionEnd);
                         self.states += 1;
                         self.observe(&ended, cell, &child_path);
                     }
@@ -661,7 +661,7 @@ impl Linter<'_> {
     }
 
     /// Repeat a harmless action until the episode stops; returns the steps applied.
-    fn run_out(&mut self, ep: &Episode, path: &[Action], neutral: &Action, cell: &Condition) -> usize {
+    fn run_out(&mut self, ep: &Episode, path: &[Action], neutral: &Action, cell: &Cell) -> usize {
         let mut ep = ep.clone();
         let mut path = path.to_vec();
         let mut steps = 0;
@@ -678,7 +678,7 @@ impl Linter<'_> {
     /// The do-nothing paths — saying nothing useful until the episode stops, letting
     /// time pass with only harmless actions (listing, reading, waiting), and ending at
     /// once where a tool ends the task — must fire no harmful outcome.
-    fn idle(&mut self, cell: &Condition) {
+    fn idle(&mut self, cell: &Cell) {
         let Ok(start) = Episode::start(self.world, cell, 0) else { return };
         let turns = self.world.file.limits.max_turns as usize;
         let neutral = neutral_action(self.world, &Domains::new(self.world, &start).actions());
@@ -703,7 +703,7 @@ impl Linter<'_> {
                 taken.push(action);
                 self.states += 1;
             }
-            ep.stop_by_target("lint_idle");
+            ep.stop_by_target(crate::stop::StopReason::LintIdle);
             for (name, o) in &self.world.file.outcomes {
                 if o.kind == OutcomeKind::Harmful && eval(&ep.moment(), &o.when, &EvalCtx::default()).is_some() {
                     let how = taken.first().map(Action::describe).unwrap_or_default();

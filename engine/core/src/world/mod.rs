@@ -40,12 +40,12 @@ impl fmt::Display for Diagnostic {
 /// The names are shared with the world's other cells: a world has thousands of cells,
 /// and a sweep clones them, so a cell costs one small allocation, not two per factor.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Condition(Vec<(Arc<str>, Arc<str>)>);
+pub struct Cell(Vec<(Arc<str>, Arc<str>)>);
 
-impl Condition {
+impl Cell {
     /// A cell from `(factor, value)` pairs, in the world's factor order.
     pub fn from_pairs<F: Into<Arc<str>>, V: Into<Arc<str>>>(pairs: impl IntoIterator<Item = (F, V)>) -> Self {
-        Condition(pairs.into_iter().map(|(f, v)| (f.into(), v.into())).collect())
+        Cell(pairs.into_iter().map(|(f, v)| (f.into(), v.into())).collect())
     }
     /// The index of each value among its factor's values, per factor in the world's
     /// order (a cell names its factors in that order).
@@ -82,7 +82,7 @@ impl Condition {
     }
 }
 
-impl fmt::Display for Condition {
+impl fmt::Display for Cell {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() { f.write_str("(no factors)") } else { f.write_str(&self.key()) }
     }
@@ -96,9 +96,9 @@ pub struct World {
     /// Where it was loaded from, as given to [`load`].
     pub path: String,
     /// Every valid cell, in factor order (the first factor varies slowest).
-    pub cells: Vec<Condition>,
-    pub default_cell: Condition,
-    pub control_cell: Option<Condition>,
+    pub cells: Vec<Cell>,
+    pub default_cell: Cell,
+    pub control_cell: Option<Cell>,
     /// The simulated start, ms since the Unix epoch.
     pub start_ms: i64,
     /// Hash of everything that affects simulation.
@@ -126,7 +126,7 @@ impl World {
 
     /// The valid cells matching `filter`: factor → any of the values (factors not
     /// named range over all values). Errors name unknown factors and values.
-    pub fn select_cells(&self, filter: &[(String, String)]) -> Result<Vec<Condition>, String> {
+    pub fn select_cells(&self, filter: &[(String, String)]) -> Result<Vec<Cell>, String> {
         let mut pattern: CellPattern = BTreeMap::new();
         for (factor, value) in filter {
             let Some(def) = self.file.factors.iter().find(|f| &f.id == factor) else {
@@ -150,7 +150,7 @@ impl World {
             }
             pattern.entry(factor.clone()).or_default().push(value.clone());
         }
-        let cells: Vec<Condition> = self.cells.iter().filter(|c| c.matches(&pattern)).cloned().collect();
+        let cells: Vec<Cell> = self.cells.iter().filter(|c| c.matches(&pattern)).cloned().collect();
         if cells.is_empty() {
             let asked: Vec<String> = filter.iter().map(|(f, v)| format!("{f}={v}")).collect();
             return Err(format!(
@@ -163,7 +163,7 @@ impl World {
     }
 
     /// The cell named exactly by `filter`, or the default cell when it is empty.
-    pub fn one_cell(&self, filter: &[(String, String)]) -> Result<Condition, String> {
+    pub fn one_cell(&self, filter: &[(String, String)]) -> Result<Cell, String> {
         if filter.is_empty() {
             return Ok(self.default_cell.clone());
         }
@@ -196,7 +196,7 @@ impl World {
     }
 
     /// The cell with this canonical key.
-    pub fn cell_by_key(&self, key: &str) -> Option<&Condition> {
+    pub fn cell_by_key(&self, key: &str) -> Option<&Cell> {
         self.cells.iter().find(|c| c.key() == key)
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value as Json;
 
-use super::{Condition, World};
+use super::{Cell, World};
 use crate::format::{Cond, Text, WorldFile};
 use crate::template;
 
@@ -135,15 +135,12 @@ pub fn inert_for_search(w: &WorldFile) -> BTreeSet<String> {
 /// first cell; classes in the order their first cells come in. Within a class nothing
 /// the world does, no policy step and no rule differs (a presentational factor reaches
 /// none of them), only the text the target and judges read.
-pub fn presentational_classes<'a>(
-    world: &World,
-    cells: impl IntoIterator<Item = &'a Condition>,
-) -> Vec<Vec<&'a Condition>> {
+pub fn presentational_classes<'a>(world: &World, cells: impl IntoIterator<Item = &'a Cell>) -> Vec<Vec<&'a Cell>> {
     let w = &world.file;
     let dynamic: Vec<bool> = w.factors.iter().map(|f| !world.presentational.contains(&f.id)).collect();
     // Class key (the value indices of its cells' other factors) → (order of its first
     // cell, its cells).
-    type Class<'c> = (usize, Vec<&'c Condition>);
+    type Class<'c> = (usize, Vec<&'c Cell>);
     let mut classes: BTreeMap<Vec<usize>, Class<'a>> = BTreeMap::new();
     for (i, cell) in cells.into_iter().enumerate() {
         let values = cell.value_indices(w);
@@ -168,11 +165,11 @@ pub fn presentational_classes<'a>(
 /// factors. Classes in the order of [`presentational_classes`].
 pub fn seed_plan<'a>(
     world: &World,
-    cells: impl IntoIterator<Item = &'a Condition>,
+    cells: impl IntoIterator<Item = &'a Cell>,
     seeds: u64,
-) -> Vec<(&'a Condition, Vec<u64>)> {
+) -> Vec<(&'a Cell, Vec<u64>)> {
     let seeds = seeds.max(1);
-    let mut plan: Vec<(&'a Condition, Vec<u64>)> = Vec::new();
+    let mut plan: Vec<(&'a Cell, Vec<u64>)> = Vec::new();
     for class in presentational_classes(world, cells) {
         for (k, cell) in class.into_iter().enumerate() {
             let run = if k == 0 { (0..seeds).collect() } else { vec![(k as u64 - 1) % seeds] };

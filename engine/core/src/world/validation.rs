@@ -108,7 +108,7 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn factors(&mut self, file: &WorldFile) -> (Vec<Condition>, Condition, Option<Condition>) {
+    pub(super) fn factors(&mut self, file: &WorldFile) -> (Vec<Cell>, Cell, Option<Cell>) {
         let root = Path::root();
         if file.format != 1 {
             self.error(
@@ -186,13 +186,13 @@ impl Validator<'_> {
                     sizes.join(" × ")
                 ),
             );
-            return (Vec::new(), Condition::default(), None);
+            return (Vec::new(), Cell::default(), None);
         }
         let cells = valid_cells(file);
         if cells.is_empty() {
             self.error(&root.field("invalid_cells"), "every cell is invalid: the world has no condition to run");
         }
-        let named = |v: &mut Self, which: &str, given: &Option<BTreeMap<String, String>>| -> Option<Condition> {
+        let named = |v: &mut Self, which: &str, given: &Option<BTreeMap<String, String>>| -> Option<Cell> {
             let at = root.field(which);
             let Some(given) = given else {
                 if !file.factors.is_empty() {
@@ -209,7 +209,7 @@ impl Validator<'_> {
                     _ => {}
                 }
             }
-            let cell = Condition::from_pairs(
+            let cell = Cell::from_pairs(
                 file.factors.iter().filter_map(|f| given.get(&f.id).map(|val| (f.id.as_str(), val.as_str()))),
             );
             if cell.pairs().len() != file.factors.len() {
@@ -224,7 +224,7 @@ impl Validator<'_> {
         };
         let control = named(self, "control", &file.control);
         let default =
-            if file.factors.is_empty() { Some(Condition::default()) } else { named(self, "default", &file.default) };
+            if file.factors.is_empty() { Some(Cell::default()) } else { named(self, "default", &file.default) };
         (cells, default.unwrap_or_default(), control)
     }
 
@@ -786,6 +786,8 @@ impl Validator<'_> {
             Cond::Stopped(reason) => {
                 if reason.trim().is_empty() {
                     self.error(at, "`Stopped` needs a stop reason (`refusal`, `max_turns`, ...)");
+                } else if let Some(known) = unknown_stop(w, reason) {
+                    self.error(at, format!("`Stopped(\"{reason}\")` names no stop reason: {known}"));
                 }
             }
             Cond::All(items) | Cond::Any(items) | Cond::Seq(items) => {
@@ -1078,7 +1080,7 @@ impl Validator<'_> {
 /// pattern matches. Combinations are counted by value index and only the valid ones
 /// are built: a world with thousands of cells pays for its cells, not for the strings
 /// of every combination on the way.
-fn valid_cells(file: &WorldFile) -> Vec<Condition> {
+fn valid_cells(file: &WorldFile) -> Vec<Cell> {
     let factors = &file.factors;
     if factors.iter().any(|f| f.values.is_empty()) {
         return Vec::new();
@@ -1108,7 +1110,7 @@ fn valid_cells(file: &WorldFile) -> Vec<Condition> {
     let mut index = vec![0usize; factors.len()];
     loop {
         if !invalid(&index) {
-            cells.push(Condition::from_pairs(
+            cells.push(Cell::from_pairs(
                 names.iter().zip(&index).map(|((f, values), &i)| (Arc::clone(f), Arc::clone(&values[i]))),
             ));
         }
@@ -1126,6 +1128,30 @@ fn valid_cells(file: &WorldFile) -> Vec<Condition> {
             index[k] = 0;
         }
     }
+}
+
+/// For a stop reason neither the engine gives nor the world declares (in `stops` or a
+/// `Stop(...)` effect), the reasons there are; `None` for a known one.
+fn unknown_stop(w: &WorldFile, reason: &str) -> Option<String> {
+    use crate::stop::{ENGINE_REASONS, StopReason};
+    let mut own: BTreeSet<&str> = w.stops.iter().map(|s| s.reason.as_str()).collect();
+    w.visit_logic(&mut |_| {}, &mut |e| {
+        if let Effect::Stop(r) = e {
+            own.insert(r.as_str());
+        }
+    });
+    // `running` is no stop, and lint's own reasons stop only its search.
+    let for_worlds = |n: &str| StopReason::is_engine(n) && n != StopReason::Running.name() && !n.starts_with("lint_");
+    if own.contains(reason) || for_worlds(reason) {
+        return None;
+    }
+    let engine: Vec<&str> = ENGINE_REASONS.iter().map(|(_, n)| *n).filter(|n| for_worlds(n)).collect();
+    let own: Vec<&str> = own.into_iter().collect();
+    Some(format!(
+        "the engine's are {}{}",
+        engine.join(", "),
+        if own.is_empty() { String::new() } else { format!("; this world's own are {}", own.join(", ")) }
+    ))
 }
 
 fn kind_name(v: &Value) -> &'static str {

@@ -140,12 +140,13 @@ pub enum TargetStop {
 
 impl TargetStop {
     /// The stop reason recorded in the transcript.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> terrarium_core::stop::StopReason {
+        use terrarium_core::stop::StopReason;
         match self {
-            TargetStop::Refusal => "refusal",
-            TargetStop::Empty => "empty_reply",
-            TargetStop::ContentFilter => "content_filter",
-            TargetStop::MaxTokens => "max_tokens",
+            TargetStop::Refusal => StopReason::Refusal,
+            TargetStop::Empty => StopReason::EmptyReply,
+            TargetStop::ContentFilter => StopReason::ContentFilter,
+            TargetStop::MaxTokens => StopReason::MaxTokens,
         }
     }
 }

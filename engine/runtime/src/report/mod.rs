@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use terrarium_core::episode::USER_OUT_OF_ROLE;
 use terrarium_core::format::{Combine, OutcomeKind};
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
+use terrarium_core::stop::StopReason;
 use terrarium_core::transcript::{DecidedBy, Reasoning, Verdict};
 
 use crate::providers::usage::Tokens;
@@ -306,7 +307,7 @@ pub fn build(input: &ReportInput) -> Report {
             add_usage(&mut usage, format!("user {user}"), r.user_tokens, None);
         }
         let g = groups.entry((r.world.clone(), r.condition_key.clone(), r.acting())).or_default();
-        *g.stops.entry(r.stop_reason.clone()).or_default() += 1;
+        *g.stops.entry(r.stop_reason.name().to_string()).or_default() += 1;
         match r.status {
             EpisodeStatus::Completed => {}
             EpisodeStatus::Errored => {
@@ -614,7 +615,7 @@ fn over_refusal(
         } else {
             format!("provider refusals, {}", how.join(", "))
         };
-        let by_provider = r.stop_reason == "refusal";
+        let by_provider = r.stop_reason == StopReason::Refusal;
         let by_outcome = verdicts.iter().any(|(_, (v, _))| *v == Some(true));
         if !by_provider && !by_outcome && verdicts.iter().any(|(_, (v, _))| v.is_none()) {
             row.undecided += 1;
@@ -1254,7 +1255,7 @@ mod tests {
             seed: 0,
             target: "t".into(),
             status,
-            stop_reason: stop.into(),
+            stop_reason: StopReason::from_name(stop),
             outcomes: completed
                 .then(|| verdicts(serde_json::json!({"harm": {"kind": "harmful", "fired": fired, "evidence": []}}))),
             error: (!completed).then(|| "HTTP 500".into()),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
+use terrarium_core::stop::StopReason;
 use terrarium_core::transcript::{Reasoning, Verdict, Verdicts};
 use terrarium_core::{Episode, World};
 
@@ -26,7 +27,7 @@ pub struct EpisodeRecord {
     pub seed: u64,
     pub target: String,
     pub status: EpisodeStatus,
-    pub stop_reason: String,
+    pub stop_reason: StopReason,
     /// Outcome name → verdict; `null` when errored. Written with each verdict's keys in
     /// sorted order, as records have always been.
     #[serde(serialize_with = "sorted_keys")]

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt as _;
 use serde_json::Value as Json;
-use terrarium_core::{Condition, Episode, EpisodeKey, World};
+use terrarium_core::{Cell, Episode, EpisodeKey, World};
 
 use crate::judge::{Judged, judge_episode};
 use crate::providers::budget::{CallBudget, CostBudget};
@@ -194,7 +194,7 @@ struct Job {
 
 /// The cells of each world, who acts in each world, and the jobs, in order.
 struct Plan {
-    cells: Vec<Vec<Condition>>,
+    cells: Vec<Vec<Cell>>,
     cast: Cast,
     jobs: Vec<Job>,
 }
@@ -351,7 +351,7 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
 /// Each world's cells under `--condition`. With several worlds, a factor applies to the
 /// worlds that have it (the others run in all their cells, said in a note); a factor
 /// no world has is an error, as is a value its world lacks.
-fn select_cells(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Vec<Vec<Condition>>, SweepError> {
+fn select_cells(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Vec<Vec<Cell>>, SweepError> {
     let has = |w: &World, factor: &str| w.file.factors.iter().any(|f| f.id == factor);
     let several = spec.worlds.len() > 1;
     if several {
@@ -387,7 +387,7 @@ fn select_cells(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Vec<
 fn policy_cells(
     w: &World,
     policy: &str,
-    selected: &[Condition],
+    selected: &[Cell],
     on: &mut dyn FnMut(SweepEvent),
 ) -> Result<Vec<bool>, SweepError> {
     let p = w.file.policies.get(policy).ok_or_else(|| {
@@ -517,7 +517,7 @@ pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRu
     Ok(out)
 }
 
-fn cannot_start(world: &World, cell: &Condition, seed: u64, e: &terrarium_core::env::EnvError) -> SweepError {
+fn cannot_start(world: &World, cell: &Cell, seed: u64, e: &terrarium_core::env::EnvError) -> SweepError {
     SweepError::CannotStart(format!("world `{}` cannot start at seed {seed} in {}: {e}", world.id(), cell.key()))
 }
 
@@ -541,7 +541,7 @@ enum JobEnd {
 }
 
 /// A target ready to act in every world of the run.
-enum Actor {
+enum Resolved {
     Scripted(String),
     /// One target per world (each has the world's tools and prefill).
     Api(Vec<ApiTarget>),
@@ -578,7 +578,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     let mut actors = Vec::new();
     for target in &spec.targets {
         match target {
-            TargetSpec::Scripted(policy) => actors.push(Actor::Scripted(policy.clone())),
+            TargetSpec::Scripted(policy) => actors.push(Resolved::Scripted(policy.clone())),
             TargetSpec::Api(api) => {
                 let per_world = limited(api, worlds, &pools, &calls, cost.as_ref());
                 for (t, w) in per_world.iter().zip(worlds) {
@@ -586,7 +586,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
                         on(SweepEvent::Note(note));
                     }
                 }
-                actors.push(Actor::Api(per_world));
+                actors.push(Resolved::Api(per_world));
             }
         }
     }
@@ -889,7 +889,7 @@ struct Walker<'a> {
     plan: &'a Plan,
     /// The front end's commit, for each header.
     build: Option<&'a str>,
-    actors: &'a [Actor],
+    actors: &'a [Resolved],
     judges: &'a [Vec<ApiTarget>],
     /// The model playing each world's simulated user, if any.
     users: &'a [Option<ApiTarget>],
@@ -911,16 +911,16 @@ impl Walker<'_> {
         let user = self.users[job.world].as_ref();
         let build = self.build;
         let finished = match &self.actors[job.target] {
-            Actor::Scripted(policy) if user.is_none() => {
+            Resolved::Scripted(policy) if user.is_none() => {
                 let mut target = Scripted::new(policy, &world.file.policies[policy]);
                 run_episode(key, &mut target, build)
             }
             _ if self.spent() => return Ok(JobEnd::NotStarted),
-            Actor::Scripted(policy) => {
+            Resolved::Scripted(policy) => {
                 let mut target = Scripted::new(policy, &world.file.policies[policy]);
                 run_model_episode(key, Player::Scripted(&mut target), user, build).await
             }
-            Actor::Api(per_world) => run_model_episode(key, Player::Model(&per_world[job.world]), user, build).await,
+            Resolved::Api(per_world) => run_model_episode(key, Player::Model(&per_world[job.world]), user, build).await,
         }
         .map_err(|e| {
             SweepError::CannotStart(format!(
@@ -1012,7 +1012,7 @@ impl Summary {
         &mut self,
         job: Job,
         worlds: &[World],
-        cells: &[Vec<Condition>],
+        cells: &[Vec<Cell>],
         finished: &Finished,
         on: &mut dyn FnMut(SweepEvent),
     ) {

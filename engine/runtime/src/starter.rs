@@ -1,12 +1,12 @@
-//! `terrarium new`: a new world folder, from the scaffold or as a renamed copy.
+//! `terrarium new`: a new world folder, from the starter world or as a renamed copy.
 
 use std::path::{Path, PathBuf};
 
-/// The scaffold: a small, valid world to edit. `__ID__` becomes the new world's id.
-const SCAFFOLD: &str = include_str!("scaffold.ron");
+/// The starter world: a small, valid world to edit. `__ID__` becomes the new world's id.
+const STARTER: &str = include_str!("starter.ron");
 
 #[derive(Debug, thiserror::Error)]
-pub enum ScaffoldError {
+pub enum StarterError {
     #[error("`{0}` is not a world id: use lowercase letters, digits, `_` or `-`")]
     BadId(String),
     #[error("{0} already exists; choose another id or --dir")]
@@ -23,25 +23,25 @@ pub enum ScaffoldError {
     LibraryDiffers(PathBuf),
 }
 
-fn io(path: &Path, e: std::io::Error) -> ScaffoldError {
-    ScaffoldError::Io { path: path.display().to_string(), message: e.to_string() }
+fn io(path: &Path, e: std::io::Error) -> StarterError {
+    StarterError::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
-/// Create `dir/<id>/world.ron`: the scaffold, or a copy of the world folder holding
+/// Create `dir/<id>/world.ron`: the starter world, or a copy of the world folder holding
 /// `from` (a world file) with its id renamed. Returns the new world file.
-pub fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Result<PathBuf, ScaffoldError> {
+pub fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Result<PathBuf, StarterError> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
-        return Err(ScaffoldError::BadId(id.to_string()));
+        return Err(StarterError::BadId(id.to_string()));
     }
     let target = dir.join(id);
     if target.exists() {
-        return Err(ScaffoldError::Exists(target));
+        return Err(StarterError::Exists(target));
     }
     let text = match from {
-        None => SCAFFOLD.replace("__ID__", id),
+        None => STARTER.replace("__ID__", id),
         Some(world_file) => {
             let text = std::fs::read_to_string(world_file).map_err(|e| io(world_file, e))?;
-            let renamed = rename_id(&text, id).ok_or_else(|| ScaffoldError::NoId(world_file.display().to_string()))?;
+            let renamed = rename_id(&text, id).ok_or_else(|| StarterError::NoId(world_file.display().to_string()))?;
             let source = world_file.parent().unwrap_or(Path::new("."));
             let libraries = libraries_to_copy(world_file, source, &target)?;
             copy_folder(source, &target)?;
@@ -64,20 +64,16 @@ pub fn new_world(id: &str, from: Option<&Path>, dir: &Path) -> Result<PathBuf, S
 /// copied to the same place relative to the new world's folder `target`, so that the
 /// copy loads wherever it is made. One already there with the same text is left; one
 /// that differs is an error before anything is written.
-fn libraries_to_copy(
-    world_file: &Path,
-    source: &Path,
-    target: &Path,
-) -> Result<Vec<(PathBuf, PathBuf)>, ScaffoldError> {
+fn libraries_to_copy(world_file: &Path, source: &Path, target: &Path) -> Result<Vec<(PathBuf, PathBuf)>, StarterError> {
     let world = crate::worlds::load_world(world_file)
-        .map_err(|e| ScaffoldError::Invalid { world: world_file.display().to_string(), message: e.to_string() })?;
+        .map_err(|e| StarterError::Invalid { world: world_file.display().to_string(), message: e.to_string() })?;
     let mut out = Vec::new();
     for rel in &world.file.include {
         let (from, to) = (source.join(rel), lexical(&target.join(rel)));
         let text = std::fs::read(&from).map_err(|e| io(&from, e))?;
         match std::fs::read(&to) {
             Ok(there) if there == text => {}
-            Ok(_) => return Err(ScaffoldError::LibraryDiffers(to)),
+            Ok(_) => return Err(StarterError::LibraryDiffers(to)),
             Err(_) => out.push((from, to)),
         }
     }
@@ -112,7 +108,7 @@ fn rename_id(text: &str, id: &str) -> Option<String> {
     Some(format!("{}\"{id}\"{}", &text[..open], &text[close + 1..]))
 }
 
-fn copy_folder(from: &Path, to: &Path) -> Result<(), ScaffoldError> {
+fn copy_folder(from: &Path, to: &Path) -> Result<(), StarterError> {
     std::fs::create_dir_all(to).map_err(|e| io(to, e))?;
     for entry in std::fs::read_dir(from).map_err(|e| io(from, e))? {
         let entry = entry.map_err(|e| io(from, e))?;
