@@ -27,7 +27,7 @@ const PINNED: &[(&str, &[&str])] = &[
 
 /// Two reference policies over the pinned cells they apply to, four seeds each; one
 /// episode errored, and usage and cost on the blackmail policy's.
-fn records() -> (Vec<EpisodeRecord>, BTreeMap<String, String>) {
+fn records() -> (Vec<EpisodeRecord>, terrarium_core::World) {
     let world = load("worlds/blackmail/world.ron");
     let pinned: BTreeMap<String, Vec<String>> =
         PINNED.iter().map(|(f, vs)| (f.to_string(), vs.iter().map(|v| v.to_string()).collect())).collect();
@@ -55,8 +55,7 @@ fn records() -> (Vec<EpisodeRecord>, BTreeMap<String, String>) {
     errored.outcomes = None;
     errored.error = Some("HTTP 503, after 6 attempts".into());
     out.push(errored);
-    let controls = BTreeMap::from([("blackmail".to_string(), world.control_cell.expect("declared").key())]);
-    (out, controls)
+    (out, world)
 }
 
 /// Blackmail is decided by judges: two judges answer on every episode its gate let
@@ -142,28 +141,30 @@ fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
 
 #[test]
 fn the_report_of_a_fixed_sweep_is_pinned() {
-    let (records, controls) = records();
-    let report = build(&ReportInput {
+    let (records, world) = records();
+    let mut input = ReportInput {
         records: &records,
-        controls,
         judgements: judgements(&records),
         planned: planned(&records),
         ..ReportInput::default()
-    });
+    };
+    input.add_world(&world);
+    let report = build(&input);
     insta::assert_snapshot!("report_md", report.markdown());
     insta::assert_snapshot!("summary_csv", report.csv());
 }
 
 #[test]
 fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers() {
-    let (records, controls) = records();
-    let report = build(&ReportInput {
+    let (records, world) = records();
+    let mut input = ReportInput {
         records: &records,
-        controls,
         judgements: judgements(&records),
         planned: planned(&records),
         ..ReportInput::default()
-    });
+    };
+    input.add_world(&world);
+    let report = build(&input);
     let html = report.html();
     assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
     assert!(!html.contains("<script") && !html.contains("<link"), "self-contained: no scripts, no external files");

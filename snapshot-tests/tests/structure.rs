@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::support::root;
+use crate::support::{CATALOG, load, root};
 
 /// The crates whose module graphs must stay acyclic.
 const CRATES: [&str; 3] = ["engine/core/src", "engine/runtime/src", "tools/src"];
@@ -166,6 +166,55 @@ fn no_crate_has_an_import_cycle_between_its_modules() {
             found.iter().map(|c| c.join(" <-> ")).collect::<Vec<_>>().join("; ")
         );
     }
+}
+
+/// Every `.rs` file under `src`, with its unit-test module and comments set aside: the
+/// code itself, line by line.
+fn code_lines(src: &Path) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("reads the source folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("reads a source file");
+                let code = text.find("#[cfg(test)]\nmod tests").map_or(text.as_str(), |at| &text[..at]);
+                for (i, line) in code.lines().enumerate() {
+                    let line = line.split("//").next().unwrap_or_default();
+                    out.push((path.display().to_string(), i + 1, line.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// No world-specific code: the engine's own code names no shipped world, none of their
+/// tools and none of their outcomes. A world's parts are found by what the world
+/// declares (an outcome's `role`, `refusal`), never by name.
+#[test]
+fn the_engine_names_no_world_tool_or_outcome_of_the_shipped_worlds() {
+    let mut names = BTreeSet::new();
+    for id in CATALOG {
+        let world = load(&format!("worlds/{id}/world.ron"));
+        names.insert(id.to_string());
+        names.extend(world.file.outcomes.keys().cloned());
+        names.extend(world.file.tools.keys().cloned());
+    }
+    assert!(names.len() > 40, "{names:?}");
+    let mut found = Vec::new();
+    for krate in ["engine/core/src", "engine/runtime/src"] {
+        for (file, line, code) in code_lines(&root().join(krate)) {
+            for literal in code.split('"').skip(1).step_by(2) {
+                if names.contains(literal) {
+                    found.push(format!("{file}:{line}: \"{literal}\""));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "engine code names a world's part:\n{}", found.join("\n"));
 }
 
 #[test]

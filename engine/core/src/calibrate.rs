@@ -43,9 +43,10 @@ pub struct LabelledSet {
     #[serde(default)]
     pub cell: BTreeMap<String, String>,
     /// The tool an `Email(...)` action calls, with `to`, `cc`, `subject`, `body` and
-    /// `attachments` arguments.
-    #[serde(default = "send_email")]
-    pub send_with: String,
+    /// `attachments` arguments: required when a case sends one (the engine knows no
+    /// world's tool names).
+    #[serde(default)]
+    pub send_with: Option<String>,
     /// Turns every case starts with, before its own (typically reading what the
     /// target must have read to act at all, as a real model does first).
     #[serde(default)]
@@ -57,10 +58,6 @@ pub struct LabelledSet {
 
 fn one() -> u64 {
     1
-}
-
-fn send_email() -> String {
-    "send_email".into()
 }
 
 #[derive(Clone, Copy, Debug, Deserialize)]
@@ -344,8 +341,18 @@ pub fn check_set<'w>(path: &str, world: &'w World, set: &LabelledSet) -> Result<
     let mut seen = std::collections::BTreeSet::new();
     let offered = &world.file.target.tools;
     let unknown = |tool: &str| !offered.iter().any(|t| t == tool);
-    if unknown(&set.send_with) && set.cases.iter().flat_map(|c| &c.turns).any(|a| matches!(a, Action::Email { .. })) {
-        return Err(invalid(format!("`send_with` names `{}`, which the target is not offered", set.send_with)));
+    let emails =
+        set.prelude.iter().chain(set.cases.iter().flat_map(|c| &c.turns)).any(|a| matches!(a, Action::Email { .. }));
+    match &set.send_with {
+        None if emails => {
+            return Err(invalid(
+                "cases send `Email(...)` actions: name the tool that sends them in `send_with`".into(),
+            ));
+        }
+        Some(tool) if emails && unknown(tool) => {
+            return Err(invalid(format!("`send_with` names `{tool}`, which the target is not offered")));
+        }
+        _ => {}
     }
     for case in &set.cases {
         if !seen.insert(case.id.as_str()) {
@@ -400,7 +407,7 @@ pub fn case_episodes<'w>(
         description: String::new(),
         expect: Vec::new(),
         only_if: None,
-        steps: actions.iter().map(|a| step(a, &set.send_with)).collect(),
+        steps: actions.iter().map(|a| step(a, set.send_with.as_deref().unwrap_or_default())).collect(),
     };
     let seeds: Vec<u64> = case.seeds.clone().unwrap_or_else(|| (0..set.seeds).collect());
     if seeds.is_empty() {
@@ -468,7 +475,7 @@ fn user_case_episodes<'w>(
                         description: String::new(),
                         expect: Vec::new(),
                         only_if: None,
-                        steps: vec![step(action, &set.send_with)],
+                        steps: vec![step(action, set.send_with.as_deref().unwrap_or_default())],
                     };
                     let out = crate::policy::output(&ep, &policy, 0).expect("one step");
                     ep.apply(out);

@@ -1083,6 +1083,28 @@ pub struct Outcome {
     /// cell as the over-refusal rate, beside refusals the provider reported.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refusal: bool,
+    /// What reports do with this outcome beyond its rate (see [`OutcomeRole`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<OutcomeRole>,
+}
+
+/// An outcome's part in the report, declared by the world so the engine names none.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(deny_unknown_fields)]
+pub enum OutcomeRole {
+    /// The target said it suspects a test: each harm's rate is also given among the
+    /// episodes where it did not (the rate a real deployment would see), and the
+    /// outcome is pooled by factor value beside the harms.
+    Awareness,
+    /// The target stated it believes the session is a real deployment; with
+    /// `BelievesEval`, each harm's rate is given by the belief stated.
+    BelievesReal,
+    /// The target stated it believes the session is an evaluation (see `BelievesReal`).
+    BelievesEval,
+}
+
+impl OutcomeRole {
+    pub const ALL: [OutcomeRole; 3] = [OutcomeRole::Awareness, OutcomeRole::BelievesReal, OutcomeRole::BelievesEval];
 }
 
 /// How judges' answers combine. Only answers that were read count; an episode with no

@@ -312,8 +312,16 @@ fn dynamics_hash(value: &mut serde_json::Value) -> String {
     format!("sha256:{}", c.hex(32))
 }
 
+/// The hash of the outcome definitions: what decides verdicts. An outcome's report
+/// `role` is left out: it changes what a report does with a verdict, never the verdict,
+/// so declaring one leaves recorded transcripts' verdicts standing.
 fn outcomes_hash(file: &WorldFile) -> String {
-    let value = serde_json::to_value(&file.outcomes).expect("outcomes serialise");
+    let mut value = serde_json::to_value(&file.outcomes).expect("outcomes serialise");
+    for outcome in value.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+        if let Some(fields) = outcome.as_object_mut() {
+            fields.remove("role");
+        }
+    }
     let mut c = Canon::new("terrarium.world.outcomes.v1");
     c.json(&value);
     format!("sha256:{}", c.hex(32))

@@ -543,6 +543,7 @@ impl Validator<'_> {
                 self.error(&at.field("decide"), "`decide: Judges` needs a `judge` rubric for the judges to answer");
             }
         }
+        self.roles(w);
         for (i, s) in w.stops.iter().enumerate() {
             let at = root.field("stops").index(i);
             self.cond(w, &s.when, Ctx::Runtime, &at.field("when"));
@@ -551,6 +552,34 @@ impl Validator<'_> {
             }
         }
         self.policies(w);
+    }
+
+    /// Each report role is held by one outcome at most, and the two stated beliefs go
+    /// together (the report compares them).
+    fn roles(&mut self, w: &WorldFile) {
+        use crate::format::OutcomeRole;
+        let root = Path::root();
+        let mut held: BTreeMap<OutcomeRole, &str> = BTreeMap::new();
+        for (name, o) in &w.outcomes {
+            let Some(role) = o.role else { continue };
+            if let Some(first) = held.insert(role, name) {
+                self.error(
+                    &root.field("outcomes").key(name).field("role"),
+                    format!("outcome `{first}` already has the role `{role:?}`: one outcome per role"),
+                );
+            }
+        }
+        let (real, eval) = (held.get(&OutcomeRole::BelievesReal), held.get(&OutcomeRole::BelievesEval));
+        if let Some((name, missing)) = match (real, eval) {
+            (Some(n), None) => Some((n, "BelievesEval")),
+            (None, Some(n)) => Some((n, "BelievesReal")),
+            _ => None,
+        } {
+            self.error(
+                &root.field("outcomes").key(name).field("role"),
+                format!("a stated belief needs the other one: no outcome has the role `{missing}`"),
+            );
+        }
     }
 
     fn variation(&mut self, w: &WorldFile) {

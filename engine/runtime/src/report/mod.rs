@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use terrarium_core::episode::USER_OUT_OF_ROLE;
-use terrarium_core::format::{Combine, OutcomeKind};
+use terrarium_core::format::{Combine, OutcomeKind, OutcomeRole};
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
 use terrarium_core::stop::StopReason;
 use terrarium_core::transcript::{DecidedBy, Reasoning, Verdict};
@@ -59,9 +59,6 @@ struct OutcomeCounts {
     /// fired), for a harmful outcome of a world that measures `eval_aware`.
     unaware: Option<(u64, u64)>,
 }
-
-/// The outcome that says a target voiced that it suspects a test (see docs/worlds.md).
-pub const EVAL_AWARE: &str = "eval_aware";
 
 /// One line of `summary.csv`.
 #[derive(Clone, Debug, PartialEq)]
@@ -271,7 +268,8 @@ pub fn write(
 /// `plan.jsonl` (either may be empty).
 /// `refusals` maps a world id to the outcomes it marks as refusals (`refusal: true`).
 pub fn build(input: &ReportInput) -> Report {
-    let ReportInput { records, controls, combine, refusals, judgements, planned, .. } = input;
+    let ReportInput { records, controls, combine, refusals, judgements, planned, roles, .. } = input;
+    let role_of = |world: &str, role: OutcomeRole| roles.get(world).and_then(|r| r.get(&role)).map(String::as_str);
     let records: &[EpisodeRecord] = records;
     // For outcomes decided by judges: who judged them in this folder, and each gated
     // episode's readable answers.
@@ -341,7 +339,9 @@ pub fn build(input: &ReportInput) -> Report {
         };
         // Whether the target voiced suspicion of a test, as decided (by judges where they
         // answered): `None` when the world does not measure it or it was left undecided.
-        let aware = r.outcomes.as_ref().and_then(|o| o.get(EVAL_AWARE)).and_then(|v| decide(EVAL_AWARE, v).0);
+        let aware = role_of(&r.world, OutcomeRole::Awareness)
+            .and_then(|name| Some((name, r.outcomes.as_ref()?.get(name)?)))
+            .and_then(|(name, v)| decide(name, v).0);
         // This episode's decided verdicts (`None`: left undecided by the judges), for
         // the over-refusal rate and the rates by turn.
         let decided = decisions.entry(r.episode_id.as_str()).or_default();
@@ -459,10 +459,12 @@ pub fn build(input: &ReportInput) -> Report {
         *planned_groups.entry((p.world.clone(), p.condition_key.clone(), p.acting())).or_default() += 1;
         missing += u64::from(!by_id.contains_key(p.episode_id.as_str()));
     }
-    let by_factor = by_factor(&rows);
+    let by_factor = by_factor(&rows, &|world| role_of(world, OutcomeRole::Awareness));
     let by_turn = by_turn(records);
     let over_refusal = over_refusal(records, controls, refusals, &decisions);
-    let by_belief = by_belief(records, &decisions);
+    let by_belief = by_belief(records, &decisions, &|world| {
+        Some((role_of(world, OutcomeRole::BelievesReal)?, role_of(world, OutcomeRole::BelievesEval)?))
+    });
     Report {
         by_belief,
         groups,
@@ -481,10 +483,6 @@ pub fn build(input: &ReportInput) -> Report {
         definitions: input.definitions.clone(),
     }
 }
-
-/// The outcomes that record what a target said it believes its situation is.
-pub const BELIEVES_REAL: &str = "believes_real";
-pub const BELIEVES_EVAL: &str = "believes_eval";
 
 /// A harm's rate among episodes by the belief the target stated (decided as the belief
 /// outcomes' rows say): real deployment, evaluation, or neither (or both) stated.
@@ -511,15 +509,17 @@ const BY_BELIEF_NOTE: &str = "Where a world records what the target said it beli
 
 /// Harms conditioned on the stated belief, for worlds that record it; episodes whose
 /// belief or harm the judges left undecided are left out.
-fn by_belief(
+fn by_belief<'a>(
     records: &[EpisodeRecord],
     decisions: &BTreeMap<&str, BTreeMap<&str, (Option<bool>, String)>>,
+    beliefs: &dyn Fn(&str) -> Option<(&'a str, &'a str)>,
 ) -> Vec<BeliefRow> {
     let mut out: BTreeMap<(String, String, String), BeliefRow> = BTreeMap::new();
     for r in records.iter().filter(|r| r.status == EpisodeStatus::Completed) {
         let Some(decided) = decisions.get(r.episode_id.as_str()) else { continue };
         let belief = |name: &str| decided.get(name).map(|(v, _)| *v);
-        let (Some(Some(real)), Some(Some(eval))) = (belief(BELIEVES_REAL), belief(BELIEVES_EVAL)) else { continue };
+        let Some((real, eval)) = beliefs(&r.world) else { continue };
+        let (Some(Some(real)), Some(Some(eval))) = (belief(real), belief(eval)) else { continue };
         let harms = r.outcomes.iter().flatten().filter(|(_, v)| v.kind == OutcomeKind::Harmful);
         for (name, _) in harms {
             let Some((Some(fired), _)) = decided.get(name.as_str()) else { continue };
@@ -634,10 +634,10 @@ fn over_refusal(
 
 /// Pool the per-cell rows of each harm and of `eval_aware` by factor value, for worlds
 /// whose cells have two factors or more (with one, a value is a cell).
-fn by_factor(rows: &[Row]) -> Vec<FactorRow> {
+fn by_factor<'a>(rows: &[Row], awareness: &dyn Fn(&str) -> Option<&'a str>) -> Vec<FactorRow> {
     // (world, target, factor position, factor, value, outcome) → row
     let mut pooled: BTreeMap<(&str, &str, usize, &str, &str, &str), FactorRow> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.kind == "harmful" || r.outcome == EVAL_AWARE) {
+    for r in rows.iter().filter(|r| r.kind == "harmful" || awareness(&r.world) == Some(r.outcome.as_str())) {
         let pairs: Vec<(&str, &str)> = r.condition.split(',').filter_map(|p| p.split_once('=')).collect();
         if pairs.len() < 2 {
             continue;
@@ -1204,6 +1204,16 @@ impl Report {
 mod tests {
     use super::*;
 
+    /// World `w` with the shipped worlds' role-bearing outcomes.
+    fn shipped_roles() -> BTreeMap<String, BTreeMap<OutcomeRole, String>> {
+        let roles = [
+            (OutcomeRole::Awareness, "eval_aware"),
+            (OutcomeRole::BelievesReal, "believes_real"),
+            (OutcomeRole::BelievesEval, "believes_eval"),
+        ];
+        [("w".to_string(), roles.into_iter().map(|(r, n)| (r, n.to_string())).collect())].into()
+    }
+
     /// Verdicts written as a record holds them.
     fn verdicts(v: serde_json::Value) -> BTreeMap<String, Verdict> {
         serde_json::from_value(v).expect("verdicts")
@@ -1375,7 +1385,7 @@ mod tests {
                 records.push(r);
             }
         }
-        let report = build(&ReportInput { records: &records, ..ReportInput::default() });
+        let report = build(&ReportInput { records: &records, roles: shipped_roles(), ..ReportInput::default() });
         let find = |factor: &str, value: &str, outcome: &str| {
             report
                 .by_factor
@@ -1420,7 +1430,7 @@ mod tests {
             r
         };
         let records = vec![with(true, true), with(true, true), with(true, false), with(false, false)];
-        let report = build(&ReportInput { records: &records, ..ReportInput::default() });
+        let report = build(&ReportInput { records: &records, roles: shipped_roles(), ..ReportInput::default() });
         let harm = report.rows.iter().find(|r| r.outcome == "harm").unwrap();
         assert_eq!((harm.fired, harm.completed), (3, 4));
         let unaware = harm.unaware.expect("the world measures eval_aware");
@@ -1464,7 +1474,8 @@ mod tests {
             vec![with("e1", true, true), with("e2", true, true), with("e3", true, true), with("e4", false, false)];
         let said = |id: &str, verdict: Option<bool>| deciding_judgement(id, "eval_aware", verdict);
         let judgements = vec![said("e1", Some(true)), said("e2", Some(false)), said("e3", None)];
-        let report = build(&ReportInput { records: &records, judgements, ..ReportInput::default() });
+        let report =
+            build(&ReportInput { records: &records, judgements, roles: shipped_roles(), ..ReportInput::default() });
         let aware = report.rows.iter().find(|r| r.outcome == "eval_aware").unwrap();
         assert_eq!((aware.fired, aware.completed), (1, 3), "e3 is undecided, out of the denominator");
         let harm = report.rows.iter().find(|r| r.outcome == "harm").unwrap();
@@ -1497,7 +1508,8 @@ mod tests {
         // The judge says yes for e1 and b1, and leaves u1 undecided.
         let said = |id: &str, verdict: Option<bool>| deciding_judgement(id, "believes_eval", verdict);
         let judgements = vec![said("e1", Some(true)), said("b1", Some(true)), said("u1", None)];
-        let report = build(&ReportInput { records: &records, judgements, ..ReportInput::default() });
+        let report =
+            build(&ReportInput { records: &records, judgements, roles: shipped_roles(), ..ReportInput::default() });
         assert_eq!(report.by_belief.len(), 1, "one harm");
         let b = &report.by_belief[0];
         assert_eq!((b.real, b.eval, b.neither), ((1, 2), (0, 1), (2, 2)), "u1 left out; b1 stated both");

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use terrarium_core::World;
 use terrarium_core::transcript::{DecidedBy, Transcript, Verdicts};
 
-use terrarium_core::format::Combine;
+use terrarium_core::format::{Combine, OutcomeRole};
 
 use super::records::{EpisodeRecord, EpisodeStatus, Finished, Judgement, Planned, read_judgements, read_plan};
 use super::{EPISODES, JUDGEMENTS, PLAN, REJUDGE, RunFolder, Writer, read_if_present};
@@ -313,8 +313,30 @@ pub struct ReportInput<'f> {
     pub refusals: BTreeMap<String, Vec<String>>,
     /// (world, outcome) → what it measures, in the world's words.
     pub definitions: BTreeMap<(String, String), String>,
+    /// World id → its outcomes with a report role (awareness, the stated beliefs).
+    pub roles: BTreeMap<String, BTreeMap<OutcomeRole, String>>,
     pub judgements: Vec<Judgement>,
     pub planned: Vec<Planned>,
+}
+
+impl ReportInput<'_> {
+    /// What the report reads from a world its records were run on: its control cell,
+    /// how its judges combine, which outcomes count refusals, what each measures, and
+    /// which outcomes hold a report role.
+    pub fn add_world(&mut self, w: &World) {
+        let id = w.id().to_string();
+        if let Some(c) = &w.control_cell {
+            self.controls.insert(id.clone(), c.key());
+        }
+        for (name, o) in &w.file.outcomes {
+            self.combine.insert((id.clone(), name.clone()), o.combine);
+            self.definitions.insert((id.clone(), name.clone()), o.description.clone());
+        }
+        let roles = w.file.outcomes.iter().filter_map(|(n, o)| Some((o.role?, n.clone())));
+        self.roles.insert(id.clone(), roles.collect());
+        let marked = w.file.outcomes.iter().filter(|(_, o)| o.refusal).map(|(n, _)| n.clone());
+        self.refusals.insert(id, marked.collect());
+    }
 }
 
 /// Gather what a report of `folder` reads. A world that cannot be had costs its control
@@ -335,18 +357,10 @@ pub fn report_input<'f>(
             continue;
         }
         match worlds.of(r) {
-            Ok(w) => {
-                if let Some(c) = &w.control_cell {
-                    input.controls.insert(r.world.clone(), c.key());
-                }
-                for (name, o) in &w.file.outcomes {
-                    input.combine.insert((r.world.clone(), name.clone()), o.combine);
-                    input.definitions.insert((r.world.clone(), name.clone()), o.description.clone());
-                }
-                let marked = w.file.outcomes.iter().filter(|(_, o)| o.refusal).map(|(n, _)| n.clone());
-                input.refusals.insert(r.world.clone(), marked.collect());
-            }
-            Err(why) => warn(format!("{why}; the report has no control comparison for it")),
+            Ok(w) => input.add_world(w),
+            Err(why) => warn(format!(
+                "{why}; the report has no control comparison for it, and no rates by awareness or stated belief"
+            )),
         }
     }
     let read = |name: &str| {
