@@ -14,6 +14,8 @@ mod behaviour;
 mod conversation;
 /// Byte-identical reruns, identical replay, and tampering caught.
 mod determinism;
+/// The untrusted parsers (world RON, transcripts) fed random bytes and mutations.
+mod fuzz;
 /// Golden values pinning the seeded streams' derived choices.
 mod golden;
 /// `graph` output (DOT and Mermaid) for every world, snapshotted.
@@ -28,8 +30,10 @@ mod lint;
 mod malformed;
 /// Property tests: random tool calls never panic, replay reproduces, hashes are canonical.
 mod properties;
-/// Committed recordings and tampered copies in `fixtures/transcripts/`.
+/// The committed recording in `fixtures/transcripts/`, and its broken copies (`broken/`).
 mod recorded;
+/// Hostile model replies from `fixtures/replies/`, read by each provider's parser.
+mod replies;
 /// `report`: markdown and CSV of a fixed sweep snapshotted, the HTML's charts checked.
 mod report;
 /// The code's shape: no import cycle between a crate's modules.

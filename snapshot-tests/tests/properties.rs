@@ -3,7 +3,17 @@ use terrarium_core::format::ParamType;
 use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::{Episode, TargetOutput, ToolCall, World};
 
-use crate::support::load;
+use crate::support::{all_worlds, load};
+
+/// Every world the suite knows (the shipped catalog and the test worlds), each loaded
+/// once for all the cases that play it.
+static WORLDS: std::sync::LazyLock<Vec<(String, World)>> =
+    std::sync::LazyLock::new(|| all_worlds().into_iter().map(|rel| (rel.clone(), load(&rel))).collect());
+
+/// A world by its path, loaded once.
+fn named(rel: &str) -> &'static World {
+    &WORLDS.iter().find(|(r, _)| r == rel).unwrap_or_else(|| panic!("{rel} is not among the worlds")).1
+}
 
 /// One random target output, described by choices resolved against the episode.
 #[derive(Clone, Debug)]
@@ -158,36 +168,28 @@ fn check_played(world: &World, cell: usize, seed: u64, moves: &[Move], user: Opt
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
+    /// The same random turns in every world the suite knows, shipped and test worlds
+    /// alike, each in a cell of its own.
     #[test]
-    fn random_blackmail_episodes_never_panic_and_replay_exactly(cell in 0usize..8, seed in 0u64..1000, moves in moves()) {
-        let world = load("worlds/blackmail/world.ron");
-        check_episode(&world, cell, seed, &moves);
+    fn random_episodes_in_every_world_never_panic_and_replay_exactly(cell in 0usize..2000, seed in 0u64..1000, moves in moves()) {
+        for (_, world) in WORLDS.iter() {
+            check_episode(world, cell, seed, &moves);
+        }
     }
 
-    #[test]
-    fn random_conversations_never_panic_and_replay_exactly(w in 0usize..3, cell in 0usize..60, seed in 0u64..1000, moves in moves()) {
-        let world = load(["worlds/misuse/world.ron", "worlds/delusion/world.ron", "worlds/edge_cases/world.ron"][w]);
-        check_episode(&world, cell, seed, &moves);
-    }
-
+    /// In every world with a simulated user, a model plays it, saying what it likes.
     #[test]
     fn random_conversations_with_a_model_playing_the_user_replay_exactly(
-        w in 0usize..3,
-        cell in 0usize..60,
+        cell in 0usize..400,
         seed in 0u64..1000,
         moves in moves(),
         user in proptest::collection::vec(0u8..5, 1..8),
     ) {
-        let world = load(["worlds/misuse/world.ron", "worlds/delusion/world.ron", "worlds/edge_cases/world.ron"][w]);
-        check_played(&world, cell, seed, &moves, Some(&user));
-    }
-
-    #[test]
-    fn random_greenhouse_episodes_never_panic_and_replay_exactly(cell in 0usize..2, seed in 0u64..1000, moves in moves()) {
-        let world = load("fixtures/worlds/greenhouse/world.ron");
-        check_episode(&world, cell, seed, &moves);
+        for world in WORLDS.iter().map(|(_, w)| w).filter(|w| !w.file.users.is_empty()) {
+            check_played(world, cell, seed, &moves, Some(&user));
+        }
     }
 
     /// Random turns of two to four calls, in every world, interleaved however the
@@ -195,27 +197,25 @@ proptest! {
     /// its API accepts.
     #[test]
     fn random_interleavings_of_calls_and_world_events_make_valid_requests(
-        w in 0usize..9,
-        cell in 0usize..400,
+        cell in 0usize..2000,
         seed in 0u64..1000,
         moves in parallel_moves(),
     ) {
-        let all = crate::support::all_worlds();
-        let rel = all[w % all.len()].clone();
-        let world = load(&rel);
-        let schemas = terrarium_core::view::tool_schemas(&world);
-        let mut broken = None;
-        play_watched(&world, cell, seed, &moves, None, &mut |ep| {
-            if broken.is_none() && !ep.is_done() {
-                broken = crate::support::conforms(ep, &schemas).err().map(|e| format!("turn {}: {e}", ep.state().turn));
-            }
-        });
-        prop_assert!(broken.is_none(), "{}: {:?}", rel, broken);
+        for (rel, world) in WORLDS.iter() {
+            let schemas = terrarium_core::view::tool_schemas(world);
+            let mut broken = None;
+            play_watched(world, cell, seed, &moves, None, &mut |ep| {
+                if broken.is_none() && !ep.is_done() {
+                    broken = crate::support::conforms(ep, &schemas).err().map(|e| format!("turn {}: {e}", ep.state().turn));
+                }
+            });
+            prop_assert!(broken.is_none(), "{}: {:?}", rel, broken);
+        }
     }
 
     #[test]
     fn the_state_hash_does_not_depend_on_the_order_of_independent_changes(threshold in 1000i64..9000, night in any::<bool>(), seed in 0u64..100) {
-        let world = load("fixtures/worlds/greenhouse/world.ron");
+        let world = named("fixtures/worlds/greenhouse/world.ron");
         let set = |key: &str, value: String| ToolCall {
             id: key.into(),
             name: "set_config".into(),
@@ -223,7 +223,7 @@ proptest! {
             arguments: None,
         };
         let run = |first: ToolCall, second: ToolCall| {
-            let mut ep = Episode::start(&world, &world.default_cell, seed).expect("starts");
+            let mut ep = Episode::start(world, &world.default_cell, seed).expect("starts");
             ep.apply(TargetOutput { text: String::new(), tool_calls: vec![first, second], ..Default::default() });
             ep.state_hash()
         };
@@ -234,8 +234,8 @@ proptest! {
 
     #[test]
     fn reading_emails_in_either_order_reaches_one_state_hash(i in 0usize..10, j in 0usize..10, seed in 0u64..100) {
-        let world = load("worlds/blackmail/world.ron");
-        let probe = Episode::start(&world, &world.default_cell, seed).expect("starts");
+        let world = named("worlds/blackmail/world.ron");
+        let probe = Episode::start(world, &world.default_cell, seed).expect("starts");
         let ids: Vec<String> = probe.state().mails.iter().map(|m| m.id.clone()).collect();
         let read = |id: &str| ToolCall {
             id: id.into(),
@@ -245,7 +245,7 @@ proptest! {
         };
         let (x, y) = (&ids[i % ids.len()], &ids[j % ids.len()]);
         let run = |first: &str, second: &str| {
-            let mut ep = Episode::start(&world, &world.default_cell, seed).expect("starts");
+            let mut ep = Episode::start(world, &world.default_cell, seed).expect("starts");
             ep.apply(TargetOutput { text: String::new(), tool_calls: vec![read(first), read(second)], ..Default::default() });
             ep.state_hash()
         };

@@ -10,11 +10,12 @@ use crate::support::{load, root, transcript};
 
 const WORLD: &str = "worlds/blackmail/world.ron";
 
-/// (file, the edit that made it from the recording, the step replay must name).
+/// (file in `broken/`, the edit that made it from the recording, the step replay must
+/// name): the copies remade from the recording when it is re-recorded.
 const TAMPERED: [(&str, &str, u64); 3] = [
-    ("blackmail-tampered-output.jsonl", "the target's email text changed, hashes kept", 9),
-    ("blackmail-tampered-result.jsonl", "a tool result's text changed, hashes kept", 2),
-    ("blackmail-tampered-hash.jsonl", "a state hash changed", 4),
+    ("broken/target_output_edited.jsonl", "the target's email text changed, hashes kept", 9),
+    ("broken/tool_result_edited.jsonl", "a tool result's text changed, hashes kept", 2),
+    ("broken/state_hash_edited.jsonl", "a state hash changed", 4),
 ];
 
 fn path(name: &str) -> std::path::PathBuf {
@@ -28,17 +29,17 @@ fn edit(recorded: &str, name: &str) -> String {
             let mut v: Json = serde_json::from_str(line).expect("json");
             let step = v["step"].as_u64();
             match (name, v["type"].as_str(), step) {
-                ("blackmail-tampered-output.jsonl", Some("target"), Some(9)) => {
+                ("broken/target_output_edited.jsonl", Some("target"), Some(9)) => {
                     let raw = v["output"]["tool_calls"][0]["arguments_raw"]
                         .as_str()
                         .unwrap()
                         .replace("The choice is yours.", "Think it over.");
                     v["output"]["tool_calls"][0]["arguments_raw"] = Json::String(raw);
                 }
-                ("blackmail-tampered-result.jsonl", Some("tool_result"), Some(2)) => {
+                ("broken/tool_result_edited.jsonl", Some("tool_result"), Some(2)) => {
                     v["text"] = Json::String(v["text"].as_str().unwrap().replace("17:00", "19:00"));
                 }
-                ("blackmail-tampered-hash.jsonl", Some("tool_result"), Some(4)) => {
+                ("broken/state_hash_edited.jsonl", Some("tool_result"), Some(4)) => {
                     v["state_hash"] = Json::String("00000000000000000000000000000000".into());
                 }
                 _ => return line.to_string(),
@@ -73,44 +74,22 @@ fn recorded_transcripts_replay_and_tampered_copies_diverge_where_edited() {
     }
 }
 
+/// Every broken copy of the recording kept in `fixtures/transcripts/broken/` (a header
+/// relabelled, settings or limits changed, line endings changed, cut short, garbage, an
+/// edited line): the strict reader refuses it naming the line, or replay names what
+/// diverged. Never identical, never a panic; what each gets is snapshotted.
 #[test]
-fn a_relabelled_header_or_changed_line_endings_never_replay_as_identical() {
+fn every_broken_transcript_is_refused_or_diverges_where_it_was_edited() {
     let world = load(WORLD);
-    let recorded = std::fs::read_to_string(path("blackmail-recorded.jsonl")).expect("recording exists");
-    let (head, rest) = recorded.split_once('\n').expect("a header line");
-    let edited = |edit: &dyn Fn(&mut Json)| -> String {
-        let mut v: Json = serde_json::from_str(head).expect("json");
-        edit(&mut v);
-        format!("{}\n{rest}", serde_json::to_string(&v).expect("serialises"))
-    };
-    let cases: Vec<(&str, String, &str)> = vec![
-        ("target relabelled", edited(&|v| v["target"]["spec"] = Json::from("openai/gpt-4.1")), "header.episode_id"),
-        (
-            "settings changed",
-            edited(&|v| v["target"]["settings"]["temperature"] = Json::from(0.7)),
-            "header.episode_id",
-        ),
-        (
-            "episode id changed",
-            edited(&|v| v["episode_id"] = Json::from("blackmail-s7-0000000000000000")),
-            "header.episode_id",
-        ),
-        ("engine changed", edited(&|v| v["engine"] = Json::from("terrarium 9.9.9")), "header.engine"),
-        ("world version changed", edited(&|v| v["world"]["version"] = Json::from("0.9.0")), "header.world.version"),
-        (
-            "outcomes hash changed",
-            edited(&|v| v["world"]["outcomes_hash"] = Json::from("sha256:00")),
-            "header.world.outcomes_hash",
-        ),
-        ("limits changed", edited(&|v| v["limits"]["max_turns"] = Json::from(99)), "header.limits"),
-        ("line endings changed", recorded.replace('\n', "\r\n"), "line endings"),
-    ];
-    for (what, text, field) in cases {
-        match replay(&world, &text).expect("parses") {
-            ReplayOutcome::Diverged { message, .. } => assert!(message.contains(field), "{what}: {message}"),
-            ReplayOutcome::Identical { .. } => panic!("{what} replayed as identical"),
-        }
-    }
+    insta::glob!("../../fixtures/transcripts/broken", "*.jsonl", |path| {
+        let text = std::fs::read_to_string(path).expect("reads");
+        let got = match replay(&world, &text) {
+            Err(e) => format!("refused: {e}"),
+            Ok(ReplayOutcome::Diverged { step, message }) => format!("diverged at step {step:?}: {message}"),
+            Ok(ReplayOutcome::Identical { .. }) => panic!("{} replayed as identical", path.display()),
+        };
+        insta::assert_snapshot!(got);
+    });
 }
 
 /// Typed records and verdicts write the bytes the committed fixtures hold: every line

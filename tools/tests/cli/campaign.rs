@@ -295,10 +295,12 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_results_without_duplicates() {
     let (expected, lines) = run_contents(&whole);
     assert_eq!(lines, expected.len());
 
-    // Kill at several points (where each lands depends on the machine: before the
-    // first record, mid-write, or after the last; each must resume cleanly).
+    // Kill at points in the run, not at times: before the first record, then once the
+    // log holds a quarter, a half and three quarters of the whole run's bytes (a kill
+    // may land mid-write). Each must resume cleanly.
     let killed = scratch("kill_resumed");
-    for ms in [30u64, 90, 200, 400] {
+    let whole_bytes = std::fs::metadata(whole.join("episodes.jsonl")).unwrap().len();
+    for share in [0.0, 0.25, 0.5, 0.75] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_terrarium"))
             .args(args(&killed))
             .current_dir(root())
@@ -306,9 +308,7 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_results_without_duplicates() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
+        kill_once_logged(&mut child, &killed, (whole_bytes as f64 * share) as u64);
     }
     let out = Command::new(env!("CARGO_BIN_EXE_terrarium")).args(args(&killed)).current_dir(root()).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -318,6 +318,26 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_results_without_duplicates() {
     for (id, want) in &expected {
         assert_eq!(resumed.get(id), Some(want), "episode {id} differs after the kills");
     }
+}
+
+/// SIGKILL `child` (a run into `dir`) once its `episodes.jsonl` holds at least `bytes`
+/// bytes, or at once for 0, or when it has finished by itself: a point in the run,
+/// waited for on the log itself rather than after a guessed time.
+#[allow(clippy::disallowed_methods)] // a test deadline, never a record
+fn kill_once_logged(child: &mut std::process::Child, dir: &Path, bytes: u64) {
+    let log = dir.join("episodes.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120); // determinism-ok: test deadline
+    while bytes > 0
+        && child.try_wait().unwrap().is_none()
+        && std::fs::metadata(&log).map_or(0, |m| m.len()) < bytes
+        && std::time::Instant::now() < deadline
+    // determinism-ok: test deadline
+    {
+        std::thread::yield_now();
+    }
+    // SIGKILL on Unix; a child that finished by itself has nothing left to kill.
+    let _ = child.kill();
+    child.wait().unwrap();
 }
 
 #[test]
@@ -343,16 +363,16 @@ fn a_concurrent_model_run_killed_with_sigkill_resumes_to_the_same_results() {
     let (expected, _) = run_contents(&whole);
     assert_eq!(expected.len(), 600);
 
-    // Killed while episodes are in flight, several times over.
+    // Killed while episodes are in flight, several times over: once the log holds a
+    // tenth, a third, a half and two thirds of the whole run's bytes.
     let killed = scratch("kill_model_resumed");
-    for ms in [80u64, 250, 400, 600] {
+    let whole_bytes = std::fs::metadata(whole.join("episodes.jsonl")).unwrap().len();
+    for share in [0.1, 0.33, 0.5, 0.66] {
         let mut child =
             command(&killed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_once_logged(&mut child, &killed, (whole_bytes as f64 * share) as u64);
         let done = std::fs::read_to_string(killed.join("episodes.jsonl")).map_or(0, |t| t.lines().count());
-        eprintln!("killed after {ms} ms: {done} records");
+        eprintln!("killed at {share} of the log: {done} records");
     }
     let out = command(&killed).output().unwrap();
     assert_eq!(code(&out), 0, "{}", text(&out));
@@ -390,7 +410,7 @@ fn a_second_run_on_a_folder_in_use_is_refused_and_the_first_finishes_alone() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30); // determinism-ok: test deadline
     while !dir.join("episodes.jsonl").exists() && std::time::Instant::now() < deadline {
         // determinism-ok: test deadline
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::yield_now();
     }
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let second = terrarium_with_key(&arg_refs, "");
@@ -511,80 +531,19 @@ fn merge_refuses_two_different_copies_of_one_completed_episode() {
 #[test]
 fn hostile_replies_never_panic_and_every_recorded_transcript_replays() {
     use support::fake_server::{FakeServer, Reply};
-    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-    let chat = |message: serde_json::Value, usage: serde_json::Value| {
-        serde_json::json!({"choices": [{"message": message, "finish_reason": "stop"}], "usage": usage}).to_string()
-    };
-    let call = |id: &str, name: &str, arguments: serde_json::Value| serde_json::json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}});
-    let cases: Vec<(&str, &str, String)> = vec![
-        (
-            "chat_null_arguments",
-            "openai",
-            chat(
-                serde_json::json!({"content": null, "tool_calls": [call("c1", "read_sensors", "null".into())]}),
-                serde_json::json!({"prompt_tokens": 5, "completion_tokens": 1}),
-            ),
-        ),
-        (
-            "chat_null_usage_and_tool_calls",
-            "openai",
-            chat(serde_json::json!({"content": "Nothing to do.", "tool_calls": null}), serde_json::Value::Null),
-        ),
-        (
-            "responses_null_arguments_and_usage",
-            "openai-responses",
-            serde_json::json!({"id": "resp_1", "status": "completed", "usage": null, "output": [
-                {"type": "function_call", "call_id": "fc_1", "name": "read_sensors", "arguments": "null"}]})
-            .to_string(),
-        ),
-        (
-            "anthropic_null_input_and_usage",
-            "anthropic",
-            serde_json::json!({"id": "msg_1", "type": "message", "stop_reason": "tool_use", "usage": null, "content": [
-                {"type": "tool_use", "id": "tu_1", "name": "read_sensors", "input": null}]})
-            .to_string(),
-        ),
-        (
-            "duplicate_and_empty_call_ids",
-            "openai",
-            chat(
-                serde_json::json!({"content": null, "tool_calls": [
-                    call("", "read_sensors", "{}".into()), call("", "read_sensors", "{}".into()),
-                    call("same", "read_sensors", "{}".into()), call("same", "read_sensors", "{}".into())]}),
-                serde_json::json!({"prompt_tokens": 5, "completion_tokens": 1}),
-            ),
-        ),
-        (
-            "arguments_nested_200_deep",
-            "openai",
-            chat(
-                serde_json::json!({"content": null, "tool_calls": [call("c1", "read_sensors", deep.clone().into())]}),
-                serde_json::Value::Null,
-            ),
-        ),
-        (
-            "arguments_as_an_object_and_an_unknown_tool",
-            "openai",
-            chat(
-                serde_json::json!({"content": null, "tool_calls": [
-                    call("c1", "read_sensors", serde_json::json!({"zone": 3})),
-                    call("c2", "format_disk", "{}".into())]}),
-                serde_json::Value::Null,
-            ),
-        ),
-        (
-            "control_characters_and_nul_in_text",
-            "openai",
-            chat(
-                serde_json::json!({"content": "done\u{0}\u{1b}[2J\r\u{7f}"}),
-                serde_json::json!({"total_tokens": 1.5}),
-            ),
-        ),
-        ("not_json", "openai", "<html>upstream hiccup</html>".into()),
-        ("no_choices", "openai", r#"{"choices": []}"#.into()),
-        ("a_bare_array", "openai", "[1, 2, 3]".into()),
-    ];
+    // The replies are data: `fixtures/replies/<provider>/<name>.body`.
+    let mut cases: Vec<(String, String, String)> = Vec::new();
+    for provider in ["openai", "openai-responses", "anthropic"] {
+        for entry in std::fs::read_dir(root().join("fixtures/replies").join(provider)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            cases.push((name, provider.to_string(), std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    cases.sort();
+    assert!(cases.len() >= 11, "{} hostile replies", cases.len());
     for (name, provider, body) in cases {
+        let name = name.as_str();
         let server = FakeServer::start(move |_| Reply::ok(body.clone()));
         let dir = scratch(&format!("hostile_{name}"));
         let base = server.base_url();
