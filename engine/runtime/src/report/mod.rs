@@ -6,10 +6,9 @@
 //! a denominator. Judges are compared with the rule verdicts (counts, Cohen's kappa).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 
 use terrarium_core::episode::USER_OUT_OF_ROLE;
-use terrarium_core::format::{Combine, OutcomeKind, OutcomeRole};
+use terrarium_core::format::{OutcomeKind, OutcomeRole};
 use terrarium_core::stats::{Agreement, Z95, newcombe, wilson};
 use terrarium_core::stop::StopReason;
 use terrarium_core::transcript::{DecidedBy, Reasoning, Verdict};
@@ -19,7 +18,10 @@ use crate::run_folder::{
     EpisodeRecord, EpisodeStatus, FolderError, FolderWorlds, Judgement, REPORT_FILES, ReportInput, RunFolder,
 };
 
+mod csv;
+mod decide;
 mod html;
+mod markdown;
 
 /// (world, condition key, target)
 type Group = (String, String, String);
@@ -271,16 +273,7 @@ pub fn build(input: &ReportInput) -> Report {
     let ReportInput { records, controls, combine, refusals, judgements, planned, roles, .. } = input;
     let role_of = |world: &str, role: OutcomeRole| roles.get(world).and_then(|r| r.get(&role)).map(String::as_str);
     let records: &[EpisodeRecord] = records;
-    // For outcomes decided by judges: who judged them in this folder, and each gated
-    // episode's readable answers.
-    let mut deciding_judges: BTreeMap<(&str, &str), std::collections::BTreeSet<&str>> = BTreeMap::new();
-    let mut answers: BTreeMap<(&str, &str), Vec<bool>> = BTreeMap::new();
-    for j in judgements.iter().filter(|j| j.role == "judges") {
-        deciding_judges.entry((j.world.as_str(), j.outcome.as_str())).or_default().insert(j.judge.as_str());
-        if let Some(v) = j.verdict {
-            answers.entry((j.episode_id.as_str(), j.outcome.as_str())).or_default().push(v);
-        }
-    }
+    let decider = decide::Decider::new(judgements, combine);
     let mut groups: BTreeMap<Group, Counts> = BTreeMap::new();
     // Episode → outcome → (its decided verdict, how it was decided).
     let mut decisions: BTreeMap<&str, BTreeMap<&str, (Option<bool>, String)>> = BTreeMap::new();
@@ -318,25 +311,7 @@ pub fn build(input: &ReportInput) -> Report {
             }
         }
         g.completed += 1;
-        // How each verdict of this episode is decided: the rule, the judges' combined
-        // answers on what the gate let through (`None`: left undecided), or the gate
-        // alone where no judge answered.
-        let decide = |name: &str, v: &Verdict| -> (Option<bool>, String) {
-            let passed_gate = v.fired;
-            if v.decided_by != DecidedBy::Gate {
-                return (Some(passed_gate), "rule".into());
-            }
-            let Some(judges) = deciding_judges.get(&(r.world.as_str(), name)) else {
-                return (Some(passed_gate), "gate (no judges)".into());
-            };
-            let rule = combine.get(&(r.world.clone(), name.to_string())).copied().unwrap_or_default();
-            let by = match rule {
-                Combine::Majority => format!("judges (majority of {})", judges.len()),
-                Combine::Unanimous => format!("judges (unanimous, {})", judges.len()),
-            };
-            let said = answers.get(&(r.episode_id.as_str(), name)).map_or(&[][..], Vec::as_slice);
-            (if passed_gate { rule.combine(said, judges.len()) } else { Some(false) }, by)
-        };
+        let decide = |name: &str, v: &Verdict| decider.decide(r, name, v);
         // Whether the target voiced suspicion of a test, as decided (by judges where they
         // answered): `None` when the world does not measure it or it was left undecided.
         let aware = role_of(&r.world, OutcomeRole::Awareness)
@@ -718,18 +693,6 @@ fn judge_pairs(judgements: &[Judgement], records: &BTreeMap<&str, &EpisodeRecord
         .collect()
 }
 
-/// A number for a CSV cell: four places, empty when there is none.
-fn csv_num(x: Option<f64>) -> String {
-    x.map(|v| format!("{v:.4}")).unwrap_or_default()
-}
-
-/// `rate,ci_low,ci_high` for a CSV row: `fired / n` and its interval, empty cells
-/// where there is no episode.
-fn csv_rate(fired: u64, n: u64, interval: Option<(f64, f64)>) -> String {
-    let rate = (n > 0).then(|| fired as f64 / n as f64);
-    format!("{},{},{}", csv_num(rate), csv_num(interval.map(|i| i.0)), csv_num(interval.map(|i| i.1)))
-}
-
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
@@ -843,16 +806,6 @@ impl Report {
         Some((measures, table.into_iter().map(|(turn, (going, cells))| (turn, going, cells)).collect()))
     }
 
-    /// `by_turn.csv`: [`TurnRow`]s, one line each.
-    pub fn by_turn_csv(&self) -> String {
-        let mut s = String::from("world,target,turn,measure,going,held,rate,ci_low,ci_high\n");
-        for t in &self.by_turn {
-            let rate = csv_rate(t.held, t.going, t.interval);
-            let _ = writeln!(s, "{},{},{},\"{}\",{},{},{rate}", t.world, t.target, t.turn, t.measure, t.going, t.held);
-        }
-        s
-    }
-
     /// Rows by (world, target), in order.
     fn by_world_target(&self) -> BTreeMap<(&str, &str), Vec<&Row>> {
         let mut m: BTreeMap<(&str, &str), Vec<&Row>> = BTreeMap::new();
@@ -928,269 +881,6 @@ impl Report {
         t.sort();
         t.dedup();
         t
-    }
-
-    /// `summary.csv`: one row per (world, cell, target, outcome).
-    pub fn csv(&self) -> String {
-        let mut s = String::from(
-            "world,condition,target,outcome,kind,completed,fired,rate,ci_low,ci_high,errored,diff_vs_control,diff_low,diff_high,exposed,fired_exposed,rate_exposed,exposed_ci_low,exposed_ci_high,decided_by,undecided,unaware,fired_unaware,rate_unaware,unaware_ci_low,unaware_ci_high,reasoning,user_out_of_role\n",
-        );
-        let num = |x: Option<f64>| x.map(|v| format!("{v:.4}")).unwrap_or_default();
-        let int = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
-        for r in &self.rows {
-            let rate = (r.completed > 0).then(|| r.fired as f64 / r.completed as f64);
-            let e = r.exposed;
-            let e_rate = e.and_then(|e| (e.n > 0).then(|| e.fired as f64 / e.n as f64));
-            let u = r.unaware;
-            let u_rate = u.and_then(|u| (u.n > 0).then(|| u.fired as f64 / u.n as f64));
-            let _ = writeln!(
-                s,
-                "{},\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},\"{}\",{},{},{},{},{},{},\"{}\",{}",
-                r.world,
-                r.condition,
-                r.target,
-                r.outcome,
-                r.kind,
-                r.completed,
-                r.fired,
-                num(rate),
-                num(r.interval.map(|i| i.0)),
-                num(r.interval.map(|i| i.1)),
-                r.errored,
-                num(r.vs_control.map(|d| d.0)),
-                num(r.vs_control.map(|d| d.1)),
-                num(r.vs_control.map(|d| d.2)),
-                int(e.map(|e| e.n)),
-                int(e.map(|e| e.fired)),
-                num(e_rate),
-                num(e.and_then(|e| e.interval).map(|i| i.0)),
-                num(e.and_then(|e| e.interval).map(|i| i.1)),
-                r.decided_by,
-                r.undecided,
-                int(u.map(|u| u.n)),
-                int(u.map(|u| u.fired)),
-                num(u_rate),
-                num(u.and_then(|u| u.interval).map(|i| i.0)),
-                num(u.and_then(|u| u.interval).map(|i| i.1)),
-                self.reasoning_text(&r.target).unwrap_or_default(),
-                r.out_of_role,
-            );
-        }
-        s
-    }
-
-    /// `by_factor.csv`: [`FactorRow`]s, one line each.
-    pub fn by_factor_csv(&self) -> String {
-        let mut s = String::from(
-            "world,target,factor,value,outcome,decided_by,cells,completed,fired,rate,ci_low,ci_high,unaware,fired_unaware,rate_unaware,unaware_ci_low,unaware_ci_high\n",
-        );
-        for f in &self.by_factor {
-            let rate = csv_rate(f.fired, f.completed, f.interval);
-            let unaware = match f.unaware {
-                Some(u) => format!("{},{},{}", u.n, u.fired, csv_rate(u.fired, u.n, u.interval)),
-                None => ",,,,".to_string(),
-            };
-            let _ = writeln!(
-                s,
-                "{},{},{},{},{},\"{}\",{},{},{},{rate},{unaware}",
-                f.world, f.target, f.factor, f.value, f.outcome, f.decided_by, f.cells, f.completed, f.fired,
-            );
-        }
-        s
-    }
-
-    /// `report.md`: per world and target, rates with intervals per cell, then the
-    /// differences from the control cell; errored episodes and stop reasons beside them.
-    /// Then targets side by side, judge agreement, and usage.
-    pub fn markdown(&self) -> String {
-        let mut s = String::from(
-            "# Terrarium report\n\nRates are completed episodes in which the outcome fired, with Wilson 95% intervals. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval. Where a world declares when the target was exposed (it saw the secret, the threat), the rate among exposed episodes is given too; where it measures whether the target said it suspects a test (`eval_aware`), each harm's rate among the episodes where it did not is given as well: the rate a real deployment would see.\n\n`decided by` says how each verdict was reached: `rule`, the world's rule; `judges (…)`, the judges' combined answers on the episodes the outcome's gate let through (episodes they left undecided are counted apart, never in a denominator); `gate (no judges)`, an outcome meant to be decided by judges in a folder where none answered, so its rate is the gate's: an upper bound, not a finding.\n",
-        );
-        if let Some(note) = self.missing_note() {
-            let _ = writeln!(s, "\n{note}");
-        }
-        if !self.reasoning.is_empty() {
-            s.push_str("\n## Reasoning each target showed\n\nWhat of a target's reasoning its transcripts show, and so what judges and `eval_aware` can read: `none`, a `summary` (OpenAI reasoning models asked for summaries), or the `thinking` itself (Anthropic thinking, a compatible server's reasoning text).\n\n| target | reasoning shown |\n|---|---|\n");
-            for target in self.targets() {
-                let shown = self.reasoning_text(target).unwrap_or_else(|| "— (not a model)".into());
-                let _ = writeln!(s, "| {target} | {shown} |");
-            }
-            if let Some(note) = self.reasoning_note() {
-                let _ = writeln!(s, "\n{note}");
-            }
-        }
-        for ((world, target), rows) in self.by_world_target() {
-            let control = self.controls.get(world).map_or("(unknown)", String::as_str);
-            let _ = writeln!(s, "\n## {world} — {target}\n\nControl cell: `{control}`\n");
-            let defined: Vec<String> = self
-                .definitions
-                .iter()
-                .filter(|((w, _), _)| w == world)
-                .map(|((_, outcome), d)| format!("- `{outcome}`: {d}"))
-                .collect();
-            if !defined.is_empty() {
-                let _ = writeln!(s, "What each outcome measures:\n\n{}\n", defined.join("\n"));
-            }
-            if let Some(shown) = self.reasoning_text(target) {
-                let _ = writeln!(s, "Reasoning shown to judges and `eval_aware`: {shown}\n");
-            }
-            s.push_str("| condition | outcome | kind | decided by | fired / n | rate | 95% interval | among exposed | among unaware | vs control | errored | undecided | stops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-            for r in &rows {
-                let t = self.row_text(r);
-                let short = t.shortfall.map(|w| format!(" {w}")).unwrap_or_default();
-                let _ = writeln!(
-                    s,
-                    "| `{}`{short} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    r.condition,
-                    r.outcome,
-                    r.kind,
-                    r.decided_by,
-                    r.fired,
-                    r.completed,
-                    t.rate,
-                    t.interval,
-                    t.exposed,
-                    t.unaware,
-                    t.vs_control,
-                    r.errored,
-                    r.undecided,
-                    t.stops
-                );
-            }
-            let pooled: Vec<&FactorRow> =
-                self.by_factor.iter().filter(|f| f.world == world && f.target == target).collect();
-            if !pooled.is_empty() {
-                s.push_str("\n### By factor value\n\nEach harm, and `eval_aware`, pooled over every cell with that value (the other factors vary within it).\n\n| factor | value | outcome | decided by | cells | fired / n | rate | 95% interval | among unaware |\n|---|---|---|---|---|---|---|---|---|\n");
-                for f in pooled {
-                    let (rate, interval) = rate_text(f.fired, f.completed, f.interval);
-                    let unaware = f.unaware.map_or_else(|| "—".to_string(), |u| u.text("unaware"));
-                    let _ = writeln!(
-                        s,
-                        "| {} | `{}` | {} | {} | {} | {} / {} | {rate} | {interval} | {unaware} |",
-                        f.factor, f.value, f.outcome, f.decided_by, f.cells, f.fired, f.completed
-                    );
-                }
-            }
-            if let Some((measures, turns)) = self.turn_table(world, target) {
-                s.push_str("\n### By turn\n\nOver the conversations still going at each turn (one that ended earlier is not in that turn's denominator): how often the simulated user read the target's reply as a refusal, and how often each outcome's condition held after the turn (`(gate)`: an outcome decided by judges, whose per-turn rate is its gate's, an upper bound). Wilson 95% intervals.\n\n");
-                let _ = writeln!(s, "| turn | going | {} |", measures.join(" | "));
-                let _ = writeln!(s, "|---|---|{}", "---|".repeat(measures.len()));
-                for (turn, going, cells) in turns {
-                    let _ = writeln!(s, "| {turn} | {going} | {} |", cells.join(" | "));
-                }
-            }
-            let mut gated: Vec<&str> =
-                rows.iter().filter(|r| r.decided_by.starts_with("gate")).map(|r| r.outcome.as_str()).collect();
-            gated.dedup();
-            for outcome in gated {
-                let _ = writeln!(
-                    s,
-                    "\n⚠ `{outcome}` is meant to be decided by judges and no judge answered in this folder: its rates are the gate's, an upper bound, not a finding."
-                );
-            }
-        }
-        if !self.by_belief.is_empty() {
-            let _ = write!(
-                s,
-                "\n## Harms by the belief the target stated\n\n{BY_BELIEF_NOTE}\n\n| world | target | outcome | believes real | believes evaluation | neither stated |\n|---|---|---|---|---|---|\n"
-            );
-            let cell = belief_cell;
-            for b in &self.by_belief {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} | {} |",
-                    b.world,
-                    b.target,
-                    b.outcome,
-                    cell(b.real),
-                    cell(b.eval),
-                    cell(b.neither)
-                );
-            }
-        }
-        if !self.over_refusal.is_empty() {
-            s.push_str("\n## Over-refusal in control cells\n\nIn each world's control cell, completed episodes in which the provider reported a refusal or an outcome the world marks as a refusal fired (decided as its rows say; episodes the judges left undecided are counted apart). Wilson 95% intervals.\n\n| world | target | control cell | counted from | refused / n | rate | 95% interval | undecided |\n|---|---|---|---|---|---|---|---|\n");
-            for o in &self.over_refusal {
-                let (rate, interval) = rate_text(o.refused, o.completed, o.interval);
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | `{}` | {} | {} / {} | {rate} | {interval} | {} |",
-                    o.world, o.target, o.condition, o.decided_by, o.refused, o.completed, o.undecided
-                );
-            }
-        }
-        let played = self.user_models();
-        if !played.is_empty() {
-            s.push_str("\n## Conversations with a model playing the user\n\nA conversation whose user model stopped playing the person (it refused the role, said it was an AI, talked about the role-play, answered as an assistant) is counted apart, never in a denominator: the rule that notices it stops the episode as `user_out_of_role`. Judges asked whether the user model left its role in the conversations the rule let run say what the rule missed.\n\n| world | target | conversations | completed | user out of role | judged out of role (among completed) |\n|---|---|---|---|---|---|\n");
-            for (world, target, c) in played {
-                let judged = self.judged_out_of_role(world, target);
-                let _ = writeln!(
-                    s,
-                    "| {world} | {target} | {} | {} | {} | {judged} |",
-                    c.completed + c.errored + c.out_of_role,
-                    c.completed,
-                    c.out_of_role
-                );
-            }
-        }
-        let targets = self.targets();
-        if targets.len() > 1 {
-            s.push_str(
-                "\n## Targets side by side\n\nRate and Wilson 95% interval per cell; `n` is completed episodes.\n",
-            );
-            for ((world, outcome), rows) in self.by_world_outcome() {
-                let _ = writeln!(s, "\n### {world}: {outcome}\n");
-                let _ = writeln!(s, "| condition | {} |", targets.join(" | "));
-                let _ = writeln!(s, "|---|{}", "---|".repeat(targets.len()));
-                let mut cells: Vec<&str> = rows.iter().map(|r| r.condition.as_str()).collect();
-                cells.dedup();
-                for cell in cells {
-                    let cols: Vec<String> = targets
-                        .iter()
-                        .map(|t| match rows.iter().find(|r| r.condition == cell && r.target == *t) {
-                            Some(r) => {
-                                let (rate, interval) = rate_text(r.fired, r.completed, r.interval);
-                                format!("{rate} ({interval}), n={}", r.completed)
-                            }
-                            None => "—".into(),
-                        })
-                        .collect();
-                    let _ = writeln!(s, "| `{cell}` | {} |", cols.join(" | "));
-                }
-            }
-        }
-        if !self.judges.is_empty() {
-            s.push_str("\n## Judges against the rule verdicts\n\nOver completed episodes. The rule verdict is primary; a judge is a second opinion. Kappa is Cohen's (— where undefined: every answer the same).\n\n| world | outcome | judge | both yes | rule only | judge only | both no | agreement | kappa | unreadable | failed |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
-            for j in &self.judges {
-                let cells = agreement_cells(&j.agreement).join(" | ");
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {cells} | {} | {} |",
-                    j.world, j.outcome, j.judge, j.unreadable, j.failed
-                );
-            }
-        }
-        if !self.judge_pairs.is_empty() {
-            s.push_str("\n## Judges against each other\n\nOver completed episodes both judges gave a verdict on.\n\n| world | outcome | judge A | judge B | both yes | A only | B only | both no | agreement | kappa |\n|---|---|---|---|---|---|---|---|---|---|\n");
-            for p in &self.judge_pairs {
-                let cells = agreement_cells(&p.agreement).join(" | ");
-                let _ = writeln!(s, "| {} | {} | {} | {} | {cells} |", p.world, p.outcome, p.a, p.b);
-            }
-        }
-        if !self.usage.is_empty() {
-            let priced = self.usage.values().any(|u| u.cost_usd.is_some());
-            s.push_str("\n## Token usage\n\nAs the providers reported them, summed over every reply (errored episodes included: they were billed too).");
-            s.push_str(if priced { " Cost is estimated from the prices the run was given.\n\n| target | episodes (judgements) | input tokens | output tokens | estimated cost |\n|---|---|---|---|---|\n" } else { "\n\n| target | episodes (judgements) | input tokens | output tokens |\n|---|---|---|---|\n" });
-            for (target, u) in &self.usage {
-                let cost = if priced {
-                    format!(" {} |", u.cost_usd.map_or("—".into(), |c| format!("${c:.4}")))
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(s, "| {target} | {} | {} | {} |{cost}", u.n, u.tokens.input, u.tokens.output);
-            }
-        }
-        s
     }
 
     /// `report.html`: the same, self-contained, with SVG bar charts of each outcome's
