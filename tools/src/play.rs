@@ -1,6 +1,7 @@
 //! `terrarium play`: the author acts as the target in the terminal. Works the same with
 //! piped input, one answer per line, so sessions can be scripted and tested.
 
+use crate::*;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -134,4 +135,33 @@ pub fn default_path(episode_id: &str) -> PathBuf {
         n += 1;
     }
     path
+}
+
+pub(crate) fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Option<&Path>) -> Outcome {
+    let filter = parse_conditions(conditions)?;
+    let world = one_world(path, "play")?;
+    let cell = world.one_cell(&filter).map_err(|e| anyhow!(e))?;
+    // Validation starts each cell at seed 0; another seed can still fail to start (an
+    // undrawn distractor named, two generated addresses alike): say so, as `run` does.
+    let ep = match Episode::start(&world, &cell, seed) {
+        Ok(ep) => ep,
+        Err(e) => {
+            eprintln!("world `{}` cannot start at seed {seed} in {cell}: {e}", world.id());
+            return Err(Failure::Check);
+        }
+    };
+    let mut header = EpisodeKey::new(&world, &cell, seed, play::SPEC, &serde_json::json!({})).header();
+    header.build = BUILD.map(String::from);
+    let stdin = std::io::stdin();
+    let echo = !std::io::IsTerminal::is_terminal(&stdin);
+    let transcript = play::play(ep, &header, &mut stdin.lock(), &mut std::io::stdout().lock(), echo)
+        .context("terminal input or output failed")?;
+    let file = out.map(Path::to_path_buf).unwrap_or_else(|| play::default_path(&header.episode_id));
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(&file, transcript).with_context(|| format!("cannot write {}", file.display()))?;
+    println!("saved {}", file.display());
+    println!("next: terrarium replay {0}  |  terrarium policy-from {0}", file.display());
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! progress on stderr (a bar on a terminal), the dry run's table, each target's outcome
 //! table and the closing summary — and turns how it ended into an exit code.
 
+use crate::*;
 use std::io::IsTerminal as _;
 
 use terrarium_runtime::sweep::{self, DryRun, Progress, Summary, SweepError, SweepEvent, SweepSpec, Table};
@@ -261,4 +262,38 @@ fn print_outcome_table(target: &str, table: &Table) {
         let fired: String = counts.fired.values().map(|c| format!(" {c:>16}")).collect();
         println!("  {cell:<44} {:>5} {:>7}  {fired}", counts.episodes, counts.errored);
     }
+}
+
+/// `terrarium run`: the sweep file (if any) with the flags laid over it, resolved by
+/// the runtime, then run and rendered.
+pub(crate) fn run_cmd(args: RunArgs) -> Outcome {
+    let file = args.sweep.as_deref().map(SweepFile::read).transpose()?.unwrap_or_default();
+    let flags = Overrides {
+        worlds: args.worlds,
+        models: args.models,
+        conditions: args.conditions,
+        seed: args.seed,
+        samples: args.samples,
+        out: args.out,
+        shard: args.shard,
+        replace: args.replace,
+        keep_errored: args.no_retry_errored,
+        max_connections: args.max_connections,
+        max_api_calls: args.max_api_calls,
+        max_cost: args.max_cost,
+        judges: args.judges,
+        judge_without_reasoning: args.judge_without_reasoning,
+        judge_base_url: args.judge_base_url,
+        judge_max_tokens: args.judge_max_tokens,
+        user_model: args.user_model,
+        user_base_url: args.user_base_url,
+        user_max_tokens: args.user_max_tokens,
+        input_price: args.input_price,
+        output_price: args.output_price,
+        settings: args.api.entry(),
+        send: args.send.options(),
+        dry_run: args.dry_run,
+        build: BUILD.map(String::from),
+    };
+    run::run(&SweepSpec::resolve(&file, &flags)?, args.dry_run)
 }

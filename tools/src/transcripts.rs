@@ -1,6 +1,7 @@
 //! `view` and `replay` over many transcripts: files, and run folders (every episode, or
 //! those of one cell and seed).
 
+use crate::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -197,4 +198,21 @@ fn replay_one(item: &Item, given: Option<&Path>, worlds: &mut BTreeMap<PathBuf, 
             None => format!(": {message}"),
         })),
     }
+}
+
+pub(crate) fn policy_from(path: &Path, world: Option<&Path>, name: &str) -> Outcome {
+    let transcript = read_strict(path)?;
+    let header = &transcript.header;
+    let world_path = recorded_world(path, header, world)?;
+    let world = one_world(&world_path, "policy-from")?;
+    if world.dynamics_hash != header.world.dynamics_hash {
+        eprintln!(
+            "note: world `{}` has changed since the transcript was recorded; check the snippet with `terrarium test`",
+            world.id()
+        );
+    }
+    let snippet = terrarium_core::policy::snippet_from_transcript(&world, &transcript, name)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    print!("{snippet}");
+    Ok(())
 }
