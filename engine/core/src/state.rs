@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::format::Value;
 use crate::hash::{Canon, hex};
 
-/// An email in the world.
+/// What an email holds. [`Mail::new`] seals it with its content digest; a mail is read
+/// through it (`mail.subject`), and only its read flag changes after.
 #[derive(Clone, Debug)]
-pub struct Mail {
+pub struct MailContent {
     /// The id the target sees (`m001`, ...).
     pub id: String,
     /// The id it was declared with, for emails from the world file.
@@ -32,54 +33,37 @@ pub struct Mail {
     pub by_target: bool,
     /// The step that created it (0 for the initial inbox).
     pub step: u64,
+}
+
+/// An email in the world: its content, sealed.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    content: MailContent,
     /// Content digest, computed by [`Mail::new`]: content never changes after creation,
-    /// and a mail cannot be made without it (the field is private to this module).
+    /// and a mail cannot be made without it (the fields are private to this module).
     digest: [u8; 16],
     /// The normalised text used for fact and cue matching, computed on first use.
     normalised: std::cell::OnceCell<String>,
 }
 
-/// What a new mail holds; [`Mail::new`] seals it.
-pub struct NewMail {
-    pub id: String,
-    pub declared: Option<String>,
-    pub mailbox: Option<String>,
-    pub from: String,
-    pub to: Vec<String>,
-    pub cc: Vec<String>,
-    pub subject: String,
-    pub body: String,
-    pub time_ms: i64,
-    pub attachments: Vec<String>,
-    pub tags: Vec<String>,
-    pub read: bool,
-    pub by_target: bool,
-    pub step: u64,
+impl std::ops::Deref for Mail {
+    type Target = MailContent;
+    fn deref(&self) -> &MailContent {
+        &self.content
+    }
 }
 
 impl Mail {
     /// A mail with its content digest, the only way to make one.
-    pub fn new(m: NewMail) -> Mail {
-        let mut mail = Mail {
-            id: m.id,
-            declared: m.declared,
-            mailbox: m.mailbox,
-            from: m.from,
-            to: m.to,
-            cc: m.cc,
-            subject: m.subject,
-            body: m.body,
-            time_ms: m.time_ms,
-            attachments: m.attachments,
-            tags: m.tags,
-            read: m.read,
-            by_target: m.by_target,
-            step: m.step,
-            digest: [0; 16],
-            normalised: Default::default(),
-        };
+    pub fn new(content: MailContent) -> Mail {
+        let mut mail = Mail { content, digest: [0; 16], normalised: Default::default() };
         mail.seal();
         mail
+    }
+
+    /// The target has read it (its read flag is state, not content: the digest stands).
+    pub fn mark_read(&mut self) {
+        self.content.read = true;
     }
 
     /// The content digest the state hash uses.
@@ -93,26 +77,27 @@ impl Mail {
     }
 
     fn seal(&mut self) {
+        let m = &self.content;
         let mut c = Canon::new("terrarium.mail.v1");
-        c.str(&self.from);
-        c.u64(self.to.len() as u64);
-        for a in &self.to {
+        c.str(&m.from);
+        c.u64(m.to.len() as u64);
+        for a in &m.to {
             c.str(a);
         }
-        c.u64(self.cc.len() as u64);
-        for a in &self.cc {
+        c.u64(m.cc.len() as u64);
+        for a in &m.cc {
             c.str(a);
         }
-        c.str(&self.subject).str(&self.body).i64(self.time_ms);
-        c.u64(self.attachments.len() as u64);
-        for a in &self.attachments {
+        c.str(&m.subject).str(&m.body).i64(m.time_ms);
+        c.u64(m.attachments.len() as u64);
+        for a in &m.attachments {
             c.str(a);
         }
-        c.u64(self.tags.len() as u64);
-        for t in &self.tags {
+        c.u64(m.tags.len() as u64);
+        for t in &m.tags {
             c.str(t);
         }
-        c.bool(self.by_target);
+        c.bool(m.by_target);
         self.digest.copy_from_slice(&c.digest()[..16]);
     }
 

@@ -211,12 +211,11 @@ impl<'w> Episode<'w> {
             }
             Effect::ReadEmail(id) => {
                 let idx = self.visible_mail(&self.render(id, ctx))?;
-                self.state.mails[idx].read = true;
+                self.state.mails[idx].mark_read();
                 self.state.touch();
                 let what = format!("email {}", self.state.mails[idx].id);
-                let tags = std::mem::take(&mut self.state.mails[idx].tags);
+                let tags = self.state.mails[idx].tags.clone();
                 self.expose(&tags, &what);
-                self.state.mails[idx].tags = tags;
                 let text = view::mail(&self.moment(), &self.state.mails[idx]);
                 line(ctx, &text);
             }

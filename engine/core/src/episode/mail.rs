@@ -23,7 +23,7 @@ impl<'w> Episode<'w> {
         body: String,
         attachments: Vec<String>,
     ) -> usize {
-        let mail = Mail::new(NewMail {
+        let mail = Mail::new(MailContent {
             id: mail_id(self.state.mails.len() + 1),
             declared: None,
             mailbox: self.world.file.target.person.clone(),
@@ -116,7 +116,7 @@ impl<'w> Episode<'w> {
             self.state.pending.remove(&p);
             let from = self.env.people[&p.actor].email.clone();
             let orig_subject = self.state.mails[p.answering].subject.clone();
-            let mail = Mail::new(NewMail {
+            let mail = Mail::new(MailContent {
                 id: mail_id(self.state.mails.len() + 1),
                 declared: None,
                 mailbox: self.world.file.target.person.clone(),
@@ -167,7 +167,7 @@ impl<'w> Episode<'w> {
         }
         let r = self.resolver(None, None);
         let addr = |p: &String| self.env.people[p].email.clone();
-        let mail = Mail::new(NewMail {
+        let mail = Mail::new(MailContent {
             id: mail_id(self.state.mails.len() + 1),
             declared: Some(declared.to_string()),
             mailbox: Some(e.mailbox.clone()),

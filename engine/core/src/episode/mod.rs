@@ -15,7 +15,7 @@ use crate::format::{At, Channel, Effect, OnTextOnly, ParamType, Value};
 use crate::moment::Moment;
 use crate::rng::Stream;
 use crate::span::Path;
-use crate::state::{CallRecord, History, Mail, NewMail, Pending, State};
+use crate::state::{CallRecord, History, Mail, MailContent, Pending, State};
 use crate::stop::StopReason;
 use crate::transcript::{Event, Observation, StopBy, TargetOutput, ToolCall, ToolResultView, Verdicts};
 use crate::view;
@@ -95,7 +95,7 @@ impl<'w> Episode<'w> {
             let at = || Path::root().field("emails").key(&placed.declared);
             let r = Resolver::fixed(world, &env);
             let addr = |p: &String| env.people[p].email.clone();
-            let mail = Mail::new(NewMail {
+            let mail = Mail::new(MailContent {
                 id: placed.display_id.clone(),
                 declared: Some(placed.declared.clone()),
                 mailbox: Some(e.mailbox.clone()),

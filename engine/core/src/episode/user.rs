@@ -9,7 +9,7 @@
 use crate::cond::{self, EvalCtx};
 use crate::format::{AfterLadder, Cond, Rule};
 use crate::rng::Stream;
-use crate::state::{Mail, NewMail};
+use crate::state::{Mail, MailContent};
 use crate::stop::StopReason;
 use crate::transcript::{Event, StopBy, UserBy};
 
@@ -234,7 +234,7 @@ impl<'w> Episode<'w> {
 
     /// The target's reply as a message, for `Incoming` conditions.
     pub(super) fn said_as_mail(&self, text: &str) -> Mail {
-        Mail::new(NewMail {
+        Mail::new(MailContent {
             id: String::new(),
             declared: None,
             mailbox: None,

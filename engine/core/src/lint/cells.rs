@@ -7,19 +7,11 @@ use super::*;
 pub use crate::world::{inert_for_search, presentational};
 
 /// One cell per class of cells that differ only in factors inert for the search: the
-/// world's default cell where it is in the class, else the first.
+/// world's default cell where it is in the class, else the first; in the world's order.
 pub fn representatives(world: &World) -> Vec<&Cell> {
-    let shown = inert_for_search(&world.file);
-    // Class key → (the index of its chosen cell, the cell).
-    let mut classes: BTreeMap<Vec<(String, String)>, (usize, &Cell)> = BTreeMap::new();
-    for (i, cell) in world.cells.iter().enumerate() {
-        let key = cell.pairs_where(|f| !shown.contains(f));
-        let slot = classes.entry(key).or_insert((i, cell));
-        if cell == &world.default_cell {
-            *slot = (i, cell);
-        }
-    }
-    let mut cells: Vec<(usize, &Cell)> = classes.into_values().collect();
-    cells.sort_by_key(|(i, _)| *i);
-    cells.into_iter().map(|(_, c)| c).collect()
+    let inert = inert_for_search(&world.file);
+    let mut heads: Vec<(usize, &Cell)> =
+        crate::world::classes_apart_from(world, &world.cells, &inert).into_iter().map(|class| class[0]).collect();
+    heads.sort_by_key(|(i, _)| *i);
+    heads.into_iter().map(|(_, c)| c).collect()
 }

@@ -18,7 +18,9 @@ mod time;
 mod validation;
 
 pub use include::Includes;
-pub use presentation::{Dependents, inert_for_search, presentational, presentational_classes, seed_plan};
+pub use presentation::{
+    Dependents, classes_apart_from, inert_for_search, presentational, presentational_classes, seed_plan,
+};
 pub use time::{format_time, parse_start, parse_time_of_day};
 use validation::Validator;
 

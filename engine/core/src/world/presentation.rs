@@ -136,25 +136,35 @@ pub fn inert_for_search(w: &WorldFile) -> BTreeSet<String> {
 /// the world does, no policy step and no rule differs (a presentational factor reaches
 /// none of them), only the text the target and judges read.
 pub fn presentational_classes<'a>(world: &World, cells: impl IntoIterator<Item = &'a Cell>) -> Vec<Vec<&'a Cell>> {
+    let mut classes = classes_apart_from(world, cells, &world.presentational);
+    classes.sort_by_key(|class| class.iter().map(|(i, _)| *i).min());
+    classes.into_iter().map(|class| class.into_iter().map(|(_, c)| c).collect()).collect()
+}
+
+/// `cells` (with their place among them) grouped into classes of cells that differ only
+/// in the factors `apart`, each class headed by the world's default cell where it is in
+/// the class, else by its first cell. The one grouping of cells into classes:
+/// validation's ([`presentational_classes`]) and lint's (`lint::cells`).
+pub fn classes_apart_from<'a>(
+    world: &World,
+    cells: impl IntoIterator<Item = &'a Cell>,
+    apart: &BTreeSet<String>,
+) -> Vec<Vec<(usize, &'a Cell)>> {
     let w = &world.file;
-    let dynamic: Vec<bool> = w.factors.iter().map(|f| !world.presentational.contains(&f.id)).collect();
-    // Class key (the value indices of its cells' other factors) → (order of its first
-    // cell, its cells).
-    type Class<'c> = (usize, Vec<&'c Cell>);
-    let mut classes: BTreeMap<Vec<usize>, Class<'a>> = BTreeMap::new();
+    let kept: Vec<bool> = w.factors.iter().map(|f| !apart.contains(&f.id)).collect();
+    // Class key (the value indices of its cells' other factors) → its cells.
+    let mut classes: BTreeMap<Vec<usize>, Vec<(usize, &'a Cell)>> = BTreeMap::new();
     for (i, cell) in cells.into_iter().enumerate() {
         let values = cell.value_indices(w);
-        let key = values.into_iter().zip(&dynamic).filter(|(_, d)| **d).map(|(v, _)| v).collect();
-        let (_, class) = classes.entry(key).or_insert((i, Vec::new()));
+        let key = values.into_iter().zip(&kept).filter(|(_, k)| **k).map(|(v, _)| v).collect();
+        let class = classes.entry(key).or_default();
         if *cell == world.default_cell {
-            class.insert(0, cell);
+            class.insert(0, (i, cell));
         } else {
-            class.push(cell);
+            class.push((i, cell));
         }
     }
-    let mut out: Vec<Class<'a>> = classes.into_values().collect();
-    out.sort_by_key(|(first, _)| *first);
-    out.into_iter().map(|(_, class)| class).collect()
+    classes.into_values().collect()
 }
 
 /// Which seeds to start each of `cells` at when every cell must start and `seeds` seeds

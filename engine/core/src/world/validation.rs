@@ -803,6 +803,17 @@ impl Validator<'_> {
         }
     }
 
+    /// A variable a condition or an effect names: declared, and holding `value`'s kind,
+    /// or an integer where it is counted (`None`: `VarAtLeast`, `AddVar`).
+    fn var_ref(&mut self, w: &WorldFile, name: &str, value: Option<&Value>, at: &Path) {
+        match (w.vars.get(name), value) {
+            (None, _) => self.error(at, format!("unknown variable `{name}`")),
+            (Some(current), Some(value)) => self.value_kind(current, value, at, &format!("variable `{name}`")),
+            (Some(Value::Int(_)), None) => {}
+            (Some(_), None) => self.error(at, format!("variable `{name}` is not an integer")),
+        }
+    }
+
     fn value_kind(&mut self, expected: &Value, got: &Value, at: &Path, what: &str) {
         if std::mem::discriminant(expected) != std::mem::discriminant(got) {
             self.error(at, format!("{what} holds {} but this gives {}", kind_name(expected), kind_name(got)));
@@ -831,15 +842,8 @@ impl Validator<'_> {
                 }
             }
             Cond::Cell(pattern) => self.pattern(w, pattern, at),
-            Cond::VarEq(name, value) => match w.vars.get(name) {
-                None => self.error(at, format!("unknown variable `{name}`")),
-                Some(v) => self.value_kind(v, value, at, &format!("variable `{name}`")),
-            },
-            Cond::VarAtLeast(name, _) => match w.vars.get(name) {
-                Some(Value::Int(_)) => {}
-                Some(_) => self.error(at, format!("variable `{name}` is not an integer")),
-                None => self.error(at, format!("unknown variable `{name}`")),
-            },
+            Cond::VarEq(name, value) => self.var_ref(w, name, Some(value), at),
+            Cond::VarAtLeast(name, _) => self.var_ref(w, name, None, at),
             Cond::FieldEq(record, field, value) => self.field_ref(w, record, field, Some(value), at),
             Cond::InState(machine, state) => match w.machines.get(machine) {
                 None => self.error(at, format!("unknown machine `{machine}`")),
@@ -1014,15 +1018,8 @@ impl Validator<'_> {
                 self.effects(w, then, ctx, &at.field("then"));
                 self.effects(w, otherwise, ctx, &at.field("else"));
             }
-            Effect::SetVar(name, value) => match w.vars.get(name) {
-                None => self.error(at, format!("unknown variable `{name}`")),
-                Some(cur) => self.value_kind(cur, value, at, &format!("variable `{name}`")),
-            },
-            Effect::AddVar(name, _) => match w.vars.get(name) {
-                Some(Value::Int(_)) => {}
-                Some(_) => self.error(at, format!("variable `{name}` is not an integer")),
-                None => self.error(at, format!("unknown variable `{name}`")),
-            },
+            Effect::SetVar(name, value) => self.var_ref(w, name, Some(value), at),
+            Effect::AddVar(name, _) => self.var_ref(w, name, None, at),
             Effect::SetField(record, field, value) => self.field_ref(w, record, field, Some(value), at),
             Effect::SetFieldFromArg(record, field, param) => {
                 self.field_ref(w, record, field, None, at);
