@@ -257,9 +257,20 @@ impl Validator<'_> {
         }
     }
 
+    /// Every reference checked, by kind of part.
     pub(super) fn references(&mut self, w: &WorldFile) {
+        self.texts_and_org(w);
+        self.turns_and_target(w);
+        self.parts(w);
+        self.machines(w);
+        self.tools(w);
+        self.events_actors_users(w);
+        self.outcomes_stops_policies(w);
+    }
+
+    /// Texts, and the organisation's domains and locations (which may be drawn per seed).
+    fn texts_and_org(&mut self, w: &WorldFile) {
         let root = Path::root();
-        // Texts.
         for (name, text) in &w.texts {
             let at = root.field("texts").key(name);
             match text {
@@ -289,7 +300,11 @@ impl Validator<'_> {
         for (i, l) in w.org.internal_locations.iter().enumerate() {
             self.template(w, l, Ctx::Static, &root.field("org").field("internal_locations").index(i));
         }
-        // Turn model and target role.
+    }
+
+    /// The turn model and the target's role: prompts, tools, limits.
+    fn turns_and_target(&mut self, w: &WorldFile) {
+        let root = Path::root();
         let turns = root.field("turns");
         match &w.turns.on_text_only {
             OnTextOnly::Nudge { message, max } => {
@@ -356,7 +371,11 @@ impl Validator<'_> {
             }
         }
         self.variation(w);
-        // People, emails, documents, records.
+    }
+
+    /// People, emails, documents and records.
+    fn parts(&mut self, w: &WorldFile) {
+        let root = Path::root();
         let mut addresses = BTreeMap::new();
         for (id, p) in &w.people {
             let at = root.field("people").key(id);
@@ -426,7 +445,11 @@ impl Validator<'_> {
                 self.error(&root.field("records").key(id).field("fields"), "a record needs at least one field");
             }
         }
-        // Machines.
+    }
+
+    /// Machines: states and transitions.
+    fn machines(&mut self, w: &WorldFile) {
+        let root = Path::root();
         for (id, m) in &w.machines {
             let at = root.field("machines").key(id);
             let states: BTreeSet<&String> = m.states.iter().collect();
@@ -449,7 +472,11 @@ impl Validator<'_> {
                 self.effects(w, &t.effects, Ctx::Runtime, &tat.field("effects"));
             }
         }
-        // Tools.
+    }
+
+    /// Tools: parameters, checks and effects.
+    fn tools(&mut self, w: &WorldFile) {
+        let root = Path::root();
         for (name, tool) in &w.tools {
             let at = root.field("tools").key(name);
             let mut names = BTreeSet::new();
@@ -465,7 +492,11 @@ impl Validator<'_> {
             }
             self.effects(w, &tool.effects, Ctx::Tool(&tool.params), &at.field("effects"));
         }
-        // Events and actors.
+    }
+
+    /// Scheduled events, actors and simulated users.
+    fn events_actors_users(&mut self, w: &WorldFile) {
+        let root = Path::root();
         let mut event_ids = BTreeSet::new();
         for (i, e) in w.events.iter().enumerate() {
             let at = root.field("events").index(i);
@@ -529,7 +560,11 @@ impl Validator<'_> {
             }
             self.rules(w, &user.rules, &at.field("rules"));
         }
-        // Outcomes, stops, policies.
+    }
+
+    /// Outcomes, their roles, stops and reference policies.
+    fn outcomes_stops_policies(&mut self, w: &WorldFile) {
+        let root = Path::root();
         for (name, o) in &w.outcomes {
             let at = root.field("outcomes").key(name);
             self.cond(w, &o.when, Ctx::Runtime, &at.field("when"));
