@@ -61,6 +61,26 @@ pub struct Stats {
     pub max_in_flight: AtomicU64,
     /// Every request as (head: request line and headers, body), in arrival order.
     pub seen: std::sync::Mutex<Vec<(String, String)>>,
+    /// Requests whose body broke a rule of their API (see [`conformance`]), each
+    /// answered with a 400 as the provider would.
+    pub violations: std::sync::Mutex<Vec<String>>,
+}
+
+/// The structural rules of the API a request was sent to (by its path: Chat
+/// Completions, Responses or Anthropic Messages), the runtime's own
+/// (`providers::conformance`): every request any test sends is checked.
+pub fn conformance(head: &str, body: &str) -> Result<(), String> {
+    use terrarium_runtime::providers::conformance;
+    let path = head.lines().next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or_default();
+    if path.ends_with("/chat/completions") {
+        conformance::chat(body)
+    } else if path.ends_with("/responses") {
+        conformance::responses(body)
+    } else if path.ends_with("/messages") {
+        conformance::anthropic(body)
+    } else {
+        Ok(())
+    }
 }
 
 type Answer = dyn Fn(&str) -> Reply + Send + Sync;
@@ -178,11 +198,19 @@ fn serve(stream: TcpStream, stats: &Stats, answer: &Answer) {
             return;
         }
         let body = String::from_utf8_lossy(&body);
+        let verdict = conformance(&head, &body);
         stats.seen.lock().expect("the log is never poisoned").push((head, body.to_string()));
         stats.requests.fetch_add(1, Ordering::SeqCst);
         let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let reply = answer(&body);
+        let reply = match verdict {
+            Ok(()) => answer(&body),
+            Err(why) => {
+                stats.violations.lock().expect("the log is never poisoned").push(why.clone());
+                let message = serde_json::json!({"error": {"message": format!("conformance: {why}")}});
+                Reply::status(400, message.to_string())
+            }
+        };
         std::thread::sleep(reply.delay);
         stats.in_flight.fetch_sub(1, Ordering::SeqCst);
         let extra = if reply.status == 200 {
