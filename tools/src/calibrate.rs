@@ -10,7 +10,7 @@ use terrarium_runtime::labelled::{CalibrateError, JudgeScore, calibrate_file, fi
 
 use terrarium_runtime::sweep::SendOptions;
 
-use crate::{Failure, Outcome};
+use crate::common::{Failure, Outcome};
 
 pub(crate) fn calibrate(
     paths: &[PathBuf],

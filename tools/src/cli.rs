@@ -1,6 +1,9 @@
 //! The command line: every command and flag, as clap parses them (`terrarium --help`).
 
-use crate::*;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use terrarium_runtime::sweep::{SendOptions, TargetEntry};
 
 #[derive(Parser)]
 #[command(

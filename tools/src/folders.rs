@@ -1,7 +1,13 @@
 //! Commands on run folders after a run: `report`, `rejudge`, `merge`; and the response
 //! cache (`cache`).
 
-use crate::*;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use terrarium_runtime::run_folder::{FolderWorlds, RunFolder};
+
+use crate::cli::*;
+use crate::common::*;
 
 /// A refusal is a check that failed (exit 1), said on stdout; a world to name is a
 /// usage error (exit 2); a file that cannot be read or written is an I/O failure.

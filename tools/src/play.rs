@@ -1,13 +1,15 @@
 //! `terrarium play`: the author acts as the target in the terminal. Works the same with
 //! piped input, one answer per line, so sessions can be scripted and tested.
 
-use crate::*;
+use crate::common::*;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context as _, anyhow};
+
 use terrarium_core::format::ParamType;
 use terrarium_core::transcript::{Event, render_verdicts};
-use terrarium_core::{Episode, TargetOutput, ToolCall};
+use terrarium_core::{Episode, EpisodeKey, TargetOutput, ToolCall};
 
 /// The target spec recorded for a played session.
 pub const SPEC: &str = "human/play";
@@ -150,13 +152,13 @@ pub(crate) fn play_cmd(path: &Path, conditions: &[String], seed: u64, out: Optio
             return Err(Failure::Check);
         }
     };
-    let mut header = EpisodeKey::new(&world, &cell, seed, play::SPEC, &serde_json::json!({})).header();
+    let mut header = EpisodeKey::new(&world, &cell, seed, SPEC, &serde_json::json!({})).header();
     header.build = BUILD.map(String::from);
     let stdin = std::io::stdin();
     let echo = !std::io::IsTerminal::is_terminal(&stdin);
-    let transcript = play::play(ep, &header, &mut stdin.lock(), &mut std::io::stdout().lock(), echo)
+    let transcript = play(ep, &header, &mut stdin.lock(), &mut std::io::stdout().lock(), echo)
         .context("terminal input or output failed")?;
-    let file = out.map(Path::to_path_buf).unwrap_or_else(|| play::default_path(&header.episode_id));
+    let file = out.map(Path::to_path_buf).unwrap_or_else(|| default_path(&header.episode_id));
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }

@@ -2,12 +2,13 @@
 //! progress on stderr (a bar on a terminal), the dry run's table, each target's outcome
 //! table and the closing summary — and turns how it ended into an exit code.
 
-use crate::*;
+use crate::cli::*;
+use crate::common::*;
 use std::io::IsTerminal as _;
 
-use terrarium_runtime::sweep::{self, DryRun, Progress, Summary, SweepError, SweepEvent, SweepSpec, Table};
-
-use crate::{Failure, Outcome, count};
+use terrarium_runtime::sweep::{
+    self, DryRun, Overrides, Progress, Summary, SweepError, SweepEvent, SweepFile, SweepSpec, Table,
+};
 
 /// A sweep's failure as the command's: a sweep that cannot run as asked is a usage
 /// error (exit 2); a world that cannot start at some seed failed a check (exit 1); a run folder that cannot be read or written is exit 5, or a usage
@@ -295,5 +296,5 @@ pub(crate) fn run_cmd(args: RunArgs) -> Outcome {
         dry_run: args.dry_run,
         build: BUILD.map(String::from),
     };
-    run::run(&SweepSpec::resolve(&file, &flags)?, args.dry_run)
+    run(&SweepSpec::resolve(&file, &flags)?, args.dry_run)
 }

@@ -1,7 +1,7 @@
 //! `view` and `replay` over many transcripts: files, and run folders (every episode, or
 //! those of one cell and seed).
 
-use crate::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -11,7 +11,7 @@ use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Transcript, TranscriptError, render_event, render_verdicts};
 use terrarium_runtime::run_folder::RunFolder;
 
-use crate::{Failure, Outcome, count, load_all, read_strict, read_transcript, recorded_world};
+use crate::common::{Failure, Outcome, count, load_all, read_strict, read_transcript, recorded_world};
 
 /// One transcript to act on, with the world its run folder records for it, if known.
 struct Item {

@@ -1,6 +1,15 @@
 //! Commands on worlds: `check`, `test`, `show`, `graph`, `new`, `lint`.
 
-use crate::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use terrarium_core::{Episode, view};
+use terrarium_runtime::policies::check_policies;
+use terrarium_runtime::{LoadError, find_worlds, load_world};
+
+use crate::cli::*;
+use crate::common::*;
 
 pub(crate) fn check(paths: &[PathBuf]) -> Outcome {
     let mut failed = false;

@@ -416,7 +416,7 @@ pub fn case_episodes<'w>(
     seeds
         .into_iter()
         .map(|seed| {
-            let ep = crate::run_steps(world, &cell, seed, &policy)
+            let ep = crate::policy::run_steps(world, &cell, seed, &policy)
                 .map_err(|e| invalid(format!("case `{}`, seed {seed}: {e}", case.id)))?;
             // A turn the episode never took (the user left, a stop came first) would be
             // labelled but never measured.
@@ -440,7 +440,7 @@ pub fn case_episodes<'w>(
 fn user_case_episodes<'w>(
     path: &str,
     world: &'w World,
-    cell: &crate::Cell,
+    cell: &crate::world::Cell,
     set: &LabelledSet,
     case: &Case,
     actions: &[&Action],

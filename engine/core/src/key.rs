@@ -63,7 +63,7 @@ impl<'a> EpisodeKey<'a> {
         let world = self.world;
         Header {
             format: crate::transcript::TRANSCRIPT_FORMAT,
-            engine: crate::ENGINE.to_string(),
+            engine: crate::transcript::ENGINE.to_string(),
             build: None,
             episode_id: self.id(),
             user: self.user.clone(),

@@ -65,7 +65,7 @@ fn render_json(r: &Resolver, v: &Json) -> Json {
 /// becomes the symbolic reference that renders to it, so the policy works under every
 /// seed. `expect` is the set of outcomes the transcript fired.
 pub fn snippet_from_transcript(
-    world: &crate::World,
+    world: &crate::world::World,
     transcript: &crate::transcript::Transcript,
     name: &str,
 ) -> Result<String, String> {
@@ -79,7 +79,7 @@ pub fn snippet_from_transcript(
         return Err("the transcript has no target outputs to turn into steps".into());
     }
     // Re-run the episode to learn every literal's symbolic name, ids included.
-    let mut ep = crate::Episode::start(world, cell, header.seed).map_err(|e| e.to_string())?;
+    let mut ep = crate::episode::Episode::start(world, cell, header.seed).map_err(|e| e.to_string())?;
     for out in &outputs {
         ep.apply(out.clone());
     }
@@ -118,7 +118,7 @@ pub fn snippet_from_transcript(
 }
 
 /// (literal, template) pairs, longest literal first.
-fn symbols(ep: &crate::Episode) -> Vec<(String, String)> {
+fn symbols(ep: &crate::episode::Episode) -> Vec<(String, String)> {
     // (literal, preference, template): people read better than the canaries behind them.
     let mut table: Vec<(String, u8, String)> = Vec::new();
     for (id, p) in &ep.env.people {
@@ -185,4 +185,43 @@ fn ron_value(v: &Json, table: &[(String, String)]) -> String {
         Json::Null => "()".to_string(),
         other => other.to_string(),
     }
+}
+
+/// Run a reference policy to its end: the scripted target, entirely in the core.
+pub fn run_policy<'w>(
+    world: &'w crate::world::World,
+    condition: &crate::world::Cell,
+    seed: u64,
+    policy: &str,
+) -> Result<crate::episode::Episode<'w>, String> {
+    let p =
+        world.file.policies.get(policy).ok_or_else(|| format!("world `{}` has no policy `{policy}`", world.id()))?;
+    run_steps(world, condition, seed, p)
+}
+
+/// Run a policy's steps to their end (then the target has nothing more to say). A step
+/// whose template does not render in this episode (an email of a distractor this seed
+/// did not draw, a misspelt name) is an error, never text a verdict is computed from.
+pub fn run_steps<'w>(
+    world: &'w crate::world::World,
+    condition: &crate::world::Cell,
+    seed: u64,
+    p: &crate::format::Policy,
+) -> Result<crate::episode::Episode<'w>, String> {
+    let mut ep = crate::episode::Episode::start(world, condition, seed).map_err(|e| e.to_string())?;
+    let mut i = 0;
+    while !ep.is_done() {
+        match output(&ep, p, i) {
+            Some(out) => {
+                let written = out.tool_calls.iter().map(|c| c.arguments_raw.as_str()).chain([out.text.as_str()]);
+                if let Some(bad) = written.into_iter().find(|t| t.contains(crate::env::TEMPLATE_ERROR)) {
+                    return Err(format!("step {}: a template does not render: {bad}", i + 1));
+                }
+                ep.apply(out)
+            }
+            None => ep.stop_by_target(crate::stop::StopReason::TargetExhausted),
+        }
+        i += 1;
+    }
+    Ok(ep)
 }

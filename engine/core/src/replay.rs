@@ -79,8 +79,8 @@ fn header_problem(world: &World, header: &Header) -> Option<String> {
             &format!("this engine writes {}", crate::transcript::TRANSCRIPT_FORMAT),
         );
     }
-    if header.engine != crate::ENGINE {
-        return differs("engine", &header.engine, &format!("this is {}", crate::ENGINE));
+    if header.engine != crate::transcript::ENGINE {
+        return differs("engine", &header.engine, &format!("this is {}", crate::transcript::ENGINE));
     }
     if header.world.id != world.id() {
         return differs("world.id", &header.world.id, &format!("the world is `{}`", world.id()));
@@ -114,7 +114,7 @@ fn header_problem(world: &World, header: &Header) -> Option<String> {
     if header.condition != cell.to_json() {
         return differs("condition", &header.condition, &format!("condition_key says {}", header.condition_key));
     }
-    let id = crate::EpisodeKey::of_header(world, cell, header).id();
+    let id = crate::key::EpisodeKey::of_header(world, cell, header).id();
     if id != header.episode_id {
         return Some(format!(
             "header.episode_id: recorded {}, but this world, cell, seed, target.spec ({}) and target.settings give {id}: one of them was changed after recording",

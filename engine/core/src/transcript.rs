@@ -876,6 +876,22 @@ pub(crate) fn chain_after(before: &[u8; 32], event: &Event) -> [u8; 32] {
     c.digest()
 }
 
+/// The engine version recorded in transcripts.
+pub const ENGINE: &str = concat!("terrarium ", env!("CARGO_PKG_VERSION"));
+
+/// Encode a whole transcript: header, events, verdicts, one JSON object per line.
+pub fn encode_transcript(header: &Header, events: &[Event], verdicts: &Verdicts) -> String {
+    let mut out = serde_json::to_string(&Line::Header(Box::new(header.clone()))).expect("header serialises");
+    out.push('\n');
+    for e in events {
+        out.push_str(&serde_json::to_string(e).expect("events serialise"));
+        out.push('\n');
+    }
+    out.push_str(&serde_json::to_string(&Line::Verdicts(verdicts.clone())).expect("verdicts serialise"));
+    out.push('\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

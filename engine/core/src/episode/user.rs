@@ -143,7 +143,7 @@ impl<'w> Episode<'w> {
     /// Have the user `id` read the target's reply `text` and answer it, or (played by a
     /// model) wait for its message.
     pub(super) fn user_turn(&mut self, id: &str, text: &str) {
-        let world: &'w crate::World = self.world;
+        let world: &'w crate::world::World = self.world;
         let user = &world.file.users[id];
         let said = self.said_as_mail(text);
         let refused = cond::eval(&self.moment(), &user.refusal, &EvalCtx { args: None, msg: Some(&said) }).is_some();
@@ -266,7 +266,7 @@ impl<'w> Episode<'w> {
     /// The next beat of the agenda or rung of the ladder whose `only_if` holds, moving
     /// the user's place past it (and past any passed over).
     fn next_line(&mut self, id: &str, line: Line) -> Option<Answer> {
-        let world: &'w crate::World = self.world;
+        let world: &'w crate::world::World = self.world;
         let user = &world.file.users[id];
         let mut st = self.state.users.get(id).cloned().unwrap_or_default();
         let lines: Vec<(&Option<Cond>, &Vec<String>, Option<&'static str>)> = match line {
