@@ -139,8 +139,8 @@ fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
     out
 }
 
-#[test]
-fn the_report_of_a_fixed_sweep_is_pinned() {
+/// The report of the fixed sweep, as a folder's report reads it (its world added).
+fn fixed_report() -> terrarium_runtime::report::Report {
     let (records, world) = records();
     let mut input = ReportInput {
         records: &records,
@@ -149,22 +149,19 @@ fn the_report_of_a_fixed_sweep_is_pinned() {
         ..ReportInput::default()
     };
     input.add_world(&world);
-    let report = build(&input);
+    build(&input)
+}
+
+#[test]
+fn the_report_of_a_fixed_sweep_is_pinned() {
+    let report = fixed_report();
     insta::assert_snapshot!("report_md", report.markdown());
     insta::assert_snapshot!("summary_csv", report.csv());
 }
 
 #[test]
 fn the_html_report_draws_one_well_formed_chart_per_outcome_with_the_same_numbers() {
-    let (records, world) = records();
-    let mut input = ReportInput {
-        records: &records,
-        judgements: judgements(&records),
-        planned: planned(&records),
-        ..ReportInput::default()
-    };
-    input.add_world(&world);
-    let report = build(&input);
+    let report = fixed_report();
     let html = report.html();
     assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
     assert!(!html.contains("<script") && !html.contains("<link"), "self-contained: no scripts, no external files");

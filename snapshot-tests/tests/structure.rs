@@ -12,8 +12,8 @@ use crate::support::{CATALOG, load, root};
 /// The crates whose module graphs must stay acyclic.
 const CRATES: [&str; 3] = ["engine/core/src", "engine/runtime/src", "tools/src"];
 
-/// Module → the modules it imports, for every `.rs` file under `src`.
-fn import_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+/// Every `.rs` file under `src`.
+fn rust_files(src: &Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![src.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -26,6 +26,12 @@ fn import_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             }
         }
     }
+    files
+}
+
+/// Module → the modules it imports, for every `.rs` file under `src`.
+fn import_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let files = rust_files(src);
     let top = |file: &Path| -> String {
         let rel = file.strip_prefix(src).expect("under src").with_extension("");
         match rel.iter().next().map(|p| p.to_string_lossy().into_owned()) {
@@ -172,20 +178,12 @@ fn no_crate_has_an_import_cycle_between_its_modules() {
 /// code itself, line by line.
 fn code_lines(src: &Path) -> Vec<(String, usize, String)> {
     let mut out = Vec::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("reads the source folder") {
-            let path = entry.expect("an entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).expect("reads a source file");
-                let code = text.find("#[cfg(test)]\nmod tests").map_or(text.as_str(), |at| &text[..at]);
-                for (i, line) in code.lines().enumerate() {
-                    let line = line.split("//").next().unwrap_or_default();
-                    out.push((path.display().to_string(), i + 1, line.to_string()));
-                }
-            }
+    for path in rust_files(src) {
+        let text = std::fs::read_to_string(&path).expect("reads a source file");
+        let code = text.find("#[cfg(test)]\nmod tests").map_or(text.as_str(), |at| &text[..at]);
+        for (i, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or_default();
+            out.push((path.display().to_string(), i + 1, line.to_string()));
         }
     }
     out
