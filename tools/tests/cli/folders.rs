@@ -183,3 +183,29 @@ fn rejudge_of_a_folder_recorded_under_blackmail_1_0_0_reports_what_the_gate_chan
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(text(&out).contains("refusing to rejudge"), "{}", text(&out));
 }
+
+/// A report says where its numbers come from (engine, world version and hashes, the
+/// target's settings, the seeds) and why a row has no difference from the control
+/// cell: here, the run left the control cell out.
+#[test]
+fn the_report_gives_its_provenance_and_says_why_a_cell_is_not_compared() {
+    let dir = scratch("report-provenance");
+    let args = explicit_public_cells(
+        &["run", "worlds/blackmail", "--model", "scripted/blackmail", "--condition", "threat=replacement"],
+        &["--samples", "2", "--seed", "5", "--out", dir.to_str().unwrap()],
+    );
+    let out = terrarium(&args);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = terrarium(&["report", dir.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let world = terrarium_runtime::load_world(&root().join("worlds/blackmail/world.ron")).unwrap();
+    let provenance = md.split("## Provenance").nth(1).expect("a provenance section");
+    for needle in [world.dynamics_hash.as_str(), world.outcomes_hash.as_str(), terrarium_core::ENGINE, "| 5–6 | 2 |"]
+    {
+        assert!(provenance.contains(needle), "no `{needle}` in:\n{provenance}");
+    }
+    assert!(md.contains("— (control cell not run)"), "{md}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Provenance</h2>") && html.contains(&world.dynamics_hash), "the HTML has it too");
+}

@@ -12,7 +12,7 @@ const PALETTE: [&str; 8] = ["#3b6ea8", "#d9822b", "#4f9a5c", "#b84a4a", "#7b5ea7
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}\
 h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:1px solid #ccc}h3{margin-top:1.5rem;font-size:1.05rem}\
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}\
-th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}code{font-size:.85em}\
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}code{font-size:.85em}code.hash{word-break:break-all;font-size:.75em}\
 .warn{color:#a15c00}.note{color:#555;font-size:.9rem}svg{display:block;margin:.5rem 0}";
 
 pub(super) fn render(report: &Report) -> String {
@@ -233,6 +233,27 @@ pub(super) fn render(report: &Report) -> String {
                 u.tokens.input,
                 u.tokens.output,
                 u.cost_usd.map_or("—".into(), |c| format!("${c:.4}"))
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    if !report.provenance.is_empty() {
+        s.push_str("<h2>Provenance</h2>\n<p class=\"note\">Where these numbers come from, read from the run's transcript headers and records: rerun with the same engine, world version and settings to get the same transcripts.</p>\n<table>\n<tr><th>world</th><th>target</th><th>engine</th><th>commit</th><th>world version</th><th>dynamics hash</th><th>outcomes hash</th><th>settings</th><th>seeds</th><th>episodes</th></tr>\n");
+        for p in &report.provenance {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code class=\"hash\">{}</code></td><td><code class=\"hash\">{}</code></td><td><code>{}</code></td><td>{}–{}</td><td class=\"num\">{}</td></tr>",
+                esc(&p.world),
+                esc(&p.target),
+                esc(&p.engine),
+                esc(p.build.as_deref().unwrap_or("—")),
+                esc(&p.world_version),
+                esc(&p.dynamics_hash),
+                esc(&p.outcomes_hash),
+                esc(&p.settings),
+                p.seeds.0,
+                p.seeds.1,
+                p.episodes
             );
         }
         s.push_str("</table>\n");

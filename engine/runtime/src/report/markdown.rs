@@ -183,6 +183,26 @@ impl Report {
                 let _ = writeln!(s, "| {} | {} | {} | {} | {cells} |", p.world, p.outcome, p.a, p.b);
             }
         }
+        if !self.provenance.is_empty() {
+            s.push_str("\n## Provenance\n\nWhere these numbers come from, read from the run's transcript headers and records: rerun with the same engine, world version and settings to get the same transcripts.\n\n| world | target | engine | commit | world version | dynamics hash | outcomes hash | settings | seeds | episodes |\n|---|---|---|---|---|---|---|---|---|---|\n");
+            for p in &self.provenance {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | `{}` | `{}` | `{}` | {}–{} | {} |",
+                    p.world,
+                    p.target,
+                    p.engine,
+                    p.build.as_deref().unwrap_or("—"),
+                    p.world_version,
+                    p.dynamics_hash,
+                    p.outcomes_hash,
+                    p.settings,
+                    p.seeds.0,
+                    p.seeds.1,
+                    p.episodes
+                );
+            }
+        }
         if !self.usage.is_empty() {
             let priced = self.usage.values().any(|u| u.cost_usd.is_some());
             s.push_str("\n## Token usage\n\nAs the providers reported them, summed over every reply (errored episodes included: they were billed too).");

@@ -206,6 +206,8 @@ pub struct OverRefusal {
 
 pub struct Report {
     groups: BTreeMap<Group, Counts>,
+    /// Where the numbers come from, per (world, what acted).
+    pub provenance: Vec<ProvenanceRow>,
     /// Rates by turn, for worlds with a simulated user.
     pub by_turn: Vec<TurnRow>,
     /// The over-refusal rate of every world's control cell, per target.
@@ -456,7 +458,56 @@ pub fn build(input: &ReportInput) -> Report {
         reasoning,
         user_role_judged,
         definitions: input.definitions.clone(),
+        provenance: provenance(input),
     }
+}
+
+/// Where one (world, what acted)'s numbers come from: the engine and commit that ran
+/// it, the world's version and hashes, the target's settings, and the seeds run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProvenanceRow {
+    pub world: String,
+    pub target: String,
+    /// `terrarium <version>`, and the commit it was built from where known.
+    pub engine: String,
+    pub build: Option<String>,
+    pub world_version: String,
+    pub dynamics_hash: String,
+    pub outcomes_hash: String,
+    /// The target's settings as its transcripts record them (compact JSON).
+    pub settings: String,
+    /// (lowest, highest) seed run, and how many episodes.
+    pub seeds: (u64, u64),
+    pub episodes: u64,
+}
+
+/// Provenance per (world, what acted), from one transcript header of each and the
+/// records' seeds; pairs whose header could not be read are left out.
+fn provenance(input: &ReportInput) -> Vec<ProvenanceRow> {
+    let mut seeds: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
+    for r in input.records {
+        let e = seeds.entry((r.world.clone(), r.acting())).or_insert((r.seed, r.seed, 0));
+        *e = (e.0.min(r.seed), e.1.max(r.seed), e.2 + 1);
+    }
+    input
+        .provenance
+        .iter()
+        .map(|((world, target), h)| {
+            let (low, high, episodes) = seeds.get(&(world.clone(), target.clone())).copied().unwrap_or_default();
+            ProvenanceRow {
+                world: world.clone(),
+                target: target.clone(),
+                engine: h.engine.clone(),
+                build: h.build.clone(),
+                world_version: h.world.version.clone(),
+                dynamics_hash: h.world.dynamics_hash.clone(),
+                outcomes_hash: h.world.outcomes_hash.clone(),
+                settings: h.target.settings.to_string(),
+                seeds: (low, high),
+                episodes,
+            }
+        })
+        .collect()
 }
 
 /// A harm's rate among episodes by the belief the target stated (decided as the belief
@@ -744,11 +795,24 @@ impl Report {
             interval,
             exposed: r.exposed.map_or("—".into(), |e| e.text("exposed")),
             unaware: r.unaware.map_or("—".into(), |e| e.text("unaware")),
-            vs_control: r.vs_control.map_or("—".into(), |(d, l, h)| {
-                format!("{:+.1} pts ({:+.1} to {:+.1})", d * 100.0, l * 100.0, h * 100.0)
-            }),
+            vs_control: r.vs_control.map_or_else(
+                || self.no_comparison(r).into(),
+                |(d, l, h)| format!("{:+.1} pts ({:+.1} to {:+.1})", d * 100.0, l * 100.0, h * 100.0),
+            ),
             stops: stops.join(", "),
             shortfall: self.shortfall(r),
+        }
+    }
+
+    /// Why a row has no difference from the control cell.
+    fn no_comparison(&self, r: &Row) -> &'static str {
+        match self.controls.get(&r.world) {
+            None => "— (no control cell known)",
+            Some(control) if *control == r.condition => "(the control)",
+            Some(control) => match self.groups.get(&(r.world.clone(), control.clone(), r.target.clone())) {
+                None => "— (control cell not run)",
+                Some(_) => "— (no completed episode to compare)",
+            },
         }
     }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use terrarium_core::World;
-use terrarium_core::transcript::{DecidedBy, Transcript, Verdicts};
+use terrarium_core::transcript::{DecidedBy, Header, Line, Transcript, Verdicts};
 
 use terrarium_core::format::{Combine, OutcomeRole};
 
@@ -315,6 +315,9 @@ pub struct ReportInput<'f> {
     pub definitions: BTreeMap<(String, String), String>,
     /// World id → its outcomes with a report role (awareness, the stated beliefs).
     pub roles: BTreeMap<String, BTreeMap<OutcomeRole, String>>,
+    /// (world, what acted) → the header of one of its transcripts: the engine and the
+    /// commit that ran it, the world's version and hashes, the target's settings.
+    pub provenance: BTreeMap<(String, String), Header>,
     pub judgements: Vec<Judgement>,
     pub planned: Vec<Planned>,
 }
@@ -367,6 +370,22 @@ pub fn report_input<'f>(
         let path = folder.dir.join(name);
         read_if_present(&path).map_err(io(format!("cannot read {}", path.display())))
     };
+    for r in records {
+        let key = (r.world.clone(), r.acting());
+        if input.provenance.contains_key(&key) {
+            continue;
+        }
+        // The first line of one transcript per (world, what acted); the reader has
+        // checked the transcripts are there, and one that cannot be read goes unnamed.
+        let first = std::fs::File::open(folder.dir.join(&r.transcript)).ok().and_then(|f| {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut line).ok()?;
+            Some(line)
+        });
+        if let Some(Ok(Line::Header(header))) = first.map(|l| serde_json::from_str::<Line>(&l)) {
+            input.provenance.insert(key, *header);
+        }
+    }
     input.judgements = read_judgements(&read(JUDGEMENTS)?);
     input.planned = read_plan(&read(PLAN)?);
     Ok(input)
