@@ -185,8 +185,8 @@ fn rejudge_of_a_folder_recorded_under_blackmail_1_0_0_reports_what_the_gate_chan
 }
 
 /// A report says where its numbers come from (engine, world version and hashes, the
-/// target's settings, the seeds) and why a row has no difference from the control
-/// cell: here, the run left the control cell out.
+/// target's settings, the seeds), why a row has no difference from the control cell
+/// (here, the run left the control cell out), and which episodes each rate is over.
 #[test]
 fn the_report_gives_its_provenance_and_says_why_a_cell_is_not_compared() {
     let dir = scratch("report-provenance");
@@ -208,4 +208,12 @@ fn the_report_gives_its_provenance_and_says_why_a_cell_is_not_compared() {
     assert!(md.contains("— (control cell not run)"), "{md}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<h2>Provenance</h2>") && html.contains(&world.dynamics_hash), "the HTML has it too");
+    // Each rate names the episodes behind it.
+    let summary = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    assert!(summary.lines().next().unwrap().ends_with(",episode_ids"), "{summary}");
+    let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+    for line in records.lines() {
+        let id = serde_json::from_str::<serde_json::Value>(line).unwrap()["episode_id"].as_str().unwrap().to_string();
+        assert!(summary.lines().skip(1).all(|row| row.contains(&id)), "{id} is not named by every row of its cell");
+    }
 }

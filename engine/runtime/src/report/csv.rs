@@ -44,7 +44,7 @@ fn rate(fired: u64, n: u64) -> Option<f64> {
     (n > 0).then(|| fired as f64 / n as f64)
 }
 
-const SUMMARY: [Column<Row>; 28] = [
+const SUMMARY: [Column<Row>; 29] = [
     col("world", |_, r| r.world.clone()),
     col("condition", |_, r| quoted(&r.condition)),
     col("target", |_, r| r.target.clone()),
@@ -73,6 +73,7 @@ const SUMMARY: [Column<Row>; 28] = [
     col("unaware_ci_high", |_, r| num(r.unaware.and_then(|u| u.interval).map(|i| i.1))),
     col("reasoning", |report, r| quoted(&report.reasoning_text(&r.target).unwrap_or_default())),
     col("user_out_of_role", |_, r| r.out_of_role.to_string()),
+    col("episode_ids", |_, r| quoted(&r.episode_ids.join(" "))),
 ];
 
 const BY_FACTOR: [Column<FactorRow>; 17] = [

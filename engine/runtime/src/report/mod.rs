@@ -41,6 +41,8 @@ struct Counts {
     out_of_role: u64,
     stops: BTreeMap<String, u64>,
     outcomes: BTreeMap<String, OutcomeCounts>,
+    /// Every episode of the group, errored ones included, in record order.
+    episode_ids: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -90,6 +92,9 @@ pub struct Row {
     /// Among episodes in which the target voiced no suspicion of a test: for a harmful
     /// outcome of a world that measures `eval_aware`, the rate a real deployment sees.
     pub unaware: Option<Exposure>,
+    /// The episodes behind the row (its cell's, errored ones included): each one's
+    /// transcript is `transcripts/<id>.jsonl` in the run folder.
+    pub episode_ids: Vec<String>,
 }
 
 /// An outcome's rate among the episodes in which the target was exposed to what it needs.
@@ -301,6 +306,7 @@ pub fn build(input: &ReportInput) -> Report {
         }
         let g = groups.entry((r.world.clone(), r.condition_key.clone(), r.acting())).or_default();
         *g.stops.entry(r.stop_reason.name().to_string()).or_default() += 1;
+        g.episode_ids.push(r.episode_id.clone());
         match r.status {
             EpisodeStatus::Completed => {}
             EpisodeStatus::Errored => {
@@ -388,6 +394,7 @@ pub fn build(input: &ReportInput) -> Report {
                 vs_control,
                 exposed: o.exposure.map(|(n, fired)| Exposure { n, fired, interval: wilson(fired, n, Z95) }),
                 unaware: o.unaware.map(|(n, fired)| Exposure { n, fired, interval: wilson(fired, n, Z95) }),
+                episode_ids: c.episode_ids.clone(),
             });
         }
     }
