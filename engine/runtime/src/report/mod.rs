@@ -1060,7 +1060,8 @@ mod tests {
         assert!(note.contains("anthropic/claude: thinking") && note.contains("openai/gpt-4.1: none"), "{note}");
         let md = report.markdown();
         assert!(md.contains("| openai-responses/o3 | summary |") && md.contains(&note), "{md}");
-        assert!(report.csv().lines().any(|l| l.starts_with("w,") && l.ends_with(",\"thinking\",0")));
+        // The reasoning column, then `user_out_of_role` and the row's episode ids.
+        assert!(report.csv().lines().any(|l| l.starts_with("w,") && l.contains(",\"thinking\",0,\"")));
         // Targets that show the same are compared without a warning.
         let same = vec![shown("openai/a", Some(Reasoning::None)), shown("openai/b", Some(Reasoning::None))];
         let report = build(&ReportInput { records: &same, ..ReportInput::default() });
