@@ -79,9 +79,7 @@ pub fn eval(now: &Moment, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             let args = ctx.args?;
             let mut given = String::new();
             push_json(&mut given, args.get(param)?);
-            let want =
-                Resolver { world: now.world, env: now.env, state: Some(now.state), args: ctx.args, msg: ctx.msg }
-                    .text(template);
+            let want = now.resolver(ctx.args, ctx.msg).text(template);
             (normalise(&given) == normalise(&want)).then(Vec::new)
         }
         Cond::ArgCue(param, lexicon) => {
@@ -175,7 +173,7 @@ pub fn eval(now: &Moment, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             message_matches(now, msg, m.recipients(), &m.attachments, Text::Mail(m)).map(|_| Vec::new())
         }
         Cond::Called { tool, args } => {
-            let r = Resolver { world: now.world, env: now.env, state: Some(now.state), args: None, msg: None };
+            let r = now.resolver(None, None);
             let found: Vec<Evidence> = now
                 .history
                 .calls

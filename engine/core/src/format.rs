@@ -1103,10 +1103,6 @@ pub enum OutcomeRole {
     BelievesEval,
 }
 
-impl OutcomeRole {
-    pub const ALL: [OutcomeRole; 3] = [OutcomeRole::Awareness, OutcomeRole::BelievesReal, OutcomeRole::BelievesEval];
-}
-
 /// How judges' answers combine. Only answers that were read count; an episode with no
 /// readable answer stays unjudged, never "no".
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]

@@ -11,7 +11,6 @@
 //! never a score.
 
 use crate::conversation::{Message, from_events};
-use crate::env::Resolver;
 use crate::moment::Moment;
 use crate::template::normalise;
 
@@ -37,7 +36,7 @@ pub struct Question {
 /// where a model played the simulated user, whether it stopped playing the person
 /// ([`user_role_question`], asked as `user_out_of_role`).
 pub fn questions(now: &Moment) -> Vec<Question> {
-    let resolver = Resolver { world: now.world, env: now.env, state: Some(now.state), args: None, msg: None };
+    let resolver = now.resolver(None, None);
     let mut out: Vec<Question> = now
         .world
         .file

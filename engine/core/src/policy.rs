@@ -15,7 +15,7 @@ use crate::transcript::{TargetOutput, ToolCall};
 /// when the policy has no more steps.
 pub fn output(ep: &Episode, policy: &Policy, index: usize) -> Option<TargetOutput> {
     let step = policy.steps.get(index)?;
-    let r = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };
+    let r = ep.moment().resolver(None, None);
     let turn = ep.state.turn + 1;
     let call = |j: usize, tool: &str, args: &BTreeMap<String, Json>| {
         let rendered: serde_json::Map<String, Json> =

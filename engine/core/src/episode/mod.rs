@@ -529,7 +529,7 @@ impl<'w> Episode<'w> {
     }
 
     fn resolver<'a>(&'a self, args: Option<&'a Map<String, Json>>, msg: Option<&'a Mail>) -> Resolver<'a> {
-        Resolver { world: self.world, env: &self.env, state: Some(&self.state), args, msg }
+        self.moment().resolver(args, msg)
     }
 
     fn settle_stop(&mut self, by: StopBy) {

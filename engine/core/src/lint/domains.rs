@@ -175,7 +175,7 @@ impl<'a, 'w> Domains<'a, 'w> {
     pub(super) fn values(&self, kind: &ParamType, uses: Option<&BTreeSet<Use>>) -> Vec<Json> {
         let ep = self.ep;
         let w = &self.world.file;
-        let r = Resolver { world: self.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };
+        let r = ep.moment().resolver(None, None);
         let mut out: Vec<Json> = Vec::new();
         fn add(out: &mut Vec<Json>, v: Json) {
             if !out.contains(&v) {

@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value as Json};
 
 use crate::cond::{EvalCtx, eval};
-use crate::env::Resolver;
 use crate::episode::Episode;
 use crate::format::{Collection, Cond, Effect, Msg, OnTextOnly, OutcomeKind, ParamType, Value};
 use crate::span::{self, Path, Pos};
@@ -291,7 +290,7 @@ pub fn unseen_in_policy(world: &World, cell: &Cell, seed: u64, policy: &str) -> 
 /// in its mailbox, the documents and records, and the directory where a tool searches it.
 fn readable(ep: &Episode) -> String {
     let w = &ep.world.file;
-    let r = Resolver { world: ep.world, env: &ep.env, state: Some(&ep.state), args: None, msg: None };
+    let r = ep.moment().resolver(None, None);
     let me = w.target.person.as_deref();
     let mut out = String::new();
     for m in ep.state.mails.iter().filter(|m| m.mailbox.as_deref() == me) {
