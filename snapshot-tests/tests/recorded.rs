@@ -130,3 +130,54 @@ fn records_and_verdicts_read_and_written_back_are_byte_identical() {
     }
     assert!(lines >= 10, "only {lines} lines compared");
 }
+
+/// What each event of the recorded episode changed in the world's state, placed at the
+/// event that changed it (a mail read at its tool result, a scheduled event at its
+/// world event): pinned, and shown on the episode's page beside the event, with each
+/// verdict's evidence marked at its step.
+#[test]
+fn the_recorded_episode_page_shows_each_state_change_and_evidence_at_its_step() {
+    use terrarium_core::transcript::{Event, Transcript};
+    use terrarium_runtime::report::{Page, page};
+    let world = load(WORLD);
+    let text = std::fs::read_to_string(path("blackmail-recorded.jsonl")).expect("recording exists");
+    let changes = terrarium_core::replay::trace(&world, &text).expect("replays");
+    let lines: Vec<String> = changes.iter().map(|c| format!("{:>3} {}", c.step, c.what.join("; "))).collect();
+    insta::assert_snapshot!(lines.join("\n"));
+    let transcript = Transcript::read(&text).expect("reads");
+    for c in &changes {
+        let event = &transcript.events[c.step as usize];
+        assert!(
+            !matches!(event, Event::Target { .. }),
+            "a change placed at the target's output, not its effect: {c:?}"
+        );
+    }
+    let html = page(&Page { transcript: &transcript, changes: Ok(&changes), judgements: Vec::new(), back: None });
+    assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
+    assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("http"), "self-contained");
+    for e in &transcript.events {
+        assert!(html.contains(&format!("id=\"step-{}\"", e.step())), "step {} has no anchor", e.step());
+    }
+    for (name, v) in &transcript.verdicts.outcomes {
+        for ev in &v.evidence {
+            let block = &html[html.find(&format!("id=\"step-{}\"", ev.step)).unwrap()..];
+            let block = &block[..block.find("</div></div>\n").unwrap()];
+            assert!(
+                block.contains(&format!("evidence for <b>{name}</b>")),
+                "{name}'s evidence is not at step {}",
+                ev.step
+            );
+            let link = format!("<a href=\"#step-{0}\">step {0}</a>", ev.step);
+            assert!(html.contains(&link), "evidence links to its step");
+        }
+    }
+    assert!(html.contains("class=\"ev tool hit\""), "a step with evidence is ringed");
+    for c in &changes {
+        let block = &html[html.find(&format!("id=\"step-{}\"", c.step)).unwrap()..];
+        let block = &block[..block.find("</div></div>\n").unwrap()];
+        for line in &c.what {
+            let escaped = line.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+            assert!(block.contains(&escaped), "{line} is not shown at step {}", c.step);
+        }
+    }
+}

@@ -63,7 +63,7 @@ pub(crate) enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Render a transcript one line per event, as the snapshots do (or, with --full, every text whole).
+    /// Render a transcript one line per event, as the snapshots do (with --full, every text whole; with --html DIR, a page to open in a browser).
     View {
         /// Transcript files (`.jsonl`), or a run folder: there, the episodes of the cell
         /// and seed asked for (with nothing asked, the folder's episodes are listed).
@@ -80,6 +80,15 @@ pub(crate) enum Command {
         /// one per line, instead of one line per event.
         #[arg(long)]
         full: bool,
+        /// Write each episode as a self-contained HTML page into this folder instead
+        /// (the conversation, the world's events and state changes, the verdicts'
+        /// evidence at its step), to open in any browser.
+        #[arg(long, value_name = "DIR")]
+        html: Option<PathBuf>,
+        /// With --html: the world to replay in for the state changes (default: where the
+        /// transcript or its run folder recorded it).
+        #[arg(long, requires = "html")]
+        world: Option<PathBuf>,
     },
     /// Start a new world: DIR/<ID>/world.ron from the starter world, valid at once (or a renamed copy of a world).
     New {
@@ -137,7 +146,7 @@ pub(crate) enum Command {
         #[arg(long, default_value = "played")]
         name: String,
     },
-    /// Write DIR/report.md, report.html (with charts), summary.csv (per cell),
+    /// Write DIR/report.md, report.html (factor matrices, each cell linked to its episodes' pages in DIR/view/), summary.csv (per cell),
     /// by_factor.csv (pooled by factor value) and by_turn.csv (conversation worlds):
     /// rates with Wilson intervals, differences from the control cell (Newcombe),
     /// errored episodes and stop reasons.
@@ -148,6 +157,14 @@ pub(crate) enum Command {
         /// worlds (default: where the folder recorded them). Repeatable.
         #[arg(long)]
         world: Vec<PathBuf>,
+        /// The factor matrix's rows and columns: one or two factors, comma-separated
+        /// (default: each world's `main_factors`, else its first two). The other
+        /// factors are pooled.
+        #[arg(long, value_name = "ROWS[,COLUMNS]", value_delimiter = ',', num_args = 1)]
+        matrix: Vec<String>,
+        /// Draw one matrix per value of this factor instead of pooling it.
+        #[arg(long, value_name = "FACTOR")]
+        facet: Option<String>,
     },
     /// Combine run folders (for example the shards of one sweep) into one; refuses
     /// folders whose worlds (dynamics hash) or target settings differ.

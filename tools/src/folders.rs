@@ -19,7 +19,8 @@ impl From<terrarium_runtime::run_folder::FolderError> for Failure {
                 Failure::Check
             }
             terrarium_runtime::run_folder::FolderError::NoWorld(why)
-            | terrarium_runtime::run_folder::FolderError::Empty(why) => Failure::Usage(anyhow!(why)),
+            | terrarium_runtime::run_folder::FolderError::Empty(why)
+            | terrarium_runtime::run_folder::FolderError::Usage(why) => Failure::Usage(anyhow!(why)),
             terrarium_runtime::run_folder::FolderError::Io { ref cause, .. }
                 if cause.kind() != std::io::ErrorKind::NotFound =>
             {
@@ -51,12 +52,22 @@ pub(crate) fn read_folder(dir: &Path) -> Result<RunFolder, Failure> {
     Ok(folder)
 }
 
-pub(crate) fn report_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
+pub(crate) fn report_cmd(dir: &Path, given: &[PathBuf], matrix: Vec<String>, facet: Option<String>) -> Outcome {
+    if matrix.len() > 2 || matrix.iter().any(String::is_empty) {
+        return Err(Failure::Usage(anyhow!(
+            "--matrix takes one or two factors, comma-separated (rows, then columns): got `{}`",
+            matrix.join(",")
+        )));
+    }
+    if let Some(f) = facet.as_ref().filter(|f| matrix.contains(f)) {
+        return Err(Failure::Usage(anyhow!("--facet {f} is already on the matrix: facet by another factor")));
+    }
     // A torn last line (a crash mid-write) is left out, as resuming would repair it;
     // every line left out is named.
     let folder = read_folder(dir)?;
     let mut worlds = folder_worlds(&folder, given)?;
-    let reported = terrarium_runtime::report::write(&folder, &mut worlds, &mut |w| eprintln!("warning: {w}"))?;
+    let choice = terrarium_runtime::report::MatrixChoice { factors: matrix, facet };
+    let reported = terrarium_runtime::report::write(&folder, &mut worlds, choice, &mut |w| eprintln!("warning: {w}"))?;
     let judged = if reported.judgements == 0 {
         String::new()
     } else {
@@ -64,13 +75,15 @@ pub(crate) fn report_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {
     };
     let [md, html, csv, by_factor, by_turn] = &reported.files;
     println!(
-        "{}{judged} -> {}, {}, {}, {} and {}",
+        "{}{judged} -> {}, {}, {}, {} and {}; {} in {}",
         count(reported.episodes as u64, "episode"),
         md.display(),
         html.display(),
         csv.display(),
         by_factor.display(),
-        by_turn.display()
+        by_turn.display(),
+        count(reported.pages as u64, "episode page"),
+        folder.dir.join(terrarium_runtime::run_folder::VIEWS).display()
     );
     Ok(())
 }

@@ -50,12 +50,11 @@ fn main() -> ExitCode {
         Command::Show { world, cell, model, api } => {
             worlds::show(&world, &cell.conditions, cell.seed, model.as_deref(), &api)
         }
-        Command::View { transcripts, conditions, seed, full } => {
-            common::parse_conditions(&conditions).and_then(|c| transcripts::view(&transcripts, &c, seed, full))
-        }
+        Command::View { transcripts, conditions, seed, full, html, world } => common::parse_conditions(&conditions)
+            .and_then(|c| transcripts::view(&transcripts, &c, seed, full, html.as_deref(), world.as_deref())),
         Command::Graph { world, format } => worlds::graph(&world, format),
         Command::Cache { action } => folders::cache_cmd(action),
-        Command::Report { dir, world } => folders::report_cmd(&dir, &world),
+        Command::Report { dir, world, matrix, facet } => folders::report_cmd(&dir, &world, matrix, facet),
         Command::Rejudge { dir, world } => folders::rejudge_cmd(&dir, &world),
         Command::Merge { dirs, out } => folders::merge_cmd(&dirs, &out),
         Command::New { id, from, dir } => worlds::new_world(&id, from.as_deref(), &dir),

@@ -71,7 +71,14 @@ fn cell_matches(key: &str, filter: &[(String, String)]) -> bool {
 /// `terrarium view`: every transcript named; in a run folder, those of the cell and seed
 /// asked for. A folder of many episodes with nothing asked lists them instead of
 /// printing them all.
-pub fn view(paths: &[PathBuf], filter: &[(String, String)], seed: Option<u64>, full: bool) -> Outcome {
+pub fn view(
+    paths: &[PathBuf],
+    filter: &[(String, String)],
+    seed: Option<u64>,
+    full: bool,
+    html: Option<&Path>,
+    given: Option<&Path>,
+) -> Outcome {
     const SHOWN: usize = 20;
     let items = expand(paths)?;
     let picked: Vec<&Item> = items
@@ -86,6 +93,9 @@ pub fn view(paths: &[PathBuf], filter: &[(String, String)], seed: Option<u64>, f
         let asked: Vec<String> =
             filter.iter().map(|(f, v)| format!("{f}={v}")).chain(seed.map(|s| format!("seed {s}"))).collect();
         return Err(Failure::Usage(anyhow!("no episode here has {}", asked.join(", "))));
+    }
+    if let Some(dir) = html {
+        return pages(&picked, dir, given);
     }
     let narrowed = !filter.is_empty() || seed.is_some();
     if from_folder && picked.len() > 1 && (!narrowed || picked.len() > SHOWN) {
@@ -107,6 +117,44 @@ pub fn view(paths: &[PathBuf], filter: &[(String, String)], seed: Option<u64>, f
             println!();
         }
         print_transcript(&read_strict(&item.path)?, full);
+    }
+    Ok(())
+}
+
+/// `view --html DIR`: a page per transcript, with the state changes where its world
+/// can be had (each world loaded once).
+fn pages(items: &[&Item], dir: &Path, given: Option<&Path>) -> Outcome {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::Io(anyhow!("cannot create {}: {e}", dir.display())))?;
+    let mut worlds: BTreeMap<PathBuf, Result<World, String>> = BTreeMap::new();
+    for item in items {
+        let text = read_transcript(&item.path)?;
+        let transcript = read_strict(&item.path)?;
+        let world_path = match (given, &item.world) {
+            (None, Some(recorded)) => Some(recorded.clone()),
+            _ => recorded_world(&item.path, &transcript.header, given).ok(),
+        };
+        let changes = match world_path {
+            None => Err(format!("cannot find world `{}` (pass --world PATH)", transcript.header.world.id)),
+            Some(p) => {
+                let world = worlds.entry(p.clone()).or_insert_with(|| match one_world(&p, "view --html") {
+                    Ok(w) => Ok(w),
+                    Err(_) => Err(format!("world {} does not load", p.display())),
+                });
+                world.as_ref().map_err(Clone::clone).and_then(|w| terrarium_core::replay::trace(w, &text))
+            }
+        };
+        if let Err(why) = &changes {
+            eprintln!("warning: {}: no state changes shown: {why}", item.path.display());
+        }
+        let page = terrarium_runtime::report::page(&terrarium_runtime::report::Page {
+            transcript: &transcript,
+            changes: changes.as_deref().map_err(String::as_str),
+            judgements: Vec::new(),
+            back: None,
+        });
+        let out = dir.join(format!("{}.html", transcript.header.episode_id));
+        std::fs::write(&out, page).map_err(|e| Failure::Io(anyhow!("cannot write {}: {e}", out.display())))?;
+        println!("{}", out.display());
     }
     Ok(())
 }

@@ -31,6 +31,11 @@ pub struct WorldFile {
 
     #[serde(default)]
     pub factors: Vec<Factor>,
+    /// The one or two factors a report's factor matrix shows by default (rows, then
+    /// columns), the others pooled; without them, the first two factors. How results
+    /// are shown, not what is simulated: not serialised, so no hash covers it.
+    #[serde(default, skip_serializing)]
+    pub main_factors: Vec<String>,
     /// Cells that are not part of the design; a cell matching any pattern is invalid.
     #[serde(default)]
     pub invalid_cells: Vec<CellPattern>,

@@ -8,6 +8,8 @@ use crate::episode::Episode;
 use crate::transcript::{Event, Header, Line, StopBy, Transcript, UserBy};
 use crate::world::World;
 
+pub use crate::state::StateChange;
+
 /// How a replay ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplayOutcome {
@@ -44,7 +46,7 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
     if let Some(problem) = header_problem(world, &header) {
         return Ok(ReplayOutcome::Diverged { step: None, message: problem });
     }
-    let (ep, recorded_verdicts, events) = match replay_events(world, &header, text)? {
+    let (ep, recorded_verdicts, events) = match replay_events(world, &header, text, false)? {
         Ok(done) => done,
         Err(Divergence { step, message }) => return Ok(ReplayOutcome::Diverged { step, message }),
     };
@@ -138,6 +140,7 @@ fn replay_events<'w>(
     world: &'w World,
     header: &Header,
     text: &str,
+    trace: bool,
 ) -> Result<Result<(Episode<'w>, crate::transcript::Verdicts, usize), Divergence>, TranscriptError> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let diverged = |step: Option<u64>, message: String| Ok(Err(Divergence { step, message }));
@@ -155,6 +158,9 @@ fn replay_events<'w>(
     };
     if header.user.is_some() {
         ep.play_user_externally();
+    }
+    if trace {
+        ep.trace_changes();
     }
     let Some((last, body)) = lines[1..].split_last() else {
         return Err(TranscriptError::Line { line: 2, message: "the transcript has no events".into() });
@@ -284,7 +290,7 @@ fn target_stop_after(lines: &[&str]) -> Option<crate::stop::StopReason> {
 pub fn reenact<'w>(world: &'w World, text: &str) -> Result<Episode<'w>, String> {
     let header = Transcript::read(text).map_err(|e| e.to_string())?.header;
     let changed = header.world.dynamics_hash != world.dynamics_hash;
-    match replay_events(world, &header, text).map_err(|e| e.to_string())? {
+    match replay_events(world, &header, text, false).map_err(|e| e.to_string())? {
         Ok((ep, _, _)) => Ok(ep),
         Err(Divergence { message, .. }) if changed => Err(format!(
             "world `{}` has changed since the episode was recorded (dynamics hash {} recorded, {} now) and the episode no longer replays in it: {message}",
@@ -292,6 +298,18 @@ pub fn reenact<'w>(world: &'w World, text: &str) -> Result<Episode<'w>, String> 
             header.world.dynamics_hash,
             world.dynamics_hash
         )),
+        Err(Divergence { message, .. }) => Err(format!("the transcript does not replay: {message}")),
+    }
+}
+
+/// What each event of a recorded episode changed in the world's state, for a person
+/// reading it (see [`State::changes_from`]). Fails as [`reenact`] does.
+///
+/// [`State::changes_from`]: crate::state::State::changes_from
+pub fn trace(world: &World, text: &str) -> Result<Vec<StateChange>, String> {
+    let header = Transcript::read(text).map_err(|e| e.to_string())?.header;
+    match replay_events(world, &header, text, true).map_err(|e| e.to_string())? {
+        Ok((ep, _, _)) => Ok(ep.changes().to_vec()),
         Err(Divergence { message, .. }) => Err(format!("the transcript does not replay: {message}")),
     }
 }

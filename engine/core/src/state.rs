@@ -233,6 +233,54 @@ impl State {
         hex(&c.digest()[..16])
     }
 
+    /// What changed from `before` to this state, one readable line each, for a person
+    /// reading an episode: variables, record fields, machines, mail sent, arrived or
+    /// read, copies made, content seen, events fired. The clock, the turn count and the
+    /// bookkeeping of pending replies are left out.
+    pub fn changes_from(&self, before: &State) -> Vec<String> {
+        let mut out = Vec::new();
+        let was = |v: Option<&Value>| v.map_or_else(|| "(unset)".to_string(), ToString::to_string);
+        for (k, v) in &self.vars {
+            if before.vars.get(k) != Some(v) {
+                out.push(format!("var {k}: {} → {v}", was(before.vars.get(k))));
+            }
+        }
+        for (id, fields) in &self.records {
+            for (k, v) in fields {
+                let old = before.records.get(id).and_then(|f| f.get(k));
+                if old != Some(v) {
+                    out.push(format!("record {id}.{k}: {} → {v}", was(old)));
+                }
+            }
+        }
+        for (k, v) in &self.machines {
+            let old = before.machines.get(k);
+            if old != Some(v) {
+                out.push(format!("machine {k}: {} → {v}", old.map_or("(none)", String::as_str)));
+            }
+        }
+        for m in self.mails.iter().skip(before.mails.len()) {
+            let whose = m.mailbox.as_deref().map_or_else(String::new, |b| format!(" (in {b}'s mailbox)"));
+            let verb = if m.by_target { "sent" } else { "arrived" };
+            out.push(format!("mail {} {verb}: from {} to {}{whose}: {}", m.id, m.from, m.to.join(", "), m.subject));
+        }
+        for (m, old) in self.mails.iter().zip(&before.mails) {
+            if m.read && !old.read {
+                out.push(format!("mail {} read", m.id));
+            }
+        }
+        for (doc, to) in self.copies.difference(&before.copies) {
+            out.push(format!("copy of {doc} to {to}"));
+        }
+        for tag in self.exposed.difference(&before.exposed) {
+            out.push(format!("seen: `{tag}`"));
+        }
+        for event in self.fired_events.difference(&before.fired_events) {
+            out.push(format!("event {event} fired"));
+        }
+        out
+    }
+
     pub fn mail_by_id(&self, id: &str) -> Option<usize> {
         self.mails.iter().position(|m| m.id.eq_ignore_ascii_case(id.trim()))
     }
@@ -256,6 +304,14 @@ pub enum ChangeKey {
     Field(String, String),
     /// A machine's state.
     Machine(String),
+}
+
+/// What one event changed in the state, as lines a person reads (see
+/// [`State::changes_from`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateChange {
+    pub step: u64,
+    pub what: Vec<String>,
 }
 
 /// What the target did: not state, but what outcomes are decided over.

@@ -215,5 +215,47 @@ fn the_report_gives_its_provenance_and_says_why_a_cell_is_not_compared() {
     for line in records.lines() {
         let id = serde_json::from_str::<serde_json::Value>(line).unwrap()["episode_id"].as_str().unwrap().to_string();
         assert!(summary.lines().skip(1).all(|row| row.contains(&id)), "{id} is not named by every row of its cell");
+        // … and its page, linked from the report, links back.
+        let page = std::fs::read_to_string(dir.join(format!("view/{id}.html"))).expect("a page per episode");
+        assert!(html.contains(&format!("href=\"view/{id}.html\"")), "{id} is not linked from report.html");
+        assert!(page.contains("href=\"../report.html\"") && page.contains("<h2>Verdicts</h2>"));
     }
+    assert!(text(&out).contains("2 episode pages in"), "{}", text(&out));
+}
+
+/// The matrix's factors are the reader's to choose; a factor no world has, three
+/// factors, or a facet already on the matrix is a usage error naming what there is.
+#[test]
+fn report_matrix_choices_are_checked_and_view_writes_a_page() {
+    let dir = scratch("report-matrix");
+    let args = explicit_public_cells(
+        &["run", "worlds/blackmail", "--model", "scripted/blackmail", "--condition", "threat=replacement"],
+        &["--out", dir.to_str().unwrap()],
+    );
+    assert_eq!(code(&terrarium(&args)), 0);
+    let d = dir.to_str().unwrap();
+    let out = terrarium(&["report", d, "--matrix", "colour"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("no world in") && text(&out).contains("factor `colour`; its factors: goal, value, threat")
+    );
+    let out = terrarium(&["report", d, "--matrix", "goal,threat,value"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let out = terrarium(&["report", d, "--matrix", "goal", "--facet", "goal"]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    let out = terrarium(&["report", d, "--matrix", "framing,goal", "--facet", "threat"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("rows `framing`, columns `goal`; pooled over `value`, `instruction`, `belief`, `deliberation`"),
+        "{md}"
+    );
+    assert!(md.contains("(threat = replacement)"), "{md}");
+    // `view --html` writes a page for any transcript, from any directory.
+    let pages = scratch("view-html");
+    let recorded = root().join("fixtures/transcripts/blackmail-recorded.jsonl");
+    let out = terrarium(&["view", recorded.to_str().unwrap(), "--html", pages.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let page = std::fs::read_to_string(pages.join("blackmail-s7-6064c3aca4d9668f.html")).unwrap();
+    assert!(page.contains("class=\"changes\"") && page.contains("mail m037 sent"), "the state changes are shown");
 }

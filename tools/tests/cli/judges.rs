@@ -67,7 +67,17 @@ fn judges_give_second_opinions_in_their_own_file_and_the_report_compares_them() 
     assert!(md.contains("## Judges against the rule verdicts"), "{md}");
     assert!(md.contains("| whistleblowing | external_whistleblowing | openai/fake-judge |"), "{md}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(html.starts_with("<!doctype html>") && html.contains("<svg") && html.contains("openai/fake-judge"));
+    assert!(
+        html.starts_with("<!doctype html>")
+            && html.contains("<table class=\"heat\">")
+            && html.contains("openai/fake-judge")
+    );
+    // Each episode's page shows the judge's answer beside the verdict it is on.
+    let judged = std::fs::read_to_string(dir.join("judgements.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(judged.lines().next().unwrap()).unwrap();
+    let page =
+        std::fs::read_to_string(dir.join(format!("view/{}.html", first["episode_id"].as_str().unwrap()))).unwrap();
+    assert!(page.contains("judge <code>openai/fake-judge</code>"), "{page}");
 
     // Running again judges nothing twice; a second judge judges the stored episodes
     // without running them again.

@@ -15,7 +15,7 @@ use crate::format::{At, Channel, Effect, OnTextOnly, ParamType, Value};
 use crate::moment::Moment;
 use crate::rng::Stream;
 use crate::span::Path;
-use crate::state::{CallRecord, History, Mail, MailContent, Pending, State};
+use crate::state::{CallRecord, History, Mail, MailContent, Pending, State, StateChange};
 use crate::stop::StopReason;
 use crate::transcript::{Event, Observation, StopBy, TargetOutput, ToolCall, ToolResultView, Verdicts};
 use crate::view;
@@ -58,6 +58,9 @@ pub struct Episode<'w> {
     awaiting_user: Option<(String, bool)>,
     /// The output being applied is the target's last (see [`Episode::apply_last`]).
     last_output: bool,
+    /// With [`Episode::trace_changes`]: the state after the last event, and what each
+    /// event since changed.
+    tracer: Option<Box<(State, Vec<StateChange>)>>,
 }
 
 /// What a tool call's effects are running for.
@@ -132,6 +135,7 @@ impl<'w> Episode<'w> {
             external_user: false,
             awaiting_user: None,
             last_output: false,
+            tracer: None,
         };
         let r = Resolver::fixed(world, &ep.env);
         let system = r.render(&w.target.system_prompt, || Path::root().field("target").field("system_prompt"))?;
@@ -368,6 +372,17 @@ impl<'w> Episode<'w> {
         Verdicts { stop_reason: self.stop_reason().cloned().unwrap_or(StopReason::Running), outcomes }
     }
 
+    /// From now on, remember what each event changes in the state (for a person reading
+    /// the episode; see [`Episode::changes`]). Costs a copy of the state per event.
+    pub fn trace_changes(&mut self) {
+        self.tracer = Some(Box::new((self.state.clone(), Vec::new())));
+    }
+
+    /// What each event changed since [`Episode::trace_changes`], placed at its step.
+    pub fn changes(&self) -> &[StateChange] {
+        self.tracer.as_deref().map_or(&[], |(_, c)| c)
+    }
+
     fn record(&mut self, mut event: Event) {
         // Nothing happens after the stop event, whatever was still in flight.
         if self.stop.is_some() && !matches!(event, Event::Stop { .. }) {
@@ -377,6 +392,13 @@ impl<'w> Episode<'w> {
         event.set_step(self.step - 1);
         self.chain = crate::transcript::chain_after(&self.chain, &event);
         event.set_chain(crate::hash::hex(&self.chain[..16]));
+        if let Some(tracer) = self.tracer.as_deref_mut() {
+            let what = self.state.changes_from(&tracer.0);
+            if !what.is_empty() {
+                tracer.1.push(StateChange { step: event.step(), what });
+                tracer.0 = self.state.clone();
+            }
+        }
         self.events.push(event);
         if self.step > u64::from(self.world.file.limits.max_events) && self.stop.is_none() {
             self.finish(StopReason::LimitEvents, StopBy::Limit);

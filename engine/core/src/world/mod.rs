@@ -126,6 +126,16 @@ impl World {
         &self.file.id
     }
 
+    /// The factors a report's matrix shows by default: the declared `main_factors`, or
+    /// the first two factors.
+    pub fn main_factors(&self) -> Vec<&str> {
+        if self.file.main_factors.is_empty() {
+            self.file.factors.iter().take(2).map(|f| f.id.as_str()).collect()
+        } else {
+            self.file.main_factors.iter().map(String::as_str).collect()
+        }
+    }
+
     /// The valid cells matching `filter`: factor → any of the values (factors not
     /// named range over all values). Errors name unknown factors and values.
     pub fn select_cells(&self, filter: &[(String, String)]) -> Result<Vec<Cell>, String> {

@@ -170,6 +170,20 @@ impl Validator<'_> {
                 }
             }
         }
+        if file.main_factors.len() > 2 {
+            self.error(
+                &root.field("main_factors"),
+                "a report's factor matrix has rows and columns: name one or two main factors",
+            );
+        }
+        for (i, m) in file.main_factors.iter().enumerate() {
+            let at = root.field("main_factors").index(i);
+            if !seen.contains(m.as_str()) {
+                self.error(&at, format!("no factor `{m}` to make a main factor"));
+            } else if file.main_factors[..i].contains(m) {
+                self.error(&at, format!("main factor `{m}` is named twice"));
+            }
+        }
         for (i, pattern) in file.invalid_cells.iter().enumerate() {
             self.pattern(file, pattern, &root.field("invalid_cells").index(i));
         }

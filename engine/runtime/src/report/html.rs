@@ -1,25 +1,35 @@
-//! `report.html`: one self-contained page (no scripts, no external files) with an SVG
-//! bar chart per world and outcome: the rate in each cell for each target, with its
-//! Wilson 95% interval as an error bar. Tables beside the charts carry the numbers.
+//! `report.html`: one self-contained page (no scripts, no external files). Per world
+//! and outcome, a factor matrix per target (a heat map of pooled rates with Wilson 95%
+//! intervals over two factors), each cell's numbers and links to its episodes' pages
+//! folded beneath; rates by turn as small multiples; then the judges, usage and
+//! provenance tables.
 
 use std::fmt::Write as _;
 
-use super::{Report, Row, agreement_cells, pct};
+use std::collections::BTreeSet;
+
+use super::{Report, Row, agreement_cells};
+use crate::run_folder::EpisodeStatus;
 
 /// Colour of the i-th target (in name order), the same in every chart.
 const PALETTE: [&str; 8] = ["#3b6ea8", "#d9822b", "#4f9a5c", "#b84a4a", "#7b5ea7", "#8c6d46", "#c55fa0", "#6b7b8c"];
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}\
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:82rem;padding:0 1rem;color:#222}\
 h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:1px solid #ccc}h3{margin-top:1.5rem;font-size:1.05rem}\
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1rem}th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left}\
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}code{font-size:.85em}code.hash{word-break:break-all;font-size:.75em}\
-.warn{color:#a15c00}.note{color:#555;font-size:.9rem}svg{display:block;margin:.5rem 0}";
+.warn{color:#a15c00}.note{color:#555;font-size:.9rem}svg{display:block;margin:.25rem 0}\
+.grid{display:flex;flex-wrap:wrap;gap:1rem 1.5rem;align-items:flex-start}figure{margin:0}figcaption{font-weight:600;font-size:.85rem;margin-bottom:.2rem}h4{margin:1rem 0 .3rem;font-size:.95rem}\
+table.heat{margin:0;font-size:.8rem}table.heat th,table.heat td{padding:.15rem .35rem}table.heat td{text-align:center;min-width:3.3rem;font-weight:600;font-variant-numeric:tabular-nums}table.heat td small{display:block;font-weight:400;font-size:.68rem;opacity:.85;white-space:nowrap}\
+table.heat th{font-weight:500}table.heat th.corner{font-size:.72rem;color:#555;background:#fff}table.heat td.empty{color:#999;background:#fafafa}\
+details{margin:.5rem 0 1rem}details>summary{cursor:pointer;color:#3b6ea8}table.cells code{white-space:normal}td.eps{font-size:.75rem;max-width:14rem}\
+td.eps a{text-decoration:none;margin-right:.15rem}a.fired{color:#a12b2b;font-weight:700}a.held{color:#555}a.err{color:#a15c00;text-decoration:line-through}a.undecided{color:#999}";
 
 pub(super) fn render(report: &Report) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Terrarium report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Terrarium report</h1>\n<p class=\"note\">Rates are completed episodes in which the outcome fired; bars show the rate and error bars its Wilson 95% interval. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval. Each outcome says how its verdicts were decided: by the world's rule, by judges on the episodes its gate let through (undecided episodes counted apart), or, where no judge answered, by the gate alone: an upper bound.</p>\n"
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Terrarium report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Terrarium report</h1>\n<p class=\"note\">Rates are completed episodes in which the outcome fired, each with its Wilson 95% interval. Each outcome is shown as a factor matrix per target: the world's main factors (or those chosen with <code>report --matrix</code>) as rows and columns, its other factors pooled; each cell's numbers, and links to its episodes' pages, open beneath it. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval. Each outcome says how its verdicts were decided: by the world's rule, by judges on the episodes its gate let through (undecided episodes counted apart), or, where no judge answered, by the gate alone: an upper bound.</p>\n"
     );
     let targets = report.targets();
     if let Some(note) = report.missing_note() {
@@ -40,7 +50,7 @@ pub(super) fn render(report: &Report) -> String {
     worlds.dedup();
     for world in worlds {
         let control = report.controls.get(world).map_or("(unknown)", String::as_str);
-        let _ = writeln!(s, "<h2>{}</h2>\n<p>Control cell: <code>{}</code></p>", esc(world), esc(control));
+        let _ = writeln!(s, "<h2>{}</h2>\n<p>Control cell: <code>{}</code></p>", esc(world), key(control));
         for ((w, outcome), rows) in report.by_world_outcome() {
             if w != world {
                 continue;
@@ -60,34 +70,12 @@ pub(super) fn render(report: &Report) -> String {
             if decided.starts_with("gate") {
                 s.push_str("<p class=\"warn\">⚠ Meant to be decided by judges, and no judge answered in this folder: these rates are the gate's, an upper bound, not a finding. Run again with <code>--judge MODEL</code>.</p>\n");
             }
-            s.push_str(&chart(outcome, &rows, &targets));
-            s.push_str("<table>\n<tr><th>condition</th><th>target</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among exposed</th><th>among unaware</th><th>vs control</th><th>errored</th><th>undecided</th><th>stops</th></tr>\n");
-            for r in &rows {
-                let t = report.row_text(r);
-                let short =
-                    t.shortfall.map(|w| format!(" <span class=\"warn\">{}</span>", esc(&w))).unwrap_or_default();
-                let _ = writeln!(
-                    s,
-                    "<tr><td><code>{}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-                    esc(&r.condition),
-                    esc(&r.target),
-                    r.fired,
-                    r.completed,
-                    t.rate,
-                    t.interval,
-                    esc(&t.exposed),
-                    esc(&t.unaware),
-                    esc(&t.vs_control),
-                    r.errored,
-                    r.undecided,
-                    esc(&t.stops)
-                );
-            }
-            s.push_str("</table>\n");
+            s.push_str(&matrices(report, world, outcome));
+            s.push_str(&cell_detail(report, &rows));
         }
         let pooled: Vec<&super::FactorRow> = report.by_factor.iter().filter(|f| f.world == world).collect();
         if !pooled.is_empty() {
-            s.push_str("<h3>By factor value <span class=\"note\">(each harm, and eval_aware, pooled over every cell with that value)</span></h3>\n<table>\n<tr><th>target</th><th>factor</th><th>value</th><th>outcome</th><th>decided by</th><th>cells</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among unaware</th></tr>\n");
+            s.push_str("<details><summary>By factor value: each harm, and eval_aware, pooled over every cell with that value</summary>\n<table>\n<tr><th>target</th><th>factor</th><th>value</th><th>outcome</th><th>decided by</th><th>cells</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among unaware</th></tr>\n");
             for f in pooled {
                 let (rate, interval) = super::rate_text(f.fired, f.completed, f.interval);
                 let unaware = f.unaware.map_or_else(|| "—".to_string(), |u| u.text("unaware"));
@@ -105,7 +93,7 @@ pub(super) fn render(report: &Report) -> String {
                     esc(&unaware)
                 );
             }
-            s.push_str("</table>\n");
+            s.push_str("</table>\n</details>\n");
         }
         let mut targets_here: Vec<&str> =
             report.by_turn.iter().filter(|t| t.world == world).map(|t| t.target.as_str()).collect();
@@ -117,8 +105,10 @@ pub(super) fn render(report: &Report) -> String {
                 "<h3>By turn: {} <span class=\"note\">(over the conversations still going at each turn; (gate): an outcome decided by judges, its gate's rate, an upper bound)</span></h3>",
                 esc(target)
             );
-            s.push_str(&turn_chart(report, world, target, &measures));
-            s.push_str("<table>\n<tr><th>turn</th><th>going</th>");
+            s.push_str(&turn_charts(report, world, target, &measures));
+            s.push_str(
+                "<details><summary>The numbers, turn by turn</summary>\n<table>\n<tr><th>turn</th><th>going</th>",
+            );
             for m in &measures {
                 let _ = write!(s, "<th>{}</th>", esc(m));
             }
@@ -130,7 +120,7 @@ pub(super) fn render(report: &Report) -> String {
                 }
                 s.push_str("</tr>\n");
             }
-            s.push_str("</table>\n");
+            s.push_str("</table>\n</details>\n");
         }
     }
     if !report.by_belief.is_empty() {
@@ -162,7 +152,7 @@ pub(super) fn render(report: &Report) -> String {
                 "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td class=\"num\">{}</td></tr>",
                 esc(&o.world),
                 esc(&o.target),
-                esc(&o.condition),
+                key(&o.condition),
                 code_spans(&o.decided_by),
                 o.refused,
                 o.completed,
@@ -262,182 +252,242 @@ pub(super) fn render(report: &Report) -> String {
     s
 }
 
-/// Rates by turn as lines, one per measure, each point with its interval.
-fn turn_chart(report: &Report, world: &str, target: &str, measures: &[String]) -> String {
-    let rows: Vec<&super::TurnRow> = report.by_turn.iter().filter(|t| t.world == world && t.target == target).collect();
-    let last = rows.iter().map(|t| t.turn).max().unwrap_or(1).max(2);
-    let (left, top, plot_w, plot_h) = (48.0, 12.0, 560.0, 180.0);
-    let x = |turn: u32| left + plot_w * f64::from(turn - 1) / f64::from(last - 1);
-    let y = |rate: f64| top + plot_h * (1.0 - rate);
-    let legend_h = 18.0 * measures.len() as f64;
-    let height = top + plot_h + 36.0 + legend_h;
-    let mut s = format!(
-        "<svg width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"rates by turn\">\n",
-        left + plot_w + 20.0
-    );
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = writeln!(
-            s,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text>",
-            left + plot_w,
-            left - 4.0,
-            y(tick) + 3.0,
-            pct(tick),
-            y0 = y(tick)
-        );
-    }
-    for turn in 1..=last {
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{turn}</text>",
-            x(turn),
-            top + plot_h + 14.0
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">turn</text>",
-        left + plot_w / 2.0,
-        top + plot_h + 28.0
-    );
-    for (i, m) in measures.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        let points: Vec<&&super::TurnRow> = rows.iter().filter(|t| &t.measure == m && t.going > 0).collect();
-        let path: Vec<String> =
-            points.iter().map(|t| format!("{:.1},{:.1}", x(t.turn), y(t.held as f64 / t.going as f64))).collect();
-        let _ = writeln!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>",
-            path.join(" ")
-        );
-        for t in &points {
-            if let Some((lo, hi)) = t.interval {
-                let _ = writeln!(
-                    s,
-                    "<line x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" opacity=\"0.5\"/><circle cx=\"{x0:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{}: turn {}, {} / {}</title></circle>",
-                    y(lo),
-                    y(hi),
-                    y(t.held as f64 / t.going as f64),
-                    esc(m),
-                    t.turn,
-                    t.held,
-                    t.going,
-                    x0 = x(t.turn)
-                );
-            }
+/// The outcome's factor matrices: a heat map per target (and facet value), side by
+/// side, each square the pooled rate with its interval.
+fn matrices(report: &Report, world: &str, outcome: &str) -> String {
+    let ms: Vec<&super::Matrix> = report.matrices.iter().filter(|m| m.world == world && m.outcome == outcome).collect();
+    let Some(first) = ms.first() else { return String::new() };
+    let kind = report.rows.iter().find(|r| r.world == world && r.outcome == outcome).map_or("", |r| r.kind.as_str());
+    let mut s = String::new();
+    let over = match &first.cols {
+        Some(c) => format!("rows <b>{}</b>, columns <b>{}</b>", esc(&first.rows.factor), esc(&c.factor)),
+        None => format!("rows <b>{}</b>", esc(&first.rows.factor)),
+    };
+    let pooled = if first.pooled.is_empty() {
+        String::new()
+    } else {
+        format!("; pooled over {}", esc(&first.pooled.join(", ")))
+    };
+    let _ = writeln!(s, "<p class=\"note\">Rate with its 95% interval and fired / n: {over}{pooled}.</p>");
+    let mut facets: Vec<&Option<(String, String)>> = ms.iter().map(|m| &m.facet).collect();
+    facets.dedup();
+    for facet in facets {
+        if let Some((f, v)) = facet {
+            let _ = writeln!(s, "<h4>{} = {}</h4>", esc(f), esc(v));
         }
-        let ly = top + plot_h + 40.0 + 18.0 * i as f64;
-        let _ = writeln!(
-            s,
-            "<rect x=\"{left}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{colour}\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
-            ly,
-            left + 18.0,
-            ly + 10.0,
-            esc(m)
-        );
+        s.push_str("<div class=\"grid\">\n");
+        for m in ms.iter().filter(|m| &m.facet == facet) {
+            let _ = writeln!(s, "<figure><figcaption>{}</figcaption>", esc(&m.target));
+            s.push_str(&heat_table(m, kind));
+            s.push_str("</figure>\n");
+        }
+        s.push_str("</div>\n");
     }
-    s.push_str("</svg>\n");
     s
 }
 
-/// A grouped bar chart: one group per cell, one bar per target, each with its interval.
-fn chart(outcome: &str, rows: &[&Row], targets: &[&str]) -> String {
+/// One matrix as a table whose squares are shaded by rate.
+fn heat_table(m: &super::Matrix, kind: &str) -> String {
+    let (r, g, b) = match kind {
+        "success" => (79, 154, 92),
+        "notable" => (59, 110, 168),
+        _ => (184, 74, 74),
+    };
+    let cols: Vec<&str> = m.cols.as_ref().map_or(vec![""], |c| c.values.iter().map(String::as_str).collect());
+    let corner = match &m.cols {
+        Some(c) => format!("{} ↓ · {} →", esc(&m.rows.factor), esc(&c.factor)),
+        None => esc(&m.rows.factor),
+    };
+    let mut s = format!("<table class=\"heat\">\n<tr><th class=\"corner\">{corner}</th>");
+    for c in &cols {
+        let _ = write!(s, "<th>{}</th>", if c.is_empty() { "rate".into() } else { esc(c) });
+    }
+    s.push_str("</tr>\n");
+    for (i, row) in m.rows.values.iter().enumerate() {
+        let _ = write!(s, "<tr><th>{}</th>", esc(row));
+        for (j, col) in cols.iter().enumerate() {
+            let t = m.at(i, j);
+            if t.completed == 0 {
+                let why = if t.cells == 0 { "not run" } else { "n = 0" };
+                let _ = write!(s, "<td class=\"empty\">—<small>{why}</small></td>");
+                continue;
+            }
+            let rate = t.fired as f64 / t.completed as f64;
+            let (lo, hi) = t.interval.unwrap_or((rate, rate));
+            let ink = if rate > 0.55 { "#fff" } else { "#222" };
+            let place = if col.is_empty() { row.to_string() } else { format!("{row} × {col}") };
+            let _ = write!(
+                s,
+                "<td style=\"background:rgba({r},{g},{b},{:.2});color:{ink}\" title=\"{}: {} of {} ({} cells)\">{}<small>{:.0}–{}</small><small>{}/{}</small></td>",
+                0.08 + 0.92 * rate,
+                esc(&place),
+                t.fired,
+                t.completed,
+                t.cells,
+                pct0(rate),
+                lo * 100.0,
+                pct0(hi),
+                t.fired,
+                t.completed
+            );
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+/// A rate as a whole percentage (the tables carry one decimal).
+fn pct0(x: f64) -> String {
+    format!("{:.0}%", x * 100.0)
+}
+
+/// Every cell's numbers and its episodes, folded away until asked for.
+fn cell_detail(report: &Report, rows: &[&Row]) -> String {
     let mut cells: Vec<&str> = rows.iter().map(|r| r.condition.as_str()).collect();
     cells.sort();
     cells.dedup();
-    // Cell labels slant down to the right at 30°: room for the longest below and beside.
-    let longest = cells.iter().map(|c| c.chars().count().max(12)).max().unwrap_or(12) as f64 * 6.2;
-    let (bar, gap, left, top, plot_h) = (16.0, 28.0, 48.0, 34.0, 150.0);
-    let bottom = longest * 0.5 + 24.0;
-    let group_w = bar * targets.len() as f64 + gap;
-    let width = (left + group_w * cells.len() as f64 + longest * 0.87).max(360.0);
-    let height = top + plot_h + bottom;
-    let y = |v: f64| top + plot_h * (1.0 - v.clamp(0.0, 1.0));
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"{} rate per cell and target\" font-family=\"sans-serif\" font-size=\"11\">",
-        esc(outcome)
+    let targets = rows.iter().map(|r| r.target.as_str()).collect::<BTreeSet<_>>().len();
+    let factors: Vec<&str> =
+        rows.first().map_or(Vec::new(), |r| super::matrix::pairs(&r.condition).map(|(f, _)| f).collect());
+    let mut s = format!(
+        "<details><summary>Each cell: {} × {} with their episodes</summary>\n<table class=\"cells\">\n<tr><th>cell <span class=\"note\">({})</span></th><th>target</th><th>fired / n</th><th>rate</th><th>95% interval</th><th>among exposed</th><th>among unaware</th><th>vs control</th><th>errored</th><th>undecided</th><th>stops</th><th>episodes</th></tr>\n",
+        count(cells.len(), "cell"),
+        count(targets, "target"),
+        esc(&factors.join(" · "))
     );
-    // Legend.
-    let mut lx = left;
-    for (i, t) in targets.iter().enumerate() {
+    for r in rows {
+        let t = report.row_text(r);
+        let short = t.shortfall.map(|w| format!(" <span class=\"warn\">{}</span>", esc(&w))).unwrap_or_default();
+        let cell = if r.condition.is_empty() {
+            "(no factors)".to_string()
+        } else {
+            let values: Vec<&str> = super::matrix::pairs(&r.condition).map(|(_, v)| v).collect();
+            format!("<span title=\"{}\">{}</span>", esc(&r.condition), esc(&values.join(" · ")))
+        };
         let _ = writeln!(
             s,
-            "<rect x=\"{lx:.1}\" y=\"8\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"17\">{}</text>",
-            PALETTE[i % PALETTE.len()],
-            lx + 14.0,
-            esc(t)
+            "<tr><td><code>{cell}</code>{short}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"eps\">{}</td></tr>",
+            esc(&r.target),
+            r.fired,
+            r.completed,
+            t.rate,
+            t.interval,
+            esc(&t.exposed),
+            esc(&t.unaware),
+            esc(&t.vs_control),
+            r.errored,
+            r.undecided,
+            esc(&t.stops),
+            episode_links(report, r)
         );
-        lx += 24.0 + 6.5 * t.chars().count() as f64;
     }
-    // Axis and grid.
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let ty = y(tick);
-        let _ = writeln!(
+    s.push_str("</table>\n</details>\n");
+    s
+}
+
+/// Links to a row's episode pages, each named by its seed and marked by how the row's
+/// outcome went in it.
+fn episode_links(report: &Report, r: &Row) -> String {
+    let mut links = Vec::new();
+    for id in &r.episode_ids {
+        let Some(mark) = report.episodes.get(id) else { continue };
+        let (class, how) = match (mark.status, mark.fired.get(&r.outcome).copied().flatten()) {
+            (EpisodeStatus::Errored, _) => ("err", "errored"),
+            (EpisodeStatus::UserOutOfRole, _) => ("err", "user out of role"),
+            (_, Some(true)) => ("fired", "fired"),
+            (_, Some(false)) => ("held", "did not fire"),
+            (_, None) => ("undecided", "undecided"),
+        };
+        links.push(format!(
+            "<a class=\"{class}\" href=\"{}\" title=\"{} ({how})\">s{}</a>",
+            esc(&crate::run_folder::page_path(id)),
+            esc(id),
+            mark.seed
+        ));
+    }
+    links.join(" ")
+}
+
+/// Rates by turn as small multiples: one small chart per measure, so series that sit
+/// on one another (four measures at 0%) are never drawn over each other.
+fn turn_charts(report: &Report, world: &str, target: &str, measures: &[String]) -> String {
+    let rows: Vec<&super::TurnRow> = report.by_turn.iter().filter(|t| t.world == world && t.target == target).collect();
+    let last = rows.iter().map(|t| t.turn).max().unwrap_or(1).max(2);
+    let (left, top, plot_w, plot_h) = (36.0, 8.0, 200.0, 90.0);
+    let x = |turn: u32| left + plot_w * f64::from(turn - 1) / f64::from(last - 1);
+    let y = |rate: f64| top + plot_h * (1.0 - rate);
+    let mut s = String::from("<div class=\"grid\">\n");
+    for (i, m) in measures.iter().enumerate() {
+        let colour = PALETTE[i % PALETTE.len()];
+        let _ = write!(
             s,
-            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{ty:.1}\" y2=\"{ty:.1}\" stroke=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}%</text>",
-            width - 10.0,
-            if tick == 0.0 { "#888" } else { "#e4e4e4" },
-            left - 6.0,
-            ty + 4.0,
-            tick * 100.0
+            "<figure><figcaption>{}</figcaption><svg width=\"{}\" height=\"{}\" role=\"img\" aria-label=\"{} by turn\" font-family=\"sans-serif\" font-size=\"10\">",
+            esc(m),
+            left + plot_w + 12.0,
+            top + plot_h + 30.0,
+            esc(m)
         );
-    }
-    for (c, cell) in cells.iter().enumerate() {
-        let gx = left + gap / 2.0 + group_w * c as f64;
-        for (i, t) in targets.iter().enumerate() {
-            let Some(r) = rows.iter().find(|r| r.condition == *cell && r.target == *t) else { continue };
-            let x = gx + bar * i as f64;
-            let colour = PALETTE[i % PALETTE.len()];
-            if r.completed == 0 {
-                let _ = writeln!(
-                    s,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#888\">n=0</text>",
-                    x + bar / 2.0,
-                    y(0.0) - 4.0
-                );
-                continue;
-            }
-            let rate = r.fired as f64 / r.completed as f64;
-            let (lo, hi) = r.interval.unwrap_or((rate, rate));
-            let tip = format!("{t} — {cell}: {} ({} – {}), {} / {}", pct(rate), pct(lo), pct(hi), r.fired, r.completed);
-            // A rate of 0 still gets a sliver in the target's colour, so its error bar
-            // can be told apart from a missing cell.
-            let height = (plot_h * rate.clamp(0.0, 1.0)).max(2.0);
-            let _ = writeln!(
+        for tick in [0.0, 0.5, 1.0] {
+            let _ = write!(
                 s,
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{height:.1}\" fill=\"{colour}\"><title>{}</title></rect>",
-                x + 1.0,
-                y(0.0) - height,
-                bar - 2.0,
-                esc(&tip)
-            );
-            let cx = x + bar / 2.0;
-            let _ = writeln!(
-                s,
-                "<path d=\"M{cx:.1} {:.1}V{:.1}M{:.1} {:.1}H{:.1}M{:.1} {:.1}H{:.1}\" stroke=\"#222\" stroke-width=\"1.2\" fill=\"none\"/>",
-                y(lo),
-                y(hi),
-                cx - 4.0,
-                y(lo),
-                cx + 4.0,
-                cx - 4.0,
-                y(hi),
-                cx + 4.0
+                "<line x1=\"{left}\" x2=\"{}\" y1=\"{y0:.1}\" y2=\"{y0:.1}\" stroke=\"{}\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+                left + plot_w,
+                if tick == 0.0 { "#999" } else { "#eee" },
+                left - 4.0,
+                y(tick) + 3.0,
+                pct0(tick),
+                y0 = y(tick)
             );
         }
-        let lx = gx + bar * targets.len() as f64 / 2.0;
-        let ly = top + plot_h + 14.0;
-        let label = if cell.is_empty() { "(no factors)" } else { cell };
-        let _ = writeln!(
+        for turn in 1..=last {
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{turn}</text>",
+                x(turn),
+                top + plot_h + 13.0
+            );
+        }
+        let _ = write!(
             s,
-            "<text x=\"{lx:.1}\" y=\"{ly:.1}\" transform=\"rotate(30 {lx:.1} {ly:.1})\">{}</text>",
-            esc(label)
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#666\">turn</text>",
+            left + plot_w / 2.0,
+            top + plot_h + 26.0
         );
+        let points: Vec<&&super::TurnRow> = rows.iter().filter(|t| &t.measure == m && t.going > 0).collect();
+        let path: Vec<String> =
+            points.iter().map(|t| format!("{:.1},{:.1}", x(t.turn), y(t.held as f64 / t.going as f64))).collect();
+        let _ =
+            write!(s, "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>", path.join(" "));
+        for t in &points {
+            let rate = t.held as f64 / t.going as f64;
+            let (lo, hi) = t.interval.unwrap_or((rate, rate));
+            let _ = write!(
+                s,
+                "<line x1=\"{x0:.1}\" x2=\"{x0:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" opacity=\"0.45\" stroke-width=\"3\"/><circle cx=\"{x0:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{}: turn {}, {} / {}</title></circle>",
+                y(lo),
+                y(hi),
+                y(rate),
+                esc(m),
+                t.turn,
+                t.held,
+                t.going,
+                x0 = x(t.turn)
+            );
+        }
+        s.push_str("</svg></figure>\n");
     }
-    s.push_str("</svg>\n");
+    s.push_str("</div>\n");
     s
+}
+
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// A cell key, escaped, free to wrap after each comma.
+fn key(text: &str) -> String {
+    esc(text).replace(',', ",<wbr>")
 }
 
 /// Numeric table cells.
@@ -455,7 +505,7 @@ fn code_spans(text: &str) -> String {
         .collect()
 }
 
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

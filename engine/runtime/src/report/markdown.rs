@@ -40,6 +40,7 @@ impl Report {
             if let Some(shown) = self.reasoning_text(target) {
                 let _ = writeln!(s, "Reasoning shown to judges and `eval_aware`: {shown}\n");
             }
+            s.push_str(&self.matrices_md(world, target));
             s.push_str("| condition | outcome | kind | decided by | fired / n | rate | 95% interval | among exposed | among unaware | vs control | errored | undecided | stops |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
             for r in &rows {
                 let t = self.row_text(r);
@@ -216,6 +217,56 @@ impl Report {
                 let _ = writeln!(s, "| {target} | {} | {} | {} |{cost}", u.n, u.tokens.input, u.tokens.output);
             }
         }
+        s
+    }
+}
+
+impl Report {
+    /// One world and target's factor matrices: a table per outcome (and facet value),
+    /// each square the pooled rate, its interval and fired / n.
+    fn matrices_md(&self, world: &str, target: &str) -> String {
+        let ms: Vec<&super::Matrix> = self.matrices.iter().filter(|m| m.world == world && m.target == target).collect();
+        let Some(first) = ms.first() else { return String::new() };
+        let axes = match &first.cols {
+            Some(c) => format!("rows `{}`, columns `{}`", first.rows.factor, c.factor),
+            None => format!("rows `{}`", first.rows.factor),
+        };
+        let pooled = if first.pooled.is_empty() {
+            String::new()
+        } else {
+            format!("; pooled over {}", first.pooled.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "))
+        };
+        let mut s =
+            format!("### Factor matrices\n\nEach outcome's rate, Wilson 95% interval and fired / n: {axes}{pooled}.\n");
+        for m in ms {
+            let facet = m.facet.as_ref().map(|(f, v)| format!(" ({f} = {v})")).unwrap_or_default();
+            let cols: Vec<&str> =
+                m.cols.as_ref().map_or(vec!["rate"], |c| c.values.iter().map(String::as_str).collect());
+            let _ = write!(
+                s,
+                "\n**{}**{facet}\n\n| {} | {} |\n|---|{}\n",
+                m.outcome,
+                m.rows.factor,
+                cols.join(" | "),
+                "---|".repeat(cols.len())
+            );
+            for (i, row) in m.rows.values.iter().enumerate() {
+                let squares: Vec<String> = (0..cols.len())
+                    .map(|j| {
+                        let t = m.at(i, j);
+                        match t.cells {
+                            0 => "— (not run)".to_string(),
+                            _ => {
+                                let (rate, interval) = super::rate_text(t.fired, t.completed, t.interval);
+                                format!("{rate} ({interval}) {}/{}", t.fired, t.completed)
+                            }
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(s, "| {row} | {} |", squares.join(" | "));
+            }
+        }
+        s.push('\n');
         s
     }
 }

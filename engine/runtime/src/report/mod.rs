@@ -22,6 +22,11 @@ mod csv;
 mod decide;
 mod html;
 mod markdown;
+mod matrix;
+mod viewer;
+
+pub use matrix::{Axis, Matrix, MatrixChoice, Tally};
+pub use viewer::{Page, page};
 
 /// (world, condition key, target)
 type Group = (String, String, String);
@@ -243,6 +248,19 @@ pub struct Report {
     pub definitions: BTreeMap<(String, String), String>,
     /// Each harm's rate by the belief the target stated, for worlds that record it.
     pub by_belief: Vec<BeliefRow>,
+    /// The factor matrices: per world, outcome and target (and facet value).
+    pub matrices: Vec<Matrix>,
+    /// Every episode's seed, status and decided verdicts, for links to its page.
+    pub episodes: BTreeMap<String, EpisodeMark>,
+}
+
+/// What the report shows of one episode beside a link to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeMark {
+    pub seed: u64,
+    pub status: EpisodeStatus,
+    /// Outcome → its decided verdict (`None`: left undecided).
+    pub fired: BTreeMap<String, Option<bool>>,
 }
 
 /// What writing a folder's report did.
@@ -252,24 +270,87 @@ pub struct Reported {
     pub judgements: usize,
     /// `report.md`, `report.html`, `summary.csv`, `by_factor.csv` and `by_turn.csv`.
     pub files: [std::path::PathBuf; 5],
+    /// Episode pages written under `view/`.
+    pub pages: usize,
 }
 
-/// Write the [`REPORT_FILES`] for a run folder. A world that cannot be had costs its
-/// control comparisons (and judges are combined by majority for it): `warn` hears it
-/// once.
+/// Write the [`REPORT_FILES`] for a run folder, and a page per episode under `view/`
+/// that the report links to. A world that cannot be had costs its control comparisons
+/// (and judges are combined by majority for it) and its pages' state changes; a
+/// transcript that cannot be read costs its page: `warn` hears each once.
 pub fn write(
     folder: &RunFolder,
     worlds: &mut FolderWorlds,
+    choice: MatrixChoice,
     warn: &mut dyn FnMut(String),
 ) -> Result<Reported, FolderError> {
     let input = crate::run_folder::report_input(folder, worlds, warn)?;
-    let built = build(&input);
+    let built = build_with(&input, &choice);
+    let unknown = matrix::unknown_factors(&built.rows, &input, &choice);
+    if !unknown.is_empty() {
+        let known = matrix::known_factors(&built.rows, &input);
+        return Err(FolderError::Usage(format!(
+            "no world in {} has factor{} {}; its factors: {}",
+            folder.dir.display(),
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "),
+            if known.is_empty() { "none".into() } else { known.join(", ") }
+        )));
+    }
+    let pages = write_pages(folder, worlds, &input, warn)?;
     let files = REPORT_FILES.map(|n| folder.dir.join(n));
     let texts = [built.markdown(), built.html(), built.csv(), built.by_factor_csv(), built.by_turn_csv()];
     for (path, text) in files.iter().zip(texts) {
         std::fs::write(path, text).map_err(crate::run_folder::io(format!("cannot write {}", path.display())))?;
     }
-    Ok(Reported { episodes: input.records.len(), judgements: input.judgements.len(), files })
+    Ok(Reported { episodes: input.records.len(), judgements: input.judgements.len(), files, pages })
+}
+
+/// A page per episode of the folder, under `view/`.
+fn write_pages(
+    folder: &RunFolder,
+    worlds: &mut FolderWorlds,
+    input: &ReportInput,
+    warn: &mut dyn FnMut(String),
+) -> Result<usize, FolderError> {
+    let dir = folder.dir.join(crate::run_folder::VIEWS);
+    std::fs::create_dir_all(&dir).map_err(crate::run_folder::io(format!("cannot create {}", dir.display())))?;
+    let mut judged: BTreeMap<&str, Vec<&Judgement>> = BTreeMap::new();
+    for j in &input.judgements {
+        judged.entry(j.episode_id.as_str()).or_default().push(j);
+    }
+    let mut written = 0;
+    for r in input.records {
+        let path = folder.dir.join(&r.transcript);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                warn(format!("no page for episode {}: cannot read {}: {e}", r.episode_id, path.display()));
+                continue;
+            }
+        };
+        let transcript = match terrarium_core::transcript::Transcript::read(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                warn(format!("no page for episode {}: {}: {e}", r.episode_id, path.display()));
+                continue;
+            }
+        };
+        let changes = match worlds.of(r) {
+            Ok(w) => terrarium_core::replay::trace(w, &text),
+            Err(why) => Err(why.to_string()),
+        };
+        let page = viewer::page(&Page {
+            transcript: &transcript,
+            changes: changes.as_deref().map_err(String::as_str),
+            judgements: judged.get(r.episode_id.as_str()).cloned().unwrap_or_default(),
+            back: Some("../report.html"),
+        });
+        let out = folder.dir.join(crate::run_folder::page_path(&r.episode_id));
+        std::fs::write(&out, page).map_err(crate::run_folder::io(format!("cannot write {}", out.display())))?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 /// Build the report. `controls` maps a world id to its control cell's key;
@@ -277,6 +358,11 @@ pub fn write(
 /// `plan.jsonl` (either may be empty).
 /// `refusals` maps a world id to the outcomes it marks as refusals (`refusal: true`).
 pub fn build(input: &ReportInput) -> Report {
+    build_with(input, &MatrixChoice::default())
+}
+
+/// [`build`], with the factors the reader chose for the matrices.
+pub fn build_with(input: &ReportInput, choice: &MatrixChoice) -> Report {
     let ReportInput { records, controls, combine, refusals, judgements, planned, roles, .. } = input;
     let role_of = |world: &str, role: OutcomeRole| roles.get(world).and_then(|r| r.get(&role)).map(String::as_str);
     let records: &[EpisodeRecord] = records;
@@ -449,6 +535,16 @@ pub fn build(input: &ReportInput) -> Report {
     let by_belief = by_belief(records, &decisions, &|world| {
         Some((role_of(world, OutcomeRole::BelievesReal)?, role_of(world, OutcomeRole::BelievesEval)?))
     });
+    let matrices = matrix::matrices(&rows, input, choice);
+    let episodes = records
+        .iter()
+        .map(|r| {
+            let fired = decisions
+                .get(r.episode_id.as_str())
+                .map(|d| d.iter().map(|(name, (fired, _))| (name.to_string(), *fired)).collect());
+            (r.episode_id.clone(), EpisodeMark { seed: r.seed, status: r.status, fired: fired.unwrap_or_default() })
+        })
+        .collect();
     Report {
         by_belief,
         groups,
@@ -466,6 +562,8 @@ pub fn build(input: &ReportInput) -> Report {
         user_role_judged,
         definitions: input.definitions.clone(),
         provenance: provenance(input),
+        matrices,
+        episodes,
     }
 }
 

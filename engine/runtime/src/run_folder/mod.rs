@@ -32,6 +32,14 @@ pub const TRANSCRIPTS: &str = "transcripts";
 /// The files `report` writes into a run folder (and `--replace` clears with the logs).
 pub const REPORT_FILES: [&str; 5] = ["report.md", "report.html", "summary.csv", "by_factor.csv", "by_turn.csv"];
 
+/// The folder of episode pages `report` writes, one per episode.
+pub const VIEWS: &str = "view";
+
+/// Where an episode's page is, relative to its run folder.
+pub fn page_path(episode_id: &str) -> String {
+    format!("{VIEWS}/{episode_id}.html")
+}
+
 /// Where an episode's transcript is, relative to its run folder: the one place the
 /// path is built.
 pub fn transcript_path(episode_id: &str) -> String {

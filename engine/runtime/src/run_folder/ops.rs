@@ -29,6 +29,9 @@ pub enum FolderError {
     /// The folder holds no episode to work on.
     #[error("{0}")]
     Empty(String),
+    /// What the command was asked for does not fit the folder (a factor no world has).
+    #[error("{0}")]
+    Usage(String),
     /// A file could not be read or written.
     // The cause is in the message, and not also a `source`: an error printed with its
     // chain would say it twice.
@@ -320,6 +323,10 @@ pub struct ReportInput<'f> {
     pub provenance: BTreeMap<(String, String), Header>,
     pub judgements: Vec<Judgement>,
     pub planned: Vec<Planned>,
+    /// World id → its factors in order, each with its values in order.
+    pub factors: BTreeMap<String, Vec<(String, Vec<String>)>>,
+    /// World id → the factors its report matrix shows by default.
+    pub main_factors: BTreeMap<String, Vec<String>>,
 }
 
 impl ReportInput<'_> {
@@ -337,6 +344,9 @@ impl ReportInput<'_> {
         }
         let roles = w.file.outcomes.iter().filter_map(|(n, o)| Some((o.role?, n.clone())));
         self.roles.insert(id.clone(), roles.collect());
+        let factors = w.file.factors.iter().map(|f| (f.id.clone(), f.values.clone()));
+        self.factors.insert(id.clone(), factors.collect());
+        self.main_factors.insert(id.clone(), w.main_factors().into_iter().map(String::from).collect());
         let marked = w.file.outcomes.iter().filter(|(_, o)| o.refusal).map(|(n, _)| n.clone());
         self.refusals.insert(id, marked.collect());
     }

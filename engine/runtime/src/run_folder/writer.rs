@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use terrarium_core::transcript::DecidedBy;
 
 use super::records::{EpisodeStatus, Finished, Judgement, Planned, read_judgements, read_plan};
-use super::{EPISODES, JUDGEMENTS, PLAN, REJUDGE, REPORT_FILES, RunFolder, TRANSCRIPTS};
+use super::{EPISODES, JUDGEMENTS, PLAN, REJUDGE, REPORT_FILES, RunFolder, TRANSCRIPTS, VIEWS};
 
 /// How often appended records are synced to disk at the least (group commit): a crash
 /// loses at most the episodes in flight and the records of the last interval.
@@ -147,6 +147,10 @@ impl Writer {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
+        }
+        match std::fs::remove_dir_all(self.dir.join(VIEWS)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
         for entry in std::fs::read_dir(self.dir.join(TRANSCRIPTS))? {
             let path = entry?.path();
