@@ -440,7 +440,9 @@ fn turn_charts(report: &Report, world: &str, target: &str, measures: &[String]) 
                 y0 = y(tick)
             );
         }
-        for turn in 1..=last {
+        // At most about eight labels, so the numbers never run into each other.
+        let every = last.div_ceil(8).max(1);
+        for turn in (1..=last).filter(|t| (t - 1) % every == 0 || *t == last) {
             let _ = write!(
                 s,
                 "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{turn}</text>",
