@@ -236,8 +236,9 @@ pub(crate) struct RunArgs {
     #[arg(required_unless_present = "sweep")]
     pub(crate) worlds: Vec<PathBuf>,
     /// The target: `scripted/<policy>` (a world's reference policy), or a model
-    /// (`openai/…`, `openai-responses/…`, `anthropic/…`). Repeat for several; their
-    /// episodes are interleaved.
+    /// (`openai/…`, `openai-responses/…`, `anthropic/…`), or `mock/<file>`: canned
+    /// replies from a file, offline (docs/models.md). Repeat for several; their episodes
+    /// are interleaved.
     #[arg(long = "model", value_name = "TARGET", required_unless_present = "sweep")]
     pub(crate) models: Vec<String>,
     /// A sweep file (RON) naming worlds, filters, samples, targets with their settings

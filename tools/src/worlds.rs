@@ -127,7 +127,7 @@ pub(crate) fn show(path: &Path, conditions: &[String], seed: u64, model: Option<
     };
     let Some(spec) = terrarium_runtime::sweep::ModelSpec::parse(model) else {
         return Err(anyhow!(
-            "--model `{model}`: show prints provider requests; use openai/<model>, openai-responses/<model> or anthropic/<model>"
+            "--model `{model}`: show prints provider requests; use openai/<model>, openai-responses/<model>, anthropic/<model> or mock/<file>"
         )
         .into());
     };

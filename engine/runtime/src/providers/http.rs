@@ -68,6 +68,9 @@ pub enum Provider {
     Anthropic,
     /// `openai-responses/<model>`: the OpenAI Responses API.
     OpenAiResponses,
+    /// `mock/<file>`: canned replies from a file, in the Chat Completions format, with
+    /// no network (see [`super::mock`]).
+    Mock,
 }
 
 impl Provider {
@@ -75,7 +78,7 @@ impl Provider {
     /// (`scripted/idle`).
     pub fn of_spec(spec: &str) -> Option<Provider> {
         let (prefix, model) = spec.split_once('/')?;
-        let provider = [Provider::OpenAiChat, Provider::Anthropic, Provider::OpenAiResponses]
+        let provider = [Provider::OpenAiChat, Provider::Anthropic, Provider::OpenAiResponses, Provider::Mock]
             .into_iter()
             .find(|p| p.name() == prefix)?;
         (!model.is_empty()).then_some(provider)
@@ -86,6 +89,15 @@ impl Provider {
             Provider::OpenAiChat => "openai",
             Provider::Anthropic => "anthropic",
             Provider::OpenAiResponses => "openai-responses",
+            Provider::Mock => "mock",
+        }
+    }
+
+    /// The wire format it speaks: its own, or Chat Completions for the mock.
+    pub fn wire(self) -> Provider {
+        match self {
+            Provider::Mock => Provider::OpenAiChat,
+            p => p,
         }
     }
 
@@ -95,6 +107,7 @@ impl Provider {
             Provider::OpenAiChat => format!("{base_url}/chat/completions"),
             Provider::Anthropic => format!("{base_url}/v1/messages"),
             Provider::OpenAiResponses => format!("{base_url}/responses"),
+            Provider::Mock => base_url.to_string(),
         }
     }
 }
@@ -131,9 +144,11 @@ pub fn conversation_request(
     settings: &Settings,
     prefill: Option<&str>,
 ) -> Json {
-    match provider {
-        Provider::OpenAiChat => serde_json::to_value(openai_chat::request(model, conversation, tool_schemas, settings))
-            .expect("requests serialise"),
+    match provider.wire() {
+        Provider::OpenAiChat | Provider::Mock => {
+            serde_json::to_value(openai_chat::request(model, conversation, tool_schemas, settings))
+                .expect("requests serialise")
+        }
         Provider::Anthropic => super::anthropic::request(model, conversation, tool_schemas, settings, prefill),
         Provider::OpenAiResponses => super::openai_responses::request(model, conversation, tool_schemas, settings),
     }
@@ -164,6 +179,8 @@ pub struct ApiTarget {
     price: Option<Price>,
     cost: Option<CostBudget>,
     pool: Pool,
+    /// A mock's canned replies: answered here, never sent.
+    mock: Option<std::sync::Arc<super::mock::Mock>>,
 }
 
 impl ApiTarget {
@@ -196,7 +213,14 @@ impl ApiTarget {
             price: None,
             cost: None,
             pool,
+            mock: None,
         }
+    }
+
+    /// Answer from a mock's canned replies instead of a server.
+    pub fn with_mock(mut self, mock: std::sync::Arc<super::mock::Mock>) -> Self {
+        self.mock = Some(mock);
+        self
     }
 
     /// Describe the tools in the prompt and parse calls from tags, instead of native calling.
@@ -237,7 +261,7 @@ impl ApiTarget {
 
     /// Send `body`, retrying as [`retry::decide`] says; a final failure is the
     /// episode's error.
-    async fn post(&self, body: String) -> Result<(Option<String>, String), TargetError> {
+    async fn post(&self, body: String, plain: bool) -> Result<(Option<String>, String), TargetError> {
         let url = self.provider.endpoint(&self.base_url);
         let jitter =
             body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
@@ -255,7 +279,7 @@ impl ApiTarget {
             // A permit per attempt, not per episode: waiting out a retry hint frees it.
             let outcome = {
                 let _permit = self.pool.permits.acquire().await.expect("the pool's semaphore is never closed");
-                self.send_once(&url, &body).await
+                self.send_once(&url, &body, plain).await
             };
             let outcome = match outcome {
                 Ok(reply) => return Ok(reply),
@@ -284,10 +308,16 @@ impl ApiTarget {
         }
     }
 
-    async fn send_once(&self, url: &str, body: &str) -> Result<(Option<String>, String), retry::Attempt> {
+    async fn send_once(&self, url: &str, body: &str, plain: bool) -> Result<(Option<String>, String), retry::Attempt> {
+        if let Some(mock) = &self.mock {
+            return match mock.answer(body, plain) {
+                Ok(text) => Ok((None, text)),
+                Err((code, body)) => Err(retry::Attempt::Status { code, retry_after_ms: None, body }),
+            };
+        }
         let mut request = self.pool.client.post(url).header("content-type", "application/json").body(body.to_string());
         request = match (self.provider, &self.api_key) {
-            (Provider::OpenAiChat | Provider::OpenAiResponses, Some(key)) => request.bearer_auth(key),
+            (Provider::OpenAiChat | Provider::OpenAiResponses | Provider::Mock, Some(key)) => request.bearer_auth(key),
             (Provider::Anthropic, Some(key)) => request.header("x-api-key", key),
             (_, None) => request,
         };
@@ -359,8 +389,8 @@ impl ApiTarget {
         text: &str,
     ) -> Result<super::Reply, TargetError> {
         let turn = episode.state().turn + 1;
-        let mut reply = match self.provider {
-            Provider::OpenAiChat => openai_chat::parse(text, turn),
+        let mut reply = match self.provider.wire() {
+            Provider::OpenAiChat | Provider::Mock => openai_chat::parse(text, turn),
             Provider::Anthropic => super::anthropic::parse(text),
             Provider::OpenAiResponses => super::openai_responses::parse(text, turn),
         }
@@ -494,6 +524,7 @@ impl ApiTarget {
     async fn exchange(
         &self,
         body: String,
+        plain: bool,
         key: &str,
         parse: impl FnOnce(Option<String>, &str) -> Result<super::Reply, TargetError>,
     ) -> Result<super::Reply, TargetError> {
@@ -503,7 +534,7 @@ impl ApiTarget {
             Some((id, text)) => (id, text, None),
             None => {
                 let reservation = self.reserve(&body)?;
-                match self.post(body).await {
+                match self.post(body, plain).await {
                     Ok((id, text)) => (id, text, reservation),
                     Err(e) => {
                         self.settle(reservation, None);
@@ -540,7 +571,7 @@ impl ApiTarget {
     /// through the pool. Many episodes may await this at once on one target.
     pub async fn next(&self, episode_id: &str, episode: &Episode<'_>) -> Result<Next, TargetError> {
         let (body, key) = self.prepare(episode_id, episode);
-        let reply = self.exchange(body, &key, |id, text| self.interpret(episode, id, text)).await?;
+        let reply = self.exchange(body, false, &key, |id, text| self.interpret(episode, id, text)).await?;
         Ok(match reply.stop {
             Some(stop) => Next::Last(reply.output, stop.reason()),
             None => Next::Output(reply.output),
@@ -556,10 +587,10 @@ impl ApiTarget {
         let key = Cache::key(self.provider.name(), &self.base_url, &body, asker);
         let mut request_id = None;
         let reply = self
-            .exchange(body, &key, |id, text| {
+            .exchange(body, true, &key, |id, text| {
                 request_id = id;
-                match self.provider {
-                    Provider::OpenAiChat => openai_chat::parse(text, 1),
+                match self.provider.wire() {
+                    Provider::OpenAiChat | Provider::Mock => openai_chat::parse(text, 1),
                     Provider::Anthropic => super::anthropic::parse(text),
                     Provider::OpenAiResponses => super::openai_responses::parse(text, 1),
                 }

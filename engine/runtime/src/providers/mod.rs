@@ -10,6 +10,7 @@ pub mod budget;
 pub mod cache;
 pub mod conformance;
 pub mod http;
+pub mod mock;
 pub mod openai_chat;
 pub mod openai_responses;
 pub mod retry;

@@ -215,7 +215,7 @@ impl SweepSpec {
                 let model = entry.model.as_str();
                 if !model.starts_with("scripted/") && ModelSpec::parse(model).is_none() {
                     return Err(usage(format!(
-                        "--user-model `{model}` is not a model spec; use openai/<model>, openai-responses/<model> or anthropic/<model>"
+                        "--user-model `{model}` is not a model spec; use openai/<model>, openai-responses/<model>, anthropic/<model> or mock/<file>"
                     )));
                 }
                 let mut entry = common(entry);

@@ -149,6 +149,8 @@ impl ModelSpec<'_> {
                 ("OPENAI_API_KEY", "OPENAI_BASE_URL", "https://api.openai.com/v1")
             }
             Provider::Anthropic => ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+            // No key, no server: the file is the model.
+            Provider::Mock => ("", "", ""),
         };
         Some(ModelSpec { provider, name, key_var, url_var, default_url })
     }
@@ -176,13 +178,22 @@ impl TargetSpec {
         }
         let Some(spec) = ModelSpec::parse(model) else {
             return Err(format!(
-                "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model>, openai-responses/<model> or anthropic/<model>"
+                "--model `{model}` is not a target spec; use scripted/<policy>, openai/<model>, openai-responses/<model>, anthropic/<model> or mock/<file>"
             ));
         };
         entry.check_settings()?;
-        let base_url = spec.base_url(entry.base_url.as_deref());
-        let api_key = std::env::var(spec.key_var).ok().filter(|k| !k.is_empty());
-        if needs_key && api_key.is_none() && base_url == spec.default_url {
+        let mock = match spec.provider {
+            Provider::Mock => {
+                Some(std::sync::Arc::new(crate::providers::mock::Mock::read(std::path::Path::new(spec.name))?))
+            }
+            _ => None,
+        };
+        let base_url = match &mock {
+            Some(m) => m.base_url(),
+            None => spec.base_url(entry.base_url.as_deref()),
+        };
+        let api_key = std::env::var(spec.key_var).ok().filter(|k| !k.is_empty() && mock.is_none());
+        if needs_key && mock.is_none() && api_key.is_none() && base_url == spec.default_url {
             let key_var = spec.key_var;
             return Err(format!("{key_var} is not set (a local compatible server needs --base-url and no key)"));
         }
@@ -208,6 +219,7 @@ impl TargetSpec {
             scaffold: entry.scaffold.unwrap_or_default(),
             max_connections: entry.max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX).max(1)),
             price: entry.price,
+            mock,
         })))
     }
 
@@ -241,6 +253,8 @@ pub struct ApiSpec {
     /// Connections to its endpoint, when this model names a number (else the run's default).
     pub max_connections: Option<usize>,
     pub price: Option<Price>,
+    /// A mock's canned replies (`mock/<file>`), read once.
+    pub mock: Option<std::sync::Arc<crate::providers::mock::Mock>>,
 }
 
 impl ApiSpec {
@@ -278,6 +292,9 @@ impl ApiSpec {
         .with_scaffold(self.scaffold);
         if let Some(price) = self.price {
             t = t.with_price(price);
+        }
+        if let Some(mock) = &self.mock {
+            t = t.with_mock(mock.clone());
         }
         t
     }
