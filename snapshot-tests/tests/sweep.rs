@@ -13,6 +13,7 @@ fn spec(out: &std::path::Path, targets: Vec<TargetSpec>) -> SweepSpec {
         filter: Vec::new(),
         seed: 3,
         samples: 2,
+        limit: None,
         shard: None,
         out: Some(out.to_path_buf()),
         replace: false,

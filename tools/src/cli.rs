@@ -251,15 +251,23 @@ pub(crate) struct RunArgs {
     /// The first episode seed [default: 0].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub(crate) seed: Option<u64>,
-    /// Seeds per cell: seed .. seed+N-1 [default: 1].
-    #[arg(long)]
+    /// Seeds per cell: seed .. seed+N-1 [default: 1]. `--epochs` is Inspect's name for it.
+    #[arg(long, visible_alias = "epochs")]
     pub(crate) samples: Option<u64>,
-    /// The run folder (default runs/<first world id>). Existing episodes are kept and skipped.
-    #[arg(long)]
+    /// Only some of each world's selected cells, in their canonical order: N (the
+    /// first N) or A-B (the A-th to the B-th, from 1), as Inspect's --limit takes samples.
+    #[arg(long, value_name = "N|A-B")]
+    pub(crate) limit: Option<String>,
+    /// The run folder (default runs/<first world id>). Existing episodes are kept and
+    /// skipped. `--log-dir` is Inspect's name for it.
+    #[arg(long, visible_alias = "log-dir")]
     pub(crate) out: Option<PathBuf>,
     /// Run only shard K of N (1-based): a fixed share of the episodes, so a sweep can
-    /// run as N independent jobs and be combined with `terrarium merge`.
-    #[arg(long, value_name = "K/N")]
+    /// run as N independent jobs and be combined with `terrarium merge`. `auto` reads
+    /// this job's place from a Slurm job array (SLURM_ARRAY_TASK_ID and
+    /// SLURM_ARRAY_TASK_COUNT); `auto/N` from a Kubernetes Indexed Job of N
+    /// completions (JOB_COMPLETION_INDEX). See docs/scaling.md.
+    #[arg(long, value_name = "K/N|auto|auto/N")]
     pub(crate) shard: Option<String>,
     /// Print the episodes the run would do, and how many requests the cache can
     /// already answer; send and write nothing.
@@ -406,6 +414,57 @@ pub(crate) struct ApiArgs {
     /// called by tags in the `text` (for comparison with text-based testbeds).
     #[arg(long, value_name = "native|text")]
     pub(crate) scaffold: Option<terrarium_runtime::providers::Scaffold>,
+    /// A model setting as Inspect's `-M` passes model arguments: base_url, temperature,
+    /// top_p, max_tokens, sampling_seed (or seed), reasoning_effort, thinking_budget,
+    /// reasoning_summary or scaffold. Repeatable; the flag of the same name, if given
+    /// too, wins.
+    #[arg(short = 'M', value_name = "KEY=VALUE", value_parser = parse_model_arg)]
+    pub(crate) model_args: Vec<ModelArg>,
+}
+
+/// One `-M key=value`, read and checked.
+#[derive(Clone, Debug)]
+pub(crate) enum ModelArg {
+    BaseUrl(String),
+    Temperature(f64),
+    TopP(f64),
+    MaxTokens(u32),
+    SamplingSeed(u64),
+    ReasoningEffort(String),
+    ThinkingBudget(u32),
+    ReasoningSummary(String),
+    Scaffold(terrarium_runtime::providers::Scaffold),
+}
+
+fn parse_model_arg(text: &str) -> Result<ModelArg, String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    let value = value.trim();
+    fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+        value.parse().map_err(|_| format!("-M {key}: `{value}` is not a number of the kind it takes"))
+    }
+    let one_of = |allowed: &[&str]| {
+        if allowed.contains(&value) {
+            Ok(value.to_string())
+        } else {
+            Err(format!("-M {key}: `{value}` is not one of {}", allowed.join(", ")))
+        }
+    };
+    Ok(match key.trim().replace('-', "_").as_str() {
+        "base_url" => ModelArg::BaseUrl(value.to_string()),
+        "temperature" => ModelArg::Temperature(num(key, value)?),
+        "top_p" => ModelArg::TopP(num(key, value)?),
+        "max_tokens" => ModelArg::MaxTokens(num(key, value)?),
+        "sampling_seed" | "seed" => ModelArg::SamplingSeed(num(key, value)?),
+        "reasoning_effort" => ModelArg::ReasoningEffort(one_of(&["low", "medium", "high"])?),
+        "thinking_budget" => ModelArg::ThinkingBudget(num(key, value)?),
+        "reasoning_summary" => ModelArg::ReasoningSummary(one_of(&terrarium_runtime::providers::REASONING_SUMMARIES)?),
+        "scaffold" => ModelArg::Scaffold(value.parse().map_err(|e| format!("-M scaffold: {e}"))?),
+        other => {
+            return Err(format!(
+                "-M {other}: not a model setting; use base_url, temperature, top_p, max_tokens, sampling_seed, reasoning_effort, thinking_budget, reasoning_summary or scaffold"
+            ));
+        }
+    })
 }
 
 /// How requests are sent (not recorded: they change nothing a model is asked).
@@ -430,8 +489,32 @@ impl SendArgs {
 }
 
 impl ApiArgs {
+    /// These flags with each `-M` folded in where the flag of its name was not given.
+    fn folded(&self) -> ApiArgs {
+        let mut a = self.clone();
+        for m in &self.model_args {
+            match m.clone() {
+                ModelArg::BaseUrl(v) => a.base_url = a.base_url.or(Some(v)),
+                ModelArg::Temperature(v) => a.temperature = a.temperature.or(Some(v)),
+                ModelArg::TopP(v) => a.top_p = a.top_p.or(Some(v)),
+                ModelArg::MaxTokens(v) => a.max_tokens = a.max_tokens.or(Some(v)),
+                ModelArg::SamplingSeed(v) => a.sampling_seed = a.sampling_seed.or(Some(v)),
+                ModelArg::ReasoningEffort(v) => a.reasoning_effort = a.reasoning_effort.or(Some(v)),
+                ModelArg::ThinkingBudget(v) => a.thinking_budget = a.thinking_budget.or(Some(v)),
+                ModelArg::ReasoningSummary(v) => a.reasoning_summary = a.reasoning_summary.or(Some(v)),
+                ModelArg::Scaffold(v) => a.scaffold = a.scaffold.or(Some(v)),
+            }
+        }
+        a.model_args.clear();
+        a
+    }
+
     /// The settings these flags give, laid over every target's.
     pub(crate) fn entry(&self) -> TargetEntry {
+        self.folded().entry_of()
+    }
+
+    fn entry_of(&self) -> TargetEntry {
         TargetEntry {
             base_url: self.base_url.clone(),
             temperature: self.temperature,
@@ -452,14 +535,15 @@ impl ApiArgs {
         provider: terrarium_runtime::providers::http::Provider,
         model: &str,
     ) -> terrarium_runtime::providers::Settings {
+        let this = self.folded();
         terrarium_runtime::providers::Settings {
-            temperature: self.temperature,
-            top_p: self.top_p,
-            max_tokens: self.max_tokens,
-            sampling_seed: self.sampling_seed,
-            reasoning_effort: self.reasoning_effort.clone(),
-            thinking_budget: self.thinking_budget,
-            reasoning_summary: self.reasoning_summary.clone(),
+            temperature: this.temperature,
+            top_p: this.top_p,
+            max_tokens: this.max_tokens,
+            sampling_seed: this.sampling_seed,
+            reasoning_effort: this.reasoning_effort.clone(),
+            thinking_budget: this.thinking_budget,
+            reasoning_summary: this.reasoning_summary.clone(),
         }
         .for_model(provider, model)
     }

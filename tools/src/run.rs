@@ -275,6 +275,7 @@ pub(crate) fn run_cmd(args: RunArgs) -> Outcome {
         conditions: args.conditions,
         seed: args.seed,
         samples: args.samples,
+        limit: args.limit,
         out: args.out,
         shard: args.shard,
         replace: args.replace,

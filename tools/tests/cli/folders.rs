@@ -259,3 +259,140 @@ fn report_matrix_choices_are_checked_and_view_writes_a_page() {
     let page = std::fs::read_to_string(pages.join("blackmail-s7-6064c3aca4d9668f.html")).unwrap();
     assert!(page.contains("class=\"changes\"") && page.contains("mail m037 sent"), "the state changes are shown");
 }
+
+/// A sweep on a cluster: eight processes, each told its place by the job array's
+/// variables (`--shard auto`), write their own folders; merged, they are the sweep one
+/// machine runs, episode for episode and byte for byte.
+#[test]
+fn a_simulated_eight_way_job_array_merges_into_the_single_machine_run() {
+    let base = scratch("job-array");
+    let cells = "goal=explicit,value=safety,instruction=not_told,framing=unstated,belief=not_asked,deliberation=none";
+    let args = |dir: &Path, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "run",
+            "worlds/blackmail",
+            "--model",
+            "scripted/idle",
+            "--model",
+            "scripted/blackmail",
+            "--condition",
+            cells,
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(["--samples", "5", "--out", dir.to_str().unwrap()].map(String::from));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let whole = base.join("whole");
+    let out = terrarium(&args(&whole, &[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // Slurm `--array=1-8` for six tasks' worth of variables, a Kubernetes Indexed Job's
+    // index for the other two: both name the same eight shards.
+    let mut shards = Vec::new();
+    for task in 0..8u32 {
+        let dir = base.join(format!("task{task}"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_terrarium"));
+        cmd.current_dir(root()).env_remove("SLURM_ARRAY_TASK_ID").env_remove("JOB_COMPLETION_INDEX");
+        let shard = if task < 6 {
+            cmd.env("SLURM_ARRAY_TASK_ID", (task + 1).to_string())
+                .env("SLURM_ARRAY_TASK_MIN", "1")
+                .env("SLURM_ARRAY_TASK_COUNT", "8");
+            "auto"
+        } else {
+            cmd.env("JOB_COMPLETION_INDEX", task.to_string());
+            "auto/8"
+        };
+        let out = cmd.args(args(&dir, &["--shard", shard])).output().expect("runs");
+        assert_eq!(code(&out), 0, "task {task}: {}", text(&out));
+        shards.push(dir);
+    }
+    let merged = base.join("merged");
+    let mut merge = vec!["merge".to_string()];
+    merge.extend(shards.iter().map(|s| s.to_str().unwrap().to_string()));
+    merge.extend(["--out".to_string(), merged.to_str().unwrap().to_string()]);
+    let out = terrarium(&merge.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_eq!(episode_ids(&merged), episode_ids(&whole));
+    for id in episode_ids(&whole) {
+        let file = format!("transcripts/{id}.jsonl");
+        assert_eq!(
+            std::fs::read(merged.join(&file)).unwrap(),
+            std::fs::read(whole.join(&file)).unwrap(),
+            "{id} differs between the array and the single run"
+        );
+    }
+    // Without a job array to read, `auto` says what it looked for.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_terrarium"));
+    let out = cmd
+        .current_dir(root())
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .args(args(&base.join("none"), &["--shard", "auto"]))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(
+        text(&out).contains("SLURM_ARRAY_TASK_ID") && text(&out).contains("JOB_COMPLETION_INDEX"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Inspect's names for the same things: `--epochs` for `--samples`, `--log-dir` for
+/// `--out`, `-M key=value` for a model setting; `--limit` keeps some of each world's
+/// cells. The same sweep under either name is the same episodes.
+#[test]
+fn inspect_names_are_aliases_and_limit_keeps_some_cells() {
+    let base = scratch("aliases");
+    let mock = "mock/examples/mock/blackmail.ron";
+    let run = |extra: &[&str]| {
+        let mut a = vec!["run", "worlds/blackmail", "--model", mock, "--condition", SMALL, "--no-cache"];
+        a.extend_from_slice(extra);
+        let out = terrarium(&a);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    };
+    let ours = base.join("ours");
+    let theirs = base.join("theirs");
+    run(&["--samples", "2", "--temperature", "0.5", "--out", ours.to_str().unwrap()]);
+    run(&["--epochs", "2", "-M", "temperature=0.5", "--log-dir", theirs.to_str().unwrap()]);
+    assert_eq!(episode_ids(&ours), episode_ids(&theirs));
+    let line = std::fs::read_to_string(theirs.join("episodes.jsonl")).unwrap();
+    let t =
+        std::fs::read_to_string(theirs.join(format!("transcripts/{}.jsonl", episode_ids(&theirs).first().unwrap())))
+            .unwrap();
+    assert!(t.lines().next().unwrap().contains(r#""temperature":0.5"#), "{line}");
+    for bad in [["-M", "colour=red"], ["-M", "temperature=hot"], ["--limit", "0"]] {
+        let mut a = vec!["run", "worlds/blackmail", "--model", mock, "--out", "/nonexistent/never"];
+        a.extend_from_slice(&bad);
+        let out = terrarium(&a);
+        assert_eq!(code(&out), 2, "{bad:?}: {}", text(&out));
+    }
+
+    // --limit: the first N cells in their canonical order, or the A-th to the B-th.
+    let cells = |dir: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
+        let mut c: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["condition_key"].as_str().unwrap().into())
+            .collect();
+        c.dedup();
+        c
+    };
+    let all = base.join("all");
+    let first = base.join("first");
+    let middle = base.join("middle");
+    for (dir, limit) in [(&all, None), (&first, Some("2")), (&middle, Some("2-3"))] {
+        let mut a =
+            vec!["run", "worlds/blackmail", "--model", "scripted/idle", "--condition", "goal=explicit,value=safety"];
+        a.extend(["--out", dir.to_str().unwrap()]);
+        if let Some(l) = limit {
+            a.extend(["--limit", l]);
+        }
+        let out = terrarium(&a);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+    }
+    let everything = cells(&all);
+    assert_eq!(cells(&first), everything[..2]);
+    assert_eq!(cells(&middle), everything[1..3]);
+}

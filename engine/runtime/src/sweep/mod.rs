@@ -67,6 +67,8 @@ pub struct SweepSpec {
     /// The first seed, and how many seeds each cell gets.
     pub seed: u64,
     pub samples: u64,
+    /// Only the A-th to B-th (from 1) of each world's selected cells (`--limit`).
+    pub limit: Option<(u64, u64)>,
     /// Only shard K of N (1-based): a fixed share of the episodes, by world, cell and seed.
     pub shard: Option<(u64, u64)>,
     /// The run folder; by default `runs/<first world id>`.
@@ -377,7 +379,19 @@ fn select_cells(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Vec<
     for w in &spec.worlds {
         let filter: Vec<(String, String)> =
             spec.filter.iter().filter(|(f, _)| !several || has(w, f)).cloned().collect();
-        cells.push(w.select_cells(&filter).map_err(SweepError::Invalid)?);
+        let mut selected = w.select_cells(&filter).map_err(SweepError::Invalid)?;
+        if let Some((a, b)) = spec.limit {
+            let n = selected.len() as u64;
+            if a > n {
+                return Err(SweepError::Invalid(format!(
+                    "--limit {a}-{b}: world `{}` has {n} selected cell{}",
+                    w.id(),
+                    if n == 1 { "" } else { "s" }
+                )));
+            }
+            selected = selected.into_iter().skip((a - 1) as usize).take((b.min(n) - a + 1) as usize).collect();
+        }
+        cells.push(selected);
     }
     Ok(cells)
 }

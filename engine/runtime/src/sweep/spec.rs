@@ -28,6 +28,8 @@ pub struct SweepFile {
     pub conditions: Vec<String>,
     pub samples: Option<u64>,
     pub seed: Option<u64>,
+    /// Only some of each world's selected cells, as `--limit`: `N` or `A-B`.
+    pub limit: Option<String>,
     pub out: Option<PathBuf>,
     /// Requests in flight per provider endpoint, for targets that do not set their own.
     pub max_connections: Option<u64>,
@@ -55,8 +57,10 @@ pub struct Overrides {
     pub conditions: Vec<String>,
     pub seed: Option<u64>,
     pub samples: Option<u64>,
+    /// `N` or `A-B`: only those of each world's selected cells.
+    pub limit: Option<String>,
     pub out: Option<PathBuf>,
-    /// `K/N`.
+    /// `K/N`, or `auto` (`auto/N`) from a cluster's job array.
     pub shard: Option<String>,
     pub replace: bool,
     /// Keep errored episodes already in the folder instead of running them again.
@@ -244,6 +248,7 @@ impl SweepSpec {
             filter: parse_conditions(if flags.conditions.is_empty() { &file.conditions } else { &flags.conditions })?,
             seed: flags.seed.or(file.seed).unwrap_or(0),
             samples: flags.samples.or(file.samples).unwrap_or(1),
+            limit: flags.limit.as_deref().or(file.limit.as_deref()).map(parse_limit).transpose()?,
             shard: flags.shard.as_deref().map(parse_shard).transpose()?,
             out,
             replace: flags.replace,
@@ -334,12 +339,90 @@ pub fn parse_conditions(raw: &[String]) -> Result<Vec<(String, String)>, SpecErr
 
 /// `K/N` with 1 <= K <= N.
 pub fn parse_shard(text: &str) -> Result<(u64, u64), SpecError> {
+    shard_of(text, &|name| std::env::var(name).ok())
+}
+
+/// `K/N`; or `auto`, `auto/N`: this process's place in a cluster's job array, read from
+/// `env`. A Slurm array task numbered from 1 (`sbatch --array=1-N`) is shard
+/// `SLURM_ARRAY_TASK_ID` of `SLURM_ARRAY_TASK_COUNT`; a count given as `auto/N` wins, so
+/// one task resubmitted alone (`--array=5`, a count of 1) is still shard 5 of N. A
+/// Kubernetes Indexed Job's pod is shard `JOB_COMPLETION_INDEX` + 1 (it counts from 0)
+/// of the Job's `completions`, given as `auto/N` since the pod is not told it.
+pub fn shard_of(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(u64, u64), SpecError> {
+    let text = text.trim();
+    let number = |name: &str| -> Result<Option<u64>, SpecError> {
+        match env(name).filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| usage(format!("--shard auto: {name}=`{v}` is not a whole number"))),
+        }
+    };
+    if let Some(rest) = text.strip_prefix("auto") {
+        let given = match rest.strip_prefix('/') {
+            Some(n) => Some(n.trim().parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                usage(format!("--shard `{text}`: the count after `auto/` must be a whole number of at least 1"))
+            })?),
+            None if rest.is_empty() => None,
+            None => return Err(usage(format!("--shard `{text}` must be K/N, auto or auto/N"))),
+        };
+        let (index, count) = if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
+            let Some(count) = given.or(number("SLURM_ARRAY_TASK_COUNT")?) else {
+                return Err(usage("--shard auto: SLURM_ARRAY_TASK_COUNT is not set; give the count, --shard auto/N"));
+            };
+            if id == 0 {
+                return Err(usage(
+                    "--shard auto: SLURM_ARRAY_TASK_ID is 0; number the array from 1 (sbatch --array=1-N), so each task's id is its shard",
+                ));
+            }
+            (id - 1, count)
+        } else if let Some(index) = number("JOB_COMPLETION_INDEX")? {
+            let Some(count) = given else {
+                return Err(usage(format!(
+                    "--shard auto: in a Kubernetes Indexed Job (JOB_COMPLETION_INDEX={index}) give the Job's completions as the count, --shard auto/N"
+                )));
+            };
+            (index, count)
+        } else {
+            return Err(usage(
+                "--shard auto: neither a Slurm array task (SLURM_ARRAY_TASK_ID) nor a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) is running this; give --shard K/N",
+            ));
+        };
+        if index >= count {
+            return Err(usage(format!(
+                "--shard auto: task {} of {count} does not exist (index {index}, from 0)",
+                index + 1
+            )));
+        }
+        return Ok((index + 1, count));
+    }
     let parsed =
         text.split_once('/').and_then(|(k, n)| Some((k.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
     match parsed {
         Some((k, n)) if n >= 1 && (1..=n).contains(&k) => Ok((k, n)),
-        _ => Err(usage(format!("--shard `{text}` must be K/N with 1 <= K <= N"))),
+        _ => Err(usage(format!(
+            "--shard `{text}` must be K/N with 1 <= K <= N, or auto (a Slurm array or a Kubernetes Indexed Job)"
+        ))),
     }
+}
+
+/// `--limit`: `N` (the first N cells) or `A-B` (the A-th to the B-th, from 1), as
+/// Inspect's `--limit` takes samples.
+pub fn parse_limit(text: &str) -> Result<(u64, u64), SpecError> {
+    let bad = || {
+        usage(format!("--limit `{text}` must be N (the first N cells of each world) or A-B (its A-th to B-th, from 1)"))
+    };
+    let text = text.trim();
+    let (a, b) = match text.split_once('-') {
+        Some((a, b)) => (a.trim().parse::<u64>().map_err(|_| bad())?, b.trim().parse::<u64>().map_err(|_| bad())?),
+        None => (1, text.parse::<u64>().map_err(|_| bad())?),
+    };
+    if a == 0 || b < a {
+        return Err(bad());
+    }
+    Ok((a, b))
 }
 
 #[cfg(test)]
@@ -443,6 +526,43 @@ mod tests {
             let flags = Overrides { dry_run: true, ..flags };
             let e = SweepSpec::resolve(&file, &flags).map(|_| ()).unwrap_err().to_string();
             assert!(e.contains(says), "{e}");
+        }
+    }
+
+    #[test]
+    fn shard_auto_reads_a_slurm_array_or_a_kubernetes_indexed_job() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let slurm =
+            env(&[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_MIN", "1"), ("SLURM_ARRAY_TASK_COUNT", "8")]);
+        assert_eq!(shard_of("auto", &slurm).unwrap(), (3, 8), "a task's id is its shard");
+        assert_eq!(shard_of("auto/8", &slurm).unwrap(), (3, 8));
+        // One task resubmitted alone: Slurm counts 1, the given count is the sweep's.
+        let again =
+            env(&[("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "5"), ("SLURM_ARRAY_TASK_COUNT", "1")]);
+        assert_eq!(shard_of("auto/8", &again).unwrap(), (5, 8));
+        assert!(shard_of("auto", &again).unwrap_err().to_string().contains("does not exist"));
+        let from_zero = env(&[("SLURM_ARRAY_TASK_ID", "0"), ("SLURM_ARRAY_TASK_COUNT", "8")]);
+        assert!(shard_of("auto", &from_zero).unwrap_err().to_string().contains("number the array from 1"));
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "7")]);
+        assert_eq!(shard_of("auto/8", &k8s).unwrap(), (8, 8));
+        assert!(shard_of("auto", &k8s).unwrap_err().to_string().contains("--shard auto/N"));
+        assert!(shard_of("auto/7", &k8s).unwrap_err().to_string().contains("does not exist"));
+        let none = env(&[]);
+        assert!(shard_of("auto", &none).unwrap_err().to_string().contains("neither a Slurm array task"));
+        let garbled = env(&[("JOB_COMPLETION_INDEX", "two")]);
+        assert!(shard_of("auto/8", &garbled).unwrap_err().to_string().contains("not a whole number"));
+        assert_eq!(shard_of("2/5", &none).unwrap(), (2, 5), "K/N needs no environment");
+        assert!(shard_of("autox", &none).is_err() && shard_of("auto/0", &none).is_err());
+    }
+
+    #[test]
+    fn limit_takes_n_or_a_range_from_one() {
+        assert_eq!(parse_limit("10").unwrap(), (1, 10));
+        assert_eq!(parse_limit(" 3-7 ").unwrap(), (3, 7));
+        for bad in ["0", "0-3", "5-2", "x", "-3", ""] {
+            assert!(parse_limit(bad).is_err(), "{bad}");
         }
     }
 }
