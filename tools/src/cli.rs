@@ -166,6 +166,23 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FACTOR")]
         facet: Option<String>,
     },
+    /// Write a run folder as logs another tool reads: `--format inspect`, one Inspect AI
+    /// evaluation log per world and target (samples are episodes; scores the verdicts
+    /// as the report decides them), for Inspect View and `inspect_ai.log.read_eval_log`.
+    Export {
+        /// A run folder (holding episodes.jsonl).
+        dir: PathBuf,
+        /// The log format.
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// Where to write the logs (default: DIR/inspect). `--log-dir` is Inspect's name.
+        #[arg(long, visible_alias = "log-dir")]
+        out: Option<PathBuf>,
+        /// A world the folder's episodes were run on, for a folder moved away from its
+        /// worlds. Repeatable.
+        #[arg(long)]
+        world: Vec<PathBuf>,
+    },
     /// Combine run folders (for example the shards of one sweep) into one; refuses
     /// folders whose worlds (dynamics hash) or target settings differ.
     Merge {
@@ -547,4 +564,11 @@ impl ApiArgs {
         }
         .for_model(provider, model)
     }
+}
+
+/// What `export` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum ExportFormat {
+    /// Inspect AI evaluation logs (`.json`), named as Inspect names its own.
+    Inspect,
 }

@@ -57,6 +57,9 @@ fn main() -> ExitCode {
         Command::Report { dir, world, matrix, facet } => folders::report_cmd(&dir, &world, matrix, facet),
         Command::Rejudge { dir, world } => folders::rejudge_cmd(&dir, &world),
         Command::Merge { dirs, out } => folders::merge_cmd(&dirs, &out),
+        Command::Export { dir, format: cli::ExportFormat::Inspect, out, world } => {
+            folders::export_cmd(&dir, out.as_deref(), &world)
+        }
         Command::New { id, from, dir } => worlds::new_world(&id, from.as_deref(), &dir),
         Command::Calibrate { paths, json, judges, judge_base_url, judge_without_reasoning, no_cache } => {
             calibrate::calibrate(&paths, json, &judges, judge_base_url, !judge_without_reasoning, no_cache)

@@ -2,6 +2,7 @@
 //! core, and writing transcripts and episode logs. Everything that touches the file
 //! system lives here or in the binary, never in `terrarium-core`.
 
+pub mod inspect;
 pub mod judge;
 pub mod labelled;
 pub mod policies;

@@ -19,6 +19,9 @@ mod campaign;
 mod commands;
 /// `report`, `merge` and `rejudge`.
 mod folders;
+/// Other tools reading what Terrarium writes: inspect-ai reading `export` (a real peer
+/// from PyPI, which `.ci/run` installs and names in `TERRARIUM_PYTHON`).
+mod interop;
 /// Judges in a run, and `calibrate`.
 mod judges;
 /// Model targets through fake providers: wire formats, retries, the cache, scaffolds.
