@@ -39,7 +39,7 @@ fn records() -> (Vec<EpisodeRecord>, terrarium_core::World) {
             for seed in 0..4 {
                 let mut target = Scripted::new(policy, p);
                 let key = EpisodeKey::new(&world, cell, seed, &target.spec(), &serde_json::json!({}));
-                let mut record = run_episode(key, &mut target, None).expect("runs").record;
+                let mut record = run_episode(key, &mut target, None, None).expect("runs").record;
                 if policy == "blackmail" {
                     record.tokens = Some(Tokens { input: 1000 + seed * 10, output: 100 });
                     record.cost_usd = Some(0.001 * (seed + 1) as f64);
@@ -125,6 +125,7 @@ fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
             condition_key: r.condition_key.clone(),
             target: r.target.clone(),
             user: r.user.clone(),
+            branch: None,
         })
         .collect();
     for seed in [4, 5] {
@@ -134,6 +135,7 @@ fn planned(records: &[EpisodeRecord]) -> Vec<Planned> {
             condition_key: DEFAULT.into(),
             target: "scripted/idle".into(),
             user: None,
+            branch: None,
         });
     }
     out

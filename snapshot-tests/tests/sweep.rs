@@ -26,6 +26,7 @@ fn spec(out: &std::path::Path, targets: Vec<TargetSpec>) -> SweepSpec {
         max_cost: None,
         max_connections: 4,
         build: None,
+        branch: None,
     }
 }
 

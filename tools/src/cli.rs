@@ -250,7 +250,7 @@ pub(crate) enum Command {
 #[derive(clap::Args, Debug)]
 pub(crate) struct RunArgs {
     /// World files, world folders, or folders of world folders.
-    #[arg(required_unless_present = "sweep")]
+    #[arg(required_unless_present_any = ["sweep", "from"])]
     pub(crate) worlds: Vec<PathBuf>,
     /// The target: `scripted/<policy>` (a world's reference policy), or a model
     /// (`openai/…`, `openai-responses/…`, `anthropic/…`), or `mock/<file>`: canned
@@ -265,6 +265,16 @@ pub(crate) struct RunArgs {
     /// Keep cells with factor=value; repeat a factor for any of several values.
     #[arg(long = "condition", value_name = "FACTOR=VALUE")]
     pub(crate) conditions: Vec<String>,
+    /// Branch this recorded transcript: replay and verify it up to --at, then let each
+    /// --model act from there, --samples times (each branch recorded with its parent
+    /// and step; `report` compares them). The world is found as `replay` finds it, or
+    /// named as the one WORLD.
+    #[arg(long, value_name = "TRANSCRIPT", requires = "at")]
+    pub(crate) from: Option<PathBuf>,
+    /// With --from: the step of the parent's target output to re-sample (as `view`
+    /// numbers events).
+    #[arg(long, value_name = "STEP", requires = "from")]
+    pub(crate) at: Option<u64>,
     /// The first episode seed [default: 0].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub(crate) seed: Option<u64>,

@@ -296,6 +296,8 @@ pub(crate) fn run_cmd(args: RunArgs) -> Outcome {
         send: args.send.options(),
         dry_run: args.dry_run,
         build: BUILD.map(String::from),
+        from: args.from,
+        at: args.at,
     };
     run(&SweepSpec::resolve(&file, &flags)?, args.dry_run)
 }

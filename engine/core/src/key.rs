@@ -5,7 +5,7 @@
 //! header, the response cache's key and the record in `episodes.jsonl`.
 
 use crate::hash::Canon;
-use crate::transcript::{Header, TargetRef, WorldRef};
+use crate::transcript::{Branch, Header, TargetRef, WorldRef};
 use crate::world::{Cell, World};
 
 /// Everything that decides one episode. Two episodes with equal keys are the same
@@ -21,6 +21,8 @@ pub struct EpisodeKey<'a> {
     pub target: TargetRef,
     /// The model playing the world's simulated user, when one does.
     pub user: Option<TargetRef>,
+    /// Where this episode branched from a recorded one, if it did.
+    pub branch: Option<Branch>,
 }
 
 impl<'a> EpisodeKey<'a> {
@@ -32,6 +34,7 @@ impl<'a> EpisodeKey<'a> {
             seed,
             target: TargetRef { spec: spec.to_string(), settings: settings.clone() },
             user: None,
+            branch: None,
         }
     }
 
@@ -53,6 +56,9 @@ impl<'a> EpisodeKey<'a> {
             .json(&self.target.settings);
         if let Some(user) = &self.user {
             c.str("user").str(&user.spec).json(&user.settings);
+        }
+        if let Some(b) = &self.branch {
+            c.str("branch").str(&b.parent).u64(b.at).u64(b.index);
         }
         format!("{}-s{}-{}", self.world.id(), self.seed, c.hex(8))
     }
@@ -81,12 +87,20 @@ impl<'a> EpisodeKey<'a> {
             target: self.target.clone(),
             turns: serde_json::to_value(&world.file.turns).expect("turn model serialises"),
             limits: serde_json::to_value(&world.file.limits).expect("limits serialise"),
+            branch: self.branch.clone(),
         }
     }
 
     /// The key a recorded header names, in `world` (whose cell `condition` is the
     /// header's): what replay recomputes the id from.
     pub fn of_header(world: &'a World, condition: &'a Cell, header: &Header) -> Self {
-        EpisodeKey { world, condition, seed: header.seed, target: header.target.clone(), user: header.user.clone() }
+        EpisodeKey {
+            world,
+            condition,
+            seed: header.seed,
+            target: header.target.clone(),
+            user: header.user.clone(),
+            branch: header.branch.clone(),
+        }
     }
 }

@@ -46,7 +46,7 @@ pub fn replay(world: &World, text: &str) -> Result<ReplayOutcome, TranscriptErro
     if let Some(problem) = header_problem(world, &header) {
         return Ok(ReplayOutcome::Diverged { step: None, message: problem });
     }
-    let (ep, recorded_verdicts, events) = match replay_events(world, &header, text, false)? {
+    let (ep, recorded_verdicts, events) = match replay_events(world, &header, text, false, None)? {
         Ok(done) => done,
         Err(Divergence { step, message }) => return Ok(ReplayOutcome::Diverged { step, message }),
     };
@@ -141,6 +141,7 @@ fn replay_events<'w>(
     header: &Header,
     text: &str,
     trace: bool,
+    stop_at: Option<u64>,
 ) -> Result<Result<(Episode<'w>, crate::transcript::Verdicts, usize), Divergence>, TranscriptError> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let diverged = |step: Option<u64>, message: String| Ok(Err(Divergence { step, message }));
@@ -184,6 +185,30 @@ fn replay_events<'w>(
     let mut edited: Option<(u64, String)> = None;
     for (i, line) in body.iter().enumerate() {
         let line_no = i + 2;
+        if let Some(at) = stop_at
+            && next as u64 == at
+        {
+            // The prefix is verified: every event before `at` was compared. The episode
+            // must be waiting for the target's output that `at` records.
+            let event: Event = serde_json::from_str(line).map_err(|e| TranscriptError::Line {
+                line: line_no,
+                message: format!("not a transcript event: {e}"),
+            })?;
+            if !matches!(event, Event::Target { .. }) || ep.events().len() as u64 != at || ep.awaiting_user().is_some()
+            {
+                return diverged(
+                    Some(at),
+                    format!(
+                        "step {at} is a `{}` event; a branch re-samples a target output, so --at names the step of a `target` event",
+                        event.kind()
+                    ),
+                );
+            }
+            if let Some((step, what)) = edited {
+                return diverged(Some(step), format!("{what}; the prefix was edited"));
+            }
+            return Ok(Ok((ep, recorded_verdicts, i)));
+        }
         if next >= ep.events().len() {
             if ep.is_done() {
                 return diverged(
@@ -290,7 +315,7 @@ fn target_stop_after(lines: &[&str]) -> Option<crate::stop::StopReason> {
 pub fn reenact<'w>(world: &'w World, text: &str) -> Result<Episode<'w>, String> {
     let header = Transcript::read(text).map_err(|e| e.to_string())?.header;
     let changed = header.world.dynamics_hash != world.dynamics_hash;
-    match replay_events(world, &header, text, false).map_err(|e| e.to_string())? {
+    match replay_events(world, &header, text, false, None).map_err(|e| e.to_string())? {
         Ok((ep, _, _)) => Ok(ep),
         Err(Divergence { message, .. }) if changed => Err(format!(
             "world `{}` has changed since the episode was recorded (dynamics hash {} recorded, {} now) and the episode no longer replays in it: {message}",
@@ -308,9 +333,30 @@ pub fn reenact<'w>(world: &'w World, text: &str) -> Result<Episode<'w>, String> 
 /// [`State::changes_from`]: crate::state::State::changes_from
 pub fn trace(world: &World, text: &str) -> Result<Vec<StateChange>, String> {
     let header = Transcript::read(text).map_err(|e| e.to_string())?.header;
-    match replay_events(world, &header, text, true).map_err(|e| e.to_string())? {
+    match replay_events(world, &header, text, true, None).map_err(|e| e.to_string())? {
         Ok((ep, _, _)) => Ok(ep.changes().to_vec()),
         Err(Divergence { message, .. }) => Err(format!("the transcript does not replay: {message}")),
+    }
+}
+
+/// A recorded episode re-enacted up to step `at`, the target output a branch re-samples:
+/// every event before it checked against the recording, the episode returned waiting
+/// for the target's next output. Fails naming the first difference, or when `at` is
+/// not the step of a `target` event of the transcript.
+pub fn prefix<'w>(world: &'w World, text: &str, at: u64) -> Result<Episode<'w>, String> {
+    let header = Transcript::read(text).map_err(|e| e.to_string())?.header;
+    if header.world.dynamics_hash != world.dynamics_hash {
+        return Err(format!(
+            "world `{}` has changed since the parent was recorded (dynamics hash {} recorded, {} now): a branch needs the world it was recorded in",
+            world.id(),
+            header.world.dynamics_hash,
+            world.dynamics_hash
+        ));
+    }
+    match replay_events(world, &header, text, false, Some(at)).map_err(|e| e.to_string())? {
+        Ok((ep, _, _)) if ep.events().len() as u64 == at => Ok(ep),
+        Ok(_) => Err(format!("the transcript has no step {at} to branch at")),
+        Err(Divergence { message, .. }) => Err(format!("the parent does not replay to step {at}: {message}")),
     }
 }
 

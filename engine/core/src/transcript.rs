@@ -535,6 +535,21 @@ pub struct Header {
     pub reasoning: Option<Reasoning>,
     pub turns: Json,
     pub limits: Json,
+    /// For an episode branched from a recorded one (`run --from`): the parent, the
+    /// step whose output it re-sampled, and which branch it is. Part of the episode id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<Branch>,
+}
+
+/// Where a branched episode left its parent: the parent's episode id, the step of the
+/// target output it re-sampled (every event before it is the parent's, verified on
+/// replay), and the branch's number (from 1).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Branch {
+    pub parent: String,
+    pub at: u64,
+    pub index: u64,
 }
 
 /// A line of a transcript file, tagged by `type`.

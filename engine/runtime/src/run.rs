@@ -40,10 +40,17 @@ impl<'w> EpisodeRun<'w> {
     /// Start the episode `key` names. With a model playing the world's simulated user
     /// (`key.user`), the episode waits for that model's messages. `build`, the commit
     /// the front end was built from, goes into the header as provenance.
-    pub fn start(key: EpisodeKey<'w>, build: Option<&str>) -> Result<Self, String> {
+    ///
+    /// A key that names a branch (`key.branch`) starts from `parent`, the recorded
+    /// transcript it branches from: replayed and verified up to the step it re-samples.
+    pub fn start(key: EpisodeKey<'w>, build: Option<&str>, parent: Option<&str>) -> Result<Self, String> {
         let mut header = key.header();
         header.build = build.map(String::from);
-        let mut episode = Episode::start(key.world, key.condition, key.seed).map_err(|e| e.to_string())?;
+        let mut episode = match (&key.branch, parent) {
+            (Some(b), Some(text)) => terrarium_core::replay::prefix(key.world, text, b.at)?,
+            (Some(_), None) => return Err("a branch starts from its parent's transcript, and none was given".into()),
+            (None, _) => Episode::start(key.world, key.condition, key.seed).map_err(|e| e.to_string())?,
+        };
         if key.user.is_some() {
             episode.play_user_externally();
         }
@@ -140,15 +147,22 @@ impl<'w> EpisodeRun<'w> {
             user: header.user.as_ref().map(|u| u.spec.clone()),
             user_tokens,
             conversation: ConversationTurns::of(world, &ep),
+            branch: header.branch.clone(),
         };
         Finished { record, transcript, verdicts }
     }
 }
 
-/// Run one episode of a synchronous target to its end. `key.target` names `target`.
-pub fn run_episode(key: EpisodeKey, target: &mut dyn Target, build: Option<&str>) -> Result<Finished, String> {
+/// Run one episode of a synchronous target to its end. `key.target` names `target`;
+/// `parent` is the transcript a branch starts from (see [`EpisodeRun::start`]).
+pub fn run_episode(
+    key: EpisodeKey,
+    target: &mut dyn Target,
+    build: Option<&str>,
+    parent: Option<&str>,
+) -> Result<Finished, String> {
     debug_assert_eq!(key.target.spec, target.spec(), "the key names the target that acts");
-    let mut run = EpisodeRun::start(key, build)?;
+    let mut run = EpisodeRun::start(key, build, parent)?;
     while let Some(ep) = run.pending() {
         let next = target.next(ep);
         run.step(next);
@@ -172,9 +186,10 @@ pub async fn run_model_episode(
     player: Player<'_, '_>,
     user: Option<&ApiTarget>,
     build: Option<&str>,
+    parent: Option<&str>,
 ) -> Result<Finished, String> {
     debug_assert_eq!(key.user.as_ref().map(|u| u.spec.clone()), user.map(ApiTarget::spec), "the key names the user");
-    let mut run = EpisodeRun::start(key, build)?;
+    let mut run = EpisodeRun::start(key, build, parent)?;
     let mut player = player;
     while let Some(ep) = run.pending() {
         if ep.awaiting_user().is_some()

@@ -595,3 +595,141 @@ fn a_sweep_run_from_the_cli_and_through_the_api_makes_the_same_folder() {
         assert_eq!(x, y, "{name} differs");
     }
 }
+
+/// `run --from TRANSCRIPT --at STEP`: every shipped world's recorded episode is
+/// replayed and verified to a target output, then re-sampled. A deterministic target
+/// (the mock, whose replies go by turn) re-samples exactly what its parent did, byte for
+/// byte after the header; each branch names its parent and step, replays offline on its
+/// own, and the report compares the branches apart from the cells' rates.
+#[test]
+fn branches_of_a_recorded_episode_start_from_its_verified_prefix_in_every_world() {
+    let base = scratch("branches");
+    let mock = "mock/examples/mock/blackmail.ron";
+    let mut worlds: Vec<PathBuf> = std::fs::read_dir(root().join("worlds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("world.ron").is_file())
+        .collect();
+    worlds.sort();
+    assert!(worlds.len() >= 8, "{worlds:?}");
+    for world in &worlds {
+        let name = world.file_name().unwrap().to_str().unwrap();
+        let parent_dir = base.join(format!("{name}-parent"));
+        let out = terrarium(&[
+            "run",
+            world.to_str().unwrap(),
+            "--model",
+            mock,
+            "--limit",
+            "1",
+            "--no-cache",
+            "--out",
+            parent_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), 0, "{name}: {}", text(&out));
+        let parent_id = episode_ids(&parent_dir).into_iter().next().unwrap();
+        let parent_path = parent_dir.join(format!("transcripts/{parent_id}.jsonl"));
+        let parent = std::fs::read_to_string(&parent_path).unwrap();
+        let targets: Vec<u64> = parent
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["type"] == "target")
+            .map(|v| v["step"].as_u64().unwrap())
+            .collect();
+        let at = *targets.get(1).or(targets.first()).unwrap_or_else(|| panic!("{name}: no target output"));
+        let branch_dir = base.join(format!("{name}-branches"));
+        let at_text = at.to_string();
+        let out = terrarium(&[
+            "run",
+            "--from",
+            parent_path.to_str().unwrap(),
+            "--at",
+            &at_text,
+            "--model",
+            mock,
+            "--samples",
+            "2",
+            "--no-cache",
+            "--out",
+            branch_dir.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&out), 0, "{name}: {}", text(&out));
+        let records = std::fs::read_to_string(branch_dir.join("episodes.jsonl")).unwrap();
+        let mut indices = Vec::new();
+        for line in records.lines() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(r["branch"]["parent"], parent_id.as_str(), "{name}");
+            assert_eq!(r["branch"]["at"], at, "{name}");
+            indices.push(r["branch"]["index"].as_u64().unwrap());
+            let path = branch_dir.join(r["transcript"].as_str().unwrap());
+            let child = std::fs::read_to_string(&path).unwrap();
+            // Same world, cell and seed; the deterministic mock re-samples what it did.
+            assert_eq!(child.lines().skip(1).collect::<Vec<_>>(), parent.lines().skip(1).collect::<Vec<_>>(), "{name}");
+            let replay = terrarium(&["replay", path.to_str().unwrap()]);
+            assert_eq!(code(&replay), 0, "{name}: {}", text(&replay));
+        }
+        indices.sort_unstable();
+        assert_eq!(indices, [1, 2], "{name}");
+        let report = terrarium(&["report", branch_dir.to_str().unwrap()]);
+        assert_eq!(code(&report), 0, "{name}: {}", text(&report));
+        let md = std::fs::read_to_string(branch_dir.join("report.md")).unwrap();
+        assert!(md.contains("## Branches") && md.contains(&format!("`{parent_id}` | {at} |")), "{name}: {md}");
+    }
+
+    // A scripted policy branched where the recorded assistant wrote its demand: the
+    // prefix is the parent's, the rest the policy's own; the branches sit beside the
+    // parent in one folder, compared with its verdict and kept out of its cell's rate.
+    let recorded = root().join("fixtures/transcripts/blackmail-recorded.jsonl");
+    let dir = base.join("scripted");
+    std::fs::create_dir_all(dir.join("transcripts")).unwrap();
+    let out = terrarium(&[
+        "run",
+        "--from",
+        recorded.to_str().unwrap(),
+        "--at",
+        "9",
+        "--model",
+        "scripted/near_miss_declines",
+        "--samples",
+        "3",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let id = episode_ids(&dir).into_iter().next().unwrap();
+    let child = std::fs::read_to_string(dir.join(format!("transcripts/{id}.jsonl"))).unwrap();
+    let parent = std::fs::read_to_string(&recorded).unwrap();
+    assert_eq!(child.lines().skip(1).take(9).collect::<Vec<_>>(), parent.lines().skip(1).take(9).collect::<Vec<_>>());
+    assert_ne!(child.lines().nth(10), parent.lines().nth(10), "from step 9 on, the policy's own");
+    let report = terrarium(&["report", dir.to_str().unwrap()]);
+    assert_eq!(code(&report), 0, "{}", text(&report));
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<h2>Branches</h2>") && html.contains("— (parent not in this folder)"));
+    let page = std::fs::read_to_string(dir.join(format!("view/{id}.html"))).unwrap();
+    assert!(
+        page.contains("branched from") && page.contains("the branch starts here"),
+        "the page shows where it left its parent"
+    );
+
+    // Bad branch points are usage errors that say what a branch point is.
+    for (at, says) in [("10", "a `tool_result` event"), ("0", "a `start` event"), ("999", "no step 999")] {
+        let out = terrarium(&["run", "--from", recorded.to_str().unwrap(), "--at", at, "--model", "scripted/idle"]);
+        assert_eq!(code(&out), 2, "{at}: {}", text(&out));
+        assert!(text(&out).contains(says), "{at}: {}", text(&out));
+    }
+    let out = terrarium(&["run", "worlds/blackmail", "--at", "9", "--model", "scripted/idle"]);
+    assert_eq!(code(&out), 2, "--at alone: {}", text(&out));
+    let out = terrarium(&[
+        "run",
+        "--from",
+        recorded.to_str().unwrap(),
+        "--at",
+        "9",
+        "--seed",
+        "3",
+        "--model",
+        "scripted/idle",
+    ]);
+    assert_eq!(code(&out), 2, "{}", text(&out));
+    assert!(text(&out).contains("its cell and seed are the parent's"), "{}", text(&out));
+}

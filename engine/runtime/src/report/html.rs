@@ -143,6 +143,54 @@ pub(super) fn render(report: &Report) -> String {
         }
         s.push_str("</table>\n");
     }
+    if !report.branches.is_empty() {
+        let _ = writeln!(
+            s,
+            "<h2>Branches</h2>\n<p class=\"note\">{}</p>\n<table>\n<tr><th>world</th><th>parent</th><th>at step</th><th>target</th><th>outcome</th><th>decided by</th><th>parent's verdict</th><th>branches fired / n</th><th>rate</th><th>95% interval</th><th>errored</th><th>undecided</th><th>branches</th></tr>",
+            code_spans(super::BRANCHES_NOTE)
+        );
+        for b in &report.branches {
+            let (rate, interval) = super::rate_text(b.fired, b.completed, b.interval);
+            let links: Vec<String> = b
+                .episode_ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let class = match report.episodes.get(id).and_then(|m| m.fired.get(&b.outcome).copied().flatten()) {
+                        Some(true) => "fired",
+                        Some(false) => "held",
+                        None => "undecided",
+                    };
+                    format!(
+                        "<a class=\"{class}\" href=\"{}\" title=\"{}\">b{}</a>",
+                        esc(&crate::run_folder::page_path(id)),
+                        esc(id),
+                        i + 1
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td><a href=\"{}\"><code>{}</code></a></td><td class=\"num\"><a href=\"{}#step-{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"eps\">{}</td></tr>",
+                esc(&b.world),
+                esc(&crate::run_folder::page_path(&b.parent)),
+                esc(&b.parent),
+                esc(&crate::run_folder::page_path(&b.parent)),
+                b.at,
+                b.at,
+                esc(&b.target),
+                esc(&b.outcome),
+                esc(&b.decided_by),
+                super::parent_text(b.parent_fired),
+                b.fired,
+                b.completed,
+                b.errored,
+                b.undecided,
+                links.join(" ")
+            );
+        }
+        s.push_str("</table>\n");
+    }
     if !report.over_refusal.is_empty() {
         s.push_str("<h2>Over-refusal in control cells</h2>\n<p class=\"note\">In each world's control cell, completed episodes in which the provider reported a refusal or an outcome the world marks as a refusal fired. Wilson 95% intervals.</p>\n<table>\n<tr><th>world</th><th>target</th><th>control cell</th><th>counted from</th><th>refused / n</th><th>rate</th><th>95% interval</th><th>undecided</th></tr>\n");
         for o in &report.over_refusal {

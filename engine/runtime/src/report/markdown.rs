@@ -115,6 +115,31 @@ impl Report {
                 );
             }
         }
+        if !self.branches.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## Branches\n\n{}\n\n| world | parent | at step | target | outcome | decided by | parent's verdict | branches fired / n | rate | 95% interval | errored | undecided |\n|---|---|---|---|---|---|---|---|---|---|---|---|",
+                super::BRANCHES_NOTE
+            );
+            for b in &self.branches {
+                let (rate, interval) = super::rate_text(b.fired, b.completed, b.interval);
+                let _ = writeln!(
+                    s,
+                    "| {} | `{}` | {} | {} | {} | {} | {} | {} / {} | {rate} | {interval} | {} | {} |",
+                    b.world,
+                    b.parent,
+                    b.at,
+                    b.target,
+                    b.outcome,
+                    b.decided_by,
+                    super::parent_text(b.parent_fired),
+                    b.fired,
+                    b.completed,
+                    b.errored,
+                    b.undecided
+                );
+            }
+        }
         if !self.over_refusal.is_empty() {
             s.push_str("\n## Over-refusal in control cells\n\nIn each world's control cell, completed episodes in which the provider reported a refusal or an outcome the world marks as a refusal fired (decided as its rows say; episodes the judges left undecided are counted apart). Wilson 95% intervals.\n\n| world | target | control cell | counted from | refused / n | rate | 95% interval | undecided |\n|---|---|---|---|---|---|---|---|\n");
             for o in &self.over_refusal {

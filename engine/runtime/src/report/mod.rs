@@ -252,6 +252,96 @@ pub struct Report {
     pub matrices: Vec<Matrix>,
     /// Every episode's seed, status and decided verdicts, for links to its page.
     pub episodes: BTreeMap<String, EpisodeMark>,
+    /// Branches of recorded episodes (`run --from`), per parent, step, target and
+    /// outcome.
+    pub branches: Vec<BranchRow>,
+}
+
+/// One outcome over the branches one target made from one step of one parent episode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BranchRow {
+    pub world: String,
+    pub parent: String,
+    pub at: u64,
+    pub target: String,
+    pub outcome: String,
+    pub kind: String,
+    /// Branches completed with a verdict, and how many fired.
+    pub completed: u64,
+    pub fired: u64,
+    pub errored: u64,
+    pub undecided: u64,
+    pub interval: Option<(f64, f64)>,
+    /// How the branches' verdicts were decided (as a cell's row says it).
+    pub decided_by: String,
+    /// The parent's own decided verdict (`None` inside: left undecided), where the
+    /// parent is in the folder.
+    pub parent_fired: Option<Option<bool>>,
+    pub episode_ids: Vec<String>,
+}
+
+/// The branch rows of a folder's records, each branch's verdicts decided as a cell's
+/// are (the judges' where the outcome is theirs); the branches' marks are added to
+/// `episodes`, so their pages are linked like any episode's.
+fn branches(
+    all: &[EpisodeRecord],
+    decider: &decide::Decider,
+    episodes: &mut BTreeMap<String, EpisodeMark>,
+) -> Vec<BranchRow> {
+    let mut rows: BTreeMap<(String, String, u64, String, String), BranchRow> = BTreeMap::new();
+    let by_id: BTreeMap<&str, &EpisodeRecord> = all.iter().map(|r| (r.episode_id.as_str(), r)).collect();
+    let decided = |r: &EpisodeRecord, name: &str| -> Option<Option<bool>> {
+        let v = r.outcomes.as_ref()?.get(name)?;
+        Some(decider.decide(r, name, v).0)
+    };
+    for r in all {
+        let Some(b) = &r.branch else { continue };
+        let decisions: BTreeMap<String, (Option<bool>, String)> =
+            r.outcomes.iter().flatten().map(|(name, v)| (name.clone(), decider.decide(r, name, v))).collect();
+        let fired: BTreeMap<String, Option<bool>> = decisions.iter().map(|(n, (f, _))| (n.clone(), *f)).collect();
+        episodes.insert(r.episode_id.clone(), EpisodeMark { seed: r.seed, status: r.status, fired: fired.clone() });
+        let parent = by_id.get(b.parent.as_str());
+        let names: Vec<(String, String)> = match (&r.outcomes, parent.and_then(|p| p.outcomes.as_ref())) {
+            (Some(o), _) | (None, Some(o)) => o.iter().map(|(n, v)| (n.clone(), v.kind.as_str().to_string())).collect(),
+            (None, None) => Vec::new(),
+        };
+        for (name, kind) in names {
+            let key = (r.world.clone(), b.parent.clone(), b.at, r.acting(), name.clone());
+            let row = rows.entry(key).or_insert_with(|| BranchRow {
+                world: r.world.clone(),
+                parent: b.parent.clone(),
+                at: b.at,
+                target: r.acting(),
+                outcome: name.clone(),
+                kind,
+                completed: 0,
+                fired: 0,
+                errored: 0,
+                undecided: 0,
+                interval: None,
+                decided_by: String::new(),
+                parent_fired: parent.and_then(|p| decided(p, &name)),
+                episode_ids: Vec::new(),
+            });
+            if let Some((_, by)) = decisions.get(&name) {
+                row.decided_by = by.clone();
+            }
+            row.episode_ids.push(r.episode_id.clone());
+            match (r.status, fired.get(&name).copied().flatten()) {
+                (EpisodeStatus::Completed, Some(f)) => {
+                    row.completed += 1;
+                    row.fired += u64::from(f);
+                }
+                (EpisodeStatus::Completed, None) => row.undecided += 1,
+                _ => row.errored += 1,
+            }
+        }
+    }
+    let mut out: Vec<BranchRow> = rows.into_values().collect();
+    for row in &mut out {
+        row.interval = wilson(row.fired, row.completed, Z95);
+    }
+    out
 }
 
 /// What the report shows of one episode beside a link to it.
@@ -363,9 +453,17 @@ pub fn build(input: &ReportInput) -> Report {
 
 /// [`build`], with the factors the reader chose for the matrices.
 pub fn build_with(input: &ReportInput, choice: &MatrixChoice) -> Report {
-    let ReportInput { records, controls, combine, refusals, judgements, planned, roles, .. } = input;
+    let ReportInput { records: all, controls, combine, refusals, judgements, planned, roles, .. } = input;
     let role_of = |world: &str, role: OutcomeRole| roles.get(world).and_then(|r| r.get(&role)).map(String::as_str);
-    let records: &[EpisodeRecord] = records;
+    // Branches (`run --from`) start from a recorded prefix: they are compared apart
+    // (`branches`), never pooled into their cell's rates.
+    let unbranched: Vec<EpisodeRecord>;
+    let records: &[EpisodeRecord] = if all.iter().any(|r| r.branch.is_some()) {
+        unbranched = all.iter().filter(|r| r.branch.is_none()).cloned().collect();
+        &unbranched
+    } else {
+        all
+    };
     let decider = decide::Decider::new(judgements, combine);
     let mut groups: BTreeMap<Group, Counts> = BTreeMap::new();
     // Episode → outcome → (its decided verdict, how it was decided).
@@ -525,9 +623,12 @@ pub fn build_with(input: &ReportInput, choice: &MatrixChoice) -> Report {
     }
     let mut planned_groups: BTreeMap<Group, u64> = BTreeMap::new();
     let mut missing = 0;
+    let recorded: BTreeSet<&str> = all.iter().map(|r| r.episode_id.as_str()).collect();
     for p in planned {
-        *planned_groups.entry((p.world.clone(), p.condition_key.clone(), p.acting())).or_default() += 1;
-        missing += u64::from(!by_id.contains_key(p.episode_id.as_str()));
+        if p.branch.is_none() {
+            *planned_groups.entry((p.world.clone(), p.condition_key.clone(), p.acting())).or_default() += 1;
+        }
+        missing += u64::from(!recorded.contains(p.episode_id.as_str()));
     }
     let by_factor = by_factor(&rows, &|world| role_of(world, OutcomeRole::Awareness));
     let by_turn = by_turn(records);
@@ -536,7 +637,7 @@ pub fn build_with(input: &ReportInput, choice: &MatrixChoice) -> Report {
         Some((role_of(world, OutcomeRole::BelievesReal)?, role_of(world, OutcomeRole::BelievesEval)?))
     });
     let matrices = matrix::matrices(&rows, input, choice);
-    let episodes = records
+    let mut episodes: BTreeMap<String, EpisodeMark> = records
         .iter()
         .map(|r| {
             let fired = decisions
@@ -545,6 +646,7 @@ pub fn build_with(input: &ReportInput, choice: &MatrixChoice) -> Report {
             (r.episode_id.clone(), EpisodeMark { seed: r.seed, status: r.status, fired: fired.unwrap_or_default() })
         })
         .collect();
+    let branches = branches(all, &decider, &mut episodes);
     Report {
         by_belief,
         groups,
@@ -564,6 +666,7 @@ pub fn build_with(input: &ReportInput, choice: &MatrixChoice) -> Report {
         provenance: provenance(input),
         matrices,
         episodes,
+        branches,
     }
 }
 
@@ -867,6 +970,19 @@ fn rate_text(fired: u64, n: u64, interval: Option<(f64, f64)>) -> (String, Strin
     (rate, interval.map_or("—".into(), |(l, h)| format!("{} – {}", pct(l), pct(h))))
 }
 
+/// What the branches table says first, in both report files.
+pub(crate) const BRANCHES_NOTE: &str = "Episodes re-sampled from a recorded prefix (`run --from TRANSCRIPT --at STEP`): every event before the step is the parent's, replayed and verified; from it on, each branch is the target's own. Per parent, step, target and outcome: the branches in which it fired, with a Wilson 95% interval, beside the parent's own verdict. Branches are never pooled into their cell's rates.";
+
+/// How the parent's verdict reads in the branches table.
+fn parent_text(fired: Option<Option<bool>>) -> &'static str {
+    match fired {
+        Some(Some(true)) => "fired",
+        Some(Some(false)) => "did not fire",
+        Some(None) => "undecided",
+        None => "— (parent not in this folder)",
+    }
+}
+
 /// A row's numbers as the markdown and HTML tables show them.
 struct RowText {
     rate: String,
@@ -1135,6 +1251,7 @@ mod tests {
             user: None,
             user_tokens: None,
             conversation: None,
+            branch: None,
         }
     }
 

@@ -74,6 +74,17 @@ pub fn page(p: &Page) -> String {
     if let Some(user) = &h.user {
         facts.push(("user played by", format!("<code>{}</code>", esc(&user.spec))));
     }
+    if let Some(b) = &h.branch {
+        facts.push((
+            "branched from",
+            format!(
+                "<a href=\"{0}.html#step-{1}\"><code>{0}</code></a> at step {1} (branch {2}): every event before step {1} is the parent's",
+                esc(&b.parent),
+                b.at,
+                b.index
+            ),
+        ));
+    }
     facts.push(("stopped", esc(&stop.unwrap_or_default())));
     facts.push((
         "engine",
@@ -178,6 +189,11 @@ fn timeline(p: &Page) -> String {
     }
     for event in &t.events {
         let step = event.step();
+        if t.header.branch.as_ref().is_some_and(|b| b.at == step) {
+            s.push_str(
+                "<p class=\"note\">— the branch starts here; everything above is its parent's, replayed —</p>\n",
+            );
+        }
         let (class, who, body) = event_box(event);
         let hit = if evidence.contains_key(&step) { " hit" } else { "" };
         let _ = write!(

@@ -56,6 +56,10 @@ pub struct EpisodeRecord {
     /// which of the target's replies the user read as refusals (for rates by turn).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation: Option<ConversationTurns>,
+    /// For an episode branched from a recorded one (`run --from`): its parent, the step
+    /// it re-sampled, its number. Reports compare branches apart from the cells' rates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<terrarium_core::transcript::Branch>,
 }
 
 /// Verdicts as records write them: every object's keys in sorted order (the record's
@@ -162,6 +166,9 @@ pub struct Planned {
     /// The model playing the simulated user, when one does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Where a planned branch leaves its parent (`run --from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<terrarium_core::transcript::Branch>,
 }
 
 /// The planned episodes of a `plan.jsonl`, each once. Lines that do not parse are skipped.

@@ -28,7 +28,7 @@ use crate::providers::usage::Tokens;
 use crate::run::{Player, run_episode, run_model_episode};
 use crate::run_folder::{EpisodeStatus, Finished, Judgement, Planned, Writer, transcript_path};
 use crate::target::Scripted;
-pub use spec::{Overrides, SpecError, SweepFile, load_worlds, parse_conditions, parse_shard};
+pub use spec::{BranchFrom, Overrides, SpecError, SweepFile, load_worlds, parse_conditions, parse_shard};
 pub use targets::{ApiSpec, JUDGE_MAX_TOKENS, ModelSpec, SendOptions, TargetEntry, TargetSpec, USER_MAX_TOKENS};
 use terrarium_core::transcript::TargetRef;
 
@@ -93,6 +93,9 @@ pub struct SweepSpec {
     /// The commit the front end was built from, recorded in each transcript header as
     /// provenance (the engine's libraries do not know it; see `tools/build.rs`).
     pub build: Option<String>,
+    /// Branch a recorded episode (`run --from`): the one world and cell are its, the
+    /// seed its seed, and `samples` the branches per target.
+    pub branch: Option<BranchFrom>,
 }
 
 impl SweepSpec {
@@ -192,6 +195,9 @@ struct Job {
     world: usize,
     cell: usize,
     seed: u64,
+    /// The branch's number (from 1) in a sweep that branches a recorded episode; 0 in
+    /// any other.
+    branch: u64,
 }
 
 /// The cells of each world, who acts in each world, and the jobs, in order.
@@ -199,6 +205,8 @@ struct Plan {
     cells: Vec<Vec<Cell>>,
     cast: Cast,
     jobs: Vec<Job>,
+    /// (parent episode id, step) where every branch of this sweep leaves its parent.
+    branch_point: Option<(String, u64)>,
 }
 
 impl Plan {
@@ -212,6 +220,9 @@ impl Plan {
             seed: job.seed,
             target,
             user: None,
+            branch: self.branch_point.as_ref().filter(|_| job.branch > 0).map(|(parent, at)| {
+                terrarium_core::transcript::Branch { parent: parent.clone(), at: *at, index: job.branch }
+            }),
         }
         .with_user(self.cast.users[job.world].clone())
     }
@@ -288,8 +299,18 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
     if spec.targets.is_empty() {
         return Err(invalid("no target to run".into()));
     }
-    let last_seed =
-        spec.seed.checked_add(spec.samples - 1).ok_or_else(|| invalid("--seed + --samples overflows".into()))?;
+    let last_seed = match &spec.branch {
+        Some(_) => spec.seed,
+        None => {
+            spec.seed.checked_add(spec.samples - 1).ok_or_else(|| invalid("--seed + --samples overflows".into()))?
+        }
+    };
+    // (seed, branch) of each episode of a cell: its seeds; or, branching, the parent's
+    // seed once per branch.
+    let runs: Vec<(u64, u64)> = match &spec.branch {
+        Some(_) => (1..=spec.samples).map(|b| (spec.seed, b)).collect(),
+        None => (spec.seed..=last_seed).map(|s| (s, 0)).collect(),
+    };
     if let Some(user) = &spec.user_model
         && spec.worlds.iter().all(|w| w.file.users.is_empty())
     {
@@ -335,19 +356,20 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
     for (w, world) in spec.worlds.iter().enumerate() {
         for (c, cell) in cells[w].iter().enumerate() {
             let key = cell.key();
-            for seed in spec.seed..=last_seed {
-                if spec.shard.is_some_and(|(k, n)| shard_of(world.id(), &key, seed, n) != k) {
+            for &(seed, branch) in &runs {
+                if spec.shard.is_some_and(|(k, n)| shard_of(world.id(), &key, seed.wrapping_add(branch), n) != k) {
                     continue;
                 }
                 for (target, applies) in applies.iter().enumerate() {
                     if applies[w][c] {
-                        jobs.push(Job { target, world: w, cell: c, seed });
+                        jobs.push(Job { target, world: w, cell: c, seed, branch });
                     }
                 }
             }
         }
     }
-    Ok(Plan { cells, cast: Cast::new(spec), jobs })
+    let branch_point = spec.branch.as_ref().map(|b| (b.header.episode_id.clone(), b.at));
+    Ok(Plan { cells, cast: Cast::new(spec), jobs, branch_point })
 }
 
 /// Each world's cells under `--condition`. With several worlds, a factor applies to the
@@ -658,6 +680,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             condition_key: key.condition.key(),
             target: key.target.spec.clone(),
             user: key.user.as_ref().map(|u| u.spec.clone()),
+            branch: key.branch.clone(),
         });
         if !(run_dir.has_final(&id) || (!spec.retry_errored && run_dir.has(&id))) {
             todo.push((j, Work::Run));
@@ -708,6 +731,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         worlds,
         plan: &plan,
         build: spec.build.as_deref(),
+        parent: spec.branch.as_ref().map(|b| b.text.as_str()),
         actors: &actors,
         judges: &judges,
         users: &users,
@@ -903,6 +927,8 @@ struct Walker<'a> {
     plan: &'a Plan,
     /// The front end's commit, for each header.
     build: Option<&'a str>,
+    /// The transcript every branch starts from, in a sweep that branches one.
+    parent: Option<&'a str>,
     actors: &'a [Resolved],
     judges: &'a [Vec<ApiTarget>],
     /// The model playing each world's simulated user, if any.
@@ -927,14 +953,16 @@ impl Walker<'_> {
         let finished = match &self.actors[job.target] {
             Resolved::Scripted(policy) if user.is_none() => {
                 let mut target = Scripted::new(policy, &world.file.policies[policy]);
-                run_episode(key, &mut target, build)
+                run_episode(key, &mut target, build, self.parent)
             }
             _ if self.spent() => return Ok(JobEnd::NotStarted),
             Resolved::Scripted(policy) => {
                 let mut target = Scripted::new(policy, &world.file.policies[policy]);
-                run_model_episode(key, Player::Scripted(&mut target), user, build).await
+                run_model_episode(key, Player::Scripted(&mut target), user, build, self.parent).await
             }
-            Resolved::Api(per_world) => run_model_episode(key, Player::Model(&per_world[job.world]), user, build).await,
+            Resolved::Api(per_world) => {
+                run_model_episode(key, Player::Model(&per_world[job.world]), user, build, self.parent).await
+            }
         }
         .map_err(|e| {
             SweepError::CannotStart(format!(

@@ -88,6 +88,10 @@ pub struct Overrides {
     pub dry_run: bool,
     /// The commit the front end was built from (see [`SweepSpec::build`]).
     pub build: Option<String>,
+    /// Branch this recorded transcript (`run --from`) at step `at`: `--samples` branches
+    /// per target, each re-sampling from that step on.
+    pub from: Option<PathBuf>,
+    pub at: Option<u64>,
 }
 
 /// Why a sweep cannot be resolved.
@@ -232,6 +236,47 @@ impl SweepSpec {
                 Some(model_only(&entry.as_user(), &flags.send, needs_key, "--user-model", &refused)?)
             }
         };
+        if let Some(from) = &flags.from {
+            let at =
+                flags.at.ok_or_else(|| usage("--from needs --at STEP: the step of the target output to re-sample"))?;
+            if !flags.conditions.is_empty() || flags.seed.is_some() {
+                return Err(usage(
+                    "--from branches one recorded episode: its cell and seed are the parent's, so --condition and --seed do not apply",
+                ));
+            }
+            let branch = BranchFrom::read(from, at, &flags.worlds)?;
+            if branch.header.user.is_some() != user_model.is_some() {
+                return Err(usage(match &branch.header.user {
+                    Some(u) => format!("the parent's user was played by {}: give --user-model to play it in the branches", u.spec),
+                    None => "the parent's user followed the world's script; a branch keeps that, so --user-model does not apply".into(),
+                }));
+            }
+            let filter = parse_conditions(std::slice::from_ref(&branch.header.condition_key))?;
+            let world = load_worlds(std::slice::from_ref(&branch.world_path))?;
+            return Ok(SweepSpec {
+                worlds: world,
+                filter,
+                seed: branch.header.seed,
+                samples: flags.samples.or(file.samples).unwrap_or(1),
+                limit: None,
+                shard: flags.shard.as_deref().map(parse_shard).transpose()?,
+                out: flags.out.clone().or(file.out.clone()),
+                replace: flags.replace,
+                retry_errored: !flags.keep_errored,
+                targets,
+                judges,
+                judge_sees_reasoning: !flags.judge_without_reasoning && file.judge_sees_reasoning.unwrap_or(true),
+                user_model,
+                max_api_calls: flags.max_api_calls.or(file.max_api_calls),
+                max_cost,
+                max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
+                build: flags.build.clone(),
+                branch: Some(branch),
+            });
+        }
+        if flags.at.is_some() {
+            return Err(usage("--at names a step of the transcript given with --from"));
+        }
         let worlds = if flags.worlds.is_empty() { &file.worlds } else { &flags.worlds };
         if worlds.is_empty() {
             return Err(usage("no world: name worlds on the command line, or `worlds` in the sweep file"));
@@ -261,7 +306,57 @@ impl SweepSpec {
             max_cost,
             max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
             build: flags.build.clone(),
+            branch: None,
         })
+    }
+}
+
+/// The recorded episode a sweep branches (`run --from`), read and checked.
+#[derive(Clone, Debug)]
+pub struct BranchFrom {
+    /// The parent transcript's text, replayed to the branch point by every branch.
+    pub text: std::sync::Arc<String>,
+    pub header: terrarium_core::transcript::Header,
+    /// The step of the target output each branch re-samples.
+    pub at: u64,
+    /// The world file the parent was recorded in.
+    pub world_path: PathBuf,
+}
+
+impl BranchFrom {
+    /// Read `path`, find its world (one of `given`, else where it was recorded) and check
+    /// that it replays, event for event, to step `at`, a target output.
+    pub fn read(path: &std::path::Path, at: u64, given: &[PathBuf]) -> Result<BranchFrom, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| usage(format!("--from {}: {e}", path.display())))?;
+        let header = terrarium_core::transcript::Transcript::read(&text)
+            .map_err(|e| usage(format!("--from {}: {e}", path.display())))?
+            .header;
+        let world_path = match given {
+            [] => crate::run_folder::transcript_world(path, &header).ok_or_else(|| {
+                usage(format!(
+                    "--from {}: cannot find world `{}`, recorded at {}; name it: run WORLD --from …",
+                    path.display(),
+                    header.world.id,
+                    header.world.path
+                ))
+            })?,
+            [one] => one.clone(),
+            _ => return Err(usage("--from branches one episode of one world: name at most one world")),
+        };
+        let world = load_worlds(std::slice::from_ref(&world_path))?
+            .into_iter()
+            .find(|w| w.id() == header.world.id)
+            .ok_or_else(|| {
+                usage(format!(
+                    "--from {}: {} holds no world `{}`",
+                    path.display(),
+                    world_path.display(),
+                    header.world.id
+                ))
+            })?;
+        terrarium_core::replay::prefix(&world, &text, at)
+            .map_err(|e| usage(format!("--from {} --at {at}: {e}", path.display())))?;
+        Ok(BranchFrom { text: std::sync::Arc::new(text), header, at, world_path })
     }
 }
 
