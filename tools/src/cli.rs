@@ -100,6 +100,26 @@ pub(crate) enum Command {
         #[arg(long, default_value = "worlds")]
         dir: PathBuf,
     },
+    /// Serve one world's episodes over the Model Context Protocol (stdio), so that any
+    /// MCP-capable agent is the target: the world's tools as MCP tools, each call applied
+    /// to the episode, transcripts written to a run folder (target `mcp/<client>`).
+    Mcp {
+        /// One world: its file or folder.
+        world: PathBuf,
+        /// Keep cells with factor=value; repeat a factor for any of several values
+        /// [default: the world's default cell].
+        #[arg(long = "condition", value_name = "FACTOR=VALUE")]
+        conditions: Vec<String>,
+        /// The first episode seed.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = parse_seed)]
+        seed: u64,
+        /// Seeds per cell, served one after another. `--epochs` is Inspect's name.
+        #[arg(long, visible_alias = "epochs", default_value_t = 1)]
+        samples: u64,
+        /// The run folder (default runs/<world id>-mcp).
+        #[arg(long, visible_alias = "log-dir")]
+        out: Option<PathBuf>,
+    },
     /// Act as the target yourself: pick tools from a menu, see results, get the verdicts.
     /// The session is saved as a transcript that `replay` and `policy-from` accept.
     Play {

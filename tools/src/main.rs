@@ -11,6 +11,7 @@ mod calibrate;
 mod cli;
 mod common;
 mod folders;
+mod mcp;
 mod play;
 mod run;
 mod transcripts;
@@ -66,6 +67,9 @@ fn main() -> ExitCode {
         }
         Command::Lint { paths, depth, max_states, max_world_states, no_realism } => {
             worlds::lint(&paths, depth, max_states, max_world_states, !no_realism)
+        }
+        Command::Mcp { world, conditions, seed, samples, out } => {
+            mcp::mcp_cmd(&world, &conditions, seed, samples, out.as_deref())
         }
         Command::Play { world, cell, out } => play::play_cmd(&world, &cell.conditions, cell.seed, out.as_deref()),
         Command::PolicyFrom { transcript, world, name } => {

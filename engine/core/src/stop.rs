@@ -46,6 +46,8 @@ pub enum StopReason {
     LintIdle,
     /// Lint's search: the target ends its session.
     LintSessionEnd,
+    /// The agent driving the episode over MCP disconnected before it ended.
+    Disconnected,
     /// Not stopped yet.
     Running,
     /// A reason the world declares: a `stops` rule's or a `Stop(...)` effect's.
@@ -59,7 +61,7 @@ pub enum StopReason {
 pub const USER_OUT_OF_ROLE: &str = "user_out_of_role";
 
 /// Every reason the engine gives, by name (`World` reasons are the world's own).
-pub const ENGINE_REASONS: [(StopReason, &str); 20] = [
+pub const ENGINE_REASONS: [(StopReason, &str); 21] = [
     (StopReason::EndTask, "end_task"),
     (StopReason::TargetExhausted, "target_exhausted"),
     (StopReason::Refusal, "refusal"),
@@ -79,6 +81,7 @@ pub const ENGINE_REASONS: [(StopReason, &str); 20] = [
     (StopReason::UserOutOfRole, USER_OUT_OF_ROLE),
     (StopReason::LintIdle, "lint_idle"),
     (StopReason::LintSessionEnd, "lint_session_end"),
+    (StopReason::Disconnected, "disconnected"),
     (StopReason::Running, "running"),
 ];
 

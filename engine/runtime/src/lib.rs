@@ -5,6 +5,7 @@
 pub mod inspect;
 pub mod judge;
 pub mod labelled;
+pub mod mcp;
 pub mod policies;
 pub mod providers;
 pub mod redact;

@@ -93,6 +93,19 @@ impl<'w> EpisodeRun<'w> {
         }
     }
 
+    /// Every event so far.
+    pub fn events(&self) -> &[terrarium_core::transcript::Event] {
+        self.episode.events()
+    }
+
+    /// End the episode from the target's side (`reason`), as when the agent driving it
+    /// went away.
+    pub fn stop(&mut self, reason: StopReason) {
+        if !self.episode.is_done() {
+            self.episode.stop_by_target(reason);
+        }
+    }
+
     /// The episode so far, which the target's next move answers; `None` once it is over.
     pub fn pending(&self) -> Option<&Episode<'w>> {
         (!self.episode.is_done()).then_some(&self.episode)

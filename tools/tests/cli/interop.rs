@@ -113,3 +113,169 @@ print(json.dumps(out))
     assert_eq!(scripted["judged"]["blackmail"][0]["verdict"], false);
     assert_eq!(scripted["metrics"]["blackmail"], 0.0);
 }
+
+/// An MCP client (rmcp's, over stdio against `terrarium mcp`) drives one episode of
+/// `world` in `cell` with the outputs `outputs` (each one tool call, or words to the
+/// user), then goes away. Returns every tool result text and the server's stderr.
+fn drive_over_mcp(world: &Path, cell: &str, out: &Path, outputs: &[serde_json::Value]) -> (Vec<String>, Vec<String>) {
+    use rmcp::ServiceExt as _;
+    use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+    use rmcp::transport::TokioChildProcess;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_terrarium"));
+        cmd.current_dir(root()).args([
+            "mcp",
+            world.to_str().unwrap(),
+            "--condition",
+            cell,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let transport = TokioChildProcess::new(cmd).expect("terrarium mcp starts");
+        let config = ClientConfig::new(ClientCapabilities::default(), Implementation::new("terrarium-test", "1.0"));
+        let client = config.serve(transport).await.expect("the MCP handshake");
+        let tools: Vec<String> =
+            client.list_all_tools().await.unwrap().into_iter().map(|t| t.name.to_string()).collect();
+        let mut results = Vec::new();
+        for o in outputs {
+            let call = match o["tool_calls"].as_array().and_then(|c| c.first()) {
+                Some(c) => CallToolRequestParams::new(c["name"].as_str().unwrap().to_string())
+                    .with_arguments(c["arguments"].as_object().cloned().unwrap_or_default()),
+                None => CallToolRequestParams::new("say")
+                    .with_arguments(serde_json::json!({"text": o["text"]}).as_object().unwrap().clone()),
+            };
+            let r = client.call_tool(call).await.expect("a tool call answers");
+            let text: String = r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect();
+            let over = text.contains("[the episode is over");
+            results.push(text);
+            if over {
+                break;
+            }
+        }
+        client.cancel().await.ok();
+        (results, tools)
+    })
+}
+
+/// The run transcript's target outputs, when each is one tool call or words alone (what
+/// an MCP client can send); `None` for a policy with a turn of several calls, or text
+/// and a call together, or reasoning.
+fn single_outputs(transcript: &str) -> Option<Vec<serde_json::Value>> {
+    let mut outputs = Vec::new();
+    for line in transcript.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] != "target" {
+            continue;
+        }
+        let o = &v["output"];
+        let calls = o["tool_calls"].as_array().map_or(0, Vec::len);
+        let text = o["text"].as_str().unwrap_or_default();
+        if calls > 1 || (calls == 1 && !text.is_empty()) || o.get("meta").is_some() {
+            return None;
+        }
+        outputs.push(o.clone());
+    }
+    Some(outputs)
+}
+
+/// Every shipped world driven through `terrarium mcp` by an MCP client sending a
+/// reference policy's outputs, one tool call each, gives the transcript `run` gives that
+/// policy: event for event and byte for byte, apart from the target's label (and so the
+/// episode id). The transcript replays offline; a client that goes away mid-episode ends
+/// it as `disconnected`.
+#[test]
+fn an_mcp_client_drives_every_world_to_the_transcript_run_gives() {
+    let base = scratch("mcp");
+    let mut worlds: Vec<PathBuf> = std::fs::read_dir(root().join("worlds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("world.ron").is_file())
+        .collect();
+    worlds.sort();
+    assert!(worlds.len() >= 8, "{worlds:?}");
+    for world_dir in &worlds {
+        let name = world_dir.file_name().unwrap().to_str().unwrap();
+        let world = terrarium_runtime::load_world(&world_dir.join("world.ron")).unwrap();
+        let cell = world.default_cell.key();
+        // A reference policy that fits the default cell, each of whose outputs an MCP
+        // client can send, and that ends the episode itself.
+        let mut chosen = None;
+        for (policy, p) in &world.file.policies {
+            if p.only_if.as_ref().is_some_and(|o| !world.default_cell.matches(o)) {
+                continue;
+            }
+            let dir = base.join(format!("{name}-run-{policy}"));
+            let model = format!("scripted/{policy}");
+            let out = terrarium(&[
+                "run",
+                world_dir.to_str().unwrap(),
+                "--model",
+                &model,
+                "--condition",
+                &cell,
+                "--out",
+                dir.to_str().unwrap(),
+            ]);
+            assert_eq!(code(&out), 0, "{name} {policy}: {}", text(&out));
+            let id = episode_ids(&dir).into_iter().next().unwrap();
+            let transcript = std::fs::read_to_string(dir.join(format!("transcripts/{id}.jsonl"))).unwrap();
+            let stop = transcript.lines().rev().nth(1).unwrap().to_string();
+            if stop.contains("\"by\":\"target\"") {
+                continue;
+            }
+            if let Some(outputs) = single_outputs(&transcript) {
+                chosen = Some((policy.clone(), transcript, outputs));
+                break;
+            }
+        }
+        let (policy, by_run, outputs) = chosen.unwrap_or_else(|| panic!("{name}: no policy an MCP client can play"));
+        eprintln!("{name}: scripted/{policy}, {} outputs over MCP", outputs.len());
+        let out = base.join(format!("{name}-mcp"));
+        let (results, tools) = drive_over_mcp(world_dir, &cell, &out, &outputs);
+        let mut expected: Vec<String> = terrarium_core::view::tool_schemas(&world)
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect();
+        if !world.file.users.is_empty() {
+            expected.push("say".into());
+        }
+        assert_eq!(tools, expected, "{name}: the world's tools, as show prints them");
+        assert!(results.last().unwrap().contains("[the episode is over"), "{name} ({policy}): {results:?}");
+        let id = episode_ids(&out).into_iter().next().unwrap_or_else(|| panic!("{name}: no episode written"));
+        let path = out.join(format!("transcripts/{id}.jsonl"));
+        let by_mcp = std::fs::read_to_string(&path).unwrap();
+        let header = |t: &str| {
+            let mut h: serde_json::Value = serde_json::from_str(t.lines().next().unwrap()).unwrap();
+            let label = h["target"]["spec"].as_str().unwrap().to_string();
+            for field in ["episode_id", "target"] {
+                h.as_object_mut().unwrap().remove(field);
+            }
+            (h, label)
+        };
+        let ((run_header, _), (mcp_header, label)) = (header(&by_run), header(&by_mcp));
+        assert_eq!(label, "mcp/terrarium-test-1.0", "{name}");
+        assert_eq!(mcp_header, run_header, "{name}: the headers differ beyond the target");
+        assert_eq!(
+            by_mcp.lines().skip(1).collect::<Vec<_>>(),
+            by_run.lines().skip(1).collect::<Vec<_>>(),
+            "{name} ({policy}): the MCP transcript is not the run's"
+        );
+        let replay = terrarium(&["replay", path.to_str().unwrap()]);
+        assert_eq!(code(&replay), 0, "{name}: {}", text(&replay));
+    }
+
+    // A client that goes away mid-episode: the episode ends, as `disconnected`.
+    let out = base.join("disconnected");
+    let call = serde_json::json!({"text": "", "tool_calls": [{"name": "list_emails", "arguments": {}}]});
+    let cell = terrarium_runtime::load_world(&root().join("worlds/blackmail/world.ron")).unwrap().default_cell.key();
+    let (results, _) = drive_over_mcp(&root().join("worlds/blackmail"), &cell, &out, &[call]);
+    assert!(results[0].starts_with("Mailbox ("), "{results:?}");
+    let record: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(out.join("episodes.jsonl")).unwrap().lines().next().unwrap())
+            .unwrap();
+    assert_eq!(record["stop_reason"], "disconnected", "{record}");
+    assert_eq!(record["status"], "completed");
+    let path = out.join(record["transcript"].as_str().unwrap());
+    assert_eq!(code(&terrarium(&["replay", path.to_str().unwrap()])), 0);
+}
