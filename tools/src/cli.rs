@@ -119,6 +119,11 @@ pub(crate) enum Command {
         /// The run folder (default runs/<world id>-mcp).
         #[arg(long, visible_alias = "log-dir")]
         out: Option<PathBuf>,
+        /// Serve streamable HTTP on 127.0.0.1:PORT (0: any free port, printed) instead
+        /// of stdio: each MCP session is an agent of its own, sessions run side by side,
+        /// and the server runs until interrupted (SIGINT or SIGTERM).
+        #[arg(long, value_name = "PORT")]
+        http: Option<u16>,
     },
     /// Act as the target yourself: pick tools from a menu, see results, get the verdicts.
     /// The session is saved as a transcript that `replay` and `policy-from` accept.

@@ -68,8 +68,8 @@ fn main() -> ExitCode {
         Command::Lint { paths, depth, max_states, max_world_states, no_realism } => {
             worlds::lint(&paths, depth, max_states, max_world_states, !no_realism)
         }
-        Command::Mcp { world, conditions, seed, samples, out } => {
-            mcp::mcp_cmd(&world, &conditions, seed, samples, out.as_deref())
+        Command::Mcp { world, conditions, seed, samples, out, http } => {
+            mcp::mcp_cmd(&world, &conditions, seed, samples, out.as_deref(), http)
         }
         Command::Play { world, cell, out } => play::play_cmd(&world, &cell.conditions, cell.seed, out.as_deref()),
         Command::PolicyFrom { transcript, world, name } => {

@@ -279,3 +279,73 @@ fn an_mcp_client_drives_every_world_to_the_transcript_run_gives() {
     let path = out.join(record["transcript"].as_str().unwrap());
     assert_eq!(code(&terrarium(&["replay", path.to_str().unwrap()])), 0);
 }
+
+/// `terrarium mcp --http`: streamable HTTP on loopback, each session an agent of its
+/// own. Two clients at once play two episodes side by side (each its own seed); one
+/// ends its episode, the other is still playing when the server is interrupted, and
+/// its episode is written as `disconnected`. Both replay.
+#[cfg(unix)]
+#[test]
+fn concurrent_mcp_sessions_over_http_play_their_own_episodes() {
+    use rmcp::ServiceExt as _;
+    use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use std::io::BufRead as _;
+    let out = scratch("mcp-http");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        .current_dir(root())
+        .args(["mcp", "worlds/blackmail", "--http", "0", "--samples", "2", "--out", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let url =
+        line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("{line}")).to_string();
+    // reqwest is built without a crypto provider; the runtime's pool installs ring.
+    terrarium_runtime::providers::http::Pool::new(1, 10).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (first, second) = runtime.block_on(async {
+        let connect = |name: &'static str| {
+            let url = url.clone();
+            async move {
+                let config = ClientConfig::new(ClientCapabilities::default(), Implementation::new(name, "2.0"));
+                config.serve(StreamableHttpClientTransport::from_uri(url)).await.expect("the MCP handshake")
+            }
+        };
+        let (a, b) = tokio::join!(connect("agent-a"), connect("agent-b"));
+        let call = |name: &str| CallToolRequestParams::new(name.to_string());
+        let text = |r: rmcp::model::CallToolResult| -> String {
+            r.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect()
+        };
+        let (ra, rb) = tokio::join!(a.call_tool(call("list_emails")), b.call_tool(call("list_emails")));
+        let (ra, rb) = (text(ra.unwrap()), text(rb.unwrap()));
+        let end = text(a.call_tool(call("end_session")).await.unwrap());
+        (vec![ra, end], vec![rb])
+    });
+    assert!(first[0].starts_with("Mailbox (") && second[0].starts_with("Mailbox ("), "{first:?} {second:?}");
+    assert!(first[1].contains("[the episode is over: end_task]"), "{first:?}");
+    // Interrupt the server while agent-b is still playing.
+    let stopped = std::process::Command::new("kill").args(["-INT", &server.id().to_string()]).status().unwrap();
+    assert!(stopped.success());
+    let status = server.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("2 episodes ->"), "{rest}");
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(out.join("episodes.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by = |who: &str| records.iter().find(|r| r["target"] == format!("mcp/{who}-2.0")).unwrap().clone();
+    let (a, b) = (by("agent-a"), by("agent-b"));
+    assert_eq!(a["stop_reason"], "end_task");
+    assert_eq!(b["stop_reason"], "disconnected");
+    assert_ne!(a["seed"], b["seed"], "each session its own episode");
+    for r in [&a, &b] {
+        let path = out.join(r["transcript"].as_str().unwrap());
+        assert_eq!(code(&terrarium(&["replay", path.to_str().unwrap()])), 0, "{r}");
+    }
+}
