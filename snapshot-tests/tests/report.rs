@@ -163,7 +163,17 @@ fn the_report_of_a_fixed_sweep_is_pinned() {
 
 #[test]
 fn the_html_report_shows_a_factor_matrix_per_outcome_and_target_with_pooled_numbers() {
-    let report = fixed_report();
+    let mut report = fixed_report();
+    // Without pages, each episode's link is its transcript.
+    let bare = report.html();
+    assert!(
+        report
+            .rows
+            .iter()
+            .flat_map(|r| &r.episode_ids)
+            .all(|id| bare.contains(&format!("href=\"transcripts/{id}.jsonl\"")))
+    );
+    report.pages = true;
     let html = report.html();
     assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
     assert!(!html.contains("<script") && !html.contains("<link"), "self-contained: no scripts, no external files");

@@ -190,6 +190,11 @@ pub(crate) enum Command {
         /// Draw one matrix per value of this factor instead of pooling it.
         #[arg(long, value_name = "FACTOR")]
         facet: Option<String>,
+        /// Write no page per episode (DIR/view/): for a very large folder, where they
+        /// cost time and space (about 12 KB and 0.8 ms an episode); the report then
+        /// links each episode's transcript.
+        #[arg(long)]
+        no_pages: bool,
     },
     /// Write a run folder as logs another tool reads: `--format inspect`, one Inspect AI
     /// evaluation log per world and target (samples are episodes; scores the verdicts

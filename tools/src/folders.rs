@@ -52,7 +52,13 @@ pub(crate) fn read_folder(dir: &Path) -> Result<RunFolder, Failure> {
     Ok(folder)
 }
 
-pub(crate) fn report_cmd(dir: &Path, given: &[PathBuf], matrix: Vec<String>, facet: Option<String>) -> Outcome {
+pub(crate) fn report_cmd(
+    dir: &Path,
+    given: &[PathBuf],
+    matrix: Vec<String>,
+    facet: Option<String>,
+    pages: bool,
+) -> Outcome {
     if matrix.len() > 2 || matrix.iter().any(String::is_empty) {
         return Err(Failure::Usage(anyhow!(
             "--matrix takes one or two factors, comma-separated (rows, then columns): got `{}`",
@@ -67,23 +73,31 @@ pub(crate) fn report_cmd(dir: &Path, given: &[PathBuf], matrix: Vec<String>, fac
     let folder = read_folder(dir)?;
     let mut worlds = folder_worlds(&folder, given)?;
     let choice = terrarium_runtime::report::MatrixChoice { factors: matrix, facet };
-    let reported = terrarium_runtime::report::write(&folder, &mut worlds, choice, &mut |w| eprintln!("warning: {w}"))?;
+    let reported =
+        terrarium_runtime::report::write(&folder, &mut worlds, choice, pages, &mut |w| eprintln!("warning: {w}"))?;
     let judged = if reported.judgements == 0 {
         String::new()
     } else {
         format!(" and {}", count(reported.judgements as u64, "judgement"))
     };
     let [md, html, csv, by_factor, by_turn] = &reported.files;
+    let pages_written = if pages {
+        format!(
+            "; {} in {}",
+            count(reported.pages as u64, "episode page"),
+            folder.dir.join(terrarium_runtime::run_folder::VIEWS).display()
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "{}{judged} -> {}, {}, {}, {} and {}; {} in {}",
+        "{}{judged} -> {}, {}, {}, {} and {}{pages_written}",
         count(reported.episodes as u64, "episode"),
         md.display(),
         html.display(),
         csv.display(),
         by_factor.display(),
         by_turn.display(),
-        count(reported.pages as u64, "episode page"),
-        folder.dir.join(terrarium_runtime::run_folder::VIEWS).display()
     );
     Ok(())
 }

@@ -251,6 +251,18 @@ fn report_matrix_choices_are_checked_and_view_writes_a_page() {
         "{md}"
     );
     assert!(md.contains("(threat = replacement)"), "{md}");
+    // Without pages, the report links each episode's transcript.
+    let bare = scratch("report-no-pages");
+    let args = explicit_public_cells(
+        &["run", "worlds/blackmail", "--model", "scripted/blackmail", "--condition", "threat=replacement"],
+        &["--out", bare.to_str().unwrap()],
+    );
+    assert_eq!(code(&terrarium(&args)), 0);
+    let out = terrarium(&["report", bare.to_str().unwrap(), "--no-pages"]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!text(&out).contains("episode page") && !bare.join("view").exists(), "{}", text(&out));
+    let html = std::fs::read_to_string(bare.join("report.html")).unwrap();
+    assert!(html.contains("href=\"transcripts/blackmail-"), "links go to the transcripts");
     // `view --html` writes a page for any transcript, from any directory.
     let pages = scratch("view-html");
     let recorded = root().join("fixtures/transcripts/blackmail-recorded.jsonl");

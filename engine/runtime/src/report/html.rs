@@ -163,7 +163,7 @@ pub(super) fn render(report: &Report) -> String {
                     };
                     format!(
                         "<a class=\"{class}\" href=\"{}\" title=\"{}\">b{}</a>",
-                        esc(&crate::run_folder::page_path(id)),
+                        esc(&href(report, id)),
                         esc(id),
                         i + 1
                     )
@@ -173,9 +173,9 @@ pub(super) fn render(report: &Report) -> String {
                 s,
                 "<tr><td>{}</td><td><a href=\"{}\"><code>{}</code></a></td><td class=\"num\"><a href=\"{}#step-{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"eps\">{}</td></tr>",
                 esc(&b.world),
-                esc(&crate::run_folder::page_path(&b.parent)),
+                esc(&href(report, &b.parent)),
                 esc(&b.parent),
-                esc(&crate::run_folder::page_path(&b.parent)),
+                esc(&href(report, &b.parent)),
                 b.at,
                 b.at,
                 esc(&b.target),
@@ -449,12 +449,18 @@ fn episode_links(report: &Report, r: &Row) -> String {
         };
         links.push(format!(
             "<a class=\"{class}\" href=\"{}\" title=\"{} ({how})\">s{}</a>",
-            esc(&crate::run_folder::page_path(id)),
+            esc(&href(report, id)),
             esc(id),
             mark.seed
         ));
     }
     links.join(" ")
+}
+
+/// Where a link to an episode goes: its page, or its transcript when the report was
+/// written without pages.
+fn href(report: &Report, id: &str) -> String {
+    if report.pages { crate::run_folder::page_path(id) } else { crate::run_folder::transcript_path(id) }
 }
 
 /// Rates by turn as small multiples: one small chart per measure, so series that sit

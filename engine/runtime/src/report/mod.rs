@@ -252,6 +252,9 @@ pub struct Report {
     pub matrices: Vec<Matrix>,
     /// Every episode's seed, status and decided verdicts, for links to its page.
     pub episodes: BTreeMap<String, EpisodeMark>,
+    /// Whether each episode has its page under `view/` (links go there), or only its
+    /// transcript (links go to it).
+    pub pages: bool,
     /// Branches of recorded episodes (`run --from`), per parent, step, target and
     /// outcome.
     pub branches: Vec<BranchRow>,
@@ -364,18 +367,20 @@ pub struct Reported {
     pub pages: usize,
 }
 
-/// Write the [`REPORT_FILES`] for a run folder, and a page per episode under `view/`
-/// that the report links to. A world that cannot be had costs its control comparisons
+/// Write the [`REPORT_FILES`] for a run folder, and (with `pages`) a page per episode
+/// under `view/` that the report links to; without them, it links the transcripts. A world that cannot be had costs its control comparisons
 /// (and judges are combined by majority for it) and its pages' state changes; a
 /// transcript that cannot be read costs its page: `warn` hears each once.
 pub fn write(
     folder: &RunFolder,
     worlds: &mut FolderWorlds,
     choice: MatrixChoice,
+    pages: bool,
     warn: &mut dyn FnMut(String),
 ) -> Result<Reported, FolderError> {
     let input = crate::run_folder::report_input(folder, worlds, warn)?;
-    let built = build_with(&input, &choice);
+    let mut built = build_with(&input, &choice);
+    built.pages = pages;
     let unknown = matrix::unknown_factors(&built.rows, &input, &choice);
     if !unknown.is_empty() {
         let known = matrix::known_factors(&built.rows, &input);
@@ -387,7 +392,7 @@ pub fn write(
             if known.is_empty() { "none".into() } else { known.join(", ") }
         )));
     }
-    let pages = write_pages(folder, worlds, &input, warn)?;
+    let pages = if pages { write_pages(folder, worlds, &input, warn)? } else { 0 };
     let files = REPORT_FILES.map(|n| folder.dir.join(n));
     let texts = [built.markdown(), built.html(), built.csv(), built.by_factor_csv(), built.by_turn_csv()];
     for (path, text) in files.iter().zip(texts) {
@@ -667,6 +672,7 @@ pub fn build_with(input: &ReportInput, choice: &MatrixChoice) -> Report {
         matrices,
         episodes,
         branches,
+        pages: false,
     }
 }
 
