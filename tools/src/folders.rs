@@ -126,21 +126,12 @@ pub(crate) fn export_cmd(dir: &Path, out: Option<&Path>, given: &[PathBuf]) -> O
     Ok(())
 }
 
-/// A time as ISO 8601 in UTC, to the second (`2026-12-05T10:00:00+00:00`).
+/// A time as ISO 8601 in UTC, to the second (`2026-12-05T10:00:00+00:00`), by the
+/// engine's own calendar.
 fn iso_utc(t: std::time::SystemTime) -> String {
     let secs = t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00", rem / 3600, rem % 3600 / 60, rem % 60)
+    let minute = terrarium_core::world::format_time(i64::try_from(secs).unwrap_or(0) * 1_000);
+    format!("{}:{:02}+00:00", minute.replace(' ', "T"), secs % 60)
 }
 
 pub(crate) fn rejudge_cmd(dir: &Path, given: &[PathBuf]) -> Outcome {

@@ -187,14 +187,7 @@ fn single_outputs(transcript: &str) -> Option<Vec<serde_json::Value>> {
 #[test]
 fn an_mcp_client_drives_every_world_to_the_transcript_run_gives() {
     let base = scratch("mcp");
-    let mut worlds: Vec<PathBuf> = std::fs::read_dir(root().join("worlds"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("world.ron").is_file())
-        .collect();
-    worlds.sort();
-    assert!(worlds.len() >= 8, "{worlds:?}");
-    for world_dir in &worlds {
+    for world_dir in &shipped_worlds() {
         let name = world_dir.file_name().unwrap().to_str().unwrap();
         let world = terrarium_runtime::load_world(&world_dir.join("world.ron")).unwrap();
         let cell = world.default_cell.key();

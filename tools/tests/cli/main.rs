@@ -35,6 +35,26 @@ mod users;
 /// `check`, `test`, `show`, `graph`, `new` and `lint`.
 mod worlds;
 
+/// The shipped worlds' folders, in name order (at least the eight the catalogue has).
+fn shipped_worlds() -> Vec<PathBuf> {
+    let mut worlds: Vec<PathBuf> = std::fs::read_dir(root().join("worlds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("world.ron").is_file())
+        .collect();
+    worlds.sort();
+    assert!(worlds.len() >= 8, "{worlds:?}");
+    worlds
+}
+
+/// `terrarium run --from PARENT --at STEP --model MODEL --samples N --out DIR EXTRA...`.
+fn branch(parent: &Path, at: &str, model: &str, samples: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "--from", parent.to_str().unwrap(), "--at", at, "--model", model, "--samples", samples];
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    terrarium(&args)
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
 }

@@ -605,14 +605,7 @@ fn a_sweep_run_from_the_cli_and_through_the_api_makes_the_same_folder() {
 fn branches_of_a_recorded_episode_start_from_its_verified_prefix_in_every_world() {
     let base = scratch("branches");
     let mock = "mock/examples/mock/blackmail.ron";
-    let mut worlds: Vec<PathBuf> = std::fs::read_dir(root().join("worlds"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("world.ron").is_file())
-        .collect();
-    worlds.sort();
-    assert!(worlds.len() >= 8, "{worlds:?}");
-    for world in &worlds {
+    for world in &shipped_worlds() {
         let name = world.file_name().unwrap().to_str().unwrap();
         let parent_dir = base.join(format!("{name}-parent"));
         let out = terrarium(&[
@@ -638,21 +631,7 @@ fn branches_of_a_recorded_episode_start_from_its_verified_prefix_in_every_world(
             .collect();
         let at = *targets.get(1).or(targets.first()).unwrap_or_else(|| panic!("{name}: no target output"));
         let branch_dir = base.join(format!("{name}-branches"));
-        let at_text = at.to_string();
-        let out = terrarium(&[
-            "run",
-            "--from",
-            parent_path.to_str().unwrap(),
-            "--at",
-            &at_text,
-            "--model",
-            mock,
-            "--samples",
-            "2",
-            "--no-cache",
-            "--out",
-            branch_dir.to_str().unwrap(),
-        ]);
+        let out = branch(&parent_path, &at.to_string(), mock, "2", &branch_dir, &["--no-cache"]);
         assert_eq!(code(&out), 0, "{name}: {}", text(&out));
         let records = std::fs::read_to_string(branch_dir.join("episodes.jsonl")).unwrap();
         let mut indices = Vec::new();
@@ -682,19 +661,7 @@ fn branches_of_a_recorded_episode_start_from_its_verified_prefix_in_every_world(
     let recorded = root().join("fixtures/transcripts/blackmail-recorded.jsonl");
     let dir = base.join("scripted");
     std::fs::create_dir_all(dir.join("transcripts")).unwrap();
-    let out = terrarium(&[
-        "run",
-        "--from",
-        recorded.to_str().unwrap(),
-        "--at",
-        "9",
-        "--model",
-        "scripted/near_miss_declines",
-        "--samples",
-        "3",
-        "--out",
-        dir.to_str().unwrap(),
-    ]);
+    let out = branch(&recorded, "9", "scripted/near_miss_declines", "3", &dir, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let id = episode_ids(&dir).into_iter().next().unwrap();
     let child = std::fs::read_to_string(dir.join(format!("transcripts/{id}.jsonl"))).unwrap();
@@ -713,23 +680,13 @@ fn branches_of_a_recorded_episode_start_from_its_verified_prefix_in_every_world(
 
     // Bad branch points are usage errors that say what a branch point is.
     for (at, says) in [("10", "a `tool_result` event"), ("0", "a `start` event"), ("999", "no step 999")] {
-        let out = terrarium(&["run", "--from", recorded.to_str().unwrap(), "--at", at, "--model", "scripted/idle"]);
+        let out = branch(&recorded, at, "scripted/idle", "1", &base.join("never"), &[]);
         assert_eq!(code(&out), 2, "{at}: {}", text(&out));
         assert!(text(&out).contains(says), "{at}: {}", text(&out));
     }
     let out = terrarium(&["run", "worlds/blackmail", "--at", "9", "--model", "scripted/idle"]);
     assert_eq!(code(&out), 2, "--at alone: {}", text(&out));
-    let out = terrarium(&[
-        "run",
-        "--from",
-        recorded.to_str().unwrap(),
-        "--at",
-        "9",
-        "--seed",
-        "3",
-        "--model",
-        "scripted/idle",
-    ]);
+    let out = branch(&recorded, "9", "scripted/idle", "1", &base.join("never"), &["--seed", "3"]);
     assert_eq!(code(&out), 2, "{}", text(&out));
     assert!(text(&out).contains("its cell and seed are the parent's"), "{}", text(&out));
 }

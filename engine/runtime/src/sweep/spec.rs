@@ -236,7 +236,9 @@ impl SweepSpec {
                 Some(model_only(&entry.as_user(), &flags.send, needs_key, "--user-model", &refused)?)
             }
         };
-        if let Some(from) = &flags.from {
+        // A branch's world, cell and seed are its parent's; a sweep's are the flags' and
+        // the file's.
+        let (worlds, filter, seed, limit, branch) = if let Some(from) = &flags.from {
             let at =
                 flags.at.ok_or_else(|| usage("--from needs --at STEP: the step of the target output to re-sample"))?;
             if !flags.conditions.is_empty() || flags.seed.is_some() {
@@ -252,35 +254,20 @@ impl SweepSpec {
                 }));
             }
             let filter = parse_conditions(std::slice::from_ref(&branch.header.condition_key))?;
-            let world = load_worlds(std::slice::from_ref(&branch.world_path))?;
-            return Ok(SweepSpec {
-                worlds: world,
-                filter,
-                seed: branch.header.seed,
-                samples: flags.samples.or(file.samples).unwrap_or(1),
-                limit: None,
-                shard: flags.shard.as_deref().map(parse_shard).transpose()?,
-                out: flags.out.clone().or(file.out.clone()),
-                replace: flags.replace,
-                retry_errored: !flags.keep_errored,
-                targets,
-                judges,
-                judge_sees_reasoning: !flags.judge_without_reasoning && file.judge_sees_reasoning.unwrap_or(true),
-                user_model,
-                max_api_calls: flags.max_api_calls.or(file.max_api_calls),
-                max_cost,
-                max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
-                build: flags.build.clone(),
-                branch: Some(branch),
-            });
-        }
-        if flags.at.is_some() {
-            return Err(usage("--at names a step of the transcript given with --from"));
-        }
-        let worlds = if flags.worlds.is_empty() { &file.worlds } else { &flags.worlds };
-        if worlds.is_empty() {
-            return Err(usage("no world: name worlds on the command line, or `worlds` in the sweep file"));
-        }
+            let worlds = load_worlds(std::slice::from_ref(&branch.world_path))?;
+            (worlds, filter, branch.header.seed, None, Some(branch))
+        } else {
+            if flags.at.is_some() {
+                return Err(usage("--at names a step of the transcript given with --from"));
+            }
+            let worlds = if flags.worlds.is_empty() { &file.worlds } else { &flags.worlds };
+            if worlds.is_empty() {
+                return Err(usage("no world: name worlds on the command line, or `worlds` in the sweep file"));
+            }
+            let conditions = if flags.conditions.is_empty() { &file.conditions } else { &flags.conditions };
+            let limit = flags.limit.as_deref().or(file.limit.as_deref()).map(parse_limit).transpose()?;
+            (load_worlds(worlds)?, parse_conditions(conditions)?, flags.seed.or(file.seed).unwrap_or(0), limit, None)
+        };
         let out = match &flags.out {
             Some(o) if o.as_os_str().is_empty() => {
                 return Err(usage("--out is empty; name the run folder, or leave --out out for runs/<world>"));
@@ -289,11 +276,11 @@ impl SweepSpec {
             None => file.out.clone(),
         };
         Ok(SweepSpec {
-            worlds: load_worlds(worlds)?,
-            filter: parse_conditions(if flags.conditions.is_empty() { &file.conditions } else { &flags.conditions })?,
-            seed: flags.seed.or(file.seed).unwrap_or(0),
+            worlds,
+            filter,
+            seed,
             samples: flags.samples.or(file.samples).unwrap_or(1),
-            limit: flags.limit.as_deref().or(file.limit.as_deref()).map(parse_limit).transpose()?,
+            limit,
             shard: flags.shard.as_deref().map(parse_shard).transpose()?,
             out,
             replace: flags.replace,
@@ -306,7 +293,7 @@ impl SweepSpec {
             max_cost,
             max_connections: usize::try_from(file.max_connections.unwrap_or(10)).unwrap_or(usize::MAX),
             build: flags.build.clone(),
-            branch: None,
+            branch,
         })
     }
 }
