@@ -156,8 +156,14 @@ impl McpServer {
         cancel.cancel();
         connections.abort_all();
         while connections.join_next().await.is_some() {}
-        // Let the sessions' tasks see the cancellation and drop their handlers.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        drop(service);
+        // Every session's task sees the cancellation and drops its handler, which writes
+        // an episode it left under way; wait for the last (this server is then the only
+        // holder of the shared state), or give up after ten seconds.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&self.shared) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         self.served()
     }
 
