@@ -308,7 +308,8 @@ pub(crate) struct RunArgs {
     /// The first episode seed [default: 0].
     #[arg(long, allow_negative_numbers = true, value_parser = parse_seed)]
     pub(crate) seed: Option<u64>,
-    /// Seeds per cell: seed .. seed+N-1 [default: 1]. `--epochs` is Inspect's name for it.
+    /// Seeds per cell: seed .. seed+N-1 [default: 1]; with --from, branches per target.
+    /// `--epochs` is Inspect's name for it.
     #[arg(long, visible_alias = "epochs")]
     pub(crate) samples: Option<u64>,
     /// Only some of each world's selected cells, in their canonical order: N (the
