@@ -78,7 +78,8 @@ fn view_and_replay_take_many_transcripts_and_a_run_folder() {
 
     let folder = terrarium(&["replay", d]);
     assert_eq!(code(&folder), 0, "{}", text(&folder));
-    assert!(text(&folder).contains(&format!("{n} transcripts: {n} identical, 0 not")), "{}", text(&folder));
+    assert!(text(&folder).contains(&format!("{n} transcripts: {n} identical, 0 not; ")), "{}", text(&folder));
+    assert!(text(&folder).contains("steps/s on"), "the total says how fast: {}", text(&folder));
     let tampered = dir.join("tampered.jsonl");
     std::fs::write(
         &tampered,
