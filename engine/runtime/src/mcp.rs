@@ -160,8 +160,9 @@ impl McpServer {
         // Every session's task sees the cancellation and drops its handler, which writes
         // an episode it left under way; wait for the last (this server is then the only
         // holder of the shared state), or give up after ten seconds.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while Arc::strong_count(&self.shared) > 1 && tokio::time::Instant::now() < deadline {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10); // determinism-ok: server shutdown at the IO edge; bounds a wait, never read into a transcript
+        let in_time = || tokio::time::Instant::now() < deadline; // determinism-ok: the same wait's bound
+        while Arc::strong_count(&self.shared) > 1 && in_time() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         self.served()
