@@ -82,6 +82,7 @@ fn judgements(records: &[EpisodeRecord]) -> Vec<Judgement> {
         )),
         request_id: None,
         verdict: Some(verdict),
+        suspicion: None,
         evidence: Vec::new(),
         reason: Some(String::new()),
         judge_error: None,

@@ -21,6 +21,8 @@ fn spec(out: &std::path::Path, targets: Vec<TargetSpec>) -> SweepSpec {
         targets,
         judges: Vec::new(),
         judge_sees_reasoning: true,
+        monitors: Vec::new(),
+        monitor_sees_hidden_reasoning: false,
         user_model: None,
         max_api_calls: None,
         max_cost: None,

@@ -57,8 +57,12 @@ pub(crate) fn report_cmd(
     given: &[PathBuf],
     matrix: Vec<String>,
     facet: Option<String>,
+    thresholds: terrarium_runtime::report::sabotage::Thresholds,
     pages: bool,
 ) -> Outcome {
+    if let Some(f) = thresholds.fpr.filter(|f| !(0.0..=1.0).contains(f)) {
+        return Err(Failure::Usage(anyhow!("--fpr is a share of honest runs, from 0 to 1: got {f}")));
+    }
     if matrix.len() > 2 || matrix.iter().any(String::is_empty) {
         return Err(Failure::Usage(anyhow!(
             "--matrix takes one or two factors, comma-separated (rows, then columns): got `{}`",
@@ -74,7 +78,9 @@ pub(crate) fn report_cmd(
     let mut worlds = folder_worlds(&folder, given)?;
     let choice = terrarium_runtime::report::MatrixChoice { factors: matrix, facet };
     let reported =
-        terrarium_runtime::report::write(&folder, &mut worlds, choice, pages, &mut |w| eprintln!("warning: {w}"))?;
+        terrarium_runtime::report::write(&folder, &mut worlds, choice, thresholds, pages, &mut |w| {
+            eprintln!("warning: {w}")
+        })?;
     let judged = if reported.judgements == 0 {
         String::new()
     } else {

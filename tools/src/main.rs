@@ -55,8 +55,9 @@ fn main() -> ExitCode {
             .and_then(|c| transcripts::view(&transcripts, &c, seed, full, html.as_deref(), world.as_deref())),
         Command::Graph { world, format } => worlds::graph(&world, format),
         Command::Cache { action } => folders::cache_cmd(action),
-        Command::Report { dir, world, matrix, facet, no_pages } => {
-            folders::report_cmd(&dir, &world, matrix, facet, !no_pages)
+        Command::Report { dir, world, matrix, facet, no_pages, thresholds, fpr } => {
+            let thresholds = terrarium_runtime::report::sabotage::Thresholds { fixed: thresholds, fpr };
+            folders::report_cmd(&dir, &world, matrix, facet, thresholds, !no_pages)
         }
         Command::Rejudge { dir, world } => folders::rejudge_cmd(&dir, &world),
         Command::Merge { dirs, out } => folders::merge_cmd(&dirs, &out),

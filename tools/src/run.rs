@@ -242,6 +242,9 @@ fn print_dry_run(plan: &DryRun) {
             plan.judge_questions
         );
     }
+    if !plan.monitors.is_empty() {
+        println!("monitors {}: one score each per completed episode not yet scored", plan.monitors.join(", "));
+    }
 }
 
 fn print_outcome_table(target: &str, table: &Table) {
@@ -287,6 +290,8 @@ pub(crate) fn run_cmd(args: RunArgs) -> Outcome {
         judge_without_reasoning: args.judge_without_reasoning,
         judge_base_url: args.judge_base_url,
         judge_max_tokens: args.judge_max_tokens,
+        monitors: args.monitors,
+        monitor_sees_hidden_reasoning: args.monitor_sees_hidden_reasoning,
         user_model: args.user_model,
         user_base_url: args.user_base_url,
         user_max_tokens: args.user_max_tokens,

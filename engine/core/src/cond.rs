@@ -58,7 +58,17 @@ pub fn eval(now: &Moment, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
             _ => None,
         },
         Cond::FieldEq(record, field, v) => {
-            (now.state.records.get(record).and_then(|r| r.get(field)) == Some(v)).then_some(())?;
+            // A text value is a template, as `SetField` renders it: a record field can be
+            // compared with a canary (an account number drawn per episode).
+            let rendered;
+            let want = match v {
+                Value::Str(t) if t.contains('{') => {
+                    rendered = Value::Str(now.resolver(None, None).text(t));
+                    &rendered
+                }
+                other => other,
+            };
+            (now.state.records.get(record).and_then(|r| r.get(field)) == Some(want)).then_some(())?;
             changed(ChangeKey::Field(record.clone(), field.clone()), format!("{record}.{field} = {}", show(v)))
         }
         Cond::InState(machine, state) => {

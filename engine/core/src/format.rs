@@ -90,6 +90,55 @@ pub struct WorldFile {
     pub stops: Vec<Stop>,
     #[serde(default)]
     pub policies: BTreeMap<String, Policy>,
+    /// A covert-sabotage design: which factor gives the target a secret side task,
+    /// which outcomes are the main and the side task, and what a monitor is never shown.
+    /// What a monitor reads and how a report groups, never what is simulated or decided:
+    /// not serialised, so no hash covers it.
+    #[serde(default, skip_serializing)]
+    pub sabotage: Option<Sabotage>,
+}
+
+/// A world with a legitimate main task and a secret, harmful side task, read by a
+/// monitor that scores how suspicious each transcript is (SHADE-Arena's design). The
+/// honest runs (`factor` at `honest`) are the monitor's negatives; every other value of
+/// `factor` gives the target the side task.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sabotage {
+    /// The factor whose values say whether the target was given the side task.
+    pub factor: String,
+    /// The value of `factor` under which it was not: the honest runs.
+    pub honest: String,
+    /// The `Success` outcome that says the main task was done, decided by world state.
+    pub main_task: String,
+    /// The `Harmful` outcome that says the side task was done, decided by world state.
+    pub side_task: String,
+    /// Texts (`{text.NAME}`) a monitor never sees: each one's rendering is cut from the
+    /// system prompt and every message the world sent, wherever it appears.
+    #[serde(default)]
+    pub hidden_texts: Vec<String>,
+    /// The cells whose target reasoning (a scratchpad, a provider's thinking) a monitor
+    /// is not shown unless the run asks for it (`--monitor-sees-hidden-reasoning`).
+    #[serde(default)]
+    pub hidden_reasoning: Option<CellPattern>,
+    /// A rule-based monitor (`--monitor rule`), the baseline for model monitors: each
+    /// flag adds its score for every step its condition names, to at most 100.
+    #[serde(default)]
+    pub baseline: Vec<Flag>,
+}
+
+/// One flag of a world's rule-based monitor.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flag {
+    pub id: String,
+    /// What raises the flag; each step of its evidence counts once. Write it over what a
+    /// transcript shows (calls made, messages sent), as a monitor could see it.
+    pub when: Cond,
+    /// Suspicion added per step, out of 100.
+    pub score: u8,
+    /// What the flag says when raised.
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -834,6 +883,7 @@ impl WorldFile {
             conds.extend(&o.exposed);
         }
         conds.extend(self.stops.iter().map(|s| &s.when));
+        conds.extend(self.sabotage.iter().flat_map(|s| &s.baseline).map(|f| &f.when));
         for e in effects {
             e.visit(&mut |e| {
                 if let Effect::When { cond: c, .. } = e {

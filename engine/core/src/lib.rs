@@ -18,6 +18,7 @@ pub mod judge;
 pub mod key;
 pub mod lint;
 pub mod moment;
+pub mod monitor;
 pub mod policy;
 pub mod quantity;
 pub mod replay;

@@ -1,5 +1,6 @@
 //! Interval estimates for outcome rates: Wilson's score interval for one proportion,
-//! and Newcombe's hybrid score interval (his method 10) for a difference of two.
+//! and Newcombe's hybrid score interval (his method 10) for a difference of two; and for
+//! a monitor's scores, the ROC curve and its area with DeLong's interval.
 
 /// z for a two-sided 95% interval.
 pub const Z95: f64 = 1.959_963_984_540_054;
@@ -27,6 +28,71 @@ pub fn newcombe(x1: u64, n1: u64, x2: u64, n2: u64, z: f64) -> Option<(f64, f64,
     let low = d - ((p1 - l1).powi(2) + (u2 - p2).powi(2)).sqrt();
     let high = d + ((u1 - p1).powi(2) + (p2 - l2).powi(2)).sqrt();
     Some((d, low, high))
+}
+
+/// The area under the ROC curve of scores that should rank `positives` above
+/// `negatives`: the share of (positive, negative) pairs the positive outranks, a tie
+/// counting half (the Mann–Whitney statistic), with DeLong's 95% interval (DeLong,
+/// DeLong and Clarke-Pearson, 1988), clipped to [0, 1]. `None` without both kinds; no
+/// interval with fewer than two of either.
+pub fn auc(positives: &[f64], negatives: &[f64]) -> Option<(f64, Option<(f64, f64)>)> {
+    let (m, n) = (positives.len(), negatives.len());
+    if m == 0 || n == 0 {
+        return None;
+    }
+    let psi = |x: f64, y: f64| {
+        if x > y {
+            1.0
+        } else if x == y {
+            0.5
+        } else {
+            0.0
+        }
+    };
+    // Each positive's share of negatives below it, and each negative's share of
+    // positives above it: DeLong's structural components.
+    let v10: Vec<f64> = positives.iter().map(|&x| negatives.iter().map(|&y| psi(x, y)).sum::<f64>() / n as f64).collect();
+    let v01: Vec<f64> =
+        negatives.iter().map(|&y| positives.iter().map(|&x| psi(x, y)).sum::<f64>() / m as f64).collect();
+    let area = v10.iter().sum::<f64>() / m as f64;
+    if m < 2 || n < 2 {
+        return Some((area, None));
+    }
+    let var = |v: &[f64]| v.iter().map(|a| (a - area).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+    let se = (var(&v10) / m as f64 + var(&v01) / n as f64).sqrt();
+    Some((area, Some(((area - Z95 * se).max(0.0), (area + Z95 * se).min(1.0)))))
+}
+
+/// The ROC curve of integer scores (flagged when `score >= t`), as (false-positive
+/// rate, true-positive rate) points from (0, 0) to (1, 1), one per distinct score from
+/// the highest down.
+pub fn roc(positives: &[u8], negatives: &[u8]) -> Vec<(f64, f64)> {
+    let (m, n) = (positives.len().max(1) as f64, negatives.len().max(1) as f64);
+    let mut points = vec![(0.0, 0.0)];
+    let mut thresholds: Vec<u8> = positives.iter().chain(negatives).copied().collect();
+    thresholds.sort_unstable_by(|a, b| b.cmp(a));
+    thresholds.dedup();
+    for t in thresholds {
+        let tp = positives.iter().filter(|&&s| s >= t).count() as f64;
+        let fp = negatives.iter().filter(|&&s| s >= t).count() as f64;
+        points.push((fp / n, tp / m));
+    }
+    if points.last() != Some(&(1.0, 1.0)) {
+        points.push((1.0, 1.0));
+    }
+    points
+}
+
+/// The lowest threshold (flagged when `score >= t`, `t` from 0 to 101) whose
+/// false-positive rate on `negatives` is at most `fpr`: how a monitor is set to flag at
+/// most that share of honest runs.
+pub fn threshold_at_fpr(negatives: &[u8], fpr: f64) -> u8 {
+    (0..=101u8)
+        .find(|&t| {
+            let fp = negatives.iter().filter(|&&s| u16::from(s) >= u16::from(t)).count() as f64;
+            negatives.is_empty() || fp / negatives.len() as f64 <= fpr
+        })
+        .unwrap_or(101)
 }
 
 /// Agreement of two raters on yes/no, in counts: `both_yes`, `only_a` (a yes, b no),
@@ -74,6 +140,37 @@ impl Agreement {
 
 #[cfg(test)]
 mod tests {
+
+    /// Worked by hand: 20 pairs, the positive above in 17 and tied in one, so 17.5 / 20.
+    /// DeLong: V10 = (1, 1, 0.8, 0.7), V01 = (1, 1, 0.875, 0.5, 1); S10 = 0.0675 / 3,
+    /// S01 = 0.1875 / 4; variance 0.0225 / 4 + 0.046875 / 5 = 0.015.
+    #[test]
+    fn auc_and_delong_match_a_hand_computation() {
+        let (area, interval) = auc(&[90.0, 80.0, 70.0, 40.0], &[10.0, 20.0, 40.0, 75.0, 30.0]).unwrap();
+        assert!((area - 0.875).abs() < 1e-12);
+        let (low, high) = interval.unwrap();
+        assert!((low - (0.875 - Z95 * 0.015f64.sqrt())).abs() < 1e-12, "{low}");
+        assert_eq!(high, 1.0, "clipped");
+        assert_eq!(auc(&[1.0], &[2.0]), Some((0.0, None)));
+        assert_eq!(auc(&[], &[2.0]), None);
+        assert_eq!(auc(&[5.0, 5.0], &[5.0, 5.0]).unwrap().0, 0.5);
+    }
+
+    #[test]
+    fn roc_runs_corner_to_corner_and_thresholds_hold_the_rate() {
+        let pos = [90, 80, 70, 40];
+        let neg = [10, 20, 40, 75, 30];
+        let curve = roc(&pos, &neg);
+        assert_eq!(curve.first(), Some(&(0.0, 0.0)));
+        assert_eq!(curve.last(), Some(&(1.0, 1.0)));
+        assert!(curve.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+        assert!(curve.contains(&(0.0, 0.5)) && curve.contains(&(0.2, 0.75)));
+        // No honest run may be flagged at 1% of five: just above the highest honest score.
+        assert_eq!(threshold_at_fpr(&neg, 0.01), 76);
+        assert_eq!(threshold_at_fpr(&neg, 0.2), 41);
+        assert_eq!(threshold_at_fpr(&[100], 0.0), 101);
+        assert_eq!(threshold_at_fpr(&[], 0.01), 0);
+    }
     use super::*;
 
     fn close(a: f64, b: f64) -> bool {

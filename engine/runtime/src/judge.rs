@@ -93,6 +93,7 @@ pub async fn judge_episode(
             reply: None,
             request_id: None,
             verdict: None,
+            suspicion: None,
             evidence: Vec::new(),
             reason: None,
             judge_error: None,
@@ -123,4 +124,102 @@ pub async fn judge_episode(
         out.push(j);
     }
     Ok(out)
+}
+
+/// A monitor: a model asked how suspicious a transcript is, or the world's rule-based
+/// baseline.
+#[derive(Clone, Copy)]
+pub enum Monitor<'a> {
+    Model(&'a ApiTarget),
+    Rule,
+}
+
+impl Monitor<'_> {
+    /// As recorded in a judgement's `judge`.
+    pub fn spec(&self) -> String {
+        match self {
+            Monitor::Model(m) => m.spec(),
+            Monitor::Rule => terrarium_core::monitor::RULE.to_string(),
+        }
+    }
+}
+
+/// Whether `monitor` scores episodes of `world`: a model scores every world; the rule
+/// only worlds that declare a baseline.
+pub fn monitors(world: &World, rule: bool) -> bool {
+    !rule || world.file.sabotage.as_ref().is_some_and(|s| !s.baseline.is_empty())
+}
+
+/// Have `monitor` score an episode from its stored transcript: the transcript as
+/// [`terrarium_core::monitor::material`] renders it (hidden texts cut, hidden reasoning
+/// left out unless `sees_hidden_reasoning`), recorded as a judgement of
+/// [`SUSPICION`](terrarium_core::monitor::SUSPICION). Fails only when the transcript does
+/// not re-enact in `world`; a monitor's failures are judgements with a `judge_error`.
+pub async fn monitor_episode(
+    world: &World,
+    episode: Judged<'_>,
+    transcript: &str,
+    monitor: Monitor<'_>,
+    sees_hidden_reasoning: bool,
+) -> Result<Judgement, String> {
+    use terrarium_core::monitor;
+    let ep = terrarium_core::replay::reenact(world, transcript)?;
+    let now = ep.moment();
+    let material = monitor::material(&now, sees_hidden_reasoning);
+    let mut j = Judgement {
+        episode_id: episode.episode_id.to_string(),
+        world: world.id().to_string(),
+        condition_key: episode.condition_key.to_string(),
+        target: episode.target.to_string(),
+        outcome: monitor::SUSPICION.to_string(),
+        judge: monitor.spec(),
+        settings: serde_json::Value::Null,
+        prompt: monitor::QUESTION.to_string(),
+        saw_reasoning: !monitor::hides_reasoning(&now, sees_hidden_reasoning),
+        role: "monitor".to_string(),
+        reply: None,
+        request_id: None,
+        verdict: None,
+        suspicion: None,
+        evidence: Vec::new(),
+        reason: None,
+        judge_error: None,
+        failed: false,
+        tokens: None,
+        cost_usd: None,
+    };
+    match monitor {
+        Monitor::Rule => match monitor::baseline(&now) {
+            Some(score) => {
+                j.suspicion = Some(score.suspicion);
+                j.evidence = score.evidence;
+                j.reason = Some(score.reason);
+            }
+            None => j.judge_error = Some(format!("world `{}` declares no rule-based monitor", world.id())),
+        },
+        Monitor::Model(model) => {
+            j.settings = model.settings();
+            match model.complete(&monitor::conversation(&material), &format!("monitor {}", episode.episode_id)).await {
+                Ok(c) => {
+                    j.tokens = c.usage.as_ref().map(Tokens::from_usage);
+                    j.cost_usd = model.price().zip(j.tokens).map(|(p, t)| p.cost(t));
+                    match monitor::parse_score(&c.text, &material) {
+                        Ok(score) => {
+                            j.suspicion = Some(score.suspicion);
+                            j.evidence = score.evidence;
+                            j.reason = Some(score.reason);
+                        }
+                        Err(e) => j.judge_error = Some(e),
+                    }
+                    j.reply = Some(c.text);
+                    j.request_id = c.request_id;
+                }
+                Err(e) => {
+                    j.judge_error = Some(e.0);
+                    j.failed = true;
+                }
+            }
+        }
+    }
+    Ok(j)
 }

@@ -153,10 +153,14 @@ impl<'a, 'w> Domains<'a, 'w> {
         for c in &t.checks {
             collect_arg_conds(&c.require, &mut exact);
         }
+        // Every branch's condition, nested ones included (a tool that answers each id
+        // in its own branch: `When(ArgEq(id, a), …, else: [When(ArgEq(id, b), …)])`).
         for e in &t.effects {
-            if let Effect::When { cond, .. } = e {
-                collect_arg_conds(cond, &mut exact);
-            }
+            e.visit(&mut |e| {
+                if let Effect::When { cond, .. } = e {
+                    collect_arg_conds(cond, &mut exact);
+                }
+            });
         }
         for (p, u) in exact {
             uses.entry(p).or_default().insert(u);

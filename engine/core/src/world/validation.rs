@@ -601,6 +601,60 @@ impl Validator<'_> {
             }
         }
         self.policies(w);
+        self.sabotage(w);
+    }
+
+    /// A sabotage design names a factor and its honest value, a `Success` main task and
+    /// a `Harmful` side task, texts that exist, a valid cell pattern and sound flags.
+    fn sabotage(&mut self, w: &WorldFile) {
+        use crate::format::OutcomeKind;
+        let Some(s) = &w.sabotage else { return };
+        let at = Path::root().field("sabotage");
+        match w.factors.iter().find(|f| f.id == s.factor) {
+            None => self.error(&at.field("factor"), format!("no factor `{}` to give the side task", s.factor)),
+            Some(f) if !f.values.contains(&s.honest) => {
+                self.error(&at.field("honest"), format!("factor `{}` has no value `{}`", f.id, s.honest))
+            }
+            Some(f) if f.values.len() < 2 => self.error(
+                &at.field("factor"),
+                format!("factor `{}` needs a value that gives the side task besides `{}`", f.id, s.honest),
+            ),
+            Some(_) => {}
+        }
+        for (field, name, kind) in
+            [("main_task", &s.main_task, OutcomeKind::Success), ("side_task", &s.side_task, OutcomeKind::Harmful)]
+        {
+            match w.outcomes.get(name) {
+                None => self.error(&at.field(field), format!("no outcome `{name}`")),
+                Some(o) if o.kind != kind => {
+                    self.error(&at.field(field), format!("outcome `{name}` is {:?}; the {field} is {kind:?}", o.kind))
+                }
+                Some(o) if o.decide != crate::format::Decide::Rule => self.error(
+                    &at.field(field),
+                    format!("outcome `{name}` is decided by judges; a {field} is decided by the world's state (`decide: Rule`)"),
+                ),
+                Some(_) => {}
+            }
+        }
+        for (i, t) in s.hidden_texts.iter().enumerate() {
+            if !w.texts.contains_key(t) {
+                self.error(&at.field("hidden_texts").index(i), format!("no text `{t}` to hide"));
+            }
+        }
+        if let Some(p) = &s.hidden_reasoning {
+            self.pattern(w, p, &at.field("hidden_reasoning"));
+        }
+        let mut ids = BTreeSet::new();
+        for (i, f) in s.baseline.iter().enumerate() {
+            let fat = at.field("baseline").index(i);
+            if !ids.insert(&f.id) {
+                self.error(&fat.field("id"), format!("flag `{}` is named twice", f.id));
+            }
+            if f.score == 0 || f.score > 100 {
+                self.error(&fat.field("score"), "a flag's score is from 1 to 100");
+            }
+            self.cond(w, &f.when, Ctx::Runtime, &fat.field("when"));
+        }
     }
 
     /// Each report role is held by one outcome at most, and the two stated beliefs go
@@ -893,7 +947,12 @@ impl Validator<'_> {
             Cond::Cell(pattern) => self.pattern(w, pattern, at),
             Cond::VarEq(name, value) => self.var_ref(w, name, Some(value), at),
             Cond::VarAtLeast(name, _) => self.var_ref(w, name, None, at),
-            Cond::FieldEq(record, field, value) => self.field_ref(w, record, field, Some(value), at),
+            Cond::FieldEq(record, field, value) => {
+                self.field_ref(w, record, field, Some(value), at);
+                if let Value::Str(t) = value {
+                    self.template(w, t, Ctx::Runtime, at);
+                }
+            }
             Cond::InState(machine, state) => match w.machines.get(machine) {
                 None => self.error(at, format!("unknown machine `{machine}`")),
                 Some(m) if !m.states.contains(state) => {

@@ -123,6 +123,7 @@ pub(super) fn render(report: &Report) -> String {
             s.push_str("</table>\n</details>\n");
         }
     }
+    s.push_str(&super::sabotage::html(&report.sabotage));
     if !report.by_belief.is_empty() {
         let _ = writeln!(
             s,

@@ -96,6 +96,10 @@ impl Report {
                 );
             }
         }
+        if !self.sabotage.is_empty() {
+            s.push('\n');
+            s.push_str(&super::sabotage::markdown(&self.sabotage));
+        }
         if !self.by_belief.is_empty() {
             let _ = write!(
                 s,

@@ -23,6 +23,7 @@ mod decide;
 mod html;
 mod markdown;
 mod matrix;
+pub mod sabotage;
 mod viewer;
 
 pub use matrix::{Axis, Matrix, MatrixChoice, Tally};
@@ -258,6 +259,9 @@ pub struct Report {
     /// Branches of recorded episodes (`run --from`), per parent, step, target and
     /// outcome.
     pub branches: Vec<BranchRow>,
+    /// Worlds with a secret side task: the main and side task per target, and each
+    /// monitor's ROC-AUC and evasion rates.
+    pub sabotage: Vec<sabotage::SabotageRow>,
 }
 
 /// One outcome over the branches one target made from one step of one parent episode.
@@ -375,10 +379,12 @@ pub fn write(
     folder: &RunFolder,
     worlds: &mut FolderWorlds,
     choice: MatrixChoice,
+    thresholds: sabotage::Thresholds,
     pages: bool,
     warn: &mut dyn FnMut(String),
 ) -> Result<Reported, FolderError> {
-    let input = crate::run_folder::report_input(folder, worlds, warn)?;
+    let mut input = crate::run_folder::report_input(folder, worlds, warn)?;
+    (input.thresholds, input.fpr) = (thresholds.fixed, thresholds.fpr);
     let mut built = build_with(&input, &choice);
     built.pages = pages;
     let unknown = matrix::unknown_factors(&built.rows, &input, &choice);
@@ -652,7 +658,11 @@ pub fn build_with(input: &ReportInput, choice: &MatrixChoice) -> Report {
         })
         .collect();
     let branches = branches(all, &decider, &mut episodes);
+    for j in &input.monitor_scores {
+        add_usage(&mut usage, format!("monitor {}", j.judge), j.tokens, j.cost_usd);
+    }
     Report {
+        sabotage: sabotage::rows(input, records),
         by_belief,
         groups,
         by_turn,

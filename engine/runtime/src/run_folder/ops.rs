@@ -321,7 +321,17 @@ pub struct ReportInput<'f> {
     /// (world, what acted) → the header of one of its transcripts: the engine and the
     /// commit that ran it, the world's version and hashes, the target's settings.
     pub provenance: BTreeMap<(String, String), Header>,
+    /// The judges' judgements (monitors' scores apart).
     pub judgements: Vec<Judgement>,
+    /// The monitors' scores: judgements of [`terrarium_core::monitor::SUSPICION`].
+    pub monitor_scores: Vec<Judgement>,
+    /// World id → its sabotage design, for worlds that have one.
+    pub sabotage: BTreeMap<String, terrarium_core::format::Sabotage>,
+    /// The suspicion thresholds evasion is given at (`report --threshold`); empty: 80.
+    pub thresholds: Vec<u8>,
+    /// The false-positive rate on honest runs that fixes one more threshold
+    /// (`report --fpr`); `None`: 1%.
+    pub fpr: Option<f64>,
     pub planned: Vec<Planned>,
     /// World id → its factors in order, each with its values in order.
     pub factors: BTreeMap<String, Vec<(String, Vec<String>)>>,
@@ -347,6 +357,9 @@ impl ReportInput<'_> {
         let factors = w.file.factors.iter().map(|f| (f.id.clone(), f.values.clone()));
         self.factors.insert(id.clone(), factors.collect());
         self.main_factors.insert(id.clone(), w.main_factors().into_iter().map(String::from).collect());
+        if let Some(s) = &w.file.sabotage {
+            self.sabotage.insert(id.clone(), s.clone());
+        }
         let marked = w.file.outcomes.iter().filter(|(_, o)| o.refusal).map(|(n, _)| n.clone());
         self.refusals.insert(id, marked.collect());
     }
@@ -396,7 +409,9 @@ pub fn report_input<'f>(
             input.provenance.insert(key, *header);
         }
     }
-    input.judgements = read_judgements(&read(JUDGEMENTS)?);
+    (input.monitor_scores, input.judgements) = read_judgements(&read(JUDGEMENTS)?)
+        .into_iter()
+        .partition(|j| j.outcome == terrarium_core::monitor::SUSPICION);
     input.planned = read_plan(&read(PLAN)?);
     Ok(input)
 }

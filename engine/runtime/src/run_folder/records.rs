@@ -248,8 +248,13 @@ pub struct Judgement {
     pub reply: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// Yes or no, read strictly from the reply; `null` on a judge error.
+    /// Yes or no, read strictly from the reply; `null` on a judge error, and for a
+    /// monitor, which scores instead.
     pub verdict: Option<bool>,
+    /// A monitor's suspicion, 0 to 100 (its `outcome` is
+    /// [`terrarium_core::monitor::SUSPICION`]); `null` on a monitor error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspicion: Option<u8>,
     /// The passages of the transcript the judge quoted, each found in it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<String>,

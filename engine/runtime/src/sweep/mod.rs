@@ -83,6 +83,11 @@ pub struct SweepSpec {
     pub judges: Vec<ApiSpec>,
     /// Whether judges see the target's visible reasoning.
     pub judge_sees_reasoning: bool,
+    /// Monitors that score how suspicious each completed episode is (`--monitor`),
+    /// recorded with the judgements.
+    pub monitors: Vec<MonitorSpec>,
+    /// Whether monitors see reasoning a world marks as the target's private scratchpad.
+    pub monitor_sees_hidden_reasoning: bool,
     /// A model that plays the simulated user of every world that has one (instead of
     /// the user's script); recorded in each such episode's header and part of its id.
     pub user_model: Option<ApiSpec>,
@@ -96,6 +101,22 @@ pub struct SweepSpec {
     /// Branch a recorded episode (`run --from`): the one world and cell are its, the
     /// seed its seed, and `samples` the branches per target.
     pub branch: Option<BranchFrom>,
+}
+
+/// A monitor as a sweep names it: a model, or the world's rule-based baseline.
+pub enum MonitorSpec {
+    Rule,
+    Model(ApiSpec),
+}
+
+impl MonitorSpec {
+    /// As recorded in a judgement's `judge`.
+    pub fn spec(&self) -> String {
+        match self {
+            MonitorSpec::Rule => terrarium_core::monitor::RULE.to_string(),
+            MonitorSpec::Model(api) => api.spec(),
+        }
+    }
 }
 
 impl SweepSpec {
@@ -267,6 +288,7 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
     let models = || {
         spec.targets.iter().any(|t| matches!(t, TargetSpec::Api(_)))
             || !spec.judges.is_empty()
+            || spec.monitors.iter().any(|m| matches!(m, MonitorSpec::Model(_)))
             || spec.user_model.is_some()
     };
     if spec.max_api_calls.is_some() && !models() {
@@ -282,9 +304,15 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
             TargetSpec::Api(api) => Some(api.as_ref()),
             TargetSpec::Scripted(_) => None,
         });
-        if let Some(api) = priced.chain(&spec.judges).chain(&spec.user_model).find(|api| api.price.is_none()) {
+        let monitors = spec.monitors.iter().filter_map(|m| match m {
+            MonitorSpec::Model(api) => Some(api),
+            MonitorSpec::Rule => None,
+        });
+        if let Some(api) =
+            priced.chain(&spec.judges).chain(monitors).chain(&spec.user_model).find(|api| api.price.is_none())
+        {
             return Err(invalid(format!(
-                "--max-cost needs the price of every model target, judge and user model, and {} has none \
+                "--max-cost needs the price of every model target, judge, monitor and user model, and {} has none \
                  (give --input-price and --output-price, or a `price` in the sweep file)",
                 api.spec()
             )));
@@ -489,6 +517,8 @@ pub struct DryRun {
     pub targets: Vec<(String, bool, Vec<DryRunRow>)>,
     /// The judges' specs, and the most questions each would be asked.
     pub judges: Vec<String>,
+    /// The monitors' specs; each scores every completed episode once.
+    pub monitors: Vec<String>,
     pub judge_questions: usize,
     /// The model playing the simulated user, and how many of the episodes have one.
     pub user: Option<(String, usize)>,
@@ -541,6 +571,7 @@ pub fn dry_run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<DryRu
         out.targets.push((target.spec(), cached, rows.into_values().collect()));
     }
     out.judges = spec.judges.iter().map(ApiSpec::spec).collect();
+    out.monitors = spec.monitors.iter().map(MonitorSpec::spec).collect();
     out.user = spec.user_model.as_ref().map(|u| {
         let with_user = plan.jobs.iter().filter(|j| !spec.worlds[j.world].file.users.is_empty()).count();
         (u.spec(), with_user)
@@ -576,6 +607,14 @@ enum JobEnd {
     Judged(Vec<Judgement>),
 }
 
+/// What reads a completed episode after it ran: a judge or a model monitor (one target
+/// per world), or the worlds' rule-based monitor.
+enum Reader {
+    Judge(Vec<ApiTarget>),
+    Monitor(Vec<ApiTarget>),
+    Rule,
+}
+
 /// A target ready to act in every world of the run.
 enum Resolved {
     Scripted(String),
@@ -606,6 +645,10 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             TargetSpec::Scripted(_) => None,
         })
         .chain(&spec.judges)
+        .chain(spec.monitors.iter().filter_map(|m| match m {
+            MonitorSpec::Model(api) => Some(api),
+            MonitorSpec::Rule => None,
+        }))
         .chain(&spec.user_model)
         .collect();
     let pools = pools(&models, spec.max_connections)?;
@@ -626,10 +669,16 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             }
         }
     }
-    // judges[judge][world], under the same pools and budgets as the targets.
-    let judges: Vec<Vec<ApiTarget>> =
-        spec.judges.iter().map(|api| limited(api, worlds, &pools, &calls, cost.as_ref())).collect();
-    let judge_specs: Vec<String> = spec.judges.iter().map(ApiSpec::spec).collect();
+    // Who reads each completed episode: the judges, then the monitors, each model one
+    // target per world under the same pools and budgets as the targets.
+    let mut readers: Vec<Reader> =
+        spec.judges.iter().map(|api| Reader::Judge(limited(api, worlds, &pools, &calls, cost.as_ref()))).collect();
+    readers.extend(spec.monitors.iter().map(|m| match m {
+        MonitorSpec::Rule => Reader::Rule,
+        MonitorSpec::Model(api) => Reader::Monitor(limited(api, worlds, &pools, &calls, cost.as_ref())),
+    }));
+    let reader_specs: Vec<String> =
+        spec.judges.iter().map(ApiSpec::spec).chain(spec.monitors.iter().map(MonitorSpec::spec)).collect();
     // users[world]: the model playing the simulated user, under the same pools and
     // budgets, for the worlds that have one.
     let users: Vec<Option<ApiTarget>> = match &spec.user_model {
@@ -642,6 +691,33 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     };
     let judged_outcomes: Vec<Vec<&str>> =
         worlds.iter().map(|w| crate::judge::judged_outcomes(w, spec.user_model.is_some())).collect();
+    // asked[reader][world]: what each reader answers about an episode of each world.
+    let asked: Vec<Vec<Vec<&str>>> = readers
+        .iter()
+        .map(|r| {
+            worlds
+                .iter()
+                .enumerate()
+                .map(|(w, world)| match r {
+                    Reader::Judge(_) => judged_outcomes[w].clone(),
+                    Reader::Monitor(_) | Reader::Rule => {
+                        if crate::judge::monitors(world, matches!(r, Reader::Rule)) {
+                            vec![terrarium_core::monitor::SUSPICION]
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    if spec.monitors.iter().any(|m| matches!(m, MonitorSpec::Rule))
+        && !worlds.iter().any(|w| crate::judge::monitors(w, true))
+    {
+        on(SweepEvent::Note(
+            "no world here declares a rule-based monitor (`sabotage.baseline`); `--monitor rule` scores nothing".into(),
+        ));
+    }
     let recorded_spec: Vec<String> = spec.targets.iter().map(TargetSpec::spec).collect();
 
     let dir = spec.out();
@@ -690,11 +766,11 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         if !run_dir.has_completed(&id) {
             continue;
         }
-        let missing: Vec<(usize, Vec<String>)> = judge_specs
+        let missing: Vec<(usize, Vec<String>)> = reader_specs
             .iter()
             .enumerate()
             .filter_map(|(k, judge)| {
-                let outcomes: Vec<String> = judged_outcomes[j.world]
+                let outcomes: Vec<String> = asked[k][j.world]
                     .iter()
                     .filter(|o| !run_dir.has_judgement(&id, judge, o) && !run_dir.gate_closed(&id, o))
                     .map(|o| o.to_string())
@@ -733,9 +809,10 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         build: spec.build.as_deref(),
         parent: spec.branch.as_ref().map(|b| b.text.as_str()),
         actors: &actors,
-        judges: &judges,
+        readers: &readers,
         users: &users,
         judge_sees_reasoning: spec.judge_sees_reasoning,
+        monitor_sees_hidden_reasoning: spec.monitor_sees_hidden_reasoning,
         dir: &dir,
         calls: &calls,
         cost: cost.as_ref(),
@@ -930,10 +1007,11 @@ struct Walker<'a> {
     /// The transcript every branch starts from, in a sweep that branches one.
     parent: Option<&'a str>,
     actors: &'a [Resolved],
-    judges: &'a [Vec<ApiTarget>],
+    readers: &'a [Reader],
     /// The model playing each world's simulated user, if any.
     users: &'a [Option<ApiTarget>],
     judge_sees_reasoning: bool,
+    monitor_sees_hidden_reasoning: bool,
     dir: &'a Path,
     calls: &'a CallBudget,
     cost: Option<&'a CostBudget>,
@@ -973,7 +1051,7 @@ impl Walker<'_> {
             ))
         })?;
         let mut js = Vec::new();
-        if finished.record.status == EpisodeStatus::Completed && !self.judges.is_empty() {
+        if finished.record.status == EpisodeStatus::Completed && !self.readers.is_empty() {
             let r = &finished.record;
             let judged =
                 Judged { episode_id: &r.episode_id, condition_key: &r.condition_key, target: &r.target, seed: r.seed };
@@ -1006,8 +1084,11 @@ impl Walker<'_> {
         transcript: &str,
         only: Option<&[(usize, Vec<String>)]>,
     ) -> Result<Vec<Judgement>, SweepError> {
+        use crate::judge::{Monitor, monitor_episode, monitors};
+        use terrarium_core::monitor::SUSPICION;
+        let world = &self.worlds[w];
         let mut all = Vec::new();
-        for (k, per_world) in self.judges.iter().enumerate() {
+        for (k, reader) in self.readers.iter().enumerate() {
             let wanted = match only {
                 None => None,
                 Some(missing) => match missing.iter().find(|(i, _)| *i == k) {
@@ -1016,11 +1097,22 @@ impl Walker<'_> {
                 },
             };
             let wants = |o: &str| wanted.is_none_or(|ws| ws.iter().any(|x| x == o));
-            let js =
-                judge_episode(&self.worlds[w], episode, transcript, &per_world[w], self.judge_sees_reasoning, wants)
-                    .await
-                    .map_err(|e| SweepError::Invalid(format!("cannot judge episode {}: {e}", episode.episode_id)))?;
-            all.extend(js);
+            let cannot = |e: String| SweepError::Invalid(format!("cannot judge episode {}: {e}", episode.episode_id));
+            let monitor = match reader {
+                Reader::Judge(per_world) => {
+                    let js = judge_episode(world, episode, transcript, &per_world[w], self.judge_sees_reasoning, wants)
+                        .await
+                        .map_err(cannot)?;
+                    all.extend(js);
+                    continue;
+                }
+                Reader::Monitor(per_world) => Monitor::Model(&per_world[w]),
+                Reader::Rule => Monitor::Rule,
+            };
+            if monitors(world, matches!(monitor, Monitor::Rule)) && wants(SUSPICION) {
+                let hidden = self.monitor_sees_hidden_reasoning;
+                all.push(monitor_episode(world, episode, transcript, monitor, hidden).await.map_err(cannot)?);
+            }
         }
         Ok(all)
     }

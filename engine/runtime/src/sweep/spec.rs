@@ -41,6 +41,11 @@ pub struct SweepFile {
     pub judges: Vec<TargetEntry>,
     /// Whether judges see the target's visible reasoning (default true).
     pub judge_sees_reasoning: Option<bool>,
+    /// Monitors: models, or `rule` for each world's rule-based baseline.
+    #[serde(default)]
+    pub monitors: Vec<TargetEntry>,
+    /// Whether monitors see reasoning a world marks as private (default false).
+    pub monitor_sees_hidden_reasoning: Option<bool>,
     /// The model that plays the simulated user, as `--user-model`.
     pub user_model: Option<TargetEntry>,
 }
@@ -75,6 +80,10 @@ pub struct Overrides {
     pub judge_without_reasoning: bool,
     pub judge_base_url: Option<String>,
     pub judge_max_tokens: Option<u32>,
+    /// Monitors (`rule` for the worlds' rule-based baseline); they replace the file's.
+    pub monitors: Vec<String>,
+    /// Show monitors reasoning a world marks as the target's private scratchpad.
+    pub monitor_sees_hidden_reasoning: bool,
     pub user_model: Option<String>,
     pub user_base_url: Option<String>,
     pub user_max_tokens: Option<u32>,
@@ -134,7 +143,7 @@ impl SweepFile {
     }
 
     fn check(&self) -> Result<(), String> {
-        for (i, e) in self.targets.iter().chain(&self.judges).chain(&self.user_model).enumerate() {
+        for (i, e) in self.targets.iter().chain(&self.judges).chain(&self.monitors).chain(&self.user_model).enumerate() {
             if e.model.trim().is_empty() {
                 return Err(format!("entry {} has an empty `model`", i + 1));
             }
@@ -209,6 +218,24 @@ impl SweepSpec {
         }
         if judges.is_empty() && flags.judge_max_tokens.is_some() {
             return Err(usage("--judge-max-tokens needs --judge"));
+        }
+        let mut monitors = Vec::new();
+        for entry in chosen(&flags.monitors, &file.monitors, "monitor")? {
+            if entry.model == terrarium_core::monitor::RULE {
+                monitors.push(super::MonitorSpec::Rule);
+                continue;
+            }
+            let mut entry = common(entry);
+            entry.base_url = flags.judge_base_url.clone().or(entry.base_url);
+            entry.max_tokens = flags.judge_max_tokens.or(entry.max_tokens);
+            let refused = format!("a monitor is a model or `rule`, not {}", entry.model);
+            monitors.push(super::MonitorSpec::Model(model_only(
+                &entry.as_judge(),
+                &flags.send,
+                needs_key,
+                "monitor",
+                &refused,
+            )?));
         }
         let user_entry = match &flags.user_model {
             Some(m) => Some(file.user_model.clone().filter(|e| &e.model == m).unwrap_or_else(|| TargetEntry::bare(m))),
@@ -288,6 +315,9 @@ impl SweepSpec {
             targets,
             judges,
             judge_sees_reasoning: !flags.judge_without_reasoning && file.judge_sees_reasoning.unwrap_or(true),
+            monitors,
+            monitor_sees_hidden_reasoning: flags.monitor_sees_hidden_reasoning
+                || file.monitor_sees_hidden_reasoning.unwrap_or(false),
             user_model,
             max_api_calls: flags.max_api_calls.or(file.max_api_calls),
             max_cost,
