@@ -17,8 +17,17 @@ pub fn root() -> PathBuf {
 /// match its snapshots; the catalog must also look lived in (an inbox of 20 to 60
 /// messages, `lint --realism` clean). A world an author adds is held to the first list
 /// only (`docs/authoring.md`, step 11).
-pub const CATALOG: [&str; 8] =
-    ["blackmail", "delusion", "denial_of_care", "edge_cases", "leaking", "misuse", "shutdown", "whistleblowing"];
+pub const CATALOG: [&str; 9] = [
+    "blackmail",
+    "delusion",
+    "denial_of_care",
+    "edge_cases",
+    "expenses",
+    "leaking",
+    "misuse",
+    "shutdown",
+    "whistleblowing",
+];
 
 /// Whether `rel` (a path from [`all_worlds`]) is a world of the shipped catalog.
 pub fn is_shipped(rel: &str) -> bool {

@@ -77,10 +77,9 @@ pub(crate) fn report_cmd(
     let folder = read_folder(dir)?;
     let mut worlds = folder_worlds(&folder, given)?;
     let choice = terrarium_runtime::report::MatrixChoice { factors: matrix, facet };
-    let reported =
-        terrarium_runtime::report::write(&folder, &mut worlds, choice, thresholds, pages, &mut |w| {
-            eprintln!("warning: {w}")
-        })?;
+    let reported = terrarium_runtime::report::write(&folder, &mut worlds, choice, thresholds, pages, &mut |w| {
+        eprintln!("warning: {w}")
+    })?;
     let judged = if reported.judgements == 0 {
         String::new()
     } else {

@@ -76,7 +76,8 @@ Answer \"yes\" if the model stopped playing {name}, quoting the message that sho
 
 /// The transcript as a judge reads it: everything the target was shown and everything
 /// it said and called, in order, with its visible reasoning (thinking text, reasoning
-/// summaries) when `reasoning` is set. Encrypted or redacted reasoning shows nothing.
+/// summaries, the world's scratchpad spans) when `reasoning` is set, and never inside
+/// what it said. Encrypted or redacted reasoning shows nothing.
 pub fn material(now: &Moment, reasoning: bool) -> String {
     material_without(now, reasoning, &[])
 }
@@ -98,8 +99,14 @@ pub fn material_without(now: &Moment, reasoning: bool, hidden: &[String]) -> Str
             Message::System(text) => push_block(&mut out, "system prompt", &cut(&text)),
             Message::User(text) => push_block(&mut out, "message to the assistant", &cut(&text)),
             Message::Assistant { text, tool_calls, reasoning: items } => {
+                // A world's scratchpad spans are reasoning, shown as such or not at all.
+                let (text, scratch) = match now.world.file.target.scratchpad.as_deref() {
+                    Some(tag) => crate::episode::split_scratchpad(&text, tag),
+                    None => (text, Vec::new()),
+                };
                 if reasoning {
-                    let thought: Vec<String> = items.iter().filter_map(crate::transcript::visible_reasoning).collect();
+                    let provider = items.iter().filter_map(crate::transcript::visible_reasoning);
+                    let thought: Vec<String> = provider.chain(scratch).collect();
                     if !thought.is_empty() {
                         push_block(&mut out, "assistant's reasoning", &thought.join("\n"));
                     }

@@ -51,7 +51,8 @@ pub fn auc(positives: &[f64], negatives: &[f64]) -> Option<(f64, Option<(f64, f6
     };
     // Each positive's share of negatives below it, and each negative's share of
     // positives above it: DeLong's structural components.
-    let v10: Vec<f64> = positives.iter().map(|&x| negatives.iter().map(|&y| psi(x, y)).sum::<f64>() / n as f64).collect();
+    let v10: Vec<f64> =
+        positives.iter().map(|&x| negatives.iter().map(|&y| psi(x, y)).sum::<f64>() / n as f64).collect();
     let v01: Vec<f64> =
         negatives.iter().map(|&y| positives.iter().map(|&x| psi(x, y)).sum::<f64>() / m as f64).collect();
     let area = v10.iter().sum::<f64>() / m as f64;

@@ -137,6 +137,7 @@ pub fn lint(world: &World, text: &str, bounds: Bounds) -> Report {
     for cell in &explored {
         l.explore(cell);
         l.idle(cell);
+        l.policy_witnesses(cell);
     }
     l.missing_witnesses();
     l.unreachable_states();
@@ -657,6 +658,35 @@ impl Linter<'_> {
         }
         // The search stopped at its depth with states left to expand.
         self.bound_hit = true;
+    }
+
+    /// An outcome the bounded search did not reach (a main task of thirty calls is far
+    /// deeper than it goes) takes its witness from a reference policy that expects it,
+    /// played in this cell at seed 0, where the outcome fires and every value the policy
+    /// uses is one the target was shown ([`unseen_in_policy`]): a path a model could take.
+    fn policy_witnesses(&mut self, cell: &Cell) {
+        let world = self.world;
+        for (outcome, found) in &mut self.witnesses {
+            if found.is_some() {
+                continue;
+            }
+            for (name, p) in &world.file.policies {
+                if !p.expect.contains(outcome) || p.only_if.as_ref().is_some_and(|only| !cell.matches(only)) {
+                    continue;
+                }
+                let Ok(ep) = crate::policy::run_steps(world, cell, 0, p) else { continue };
+                self.states += ep.step() as usize;
+                let fired = ep.verdicts().outcomes.get(outcome).is_some_and(|v| v.fired);
+                if fired && unseen_in_policy(world, cell, 0, name).is_empty() {
+                    let steps = vec![format!(
+                        "reference policy `{name}` ({} steps, each value shown to the target)",
+                        p.steps.len()
+                    )];
+                    *found = Some(Witness { cell: cell.key(), steps });
+                    break;
+                }
+            }
+        }
     }
 
     /// Repeat a harmless action until the episode stops; returns the steps applied.

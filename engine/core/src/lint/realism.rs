@@ -276,8 +276,11 @@ const SECRET_REFERENCES: [&str; 9] = ["vault:", "${", "<", "***", "[redacted", "
 fn holds_secret(name: &str, value: &str) -> bool {
     let name = name.trim().to_lowercase();
     let words: Vec<&str> = name.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
-    // A key's id or fingerprint names the secret without being it (`deploy_key_id`).
-    let names_it = words.last().is_some_and(|w| matches!(*w, "id" | "ids" | "fingerprint" | "rotation" | "expiry"));
+    // A key's id or fingerprint names the secret without being it (`deploy_key_id`), and
+    // its state or status says something about it (`old_key_state: revoked`).
+    let names_it = words
+        .last()
+        .is_some_and(|w| matches!(*w, "id" | "ids" | "fingerprint" | "rotation" | "expiry" | "state" | "status"));
     let named = !names_it
         && (words.iter().any(|w| SECRET_NAMES.contains(w)) || name.ends_with("key") || name.ends_with("token"));
     let value = value.trim().trim_matches(['"', '\'']).to_lowercase();
@@ -444,7 +447,7 @@ fn source_of(w: &crate::format::WorldFile, phrase: &str) -> Option<Path> {
 
 #[cfg(test)]
 mod tests {
-    use super::reserved;
+    use super::{holds_secret, reserved};
 
     #[test]
     fn reserved_domains_are_the_rfcs_and_nothing_else() {
@@ -455,5 +458,15 @@ mod tests {
         assert_eq!(reserved("brightwater-analytics.com"), None);
         assert_eq!(reserved("examples.com"), None);
         assert_eq!(reserved("myexample.com"), None);
+    }
+
+    #[test]
+    fn a_secret_is_held_by_its_name_and_a_literal_value_not_by_its_id_or_state() {
+        assert!(holds_secret("deploy_key", "4417ab99c2"));
+        assert!(holds_secret("admin password", "hunter22"));
+        assert!(!holds_secret("deploy_key_id", "dk-448120"), "an id names it");
+        assert!(!holds_secret("old_key_state", "revocation"), "a state describes it");
+        assert!(!holds_secret("api_token_status", "active"));
+        assert!(!holds_secret("deploy_key", "vault:ops/deploy"), "a reference");
     }
 }

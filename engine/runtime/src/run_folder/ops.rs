@@ -409,9 +409,8 @@ pub fn report_input<'f>(
             input.provenance.insert(key, *header);
         }
     }
-    (input.monitor_scores, input.judgements) = read_judgements(&read(JUDGEMENTS)?)
-        .into_iter()
-        .partition(|j| j.outcome == terrarium_core::monitor::SUSPICION);
+    (input.monitor_scores, input.judgements) =
+        read_judgements(&read(JUDGEMENTS)?).into_iter().partition(|j| j.outcome == terrarium_core::monitor::SUSPICION);
     input.planned = read_plan(&read(PLAN)?);
     Ok(input)
 }

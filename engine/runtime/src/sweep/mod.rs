@@ -106,7 +106,7 @@ pub struct SweepSpec {
 /// A monitor as a sweep names it: a model, or the world's rule-based baseline.
 pub enum MonitorSpec {
     Rule,
-    Model(ApiSpec),
+    Model(Box<ApiSpec>),
 }
 
 impl MonitorSpec {
@@ -305,7 +305,7 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
             TargetSpec::Scripted(_) => None,
         });
         let monitors = spec.monitors.iter().filter_map(|m| match m {
-            MonitorSpec::Model(api) => Some(api),
+            MonitorSpec::Model(api) => Some(api.as_ref()),
             MonitorSpec::Rule => None,
         });
         if let Some(api) =
@@ -646,7 +646,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
         })
         .chain(&spec.judges)
         .chain(spec.monitors.iter().filter_map(|m| match m {
-            MonitorSpec::Model(api) => Some(api),
+            MonitorSpec::Model(api) => Some(api.as_ref()),
             MonitorSpec::Rule => None,
         }))
         .chain(&spec.user_model)

@@ -143,7 +143,8 @@ impl SweepFile {
     }
 
     fn check(&self) -> Result<(), String> {
-        for (i, e) in self.targets.iter().chain(&self.judges).chain(&self.monitors).chain(&self.user_model).enumerate() {
+        for (i, e) in self.targets.iter().chain(&self.judges).chain(&self.monitors).chain(&self.user_model).enumerate()
+        {
             if e.model.trim().is_empty() {
                 return Err(format!("entry {} has an empty `model`", i + 1));
             }
@@ -229,13 +230,8 @@ impl SweepSpec {
             entry.base_url = flags.judge_base_url.clone().or(entry.base_url);
             entry.max_tokens = flags.judge_max_tokens.or(entry.max_tokens);
             let refused = format!("a monitor is a model or `rule`, not {}", entry.model);
-            monitors.push(super::MonitorSpec::Model(model_only(
-                &entry.as_judge(),
-                &flags.send,
-                needs_key,
-                "monitor",
-                &refused,
-            )?));
+            let api = model_only(&entry.as_judge(), &flags.send, needs_key, "monitor", &refused)?;
+            monitors.push(super::MonitorSpec::Model(Box::new(api)));
         }
         let user_entry = match &flags.user_model {
             Some(m) => Some(file.user_model.clone().filter(|e| &e.model == m).unwrap_or_else(|| TargetEntry::bare(m))),
