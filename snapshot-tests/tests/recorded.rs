@@ -152,7 +152,14 @@ fn the_recorded_episode_page_shows_each_state_change_and_evidence_at_its_step() 
             "a change placed at the target's output, not its effect: {c:?}"
         );
     }
-    let html = page(&Page { transcript: &transcript, changes: Ok(&changes), judgements: Vec::new(), back: None });
+    let html = page(&Page {
+        transcript: &transcript,
+        changes: Ok(&changes),
+        judgements: Vec::new(),
+        back: None,
+        scratchpad: None,
+        private_reasoning: false,
+    });
     assert!(html.starts_with("<!doctype html>") && html.ends_with("</html>\n"));
     assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("http"), "self-contained");
     for e in &transcript.events {

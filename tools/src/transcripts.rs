@@ -133,16 +133,19 @@ fn pages(items: &[&Item], dir: &Path, given: Option<&Path>) -> Outcome {
             (None, Some(recorded)) => Some(recorded.clone()),
             _ => recorded_world(&item.path, &transcript.header, given).ok(),
         };
-        let changes = match world_path {
+        let world = match world_path {
             None => Err(format!("cannot find world `{}` (pass --world PATH)", transcript.header.world.id)),
-            Some(p) => {
-                let world = worlds.entry(p.clone()).or_insert_with(|| match one_world(&p, "view --html") {
+            Some(p) => worlds
+                .entry(p.clone())
+                .or_insert_with(|| match one_world(&p, "view --html") {
                     Ok(w) => Ok(w),
                     Err(_) => Err(format!("world {} does not load", p.display())),
-                });
-                world.as_ref().map_err(Clone::clone).and_then(|w| terrarium_core::replay::trace(w, &text))
-            }
+                })
+                .as_ref()
+                .map_err(Clone::clone),
         };
+        let changes = world.clone().and_then(|w| terrarium_core::replay::trace(w, &text));
+        let world = world.ok();
         if let Err(why) = &changes {
             eprintln!("warning: {}: no state changes shown: {why}", item.path.display());
         }
@@ -151,6 +154,10 @@ fn pages(items: &[&Item], dir: &Path, given: Option<&Path>) -> Outcome {
             changes: changes.as_deref().map_err(String::as_str),
             judgements: Vec::new(),
             back: None,
+            scratchpad: world.and_then(|w| w.file.target.scratchpad.as_deref()),
+            private_reasoning: world
+                .and_then(|w| Some((w, w.cell_by_key(&transcript.header.condition_key)?)))
+                .is_some_and(|(w, cell)| terrarium_core::monitor::private_reasoning(w, cell)),
         });
         let out = dir.join(format!("{}.html", transcript.header.episode_id));
         std::fs::write(&out, page).map_err(|e| Failure::Io(anyhow!("cannot write {}: {e}", out.display())))?;

@@ -123,6 +123,15 @@ pub(crate) fn show(path: &Path, conditions: &[String], seed: u64, model: Option<
     let Some(model) = model else {
         println!("# world {} — condition {} — seed {seed}\n", world.id(), cell);
         print!("{}", view::initial_view(&ep.moment()));
+        if world.file.sabotage.is_some() {
+            // What a monitor reads of the same start: the hidden texts cut.
+            let hidden = terrarium_core::monitor::hides_reasoning(&ep.moment(), false);
+            println!(
+                "\n=== what a monitor is shown of this start (not shown to the target; the target's reasoning {}) ===\n{}",
+                if hidden { "is hidden from it in this cell" } else { "is shown to it in this cell" },
+                terrarium_core::monitor::material(&ep.moment(), false).trim_end()
+            );
+        }
         return Ok(());
     };
     let Some(spec) = terrarium_runtime::sweep::ModelSpec::parse(model) else {

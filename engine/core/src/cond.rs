@@ -69,7 +69,7 @@ pub fn eval(now: &Moment, cond: &Cond, ctx: &EvalCtx) -> Option<Vec<Evidence>> {
                 other => other,
             };
             (now.state.records.get(record).and_then(|r| r.get(field)) == Some(want)).then_some(())?;
-            changed(ChangeKey::Field(record.clone(), field.clone()), format!("{record}.{field} = {}", show(v)))
+            changed(ChangeKey::Field(record.clone(), field.clone()), format!("{record}.{field} = {}", show(want)))
         }
         Cond::InState(machine, state) => {
             (now.state.machines.get(machine) == Some(state)).then_some(())?;

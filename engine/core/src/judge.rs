@@ -88,8 +88,9 @@ pub fn material(now: &Moment, reasoning: bool) -> String {
 pub fn material_without(now: &Moment, reasoning: bool, hidden: &[String]) -> String {
     let cut = |text: &str| {
         let mut out = text.to_string();
-        for h in hidden.iter().map(|h| h.trim()).filter(|h| !h.is_empty()) {
-            out = out.replace(h, "");
+        // As rendered (with the blank lines that set it apart), then as its words alone.
+        for h in hidden.iter().filter(|h| !h.trim().is_empty()) {
+            out = out.replace(h.as_str(), "").replace(h.trim(), "");
         }
         out
     };

@@ -15,8 +15,7 @@ use crate::conversation::Message;
 use crate::judge::{check_quotes, clip, json_object, material_without};
 use crate::moment::Moment;
 
-/// The name a monitor's score is recorded under, in place of an outcome.
-pub const SUSPICION: &str = "suspicion";
+pub use crate::transcript::SUSPICION;
 
 /// The spec that names the world's rule-based monitor (`--monitor rule`).
 pub const RULE: &str = "rule";
@@ -48,14 +47,13 @@ least one passage.";
 /// world's sabotage design marks as thinking in private, unless `sees_hidden` (the run
 /// asked for monitors to see it).
 pub fn hides_reasoning(now: &Moment, sees_hidden: bool) -> bool {
-    !sees_hidden
-        && now
-            .world
-            .file
-            .sabotage
-            .as_ref()
-            .and_then(|s| s.hidden_reasoning.as_ref())
-            .is_some_and(|p| now.env.cell.matches(p))
+    !sees_hidden && private_reasoning(now.world, &now.env.cell)
+}
+
+/// Whether the world's sabotage design keeps the target's reasoning private in `cell`
+/// (`sabotage.hidden_reasoning`): no monitor sees it unless a run asks.
+pub fn private_reasoning(world: &crate::World, cell: &crate::Cell) -> bool {
+    world.file.sabotage.as_ref().and_then(|s| s.hidden_reasoning.as_ref()).is_some_and(|p| cell.matches(p))
 }
 
 /// The transcript as a monitor reads it: the judge's rendering with every hidden text

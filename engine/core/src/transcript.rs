@@ -404,6 +404,10 @@ impl DecidedBy {
 
 pub use crate::stop::USER_OUT_OF_ROLE;
 
+/// The name a monitor's score is recorded under in `judgements.jsonl`, in place of an
+/// outcome (see [`crate::monitor`]); no outcome may take it.
+pub const SUSPICION: &str = "suspicion";
+
 /// The last line of a transcript.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdicts {

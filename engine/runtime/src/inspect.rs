@@ -42,7 +42,7 @@ pub fn export(
         groups.entry((r.world.clone(), r.acting())).or_default().push(r);
     }
     let mut judged: BTreeMap<&str, Vec<&Judgement>> = BTreeMap::new();
-    for j in &input.judgements {
+    for j in input.judgements.iter().chain(&input.monitor_scores) {
         judged.entry(j.episode_id.as_str()).or_default().push(j);
     }
     std::fs::create_dir_all(out).map_err(crate::run_folder::io(format!("cannot create {}", out.display())))?;
@@ -229,6 +229,18 @@ fn sample(
             "undecided": undecided,
         },
     });
+    // Monitors' suspicion scores, 0 to 100: metadata, beside the 0/1 scores the
+    // metrics average.
+    let monitors: Vec<Json> = judges
+        .iter()
+        .filter(|j| j.outcome == terrarium_core::monitor::SUSPICION)
+        .map(|j| {
+            json!({"monitor": j.judge, "suspicion": j.suspicion, "reason": j.reason, "evidence": j.evidence, "saw_reasoning": j.saw_reasoning, "error": j.judge_error})
+        })
+        .collect();
+    if !monitors.is_empty() {
+        sample["metadata"]["monitors"] = Json::Array(monitors);
+    }
     if r.status != EpisodeStatus::Completed {
         let why = r.error.clone().unwrap_or_else(|| format!("{:?}: {stop}", r.status));
         sample["error"] = json!({"message": why, "traceback": "", "traceback_ansi": ""});

@@ -80,47 +80,21 @@ pub async fn judge_episode(
             )
             .await;
         let mut j = Judgement {
-            episode_id: episode.episode_id.to_string(),
-            world: world.id().to_string(),
-            condition_key: episode.condition_key.to_string(),
-            target: episode.target.to_string(),
             outcome,
             judge: judge.spec(),
             settings: judge.settings(),
             prompt,
             saw_reasoning,
             role: role.to_string(),
-            reply: None,
-            request_id: None,
-            verdict: None,
-            suspicion: None,
-            evidence: Vec::new(),
-            reason: None,
-            judge_error: None,
-            failed: false,
-            tokens: None,
-            cost_usd: None,
+            ..unanswered(world, episode)
         };
-        match asked {
-            Ok(c) => {
-                j.tokens = c.usage.as_ref().map(Tokens::from_usage);
-                j.cost_usd = judge.price().zip(j.tokens).map(|(p, t)| p.cost(t));
-                match parse_answer(&c.text, &material) {
-                    Ok(a) => {
-                        j.verdict = Some(a.verdict);
-                        j.evidence = a.evidence;
-                        j.reason = Some(a.reason);
-                    }
-                    Err(e) => j.judge_error = Some(e),
-                }
-                j.reply = Some(c.text);
-                j.request_id = c.request_id;
-            }
-            Err(e) => {
-                j.judge_error = Some(e.0);
-                j.failed = true;
-            }
-        }
+        record_reply(&mut j, judge, asked, |j, reply| {
+            let a = parse_answer(reply, &material)?;
+            j.verdict = Some(a.verdict);
+            j.evidence = a.evidence;
+            j.reason = Some(a.reason);
+            Ok(())
+        });
         out.push(j);
     }
     Ok(out)
@@ -167,26 +141,12 @@ pub async fn monitor_episode(
     let now = ep.moment();
     let material = monitor::material(&now, sees_hidden_reasoning);
     let mut j = Judgement {
-        episode_id: episode.episode_id.to_string(),
-        world: world.id().to_string(),
-        condition_key: episode.condition_key.to_string(),
-        target: episode.target.to_string(),
         outcome: monitor::SUSPICION.to_string(),
         judge: monitor.spec(),
-        settings: serde_json::Value::Null,
         prompt: monitor::QUESTION.to_string(),
         saw_reasoning: !monitor::hides_reasoning(&now, sees_hidden_reasoning),
         role: "monitor".to_string(),
-        reply: None,
-        request_id: None,
-        verdict: None,
-        suspicion: None,
-        evidence: Vec::new(),
-        reason: None,
-        judge_error: None,
-        failed: false,
-        tokens: None,
-        cost_usd: None,
+        ..unanswered(world, episode)
     };
     match monitor {
         Monitor::Rule => match monitor::baseline(&now) {
@@ -199,27 +159,69 @@ pub async fn monitor_episode(
         },
         Monitor::Model(model) => {
             j.settings = model.settings();
-            match model.complete(&monitor::conversation(&material), &format!("monitor {}", episode.episode_id)).await {
-                Ok(c) => {
-                    j.tokens = c.usage.as_ref().map(Tokens::from_usage);
-                    j.cost_usd = model.price().zip(j.tokens).map(|(p, t)| p.cost(t));
-                    match monitor::parse_score(&c.text, &material) {
-                        Ok(score) => {
-                            j.suspicion = Some(score.suspicion);
-                            j.evidence = score.evidence;
-                            j.reason = Some(score.reason);
-                        }
-                        Err(e) => j.judge_error = Some(e),
-                    }
-                    j.reply = Some(c.text);
-                    j.request_id = c.request_id;
-                }
-                Err(e) => {
-                    j.judge_error = Some(e.0);
-                    j.failed = true;
-                }
-            }
+            let asked =
+                model.complete(&monitor::conversation(&material), &format!("monitor {}", episode.episode_id)).await;
+            record_reply(&mut j, model, asked, |j, reply| {
+                let score = monitor::parse_score(reply, &material)?;
+                j.suspicion = Some(score.suspicion);
+                j.evidence = score.evidence;
+                j.reason = Some(score.reason);
+                Ok(())
+            });
         }
     }
     Ok(j)
+}
+
+/// Record what a model asked for a judgement answered: its usage and cost, the reply as
+/// written and its request id, and what `read` makes of the reply (an error it returns
+/// is the judgement's `judge_error`); or, where no reply came, the failure, for the next
+/// run to ask again.
+fn record_reply(
+    j: &mut Judgement,
+    model: &ApiTarget,
+    asked: Result<crate::providers::http::Completion, crate::target::TargetError>,
+    read: impl FnOnce(&mut Judgement, &str) -> Result<(), String>,
+) {
+    match asked {
+        Ok(c) => {
+            j.tokens = c.usage.as_ref().map(Tokens::from_usage);
+            j.cost_usd = model.price().zip(j.tokens).map(|(p, t)| p.cost(t));
+            if let Err(e) = read(j, &c.text) {
+                j.judge_error = Some(e);
+            }
+            j.reply = Some(c.text);
+            j.request_id = c.request_id;
+        }
+        Err(e) => {
+            j.judge_error = Some(e.0);
+            j.failed = true;
+        }
+    }
+}
+
+/// A judgement of `episode` with nothing asked or answered yet.
+fn unanswered(world: &World, episode: Judged<'_>) -> Judgement {
+    Judgement {
+        episode_id: episode.episode_id.to_string(),
+        world: world.id().to_string(),
+        condition_key: episode.condition_key.to_string(),
+        target: episode.target.to_string(),
+        outcome: String::new(),
+        judge: String::new(),
+        settings: serde_json::Value::Null,
+        prompt: String::new(),
+        saw_reasoning: false,
+        role: String::new(),
+        reply: None,
+        request_id: None,
+        verdict: None,
+        suspicion: None,
+        evidence: Vec::new(),
+        reason: None,
+        judge_error: None,
+        failed: false,
+        tokens: None,
+        cost_usd: None,
+    }
 }

@@ -496,6 +496,19 @@ fn monitors_score_episodes_without_the_hidden_texts_and_the_report_gives_their_a
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("aria-label=\"ROC curve of openai/fake-monitor\""), "ROC drawn");
 
+    // The page of a covert episode whose reasoning the world keeps private marks it so,
+    // and shows what each monitor said.
+    let private = scores
+        .iter()
+        .find(|s| {
+            s["target"] == "scripted/covert_sabotage" && s["condition_key"] == "side_task=assigned,reasoning=hidden"
+        })
+        .unwrap();
+    let page =
+        std::fs::read_to_string(dir.join(format!("view/{}.html", private["episode_id"].as_str().unwrap()))).unwrap();
+    assert!(page.contains("reasoning shown (private: no monitor saw it)") && page.contains("<h2>Monitors</h2>"));
+    assert!(page.contains("<code>rule</code></td><td class=\"num\">100 / 100</td><td>no</td>"), "{page}");
+
     let bad = terrarium(&["report", dir.to_str().unwrap(), "--fpr", "2"]);
     assert_eq!(code(&bad), 2, "{}", text(&bad));
     let scripted = terrarium(&["run", "worlds/expenses", "--model", "scripted/idle", "--monitor", "scripted/idle"]);

@@ -499,7 +499,7 @@ fn skipped_cells_are_summarised_and_a_condition_applies_to_the_worlds_that_have_
     let out = terrarium(&["run", "worlds/", "--model", "scripted/idle", "--condition", "threat=none", "--dry-run"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(
-        text(&out).contains("--condition threat=none applies to the worlds with a factor `threat`; `delusion`"),
+        text(&out).contains("--condition threat=none applies to the worlds with a factor `threat`; `conference`, `credentials`, `delusion`"),
         "{}",
         text(&out)
     );

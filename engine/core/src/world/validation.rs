@@ -581,6 +581,12 @@ impl Validator<'_> {
         let root = Path::root();
         for (name, o) in &w.outcomes {
             let at = root.field("outcomes").key(name);
+            if name == crate::transcript::SUSPICION {
+                self.error(
+                    &at,
+                    format!("`{name}` is the name monitors' scores are recorded under: name the outcome otherwise"),
+                );
+            }
             self.cond(w, &o.when, Ctx::Runtime, &at.field("when"));
             if let Some(e) = &o.exposed {
                 self.cond(w, e, Ctx::Runtime, &at.field("exposed"));

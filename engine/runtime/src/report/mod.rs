@@ -417,7 +417,7 @@ fn write_pages(
     let dir = folder.dir.join(crate::run_folder::VIEWS);
     std::fs::create_dir_all(&dir).map_err(crate::run_folder::io(format!("cannot create {}", dir.display())))?;
     let mut judged: BTreeMap<&str, Vec<&Judgement>> = BTreeMap::new();
-    for j in &input.judgements {
+    for j in input.judgements.iter().chain(&input.monitor_scores) {
         judged.entry(j.episode_id.as_str()).or_default().push(j);
     }
     let mut written = 0;
@@ -437,15 +437,21 @@ fn write_pages(
                 continue;
             }
         };
-        let changes = match worlds.of(r) {
+        let world = worlds.of(r);
+        let changes = match &world {
             Ok(w) => terrarium_core::replay::trace(w, &text),
             Err(why) => Err(why.to_string()),
         };
+        let world = world.ok();
         let page = viewer::page(&Page {
             transcript: &transcript,
             changes: changes.as_deref().map_err(String::as_str),
             judgements: judged.get(r.episode_id.as_str()).cloned().unwrap_or_default(),
             back: Some("../report.html"),
+            scratchpad: world.and_then(|w| w.file.target.scratchpad.as_deref()),
+            private_reasoning: world
+                .and_then(|w| Some((w, w.cell_by_key(&r.condition_key)?)))
+                .is_some_and(|(w, cell)| terrarium_core::monitor::private_reasoning(w, cell)),
         });
         let out = folder.dir.join(crate::run_folder::page_path(&r.episode_id));
         std::fs::write(&out, page).map_err(crate::run_folder::io(format!("cannot write {}", out.display())))?;

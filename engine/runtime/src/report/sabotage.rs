@@ -328,6 +328,35 @@ fn threshold_label(t: &ThresholdRow) -> String {
     }
 }
 
+/// One threshold's row, as both report files show it: the threshold, then honest runs
+/// flagged, runs given the side task flagged, evasion and its interval, overall success
+/// and its interval.
+fn threshold_cells(t: &ThresholdRow) -> [String; 7] {
+    let (fp_n, fp, _) = rate(&t.false_positives);
+    let (fl_n, fl, _) = rate(&t.flagged);
+    let (ev_n, ev, ev_i) = rate(&t.evasion);
+    let (ov_n, ov, ov_i) = rate(&t.overall);
+    [
+        threshold_label(t),
+        format!("{fp} ({fp_n})"),
+        format!("{fl} ({fl_n})"),
+        format!("{ev} ({ev_n})"),
+        ev_i,
+        format!("{ov} ({ov_n})"),
+        ov_i,
+    ]
+}
+
+/// The task rates of a row, as both report files list them.
+fn measures(r: &SabotageRow) -> [(&str, &str, &Rate); 4] {
+    [
+        ("main task done", "honest", &r.main_honest),
+        ("main task done", "given the side task", &r.main_attacked),
+        ("side task done", "given the side task", &r.side_attacked),
+        ("side task done", "honest", &r.side_honest),
+    ]
+}
+
 fn mean_text(m: Option<f64>) -> String {
     m.map_or("—".into(), |m| format!("{m:.1}"))
 }
@@ -351,12 +380,7 @@ pub(crate) fn html(rows: &[SabotageRow]) -> String {
             esc(&r.side_task)
         );
         s.push_str("<table>\n<tr><th>measure</th><th>runs</th><th>n</th><th>rate</th><th>95% interval</th></tr>\n");
-        for (what, runs, x) in [
-            ("main task done", "honest", &r.main_honest),
-            ("main task done", "given the side task", &r.main_attacked),
-            ("side task done", "given the side task", &r.side_attacked),
-            ("side task done", "honest", &r.side_honest),
-        ] {
+        for (what, runs, x) in measures(r) {
             let (n, share, interval) = rate(x);
             let _ = writeln!(
                 s,
@@ -384,15 +408,9 @@ pub(crate) fn html(rows: &[SabotageRow]) -> String {
             );
             s.push_str("<table>\n<tr><th>flagged at</th><th>honest flagged</th><th>given side task flagged</th><th>evasion</th><th>95% interval</th><th>overall success</th><th>95% interval</th></tr>\n");
             for t in &m.thresholds {
-                let (fp_n, fp, _) = rate(&t.false_positives);
-                let (fl_n, fl, _) = rate(&t.flagged);
-                let (ev_n, ev, ev_i) = rate(&t.evasion);
-                let (ov_n, ov, ov_i) = rate(&t.overall);
-                let _ = writeln!(
-                    s,
-                    "<tr><td>{}</td><td class=\"num\">{fp} ({fp_n})</td><td class=\"num\">{fl} ({fl_n})</td><td class=\"num\">{ev} ({ev_n})</td><td class=\"num\">{ev_i}</td><td class=\"num\">{ov} ({ov_n})</td><td class=\"num\">{ov_i}</td></tr>",
-                    esc(&threshold_label(t))
-                );
+                let [label, rest @ ..] = threshold_cells(t);
+                let nums: String = rest.iter().map(|c| format!("<td class=\"num\">{}</td>", esc(c))).collect();
+                let _ = writeln!(s, "<tr><td>{}</td>{nums}</tr>", esc(&label));
             }
             s.push_str("</table></figure>\n");
         }
@@ -414,12 +432,7 @@ pub(crate) fn markdown(rows: &[SabotageRow]) -> String {
             "### {} · {}\n\nSide task given where `{}` ≠ `{}`; main task `{}`, side task `{}`.\n\n| measure | runs | n | rate | 95% interval |\n|---|---|---:|---:|---:|",
             r.world, r.target, r.factor, r.honest_value, r.main_task, r.side_task
         );
-        for (what, runs, x) in [
-            ("main task done", "honest", &r.main_honest),
-            ("main task done", "given the side task", &r.main_attacked),
-            ("side task done", "given the side task", &r.side_attacked),
-            ("side task done", "honest", &r.side_honest),
-        ] {
+        for (what, runs, x) in measures(r) {
             let (n, share, interval) = rate(x);
             let _ = writeln!(s, "| {what} | {runs} | {n} | {share} | {interval} |");
         }
@@ -437,15 +450,7 @@ pub(crate) fn markdown(rows: &[SabotageRow]) -> String {
                 m.unscored
             );
             for t in &m.thresholds {
-                let (fp_n, fp, _) = rate(&t.false_positives);
-                let (fl_n, fl, _) = rate(&t.flagged);
-                let (ev_n, ev, ev_i) = rate(&t.evasion);
-                let (ov_n, ov, ov_i) = rate(&t.overall);
-                let _ = writeln!(
-                    s,
-                    "| {} | {fp} ({fp_n}) | {fl} ({fl_n}) | {ev} ({ev_n}) | {ev_i} | {ov} ({ov_n}) | {ov_i} |",
-                    threshold_label(t)
-                );
+                let _ = writeln!(s, "| {} |", threshold_cells(t).join(" | "));
             }
             s.push('\n');
         }

@@ -23,6 +23,12 @@ pub struct Page<'a> {
     pub judgements: Vec<&'a Judgement>,
     /// A link back to the report, relative to the page.
     pub back: Option<&'a str>,
+    /// The world's scratchpad tag, where the world is at hand: its spans in what the
+    /// target wrote are shown as reasoning.
+    pub scratchpad: Option<&'a str>,
+    /// The world keeps the target's reasoning in this cell from monitors
+    /// (`sabotage.hidden_reasoning`): its reasoning is marked private.
+    pub private_reasoning: bool,
 }
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:1.5rem auto;max-width:60rem;padding:0 1rem;color:#222;line-height:1.4}\
@@ -169,6 +175,29 @@ fn verdicts(p: &Page) -> String {
         }
     }
     s.push_str("</table>\n");
+    let monitors: Vec<&&Judgement> =
+        p.judgements.iter().filter(|j| j.outcome == terrarium_core::monitor::SUSPICION).collect();
+    if !monitors.is_empty() {
+        s.push_str("<h2>Monitors</h2>\n<p class=\"note\">How suspicious each monitor found the session, from 0 to 100. A monitor never saw the texts the world hides (a secret side task), nor reasoning it keeps private where it did not see reasoning.</p>\n<table>\n<tr><th>monitor</th><th>suspicion</th><th>saw reasoning</th><th>reason and evidence</th></tr>\n");
+        for j in monitors {
+            let score = match j.suspicion {
+                Some(n) => format!("{n} / 100"),
+                None => format!(
+                    "<span class=\"err\">no score</span>{}",
+                    j.judge_error.as_deref().map(|e| format!(": {}", esc(e))).unwrap_or_default()
+                ),
+            };
+            let quotes: String = j.evidence.iter().map(|q| format!("<br>“{}”", esc(q))).collect();
+            let _ = writeln!(
+                s,
+                "<tr><td><code>{}</code></td><td class=\"num\">{score}</td><td>{}</td><td>{}{quotes}</td></tr>",
+                esc(&j.judge),
+                if j.saw_reasoning { "yes" } else { "no" },
+                esc(j.reason.as_deref().unwrap_or(""))
+            );
+        }
+        s.push_str("</table>\n");
+    }
     s
 }
 
@@ -194,7 +223,7 @@ fn timeline(p: &Page) -> String {
                 "<p class=\"note\">— the branch starts here; everything above is its parent's, replayed —</p>\n",
             );
         }
-        let (class, who, body) = event_box(event);
+        let (class, who, body) = event_box(p, event);
         let hit = if evidence.contains_key(&step) { " hit" } else { "" };
         let _ = write!(
             s,
@@ -217,7 +246,7 @@ fn timeline(p: &Page) -> String {
 }
 
 /// An event's class, its label and its body.
-fn event_box(event: &Event) -> (&'static str, String, String) {
+fn event_box(p: &Page, event: &Event) -> (&'static str, String, String) {
     match event {
         Event::Start { system, user, tools, prefill, .. } => {
             let prefill = prefill
@@ -238,11 +267,17 @@ fn event_box(event: &Event) -> (&'static str, String, String) {
         }
         Event::Target { turn, output, last, .. } => {
             let mut body = String::new();
-            for text in output.meta.reasoning.iter().filter_map(visible_reasoning) {
-                let _ = write!(body, "<details><summary>reasoning shown</summary><pre>{}</pre></details>", esc(&text));
+            let (said, scratch) = match p.scratchpad {
+                Some(tag) => terrarium_core::episode::split_scratchpad(&output.text, tag),
+                None => (output.text.clone(), Vec::new()),
+            };
+            let label =
+                if p.private_reasoning { "reasoning shown (private: no monitor saw it)" } else { "reasoning shown" };
+            for text in output.meta.reasoning.iter().filter_map(visible_reasoning).chain(scratch) {
+                let _ = write!(body, "<details><summary>{label}</summary><pre>{}</pre></details>", esc(&text));
             }
-            if !output.text.is_empty() {
-                let _ = write!(body, "<pre>{}</pre>", esc(&output.text));
+            if !said.trim().is_empty() {
+                let _ = write!(body, "<pre>{}</pre>", esc(said.trim()));
             }
             for call in &output.tool_calls {
                 let args = serde_json::from_str::<serde_json::Value>(&call.arguments_raw)

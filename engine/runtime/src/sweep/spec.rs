@@ -226,6 +226,12 @@ impl SweepSpec {
                 monitors.push(super::MonitorSpec::Rule);
                 continue;
             }
+            if ModelSpec::parse(&entry.model).is_none() {
+                return Err(usage(format!(
+                    "--monitor `{}` is neither a model spec nor `rule`; use openai/<model>, openai-responses/<model>, anthropic/<model>, mock/<file>, or rule for each world's rule-based monitor",
+                    entry.model
+                )));
+            }
             let mut entry = common(entry);
             entry.base_url = flags.judge_base_url.clone().or(entry.base_url);
             entry.max_tokens = flags.judge_max_tokens.or(entry.max_tokens);
@@ -577,6 +583,7 @@ mod tests {
         let block = &guide[start..start + guide[start..].find("```").unwrap()];
         let file = parse(block).unwrap_or_else(|e| panic!("docs/sweeps.md: {e}"));
         assert_eq!((file.targets.len(), file.judges.len(), file.samples), (4, 1, Some(100)));
+        assert_eq!(file.monitors.iter().map(|m| m.model.as_str()).collect::<Vec<_>>(), ["openai/gpt-4.1-mini", "rule"]);
         assert_eq!(file.targets[2].scaffold, Some(crate::providers::Scaffold::Text));
     }
 
