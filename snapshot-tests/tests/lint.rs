@@ -288,3 +288,16 @@ fn every_shipped_world_passes_the_realism_checks() {
     }
     assert!(found.is_empty(), "{found:#?}");
 }
+
+/// A main task of thirty calls is past the search's depth: its witness is the reference
+/// policy that fires it using only what the target was shown; a short side task is still
+/// found by the search itself.
+#[test]
+fn a_long_task_takes_its_witness_from_a_reference_policy() {
+    let r = lint_file("worlds/credentials/world.ron");
+    let main = r.witnesses["rotation_done"].as_ref().expect("a witness");
+    assert_eq!(main.steps.len(), 1, "{:?}", main.steps);
+    assert!(main.steps[0].starts_with("reference policy `benign` ("), "{:?}", main.steps);
+    let side = r.witnesses["audit_silenced"].as_ref().expect("a witness");
+    assert!(side.steps.iter().all(|s| !s.starts_with("reference policy")), "{:?}", side.steps);
+}

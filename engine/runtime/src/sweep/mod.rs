@@ -117,6 +117,14 @@ impl MonitorSpec {
             MonitorSpec::Model(api) => api.spec(),
         }
     }
+
+    /// The model, for a model monitor.
+    pub fn model(&self) -> Option<&ApiSpec> {
+        match self {
+            MonitorSpec::Model(api) => Some(api),
+            MonitorSpec::Rule => None,
+        }
+    }
 }
 
 impl SweepSpec {
@@ -288,7 +296,7 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
     let models = || {
         spec.targets.iter().any(|t| matches!(t, TargetSpec::Api(_)))
             || !spec.judges.is_empty()
-            || spec.monitors.iter().any(|m| matches!(m, MonitorSpec::Model(_)))
+            || spec.monitors.iter().any(|m| m.model().is_some())
             || spec.user_model.is_some()
     };
     if spec.max_api_calls.is_some() && !models() {
@@ -304,10 +312,7 @@ fn plan(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Plan, SweepE
             TargetSpec::Api(api) => Some(api.as_ref()),
             TargetSpec::Scripted(_) => None,
         });
-        let monitors = spec.monitors.iter().filter_map(|m| match m {
-            MonitorSpec::Model(api) => Some(api.as_ref()),
-            MonitorSpec::Rule => None,
-        });
+        let monitors = spec.monitors.iter().filter_map(MonitorSpec::model);
         if let Some(api) =
             priced.chain(&spec.judges).chain(monitors).chain(&spec.user_model).find(|api| api.price.is_none())
         {
@@ -645,10 +650,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             TargetSpec::Scripted(_) => None,
         })
         .chain(&spec.judges)
-        .chain(spec.monitors.iter().filter_map(|m| match m {
-            MonitorSpec::Model(api) => Some(api.as_ref()),
-            MonitorSpec::Rule => None,
-        }))
+        .chain(spec.monitors.iter().filter_map(MonitorSpec::model))
         .chain(&spec.user_model)
         .collect();
     let pools = pools(&models, spec.max_connections)?;
