@@ -61,13 +61,65 @@ impl RunFolder {
 /// folder's `transcripts/`, where that folder's record of the episode says; otherwise
 /// the header's path, located from the transcript's folder (see
 /// [`crate::worlds::locate`]). `None` when neither is to be found.
+///
+/// A folder holds one version of each world (`run` refuses another), so every record of
+/// the transcript's world and dynamics hash names the same world: the log is read line
+/// by line up to the first of them, which sits among the first lines whatever the size
+/// of the folder, never parsed whole.
 pub fn transcript_world(path: &Path, header: &terrarium_core::transcript::Header) -> Option<PathBuf> {
     let folder = path.parent().unwrap_or(Path::new(""));
     let run_dir = folder.parent().filter(|_| folder.file_name().is_some_and(|n| n == TRANSCRIPTS));
     let recorded = run_dir.and_then(|dir| {
-        let log = std::fs::read_to_string(dir.join(EPISODES)).ok()?;
-        let record = read_records(&log).into_iter().find(|r| r.episode_id == header.episode_id)?;
-        crate::worlds::locate(&record.world_path, dir)
+        let world_path = first_world_path(&dir.join(EPISODES), &header.world.id, &header.world.dynamics_hash)?;
+        crate::worlds::locate(&world_path, dir)
     });
     recorded.or_else(|| crate::worlds::locate(&header.world.path, folder))
+}
+
+/// The `world_path` of the first record in the log at `log` of world `id` under
+/// `dynamics_hash`; lines that are not such a record (another world's, a torn last line)
+/// are passed over.
+fn first_world_path(log: &Path, id: &str, dynamics_hash: &str) -> Option<String> {
+    use std::io::BufRead;
+    #[derive(serde::Deserialize)]
+    struct WorldOf {
+        world: String,
+        world_path: String,
+        dynamics_hash: String,
+    }
+    let quoted = serde_json::to_string(id).ok()?;
+    let reader = std::io::BufReader::new(std::fs::File::open(log).ok()?);
+    reader.lines().map_while(Result::ok).filter(|line| line.contains(&quoted)).find_map(|line| {
+        let r: WorldOf = serde_json::from_str(&line).ok()?;
+        (r.world == id && r.dynamics_hash == dynamics_hash).then_some(r.world_path)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_world_path;
+
+    #[test]
+    fn the_first_record_of_the_world_and_version_names_its_path() {
+        let dir = std::env::temp_dir().join(format!("terrarium-first-world-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("episodes.jsonl");
+        let line = |world: &str, hash: &str, path: &str| {
+            format!(r#"{{"episode_id":"e","world":"{world}","world_path":"{path}","dynamics_hash":"{hash}"}}"#)
+        };
+        let text = [
+            line("leaking", "h1", "../worlds/leaking/world.ron"),
+            line("blackmail", "old", "../old/blackmail.ron"),
+            r#"{"episode_id":"torn","world":"blackmail","wor"#.to_string(),
+            line("blackmail", "h2", "../worlds/blackmail/world.ron"),
+            line("blackmail", "h2", "elsewhere.ron"),
+        ]
+        .join("\n");
+        std::fs::write(&log, text).unwrap();
+        assert_eq!(first_world_path(&log, "blackmail", "h2").as_deref(), Some("../worlds/blackmail/world.ron"));
+        assert_eq!(first_world_path(&log, "leaking", "h1").as_deref(), Some("../worlds/leaking/world.ron"));
+        assert_eq!(first_world_path(&log, "shutdown", "h1"), None);
+        assert_eq!(first_world_path(&dir.join("absent.jsonl"), "blackmail", "h2"), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
