@@ -229,15 +229,22 @@ pub(crate) fn lint(
         files.extend(find_worlds(path).map_err(|e| Failure::Usage(anyhow!(e)))?);
     }
     let worlds = load_all(&files)?;
-    let mut errors = 0;
-    for (world, file) in worlds.iter().zip(&files) {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let bounds =
-            Bounds { max_depth: depth, max_states_per_cell: max_states, max_states_per_world: max_world_states };
-        let mut report = terrarium_core::lint::lint(world, &text, bounds);
+    let mut texts = Vec::new();
+    for file in &files {
+        texts.push(std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?);
+    }
+    // Each world's search on a core of its own; the reports are printed in order.
+    let bounds = Bounds { max_depth: depth, max_states_per_cell: max_states, max_states_per_world: max_world_states };
+    let pairs: Vec<(&terrarium_core::World, &String)> = worlds.iter().zip(&texts).collect();
+    let reports = on_all_cores(&pairs, |&(world, text)| {
+        let mut report = terrarium_core::lint::lint(world, text, bounds);
         if realism {
-            report.findings.extend(terrarium_core::lint::realism(world, &text));
+            report.findings.extend(terrarium_core::lint::realism(world, text));
         }
+        report
+    });
+    let mut errors = 0;
+    for (world, report) in worlds.iter().zip(reports) {
         let bound = if report.bound_hit {
             "bound hit: a missing witness is not a proof"
         } else {

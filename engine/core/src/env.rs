@@ -205,7 +205,7 @@ impl Env {
         // A library's mail is material a world draws from: a message from a library that
         // starts a thread appears only when one of the world's groups draws it (never,
         // undated, at the start), and its replies only with it.
-        let from_library = |id: &String| world.from_library.contains(&("emails".to_string(), id.clone()));
+        let from_library = |id: &String| world.prepared.library_emails.contains(id);
         // An email's send time if it is present: its own, its group's draw, or for a
         // thread's later message the time of the one it follows plus its own offset
         // (validation rejects loops, so the walk ends).
@@ -255,12 +255,17 @@ impl Env {
         let r = Resolver::fixed(world, &env);
         let mut facts = BTreeMap::new();
         for (set, list) in &w.variation.facts {
+            let fixed = &world.prepared.fixed_facts[set];
             let mut rendered = Vec::new();
             for (i, forms) in list.iter().enumerate() {
                 let mut out = Vec::new();
                 for (j, form) in forms.iter().enumerate() {
-                    let text = r.render(form, || root.field("variation").field("facts").key(set).index(i).index(j))?;
-                    let norm = normalise(&text);
+                    let norm = match &fixed[i][j] {
+                        Some(norm) => norm.clone(),
+                        None => normalise(
+                            &r.render(form, || root.field("variation").field("facts").key(set).index(i).index(j))?,
+                        ),
+                    };
                     if norm.trim().is_empty() {
                         return Err(EnvError {
                             at: root.field("variation").field("facts").key(set).index(i).index(j),
@@ -291,7 +296,8 @@ impl Env {
         let mut lexicons = BTreeMap::new();
         for (name, phrases) in &w.variation.lexicons {
             let mut rendered = Vec::new();
-            for (i, p) in phrases.iter().enumerate().filter(|(_, p)| p.contains(['{', '}'])) {
+            for &i in &world.prepared.templated_phrases[name] {
+                let p = &phrases[i];
                 let norm = normalise(&r.render(p, || root.field("variation").field("lexicons").key(name).index(i))?);
                 if !norm.trim().is_empty() {
                     rendered.push(norm);

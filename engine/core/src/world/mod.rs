@@ -119,6 +119,50 @@ pub struct World {
     pub presentational: BTreeSet<String>,
     /// What the presentational factors reach: texts, email subjects, document titles.
     pub(crate) reach: Dependents,
+    /// What every episode's start would otherwise work out again: see [`Prepared`].
+    pub(crate) prepared: Prepared,
+}
+
+/// The parts of starting an episode that depend on neither the cell nor the seed,
+/// worked out once at load, so each episode renders only what its seed changes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Prepared {
+    /// Declared emails that came from an included library.
+    pub library_emails: BTreeSet<String>,
+    /// Lexicon → the positions of its phrases with placeholders (the rest are in
+    /// `static_lexicons`).
+    pub templated_phrases: BTreeMap<String, Vec<usize>>,
+    /// Fact set → fact → form → the form normalised, for forms without placeholders
+    /// (`None`: rendered per episode).
+    pub fixed_facts: BTreeMap<String, Vec<Vec<Option<String>>>>,
+}
+
+impl Prepared {
+    fn of(file: &WorldFile, from_library: &BTreeSet<(String, String)>) -> Prepared {
+        let templated = |p: &String| p.contains(['{', '}']);
+        Prepared {
+            library_emails: from_library.iter().filter(|(s, _)| s == "emails").map(|(_, id)| id.clone()).collect(),
+            templated_phrases: file
+                .variation
+                .lexicons
+                .iter()
+                .map(|(name, phrases)| {
+                    (name.clone(), phrases.iter().enumerate().filter(|(_, p)| templated(p)).map(|(i, _)| i).collect())
+                })
+                .collect(),
+            fixed_facts: file
+                .variation
+                .facts
+                .iter()
+                .map(|(set, list)| {
+                    let forms = |forms: &Vec<String>| {
+                        forms.iter().map(|f| (!templated(f)).then(|| template::normalise(f))).collect()
+                    };
+                    (set.clone(), list.iter().map(forms).collect())
+                })
+                .collect(),
+        }
+    }
 }
 
 impl World {
@@ -294,7 +338,9 @@ pub fn validate(path: &str, text: &str, read_include: &mut dyn Includes) -> Resu
         from_library: locator.merged.origins.keys().cloned().collect(),
         presentational: BTreeSet::new(),
         reach: Dependents::default(),
+        prepared: Prepared::default(),
     };
+    world.prepared = Prepared::of(&world.file, &world.from_library);
     for (name, phrases) in &world.file.variation.lexicons {
         let normalised: Vec<String> = phrases
             .iter()

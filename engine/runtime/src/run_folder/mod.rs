@@ -16,7 +16,7 @@ pub use records::{
     ConversationTurns, EpisodeRecord, EpisodeStatus, Finished, Judgement, Planned, acting, damaged_records,
     read_judgements, read_plan, read_records,
 };
-pub use writer::{SYNC_INTERVAL, Writer, read_if_present};
+pub use writer::{SYNC_INTERVAL, Writer, read_if_present, write_transcript};
 
 /// The log of episodes, one record per line, appended.
 pub const EPISODES: &str = "episodes.jsonl";

@@ -184,13 +184,21 @@ impl Writer {
         self.completed.contains(episode_id) || self.out_of_role.contains(episode_id)
     }
 
+    /// The run folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Write the transcript, then append the record (so a record never points at a
     /// missing transcript).
     pub fn save(&mut self, finished: &Finished) -> std::io::Result<()> {
-        let rel = &finished.record.transcript;
-        let tmp = self.dir.join(format!("{rel}.tmp"));
-        std::fs::write(&tmp, &finished.transcript)?;
-        std::fs::rename(&tmp, self.dir.join(rel))?;
+        write_transcript(&self.dir, finished)?;
+        self.record(finished)
+    }
+
+    /// Append the record of an episode whose transcript [`write_transcript`] has
+    /// written: the record is what makes the episode part of the folder.
+    pub fn record(&mut self, finished: &Finished) -> std::io::Result<()> {
         // The world's path as seen from this folder, so the folder reads from anywhere
         // (worked out once per world: it costs a path resolution).
         let mut record = finished.record.clone();
@@ -327,4 +335,15 @@ impl Drop for Writer {
         // its error (the sweep, merge), so this only covers an early return's unwinding.
         self.sync().ok();
     }
+}
+
+/// Write a finished episode's transcript into the run folder `dir`, through a temporary
+/// file and a rename, so no reader sees half of one. Any thread may do this ahead of the
+/// [`Writer`]: until [`Writer::record`] appends its record, the episode is not in the
+/// folder, and a run killed in between runs it again and overwrites the file.
+pub fn write_transcript(dir: &Path, finished: &Finished) -> std::io::Result<()> {
+    let rel = &finished.record.transcript;
+    let tmp = dir.join(format!("{rel}.tmp"));
+    std::fs::write(&tmp, &finished.transcript)?;
+    std::fs::rename(&tmp, dir.join(rel))
 }

@@ -8,14 +8,17 @@
 //! again unless asked not to); a completed one some judge has yet to answer is judged
 //! from its transcript. Model episodes run concurrently on one tokio thread: each
 //! provider endpoint has a pool of `max_connections` requests in flight, and at most
-//! the sum of those episodes are under way at once. Scripted episodes need no waiting
-//! and run inline. One call budget and one cost limit cover the targets and judges.
+//! the sum of those episodes are under way at once. Scripted episodes need no waiting:
+//! they run on every core, ahead of the sweep, which records them in plan order (see
+//! [`ahead`]). One call budget and one cost limit cover the targets and judges.
 
+mod ahead;
 mod spec;
 pub mod targets;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures_util::StreamExt as _;
 use serde_json::Value as Json;
@@ -25,7 +28,7 @@ use crate::judge::{Judged, judge_episode};
 use crate::providers::budget::{CallBudget, CostBudget};
 use crate::providers::http::{ApiTarget, Pool};
 use crate::providers::usage::Tokens;
-use crate::run::{Player, run_episode, run_model_episode};
+use crate::run::{Player, run_model_episode};
 use crate::run_folder::{EpisodeStatus, Finished, Judgement, Planned, Writer, transcript_path};
 use crate::target::Scripted;
 pub use spec::{BranchFrom, Overrides, SpecError, SweepFile, load_worlds, parse_conditions, parse_shard};
@@ -600,6 +603,9 @@ enum Work {
     /// It is in the folder already: judge its stored transcript, for each judge (by
     /// index) on the outcomes that judge has yet to answer.
     Judge { episode_id: String, missing: Vec<(usize, Vec<String>)> },
+    /// A scripted episode with no model in it: run ahead, on every core; the number is
+    /// its place among those (see [`ahead`]).
+    Ahead(usize),
 }
 
 /// How a job ended.
@@ -608,7 +614,13 @@ enum JobEnd {
     NotStarted,
     /// A spent budget kept a stored episode from being judged; the next run does it.
     NotJudged,
-    Ran(Box<Finished>, Vec<Judgement>),
+    /// It ran: the episode, its judgements, and whether its transcript is written
+    /// already (by the worker that ran it ahead).
+    Ran {
+        finished: Box<Finished>,
+        judgements: Vec<Judgement>,
+        written: bool,
+    },
     Judged(Vec<Judgement>),
 }
 
@@ -627,19 +639,29 @@ enum Resolved {
     Api(Vec<ApiTarget>),
 }
 
-/// Run a sweep to the end, on a tokio runtime of its own (one thread). See [`sweep`].
+/// Run a sweep to the end: every selected cell of every world, `samples` seeds each, for
+/// every target, into one run folder, judging what the judges have yet to answer.
+/// Requests go out from a tokio runtime of its own (one thread); scripted episodes run
+/// on every core.
 pub fn run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Summary, SweepError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(io("cannot start the async runtime"))?;
-    runtime.block_on(sweep(spec, on))
+    std::thread::scope(|scope| runtime.block_on(sweep(spec, scope, on)))
 }
 
-/// Run a sweep: every selected cell of every world, `samples` seeds each, for every
-/// target, into one run folder, judging what the judges have yet to answer.
-pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Summary, SweepError> {
-    let plan = plan(spec, on)?;
+/// The cores scripted episodes run on.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+async fn sweep<'scope, 'env>(
+    spec: &'env SweepSpec,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    on: &mut dyn FnMut(SweepEvent),
+) -> Result<Summary, SweepError> {
+    let plan = Arc::new(plan(spec, on)?);
     let worlds = &spec.worlds;
     // Every model the run sends to: targets, then judges.
     let models: Vec<&ApiSpec> = spec
@@ -747,6 +769,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     // Episodes already in the folder are not run again (an errored one is, by default);
     // a completed one some judge has yet to judge is judged from its transcript.
     let mut todo: Vec<(Job, Work)> = Vec::new();
+    let mut orders = Vec::new();
     let mut planned = Vec::with_capacity(plan.jobs.len());
     let mut skipped = 0;
     for &j in &plan.jobs {
@@ -761,7 +784,13 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
             branch: key.branch.clone(),
         });
         if !(run_dir.has_final(&id) || (!spec.retry_errored && run_dir.has(&id))) {
-            todo.push((j, Work::Run));
+            match &actors[j.target] {
+                Resolved::Scripted(policy) if users[j.world].is_none() => {
+                    todo.push((j, Work::Ahead(orders.len())));
+                    orders.push(ahead::Order { job: j, policy: policy.clone() });
+                }
+                _ => todo.push((j, Work::Run)),
+            }
             continue;
         }
         skipped += 1;
@@ -805,11 +834,22 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
     };
     let mut done = skipped as u64;
     let limit = pools.values().map(Pool::max_connections).sum::<usize>().max(1);
+    let parent = spec.branch.as_ref().map(|b| b.text.as_str());
+    let batch = ahead::Batch {
+        worlds,
+        plan: Arc::clone(&plan),
+        orders,
+        build: spec.build.as_deref(),
+        parent,
+        dir: dir.clone(),
+    };
+    let ahead = ahead::start(scope, batch, cores());
     let walker = Walker {
         worlds,
         plan: &plan,
         build: spec.build.as_deref(),
-        parent: spec.branch.as_ref().map(|b| b.text.as_str()),
+        parent,
+        ahead: &ahead,
         actors: &actors,
         readers: &readers,
         users: &users,
@@ -832,6 +872,7 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
                         JobEnd::Judged(walker.judge_stored(job, &episode_id, target, &missing).await?)
                     }
                     Work::Run => walker.run(job).await?,
+                    Work::Ahead(i) => walker.ran_ahead(job, i).await?,
                 };
                 Ok::<_, SweepError>((job, end))
             }
@@ -882,13 +923,15 @@ pub async fn sweep(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<S
                 done += 1;
                 Ok(())
             }
-            JobEnd::Ran(finished, js) => {
+            JobEnd::Ran { finished, judgements: js, written } => {
                 done += 1;
                 summary.add(job, worlds, cells, &finished, on);
                 // Judgements first: a crash between the two leaves the episode to run
                 // again, never a completed episode whose judging is forgotten.
                 summary.judged(&js, on);
-                run_dir.save_judgements(&js).and_then(|()| run_dir.save(&finished))
+                run_dir
+                    .save_judgements(&js)
+                    .and_then(|()| if written { run_dir.record(&finished) } else { run_dir.save(&finished) })
             }
             JobEnd::Judged(js) => {
                 summary.judged(&js, on);
@@ -1008,6 +1051,8 @@ struct Walker<'a> {
     build: Option<&'a str>,
     /// The transcript every branch starts from, in a sweep that branches one.
     parent: Option<&'a str>,
+    /// The scripted episodes run ahead.
+    ahead: &'a ahead::Ahead,
     actors: &'a [Resolved],
     readers: &'a [Reader],
     /// The model playing each world's simulated user, if any.
@@ -1026,15 +1071,12 @@ impl Walker<'_> {
 
     /// Run one episode, then (if it completed) have every judge judge it.
     async fn run(&self, job: Job) -> Result<JobEnd, SweepError> {
-        let (world, cell) = (&self.worlds[job.world], &self.plan.cells[job.world][job.cell]);
+        let world = &self.worlds[job.world];
         let key = self.plan.key(self.worlds, job);
         let user = self.users[job.world].as_ref();
         let build = self.build;
+        // A scripted episode with no model in it runs ahead (`ran_ahead`).
         let finished = match &self.actors[job.target] {
-            Resolved::Scripted(policy) if user.is_none() => {
-                let mut target = Scripted::new(policy, &world.file.policies[policy]);
-                run_episode(key, &mut target, build, self.parent)
-            }
             _ if self.spent() => return Ok(JobEnd::NotStarted),
             Resolved::Scripted(policy) => {
                 let mut target = Scripted::new(policy, &world.file.policies[policy]);
@@ -1044,14 +1086,23 @@ impl Walker<'_> {
                 run_model_episode(key, Player::Model(&per_world[job.world]), user, build, self.parent).await
             }
         }
-        .map_err(|e| {
-            SweepError::CannotStart(format!(
-                "world `{}` cannot start at seed {} in {}: {e} (`terrarium lint` finds such seeds)",
-                world.id(),
-                job.seed,
-                cell.key()
-            ))
-        })?;
+        .map_err(|e| self.cannot_start(job, &e))?;
+        self.judged(job, Box::new(finished), false).await
+    }
+
+    /// A scripted episode's result from the worker that ran it ahead, judged.
+    async fn ran_ahead(&self, job: Job, i: usize) -> Result<JobEnd, SweepError> {
+        match self.ahead.take(i) {
+            Ok(finished) => self.judged(job, finished, true).await,
+            Err(ahead::Failed::CannotStart(e)) => Err(self.cannot_start(job, &e)),
+            Err(ahead::Failed::Io(cause)) => {
+                Err(SweepError::Io { context: format!("cannot write to {}", self.dir.display()), cause })
+            }
+        }
+    }
+
+    /// A run episode, with every reader's judgement if it completed.
+    async fn judged(&self, job: Job, finished: Box<Finished>, written: bool) -> Result<JobEnd, SweepError> {
         let mut js = Vec::new();
         if finished.record.status == EpisodeStatus::Completed && !self.readers.is_empty() {
             let r = &finished.record;
@@ -1059,7 +1110,17 @@ impl Walker<'_> {
                 Judged { episode_id: &r.episode_id, condition_key: &r.condition_key, target: &r.target, seed: r.seed };
             js = self.judge_all(job.world, judged, &finished.transcript, None).await?;
         }
-        Ok(JobEnd::Ran(Box::new(finished), js))
+        Ok(JobEnd::Ran { finished, judgements: js, written })
+    }
+
+    fn cannot_start(&self, job: Job, e: &str) -> SweepError {
+        let (world, cell) = (&self.worlds[job.world], &self.plan.cells[job.world][job.cell]);
+        SweepError::CannotStart(format!(
+            "world `{}` cannot start at seed {} in {}: {e} (`terrarium lint` finds such seeds)",
+            world.id(),
+            job.seed,
+            cell.key()
+        ))
     }
 
     /// Have the judges that have yet to judge a stored episode judge it, from its transcript.
