@@ -68,8 +68,16 @@ impl Cell {
     }
     /// The canonical string `factor=value,factor=value` in factor order.
     pub fn key(&self) -> String {
-        let parts: Vec<String> = self.pairs().map(|(f, v)| format!("{f}={v}")).collect();
-        parts.join(",")
+        let mut key = String::with_capacity(self.0.iter().map(|(f, v)| f.len() + v.len() + 2).sum());
+        for (i, (f, v)) in self.pairs().enumerate() {
+            if i > 0 {
+                key.push(',');
+            }
+            key.push_str(f);
+            key.push('=');
+            key.push_str(v);
+        }
+        key
     }
     pub fn get(&self, factor: &str) -> Option<&str> {
         self.pairs().find(|(f, _)| *f == factor).map(|(_, v)| v)
@@ -121,6 +129,8 @@ pub struct World {
     pub(crate) reach: Dependents,
     /// What every episode's start would otherwise work out again: see [`Prepared`].
     pub(crate) prepared: Prepared,
+    /// Each cell's key → its place in `cells`, made on first use.
+    cell_keys: std::sync::OnceLock<BTreeMap<String, usize>>,
 }
 
 /// The parts of starting an episode that depend on neither the cell nor the seed,
@@ -251,9 +261,15 @@ impl World {
         }
     }
 
-    /// The cell with this canonical key.
+    /// The cell with this canonical key (each world's keys indexed on first use: replay
+    /// looks one up per transcript, and a world has thousands of cells).
     pub fn cell_by_key(&self, key: &str) -> Option<&Cell> {
-        self.cells.iter().find(|c| c.key() == key)
+        let index = self.cell_keys.get_or_init(|| self.cells.iter().enumerate().map(|(i, c)| (c.key(), i)).collect());
+        // `cells` is public: a caller that changed it after the first lookup gets a scan.
+        match index.get(key).and_then(|&i| self.cells.get(i)).filter(|c| c.key() == key) {
+            Some(cell) => Some(cell),
+            None => self.cells.iter().find(|c| c.key() == key),
+        }
     }
 }
 
@@ -339,6 +355,7 @@ pub fn validate(path: &str, text: &str, read_include: &mut dyn Includes) -> Resu
         presentational: BTreeSet::new(),
         reach: Dependents::default(),
         prepared: Prepared::default(),
+        cell_keys: std::sync::OnceLock::new(),
     };
     world.prepared = Prepared::of(&world.file, &world.from_library);
     for (name, phrases) in &world.file.variation.lexicons {
