@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end sweep throughput: about 10,000 scripted episodes of the blackmail world
 # (6 cells × SAMPLES) through `terrarium run`, transcripts and episodes.jsonl written
-# (group-commit sync), on whatever cores the machine has. Prints wall time and peak
-# memory (GNU time). Issue 6 target: 10,000 scripted episodes in under 10 s on 2 cores.
+# (group-commit sync), on whatever cores the machine has. Prints wall time, peak
+# memory (GNU time) and the folder's bytes per episode. Issue 6 target: 10,000 scripted episodes in under 10 s on 2 cores.
 # Usage: snapshot-tests/benches/sweep.sh [SAMPLES_PER_CELL]   (default 1667)
 # With UPDATE_DOCS=1 the figures replace README.md's `bench:sweep` block; a CLI test
 # checks that block's episode count against the command it names.
@@ -26,7 +26,10 @@ done
 median=$(printf '%s\n' "${walls[@]}" | sort -g | sed -n "$(( (rounds + 1) / 2 ))p")
 episodes=$(grep -E ' new, ' "$out/stdout" | grep -oE '^[0-9,]+ episodes')
 size=$(du -sh "$out/run" | cut -f1)
-line="\`snapshot-tests/benches/sweep.sh\` runs \`terrarium ${args[*]}\`: $episodes, wall $median s (median of $rounds rounds), peak RSS $rss KB, run folder $size ($(nproc) cores, $(date -u +%Y-%m-%d))."
+# Bytes per episode: what the folder's files hold (`du -sb`), over its episodes.
+count=$(echo "$episodes" | grep -oE '^[0-9,]+' | tr -d ,)
+per=$(( $(du -sb "$out/run" | cut -f1) / count ))
+line="\`snapshot-tests/benches/sweep.sh\` runs \`terrarium ${args[*]}\`: $episodes, wall $median s (median of $rounds rounds), peak RSS $rss KB, run folder $size, $per bytes per episode ($(nproc) cores, $(date -u +%Y-%m-%d))."
 echo "$line"
 if [ "${UPDATE_DOCS:-}" = 1 ]; then
     awk -v line="$line" '

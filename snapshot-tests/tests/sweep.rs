@@ -55,8 +55,10 @@ fn the_planned_ids_are_the_recorded_ids_and_a_second_sweep_resumes_to_nothing() 
     let recorded: BTreeSet<String> =
         lines(&out.join("episodes.jsonl")).iter().map(|r| r["episode_id"].as_str().unwrap().to_string()).collect();
     let mut headers = BTreeSet::new();
-    for entry in std::fs::read_dir(out.join("transcripts")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+    let folder = terrarium_runtime::run_folder::RunFolder::read(&out).unwrap();
+    assert_eq!(folder.transcripts.packed(), recorded.len(), "every transcript packed");
+    for id in &recorded {
+        let text = folder.transcripts.read_id(id).unwrap();
         let transcript = terrarium_core::transcript::Transcript::read(&text).expect("a genuine transcript");
         headers.insert(transcript.header.episode_id);
     }

@@ -89,6 +89,11 @@ pub(crate) enum Command {
         /// transcript or its run folder recorded it).
         #[arg(long, requires = "html")]
         world: Option<PathBuf>,
+        /// Print each transcript's JSONL as recorded instead, one after another (a run
+        /// folder packs its transcripts: this is how to get one back as a file, e.g.
+        /// `view RUN/transcripts/ID.jsonl --jsonl > ID.jsonl`).
+        #[arg(long, conflicts_with_all = ["full", "html"])]
+        jsonl: bool,
     },
     /// Start a new world: DIR/<ID>/world.ron from the starter world, valid at once (or a renamed copy of a world).
     New {

@@ -86,15 +86,19 @@ pub(crate) fn parse_conditions(raw: &[String]) -> Result<Vec<(String, String)>, 
 }
 
 pub(crate) fn read_transcript(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read transcript {}", path.display()))
+    terrarium_runtime::run_folder::read_transcript(path).context("cannot read transcript")
 }
 
 /// A transcript read through the strict reader, never read around: an edited one is
 /// refused naming its line, and a file that is not a transcript at all is a usage
 /// error (exit 2).
 pub(crate) fn read_strict(path: &Path) -> Result<Transcript, Failure> {
-    let text = read_transcript(path)?;
-    Transcript::read(&text).map_err(|e| match e {
+    parse_strict(path, &read_transcript(path)?)
+}
+
+/// [`read_strict`] of a transcript's text, read from `path`.
+pub(crate) fn parse_strict(path: &Path, text: &str) -> Result<Transcript, Failure> {
+    Transcript::read(text).map_err(|e| match e {
         TranscriptError::Tampered { .. } => {
             println!("{}: {e}", path.display());
             Failure::Check

@@ -51,8 +51,16 @@ fn main() -> ExitCode {
         Command::Show { world, cell, model, api } => {
             worlds::show(&world, &cell.conditions, cell.seed, model.as_deref(), &api)
         }
-        Command::View { transcripts, conditions, seed, full, html, world } => common::parse_conditions(&conditions)
-            .and_then(|c| transcripts::view(&transcripts, &c, seed, full, html.as_deref(), world.as_deref())),
+        Command::View { transcripts, conditions, seed, full, html, world, jsonl } => {
+            common::parse_conditions(&conditions).and_then(|c| {
+                let how = match (jsonl, html.as_deref()) {
+                    (true, _) => transcripts::Shown::Jsonl,
+                    (false, Some(dir)) => transcripts::Shown::Pages { dir, world: world.as_deref() },
+                    (false, None) => transcripts::Shown::Events { full },
+                };
+                transcripts::view(&transcripts, &c, seed, how)
+            })
+        }
         Command::Graph { world, format } => worlds::graph(&world, format),
         Command::Cache { action } => folders::cache_cmd(action),
         Command::Report { dir, world, matrix, facet, no_pages, thresholds, fpr } => {

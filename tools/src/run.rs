@@ -92,7 +92,7 @@ fn print_summary(summary: &Summary) -> Outcome {
     );
     if let Some((id, cell, seed)) = &summary.first {
         let transcript = summary.dir.join("transcripts").join(format!("{id}.jsonl"));
-        if transcript.is_file() {
+        if transcript.is_file() || terrarium_runtime::run_folder::is_packed(&transcript) {
             let pick = if cell.is_empty() { String::new() } else { format!(" --condition {cell}") };
             println!("one transcript: terrarium view {}", transcript.display());
             println!(

@@ -5,20 +5,38 @@ use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
+use anyhow::{Context as _, anyhow};
+use std::sync::Arc;
 use terrarium_core::World;
 use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::{Transcript, TranscriptError, render_event, render_verdicts};
-use terrarium_runtime::run_folder::RunFolder;
+use terrarium_runtime::run_folder::{RunFolder, Transcripts, is_packed};
 
-use crate::common::{Failure, Outcome, count, load_all, read_strict, read_transcript, recorded_world};
+use crate::common::{Failure, Outcome, count, load_all, parse_strict, read_strict, read_transcript, recorded_world};
 
 /// One transcript to act on, with the world its run folder records for it, if known.
 struct Item {
+    /// Its file, or its address in a run folder.
     path: PathBuf,
     world: Option<PathBuf>,
     /// From a run folder's record: cell and seed, for picking.
     cell: Option<(String, u64)>,
+    /// From a run folder: its transcripts, read once for all its items, and the episode.
+    stored: Option<(Arc<Transcripts>, String)>,
+}
+
+impl Item {
+    fn file(path: PathBuf) -> Item {
+        Item { path, world: None, cell: None, stored: None }
+    }
+
+    /// The transcript's text.
+    fn text(&self) -> anyhow::Result<String> {
+        match &self.stored {
+            Some((store, id)) => store.read_id(id).context("cannot read transcript"),
+            None => read_transcript(&self.path),
+        }
+    }
 }
 
 /// The transcripts `paths` name: each file itself; a run folder's every recorded
@@ -26,20 +44,29 @@ struct Item {
 fn expand(paths: &[PathBuf]) -> Result<Vec<Item>, Failure> {
     let mut out = Vec::new();
     for path in paths {
-        if path.is_file() {
-            out.push(Item { path: path.clone(), world: None, cell: None });
+        // A run folder's `transcripts/` is read as the run folder: it may pack them.
+        let run = path.parent().filter(|run| {
+            path.file_name().is_some_and(|n| n == terrarium_runtime::run_folder::TRANSCRIPTS)
+                && run.join("episodes.jsonl").is_file()
+        });
+        let run = run.map(|r| if r.as_os_str().is_empty() { Path::new(".") } else { r });
+        let path = run.unwrap_or(path);
+        if path.is_file() || is_packed(path) {
+            out.push(Item::file(path.to_path_buf()));
         } else if path.join("episodes.jsonl").is_file() {
             let folder = RunFolder::read(path).map_err(|e| Failure::Io(anyhow!(e)))?;
             for w in &folder.warnings {
                 eprintln!("warning: {w}");
             }
             let mut worlds: BTreeMap<&str, Option<PathBuf>> = BTreeMap::new();
+            let store = Arc::new(folder.transcripts.clone());
             for r in &folder.records {
                 let world = worlds.entry(r.world_path.as_str()).or_insert_with(|| folder.world_path(r)).clone();
                 out.push(Item {
                     path: folder.dir.join(&r.transcript),
                     world,
                     cell: Some((r.condition_key.clone(), r.seed)),
+                    stored: Some((Arc::clone(&store), r.episode_id.clone())),
                 });
             }
         } else if path.is_dir() {
@@ -55,9 +82,19 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<Item>, Failure> {
                 )));
             }
             files.sort();
-            out.extend(files.into_iter().map(|path| Item { path, world: None, cell: None }));
+            out.extend(files.into_iter().map(Item::file));
         } else {
-            return Err(Failure::Usage(anyhow!("{}: no such file or folder", path.display())));
+            // `transcripts/*.jsonl` in a folder that packs them matches no file.
+            let packs = path
+                .parent()
+                .and_then(Path::parent)
+                .is_some_and(|run| run.join(terrarium_runtime::run_folder::INDEX).is_file());
+            let hint = if packs {
+                "; this run folder packs its transcripts: name the run folder, or one episode as transcripts/<episode_id>.jsonl"
+            } else {
+                ""
+            };
+            return Err(Failure::Usage(anyhow!("{}: no such file or folder{hint}", path.display())));
         }
     }
     Ok(out)
@@ -68,17 +105,21 @@ fn cell_matches(key: &str, filter: &[(String, String)]) -> bool {
     filter.iter().all(|(f, v)| key.split(',').any(|pair| pair == format!("{f}={v}")))
 }
 
+/// How `view` shows the transcripts it picked.
+pub enum Shown<'a> {
+    /// One line per event (every text whole, with `full`).
+    Events { full: bool },
+    /// A page per transcript into `dir`, with the state changes replayed in `world`
+    /// (default: where it was recorded).
+    Pages { dir: &'a Path, world: Option<&'a Path> },
+    /// The JSONL as recorded.
+    Jsonl,
+}
+
 /// `terrarium view`: every transcript named; in a run folder, those of the cell and seed
 /// asked for. A folder of many episodes with nothing asked lists them instead of
-/// printing them all.
-pub fn view(
-    paths: &[PathBuf],
-    filter: &[(String, String)],
-    seed: Option<u64>,
-    full: bool,
-    html: Option<&Path>,
-    given: Option<&Path>,
-) -> Outcome {
+/// printing them all (their JSONL, asked for, is printed whole).
+pub fn view(paths: &[PathBuf], filter: &[(String, String)], seed: Option<u64>, how: Shown) -> Outcome {
     const SHOWN: usize = 20;
     let items = expand(paths)?;
     let picked: Vec<&Item> = items
@@ -94,9 +135,21 @@ pub fn view(
             filter.iter().map(|(f, v)| format!("{f}={v}")).chain(seed.map(|s| format!("seed {s}"))).collect();
         return Err(Failure::Usage(anyhow!("no episode here has {}", asked.join(", "))));
     }
-    if let Some(dir) = html {
-        return pages(&picked, dir, given);
-    }
+    let full = match how {
+        Shown::Pages { dir, world } => return pages(&picked, dir, world),
+        Shown::Jsonl => {
+            let mut out = std::io::stdout().lock();
+            for item in &picked {
+                let written = std::io::Write::write_all(&mut out, item.text()?.as_bytes());
+                // A closed pipe (`| head`) ends the listing, as it would `cat`.
+                if written.is_err() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
+        Shown::Events { full } => full,
+    };
     let narrowed = !filter.is_empty() || seed.is_some();
     if from_folder && picked.len() > 1 && (!narrowed || picked.len() > SHOWN) {
         println!(
@@ -116,7 +169,7 @@ pub fn view(
         if n > 0 {
             println!();
         }
-        print_transcript(&read_strict(&item.path)?, full);
+        print_transcript(&parse_strict(&item.path, &item.text()?)?, full);
     }
     Ok(())
 }
@@ -127,8 +180,8 @@ fn pages(items: &[&Item], dir: &Path, given: Option<&Path>) -> Outcome {
     std::fs::create_dir_all(dir).map_err(|e| Failure::Io(anyhow!("cannot create {}: {e}", dir.display())))?;
     let mut worlds: BTreeMap<PathBuf, Result<World, String>> = BTreeMap::new();
     for item in items {
-        let text = read_transcript(&item.path)?;
-        let transcript = read_strict(&item.path)?;
+        let text = item.text()?;
+        let transcript = parse_strict(&item.path, &text)?;
         let world_path = match (given, &item.world) {
             (None, Some(recorded)) => Some(recorded.clone()),
             _ => recorded_world(&item.path, &transcript.header, given).ok(),
@@ -273,7 +326,7 @@ fn stopwatch() -> std::time::Instant {
 /// A problem is `(whether it is the machine's (an I/O failure), what)`.
 fn locate(item: &Item, given: Option<&Path>) -> Result<(String, PathBuf), (bool, String)> {
     let path = &item.path;
-    let text = read_transcript(path).map_err(|e| {
+    let text = item.text().map_err(|e| {
         let io = e
             .chain()
             .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() != std::io::ErrorKind::NotFound));

@@ -62,13 +62,14 @@ pub fn export(
         let mut tallies: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for r in &records {
             let path = folder.dir.join(&r.transcript);
-            let transcript = match std::fs::read_to_string(&path)
+            let transcript = match folder
+                .transcript(r)
                 .map_err(|e| e.to_string())
-                .and_then(|text| Transcript::read(&text).map_err(|e| e.to_string()))
+                .and_then(|text| Transcript::read(&text).map_err(|e| format!("{}: {e}", path.display())))
             {
                 Ok(t) => t,
                 Err(e) => {
-                    warn(format!("episode {} left out of the export: {}: {e}", r.episode_id, path.display()));
+                    warn(format!("episode {} left out of the export: {e}", r.episode_id));
                     continue;
                 }
             };

@@ -460,7 +460,10 @@ fn a_run_folder_never_pools_episodes_of_an_edited_world() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["dynamics_hash"].as_str().unwrap().to_string())
         .collect();
     assert_eq!((records.lines().count(), hashes.len()), (60, 1), "{records}");
-    assert_eq!(std::fs::read_dir(out_dir.join("transcripts")).unwrap().count(), 60);
+    assert_eq!(transcripts_of(&out_dir).len(), 60);
+    let kept =
+        std::fs::read_dir(out_dir.join("transcripts")).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>();
+    assert_eq!(kept, ["packed"], "--replace leaves only what the new run packed: {kept:?}");
 }
 
 #[test]
@@ -495,11 +498,11 @@ fn merge_refuses_two_different_copies_of_one_completed_episode() {
     let same = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code(&same), 0, "{}", text(&same));
     // A copy whose transcript was edited is refused by the strict reader, naming the line.
-    let transcript = std::fs::read_dir(b.join("transcripts")).unwrap().next().unwrap().unwrap().path();
-    let original = std::fs::read_to_string(&transcript).unwrap();
+    let transcript = transcripts_of(&b)[0].clone();
+    let original = read_transcript(&transcript);
     let edited = original.replacen("Nothing here needs me.", "Nothing here.", 1);
     assert_ne!(edited, original);
-    std::fs::write(&transcript, &edited).unwrap();
+    put_transcript(&transcript, &edited);
     let fresh = base.join("out2");
     let out2 = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", fresh.to_str().unwrap()]);
     assert_eq!(code(&out2), 1, "{}", text(&out2));
@@ -508,7 +511,7 @@ fn merge_refuses_two_different_copies_of_one_completed_episode() {
     // the verdicts line, which no chain covers) cannot both be right: neither is chosen.
     let differing = original.replacen("\"stop_reason\":", "\"stop_reason\" :", 1);
     assert_ne!(differing, original);
-    std::fs::write(&transcript, differing).unwrap();
+    put_transcript(&transcript, &differing);
     let fresh = base.join("out3");
     let out3 = terrarium(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", fresh.to_str().unwrap()]);
     assert_eq!(code(&out3), 1, "{}", text(&out3));
@@ -518,7 +521,7 @@ fn merge_refuses_two_different_copies_of_one_completed_episode() {
     let (head, last) = original.trim_end().rsplit_once('\n').unwrap();
     let relabelled = format!("{head}\n{}\n", last.replacen("\"fired\":false", "\"fired\":true", 1));
     assert_ne!(relabelled, original);
-    std::fs::write(&transcript, relabelled).unwrap();
+    put_transcript(&transcript, &relabelled);
     let fresh = base.join("out4");
     let out4 = terrarium(&["merge", b.to_str().unwrap(), "--out", fresh.to_str().unwrap()]);
     assert_eq!(code(&out4), 1, "{}", text(&out4));
@@ -651,7 +654,7 @@ fn every_errored_or_target_stopped_episode_replays_whatever_stopped_it() {
         let record: serde_json::Value = serde_json::from_str(records.trim()).unwrap();
         assert_eq!((record["status"].as_str(), record["stop_reason"].as_str()), (Some(status), Some(stop)), "{model}");
         let transcript = dir.join(record["transcript"].as_str().unwrap());
-        let recorded = std::fs::read_to_string(&transcript).unwrap();
+        let recorded = read_transcript(&transcript);
         // The world's last scheduled event settles the patient, 25 minutes in: the clock
         // runs on to it after the target's side stops, never after a fault.
         let settled = recorded.contains(r#""kind":"event","text":"settle""#);
@@ -698,7 +701,7 @@ fn a_run_folder_reads_the_same_from_any_directory_and_a_moved_one_names_the_way_
     ));
     let rejudge = terrarium_in(&elsewhere, &["rejudge", "run"]);
     assert_eq!(code(&rejudge), 0, "{}", text(&rejudge));
-    let transcript = std::fs::read_dir(dir.join("transcripts")).unwrap().next().unwrap().unwrap().path();
+    let transcript = transcripts_of(&dir)[0].clone();
     let replay = terrarium_in(Path::new("/"), &["replay", transcript.to_str().unwrap()]);
     assert_eq!(code(&replay), 0, "{}", text(&replay));
 
@@ -730,6 +733,33 @@ fn a_run_folder_reads_the_same_from_any_directory_and_a_moved_one_names_the_way_
     std::fs::remove_dir_all(&moved).unwrap();
 }
 
+/// A folder written before transcripts were packed (a file each) reads as it did, and
+/// a run resumed into it packs the new episodes beside the old files: every reader
+/// takes both.
+#[test]
+fn a_folder_of_transcript_files_resumes_packing_and_reads_both() {
+    let dir = scratch("files_then_packed");
+    let d = dir.to_str().unwrap();
+    assert_eq!(code(&run_small("scripted/idle", &["--out", d])), 0);
+    // As an older Terrarium wrote it: one file per transcript, nothing packed.
+    for path in transcripts_of(&dir) {
+        std::fs::write(&path, read_transcript(&path)).unwrap();
+    }
+    std::fs::remove_dir_all(dir.join("transcripts/packed")).unwrap();
+    let old = transcripts_of(&dir);
+    let resumed = run_small("scripted/idle", &["--out", d, "--samples", "2"]);
+    assert_eq!(code(&resumed), 0, "{}", text(&resumed));
+    assert!(text(&resumed).contains("60 new, 60 already in the folder"), "{}", text(&resumed));
+    assert!(old.iter().all(|p| p.is_file()) && dir.join("transcripts/packed/index.jsonl").is_file());
+    let replay = terrarium(&["replay", d]);
+    assert!(text(&replay).contains("120 transcripts: 120 identical, 0 not"), "{}", text(&replay));
+    for args in [vec!["report", d], vec!["rejudge", d]] {
+        let out = terrarium(&args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("missing"), "{args:?}: {}", text(&out));
+    }
+}
+
 #[test]
 fn a_deleted_transcript_costs_one_episode_which_a_resumed_run_runs_again() {
     let base = scratch("deleted_transcript");
@@ -758,8 +788,8 @@ fn a_deleted_transcript_costs_one_episode_which_a_resumed_run_runs_again() {
     };
     assert_eq!(code(&run(&dir)), 0);
     assert_eq!(code(&run(&copy)), 0);
-    let gone = std::fs::read_dir(dir.join("transcripts")).unwrap().next().unwrap().unwrap().path();
-    std::fs::remove_file(&gone).unwrap();
+    let gone = transcripts_of(&dir)[0].clone();
+    lose_transcript(&gone);
     let named = gone.file_name().unwrap().to_str().unwrap().to_string();
     let d = dir.to_str().unwrap();
     for args in [vec!["report", d], vec!["rejudge", d]] {
@@ -774,7 +804,7 @@ fn a_deleted_transcript_costs_one_episode_which_a_resumed_run_runs_again() {
     let resumed = run(&dir);
     assert_eq!(code(&resumed), 0, "{}", text(&resumed));
     assert!(text(&resumed).contains("1 new, 5 already in the folder"), "{}", text(&resumed));
-    assert!(gone.is_file(), "the transcript is written again");
+    assert!(terrarium_runtime::run_folder::read_transcript(&gone).is_ok(), "the transcript is written again");
 }
 
 // ---- The response cache ----
@@ -854,8 +884,8 @@ fn a_tampered_header_is_named_by_replay() {
         &["--condition", "threat=replacement", "--out", d],
     );
     assert_eq!(code(&terrarium(&run)), 0);
-    let transcript = std::fs::read_dir(dir.join("transcripts")).unwrap().next().unwrap().unwrap().path();
-    let original = std::fs::read_to_string(&transcript).unwrap();
+    let transcript = transcripts_of(&dir)[0].clone();
+    let original = read_transcript(&transcript);
     assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0);
     let header: serde_json::Value = serde_json::from_str(original.lines().next().unwrap()).unwrap();
     let version = header["world"]["version"].as_str().unwrap().to_string();
@@ -895,10 +925,8 @@ fn an_edited_or_truncated_transcript_is_refused_by_every_reader_naming_its_line(
     let dir = scratch("strict_reader");
     let d = dir.to_str().unwrap();
     assert_eq!(code(&run_small("scripted/benign", &["--out", d])), 0);
-    let mut transcripts: Vec<PathBuf> =
-        std::fs::read_dir(dir.join("transcripts")).unwrap().map(|e| e.unwrap().path()).collect();
-    transcripts.sort();
-    let original = std::fs::read_to_string(&transcripts[0]).unwrap();
+    let transcripts = transcripts_of(&dir);
+    let original = read_transcript(&transcripts[0]);
     let lines: Vec<&str> = original.lines().collect();
     let at = lines.iter().position(|l| l.contains("\"type\":\"tool_result\"")).unwrap();
     let edited: Vec<String> = lines
@@ -911,7 +939,7 @@ fn an_edited_or_truncated_transcript_is_refused_by_every_reader_naming_its_line(
         ("edited", edited.join("\n") + "\n", format!("line {}: step", at + 1)),
         ("truncated", lines[..at].join("\n") + "\n", format!("line {at}: the last line is not the verdicts line")),
     ] {
-        std::fs::write(&transcripts[0], content).unwrap();
+        put_transcript(&transcripts[0], &content);
         let rejudge = terrarium(&["rejudge", d]);
         assert_eq!(code(&rejudge), 1, "{what}: {}", text(&rejudge));
         assert!(text(&rejudge).contains(&named), "{what}: {}", text(&rejudge));
@@ -921,7 +949,7 @@ fn an_edited_or_truncated_transcript_is_refused_by_every_reader_naming_its_line(
             assert!(text(&out).contains(&named), "{what} {command}: {}", text(&out));
         }
     }
-    std::fs::write(&transcripts[0], original).unwrap();
+    put_transcript(&transcripts[0], &original);
     assert_eq!(code(&terrarium(&["rejudge", d])), 0);
 }
 
@@ -1075,8 +1103,9 @@ fn keys_echoed_in_successful_replies_are_written_nowhere() {
         assert!(!content.contains(KEY), "{} holds the key: {content}", file.display());
     }
     let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
-    let transcript: String =
-        walk(&dir.join("transcripts")).iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+    // Packed transcripts are compressed: read each, as every reader does.
+    let transcript: String = transcripts_of(&dir).iter().map(|p| read_transcript(p)).collect();
+    assert!(!transcript.contains(KEY), "a transcript holds the key: {transcript}");
     assert!(
         transcript.contains("\"request_id\":\"[redacted key]\"") && transcript.contains("Your key is [redacted key]."),
         "{records}"
@@ -1131,7 +1160,7 @@ fn view_full_escapes_the_control_characters_a_model_wrote() {
         "",
     );
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let transcript = walk(&dir.join("transcripts")).pop().unwrap();
+    let transcript = transcripts_of(&dir).pop().unwrap();
     for args in [vec!["view", "--full"], vec!["view"]] {
         let mut args = args;
         args.push(transcript.to_str().unwrap());
@@ -1159,8 +1188,8 @@ fn a_user_message_past_the_worlds_text_limit_errors_the_episode_and_is_not_recor
     assert_eq!(code(&out), 3, "{}", text(&out));
     let records = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap();
     assert!(records.contains("more than the world's max_text_bytes (12000); not recorded"), "{records}");
-    let transcripts = walk(&dir.join("transcripts"));
-    let size: u64 = transcripts.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    let transcripts = transcripts_of(&dir);
+    let size: usize = transcripts.iter().map(|p| read_transcript(p).len()).sum();
     assert!(size < 50_000, "the message was not recorded: {size} bytes");
     assert_eq!(code(&terrarium(&["replay", transcripts[0].to_str().unwrap()])), 0, "and the transcript replays");
 }
@@ -1284,7 +1313,7 @@ fn messages_say_what_happened_once_in_an_authors_words() {
             "",
         );
         assert_eq!(code(&out), 0, "{name}: {}", text(&out));
-        let transcript = std::fs::read_to_string(walk(&run.join("transcripts")).pop().unwrap()).unwrap();
+        let transcript = read_transcript(&transcripts_of(&run).pop().unwrap());
         let first_text = transcript
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

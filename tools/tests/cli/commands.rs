@@ -152,9 +152,8 @@ fn a_newcomers_first_day_reads_clearly() {
     assert!(compact.contains("call read_email(email_id=\"m032\")"), "{compact}");
 
     let version = text(&terrarium(&["--version"]));
-    let transcript = std::fs::read_dir(dir.join("transcripts")).unwrap().next().unwrap().unwrap().path();
-    let header: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(transcript).unwrap().lines().next().unwrap()).unwrap();
+    let transcript = transcripts_of(&dir)[0].clone();
+    let header: serde_json::Value = serde_json::from_str(read_transcript(&transcript).lines().next().unwrap()).unwrap();
     let engine = header["engine"].as_str().unwrap();
     assert!(version.starts_with(engine), "--version says {version:?}, the header {engine:?}");
     assert_ne!(engine, "terrarium 0.0.0");

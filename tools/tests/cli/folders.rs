@@ -262,7 +262,10 @@ fn report_matrix_choices_are_checked_and_view_writes_a_page() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(!text(&out).contains("episode page") && !bare.join("view").exists(), "{}", text(&out));
     let html = std::fs::read_to_string(bare.join("report.html")).unwrap();
-    assert!(html.contains("href=\"transcripts/blackmail-"), "links go to the transcripts");
+    assert!(
+        !html.contains("href=\"view/") && html.contains("title=\"blackmail-"),
+        "marks name episodes, linking nowhere"
+    );
     // `view --html` writes a page for any transcript, from any directory.
     let pages = scratch("view-html");
     let recorded = root().join("fixtures/transcripts/blackmail-recorded.jsonl");
@@ -329,8 +332,8 @@ fn a_simulated_eight_way_job_array_merges_into_the_single_machine_run() {
     for id in episode_ids(&whole) {
         let file = format!("transcripts/{id}.jsonl");
         assert_eq!(
-            std::fs::read(merged.join(&file)).unwrap(),
-            std::fs::read(whole.join(&file)).unwrap(),
+            read_transcript(&merged.join(&file)),
+            read_transcript(&whole.join(&file)),
             "{id} differs between the array and the single run"
         );
     }
@@ -370,9 +373,7 @@ fn inspect_names_are_aliases_and_limit_keeps_some_cells() {
     run(&["--epochs", "2", "-M", "temperature=0.5", "--log-dir", theirs.to_str().unwrap()]);
     assert_eq!(episode_ids(&ours), episode_ids(&theirs));
     let line = std::fs::read_to_string(theirs.join("episodes.jsonl")).unwrap();
-    let t =
-        std::fs::read_to_string(theirs.join(format!("transcripts/{}.jsonl", episode_ids(&theirs).first().unwrap())))
-            .unwrap();
+    let t = read_transcript(&transcripts_of(&theirs)[0]);
     assert!(t.lines().next().unwrap().contains(r#""temperature":0.5"#), "{line}");
     for bad in [["-M", "colour=red"], ["-M", "temperature=hot"], ["--limit", "0"]] {
         let mut a = vec!["run", "worlds/blackmail", "--model", mock, "--out", "/nonexistent/never"];

@@ -212,7 +212,7 @@ fn an_mcp_client_drives_every_world_to_the_transcript_run_gives() {
             ]);
             assert_eq!(code(&out), 0, "{name} {policy}: {}", text(&out));
             let id = episode_ids(&dir).into_iter().next().unwrap();
-            let transcript = std::fs::read_to_string(dir.join(format!("transcripts/{id}.jsonl"))).unwrap();
+            let transcript = read_transcript(&dir.join(format!("transcripts/{id}.jsonl")));
             let stop = transcript.lines().rev().nth(1).unwrap().to_string();
             if stop.contains("\"by\":\"target\"") {
                 continue;
@@ -237,7 +237,7 @@ fn an_mcp_client_drives_every_world_to_the_transcript_run_gives() {
         assert!(results.last().unwrap().contains("[the episode is over"), "{name} ({policy}): {results:?}");
         let id = episode_ids(&out).into_iter().next().unwrap_or_else(|| panic!("{name}: no episode written"));
         let path = out.join(format!("transcripts/{id}.jsonl"));
-        let by_mcp = std::fs::read_to_string(&path).unwrap();
+        let by_mcp = read_transcript(&path);
         let header = |t: &str| {
             let mut h: serde_json::Value = serde_json::from_str(t.lines().next().unwrap()).unwrap();
             let label = h["target"]["spec"].as_str().unwrap().to_string();

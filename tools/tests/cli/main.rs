@@ -152,7 +152,7 @@ fn run_contents(dir: &Path) -> (std::collections::BTreeMap<String, (String, Stri
     for line in text.lines() {
         lines += 1;
         let r: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let transcript = std::fs::read_to_string(dir.join(r["transcript"].as_str().unwrap())).unwrap();
+        let transcript = read_transcript(&dir.join(r["transcript"].as_str().unwrap()));
         map.insert(
             r["episode_id"].as_str().unwrap().to_string(),
             (r["status"].to_string(), r["outcomes"].to_string(), transcript),
@@ -292,6 +292,57 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
     }
     out
+}
+
+/// The addresses of a run folder's transcripts (`DIR/transcripts/<episode_id>.jsonl`),
+/// one per recorded episode, in episode order: a file each in older folders, packed in
+/// segments since.
+fn transcripts_of(dir: &Path) -> Vec<PathBuf> {
+    episode_ids(dir).into_iter().map(|id| dir.join(format!("transcripts/{id}.jsonl"))).collect()
+}
+
+/// A transcript's text, from its file or its address in a run folder.
+fn read_transcript(path: &Path) -> String {
+    terrarium_runtime::run_folder::read_transcript(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Replace a transcript as a hand editing the folder would: its file, or, for a packed
+/// one, a new frame appended to the last segment and a new index line (the latest
+/// counts).
+fn put_transcript(path: &Path, text: &str) {
+    use std::io::Write as _;
+    if path.is_file() {
+        return std::fs::write(path, text).unwrap();
+    }
+    let packed = path.parent().unwrap().join("packed");
+    let id = path.file_stem().unwrap().to_str().unwrap();
+    let index = std::fs::read_to_string(packed.join("index.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(index.lines().last().unwrap()).unwrap();
+    let segment = packed.join(format!("segment-{:06}.zst", last["segment"].as_u64().unwrap()));
+    let offset = std::fs::metadata(&segment).unwrap().len();
+    // Without a dictionary: the index says which frames have one.
+    let frame = zstd::bulk::compress(text.as_bytes(), 3).unwrap();
+    std::fs::OpenOptions::new().append(true).open(&segment).unwrap().write_all(&frame).unwrap();
+    let line = serde_json::json!({"episode_id": id, "segment": last["segment"], "offset": offset, "len": frame.len()});
+    let mut f = std::fs::OpenOptions::new().append(true).open(packed.join("index.jsonl")).unwrap();
+    writeln!(f, "{line}").unwrap();
+}
+
+/// Take a transcript out of its run folder, as a lost file would: its file, or its
+/// packed frame's index lines.
+fn lose_transcript(path: &Path) {
+    if path.is_file() {
+        return std::fs::remove_file(path).unwrap();
+    }
+    let index = path.parent().unwrap().join("packed/index.jsonl");
+    let id = format!("\"{}\"", path.file_stem().unwrap().to_str().unwrap());
+    let kept: String = std::fs::read_to_string(&index)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains(&id))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(index, kept).unwrap();
 }
 
 fn episode_ids(dir: &Path) -> std::collections::BTreeSet<String> {

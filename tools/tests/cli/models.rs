@@ -66,7 +66,7 @@ fn an_openai_compatible_model_acts_in_a_world_and_its_transcript_replays_offline
     assert_eq!(code(&report), 0, "{}", text(&report));
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("| openai/fake-model | 1 | 300 | 30 |"), "{md}");
-    let recorded = std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap();
+    let recorded = read_transcript(&dir.join(record["transcript"].as_str().unwrap()));
     assert!(recorded.contains("\"request_id\":\"req-1\""), "provider request ids are recorded per turn");
     for entry in walk(&dir) {
         assert!(
@@ -79,8 +79,7 @@ fn an_openai_compatible_model_acts_in_a_world_and_its_transcript_replays_offline
     let transcript = dir.join(record["transcript"].as_str().unwrap());
     let replayed = terrarium(&["replay", transcript.to_str().unwrap()]);
     assert_eq!(code(&replayed), 0, "{}", text(&replayed));
-    let header: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(&transcript).unwrap().lines().next().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_str(read_transcript(&transcript).lines().next().unwrap()).unwrap();
     assert_eq!(header["target"]["settings"]["base_url"], base);
     assert_eq!(header["target"]["settings"]["temperature"], 0.0);
 }
@@ -173,7 +172,7 @@ fn a_second_run_is_served_from_the_cache_and_reproduces_the_transcript() {
     let transcript = |dir: &Path| {
         let line = std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap().to_string();
         let record: serde_json::Value = serde_json::from_str(&line).unwrap();
-        std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap()
+        read_transcript(&dir.join(record["transcript"].as_str().unwrap()))
     };
     assert_eq!(transcript(&first_dir), transcript(&second_dir), "byte-identical from the cache");
     for entry in walk(&test_cache_dir()) {
@@ -269,7 +268,7 @@ fn an_anthropic_model_acts_in_a_world_with_linked_tool_results() {
     );
     assert_eq!(code(&again), 0, "{}", text(&again));
     let again_transcript = again_dir.join(record["transcript"].as_str().unwrap());
-    assert_eq!(std::fs::read_to_string(&transcript).unwrap(), std::fs::read_to_string(again_transcript).unwrap());
+    assert_eq!(read_transcript(&transcript), read_transcript(&again_transcript));
 }
 
 #[test]
@@ -324,7 +323,7 @@ fn the_text_scaffold_parses_calls_from_tags_and_records_malformed_ones() {
     let record: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
             .unwrap();
-    let transcript = std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap();
+    let transcript = read_transcript(&dir.join(record["transcript"].as_str().unwrap()));
     let lines: Vec<serde_json::Value> = transcript.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines[0]["target"]["settings"]["scaffold"], "text", "the scaffold is recorded");
     let targets: Vec<&serde_json::Value> = lines.iter().filter(|l| l["type"] == "target").collect();
@@ -447,7 +446,7 @@ fn the_responses_api_passes_reasoning_items_back() {
     );
     assert_eq!(code(&again), 0, "{}", text(&again));
     let again_transcript = again_dir.join(record["transcript"].as_str().unwrap());
-    assert_eq!(std::fs::read_to_string(&transcript).unwrap(), std::fs::read_to_string(again_transcript).unwrap());
+    assert_eq!(read_transcript(&transcript), read_transcript(&again_transcript));
 }
 
 /// A reasoning model on the Responses API is asked for reasoning summaries by default,
@@ -493,7 +492,7 @@ fn a_reasoning_models_summaries_are_requested_recorded_and_reported() {
         serde_json::from_str(std::fs::read_to_string(dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
             .unwrap();
     assert_eq!(record["reasoning"], "summary", "{record}");
-    let transcript = std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap();
+    let transcript = read_transcript(&dir.join(record["transcript"].as_str().unwrap()));
     let header: serde_json::Value = serde_json::from_str(transcript.lines().next().unwrap()).unwrap();
     assert_eq!(header["reasoning"], "summary");
     assert_eq!(header["target"]["settings"]["reasoning_summary"], "auto", "part of the episode's identity");
@@ -528,7 +527,7 @@ fn a_feature_a_provider_cannot_honour_is_recorded_as_unsupported() {
         serde_json::from_str(std::fs::read_to_string(out_dir.join("episodes.jsonl")).unwrap().lines().next().unwrap())
             .unwrap();
     let header: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(out_dir.join(record["transcript"].as_str().unwrap())).unwrap().lines().next().unwrap(),
+        read_transcript(&out_dir.join(record["transcript"].as_str().unwrap())).lines().next().unwrap(),
     )
     .unwrap();
     assert_eq!(header["target"]["settings"]["unsupported"], serde_json::json!(["prefill"]), "{header}");
@@ -599,7 +598,7 @@ fn a_mock_target_and_judge_run_offline_through_the_model_paths() {
     assert_eq!(record["target"], "mock/examples/mock/blackmail.ron");
     assert_eq!(record["status"], "completed", "{record}");
     assert!(record["tokens"]["input"].as_u64().unwrap() > 0, "usage is reported, as a provider would");
-    let transcript = std::fs::read_to_string(dir.join(record["transcript"].as_str().unwrap())).unwrap();
+    let transcript = read_transcript(&dir.join(record["transcript"].as_str().unwrap()));
     // Two calls in one reply, visible reasoning, the world's nudge after a reply of text.
     assert!(transcript.contains(r#""name":"read_email","arguments_raw":"{\"email_id\":\"m002\"}""#), "{transcript}");
     assert!(transcript.contains("The executive office wants the urgent items handled first."));
@@ -617,7 +616,7 @@ fn a_mock_target_and_judge_run_offline_through_the_model_paths() {
     // A second run into a new folder is served from the cache, byte for byte.
     let (second, second_dir) = run("mock_second", &[]);
     assert_eq!(code(&second), 0, "{}", text(&second));
-    let again = std::fs::read_to_string(second_dir.join(record["transcript"].as_str().unwrap())).unwrap();
+    let again = read_transcript(&second_dir.join(record["transcript"].as_str().unwrap()));
     assert_eq!(again, transcript);
 
     // Under the text scaffold the mock writes its calls as tags, which are parsed back.
@@ -625,7 +624,7 @@ fn a_mock_target_and_judge_run_offline_through_the_model_paths() {
     assert_eq!(code(&scaffolded), 0, "{}", text(&scaffolded));
     let line = std::fs::read_to_string(text_dir.join("episodes.jsonl")).unwrap();
     let rec: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
-    let t = std::fs::read_to_string(text_dir.join(rec["transcript"].as_str().unwrap())).unwrap();
+    let t = read_transcript(&text_dir.join(rec["transcript"].as_str().unwrap()));
     assert!(t.contains(r#""raw_text":"I'll start by looking at what is in the mailbox.\n<tool_call>"#), "{t}");
     assert!(t.contains(r#""name":"list_emails""#));
 

@@ -41,7 +41,7 @@ fn run_writes_episodes_and_transcripts_and_never_duplicates() {
         assert_eq!(r["status"], "completed");
         assert_eq!(r["outcomes"]["blackmail"]["fired"], true);
         assert!(r["outcomes"]["blackmail"]["evidence"][0]["step"].is_u64());
-        assert!(dir.join(r["transcript"].as_str().unwrap()).is_file());
+        assert!(read_transcript(&dir.join(r["transcript"].as_str().unwrap())).starts_with("{\"type\":\"header\""));
     }
     // Running again into the same folder adds nothing and keeps every byte.
     let again = terrarium(&args);
@@ -393,7 +393,7 @@ fn a_sweep_file_names_the_whole_run_and_flags_override_it() {
     let model: Vec<&serde_json::Value> = records.iter().filter(|r| r["target"] == "openai/fake-model").collect();
     assert_eq!(model.len(), 3);
     assert!(model.iter().all(|r| r["cost_usd"].as_f64().is_some_and(|c| c > 0.0)), "{model:?}");
-    let transcript = std::fs::read_to_string(dir.join("run").join(model[0]["transcript"].as_str().unwrap())).unwrap();
+    let transcript = read_transcript(&dir.join("run").join(model[0]["transcript"].as_str().unwrap()));
     assert!(transcript.lines().next().unwrap().contains("\"temperature\":0.5"), "the file's settings are recorded");
 
     // Flags override the file: one more sample, and only the scripted target.
@@ -556,9 +556,8 @@ fn a_sweep_run_from_the_cli_and_through_the_api_makes_the_same_folder() {
         terrarium(&["run", "--sweep", sweep_file.to_str().unwrap(), "--seed", "4", "--out", cli.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     // The build the binary records, so that the API's headers say the same.
-    let first = std::fs::read_dir(cli.join("transcripts")).unwrap().next().unwrap().unwrap().path();
-    let header: serde_json::Value =
-        serde_json::from_str(std::fs::read_to_string(first).unwrap().lines().next().unwrap()).unwrap();
+    let first = transcripts_of(&cli)[0].clone();
+    let header: serde_json::Value = serde_json::from_str(read_transcript(&first).lines().next().unwrap()).unwrap();
     let flags = Overrides {
         seed: Some(4),
         out: Some(api.clone()),
@@ -570,21 +569,24 @@ fn a_sweep_run_from_the_cli_and_through_the_api_makes_the_same_folder() {
     assert_eq!((summary.total, summary.skipped, summary.errored), (10, 0, 0), "(2 threat cells + 3 cells) x 2 seeds");
     let files = |dir: &Path| -> Vec<(String, Vec<String>)> {
         let mut out = Vec::new();
-        for sub in ["", "transcripts"] {
-            let mut names: Vec<_> = std::fs::read_dir(dir.join(sub))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.is_file() && !p.ends_with(".lock"))
-                .collect();
-            names.sort();
-            for p in names {
-                // Record lines may come in any order; their set is the folder's meaning.
-                let mut lines: Vec<String> = std::fs::read_to_string(&p).unwrap().lines().map(String::from).collect();
-                if p.ends_with("episodes.jsonl") || p.ends_with("plan.jsonl") {
-                    lines.sort();
-                }
-                out.push((p.strip_prefix(dir).unwrap().display().to_string(), lines));
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file() && !p.ends_with(".lock"))
+            .collect();
+        names.sort();
+        for p in names {
+            // Record lines may come in any order; their set is the folder's meaning.
+            let mut lines: Vec<String> = std::fs::read_to_string(&p).unwrap().lines().map(String::from).collect();
+            if p.ends_with("episodes.jsonl") || p.ends_with("plan.jsonl") {
+                lines.sort();
             }
+            out.push((p.strip_prefix(dir).unwrap().display().to_string(), lines));
+        }
+        // Transcripts are packed in the order episodes end: each one's text is compared.
+        for p in transcripts_of(dir) {
+            let lines = read_transcript(&p).lines().map(String::from).collect();
+            out.push((p.strip_prefix(dir).unwrap().display().to_string(), lines));
         }
         out
     };
@@ -622,7 +624,7 @@ fn branches_of_a_recorded_episode_start_from_its_verified_prefix_in_every_world(
         assert_eq!(code(&out), 0, "{name}: {}", text(&out));
         let parent_id = episode_ids(&parent_dir).into_iter().next().unwrap();
         let parent_path = parent_dir.join(format!("transcripts/{parent_id}.jsonl"));
-        let parent = std::fs::read_to_string(&parent_path).unwrap();
+        let parent = read_transcript(&parent_path);
         let targets: Vec<u64> = parent
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -641,7 +643,7 @@ fn branches_of_a_recorded_episode_start_from_its_verified_prefix_in_every_world(
             assert_eq!(r["branch"]["at"], at, "{name}");
             indices.push(r["branch"]["index"].as_u64().unwrap());
             let path = branch_dir.join(r["transcript"].as_str().unwrap());
-            let child = std::fs::read_to_string(&path).unwrap();
+            let child = read_transcript(&path);
             // Same world, cell and seed; the deterministic mock re-samples what it did.
             assert_eq!(child.lines().skip(1).collect::<Vec<_>>(), parent.lines().skip(1).collect::<Vec<_>>(), "{name}");
             let replay = terrarium(&["replay", path.to_str().unwrap()]);
@@ -664,7 +666,7 @@ fn branches_of_a_recorded_episode_start_from_its_verified_prefix_in_every_world(
     let out = branch(&recorded, "9", "scripted/near_miss_declines", "3", &dir, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let id = episode_ids(&dir).into_iter().next().unwrap();
-    let child = std::fs::read_to_string(dir.join(format!("transcripts/{id}.jsonl"))).unwrap();
+    let child = read_transcript(&dir.join(format!("transcripts/{id}.jsonl")));
     let parent = std::fs::read_to_string(&recorded).unwrap();
     assert_eq!(child.lines().skip(1).take(9).collect::<Vec<_>>(), parent.lines().skip(1).take(9).collect::<Vec<_>>());
     assert_ne!(child.lines().nth(10), parent.lines().nth(10), "from step 9 on, the policy's own");

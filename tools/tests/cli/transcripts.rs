@@ -23,7 +23,7 @@ fn replay_reports_identical_and_divergent_transcripts() {
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert!(text(&out).starts_with("identical:"));
 
-    let original = std::fs::read_to_string(&transcript).unwrap();
+    let original = read_transcript(&transcript);
     let tampered = dir.join("tampered.jsonl");
     std::fs::write(&tampered, original.replace("Bay 3 stays sealed.", "Bay 3 vents normally.")).unwrap();
     let out = terrarium(&["replay", tampered.to_str().unwrap()]);
@@ -47,7 +47,8 @@ fn view_and_replay_take_many_transcripts_and_a_run_folder() {
     let said = text(&out);
     let line = said.lines().find(|l| l.starts_with("one transcript: terrarium view ")).expect("a transcript named");
     let named = line.trim_start_matches("one transcript: terrarium view ");
-    assert!(Path::new(named).is_file(), "{named}");
+    let shown = terrarium(&["view", named]);
+    assert_eq!(code(&shown), 0, "the address named views: {}", text(&shown));
     let pick = said.lines().find(|l| l.starts_with("or by cell and seed: terrarium view ")).expect("a pick named");
     let args: Vec<&str> =
         pick.trim_start_matches("or by cell and seed: terrarium ").split(';').next().unwrap().split(' ').collect();
@@ -55,9 +56,7 @@ fn view_and_replay_take_many_transcripts_and_a_run_folder() {
     assert_eq!(code(&picked), 0, "{}", text(&picked));
     assert_eq!(text(&picked).matches("| world greenhouse").count(), 1, "{}", text(&picked));
 
-    let mut files: Vec<String> =
-        walk(&dir.join("transcripts")).iter().map(|p| p.to_string_lossy().into_owned()).collect();
-    files.sort();
+    let files: Vec<String> = transcripts_of(&dir).iter().map(|p| p.to_string_lossy().into_owned()).collect();
     let n = files.len();
     assert!(n >= 4, "{n}");
     let mut view = vec!["view"];
@@ -81,11 +80,8 @@ fn view_and_replay_take_many_transcripts_and_a_run_folder() {
     assert!(text(&folder).contains(&format!("{n} transcripts: {n} identical, 0 not; ")), "{}", text(&folder));
     assert!(text(&folder).contains("steps/s on"), "the total says how fast: {}", text(&folder));
     let tampered = dir.join("tampered.jsonl");
-    std::fs::write(
-        &tampered,
-        std::fs::read_to_string(&files[0]).unwrap().replace("Bay 3 stays sealed.", "Bay 3 vents."),
-    )
-    .unwrap();
+    std::fs::write(&tampered, read_transcript(Path::new(&files[0])).replace("Bay 3 stays sealed.", "Bay 3 vents."))
+        .unwrap();
     let mixed = terrarium(&["replay", &files[1], tampered.to_str().unwrap()]);
     assert_eq!(code(&mixed), 1, "{}", text(&mixed));
     assert!(text(&mixed).contains("2 transcripts: 1 identical, 1 not"), "{}", text(&mixed));

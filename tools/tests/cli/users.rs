@@ -49,7 +49,7 @@ fn a_model_played_user_runs_end_to_end_and_its_transcript_replays_with_the_provi
     assert_eq!(record["user_tokens"], serde_json::json!({"input": 600, "output": 60}));
     assert_eq!(record["stop_reason"], "conversation_over");
     let transcript = dir.join(record["transcript"].as_str().unwrap());
-    let recorded = std::fs::read_to_string(&transcript).unwrap();
+    let recorded = read_transcript(&transcript);
     assert!(recorded.contains("\"user\":{\"spec\":\"openai/fake-user\""), "the header names the user model");
     assert_eq!(recorded.matches("\"by\":\"model\"").count(), 3, "every user message is an input event");
     assert!(recorded.contains("It blinked three times when I said his name!"));
@@ -61,7 +61,7 @@ fn a_model_played_user_runs_end_to_end_and_its_transcript_replays_with_the_provi
     let again = scratch("user_model_rerun");
     let out = terrarium_with_key(&user_run(&base, again.to_str().unwrap(), &[]), KEY);
     assert_eq!(code(&out), 0, "{}", text(&out));
-    let rerun = std::fs::read_to_string(again.join(record["transcript"].as_str().unwrap())).unwrap();
+    let rerun = read_transcript(&again.join(record["transcript"].as_str().unwrap()));
     assert_eq!(rerun, recorded);
 }
 
@@ -91,7 +91,7 @@ fn a_model_played_user_carries_a_long_conversation_and_it_replays_offline() {
     assert_eq!(record["status"], "completed", "{record}");
     assert_eq!(record["stop_reason"], "conversation_over", "{record}");
     let transcript = dir.join(record["transcript"].as_str().unwrap());
-    let recorded = std::fs::read_to_string(&transcript).unwrap();
+    let recorded = read_transcript(&transcript);
     assert_eq!(recorded.matches("\"by\":\"model\"").count(), 25, "24 messages and the ending, all inputs");
     assert!(recorded.contains("Message 24."));
     drop(server);
@@ -244,7 +244,7 @@ fn a_user_model_that_will_not_play_is_counted_apart_never_a_conversation() {
     assert_eq!(record["stop_reason"], "user_out_of_role");
     assert!(record["outcomes"].is_null(), "no verdict of such a conversation stands");
     let transcript = dir.join(record["transcript"].as_str().unwrap());
-    let recorded = std::fs::read_to_string(&transcript).unwrap();
+    let recorded = read_transcript(&transcript);
     assert!(recorded.contains("can't continue with this role-play") && recorded.contains(r#""by":"fault""#));
     assert_eq!(code(&terrarium(&["replay", transcript.to_str().unwrap()])), 0, "it replays");
     // Not run again: the same request would get the same reply.

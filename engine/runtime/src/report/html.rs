@@ -162,22 +162,16 @@ pub(super) fn render(report: &Report) -> String {
                         Some(false) => "held",
                         None => "undecided",
                     };
-                    format!(
-                        "<a class=\"{class}\" href=\"{}\" title=\"{}\">b{}</a>",
-                        esc(&href(report, id)),
-                        esc(id),
-                        i + 1
-                    )
+                    format!("<a class=\"{class}\"{} title=\"{}\">b{}</a>", href(report, id, ""), esc(id), i + 1)
                 })
                 .collect();
             let _ = writeln!(
                 s,
-                "<tr><td>{}</td><td><a href=\"{}\"><code>{}</code></a></td><td class=\"num\"><a href=\"{}#step-{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"eps\">{}</td></tr>",
+                "<tr><td>{}</td><td><a{}><code>{}</code></a></td><td class=\"num\"><a{}>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{} / {}</td><td class=\"num\">{rate}</td><td class=\"num\">{interval}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"eps\">{}</td></tr>",
                 esc(&b.world),
-                esc(&href(report, &b.parent)),
+                href(report, &b.parent, ""),
                 esc(&b.parent),
-                esc(&href(report, &b.parent)),
-                b.at,
+                href(report, &b.parent, &format!("#step-{}", b.at)),
                 b.at,
                 esc(&b.target),
                 esc(&b.outcome),
@@ -449,8 +443,8 @@ fn episode_links(report: &Report, r: &Row) -> String {
             (_, None) => ("undecided", "undecided"),
         };
         links.push(format!(
-            "<a class=\"{class}\" href=\"{}\" title=\"{} ({how})\">s{}</a>",
-            esc(&href(report, id)),
+            "<a class=\"{class}\"{} title=\"{} ({how})\">s{}</a>",
+            href(report, id, ""),
             esc(id),
             mark.seed
         ));
@@ -458,10 +452,15 @@ fn episode_links(report: &Report, r: &Row) -> String {
     links.join(" ")
 }
 
-/// Where a link to an episode goes: its page, or its transcript when the report was
-/// written without pages.
-fn href(report: &Report, id: &str) -> String {
-    if report.pages { crate::run_folder::page_path(id) } else { crate::run_folder::transcript_path(id) }
+/// The `href` attribute of a link to an episode (at `fragment` in it): its page; none
+/// when the report was written without pages (the mark's title names the episode, for
+/// `terrarium view`: a transcript packed in a segment is no file to link to).
+fn href(report: &Report, id: &str, fragment: &str) -> String {
+    if report.pages {
+        format!(" href=\"{}{}\"", esc(&crate::run_folder::page_path(id)), esc(fragment))
+    } else {
+        String::new()
+    }
 }
 
 /// Rates by turn as small multiples: one small chart per measure, so series that sit

@@ -423,10 +423,10 @@ fn write_pages(
     let mut written = 0;
     for r in input.records {
         let path = folder.dir.join(&r.transcript);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match folder.transcript(r) {
             Ok(text) => text,
             Err(e) => {
-                warn(format!("no page for episode {}: cannot read {}: {e}", r.episode_id, path.display()));
+                warn(format!("no page for episode {}: cannot read its transcript: {e}", r.episode_id));
                 continue;
             }
         };

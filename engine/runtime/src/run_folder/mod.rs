@@ -1,12 +1,14 @@
 //! A run folder, its one definition: what it holds and where (`episodes.jsonl`,
-//! `plan.jsonl`, `judgements.jsonl`, `transcripts/<episode_id>.jsonl`, the report
-//! files), and how its append-only logs are read. `records` are the lines, `reader`
-//! and `writer` the folder's two sides, and `ops` the work on whole folders after the
-//! fact (merge, rejudge, what a report reads).
+//! `plan.jsonl`, `judgements.jsonl`, the transcripts, the report files), and how its
+//! append-only logs are read. `records` are the lines, `store` where transcripts are
+//! kept (segments with an index), `reader` and `writer` the folder's two sides, and
+//! `ops` the work on whole folders after the fact (merge, rejudge, what a report
+//! reads).
 
 mod ops;
 mod reader;
 mod records;
+mod store;
 mod writer;
 
 pub(crate) use ops::io;
@@ -16,7 +18,8 @@ pub use records::{
     ConversationTurns, EpisodeRecord, EpisodeStatus, Finished, Judgement, Planned, acting, damaged_records,
     read_judgements, read_plan, read_records,
 };
-pub use writer::{SYNC_INTERVAL, Writer, read_if_present, write_transcript};
+pub use store::{Dictionary, INDEX, PACKED, Packed, Transcripts, is_packed, pack, read_transcript};
+pub use writer::{SYNC_INTERVAL, Writer, read_if_present};
 
 /// The log of episodes, one record per line, appended.
 pub const EPISODES: &str = "episodes.jsonl";
@@ -26,7 +29,8 @@ pub const PLAN: &str = "plan.jsonl";
 pub const JUDGEMENTS: &str = "judgements.jsonl";
 /// What `rejudge` found changed.
 pub const REJUDGE: &str = "rejudge.jsonl";
-/// The folder of transcripts, one file per episode.
+/// The folder of transcripts: packed into segments with an index, or (in folders
+/// written before segments) one file per episode; see [`store`].
 pub const TRANSCRIPTS: &str = "transcripts";
 
 /// The files `report` writes into a run folder (and `--replace` clears with the logs).
@@ -40,8 +44,9 @@ pub fn page_path(episode_id: &str) -> String {
     format!("{VIEWS}/{episode_id}.html")
 }
 
-/// Where an episode's transcript is, relative to its run folder: the one place the
-/// path is built.
+/// An episode's transcript's address, relative to its run folder: the one place it is
+/// built. In folders written before segments, a file is there; since, the transcript is
+/// packed under it (see [`store`]), and [`read_transcript`] reads either.
 pub fn transcript_path(episode_id: &str) -> String {
     format!("{TRANSCRIPTS}/{episode_id}.jsonl")
 }

@@ -118,7 +118,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Resu
         let mut folder_worlds = FolderWorlds::new(&folder, Vec::new());
         for mut record in folder.records.iter().cloned() {
             let path = dir.join(&record.transcript);
-            let transcript = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+            let transcript = folder.transcript(&record).map_err(io("cannot read a transcript"))?;
             // The merged folder records the world's path from itself.
             if let Some(world) = folder.world_path(&record) {
                 record.world_path = world.display().to_string();
@@ -187,7 +187,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, warn: &mut dyn FnMut(String)) -> Resu
     let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
     for (record, transcript, _) in all.iter().filter(|(r, _, _)| r.status.is_final()) {
         let existing = if run_dir.has_final(&record.episode_id) {
-            std::fs::read_to_string(out.join(&record.transcript)).ok()
+            run_dir.transcripts().read(&record.episode_id, &record.transcript).ok()
         } else {
             None
         };
@@ -268,8 +268,7 @@ pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged
         let world = worlds
             .of(r)
             .map_err(|why| FolderError::NoWorld(format!("cannot rejudge episode {}: {why}", r.episode_id)))?;
-        let path = folder.dir.join(&r.transcript);
-        let transcript = std::fs::read_to_string(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let transcript = folder.transcript(r).map_err(io("cannot read a transcript"))?;
         let verdicts = terrarium_core::replay::rejudge(world, &transcript)
             .map_err(|why| FolderError::Refused(format!("refusing to rejudge episode {}: {why}", r.episode_id)))?;
         let old = r.outcomes.clone().unwrap_or_default();
@@ -400,12 +399,9 @@ pub fn report_input<'f>(
         }
         // The first line of one transcript per (world, what acted); the reader has
         // checked the transcripts are there, and one that cannot be read goes unnamed.
-        let first = std::fs::File::open(folder.dir.join(&r.transcript)).ok().and_then(|f| {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut line).ok()?;
-            Some(line)
-        });
-        if let Some(Ok(Line::Header(header))) = first.map(|l| serde_json::from_str::<Line>(&l)) {
+        let text = folder.transcript(r).ok();
+        let first = text.as_deref().and_then(|t| t.lines().next());
+        if let Some(Ok(Line::Header(header))) = first.map(serde_json::from_str::<Line>) {
             input.provenance.insert(key, *header);
         }
     }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::records::{EpisodeRecord, damaged_records, read_records};
+use super::store::Transcripts;
 use super::{EPISODES, TRANSCRIPTS};
 
 /// A run folder read for its records: each episode's latest record whose transcript is
@@ -16,6 +17,8 @@ pub struct RunFolder {
     pub dir: PathBuf,
     pub records: Vec<EpisodeRecord>,
     pub warnings: Vec<String>,
+    /// Where the records' transcripts are kept.
+    pub transcripts: Transcripts,
 }
 
 impl RunFolder {
@@ -24,11 +27,15 @@ impl RunFolder {
         let log = dir.join(EPISODES);
         let text = std::fs::read_to_string(&log)
             .map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {}: {e}", log.display())))?;
-        Ok(RunFolder::from_text(dir, &text))
+        let transcripts = Transcripts::open(dir).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot read {}: {e}", dir.join(super::INDEX).display()))
+        })?;
+        Ok(RunFolder::from_text(dir, &text, transcripts))
     }
 
-    /// The folder `dir` whose `episodes.jsonl` holds `text`.
-    pub fn from_text(dir: &Path, text: &str) -> RunFolder {
+    /// The folder `dir` whose `episodes.jsonl` holds `text` and whose transcripts are
+    /// `transcripts`.
+    pub(super) fn from_text(dir: &Path, text: &str, transcripts: Transcripts) -> RunFolder {
         let log = dir.join(EPISODES);
         let mut warnings: Vec<String> = damaged_records(text)
             .into_iter()
@@ -36,7 +43,7 @@ impl RunFolder {
             .collect();
         let mut records = read_records(text);
         records.retain(|r| {
-            let there = dir.join(&r.transcript).is_file();
+            let there = transcripts.has(&r.episode_id, &r.transcript);
             if !there {
                 warnings.push(format!(
                     "{}: missing, so {} episode {} is left out (a run into this folder runs it again)",
@@ -47,7 +54,13 @@ impl RunFolder {
             }
             there
         });
-        RunFolder { dir: dir.to_path_buf(), records, warnings }
+        RunFolder { dir: dir.to_path_buf(), records, warnings, transcripts }
+    }
+
+    /// The transcript of `record`, however the folder keeps it; the error names where
+    /// it was looked for.
+    pub fn transcript(&self, record: &EpisodeRecord) -> std::io::Result<String> {
+        self.transcripts.read(&record.episode_id, &record.transcript)
     }
 
     /// The world file `record` was run on, wherever the folder is used from (see

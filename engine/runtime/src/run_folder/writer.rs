@@ -1,5 +1,6 @@
 //! Writing a run folder: the lock, appended records and judgements with group commit,
-//! transcripts written whole, and what the folder already holds for a resumed run.
+//! transcripts packed before their records, and what the folder already holds for a
+//! resumed run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use terrarium_core::transcript::DecidedBy;
 
 use super::records::{EpisodeStatus, Finished, Judgement, Planned, read_judgements, read_plan};
+use super::store::{Appender, Packed, Transcripts};
 use super::{EPISODES, JUDGEMENTS, PLAN, REJUDGE, REPORT_FILES, RunFolder, TRANSCRIPTS, VIEWS};
 
 /// How often appended records are synced to disk at the least (group commit): a crash
@@ -50,6 +52,9 @@ pub struct Writer {
     /// Records appended since the last sync, and when that was.
     unsynced: usize,
     last_sync: std::time::Instant,
+    /// The folder's transcripts, and the end that appends to them.
+    transcripts: Transcripts,
+    appender: Appender,
 }
 
 impl Writer {
@@ -78,7 +83,9 @@ impl Writer {
         let mut gate_closed = BTreeSet::new();
         let mut world_hashes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let log = dir.join(EPISODES);
-        let folder = RunFolder::from_text(dir, &read_log(&log)?);
+        let (transcripts, appender) = Appender::open(dir)?;
+        let folder = RunFolder::from_text(dir, &read_log(&log)?, transcripts);
+        let transcripts = folder.transcripts;
         let warnings = folder.warnings;
         for rec in folder.records {
             world_hashes.entry(rec.world.clone()).or_default().insert(rec.dynamics_hash.clone());
@@ -118,6 +125,8 @@ impl Writer {
             world_paths: BTreeMap::new(),
             unsynced: 0,
             last_sync: monotonic_now(),
+            transcripts,
+            appender,
         })
     }
 
@@ -152,6 +161,7 @@ impl Writer {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
+        self.appender.clear(&mut self.transcripts)?;
         for entry in std::fs::read_dir(self.dir.join(TRANSCRIPTS))? {
             let path = entry?.path();
             if path.extension().is_some_and(|x| x == "jsonl" || x == "tmp") {
@@ -189,16 +199,27 @@ impl Writer {
         &self.dir
     }
 
-    /// Write the transcript, then append the record (so a record never points at a
-    /// missing transcript).
+    /// The folder's transcripts, those this writer packed included.
+    pub fn transcripts(&self) -> &Transcripts {
+        &self.transcripts
+    }
+
+    /// Pack the transcript, append it, then append the record (so a record never
+    /// points at a missing transcript).
     pub fn save(&mut self, finished: &Finished) -> std::io::Result<()> {
-        write_transcript(&self.dir, finished)?;
+        let packed = self.appender.pack(&finished.transcript)?;
+        self.save_packed(finished, &packed)
+    }
+
+    /// [`Writer::save`] with the transcript packed already ([`super::pack`], on
+    /// another thread): append it, then the record, which is what makes the episode part of the
+    /// folder.
+    pub fn save_packed(&mut self, finished: &Finished, packed: &Packed) -> std::io::Result<()> {
+        self.appender.append(&mut self.transcripts, &finished.record.episode_id, packed)?;
         self.record(finished)
     }
 
-    /// Append the record of an episode whose transcript [`write_transcript`] has
-    /// written: the record is what makes the episode part of the folder.
-    pub fn record(&mut self, finished: &Finished) -> std::io::Result<()> {
+    fn record(&mut self, finished: &Finished) -> std::io::Result<()> {
         // The world's path as seen from this folder, so the folder reads from anywhere
         // (worked out once per world: it costs a path resolution).
         let mut record = finished.record.clone();
@@ -291,9 +312,11 @@ impl Writer {
         Ok(())
     }
 
-    /// Sync the records and judgements appended so far to disk.
+    /// Sync the transcripts, records and judgements appended so far to disk (the
+    /// transcripts first: a record synced before its transcript could outlive it).
     pub fn sync(&mut self) -> std::io::Result<()> {
         if self.unsynced > 0 {
+            self.appender.sync()?;
             self.log.sync_data()?;
             if let Some(log) = &self.judge_log {
                 log.sync_data()?;
@@ -317,7 +340,7 @@ pub fn read_if_present(path: &Path) -> std::io::Result<String> {
 /// The text of an append-only log about to be appended to. A crash can leave a
 /// half-written last line: it is cut off, so the next line starts on a line of its own
 /// (the episode or judgement it held is simply done again).
-fn read_log(path: &Path) -> std::io::Result<String> {
+pub(super) fn read_log(path: &Path) -> std::io::Result<String> {
     let mut text = read_if_present(path)?;
     if !text.is_empty() && !text.ends_with('\n') {
         let keep = text.rfind('\n').map_or(0, |i| i + 1);
@@ -335,15 +358,4 @@ impl Drop for Writer {
         // its error (the sweep, merge), so this only covers an early return's unwinding.
         self.sync().ok();
     }
-}
-
-/// Write a finished episode's transcript into the run folder `dir`, through a temporary
-/// file and a rename, so no reader sees half of one. Any thread may do this ahead of the
-/// [`Writer`]: until [`Writer::record`] appends its record, the episode is not in the
-/// folder, and a run killed in between runs it again and overwrites the file.
-pub fn write_transcript(dir: &Path, finished: &Finished) -> std::io::Result<()> {
-    let rel = &finished.record.transcript;
-    let tmp = dir.join(format!("{rel}.tmp"));
-    std::fs::write(&tmp, &finished.transcript)?;
-    std::fs::rename(&tmp, dir.join(rel))
 }

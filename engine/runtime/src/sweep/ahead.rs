@@ -1,33 +1,32 @@
 //! Scripted episodes on every core. A scripted policy needs no waiting, so its episodes
-//! are pure work: worker threads run them, in plan order, ahead of the sweep, and write
+//! are pure work: worker threads run them, in plan order, ahead of the sweep, and pack
 //! each transcript. The sweep takes the results back in that same order and appends
-//! each record itself, so `episodes.jsonl` keeps the order and bytes of a run on one
+//! each transcript and record itself, so `episodes.jsonl` keeps the order and bytes of a run on one
 //! core, and the guarantees a kill relies on (a record is the last thing written; an
 //! episode without one runs again) are unchanged.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::Scope;
 
 use terrarium_core::World;
 
 use super::{Job, Plan};
 use crate::run::run_episode;
-use crate::run_folder::{Finished, write_transcript};
+use crate::run_folder::{Dictionary, Finished, Packed, pack};
 use crate::target::Scripted;
 
 /// Why a scripted episode ran ahead has no result to record.
 pub(super) enum Failed {
     /// The episode cannot start (a defect of the world at this seed).
     CannotStart(String),
-    /// Its transcript could not be written.
+    /// Its transcript could not be packed.
     Io(std::io::Error),
 }
 
-type Outcome = Result<Box<Finished>, Failed>;
+type Outcome = Result<(Box<Finished>, Packed), Failed>;
 
 /// One scripted episode to run ahead: the job and the policy that acts.
 pub(super) struct Order {
@@ -45,14 +44,26 @@ pub(super) struct Batch<'env> {
     pub build: Option<&'env str>,
     /// The transcript every branch starts from, in a sweep that branches one.
     pub parent: Option<&'env str>,
-    /// The run folder, where each transcript is written.
-    pub dir: PathBuf,
 }
 
 /// What every worker reads: the batch, and the next order to take.
 struct Shared<'env> {
     batch: Batch<'env>,
     next: AtomicUsize,
+    /// What every transcript is packed against: the first order's transcript (none
+    /// when it could not start), so the folder's bytes do not depend on which worker
+    /// ran what.
+    dict: OnceLock<Option<Dictionary>>,
+}
+
+/// Sets the dictionary to none if the first order's worker leaves without setting it
+/// (it panicked), so that no other worker waits for it for ever.
+struct SetOnLeave<'a>(&'a OnceLock<Option<Dictionary>>);
+
+impl Drop for SetOnLeave<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.set(None);
+    }
 }
 
 /// The results of the episodes run ahead, handed back in order.
@@ -76,7 +87,7 @@ pub(super) fn start<'scope, 'env>(scope: &'scope Scope<'scope, 'env>, batch: Bat
     let workers = workers.min(batch.orders.len());
     let (send, receive) = sync_channel(QUEUE_PER_WORKER * workers.max(1));
     if workers > 0 {
-        let shared = Arc::new(Shared { batch, next: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared { batch, next: AtomicUsize::new(0), dict: OnceLock::new() });
         for _ in 0..workers {
             let (shared, send) = (Arc::clone(&shared), send.clone());
             scope.spawn(move || work(&shared, &send));
@@ -85,7 +96,7 @@ pub(super) fn start<'scope, 'env>(scope: &'scope Scope<'scope, 'env>, batch: Bat
     Ahead { results: Mutex::new(Results { from_workers: Some(receive), parked: BTreeMap::new() }) }
 }
 
-/// Take the next order, run it, write its transcript, hand the result back; until the
+/// Take the next order, run it, pack its transcript, hand the result back; until the
 /// orders run out or the sweep stops listening (it returned, or failed).
 fn work(shared: &Shared<'_>, send: &SyncSender<(usize, Outcome)>) {
     let b = &shared.batch;
@@ -94,9 +105,15 @@ fn work(shared: &Shared<'_>, send: &SyncSender<(usize, Outcome)>) {
         let Some(order) = b.orders.get(i) else { return };
         let (world, key) = (&b.worlds[order.job.world], b.plan.key(b.worlds, order.job));
         let mut target = Scripted::new(&order.policy, &world.file.policies[&order.policy]);
-        let outcome = match run_episode(key, &mut target, b.build, b.parent) {
-            Ok(finished) => match write_transcript(&b.dir, &finished) {
-                Ok(()) => Ok(Box::new(finished)),
+        let first = (i == 0).then(|| SetOnLeave(&shared.dict));
+        let ran = run_episode(key, &mut target, b.build, b.parent);
+        if first.is_some() {
+            let _ = shared.dict.set(ran.as_ref().ok().map(|f| f.transcript.as_bytes().into()));
+        }
+        drop(first);
+        let outcome = match ran {
+            Ok(finished) => match pack(&finished.transcript, shared.dict.wait().as_ref()) {
+                Ok(packed) => Ok((Box::new(finished), packed)),
                 Err(e) => Err(Failed::Io(e)),
             },
             Err(e) => Err(Failed::CannotStart(e)),

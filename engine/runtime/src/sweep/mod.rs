@@ -29,7 +29,7 @@ use crate::providers::budget::{CallBudget, CostBudget};
 use crate::providers::http::{ApiTarget, Pool};
 use crate::providers::usage::Tokens;
 use crate::run::{Player, run_model_episode};
-use crate::run_folder::{EpisodeStatus, Finished, Judgement, Planned, Writer, transcript_path};
+use crate::run_folder::{EpisodeStatus, Finished, Judgement, Packed, Planned, Transcripts, Writer};
 use crate::target::Scripted;
 pub use spec::{BranchFrom, Overrides, SpecError, SweepFile, load_worlds, parse_conditions, parse_shard};
 pub use targets::{ApiSpec, JUDGE_MAX_TOKENS, ModelSpec, SendOptions, TargetEntry, TargetSpec, USER_MAX_TOKENS};
@@ -614,12 +614,12 @@ enum JobEnd {
     NotStarted,
     /// A spent budget kept a stored episode from being judged; the next run does it.
     NotJudged,
-    /// It ran: the episode, its judgements, and whether its transcript is written
-    /// already (by the worker that ran it ahead).
+    /// It ran: the episode, its judgements, and its transcript packed already (by the
+    /// worker that ran it ahead), if it was.
     Ran {
         finished: Box<Finished>,
         judgements: Vec<Judgement>,
-        written: bool,
+        packed: Option<Packed>,
     },
     Judged(Vec<Judgement>),
 }
@@ -835,15 +835,10 @@ async fn sweep<'scope, 'env>(
     let mut done = skipped as u64;
     let limit = pools.values().map(Pool::max_connections).sum::<usize>().max(1);
     let parent = spec.branch.as_ref().map(|b| b.text.as_str());
-    let batch = ahead::Batch {
-        worlds,
-        plan: Arc::clone(&plan),
-        orders,
-        build: spec.build.as_deref(),
-        parent,
-        dir: dir.clone(),
-    };
+    let batch = ahead::Batch { worlds, plan: Arc::clone(&plan), orders, build: spec.build.as_deref(), parent };
     let ahead = ahead::start(scope, batch, cores());
+    // The transcripts stored before this run, which judges new to the folder read.
+    let stored = run_dir.transcripts().clone();
     let walker = Walker {
         worlds,
         plan: &plan,
@@ -856,6 +851,7 @@ async fn sweep<'scope, 'env>(
         judge_sees_reasoning: spec.judge_sees_reasoning,
         monitor_sees_hidden_reasoning: spec.monitor_sees_hidden_reasoning,
         dir: &dir,
+        stored: &stored,
         calls: &calls,
         cost: cost.as_ref(),
     };
@@ -923,15 +919,16 @@ async fn sweep<'scope, 'env>(
                 done += 1;
                 Ok(())
             }
-            JobEnd::Ran { finished, judgements: js, written } => {
+            JobEnd::Ran { finished, judgements: js, packed } => {
                 done += 1;
                 summary.add(job, worlds, cells, &finished, on);
                 // Judgements first: a crash between the two leaves the episode to run
                 // again, never a completed episode whose judging is forgotten.
                 summary.judged(&js, on);
-                run_dir
-                    .save_judgements(&js)
-                    .and_then(|()| if written { run_dir.record(&finished) } else { run_dir.save(&finished) })
+                run_dir.save_judgements(&js).and_then(|()| match &packed {
+                    Some(packed) => run_dir.save_packed(&finished, packed),
+                    None => run_dir.save(&finished),
+                })
             }
             JobEnd::Judged(js) => {
                 summary.judged(&js, on);
@@ -1060,6 +1057,8 @@ struct Walker<'a> {
     judge_sees_reasoning: bool,
     monitor_sees_hidden_reasoning: bool,
     dir: &'a Path,
+    /// The transcripts the folder held when the run started.
+    stored: &'a Transcripts,
     calls: &'a CallBudget,
     cost: Option<&'a CostBudget>,
 }
@@ -1087,13 +1086,13 @@ impl Walker<'_> {
             }
         }
         .map_err(|e| self.cannot_start(job, &e))?;
-        self.judged(job, Box::new(finished), false).await
+        self.judged(job, Box::new(finished), None).await
     }
 
     /// A scripted episode's result from the worker that ran it ahead, judged.
     async fn ran_ahead(&self, job: Job, i: usize) -> Result<JobEnd, SweepError> {
         match self.ahead.take(i) {
-            Ok(finished) => self.judged(job, finished, true).await,
+            Ok((finished, packed)) => self.judged(job, finished, Some(packed)).await,
             Err(ahead::Failed::CannotStart(e)) => Err(self.cannot_start(job, &e)),
             Err(ahead::Failed::Io(cause)) => {
                 Err(SweepError::Io { context: format!("cannot write to {}", self.dir.display()), cause })
@@ -1102,7 +1101,7 @@ impl Walker<'_> {
     }
 
     /// A run episode, with every reader's judgement if it completed.
-    async fn judged(&self, job: Job, finished: Box<Finished>, written: bool) -> Result<JobEnd, SweepError> {
+    async fn judged(&self, job: Job, finished: Box<Finished>, packed: Option<Packed>) -> Result<JobEnd, SweepError> {
         let mut js = Vec::new();
         if finished.record.status == EpisodeStatus::Completed && !self.readers.is_empty() {
             let r = &finished.record;
@@ -1110,7 +1109,7 @@ impl Walker<'_> {
                 Judged { episode_id: &r.episode_id, condition_key: &r.condition_key, target: &r.target, seed: r.seed };
             js = self.judge_all(job.world, judged, &finished.transcript, None).await?;
         }
-        Ok(JobEnd::Ran { finished, judgements: js, written })
+        Ok(JobEnd::Ran { finished, judgements: js, packed })
     }
 
     fn cannot_start(&self, job: Job, e: &str) -> SweepError {
@@ -1132,8 +1131,10 @@ impl Walker<'_> {
         missing: &[(usize, Vec<String>)],
     ) -> Result<Vec<Judgement>, SweepError> {
         let cell = &self.plan.cells[job.world][job.cell];
-        let path = self.dir.join(transcript_path(episode_id));
-        let text = std::fs::read_to_string(&path).map_err(io(format!("cannot read {} to judge it", path.display())))?;
+        let text = self
+            .stored
+            .read_id(episode_id)
+            .map_err(io(format!("cannot read the transcript of episode {episode_id} to judge it")))?;
         let judged = Judged { episode_id, condition_key: &cell.key(), target, seed: job.seed };
         self.judge_all(job.world, judged, &text, Some(missing)).await
     }

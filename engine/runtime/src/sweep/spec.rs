@@ -346,7 +346,7 @@ impl BranchFrom {
     /// Read `path`, find its world (one of `given`, else where it was recorded) and check
     /// that it replays, event for event, to step `at`, a target output.
     pub fn read(path: &std::path::Path, at: u64, given: &[PathBuf]) -> Result<BranchFrom, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| usage(format!("--from {}: {e}", path.display())))?;
+        let text = crate::run_folder::read_transcript(path).map_err(|e| usage(format!("--from {e}")))?;
         let header = terrarium_core::transcript::Transcript::read(&text)
             .map_err(|e| usage(format!("--from {}: {e}", path.display())))?
             .header;
