@@ -249,7 +249,12 @@ pub fn replay_all(paths: &[PathBuf], given: Option<&Path>) -> Outcome {
     let mut worlds: BTreeMap<PathBuf, Result<World, String>> = BTreeMap::new();
     let mut located = Vec::with_capacity(items.len());
     for item in &items {
-        let found = locate(item, given);
+        // A run folder's record names its transcript's world: the text is read on the
+        // cores, below, never all held at once here.
+        let found = match (&item.world, given) {
+            (Some(world), None) => Ok((None, world.clone())),
+            _ => locate(item, given).map(|(text, path)| (Some(text), path)),
+        };
         if let Ok((_, path)) = &found
             && !worlds.contains_key(path)
         {
@@ -264,11 +269,15 @@ pub fn replay_all(paths: &[PathBuf], given: Option<&Path>) -> Outcome {
         }
         located.push(found);
     }
-    let results = on_all_cores(&located, |found| match found {
+    let work: Vec<_> = items.iter().zip(&located).collect();
+    let results = on_all_cores(&work, |(item, found)| match found {
         Err(problem) => Err(problem.clone()),
         Ok((text, path)) => match &worlds[path] {
             Err(why) => Err((false, why.clone())),
-            Ok(world) => replay_text(world, text).map_err(|why| (false, why)),
+            Ok(world) => match text {
+                Some(text) => replay_text(world, text).map_err(|why| (false, why)),
+                None => replay_text(world, &item.text().map_err(read_problem)?).map_err(|why| (false, why)),
+            },
         },
     });
     let (mut identical, mut diverged, mut steps) = (0usize, 0usize, 0usize);
@@ -326,12 +335,7 @@ fn stopwatch() -> std::time::Instant {
 /// A problem is `(whether it is the machine's (an I/O failure), what)`.
 fn locate(item: &Item, given: Option<&Path>) -> Result<(String, PathBuf), (bool, String)> {
     let path = &item.path;
-    let text = item.text().map_err(|e| {
-        let io = e
-            .chain()
-            .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() != std::io::ErrorKind::NotFound));
-        (io, format!("{e:#}"))
-    })?;
+    let text = item.text().map_err(read_problem)?;
     // The structure first (the world is found from the header); replay checks the rest.
     let header = match Transcript::parse(&text) {
         Ok(t) => t.header,
@@ -350,6 +354,15 @@ fn locate(item: &Item, given: Option<&Path>) -> Result<(String, PathBuf), (bool,
         })?,
     };
     Ok((text, world_path))
+}
+
+/// A transcript that could not be read, as a problem: whether it is the machine's (an
+/// I/O failure other than a missing file), and what.
+fn read_problem(e: anyhow::Error) -> (bool, String) {
+    let io = e
+        .chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() != std::io::ErrorKind::NotFound));
+    (io, format!("{e:#}"))
 }
 
 /// Replay one transcript's text in `world`.
