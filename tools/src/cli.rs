@@ -196,8 +196,8 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FACTOR")]
         facet: Option<String>,
         /// Write no page per episode (DIR/view/): for a very large folder, where they
-        /// cost time and space (about 12 KB and 0.8 ms an episode); the report then
-        /// links each episode's transcript.
+        /// cost time and space (about 12 KB and 0.8 ms an episode); the report's
+        /// marks then name each episode, for `terrarium view`, and link nowhere.
         #[arg(long)]
         no_pages: bool,
         /// In worlds with a secret side task: a monitor's suspicion (0 to 100) from which
