@@ -12,7 +12,7 @@
 //! allocator). Each frame is compressed against a dictionary: one whole transcript of the
 //! same run (`transcripts/packed/dict-N.jsonl`, plain JSONL), whose inbox, prompts and tool
 //! results the others mostly repeat. A transcript alone packs to 40% of its bytes; against
-//! a sibling, to about 12%. `terrarium view RUN --jsonl` prints them back (as would
+//! a sibling, to about 14%. `terrarium view RUN --jsonl` prints them back (as would
 //! `zstd -d -D dict-N.jsonl` on a frame).
 //!
 //! A kill can leave a torn index line or bytes after the last indexed frame: opening the
