@@ -145,6 +145,15 @@ impl Transcripts {
         Ok(Transcripts::from_index(dir, &text))
     }
 
+    /// The transcripts of `dir` as far as one episode goes: the index's lines that
+    /// name it, never parsing the others (reading one transcript of a large folder).
+    fn open_one(dir: &Path, episode_id: &str) -> std::io::Result<Transcripts> {
+        let text = super::read_if_present(&dir.join(INDEX))?;
+        let quoted = format!("\"episode_id\":{}", serde_json::to_string(episode_id).map_err(std::io::Error::other)?);
+        let lines: String = text.lines().filter(|l| l.contains(&quoted)).flat_map(|l| [l, "\n"]).collect();
+        Ok(Transcripts::from_index(dir, &lines))
+    }
+
     fn from_index(dir: &Path, text: &str) -> Transcripts {
         let mut index = BTreeMap::new();
         for line in text.lines() {
@@ -241,7 +250,7 @@ pub fn read_transcript(path: &Path) -> std::io::Result<String> {
     match std::fs::read_to_string(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let packed = packed_address(path).and_then(|(dir, id)| {
-                let store = Transcripts::open(dir).ok()?;
+                let store = Transcripts::open_one(dir, id).ok()?;
                 store.index.contains_key(id).then(|| store.read_id(id))
             });
             packed.unwrap_or_else(|| Err(named(path, e)))
@@ -253,7 +262,7 @@ pub fn read_transcript(path: &Path) -> std::io::Result<String> {
 
 /// Whether `path` names a transcript of a run folder that packs it.
 pub fn is_packed(path: &Path) -> bool {
-    packed_address(path).is_some_and(|(dir, id)| Transcripts::open(dir).is_ok_and(|s| s.index.contains_key(id)))
+    packed_address(path).is_some_and(|(dir, id)| Transcripts::open_one(dir, id).is_ok_and(|s| s.index.contains_key(id)))
 }
 
 /// The run folder and episode of an address `RUN/transcripts/<episode_id>.jsonl`.
