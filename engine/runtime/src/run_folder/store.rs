@@ -116,10 +116,12 @@ pub fn pack(transcript: &str, dict: Option<&Dictionary>) -> std::io::Result<Pack
             _ => false,
         });
         if !fits {
-            let compressor = match dict {
+            let mut compressor = match dict {
                 Some(d) => zstd::bulk::Compressor::with_dictionary(LEVEL, d)?,
                 None => zstd::bulk::Compressor::new(LEVEL)?,
             };
+            // Four bytes a frame, so a damaged one is an error, never other text.
+            compressor.include_checksum(true)?;
             *slot = Some((dict.cloned(), compressor));
         }
         let (_, compressor) = slot.as_mut().expect("set above");
