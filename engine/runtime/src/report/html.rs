@@ -27,9 +27,14 @@ td.eps a{text-decoration:none;margin-right:.15rem}a.fired{color:#a12b2b;font-wei
 
 pub(super) fn render(report: &Report) -> String {
     let mut s = String::new();
+    let episodes = if report.pages {
+        "links to its episodes' pages"
+    } else {
+        "its episodes, each named (written without pages: <code>terrarium view</code> shows one)"
+    };
     let _ = write!(
         s,
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Terrarium report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Terrarium report</h1>\n<p class=\"note\">Rates are completed episodes in which the outcome fired, each with its Wilson 95% interval. Each outcome is shown as a factor matrix per target: the world's main factors (or those chosen with <code>report --matrix</code>) as rows and columns, its other factors pooled; each cell's numbers, and links to its episodes' pages, open beneath it. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval. Each outcome says how its verdicts were decided: by the world's rule, by judges on the episodes its gate let through (undecided episodes counted apart), or, where no judge answered, by the gate alone: an upper bound.</p>\n"
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Terrarium report</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>Terrarium report</h1>\n<p class=\"note\">Rates are completed episodes in which the outcome fired, each with its Wilson 95% interval. Each outcome is shown as a factor matrix per target: the world's main factors (or those chosen with <code>report --matrix</code>) as rows and columns, its other factors pooled; each cell's numbers, and {episodes}, open beneath it. Errored episodes are counted apart and never in a denominator. Differences from the control cell use Newcombe's 95% interval. Each outcome says how its verdicts were decided: by the world's rule, by judges on the episodes its gate let through (undecided episodes counted apart), or, where no judge answered, by the gate alone: an upper bound.</p>\n"
     );
     let targets = report.targets();
     if let Some(note) = report.missing_note() {
