@@ -19,7 +19,7 @@ pub use records::{
     read_judgements, read_plan, read_records,
 };
 pub use store::{Dictionary, INDEX, PACKED, Packed, Transcripts, is_packed, pack, read_transcript};
-pub use writer::{SYNC_INTERVAL, Writer, read_if_present};
+pub use writer::{SYNC_INTERVAL, Writer};
 
 /// The log of episodes, one record per line, appended.
 pub const EPISODES: &str = "episodes.jsonl";
@@ -67,4 +67,28 @@ pub fn latest_lines<T: serde::de::DeserializeOwned, K: Ord>(text: &str, key: imp
         }
     }
     order
+}
+
+/// The text of a run folder's file, or "" when there is none (yet): a folder written
+/// before judges or plans existed simply has no `judgements.jsonl` or `plan.jsonl`.
+pub fn read_if_present(path: &std::path::Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        other => other,
+    }
+}
+
+/// The text of an append-only log about to be appended to. A crash can leave a
+/// half-written last line: it is cut off, so the next line starts on a line of its own
+/// (the episode or judgement it held is simply done again).
+pub(super) fn read_log(path: &std::path::Path) -> std::io::Result<String> {
+    let mut text = read_if_present(path)?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        let keep = text.rfind('\n').map_or(0, |i| i + 1);
+        text.truncate(keep);
+        let f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.set_len(keep as u64)?;
+        f.sync_data()?;
+    }
+    Ok(text)
 }

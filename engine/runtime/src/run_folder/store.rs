@@ -302,7 +302,7 @@ impl Appender {
     /// torn last line is cut off, entries past the end of their segment are dropped, and
     /// the last segment is cut back to the end of its last indexed frame.
     pub(super) fn open(dir: &Path) -> std::io::Result<(Transcripts, Appender)> {
-        let mut store = Transcripts::from_index(dir, &super::writer::read_log(&dir.join(INDEX))?);
+        let mut store = Transcripts::from_index(dir, &super::read_log(&dir.join(INDEX))?);
         let mut lengths: BTreeMap<u32, u64> = BTreeMap::new();
         for place in store.index.values() {
             if let std::collections::btree_map::Entry::Vacant(slot) = lengths.entry(place.segment) {

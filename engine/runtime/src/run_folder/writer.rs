@@ -10,7 +10,7 @@ use terrarium_core::transcript::DecidedBy;
 
 use super::records::{EpisodeStatus, Finished, Judgement, Planned, read_judgements, read_plan};
 use super::store::{Appender, Packed, Transcripts};
-use super::{EPISODES, JUDGEMENTS, PLAN, REJUDGE, REPORT_FILES, RunFolder, TRANSCRIPTS, VIEWS};
+use super::{EPISODES, JUDGEMENTS, PLAN, REJUDGE, REPORT_FILES, RunFolder, TRANSCRIPTS, VIEWS, read_log};
 
 /// How often appended records are synced to disk at the least (group commit): a crash
 /// loses at most the episodes in flight and the records of the last interval.
@@ -326,30 +326,6 @@ impl Writer {
         self.last_sync = monotonic_now();
         Ok(())
     }
-}
-
-/// The text of a run folder's file, or "" when there is none (yet): a folder written
-/// before judges or plans existed simply has no `judgements.jsonl` or `plan.jsonl`.
-pub fn read_if_present(path: &Path) -> std::io::Result<String> {
-    match std::fs::read_to_string(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        other => other,
-    }
-}
-
-/// The text of an append-only log about to be appended to. A crash can leave a
-/// half-written last line: it is cut off, so the next line starts on a line of its own
-/// (the episode or judgement it held is simply done again).
-pub(super) fn read_log(path: &Path) -> std::io::Result<String> {
-    let mut text = read_if_present(path)?;
-    if !text.is_empty() && !text.ends_with('\n') {
-        let keep = text.rfind('\n').map_or(0, |i| i + 1);
-        text.truncate(keep);
-        let f = std::fs::OpenOptions::new().write(true).open(path)?;
-        f.set_len(keep as u64)?;
-        f.sync_data()?;
-    }
-    Ok(text)
 }
 
 impl Drop for Writer {
