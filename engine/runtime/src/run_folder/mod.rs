@@ -51,6 +51,14 @@ pub fn transcript_path(episode_id: &str) -> String {
     format!("{TRANSCRIPTS}/{episode_id}.jsonl")
 }
 
+/// The run folder a transcript at `path` sits in, when `path` is an address in one
+/// (`RUN/transcripts/<file>`); `.` for a relative `transcripts/<file>`.
+pub(crate) fn run_folder_of(path: &std::path::Path) -> Option<&std::path::Path> {
+    let folder = path.parent()?;
+    let dir = folder.parent().filter(|_| folder.file_name().is_some_and(|n| n == TRANSCRIPTS))?;
+    Some(if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir })
+}
+
 /// The lines of an append-only JSONL log that parse as `T`, the latest for each key, in
 /// order of the key's first appearance. Lines that do not parse are skipped.
 pub fn latest_lines<T: serde::de::DeserializeOwned, K: Ord>(text: &str, key: impl Fn(&T) -> K) -> Vec<T> {

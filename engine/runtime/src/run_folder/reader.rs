@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::EPISODES;
 use super::records::{EpisodeRecord, damaged_records, read_records};
 use super::store::Transcripts;
-use super::{EPISODES, TRANSCRIPTS};
 
 /// A run folder read for its records: each episode's latest record whose transcript is
 /// there, and a warning naming every line and file left out. `report`, `rejudge`,
@@ -81,8 +81,7 @@ impl RunFolder {
 /// of the folder, never parsed whole.
 pub fn transcript_world(path: &Path, header: &terrarium_core::transcript::Header) -> Option<PathBuf> {
     let folder = path.parent().unwrap_or(Path::new(""));
-    let run_dir = folder.parent().filter(|_| folder.file_name().is_some_and(|n| n == TRANSCRIPTS));
-    let recorded = run_dir.and_then(|dir| {
+    let recorded = super::run_folder_of(path).and_then(|dir| {
         let world_path = first_world_path(&dir.join(EPISODES), &header.world.id, &header.world.dynamics_hash)?;
         crate::worlds::locate(&world_path, dir)
     });

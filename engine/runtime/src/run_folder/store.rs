@@ -24,7 +24,7 @@ use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{TRANSCRIPTS, transcript_path};
+use super::transcript_path;
 
 /// The folder of packed transcripts, relative to the run folder: segments, their
 /// dictionaries and the index. Apart from `transcripts/`, so that no shell pattern for
@@ -87,16 +87,6 @@ pub type Dictionary = Arc<[u8]>;
 pub struct Packed {
     frame: Vec<u8>,
     dict: Option<Dictionary>,
-}
-
-impl Packed {
-    pub fn len(&self) -> usize {
-        self.frame.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.frame.is_empty()
-    }
 }
 
 thread_local! {
@@ -217,15 +207,6 @@ impl Transcripts {
         self.read(episode_id, &transcript_path(episode_id))
     }
 
-    /// Where the transcript of `episode_id` is kept, for messages: its segment, or its
-    /// file.
-    pub fn location(&self, episode_id: &str, address: &str) -> PathBuf {
-        match self.index.get(episode_id) {
-            Some(p) => self.dir.join(segment_path(p.segment)),
-            None => self.dir.join(address),
-        }
-    }
-
     /// How many transcripts are packed (files of older folders apart).
     pub fn packed(&self) -> usize {
         self.index.len()
@@ -270,10 +251,7 @@ pub fn is_packed(path: &Path) -> bool {
 /// The run folder and episode of an address `RUN/transcripts/<episode_id>.jsonl`.
 fn packed_address(path: &Path) -> Option<(&Path, &str)> {
     let id = path.file_name()?.to_str()?.strip_suffix(".jsonl")?;
-    let folder = path.parent()?;
-    let dir = folder.parent().filter(|_| folder.file_name().is_some_and(|n| n == TRANSCRIPTS))?;
-    // A relative path of one component has "" as its folder's parent.
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = super::run_folder_of(path)?;
     dir.join(INDEX).is_file().then_some((dir, id))
 }
 
@@ -502,7 +480,7 @@ mod tests {
             .append(true)
             .open(&segment)
             .unwrap()
-            .write_all(&half.frame[..half.len() / 2])
+            .write_all(&half.frame[..half.frame.len() / 2])
             .unwrap();
         let mut index = std::fs::OpenOptions::new().append(true).open(dir.join(INDEX)).unwrap();
         index.write_all(br#"{"episode_id":"c","segm"#).unwrap();
