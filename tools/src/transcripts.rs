@@ -85,9 +85,7 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<Item>, Failure> {
             out.extend(files.into_iter().map(Item::file));
         } else {
             // `transcripts/*.jsonl` in a folder that packs them matches no file.
-            let packs = path
-                .parent()
-                .and_then(Path::parent)
+            let packs = terrarium_runtime::run_folder::run_folder_of(path)
                 .is_some_and(|run| run.join(terrarium_runtime::run_folder::INDEX).is_file());
             let hint = if packs {
                 "; this run folder packs its transcripts: name the run folder, or one episode as transcripts/<episode_id>.jsonl"

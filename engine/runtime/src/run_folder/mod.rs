@@ -53,7 +53,7 @@ pub fn transcript_path(episode_id: &str) -> String {
 
 /// The run folder a transcript at `path` sits in, when `path` is an address in one
 /// (`RUN/transcripts/<file>`); `.` for a relative `transcripts/<file>`.
-pub(crate) fn run_folder_of(path: &std::path::Path) -> Option<&std::path::Path> {
+pub fn run_folder_of(path: &std::path::Path) -> Option<&std::path::Path> {
     let folder = path.parent()?;
     let dir = folder.parent().filter(|_| folder.file_name().is_some_and(|n| n == TRANSCRIPTS))?;
     Some(if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir })
