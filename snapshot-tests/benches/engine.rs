@@ -10,7 +10,8 @@
 //! Replay is measured twice: on the reference policies' transcripts (short: about four
 //! steps, so the per-episode start dominates) and on 20-step sessions, closer to what a
 //! model produces. `BENCH_PROFILE_LOAD=1` (or `=WORLD`) runs only loads, `BENCH_PROFILE_START=1` only episode starts, `BENCH_PROFILE_REPLAY=1` only
-//! replays, and `BENCH_PROFILE_LONG=1` lengthens the long-session replay, for `perf record`.
+//! replays, and `BENCH_PROFILE_LONG=1` lengthens the long-session replay, for `perf record`;
+//! `BENCH_ENGINE_ONLY=1` skips the loads and lint and prints the episode figures alone.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +20,11 @@ use std::time::{Duration, Instant};
 use terrarium_core::replay::{ReplayOutcome, replay};
 use terrarium_core::transcript::Event;
 use terrarium_core::{World, run_policy};
+
+/// The allocator the `terrarium` binary ships with, so the figures are the engine's as
+/// users run it (the system allocator makes an episode start a third slower).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Load and validate from memory: the shipped libraries are read once beforehand (as
 /// `../lib/NAME`, how worlds name them), so the figure is validation, not the disk.
@@ -67,7 +73,7 @@ fn main() {
         return;
     }
     // For `perf record` of episode starts or replays: those alone, without the loads.
-    let profiling = ["BENCH_PROFILE_START", "BENCH_PROFILE_REPLAY", "BENCH_PROFILE_LONG"]
+    let profiling = ["BENCH_PROFILE_START", "BENCH_PROFILE_REPLAY", "BENCH_PROFILE_LONG", "BENCH_ENGINE_ONLY"]
         .iter()
         .any(|v| std::env::var_os(v).is_some());
     if !profiling {

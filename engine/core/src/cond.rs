@@ -348,18 +348,18 @@ impl<'a> Text<'a> {
 /// order): the forms that matched, in order.
 fn ordered_facts<S: AsRef<str>>(now: &Moment, set: &str, sentences: &[S]) -> Vec<String> {
     // Each fact's first sentence and the form found there, in declared order.
-    let firsts: Vec<(usize, String)> = now
-        .env
-        .facts
-        .get(set)
-        .into_iter()
-        .flatten()
-        .filter_map(|forms| {
-            sentences.iter().enumerate().find_map(|(i, s)| {
-                forms.iter().find(|f| s.as_ref().contains(f.as_str())).map(|f| (i, f.trim().to_string()))
+    let firsts: Vec<(usize, String)> =
+        now.env
+            .facts
+            .get(set)
+            .into_iter()
+            .flatten()
+            .filter_map(|forms| {
+                sentences.iter().enumerate().find_map(|(i, s)| {
+                    forms.iter().find(|f| s.as_ref().contains(&***f)).map(|f| (i, f.trim().to_string()))
+                })
             })
-        })
-        .collect();
+            .collect();
     // Longest non-decreasing subsequence of sentence indices (quadratic: sets are short).
     let n = firsts.len();
     let mut best = vec![1usize; n];
@@ -488,7 +488,7 @@ fn window_matches(now: &Moment, msg: &Msg, window: &Window, message: Text) -> Op
             .get(&need.set)
             .into_iter()
             .flatten()
-            .filter_map(|forms| forms.iter().find(|f| text.contains(f.as_str())).map(|f| f.trim().to_string()))
+            .filter_map(|forms| forms.iter().find(|f| text.contains(&***f)).map(|f| f.trim().to_string()))
             .collect();
         if let Some(quantities) = now.env.quantities.get(&need.set) {
             // A whole said message's tokens are kept with it; other windows' are made here.

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::format::{Canary, Delivery, Text, Value};
+use crate::format::{Canary, Text, Value};
 use crate::rng::StreamKey;
 use crate::span::Path;
 use crate::state::{Mail, State};
@@ -47,7 +47,8 @@ pub struct Env {
     /// Documents present in this cell.
     pub documents: BTreeSet<String>,
     /// Fact set → facts → normalised forms.
-    pub facts: BTreeMap<String, Vec<Vec<String>>>,
+    /// Fixed forms are shared with the world; rendered ones are the episode's own.
+    pub facts: BTreeMap<String, Vec<Vec<std::sync::Arc<str>>>>,
     /// Fact set → its facts that are quantities, matched by value.
     pub quantities: BTreeMap<String, Vec<crate::quantity::Quantity>>,
     /// Lexicon → its normalised phrases: those fixed for the world (shared), then those
@@ -123,26 +124,29 @@ impl Env {
         };
         // Canaries: one stream per canary; each pool is a deck shuffled by its own stream.
         let streams = env.streams;
+        let prepared = &world.prepared;
         let mut decks: BTreeMap<&String, Vec<usize>> = BTreeMap::new();
-        for (name, canary) in &w.variation.canaries {
+        let mut canaries = Vec::with_capacity(w.variation.canaries.len());
+        for ((name, canary), &purpose) in w.variation.canaries.iter().zip(&prepared.canary_streams) {
             let value = match canary {
-                Canary::Pick(list) => list[streams.stream(&format!("canary:{name}")).index(list.len())].clone(),
-                Canary::Digits(n) => streams.stream(&format!("canary:{name}")).digits(*n),
-                Canary::Hex(n) => streams.stream(&format!("canary:{name}")).hex(*n),
-                Canary::Int(min, max) => streams.stream(&format!("canary:{name}")).int_in(*min, *max).to_string(),
+                Canary::Pick(list) => list[streams.numbered(purpose).index(list.len())].clone(),
+                Canary::Digits(n) => streams.numbered(purpose).digits(*n),
+                Canary::Hex(n) => streams.numbered(purpose).hex(*n),
+                Canary::Int(min, max) => streams.numbered(purpose).int_in(*min, *max).to_string(),
                 Canary::Draw(pool) => {
                     let cards = &w.variation.pools[pool];
                     let deck = decks.entry(pool).or_insert_with(|| {
                         let mut order: Vec<usize> = (0..cards.len()).collect();
-                        streams.stream(&format!("pool:{pool}")).shuffle(&mut order);
+                        streams.numbered(prepared.pool_streams[pool]).shuffle(&mut order);
                         order.reverse();
                         order
                     });
                     cards[deck.pop().expect("validation checked the pool is large enough")].clone()
                 }
             };
-            env.canaries.insert(name.clone(), value);
+            canaries.push((name.clone(), value));
         }
+        env.canaries = canaries.into_iter().collect();
         let root = Path::root();
         // The organisation's domains and locations.
         {
@@ -159,8 +163,9 @@ impl Env {
             env.internal_domains = domains;
             env.internal_locations = locations;
         }
-        // People.
-        let mut people = BTreeMap::new();
+        // People. Maps are built from their entries at once (in key order, or sorted),
+        // cheaper than inserting one by one.
+        let mut people = Vec::with_capacity(w.people.len());
         for (id, p) in &w.people {
             let at = || root.field("people").key(id);
             let r = Resolver::fixed(world, &env);
@@ -169,88 +174,88 @@ impl Env {
             let email = r.render(&p.email, || at().field("email"))?;
             let role = r.render(&p.role, || at().field("role"))?;
             let name = if last.is_empty() { first.clone() } else { format!("{first} {last}") };
-            people.insert(id.clone(), PersonView { first, last, name, email, role });
+            people.push((id.clone(), PersonView { first, last, name, email, role }));
         }
-        for (id, p) in &people {
-            if let Some(other) = env.by_address.insert(p.email.to_lowercase(), id.clone()) {
-                return Err(EnvError {
-                    at: root.field("people").key(id).field("email"),
-                    message: format!("people `{other}` and `{id}` render the same address `{}`", p.email),
-                });
+        let mut addresses: Vec<(String, &String)> = people.iter().map(|(id, p)| (p.email.to_lowercase(), id)).collect();
+        addresses.sort_unstable();
+        if addresses.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            // Name the first clash in the order of people, as one by one would.
+            let mut seen: BTreeMap<String, &String> = BTreeMap::new();
+            for (id, p) in &people {
+                if let Some(other) = seen.insert(p.email.to_lowercase(), id) {
+                    return Err(EnvError {
+                        at: root.field("people").key(id).field("email"),
+                        message: format!("people `{other}` and `{id}` render the same address `{}`", p.email),
+                    });
+                }
             }
         }
+        env.by_address = addresses.into_iter().map(|(a, id)| (a, id.clone())).collect();
+        let people: BTreeMap<String, PersonView> = people.into_iter().collect();
         env.people = people;
         env.target_address = w.target.person.as_ref().map(|p| env.people[p].email.clone());
-        // Which emails appear, and when.
-        let mut times: BTreeMap<&String, i64> = BTreeMap::new();
-        let mut in_group = BTreeSet::new();
-        for (i, group) in w.variation.distractors.iter().enumerate() {
-            let name = group.id.as_ref().map_or_else(|| format!("distractors:{i}"), |id| format!("distractors:{id}"));
-            let mut stream = env.streams.stream(&name);
+        // Which emails appear, and when: each group draws how many of its emails
+        // appear, which, and when each was sent.
+        let mut times: Vec<Option<i64>> = vec![None; prepared.emails.len()];
+        for (group, (purpose, members)) in w.variation.distractors.iter().zip(&prepared.groups) {
+            let mut stream = env.streams.numbered(*purpose);
             let k = stream.int_in(i64::from(group.pick.0), i64::from(group.pick.1)) as usize;
-            let mut order: Vec<&String> = group.emails.iter().collect();
+            let mut order = members.clone();
             stream.shuffle(&mut order);
-            for id in &group.emails {
-                in_group.insert(id);
-            }
-            for id in order.into_iter().take(k) {
+            for m in order.into_iter().take(k) {
                 let mut t = stream.int_in(group.sent_at_ms.0, group.sent_at_ms.1);
                 if let Some(hours) = group.hours {
                     t = office_hours(world.start_ms, t, hours, group.sent_at_ms.1);
                 }
-                times.insert(id, t - t.rem_euclid(60_000));
+                times[m] = Some(t - t.rem_euclid(60_000));
             }
         }
-        let target = w.target.person.as_deref();
         // A library's mail is material a world draws from: a message from a library that
         // starts a thread appears only when one of the world's groups draws it (never,
         // undated, at the start), and its replies only with it.
-        let from_library = |id: &String| world.prepared.library_emails.contains(id);
         // An email's send time if it is present: its own, its group's draw, or for a
         // thread's later message the time of the one it follows plus its own offset
         // (validation rejects loops, so the walk ends).
-        let present_at = |id: &String| -> Option<i64> {
+        let emails: Vec<&crate::format::Email> = w.emails.values().collect();
+        let present_at = |i: usize| -> Option<i64> {
             let mut offset = 0;
-            let mut cur = id;
+            let mut cur = i;
             loop {
-                let e = &w.emails[cur];
-                let drawn = if in_group.contains(cur) {
-                    times.contains_key(cur)
-                } else {
-                    e.follows.is_some() || !from_library(cur)
-                };
-                let shown = e.delivery == Delivery::Initially
-                    && e.only_if.as_ref().is_none_or(|p| condition.matches(p))
-                    && drawn;
+                let (e, how) = (emails[cur], &prepared.emails[cur]);
+                let drawn =
+                    if how.in_group { times[cur].is_some() } else { how.follows.is_some() || !how.from_library };
+                let shown = how.initially && drawn && e.only_if.as_ref().is_none_or(|p| condition.matches(p));
                 if !shown {
                     return None;
                 }
-                match &e.follows {
+                match how.follows {
                     Some(parent) => {
                         offset += e.sent_at_ms;
                         cur = parent;
                     }
-                    None => return Some(times.get(cur).copied().unwrap_or(e.sent_at_ms) + offset),
+                    None => return Some(times[cur].unwrap_or(e.sent_at_ms) + offset),
                 }
             }
         };
-        let mut placed: Vec<(bool, i64, &String)> = Vec::new();
-        for (id, e) in &w.emails {
-            if let Some(at) = present_at(id) {
-                placed.push((Some(e.mailbox.as_str()) != target, at, id));
+        // The target's own mailbox first, then by time; ties in the order of ids.
+        let mut placed: Vec<(bool, i64, usize)> = Vec::new();
+        for (i, how) in prepared.emails.iter().enumerate() {
+            if let Some(at) = present_at(i) {
+                placed.push((how.elsewhere, at, i));
             }
         }
-        placed.sort();
-        for (n, (_, at, id)) in placed.into_iter().enumerate() {
-            let display_id = mail_id(n + 1);
-            env.email_ids.insert(id.clone(), display_id.clone());
-            env.initial_emails.push(Placed { declared: id.clone(), display_id, sent_at_ms: at });
+        placed.sort_unstable();
+        let ids: Vec<&String> = w.emails.keys().collect();
+        for (n, (_, at, i)) in placed.into_iter().enumerate() {
+            env.initial_emails.push(Placed { declared: ids[i].clone(), display_id: mail_id(n + 1), sent_at_ms: at });
         }
-        for (id, d) in &w.documents {
-            if d.only_if.as_ref().is_none_or(|p| condition.matches(p)) {
-                env.documents.insert(id.clone());
-            }
-        }
+        env.email_ids = env.initial_emails.iter().map(|p| (p.declared.clone(), p.display_id.clone())).collect();
+        env.documents = w
+            .documents
+            .iter()
+            .filter(|(_, d)| d.only_if.as_ref().is_none_or(|p| condition.matches(p)))
+            .map(|(id, _)| id.clone())
+            .collect();
         // Facts and lexicons, normalised for matching.
         let r = Resolver::fixed(world, &env);
         let mut facts = BTreeMap::new();
@@ -264,7 +269,8 @@ impl Env {
                         Some(norm) => norm.clone(),
                         None => normalise(
                             &r.render(form, || root.field("variation").field("facts").key(set).index(i).index(j))?,
-                        ),
+                        )
+                        .into(),
                     };
                     if norm.trim().is_empty() {
                         return Err(EnvError {

@@ -25,10 +25,20 @@ impl StreamKey {
     /// selected by a stable hash (FNV-1a) of the purpose's name. Streams of different
     /// purposes never overlap, and adding one never shifts another.
     pub fn stream(&self, purpose: &str) -> Stream {
+        self.numbered(self::purpose(purpose))
+    }
+
+    /// The stream whose number [`purpose`] gave: for purposes named once at load.
+    pub fn numbered(&self, purpose: u64) -> Stream {
         let mut rng = ChaCha8Rng::from_seed(self.0);
-        rng.set_stream(fnv1a(purpose.as_bytes()));
+        rng.set_stream(purpose);
         Stream(rng)
     }
+}
+
+/// The stream number of a purpose: a stable hash (FNV-1a) of its name.
+pub fn purpose(name: &str) -> u64 {
+    fnv1a(name.as_bytes())
 }
 
 /// 64-bit FNV-1a: a fixed, documented function, so stream ids never change.

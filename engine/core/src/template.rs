@@ -171,15 +171,27 @@ pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -
                         }
                     }
                     Some(f) => {
-                        let mut value = String::new();
-                        scope.resolve(&segs[..n], depth + 1, &mut value)?;
-                        if let Some(e) = too_long(value.len()) {
+                        let lower = match f {
+                            "lower" => true,
+                            "upper" => false,
+                            other => return Err(TemplateError::UnknownFilter(other.to_string())),
+                        };
+                        // The value is rendered in place, then its case changed there:
+                        // ASCII without a copy, other text through a lowercased copy.
+                        let from = out.len();
+                        scope.resolve(&segs[..n], depth + 1, out)?;
+                        if let Some(e) = too_long(out.len() - from) {
                             return Err(e);
                         }
-                        match f {
-                            "lower" => out.push_str(&value.to_lowercase()),
-                            "upper" => out.push_str(&value.to_uppercase()),
-                            other => return Err(TemplateError::UnknownFilter(other.to_string())),
+                        let value = &mut out[from..];
+                        match (value.is_ascii(), lower) {
+                            (true, true) => value.make_ascii_lowercase(),
+                            (true, false) => value.make_ascii_uppercase(),
+                            (false, _) => {
+                                let changed = if lower { value.to_lowercase() } else { value.to_uppercase() };
+                                out.truncate(from);
+                                out.push_str(&changed);
+                            }
                         }
                     }
                 }

@@ -114,9 +114,10 @@ impl<'w> Episode<'w> {
                 by_target: Some(&e.from) == w.target.person.as_ref(),
                 step: 0,
             });
-            state.delivered.insert(placed.declared.clone(), placed.display_id.clone());
             state.mails.push(mail);
         }
+        // At the start, what was delivered is what the environment placed.
+        state.delivered = env.email_ids.clone();
 
         let mut ep = Episode {
             world,

@@ -137,21 +137,78 @@ pub struct World {
 /// worked out once at load, so each episode renders only what its seed changes.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Prepared {
-    /// Declared emails that came from an included library.
-    pub library_emails: BTreeSet<String>,
+    /// Each declared email (in `file.emails`' order), as placing the inbox reads it.
+    pub emails: Vec<StartEmail>,
+    /// Each distractor group: its stream and its emails (places in `emails`), in
+    /// declared order.
+    pub groups: Vec<(u64, Vec<usize>)>,
+    /// Each canary's stream (in `variation.canaries`' order), and each pool's.
+    pub canary_streams: Vec<u64>,
+    pub pool_streams: BTreeMap<String, u64>,
     /// Lexicon → the positions of its phrases with placeholders (the rest are in
     /// `static_lexicons`).
     pub templated_phrases: BTreeMap<String, Vec<usize>>,
     /// Fact set → fact → form → the form normalised, for forms without placeholders
     /// (`None`: rendered per episode).
-    pub fixed_facts: BTreeMap<String, Vec<Vec<Option<String>>>>,
+    pub fixed_facts: BTreeMap<String, Vec<Vec<Option<std::sync::Arc<str>>>>>,
+}
+
+/// A declared email as placing an episode's inbox reads it: what is fixed at load.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StartEmail {
+    /// A distractor group draws it.
+    pub in_group: bool,
+    /// It came from an included library.
+    pub from_library: bool,
+    /// The place of the email it follows in a thread.
+    pub follows: Option<usize>,
+    /// It is there from the start (rather than delivered by an effect).
+    pub initially: bool,
+    /// It sits in another mailbox than the target's own.
+    pub elsewhere: bool,
 }
 
 impl Prepared {
     fn of(file: &WorldFile, from_library: &BTreeSet<(String, String)>) -> Prepared {
         let templated = |p: &String| p.contains(['{', '}']);
+        // Validation has checked every reference; one it missed is simply left out.
+        let place = |id: &String| file.emails.keys().position(|k| k == id);
+        let target = file.target.person.as_deref();
+        let mut emails: Vec<StartEmail> = file
+            .emails
+            .iter()
+            .map(|(id, e)| StartEmail {
+                in_group: false,
+                from_library: from_library.contains(&("emails".to_string(), id.clone())),
+                follows: e.follows.as_ref().and_then(place),
+                initially: e.delivery == crate::format::Delivery::Initially,
+                elsewhere: Some(e.mailbox.as_str()) != target,
+            })
+            .collect();
+        let mut groups = Vec::new();
+        for (i, group) in file.variation.distractors.iter().enumerate() {
+            let name = group.id.as_ref().map_or_else(|| format!("distractors:{i}"), |id| format!("distractors:{id}"));
+            let members: Vec<usize> = group.emails.iter().filter_map(place).collect();
+            for &m in &members {
+                emails[m].in_group = true;
+            }
+            groups.push((crate::rng::purpose(&name), members));
+        }
         Prepared {
-            library_emails: from_library.iter().filter(|(s, _)| s == "emails").map(|(_, id)| id.clone()).collect(),
+            emails,
+            groups,
+            canary_streams: file
+                .variation
+                .canaries
+                .keys()
+                .map(|n| crate::rng::purpose(&format!("canary:{n}")))
+                .collect(),
+            pool_streams: file
+                .variation
+                .pools
+                .keys()
+                .map(|p| (p.clone(), crate::rng::purpose(&format!("pool:{p}"))))
+                .collect(),
             templated_phrases: file
                 .variation
                 .lexicons
@@ -166,7 +223,7 @@ impl Prepared {
                 .iter()
                 .map(|(set, list)| {
                     let forms = |forms: &Vec<String>| {
-                        forms.iter().map(|f| (!templated(f)).then(|| template::normalise(f))).collect()
+                        forms.iter().map(|f| (!templated(f)).then(|| template::normalise(f).into())).collect()
                     };
                     (set.clone(), list.iter().map(forms).collect())
                 })
