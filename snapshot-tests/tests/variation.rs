@@ -135,3 +135,27 @@ fn a_thread_appears_whole_in_order_at_its_offsets_and_the_drawn_domain_decides_w
     assert!(with_lunch > 0 && without > 0, "the thread is drawn in some seeds and not others");
     assert_eq!(domains.len(), 3, "the domain is drawn per seed: {domains:?}");
 }
+
+#[test]
+fn people_whose_addresses_render_alike_fail_the_load_naming_the_first_clash() {
+    let text = std::fs::read_to_string(crate::support::root().join("fixtures/variation/threads.ron")).unwrap();
+    // Ben's address and then the caterer's render as Ada's (case aside) in every seed.
+    let domain = r#""domain": Pick(["larchmont-freight.com", "larchmontfreight.co.uk", "larchmont.io"]),"#;
+    assert!(text.contains(domain));
+    let text = text
+        .replace(domain, &format!("{domain}\n\"who\": Pick([\"ada.lind\"]),"))
+        .replace(r#"email: "ben.okoro@{canary.domain}""#, r#"email: "{canary.who|upper}@{canary.domain}""#)
+        .replace(r#"email: "sam@reyes-catering.com""#, r#"email: "{canary.who}@{canary.domain}""#);
+    // Load starts an episode in every cell, so the rendered clash is the load's error.
+    let errors = terrarium_core::load("threads.ron", &text, &mut |_: &str| Err("no includes".to_string()))
+        .err()
+        .expect("two people cannot share an address");
+    let messages: Vec<String> = errors.iter().map(|d| d.message.clone()).collect();
+    assert_eq!(
+        messages,
+        [
+            "people[\"ben\"].email: in cell `(no factors)`: people `ada` and `ben` render the same address `ADA.LIND@larchmontfreight.co.uk`"
+        ],
+        "one error, the first clash in the order of people (the caterer clashes too)"
+    );
+}
