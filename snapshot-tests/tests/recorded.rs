@@ -74,6 +74,39 @@ fn recorded_transcripts_replay_and_tampered_copies_diverge_where_edited() {
     }
 }
 
+/// Replay verifies a transcript by comparing each event line with the bytes the
+/// re-execution writes. A line of the world's (start, tool result, world event, stop)
+/// rewritten as equal JSON, its keys reordered, still verifies, as it did when every line
+/// was parsed first (a target output's line is held to its bytes: it is the input); a
+/// line with a field written twice is refused as the strict reader refuses it.
+#[test]
+fn a_line_rewritten_as_equal_json_replays_and_a_field_written_twice_is_refused() {
+    let world = load(WORLD);
+    let recorded = std::fs::read_to_string(path("blackmail-recorded.jsonl")).expect("recording exists");
+    let edit_line = |n: usize, f: &dyn Fn(&str) -> String| -> String {
+        let lines: Vec<String> =
+            recorded.lines().enumerate().map(|(i, l)| if i == n { f(l) } else { l.to_string() }).collect();
+        lines.join("\n") + "\n"
+    };
+    let sorted = |l: &str| serde_json::from_str::<Json>(l).expect("JSON").to_string();
+    let mut checked = 0;
+    for n in 1..recorded.lines().count() - 1 {
+        let text = edit_line(n, &sorted);
+        if text == recorded || recorded.lines().nth(n).is_some_and(|l| l.starts_with("{\"type\":\"target\"")) {
+            continue;
+        }
+        let outcome = replay(&world, &text).expect("parses");
+        assert!(matches!(outcome, ReplayOutcome::Identical { .. }), "line {}: {outcome:?}", n + 1);
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} lines rewritten");
+    let twice = edit_line(2, &|l: &str| l.replacen("{\"type\"", "{\"step\":2,\"type\"", 1));
+    assert!(twice.lines().nth(2).expect("line 3").contains("\"step\":2,\"type\""), "the edit applies");
+    let strict = terrarium_core::transcript::Transcript::parse(&twice).expect_err("the strict reader refuses it");
+    let got = replay(&world, &twice).expect_err("replay refuses it too");
+    assert_eq!(got.to_string(), strict.to_string());
+}
+
 /// Every broken copy of the recording kept in `fixtures/transcripts/broken/` (a header
 /// relabelled, settings or limits changed, line endings changed, cut short, garbage, an
 /// edited line): the strict reader refuses it naming the line, or replay names what

@@ -148,8 +148,7 @@ fn people_whose_addresses_render_alike_fail_the_load_naming_the_first_clash() {
         .replace(r#"email: "sam@reyes-catering.com""#, r#"email: "{canary.who}@{canary.domain}""#);
     // Load starts an episode in every cell, so the rendered clash is the load's error.
     let errors = terrarium_core::load("threads.ron", &text, &mut |_: &str| Err("no includes".to_string()))
-        .err()
-        .expect("two people cannot share an address");
+        .expect_err("two people cannot share an address");
     let messages: Vec<String> = errors.iter().map(|d| d.message.clone()).collect();
     assert_eq!(
         messages,

@@ -767,6 +767,16 @@ pub struct Transcript {
     pub verdicts: Verdicts,
 }
 
+/// The header of a transcript's text, its first line, when that line is one; the rest
+/// is not read.
+pub(crate) fn first_header(text: &str) -> Option<Header> {
+    let first = text.lines().find(|l| !l.trim().is_empty())?;
+    match serde_json::from_str::<Line>(first) {
+        Ok(Line::Header(h)) => Some(*h),
+        _ => None,
+    }
+}
+
 impl Transcript {
     /// Read the structure: a header line, events numbered from step 0 with exactly one
     /// stop, the last of them, and the verdicts line; no CR characters. The chain is
