@@ -365,7 +365,7 @@ fn read_problem(e: anyhow::Error) -> (bool, String) {
 
 /// Replay one transcript's text in `world`.
 fn replay_text(world: &World, text: &str) -> Result<Replayed, String> {
-    let header = Transcript::parse(text).ok().map(|t| t.header);
+    let header = terrarium_core::transcript::first_header(text);
     match replay(world, text).map_err(|e| e.to_string())? {
         ReplayOutcome::Identical { events } => {
             Ok(Replayed::Identical { events, episode_id: header.map(|h| h.episode_id).unwrap_or_default() })

@@ -768,8 +768,8 @@ pub struct Transcript {
 }
 
 /// The header of a transcript's text, its first line, when that line is one; the rest
-/// is not read.
-pub(crate) fn first_header(text: &str) -> Option<Header> {
+/// is not read (see [`Transcript::parse`] for a transcript read whole and checked).
+pub fn first_header(text: &str) -> Option<Header> {
     let first = text.lines().find(|l| !l.trim().is_empty())?;
     match serde_json::from_str::<Line>(first) {
         Ok(Line::Header(h)) => Some(*h),
