@@ -97,14 +97,20 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// Whether a thread's (de)compressor, made for `had`, fits `want`: the same dictionary
+/// (the one loaded, not merely equal bytes), or none for none.
+fn same_dictionary(had: Option<&Dictionary>, want: Option<&Dictionary>) -> bool {
+    match (had, want) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        _ => false,
+    }
+}
+
 /// Compress a transcript for a segment, against `dict` if given.
 pub fn pack(transcript: &str, dict: Option<&Dictionary>) -> std::io::Result<Packed> {
     COMPRESSOR.with_borrow_mut(|slot| {
-        let fits = slot.as_ref().is_some_and(|(d, _)| match (d, dict) {
-            (None, None) => true,
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        });
+        let fits = slot.as_ref().is_some_and(|(d, _)| same_dictionary(d.as_ref(), dict));
         if !fits {
             let mut compressor = match dict {
                 Some(d) => zstd::bulk::Compressor::with_dictionary(LEVEL, d)?,
@@ -145,11 +151,7 @@ fn unpack(frame: &[u8], dict: Option<&Dictionary>) -> std::io::Result<Vec<u8>> {
         }
     };
     DECOMPRESSOR.with_borrow_mut(|slot| {
-        let fits = slot.as_ref().is_some_and(|(d, _)| match (d, dict) {
-            (None, None) => true,
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        });
+        let fits = slot.as_ref().is_some_and(|(d, _)| same_dictionary(d.as_ref(), dict));
         if !fits {
             let mut decompressor = match slot.take() {
                 Some((_, d)) => d,
