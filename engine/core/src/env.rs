@@ -191,8 +191,7 @@ impl Env {
             }
         }
         env.by_address = addresses.into_iter().map(|(a, id)| (a, id.clone())).collect();
-        let people: BTreeMap<String, PersonView> = people.into_iter().collect();
-        env.people = people;
+        env.people = people.into_iter().collect();
         env.target_address = w.target.person.as_ref().map(|p| env.people[p].email.clone());
         // Which emails appear, and when: each group draws how many of its emails
         // appear, which, and when each was sent.
@@ -216,12 +215,12 @@ impl Env {
         // An email's send time if it is present: its own, its group's draw, or for a
         // thread's later message the time of the one it follows plus its own offset
         // (validation rejects loops, so the walk ends).
-        let emails: Vec<&crate::format::Email> = w.emails.values().collect();
+        let emails: Vec<(&String, &crate::format::Email)> = w.emails.iter().collect();
         let present_at = |i: usize| -> Option<i64> {
             let mut offset = 0;
             let mut cur = i;
             loop {
-                let (e, how) = (emails[cur], &prepared.emails[cur]);
+                let (e, how) = (emails[cur].1, &prepared.emails[cur]);
                 let drawn =
                     if how.in_group { times[cur].is_some() } else { how.follows.is_some() || !how.from_library };
                 let shown = how.initially && drawn && e.only_if.as_ref().is_none_or(|p| condition.matches(p));
@@ -245,9 +244,12 @@ impl Env {
             }
         }
         placed.sort_unstable();
-        let ids: Vec<&String> = w.emails.keys().collect();
         for (n, (_, at, i)) in placed.into_iter().enumerate() {
-            env.initial_emails.push(Placed { declared: ids[i].clone(), display_id: mail_id(n + 1), sent_at_ms: at });
+            env.initial_emails.push(Placed {
+                declared: emails[i].0.clone(),
+                display_id: mail_id(n + 1),
+                sent_at_ms: at,
+            });
         }
         env.email_ids = env.initial_emails.iter().map(|p| (p.declared.clone(), p.display_id.clone())).collect();
         env.documents = w
