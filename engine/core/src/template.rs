@@ -122,7 +122,8 @@ pub fn render(src: &str, scope: &dyn Scope) -> Result<String, TemplateError> {
 }
 
 /// Render `src` into `out` at nesting `depth`. This is the hot path of every episode:
-/// it scans the text once and allocates nothing beyond `out` (and a filter's buffer).
+/// it scans the text once and allocates nothing beyond `out` (and a copy of a filtered
+/// value that is not ASCII).
 pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -> Result<(), TemplateError> {
     if !has_braces(src) {
         out.push_str(src);
@@ -133,16 +134,18 @@ pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -
     }
     let bytes = src.as_bytes();
     let (mut i, mut lit_start) = (0, 0);
-    while i < bytes.len() {
+    // From brace to brace: the text between is copied as it is.
+    while let Some(next) = memchr::memchr2(b'{', b'}', &bytes[i..]) {
+        i += next;
         match bytes[i] {
-            b @ (b'{' | b'}') if bytes.get(i + 1) == Some(&b) => {
+            b if bytes.get(i + 1) == Some(&b) => {
                 out.push_str(&src[lit_start..=i]);
                 i += 2;
                 lit_start = i;
             }
             b'{' => {
                 out.push_str(&src[lit_start..i]);
-                let close = src[i + 1..].find('}').ok_or(TemplateError::Unclosed)? + i + 1;
+                let close = memchr::memchr(b'}', &bytes[i + 1..]).ok_or(TemplateError::Unclosed)? + i + 1;
                 let inner = src[i + 1..close].trim();
                 if inner.is_empty() {
                     return Err(TemplateError::Empty);
@@ -198,8 +201,7 @@ pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -
                 i = close + 1;
                 lit_start = i;
             }
-            b'}' => return Err(TemplateError::StrayClose),
-            _ => i += 1,
+            _ => return Err(TemplateError::StrayClose),
         }
     }
     out.push_str(&src[lit_start..]);
@@ -212,7 +214,7 @@ pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
 
 /// Whether `src` has a brace at all (most text has none).
 pub fn has_braces(src: &str) -> bool {
-    src.bytes().any(|b| b == b'{' || b == b'}')
+    memchr::memchr2(b'{', b'}', src.as_bytes()).is_some()
 }
 
 /// The variables a template names, as dotted strings.
@@ -263,6 +265,7 @@ mod tests {
         fn resolve(&self, path: &[&str], depth: u32, out: &mut String) -> Result<(), TemplateError> {
             match path {
                 ["person", "kyle", "first"] => out.push_str("Kyle"),
+                ["person", "ode", "first"] => out.push_str("Ödön"),
                 ["text", "loop"] => render_into("{text.loop}", self, depth, out)?,
                 _ => return Err(TemplateError::Unknown(path.join("."))),
             }
@@ -277,6 +280,45 @@ mod tests {
         assert_eq!(render("a { b", &Names), Err(TemplateError::Unclosed));
         assert_eq!(render("a } b", &Names), Err(TemplateError::StrayClose));
         assert!(matches!(render("{text.loop}", &Names), Err(TemplateError::TooDeep(_))));
+        // A filter changes the case of what it is given, ASCII or not, and nothing else.
+        assert_eq!(render("{person.kyle.first|lower}/{person.ode.first|lower}", &Names).unwrap(), "kyle/ödön");
+        assert_eq!(render("é{person.ode.first|upper}é", &Names).unwrap(), "éÖDÖNé");
+    }
+
+    proptest::proptest! {
+        /// Rendering agrees with the parsed pieces of any text made of braces, words
+        /// and placeholders: literals as written, `{{` and `}}` as one brace each.
+        #[test]
+        fn rendering_agrees_with_parsing(parts in proptest::collection::vec(
+            proptest::sample::select(vec!["a", "é ", "{{", "}}", "{", "}", "{person.kyle.first}", "{person.ode.first|upper}", ". "]),
+            0..12,
+        )) {
+            let src: String = parts.concat();
+            // What the pieces give; `None` where a piece is no template or an unknown name.
+            let expected = parse(&src).ok().and_then(|pieces| {
+                let mut expected = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Lit(l) => expected.push_str(l),
+                        Piece::Brace(b) => expected.push(b),
+                        Piece::Var { path, filter } => {
+                            let mut v = String::new();
+                            Names.resolve(&path, 1, &mut v).ok()?;
+                            expected.push_str(&match filter {
+                                Some(Filter::Upper) => v.to_uppercase(),
+                                Some(Filter::Lower) => v.to_lowercase(),
+                                None => v,
+                            });
+                        }
+                    }
+                }
+                Some(expected)
+            });
+            match expected {
+                Some(expected) => proptest::prop_assert_eq!(render(&src, &Names), Ok(expected), "{}", src),
+                None => proptest::prop_assert!(render(&src, &Names).is_err(), "{} renders, but is no template", src),
+            }
+        }
     }
 
     #[test]
