@@ -15,8 +15,8 @@ pub(crate) use ops::io;
 pub use ops::{Change, FolderError, FolderWorlds, Merged, Rejudged, ReportInput, merge, rejudge, report_input};
 pub use reader::{RunFolder, transcript_world};
 pub use records::{
-    ConversationTurns, EpisodeRecord, EpisodeStatus, Finished, Judgement, Planned, acting, damaged_records,
-    read_judgements, read_plan, read_records,
+    ConversationTurns, EpisodeRecord, EpisodeStatus, Finished, Judgement, Planned, acting, read_judgements, read_plan,
+    read_records,
 };
 pub use store::{Dictionary, INDEX, PACKED, Packed, Transcripts, is_packed, pack, read_transcript};
 pub use writer::{SYNC_INTERVAL, Writer};
@@ -62,10 +62,26 @@ pub fn run_folder_of(path: &std::path::Path) -> Option<&std::path::Path> {
 /// The lines of an append-only JSONL log that parse as `T`, the latest for each key, in
 /// order of the key's first appearance. Lines that do not parse are skipped.
 pub fn latest_lines<T: serde::de::DeserializeOwned, K: Ord>(text: &str, key: impl Fn(&T) -> K) -> Vec<T> {
+    latest_lines_noting(text, key, |_, _, _| {})
+}
+
+/// [`latest_lines`], handing each line that does not parse to `bad` (its 1-based line
+/// number, its text, why), so one pass both reads a log and names its damage.
+pub fn latest_lines_noting<T: serde::de::DeserializeOwned, K: Ord>(
+    text: &str,
+    key: impl Fn(&T) -> K,
+    mut bad: impl FnMut(usize, &str, serde_json::Error),
+) -> Vec<T> {
     let mut order: Vec<T> = Vec::new();
     let mut at: std::collections::BTreeMap<K, usize> = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(item) = serde_json::from_str::<T>(line) else { continue };
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let item = match serde_json::from_str::<T>(line) {
+            Ok(item) => item,
+            Err(e) => {
+                bad(i + 1, line, e);
+                continue;
+            }
+        };
         match at.entry(key(&item)) {
             std::collections::btree_map::Entry::Occupied(i) => order[*i.get()] = item,
             std::collections::btree_map::Entry::Vacant(slot) => {

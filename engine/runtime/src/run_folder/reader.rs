@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::EPISODES;
-use super::records::{EpisodeRecord, damaged_records, read_records};
+use super::records::{EpisodeRecord, read_records};
 use super::store::Transcripts;
 
 /// A run folder read for its records: each episode's latest record whose transcript is
@@ -37,11 +37,9 @@ impl RunFolder {
     /// `transcripts`.
     pub(super) fn from_text(dir: &Path, text: &str, transcripts: Transcripts) -> RunFolder {
         let log = dir.join(EPISODES);
-        let mut warnings: Vec<String> = damaged_records(text)
-            .into_iter()
-            .map(|(line, why)| format!("{}:{line}: {why}; left out", log.display()))
-            .collect();
-        let mut records = read_records(text);
+        let (mut records, damaged) = read_records(text);
+        let mut warnings: Vec<String> =
+            damaged.into_iter().map(|(line, why)| format!("{}:{line}: {why}; left out", log.display())).collect();
         records.retain(|r| {
             let there = transcripts.has(&r.episode_id, &r.transcript);
             if !there {

@@ -10,7 +10,7 @@ use terrarium_core::stop::StopReason;
 use terrarium_core::transcript::{Reasoning, Verdict, Verdicts};
 use terrarium_core::{Episode, World};
 
-use super::latest_lines;
+use super::{latest_lines, latest_lines_noting};
 use crate::providers::usage::Tokens;
 
 /// One line of `episodes.jsonl`.
@@ -185,38 +185,34 @@ pub struct Finished {
 
 /// The records of an `episodes.jsonl`: for each episode its latest record (an errored
 /// episode retried later has two lines; the later one counts), in order of first
-/// appearance. Lines that are not records (a torn last line), and records whose status
-/// is neither `completed` nor `errored`, are left out; [`damaged_records`] names them.
-pub fn read_records(text: &str) -> Vec<EpisodeRecord> {
-    latest_lines(text, |r: &EpisodeRecord| r.episode_id.clone())
+/// appearance; and the lines that are not usable records, as (line number, why), so a
+/// reader can say so rather than let an episode silently vanish. A last line cut short
+/// by a crash is among them (a resumed run writes the episode again), as is a record
+/// whose status is neither `completed` nor `errored`. Each line is parsed once.
+pub fn read_records(text: &str) -> (Vec<EpisodeRecord>, Vec<(usize, String)>) {
+    let mut damaged = Vec::new();
+    let records = latest_lines_noting(
+        text,
+        |r: &EpisodeRecord| r.episode_id.clone(),
+        |n, line, e| damaged.push((n, damage(line, &e))),
+    );
+    (records, damaged)
 }
 
-/// The lines of an `episodes.jsonl` that are not usable records, as (line number, why),
-/// so a reader can say so rather than let an episode silently vanish. A last line cut
-/// short by a crash is among them (a resumed run writes the episode again).
-pub fn damaged_records(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let Err(e) = serde_json::from_str::<EpisodeRecord>(line) else { continue };
-        // A record in all but its status says which episode it is.
-        let value: Option<Json> = serde_json::from_str(line).ok();
-        let named = value.as_ref().and_then(|v| Some((v.get("episode_id")?.as_str()?, v.get("status")?)));
-        let status_only = value.as_ref().is_some_and(|v| {
-            let mut v = v.clone();
-            v["status"] = Json::from("completed");
-            serde_json::from_value::<EpisodeRecord>(v).is_ok()
-        });
-        out.push((
-            i + 1,
-            match named {
-                Some((id, status)) if status_only => {
-                    format!("episode {id} has status {status}, neither completed nor errored")
-                }
-                _ => format!("not an episode record ({e})"),
-            },
-        ));
+/// Why `line`, which does not parse as a record (`e`), is not one.
+fn damage(line: &str, e: &serde_json::Error) -> String {
+    // A record in all but its status says which episode it is.
+    let value: Option<Json> = serde_json::from_str(line).ok();
+    let named = value.as_ref().and_then(|v| Some((v.get("episode_id")?.as_str()?, v.get("status")?)));
+    let status_only = value.as_ref().is_some_and(|v| {
+        let mut v = v.clone();
+        v["status"] = Json::from("completed");
+        serde_json::from_value::<EpisodeRecord>(v).is_ok()
+    });
+    match named {
+        Some((id, status)) if status_only => format!("episode {id} has status {status}, neither completed nor errored"),
+        _ => format!("not an episode record ({e})"),
     }
-    out
 }
 
 /// One line of `judgements.jsonl`: one judge's answer on one outcome of one episode.
