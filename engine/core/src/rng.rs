@@ -29,7 +29,7 @@ impl StreamKey {
     }
 
     /// The stream whose number [`purpose`] gave: for purposes named once at load.
-    pub fn numbered(&self, purpose: u64) -> Stream {
+    pub(crate) fn numbered(&self, purpose: u64) -> Stream {
         let mut rng = ChaCha8Rng::from_seed(self.0);
         rng.set_stream(purpose);
         Stream(rng)
@@ -37,7 +37,7 @@ impl StreamKey {
 }
 
 /// The stream number of a purpose: a stable hash (FNV-1a) of its name.
-pub fn purpose(name: &str) -> u64 {
+pub(crate) fn purpose(name: &str) -> u64 {
     fnv1a(name.as_bytes())
 }
 

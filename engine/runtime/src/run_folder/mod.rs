@@ -67,7 +67,7 @@ pub fn latest_lines<T: serde::de::DeserializeOwned, K: Ord>(text: &str, key: imp
 
 /// [`latest_lines`], handing each line that does not parse to `bad` (its 1-based line
 /// number, its text, why), so one pass both reads a log and names its damage.
-pub fn latest_lines_noting<T: serde::de::DeserializeOwned, K: Ord>(
+fn latest_lines_noting<T: serde::de::DeserializeOwned, K: Ord>(
     text: &str,
     key: impl Fn(&T) -> K,
     mut bad: impl FnMut(usize, &str, serde_json::Error),
