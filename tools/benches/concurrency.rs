@@ -13,6 +13,12 @@
 //! `LATENCY_MS` and `WAVES` change L and the waves: `LATENCY_MS=20 WAVES=80 cargo bench
 //! -p terrarium --bench concurrency -- 256` queues 20,480 episodes, to see that memory
 //! stays flat however many are queued.
+//!
+//! `BENCH_WRAP` runs the binary under a profiler, its words put before the binary's
+//! path; the memory and CPU columns then read the wrapper, not the binary. Who holds
+//! the heap per request in flight (see `docs/performance.md`):
+//! `BENCH_WRAP="heaptrack -o /tmp/heap256" cargo bench -p terrarium --no-default-features
+//! --bench concurrency -- 256`, the same at C = 1, then `tools/benches/heap_owners.py`.
 
 // Wall time is what a benchmark measures; nothing here reaches a transcript.
 #![allow(clippy::disallowed_methods)]
@@ -48,7 +54,17 @@ fn main() {
         let _ = std::fs::remove_dir_all(&out);
         let episodes = waves * c;
         let start = Instant::now(); // determinism-ok: benchmark timing
-        let mut child = Command::new(env!("CARGO_BIN_EXE_terrarium"))
+        let wrap: Vec<String> =
+            std::env::var("BENCH_WRAP").unwrap_or_default().split_whitespace().map(String::from).collect();
+        let mut command = match wrap.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(env!("CARGO_BIN_EXE_terrarium"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_terrarium")),
+        };
+        let mut child = command
             .current_dir(&root)
             .args(["run", "fixtures/worlds/greenhouse", "--model", "openai/fake-model", "--condition", "pressure=none"])
             .args(["--base-url", &server.base_url(), "--no-cache", "--samples", &episodes.to_string()])

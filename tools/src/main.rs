@@ -21,7 +21,9 @@ use cli::{Cli, Command};
 use common::Failure;
 
 /// A scripted sweep allocates in small pieces on every core; glibc's allocator was a
-/// quarter of its time (see `docs/performance.md`).
+/// quarter of its time (see `docs/performance.md`). Built without the `mimalloc`
+/// feature, the system allocator serves, for heap profilers.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

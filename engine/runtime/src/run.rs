@@ -3,7 +3,7 @@
 
 use terrarium_core::stop::StopReason;
 use terrarium_core::transcript::Reasoning;
-use terrarium_core::{Cell, Episode, EpisodeKey, World};
+use terrarium_core::{Episode, EpisodeKey};
 
 use crate::providers::http::ApiTarget;
 use crate::providers::usage::Tokens;
@@ -27,10 +27,12 @@ fn episode_tokens(events: &[terrarium_core::transcript::Event]) -> Option<Tokens
 /// into its record and transcript. The same steps serve a synchronous target and a
 /// model awaited among many others.
 pub struct EpisodeRun<'w> {
-    world: &'w World,
-    condition: &'w Cell,
-    seed: u64,
-    header: terrarium_core::transcript::Header,
+    key: EpisodeKey<'w>,
+    /// Worked out when first asked for (a model's requests name it; a scripted run needs
+    /// it only in the header).
+    id: std::sync::OnceLock<String>,
+    /// The commit the front end was built from, for the header.
+    build: Option<String>,
     episode: Episode<'w>,
     error: Option<String>,
     user_tokens: Option<Tokens>,
@@ -44,8 +46,6 @@ impl<'w> EpisodeRun<'w> {
     /// A key that names a branch (`key.branch`) starts from `parent`, the recorded
     /// transcript it branches from: replayed and verified up to the step it re-samples.
     pub fn start(key: EpisodeKey<'w>, build: Option<&str>, parent: Option<&str>) -> Result<Self, String> {
-        let mut header = key.header();
-        header.build = build.map(String::from);
         let mut episode = match (&key.branch, parent) {
             (Some(b), Some(text)) => terrarium_core::replay::prefix(key.world, text, b.at)?,
             (Some(_), None) => return Err("a branch starts from its parent's transcript, and none was given".into()),
@@ -54,19 +54,21 @@ impl<'w> EpisodeRun<'w> {
         if key.user.is_some() {
             episode.play_user_externally();
         }
-        let EpisodeKey { world, condition, seed, .. } = key;
-        Ok(EpisodeRun { world, condition, seed, header, episode, error: None, user_tokens: None })
+        // The header is built when the episode finishes: a thousand episodes awaiting
+        // replies would otherwise each hold its JSON (4 KB) all the while.
+        let build = build.map(String::from);
+        Ok(EpisodeRun { key, id: std::sync::OnceLock::new(), build, episode, error: None, user_tokens: None })
     }
 
     /// The episode's id.
     pub fn episode_id(&self) -> &str {
-        &self.header.episode_id
+        self.id.get_or_init(|| self.key.id())
     }
 
     /// The user model's reply, or its failure (which ends the episode as `errored`,
     /// never a verdict).
     pub fn user_step(&mut self, reply: Result<crate::providers::http::Completion, TargetError>) {
-        let max = self.world.file.limits.max_text_bytes as usize;
+        let max = self.key.world.file.limits.max_text_bytes as usize;
         match reply {
             // A message past the world's text limit is not recorded (a transcript stays
             // bounded, as a target reply of that size is stopped): the user model failed.
@@ -128,7 +130,11 @@ impl<'w> EpisodeRun<'w> {
 
     /// The record, transcript and verdicts of the finished episode.
     pub fn finish(self) -> Finished {
-        let EpisodeRun { world, condition, seed, mut header, episode: ep, error, user_tokens } = self;
+        let EpisodeRun { key, id, build, episode: ep, error, user_tokens } = self;
+        let mut header = key.header();
+        debug_assert!(id.get().is_none_or(|id| *id == header.episode_id), "the id is the key's");
+        header.build = build;
+        let EpisodeKey { world, condition, seed, .. } = key;
         // What the settings asked the provider to expose, or more where replies showed more.
         let shown = Reasoning::shown(ep.events());
         let declared = crate::providers::http::declared_reasoning(&header.target.spec, &header.target.settings);

@@ -88,7 +88,7 @@ impl<'w> Episode<'w> {
         let seed = self.env.seed;
         let stream = self.actor_streams.entry(actor.to_string()).or_insert_with(|| {
             let name = if actor.starts_with("user:") { actor.to_string() } else { format!("actor:{actor}") };
-            Stream::derive(seed, &name)
+            Box::new(Stream::derive(seed, &name))
         });
         let pick = stream.index(rule.replies.len());
         let reply = self.resolver(None, Some(msg)).text(&rule.replies[pick]);

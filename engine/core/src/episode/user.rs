@@ -291,7 +291,7 @@ impl<'w> Episode<'w> {
         let (says, tactic) = found?;
         let seed = self.env.seed;
         let key = format!("user:{id}");
-        let stream = self.actor_streams.entry(key.clone()).or_insert_with(|| Stream::derive(seed, &key));
+        let stream = self.actor_streams.entry(key.clone()).or_insert_with(|| Box::new(Stream::derive(seed, &key)));
         let pick = stream.index(says.len());
         let text = self.resolver(None, None).text(&says[pick]);
         Some(Answer { text, tactic: tactic.map(str::to_string) })

@@ -261,10 +261,14 @@ impl ApiTarget {
 
     /// Send `body`, retrying as [`retry::decide`] says; a final failure is the
     /// episode's error.
-    async fn post(&self, body: String, plain: bool) -> Result<(Option<String>, String), TargetError> {
+    async fn post(&self, mut body: String, plain: bool) -> Result<(Option<String>, String), TargetError> {
         let url = self.provider.endpoint(&self.base_url);
+        // Held once, at its length, while the request is in flight: each attempt sends
+        // a shared handle to these bytes, not a copy (see docs/performance.md).
+        body.shrink_to_fit();
+        let body = bytes::Bytes::from(body);
         let jitter =
-            body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+            body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
         let mut attempt = 1;
         let mut last_failure = String::new();
         loop {
@@ -308,14 +312,20 @@ impl ApiTarget {
         }
     }
 
-    async fn send_once(&self, url: &str, body: &str, plain: bool) -> Result<(Option<String>, String), retry::Attempt> {
+    async fn send_once(
+        &self,
+        url: &str,
+        body: &bytes::Bytes,
+        plain: bool,
+    ) -> Result<(Option<String>, String), retry::Attempt> {
         if let Some(mock) = &self.mock {
-            return match mock.answer(body, plain) {
+            // The body was a `String`: this borrows it.
+            return match mock.answer(&String::from_utf8_lossy(body), plain) {
                 Ok(text) => Ok((None, text)),
                 Err((code, body)) => Err(retry::Attempt::Status { code, retry_after_ms: None, body }),
             };
         }
-        let mut request = self.pool.client.post(url).header("content-type", "application/json").body(body.to_string());
+        let mut request = self.pool.client.post(url).header("content-type", "application/json").body(body.clone());
         request = match (self.provider, &self.api_key) {
             (Provider::OpenAiChat | Provider::OpenAiResponses | Provider::Mock, Some(key)) => request.bearer_auth(key),
             (Provider::Anthropic, Some(key)) => request.header("x-api-key", key),
@@ -359,7 +369,7 @@ impl ApiTarget {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         if status.is_success() {
             Ok((request_id, text))
         } else {
