@@ -150,17 +150,21 @@ pub fn render_into(src: &str, scope: &dyn Scope, depth: u32, out: &mut String) -
                 if inner.is_empty() {
                     return Err(TemplateError::Empty);
                 }
-                let (path, filter) = match inner.split_once('|') {
-                    Some((path, filter)) => (path.trim(), Some(filter.trim())),
+                // Placeholders are short: a byte search finds `|` and `.` faster than
+                // `split` on a char, which a start did hundreds of times.
+                let (path, filter) = match memchr::memchr(b'|', inner.as_bytes()) {
+                    Some(bar) => (inner[..bar].trim(), Some(inner[bar + 1..].trim())),
                     None => (inner, None),
                 };
                 let mut segs = [""; 4];
                 let mut n = 0;
-                for seg in path.split('.') {
+                let mut seg_start = 0;
+                for dot in memchr::memchr_iter(b'.', path.as_bytes()).chain(std::iter::once(path.len())) {
                     if n == segs.len() {
                         return Err(TemplateError::Unknown(path.to_string()));
                     }
-                    segs[n] = seg.trim();
+                    segs[n] = path[seg_start..dot].trim();
+                    seg_start = dot + 1;
                     n += 1;
                 }
                 let too_long = |len: usize| {
