@@ -136,10 +136,7 @@ pub(crate) fn one_world(path: &Path, command: &str) -> Result<World, Failure> {
     Ok(worlds.remove(0))
 }
 
-/// The machine's cores, as the work is shared out over them.
-pub(crate) fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-}
+pub(crate) use terrarium_runtime::cores;
 
 /// `work` over every item, on all cores, the results in the items' order.
 pub(crate) fn on_all_cores<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {

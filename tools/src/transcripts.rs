@@ -240,9 +240,10 @@ enum Replayed {
 /// once, on all cores. One transcript prints as it always has; several print a line
 /// each, in order, and a total with the steps verified per second.
 pub fn replay_all(paths: &[PathBuf], given: Option<&Path>) -> Outcome {
+    // Reading a run folder's records is part of verifying it, so the clock starts first.
+    let started = stopwatch();
     let items = expand(paths)?;
     let single = items.len() == 1;
-    let started = stopwatch();
     // Each world once, before the work is shared out.
     let mut worlds: BTreeMap<PathBuf, Result<World, String>> = BTreeMap::new();
     let mut located = Vec::with_capacity(items.len());

@@ -18,3 +18,8 @@ pub mod target;
 pub mod worlds;
 
 pub use worlds::{LoadError, find_worlds, load_world};
+
+/// The machine's cores, as work is shared out over them.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}

@@ -651,11 +651,6 @@ pub fn run(spec: &SweepSpec, on: &mut dyn FnMut(SweepEvent)) -> Result<Summary, 
     std::thread::scope(|scope| runtime.block_on(sweep(spec, scope, on)))
 }
 
-/// The cores scripted episodes run on.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-}
-
 async fn sweep<'scope, 'env>(
     spec: &'env SweepSpec,
     scope: &'scope std::thread::Scope<'scope, 'env>,
@@ -836,7 +831,7 @@ async fn sweep<'scope, 'env>(
     let limit = pools.values().map(Pool::max_connections).sum::<usize>().max(1);
     let parent = spec.branch.as_ref().map(|b| b.text.as_str());
     let batch = ahead::Batch { worlds, plan: Arc::clone(&plan), orders, build: spec.build.as_deref(), parent };
-    let ahead = ahead::start(scope, batch, cores());
+    let ahead = ahead::start(scope, batch, crate::cores());
     // The transcripts stored before this run, which judges new to the folder read.
     let stored = run_dir.transcripts().clone();
     let walker = Walker {
