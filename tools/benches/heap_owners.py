@@ -14,6 +14,7 @@ owner's figure is what it held above the baseline per further request in flight,
 the bench's "KB/in flight" column is; without one, what it held over C.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -53,21 +54,31 @@ def clean(frame: str) -> str:
 
 def held_at_peak(recording: str) -> Counter:
     """Bytes live at the heap's peak, by owner."""
+    if not os.path.isfile(recording):
+        sys.exit(f"{recording}: no such recording (heaptrack -o NAME writes NAME.zst)")
     with tempfile.NamedTemporaryFile("r", suffix=".folded") as folded:
-        subprocess.run(
-            ["heaptrack_print", recording, "--flamegraph-cost-type", "peak", "-F", folded.name],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        try:
+            subprocess.run(
+                ["heaptrack_print", recording, "--flamegraph-cost-type", "peak", "-F", folded.name],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            sys.exit("heaptrack_print is not installed (Debian: apt-get install heaptrack)")
+        except subprocess.CalledProcessError as e:
+            sys.exit(f"{recording}: heaptrack_print could not read it: {e.stderr.decode(errors='replace').strip()}")
         held = Counter()
         for line in folded:
             stack, _, size = line.rstrip().rpartition(" ")
             held[owner(";".join(clean(f) for f in stack.split(";")))] += int(size)
+    if not held:
+        sys.exit(f"{recording}: no allocations in it (is it a heaptrack recording?)")
     return held
 
 
 def main() -> None:
-    if len(sys.argv) not in (3, 4):
+    if len(sys.argv) not in (3, 4) or not sys.argv[2].isdigit() or int(sys.argv[2]) < 1:
         sys.exit(__doc__)
     held, in_flight = held_at_peak(sys.argv[1]), int(sys.argv[2])
     base = held_at_peak(sys.argv[3]) if len(sys.argv) == 4 else Counter()
