@@ -73,7 +73,7 @@ fn main() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("the terrarium binary runs");
+            .expect("the terrarium binary, or the program BENCH_WRAP names, runs");
         let status_file = format!("/proc/{}/status", child.id());
         let stat_file = format!("/proc/{}/stat", child.id());
         let (mut peak_kb, mut cpu_ticks) = (None, 0);
