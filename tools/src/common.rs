@@ -136,25 +136,4 @@ pub(crate) fn one_world(path: &Path, command: &str) -> Result<World, Failure> {
     Ok(worlds.remove(0))
 }
 
-pub(crate) use terrarium_runtime::cores;
-
-/// `work` over every item, on all cores, the results in the items' order.
-pub(crate) fn on_all_cores<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: std::sync::Mutex<Vec<(usize, R)>> = std::sync::Mutex::new(Vec::with_capacity(items.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..cores().min(items.len()).max(1) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = work(item);
-                    done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((i, r));
-                }
-            });
-        }
-    });
-    let mut done = done.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
-}
+pub(crate) use terrarium_runtime::{cores, on_all_cores};

@@ -87,6 +87,16 @@ impl<'f> FolderWorlds<'f> {
         });
         loaded.as_ref().map_err(String::as_str)
     }
+
+    /// The world of `record` as [`FolderWorlds::of`] found it, without loading: for
+    /// work shared out over cores once each record's world has been looked up.
+    pub fn found(&self, record: &EpisodeRecord) -> Result<&World, &str> {
+        match (self.given.get(&record.world), self.loaded.get(&record.world)) {
+            (Some(w), _) | (None, Some(Ok(w))) => Ok(w),
+            (None, Some(Err(why))) => Err(why),
+            (None, None) => Err("its world was not looked up"),
+        }
+    }
 }
 
 /// What a merge did.
@@ -261,16 +271,28 @@ pub struct Rejudged {
 /// recorded event must still replay in the current world; an episode that does not (or
 /// whose transcript was edited) refuses the whole re-judging, naming it.
 pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged, FolderError> {
-    let mut out = Rejudged::default();
-    let mut lines = String::new();
-    for r in folder.records.iter().filter(|r| r.status == EpisodeStatus::Completed) {
-        out.completed += 1;
+    let completed: Vec<&EpisodeRecord> =
+        folder.records.iter().filter(|r| r.status == EpisodeStatus::Completed).collect();
+    // Each world once, then the episodes on every core; what they found is taken in the
+    // records' order, so the first refusal named is the one a reading in order meets.
+    for r in &completed {
+        let _ = worlds.of(r);
+    }
+    let worlds = &*worlds;
+    let judged = crate::on_all_cores(&completed, |r| {
         let world = worlds
-            .of(r)
+            .found(r)
             .map_err(|why| FolderError::NoWorld(format!("cannot rejudge episode {}: {why}", r.episode_id)))?;
         let transcript = folder.transcript(r).map_err(io("cannot read a transcript"))?;
         let verdicts = terrarium_core::replay::rejudge(world, &transcript)
             .map_err(|why| FolderError::Refused(format!("refusing to rejudge episode {}: {why}", r.episode_id)))?;
+        Ok::<_, FolderError>((world, verdicts))
+    });
+    let mut out = Rejudged::default();
+    let mut lines = String::new();
+    for (r, judged) in completed.iter().zip(judged) {
+        let (world, verdicts) = judged?;
+        out.completed += 1;
         let old = r.outcomes.clone().unwrap_or_default();
         let mut changed = Vec::new();
         for (name, v) in &verdicts.outcomes {
