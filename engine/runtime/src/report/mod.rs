@@ -420,24 +420,25 @@ fn write_pages(
     for j in input.judgements.iter().chain(&input.monitor_scores) {
         judged.entry(j.episode_id.as_str()).or_default().push(j);
     }
-    let mut written = 0;
+    // Each world once, then the pages on every core; warnings are given in the records'
+    // order, as a reading in order gives them.
     for r in input.records {
+        let _ = worlds.of(r);
+    }
+    let worlds = &*worlds;
+    let pages = crate::on_all_cores(input.records, |r| -> Result<Option<String>, FolderError> {
         let path = folder.dir.join(&r.transcript);
         let text = match folder.transcript(r) {
             Ok(text) => text,
             Err(e) => {
-                warn(format!("no page for episode {}: cannot read its transcript: {e}", r.episode_id));
-                continue;
+                return Ok(Some(format!("no page for episode {}: cannot read its transcript: {e}", r.episode_id)));
             }
         };
         let transcript = match terrarium_core::transcript::Transcript::read(&text) {
             Ok(t) => t,
-            Err(e) => {
-                warn(format!("no page for episode {}: {}: {e}", r.episode_id, path.display()));
-                continue;
-            }
+            Err(e) => return Ok(Some(format!("no page for episode {}: {}: {e}", r.episode_id, path.display()))),
         };
-        let world = worlds.of(r);
+        let world = worlds.found(r);
         let changes = match &world {
             Ok(w) => terrarium_core::replay::trace(w, &text),
             Err(why) => Err(why.to_string()),
@@ -455,7 +456,14 @@ fn write_pages(
         });
         let out = folder.dir.join(crate::run_folder::page_path(&r.episode_id));
         std::fs::write(&out, page).map_err(crate::run_folder::io(format!("cannot write {}", out.display())))?;
-        written += 1;
+        Ok(None)
+    });
+    let mut written = 0;
+    for page in pages {
+        match page? {
+            Some(why) => warn(why),
+            None => written += 1,
+        }
     }
     Ok(written)
 }
