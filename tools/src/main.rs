@@ -1,7 +1,8 @@
 //! `terrarium`: check worlds, run episodes, test reference policies, replay and view
 //! transcripts, judge and report sweeps. Exit codes: 0 success; 1 a check failed; 2
 //! usage error; 3 some episodes errored or judge requests failed (results still
-//! written); 4 a run's call or cost budget ran out.
+//! written); 4 a run's call or cost budget ran out; 5 a file could not be read or
+//! written.
 
 use std::process::ExitCode;
 
