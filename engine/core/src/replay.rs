@@ -339,6 +339,21 @@ fn target_stop_after(lines: &[&str]) -> Option<crate::stop::StopReason> {
     None
 }
 
+/// The episode `text` records, re-executed in `world`, when every event line is the
+/// bytes the re-execution writes, found as [`replay`] finds it: the header parsed alone,
+/// then each line compared as bytes. `None` otherwise: the strict reader then reads the
+/// transcript again and says what differs, so a report is the same either way.
+fn reenacted_exactly<'w>(world: &'w World, text: &str, trace: bool) -> Option<Episode<'w>> {
+    if text.contains('\r') {
+        return None;
+    }
+    let header = crate::transcript::first_header(text)?;
+    match replay_events(world, &header, text, Compare { trace, exact: true }, None) {
+        Ok(Ok((ep, _, _))) => Some(ep),
+        _ => None,
+    }
+}
+
 /// A recorded episode re-enacted: its target outputs re-executed in `world`, every
 /// event checked against the recording. Needs no model: the outputs are in the
 /// transcript. The world may have changed since (its dynamics hash differs) as long as
@@ -346,13 +361,7 @@ fn target_stop_after(lines: &[&str]) -> Option<crate::stop::StopReason> {
 /// so every event still reproduces; otherwise, and for a transcript that is damaged or
 /// cut short, this fails naming the first difference.
 pub fn reenact<'w>(world: &'w World, text: &str) -> Result<Episode<'w>, String> {
-    // As [`replay`] does: the header alone first, every event line compared as bytes.
-    // A transcript that does not re-enact that way is read again strictly, so what it
-    // reports is the same either way.
-    if !text.contains('\r')
-        && let Some(header) = crate::transcript::first_header(text)
-        && let Ok(Ok((ep, _, _))) = replay_events(world, &header, text, Compare { trace: false, exact: true }, None)
-    {
+    if let Some(ep) = reenacted_exactly(world, text, false) {
         return Ok(ep);
     }
     let header = Transcript::read(text).map_err(|e| e.to_string())?.header;
@@ -374,10 +383,7 @@ pub fn reenact<'w>(world: &'w World, text: &str) -> Result<Episode<'w>, String> 
 ///
 /// [`State::changes_from`]: crate::state::State::changes_from
 pub fn trace(world: &World, text: &str) -> Result<Vec<StateChange>, String> {
-    if !text.contains('\r')
-        && let Some(header) = crate::transcript::first_header(text)
-        && let Ok(Ok((ep, _, _))) = replay_events(world, &header, text, Compare { trace: true, exact: true }, None)
-    {
+    if let Some(ep) = reenacted_exactly(world, text, true) {
         return Ok(ep.changes().to_vec());
     }
     let header = Transcript::read(text).map_err(|e| e.to_string())?.header;
