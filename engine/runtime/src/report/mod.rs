@@ -422,10 +422,7 @@ fn write_pages(
     }
     // Each world once, then the pages on every core; warnings are given in the records'
     // order, as a reading in order gives them.
-    for r in input.records {
-        let _ = worlds.of(r);
-    }
-    let worlds = &*worlds;
+    let worlds = worlds.look_up(input.records);
     let pages = crate::on_all_cores(input.records, |r| -> Result<Option<String>, FolderError> {
         let path = folder.dir.join(&r.transcript);
         let text = match folder.transcript(r) {

@@ -88,6 +88,15 @@ impl<'f> FolderWorlds<'f> {
         loaded.as_ref().map_err(String::as_str)
     }
 
+    /// Look up the world of every record in `records` (each loaded once), for work then
+    /// shared out over cores, which reads them with [`FolderWorlds::found`].
+    pub fn look_up<'r>(&mut self, records: impl IntoIterator<Item = &'r EpisodeRecord>) -> &Self {
+        for r in records {
+            let _ = self.of(r);
+        }
+        self
+    }
+
     /// The world of `record` as [`FolderWorlds::of`] found it, without loading: for
     /// work shared out over cores once each record's world has been looked up.
     pub fn found(&self, record: &EpisodeRecord) -> Result<&World, &str> {
@@ -275,10 +284,7 @@ pub fn rejudge(folder: &RunFolder, worlds: &mut FolderWorlds) -> Result<Rejudged
         folder.records.iter().filter(|r| r.status == EpisodeStatus::Completed).collect();
     // Each world once, then the episodes on every core; what they found is taken in the
     // records' order, so the first refusal named is the one a reading in order meets.
-    for r in &completed {
-        let _ = worlds.of(r);
-    }
-    let worlds = &*worlds;
+    let worlds = worlds.look_up(completed.iter().copied());
     let judged = crate::on_all_cores(&completed, |r| {
         let world = worlds
             .found(r)
